@@ -1,0 +1,1 @@
+"""ActivityPub: actors, signatures, inbox, outbox, delivery, fetching."""

@@ -1,0 +1,191 @@
+"""The ``vbg-node`` command (design §6): serve, worker, migrate, admin …"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from node import accounts, communities, db
+from node import settings as settings_module
+from node.errors import AppError
+from node.settings import Settings
+
+log = logging.getLogger("vbg-node")
+
+AdminCommand = Callable[[Any, argparse.Namespace], Awaitable[None]]
+# name -> (handler, configure parser); other packages (federation) add theirs.
+ADMIN_COMMANDS: dict[str, tuple[AdminCommand, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+def admin_command(
+    name: str, help: str
+) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[AdminCommand], AdminCommand]]:
+    """Register ``vbg-node admin NAME``: decorate the handler, given a parser configurator."""
+
+    def with_args(configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[AdminCommand], AdminCommand]:
+        def register(handler: AdminCommand) -> AdminCommand:
+            ADMIN_COMMANDS[name] = (handler, configure, help)
+            return handler
+
+        return register
+
+    return with_args
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The DSN to use: ``DATABASE_URL``, or an embedded server started for the duration."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    embedded = db.EmbeddedPostgres(settings.data_dir)
+    dsn = embedded.start()
+    try:
+        yield dsn
+    finally:
+        embedded.stop()
+
+
+async def _with_connection(settings: Settings, dsn: str, fn: AdminCommand, args: argparse.Namespace) -> None:
+    conn = await db.connect(dsn)
+    try:
+        await db.migrate(conn)
+        await fn(conn, args)
+    finally:
+        await conn.close()
+
+
+@admin_command("create-user", "créer un compte (approuvé)")(
+    lambda p: (
+        p.add_argument("name"),
+        p.add_argument("--password", required=True),
+        p.add_argument("--role", choices=accounts.ROLES, default="member"),
+        p.add_argument("--email"),
+        p.add_argument("--display-name"),
+    )
+    and None
+)
+async def _create_user(conn: Any, args: argparse.Namespace) -> None:
+    user_id = await accounts.create_user(
+        conn, args.name, args.password, email=args.email, display_name=args.display_name,
+        role=args.role, audit_label="cli",
+    )
+    print(f"compte créé : {args.name} (id {user_id}, rôle {args.role})")
+
+
+@admin_command("create-community", "créer une communauté")(
+    lambda p: (
+        p.add_argument("name"),
+        p.add_argument("--title", required=True),
+        p.add_argument("--visibility", choices=communities.VISIBILITIES, default="members"),
+        p.add_argument("--description", default=""),
+        p.add_argument("--rules", default=""),
+    )
+    and None
+)
+async def _create_community(conn: Any, args: argparse.Namespace) -> None:
+    community_id = await communities.create_community(
+        conn, args.name, args.title, description=args.description, rules=args.rules,
+        visibility=args.visibility, audit_label="cli",
+    )
+    print(f"communauté créée : {args.name} (id {community_id}, visibilité {args.visibility})")
+
+
+def _load_plugins() -> None:
+    """Import the modules that register more admin commands."""
+    import importlib
+
+    for module in ("node.demo", "federation.cli"):
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(module)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_plugins()
+    parser = argparse.ArgumentParser(prog="vbg-node", description="Nœud du Réseau VBG")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="lancer le serveur web (et les workers)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sub.add_parser("worker", help="lancer les workers de fédération seuls")
+    sub.add_parser("migrate", help="appliquer les migrations de la base")
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    for name, (_handler, configure, help_text) in sorted(ADMIN_COMMANDS.items()):
+        configure(admin_sub.add_parser(name, help=help_text))
+    return parser
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    with database(settings) as dsn:
+        asyncio.run(_migrate(dsn))
+        os.environ["DATABASE_URL"] = dsn
+        print(f"vbg-node : nœud prêt sur {settings.base_url} (écoute {host}:{port})", flush=True)
+        Granian(
+            target="node.web.app:app_from_env",
+            factory=True,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=1,
+            log_access=False,
+        ).serve()
+
+
+async def _migrate(dsn: str) -> list[int]:
+    conn = await db.connect(dsn)
+    try:
+        return await db.migrate(conn)
+    finally:
+        await conn.close()
+
+
+def run_worker(settings: Settings) -> None:
+    from federation import worker  # type: ignore[attr-defined]
+
+    with database(settings) as dsn:
+        asyncio.run(worker.run_forever(settings, dsn))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_module.load()
+    except settings_module.SettingsError as exc:
+        print(f"vbg-node : {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            serve(settings, args)
+        elif args.command == "worker":
+            run_worker(settings)
+        elif args.command == "migrate":
+            with database(settings) as dsn:
+                applied = asyncio.run(_migrate(dsn))
+            print(f"migrations appliquées : {applied or 'aucune (à jour)'}")
+        else:
+            handler = ADMIN_COMMANDS[args.admin_command][0]
+            with database(settings) as dsn:
+                asyncio.run(_with_connection(settings, dsn, handler, args))
+    except AppError as exc:
+        details = "; ".join(f"{k} : {v}" for k, v in exc.fields.items())
+        print(f"vbg-node : {exc.message}{' — ' + details if details else ''}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Passwords (argon2id), random tokens and CSRF tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+# argon2id with the library's RFC 9106 "low memory" profile: 64 MiB, 3 passes.
+_hasher = PasswordHasher()
+# Verified when the user does not exist, so that "unknown user" costs the same time
+# as "wrong password" (no timing oracle).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; always does one argon2 verification."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_token() -> str:
+    """A random, URL-safe token of 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def csrf_token(secret: str, binding: str) -> str:
+    """The CSRF token for a browser, bound to its session or anonymous cookie."""
+    return hmac.new(secret.encode(), b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(secret: str, binding: str, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(csrf_token(secret, binding), token or "")

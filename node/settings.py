@@ -1,0 +1,139 @@
+"""Settings, read once from the environment (design §6).
+
+Every setting is documented in README.md; ``tests/test_settings.py`` checks that
+the table and this module agree. A missing or malformed required value fails
+loudly at start-up rather than at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed."""
+
+
+class Secret:
+    """A string that does not show itself in logs or reprs."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+# name -> one-line description; README's configuration table must list each one.
+DOCUMENTED: dict[str, str] = {
+    "VBG_BASE_URL": "Public URL of the node; its host is the node's domain.",
+    "DATABASE_URL": "PostgreSQL URL; unset: an embedded PostgreSQL under the data folder.",
+    "VBG_DATA_DIR": "Data folder (embedded database, uploads, generated secret).",
+    "VBG_SECRET_KEY": "Node secret (sessions, CSRF, key encryption); generated into the data folder if unset.",
+    "VBG_DEV_ALLOW_PRIVATE_PEERS": "1 lets federation talk to http and loopback/private addresses (tests, dev).",
+    "VBG_NODE_NAME": "Name of the node shown in pages and NodeInfo.",
+    "VBG_HOST": "Address the web server listens on.",
+    "VBG_PORT": "Port the web server listens on.",
+    "VBG_TRUSTED_PROXIES": "Comma-separated proxy addresses whose X-Forwarded-For is trusted.",
+    "VBG_WORKERS_IN_SERVE": "0 to run no federation workers inside `serve` (run `vbg-node worker`).",
+    "VBG_LOG_LEVEL": "Logging level (DEBUG, INFO, WARNING…).",
+}
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"expected a boolean, got {value!r}")
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    data_dir: Path
+    secret_key: Secret
+    database_url: str | None = None
+    dev_allow_private_peers: bool = False
+    node_name: str = "Réseau VBG"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    trusted_proxies: frozenset[str] = field(default_factory=frozenset)
+    workers_in_serve: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def domain(self) -> str:
+        """The node's domain: host (and non-default port) of the base URL."""
+        return urlsplit(self.base_url).netloc.lower()
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def _secret(data_dir: Path, env: dict[str, str]) -> Secret:
+    value = env.get("VBG_SECRET_KEY")
+    if value:
+        if len(value) < 32:
+            raise SettingsError("VBG_SECRET_KEY must be at least 32 characters")
+        return Secret(value)
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return Secret(path.read_text().strip())
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    port = _int("VBG_PORT", env.get("VBG_PORT"), 8000)
+    host = env.get("VBG_HOST") or "127.0.0.1"
+    base_url = (env.get("VBG_BASE_URL") or f"http://{host}:{port}").rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise SettingsError(f"VBG_BASE_URL must be an http(s) URL without a path, got {base_url!r}")
+    data_dir = Path(env.get("VBG_DATA_DIR") or "data").resolve()
+    proxies = frozenset(p.strip() for p in (env.get("VBG_TRUSTED_PROXIES") or "").split(",") if p.strip())
+    try:
+        return Settings(
+            base_url=base_url,
+            data_dir=data_dir,
+            secret_key=_secret(data_dir, env),
+            database_url=env.get("DATABASE_URL") or None,
+            dev_allow_private_peers=_bool(env.get("VBG_DEV_ALLOW_PRIVATE_PEERS")),
+            node_name=env.get("VBG_NODE_NAME") or "Réseau VBG",
+            host=host,
+            port=port,
+            trusted_proxies=proxies,
+            workers_in_serve=_bool(env.get("VBG_WORKERS_IN_SERVE"), default=True),
+            log_level=(env.get("VBG_LOG_LEVEL") or "INFO").upper(),
+        )
+    except SettingsError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from exc

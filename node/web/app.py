@@ -1,0 +1,107 @@
+"""The ASGI application: routes, middleware, error pages and life cycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from node import db
+from node import settings as settings_module
+from node.errors import AppError
+from node.settings import Settings
+from node.web import rendering
+from node.web.middleware import STATIC_HEADERS, SecurityHeadersMiddleware, SessionMiddleware
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/activity+json" in accept or "application/ld+json" in accept or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def error_response(request: Request, status: int, message: str, fields: dict[str, str] | None = None) -> Response:
+    if _wants_json(request) or request.method == "POST" and "json" in request.headers.get("content-type", ""):
+        return JSONResponse({"error": message, "fields": fields or {}}, status_code=status)
+    if "state" not in request.scope or not hasattr(request.state, "csrf_binding"):
+        return PlainTextResponse(message, status_code=status)
+    return rendering.render(request, "error.html", status_code=status, message=message, fields=fields or {})
+
+
+async def app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return error_response(request, exc.status, exc.message, exc.fields)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "Page introuvable.", 405: "Méthode non autorisée."}
+    return error_response(request, exc.status_code, messages.get(exc.status_code, "Requête invalide."))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    headers = dict(STATIC_HEADERS, **{"cache-control": "private, no-store"})
+    return PlainTextResponse("Une erreur interne est survenue.", status_code=500, headers=headers)
+
+
+def all_routes() -> list[BaseRoute]:
+    from federation import web as federation_web
+    from node.web import accounts_views, admin_views, forum_views, pages
+
+    routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
+    # Federation routes come first: they match only ActivityPub requests (Accept /
+    # Content-Type) on URLs that are also HTML pages.
+    for module in (federation_web, pages, accounts_views, forum_views, admin_views):
+        routes.extend(module.routes)
+    return routes
+
+
+def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = None) -> Starlette:
+    """Build the app. With ``pool`` given (tests), the caller owns the pool;
+    otherwise the app opens one on ``settings.database_url`` and migrates."""
+    settings = settings or settings_module.load()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_pool = pool is None
+        if own_pool:
+            if not settings.database_url:
+                raise settings_module.SettingsError("DATABASE_URL is required to start the web app")
+            app.state.pool = await db.create_pool(settings.database_url)
+            async with app.state.pool.acquire() as conn:
+                await db.migrate(conn)
+        try:
+            yield
+        finally:
+            if own_pool:
+                await app.state.pool.close()
+
+    app = Starlette(
+        routes=all_routes(),
+        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(SessionMiddleware)],
+        exception_handlers={AppError: app_error, HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for ASGI servers (``granian --factory node.web.app:app_from_env``)."""
+    return create_app()

@@ -1,0 +1,125 @@
+"""ASGI middleware: the member's session and the security headers on every answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from http.cookies import SimpleCookie
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from node import sessions
+from node.security import new_token
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+STATIC_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "permissions-policy": "geolocation=(), camera=(), microphone=()",
+}
+_STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
+
+
+def _cookies(scope: Scope) -> dict[str, str]:
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # a malformed cookie header is treated as no cookie
+                return {}
+            return {k: m.value for k, m in jar.items()}
+    return {}
+
+
+def session_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if secure:
+        parts.append("Secure")
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    return "; ".join(parts)
+
+
+class SessionMiddleware:
+    """Loads the session named by the cookie into ``request.state``:
+
+    ``user`` (``sessions.User`` or None), ``session`` and ``csrf_binding`` (the
+    session token, or a random anonymous cookie so anonymous forms have a CSRF
+    token too). Views that log in or out set ``request.state.set_cookie``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        settings = scope["app"].state.settings
+        pool = scope["app"].state.pool
+        cookies = _cookies(scope)
+        state["user"] = None
+        state["session"] = None
+        state["set_cookies"] = []
+        token = cookies.get(sessions.COOKIE)
+        if token:
+            session = await sessions.lookup(pool, token)
+            if session is not None:
+                state["session"] = session
+                state["user"] = session.user
+                state["csrf_binding"] = "s:" + token
+                await sessions.touch(pool, session, datetime.now(UTC))
+            else:
+                state["set_cookies"].append(
+                    session_cookie(sessions.COOKIE, "", secure=settings.secure_cookies, max_age=0)
+                )
+        if state["session"] is None:
+            anon = cookies.get(sessions.ANON_COOKIE)
+            if not anon or len(anon) > 64:
+                anon = new_token()
+                state["set_cookies"].append(
+                    session_cookie(sessions.ANON_COOKIE, anon, secure=settings.secure_cookies)
+                )
+            state["csrf_binding"] = "a:" + anon
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for cookie in state["set_cookies"]:
+                    headers.append("set-cookie", cookie)
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)
+
+
+class SecurityHeadersMiddleware:
+    """CSP without inline scripts, no framing, nosniff, a referrer policy, and
+    ``Cache-Control: private, no-store`` on every page that is not a static file."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in STATIC_HEADERS.items():
+                    if key not in headers:
+                        headers[key] = value
+                if not static and "cache-control" not in headers:
+                    headers["cache-control"] = "private, no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,130 @@
+"""Shared fixtures: a real PostgreSQL, a fresh database per test, the app and a client.
+
+``DATABASE_URL`` (a server URL; its database is only used to create others) when
+set, else an embedded PostgreSQL (``pgserver``) started for the test session.
+A migrated template database is built once per test process; each test gets
+``CREATE DATABASE … TEMPLATE`` of it (tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from node import db
+from node.settings import Settings, load
+from node.web.app import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-test-pg-")))
+    dsn = embedded.start("postgres")
+    try:
+        yield dsn
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_db(server_dsn: str) -> AsyncIterator[str]:
+    name = f"vbgt_tpl_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        conn = await db.connect(_with_database(server_dsn, name))
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def create_test_database(server_dsn: str, template: str) -> str:
+    """A fresh, migrated database; returns its DSN. Used by fixtures and multi-node tests."""
+    name = f"vbgt_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    return _with_database(server_dsn, name)
+
+
+async def drop_test_database(server_dsn: str, dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
+    assert re.fullmatch(r"vbgt_[0-9a-f]{16}", name)
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(server_dsn: str, template_db: str) -> AsyncIterator[str]:
+    dsn = await create_test_database(server_dsn, template_db)
+    try:
+        yield dsn
+    finally:
+        await drop_test_database(server_dsn, dsn)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(database_url, min_size=1, max_size=5)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load(
+        {
+            "VBG_BASE_URL": "http://testserver",
+            "VBG_DATA_DIR": str(tmp_path / "data"),
+            "VBG_SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": database_url,
+            "VBG_WORKERS_IN_SERVE": "0",
+        }
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, pool: asyncpg.Pool):  # type: ignore[no-untyped-def]
+    return create_app(settings, pool=pool)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c

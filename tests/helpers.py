@@ -1,0 +1,47 @@
+"""Small factories and page helpers for tests (Given / When / Then)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import httpx
+
+from node import accounts, communities
+
+PASSWORD = "un-mot-de-passe-solide"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def make_user(
+    pool: asyncpg.Pool, username: str = "amina", *, role: str = "member", status: str = "approved", **kw: Any
+) -> int:
+    async with pool.acquire() as conn:
+        return await accounts.create_user(conn, username, PASSWORD, role=role, status=status, **kw)
+
+
+async def make_community(
+    pool: asyncpg.Pool, name: str = "medical", *, visibility: str = "members", title: str | None = None
+) -> int:
+    async with pool.acquire() as conn:
+        return await communities.create_community(
+            conn, name, title or name.capitalize(), visibility=visibility, description="Une communauté de test."
+        )
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def csrf(client: httpx.AsyncClient, path: str = "/connexion") -> str:
+    response = await client.get(path)
+    return csrf_from(response.text)
+
+
+async def post_form(client: httpx.AsyncClient, path: str, data: dict[str, str], *, page: str | None = None) -> httpx.Response:
+    """POST a form the way a browser does: fetch a page for its CSRF token first."""
+    token = await csrf(client, page or path)
+    return await client.post(path, data={**data, "csrf_token": token})

@@ -1,0 +1,91 @@
+"""The foundation: migrations, settings, security headers, error pages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from node import db
+from node.settings import DOCUMENTED, SettingsError, load
+from tests.conftest import ROOT
+
+
+async def test_migrations_are_recorded_and_idempotent(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        applied = await db.migrate(conn)
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert applied == []
+    assert versions == [m.version for m in db.migrations()]
+
+
+async def test_two_processes_migrating_together_apply_each_migration_once(
+    server_dsn: str,
+) -> None:
+    from tests.conftest import _with_database
+
+    admin = await asyncpg.connect(server_dsn)
+    name = "vbgt_concurrent_migrate"
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = _with_database(server_dsn, name)
+        conns = [await db.connect(dsn) for _ in range(3)]
+        results = await asyncio.gather(*(db.migrate(c) for c in conns))
+        for c in conns:
+            await c.close()
+        applied = sorted(v for r in results for v in r)
+        assert applied == [m.version for m in db.migrations()]
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def test_every_migration_starts_with_a_reason() -> None:
+    for m in db.migrations():
+        assert m.sql().startswith("-- "), m.path.name
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in DOCUMENTED:
+        assert f"`{name}`" in readme, f"{name} missing from README's configuration table"
+
+
+def test_bad_base_url_fails_loudly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SettingsError):
+        load({"VBG_BASE_URL": "ftp://x", "VBG_DATA_DIR": str(tmp_path)})
+
+
+def test_secret_is_generated_once_into_the_data_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = load({"VBG_DATA_DIR": str(tmp_path)})
+    second = load({"VBG_DATA_DIR": str(tmp_path)})
+    assert first.secret_key.reveal() == second.secret_key.reveal()
+    assert "x" not in repr(first.secret_key).replace("Secret", "")
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+async def test_security_headers_on_every_page(client) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/charte", "/page-qui-n-existe-pas"):
+        response = await client.get(path)
+        csp = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp
+        assert "script-src" not in csp or "'unsafe-inline'" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"]
+        assert response.headers["cache-control"] == "private, no-store"
+
+
+async def test_unknown_page_is_a_french_404(client) -> None:  # type: ignore[no-untyped-def]
+    response = await client.get("/nulle-part")
+    assert response.status_code == 404
+    assert "Page introuvable" in response.text
+
+
+async def test_french_accent_folding_in_search_vectors(pool: asyncpg.Pool) -> None:
+    matched = await pool.fetchval(
+        "SELECT vbg_tsvector('Prise en charge médicale', 'Accompagnement des enfants') "
+        "@@ websearch_to_tsquery('french', vbg_fold('MEDICALE enfant'))"
+    )
+    assert matched
