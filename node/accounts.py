@@ -99,10 +99,16 @@ async def create_user(
                 motivation,
             )
         except asyncpg.UniqueViolationError as exc:
-            raise Conflict(fields={"username": "Ce nom d'utilisateur ou cette adresse est déjà utilisé."}) from exc
+            raise Conflict(
+                fields={"username": "Ce nom d'utilisateur ou cette adresse est déjà utilisé."}
+            ) from exc
         if audit_label is not None:
             await audit.record(
-                conn, "user.create", actor_label=audit_label, target_type="user", target_id=user_id,
+                conn,
+                "user.create",
+                actor_label=audit_label,
+                target_type="user",
+                target_id=user_id,
                 details={"username": username, "role": role},
             )
     return user_id

@@ -24,18 +24,15 @@ ADMIN_COMMANDS: dict[str, tuple[AdminCommand, Callable[[argparse.ArgumentParser]
 
 
 def admin_command(
-    name: str, help: str
-) -> Callable[[Callable[[argparse.ArgumentParser], None]], Callable[[AdminCommand], AdminCommand]]:
-    """Register ``vbg-node admin NAME``: decorate the handler, given a parser configurator."""
+    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[AdminCommand], AdminCommand]:
+    """Register ``vbg-node admin NAME``: ``configure`` adds its arguments to the parser."""
 
-    def with_args(configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[AdminCommand], AdminCommand]:
-        def register(handler: AdminCommand) -> AdminCommand:
-            ADMIN_COMMANDS[name] = (handler, configure, help)
-            return handler
+    def register(handler: AdminCommand) -> AdminCommand:
+        ADMIN_COMMANDS[name] = (handler, configure, help)
+        return handler
 
-        return register
-
-    return with_args
+    return register
 
 
 @contextlib.contextmanager
@@ -62,38 +59,46 @@ async def _with_connection(settings: Settings, dsn: str, fn: AdminCommand, args:
         await conn.close()
 
 
-@admin_command("create-user", "créer un compte (approuvé)")(
-    lambda p: (
-        p.add_argument("name"),
-        p.add_argument("--password", required=True),
-        p.add_argument("--role", choices=accounts.ROLES, default="member"),
-        p.add_argument("--email"),
-        p.add_argument("--display-name"),
-    )
-    and None
-)
+def _create_user_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name")
+    p.add_argument("--password", required=True)
+    p.add_argument("--role", choices=accounts.ROLES, default="member")
+    p.add_argument("--email")
+    p.add_argument("--display-name")
+
+
+@admin_command("create-user", "créer un compte (approuvé)", _create_user_args)
 async def _create_user(conn: Any, args: argparse.Namespace) -> None:
     user_id = await accounts.create_user(
-        conn, args.name, args.password, email=args.email, display_name=args.display_name,
-        role=args.role, audit_label="cli",
+        conn,
+        args.name,
+        args.password,
+        email=args.email,
+        display_name=args.display_name,
+        role=args.role,
+        audit_label="cli",
     )
     print(f"compte créé : {args.name} (id {user_id}, rôle {args.role})")
 
 
-@admin_command("create-community", "créer une communauté")(
-    lambda p: (
-        p.add_argument("name"),
-        p.add_argument("--title", required=True),
-        p.add_argument("--visibility", choices=communities.VISIBILITIES, default="members"),
-        p.add_argument("--description", default=""),
-        p.add_argument("--rules", default=""),
-    )
-    and None
-)
+def _create_community_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name")
+    p.add_argument("--title", required=True)
+    p.add_argument("--visibility", choices=communities.VISIBILITIES, default="members")
+    p.add_argument("--description", default="")
+    p.add_argument("--rules", default="")
+
+
+@admin_command("create-community", "créer une communauté", _create_community_args)
 async def _create_community(conn: Any, args: argparse.Namespace) -> None:
     community_id = await communities.create_community(
-        conn, args.name, args.title, description=args.description, rules=args.rules,
-        visibility=args.visibility, audit_label="cli",
+        conn,
+        args.name,
+        args.title,
+        description=args.description,
+        rules=args.rules,
+        visibility=args.visibility,
+        audit_label="cli",
     )
     print(f"communauté créée : {args.name} (id {community_id}, visibilité {args.visibility})")
 

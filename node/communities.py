@@ -33,7 +33,9 @@ async def create_community(
 ) -> int:
     name = name.strip().lower()
     if not NAME_RE.match(name):
-        raise BadRequest(fields={"name": "3 à 30 caractères : lettres minuscules sans accent, chiffres ou « _ »."})
+        raise BadRequest(
+            fields={"name": "3 à 30 caractères : lettres minuscules sans accent, chiffres ou « _ »."}
+        )
     title = title.strip()
     if not title or len(title) > 120:
         raise BadRequest(fields={"title": "Le titre est obligatoire (120 caractères au plus)."})
@@ -46,7 +48,12 @@ async def create_community(
             INSERT_COMMUNITY, name, title, description, rules, visibility, created_by
         )
         await audit.record(
-            conn, "community.create", actor_id=created_by, actor_label=audit_label,
-            target_type="community", target_id=community_id, details={"name": name, "visibility": visibility},
+            conn,
+            "community.create",
+            actor_id=created_by,
+            actor_label=audit_label,
+            target_type="community",
+            target_id=community_id,
+            details={"name": name, "visibility": visibility},
         )
     return community_id

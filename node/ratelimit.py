@@ -23,7 +23,9 @@ async def hit(conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, win
     return hits <= limit
 
 
-async def exceeded(conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, window_seconds: int) -> bool:
+async def exceeded(
+    conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, window_seconds: int
+) -> bool:
     """True when ``key`` already used up its window, without counting an attempt."""
     hits: int = await conn.fetchval(PEEK, key, window_seconds)
     return hits >= limit

@@ -26,7 +26,11 @@ async def make_community(
 ) -> int:
     async with pool.acquire() as conn:
         return await communities.create_community(
-            conn, name, title or name.capitalize(), visibility=visibility, description="Une communauté de test."
+            conn,
+            name,
+            title or name.capitalize(),
+            visibility=visibility,
+            description="Une communauté de test.",
         )
 
 
@@ -41,7 +45,9 @@ async def csrf(client: httpx.AsyncClient, path: str = "/connexion") -> str:
     return csrf_from(response.text)
 
 
-async def post_form(client: httpx.AsyncClient, path: str, data: dict[str, str], *, page: str | None = None) -> httpx.Response:
+async def post_form(
+    client: httpx.AsyncClient, path: str, data: dict[str, str], *, page: str | None = None
+) -> httpx.Response:
     """POST a form the way a browser does: fetch a page for its CSRF token first."""
     token = await csrf(client, page or path)
     return await client.post(path, data={**data, "csrf_token": token})

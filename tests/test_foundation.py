@@ -15,7 +15,9 @@ from tests.conftest import ROOT
 async def test_migrations_are_recorded_and_idempotent(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         applied = await db.migrate(conn)
-        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+        versions = [
+            r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        ]
     assert applied == []
     assert versions == [m.version for m in db.migrations()]
 

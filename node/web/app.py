@@ -29,12 +29,16 @@ STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
-    return "application/activity+json" in accept or "application/ld+json" in accept or (
-        "application/json" in accept and "text/html" not in accept
+    return (
+        "application/activity+json" in accept
+        or "application/ld+json" in accept
+        or ("application/json" in accept and "text/html" not in accept)
     )
 
 
-def error_response(request: Request, status: int, message: str, fields: dict[str, str] | None = None) -> Response:
+def error_response(
+    request: Request, status: int, message: str, fields: dict[str, str] | None = None
+) -> Response:
     if _wants_json(request) or request.method == "POST" and "json" in request.headers.get("content-type", ""):
         return JSONResponse({"error": message, "fields": fields or {}}, status_code=status)
     if "state" not in request.scope or not hasattr(request.state, "csrf_binding"):
