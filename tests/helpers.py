@@ -51,3 +51,10 @@ async def post_form(
     """POST a form the way a browser does: fetch a page for its CSRF token first."""
     token = await csrf(client, page or path)
     return await client.post(path, data={**data, "csrf_token": token})
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> httpx.Response:
+    """Log ``client`` in through the login form (the session cookie stays in the client)."""
+    response = await post_form(client, "/connexion", {"username": username, "password": password})
+    assert response.status_code == 303, response.text
+    return response
