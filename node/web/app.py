@@ -64,13 +64,14 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def all_routes() -> list[BaseRoute]:
+    from federation import policy_views
     from federation import web as federation_web
     from node.web import accounts_views, admin_views, forum_views, pages
 
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
     # Federation routes come first: they match only ActivityPub requests (Accept /
     # Content-Type) on URLs that are also HTML pages.
-    for module in (federation_web, pages, accounts_views, forum_views, admin_views):
+    for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_views):
         routes.extend(module.routes)
     return routes
 

@@ -1,0 +1,156 @@
+"""``vbg-node admin`` commands of the instance policy (design §6).
+
+The command names and options are a public interface (scripts call them):
+block-domain, unblock-domain, list-blocks, export-blocks, import-blocks,
+federation-mode, allow-domain, disallow-domain, list-allows. Every change is
+audited with the label ``cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from federation import policy, policy_csv
+from node import settings as settings_module
+from node.cli import admin_command
+from node.errors import BadRequest
+
+
+def _own_domain() -> str | None:
+    """Our domain, so that nobody blocks or imports a block of their own node by mistake."""
+    try:
+        return settings_module.load().domain
+    except settings_module.SettingsError:
+        return None
+
+
+def _block_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("domain")
+    p.add_argument("--severity", choices=policy.SEVERITIES, default="suspend")
+    p.add_argument("--reason", help="commentaire public (motif)")
+    p.add_argument("--private-comment", help="commentaire réservé aux administrateurs")
+    p.add_argument("--reject-media", action="store_true", help="ne jamais récupérer ses médias")
+    p.add_argument("--reject-reports", action="store_true", help="ignorer ses signalements")
+    p.add_argument("--obfuscate", action="store_true", help="masquer le domaine dans les listes publiques")
+
+
+@admin_command("block-domain", "bloquer un domaine (et ses sous-domaines)", _block_args)
+async def block_domain(conn: Any, args: argparse.Namespace) -> None:
+    request = policy.BlockRequest(
+        args.domain,
+        args.severity,
+        reject_media=args.reject_media,
+        reject_reports=args.reject_reports,
+        public_comment=args.reason,
+        private_comment=args.private_comment,
+        obfuscate=args.obfuscate,
+    )
+    done = await policy.block_domain(conn, request, policy.CLI, own_domain=_own_domain())
+    verb = "bloqué" if done["created"] else "blocage mis à jour"
+    print(f"{done['domain']} : {verb} ({done['severity']})")
+    if done["follows_dropped"]:
+        print(f"abonnements supprimés : {done['follows_dropped']}")
+
+
+def _domain_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("domain")
+    p.add_argument("--reason", default="", help="motif (journal d'audit)")
+
+
+@admin_command("unblock-domain", "lever le blocage d'un domaine", _domain_arg)
+async def unblock_domain(conn: Any, args: argparse.Namespace) -> None:
+    await policy.unblock_domain(conn, args.domain, policy.CLI, reason=args.reason)
+    print(f"{policy.normalise_domain(args.domain)} : blocage levé")
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    del p
+
+
+def _flags(row: Any) -> str:
+    names = ("reject_media", "reject_reports", "obfuscate")
+    return ",".join(n for n in names if row[n]) or "-"
+
+
+@admin_command("list-blocks", "lister les domaines bloqués", _no_args)
+async def list_blocks(conn: Any, args: argparse.Namespace) -> None:
+    rows = await policy.list_blocks(conn)
+    if not rows:
+        print("aucun domaine bloqué")
+    for row in rows:
+        comment = f"\t{row['public_comment']}" if row["public_comment"] else ""
+        print(f"{row['domain']}\t{row['severity']}\t{_flags(row)}{comment}")
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="fichier CSV (par défaut : sortie standard)")
+
+
+@admin_command("export-blocks", "exporter les blocages (CSV Mastodon)", _export_args)
+async def export_blocks(conn: Any, args: argparse.Namespace) -> None:
+    text = await policy_csv.export_text(conn)
+    if args.file and args.file != "-":
+        await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
+        print(f"blocages exportés dans {args.file}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="fichier CSV au format Mastodon (#domain,#severity,…)")
+
+
+@admin_command("import-blocks", "importer des blocages (CSV Mastodon)", _import_args)
+async def import_blocks(conn: Any, args: argparse.Namespace) -> None:
+    try:
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Fichier illisible : {args.file} ({exc.__class__.__name__})") from exc
+    count = await policy_csv.import_csv(conn, text, policy.CLI, own_domain=_own_domain())
+    print(f"blocages importés : {count}")
+
+
+def _mode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mode", nargs="?", choices=policy.MODES, help="sans argument : afficher le mode actuel")
+    p.add_argument("--reason", default="", help="motif (journal d'audit)")
+
+
+@admin_command("federation-mode", "afficher ou changer le mode de fédération", _mode_args)
+async def federation_mode(conn: Any, args: argparse.Namespace) -> None:
+    if args.mode is None:
+        print(await policy.federation_mode(conn))
+        return
+    await policy.set_federation_mode(conn, args.mode, policy.CLI, reason=args.reason)
+    print(f"mode de fédération : {args.mode}")
+
+
+def _allow_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("domain")
+    p.add_argument("--note", default="", help="note (organisation partenaire …)")
+
+
+@admin_command("allow-domain", "autoriser un domaine (mode allowlist)", _allow_args)
+async def allow_domain(conn: Any, args: argparse.Namespace) -> None:
+    domain = await policy.allow_domain(conn, args.domain, policy.CLI, note=args.note)
+    print(f"{domain} : autorisé")
+
+
+@admin_command("disallow-domain", "retirer un domaine de la liste autorisée", _domain_arg)
+async def disallow_domain(conn: Any, args: argparse.Namespace) -> None:
+    domain = await policy.disallow_domain(conn, args.domain, policy.CLI, reason=args.reason)
+    print(f"{domain} : retiré de la liste autorisée")
+
+
+@admin_command("list-allows", "lister les domaines autorisés", _no_args)
+async def list_allows(conn: Any, args: argparse.Namespace) -> None:
+    print(f"mode de fédération : {await policy.federation_mode(conn)}")
+    rows = await policy.list_allows(conn)
+    if not rows:
+        print("aucun domaine autorisé")
+    for row in rows:
+        note = f"\t{row['note']}" if row["note"] else ""
+        print(f"{row['domain']}{note}")

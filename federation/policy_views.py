@@ -1,0 +1,213 @@
+"""Admin page ``/admin/federation``: federation mode, domain blocks, allowlist,
+CSV import/export and partner instance approval. Admins only (others: 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from federation import policy, policy_csv
+from node.errors import AppError, BadRequest
+from node.i18n import _
+from node.sessions import User
+from node.web import rendering
+
+PAGE = "/admin/federation"
+MAX_CSV_BYTES = 1024 * 1024
+MAX_COMMENT = 1000
+
+# ?fait=… after a successful change (Post/Redirect/Get): a fixed set, nothing echoed.
+DONE_MESSAGES = {
+    "mode": "Mode de fédération enregistré.",
+    "bloque": "Blocage enregistré.",
+    "debloque": "Blocage levé.",
+    "autorise": "Domaine ajouté à la liste autorisée.",
+    "retire": "Domaine retiré de la liste autorisée.",
+    "importe": "Liste de blocages importée.",
+    "approuve": "Instance approuvée.",
+    "refuse": "Instance refusée.",
+}
+
+SELECT_INSTANCES = """
+SELECT * FROM (
+    SELECT i.domain, i.software, i.approved, i.approved_at, i.unreachable_since,
+           (SELECT count(*) FROM community_followers f JOIN actors a ON a.id = f.actor_id
+            WHERE a.domain = i.domain AND f.state = 'pending') AS pending
+    FROM instances i
+) s
+ORDER BY pending > 0 DESC, domain
+LIMIT 500
+"""
+
+
+def _who(user: User) -> policy.Who:
+    return policy.Who(label=user.username, user_id=user.id)
+
+
+async def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
+    pool = rendering.pool_of(request)
+    done = request.query_params.get("fait", "")
+    return rendering.render(
+        request,
+        "admin/federation_policy.html",
+        status_code=status_code,
+        mode=await policy.federation_mode(pool),
+        blocks=await policy.list_blocks(pool),
+        allows=await policy.list_allows(pool),
+        instances=await pool.fetch(SELECT_INSTANCES),
+        severities=policy.SEVERITIES,
+        done=_(DONE_MESSAGES[done]) if done in DONE_MESSAGES else "",
+        own_domain=rendering.settings_of(request).domain,
+        **context,
+    )
+
+
+async def show(request: Request) -> Response:
+    rendering.require_admin(request)
+    return await _page(request)
+
+
+def _checkbox(data: FormData, name: str) -> bool:
+    return data.get(name) in ("1", "on", "true")
+
+
+async def _change(request: Request, action: Any) -> Response:
+    """Run one change for an admin: CSRF-checked form, French error shown on the page."""
+    user = rendering.require_admin(request)
+    data = await rendering.form(request)
+    try:
+        async with rendering.pool_of(request).acquire() as conn:
+            done = await action(conn, data, user)
+    except policy_csv.BlocklistError as exc:
+        return await _page(request, exc.status, error=_("Rien n'a été importé."), line_errors=exc.errors)
+    except AppError as exc:
+        return await _page(request, exc.status, error=exc.message, fields=exc.fields)
+    return rendering.redirect(f"{PAGE}?fait={done}")
+
+
+async def set_mode(request: Request) -> Response:
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        mode = rendering.field(data, "mode", max_length=20)
+        reason = rendering.field(data, "reason", max_length=MAX_COMMENT, required=False)
+        await policy.set_federation_mode(conn, mode, _who(user), reason=reason)
+        return "mode"
+
+    return await _change(request, action)
+
+
+async def add_block(request: Request) -> Response:
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        severity = rendering.field(data, "severity", max_length=20)
+        if severity not in policy.SEVERITIES:
+            raise BadRequest(fields={"severity": _("Sévérité inconnue.")})
+        block = policy.BlockRequest(
+            rendering.field(data, "domain", max_length=300),
+            severity,
+            reject_media=_checkbox(data, "reject_media"),
+            reject_reports=_checkbox(data, "reject_reports"),
+            public_comment=rendering.field(data, "reason", max_length=MAX_COMMENT, required=False),
+            private_comment=rendering.field(data, "private_comment", max_length=MAX_COMMENT, required=False),
+            obfuscate=_checkbox(data, "obfuscate"),
+        )
+        own = rendering.settings_of(request).domain
+        await policy.block_domain(conn, block, _who(user), own_domain=own)
+        return "bloque"
+
+    return await _change(request, action)
+
+
+async def remove_block(request: Request) -> Response:
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        domain = rendering.field(data, "domain", max_length=300)
+        await policy.unblock_domain(conn, domain, _who(user))
+        return "debloque"
+
+    return await _change(request, action)
+
+
+async def add_allow(request: Request) -> Response:
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        domain = rendering.field(data, "domain", max_length=300)
+        note = rendering.field(data, "note", max_length=MAX_COMMENT, required=False)
+        await policy.allow_domain(conn, domain, _who(user), note=note)
+        return "autorise"
+
+    return await _change(request, action)
+
+
+async def remove_allow(request: Request) -> Response:
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        domain = rendering.field(data, "domain", max_length=300)
+        await policy.disallow_domain(conn, domain, _who(user))
+        return "retire"
+
+    return await _change(request, action)
+
+
+async def _uploaded_text(data: FormData) -> str:
+    upload = data.get("file")
+    if not isinstance(upload, UploadFile):
+        raise BadRequest(fields={"file": _("Choisissez un fichier CSV.")})
+    raw = await upload.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        raise BadRequest(fields={"file": _("Fichier trop volumineux (1 Mio au plus).")})
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(fields={"file": _("Le fichier doit être un CSV encodé en UTF-8.")}) from exc
+
+
+async def import_blocks(request: Request) -> Response:
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        text = await _uploaded_text(data)
+        own = rendering.settings_of(request).domain
+        await policy_csv.import_csv(conn, text, _who(user), own_domain=own)
+        return "importe"
+
+    return await _change(request, action)
+
+
+async def export_blocks(request: Request) -> Response:
+    rendering.require_admin(request)
+    text = await policy_csv.export_text(rendering.pool_of(request))
+    filename = "blocages-" + rendering.settings_of(request).domain.replace(":", "_") + ".csv"
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def decide_instance(request: Request) -> Response:
+    from federation.handlers import follow  # the inbox's service: approving answers pending follows
+
+    async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
+        domain = policy.normalise_domain(rendering.field(data, "domain", max_length=300))
+        decision = rendering.field(data, "decision", max_length=20)
+        if decision == "approve":
+            await follow.approve_instance(conn, domain, user.id)
+            return "approuve"
+        if decision == "refuse":
+            await follow.refuse_instance(conn, domain, user.id)
+            return "refuse"
+        raise BadRequest(fields={"decision": _("Décision inconnue.")})
+
+    return await _change(request, action)
+
+
+routes: list[BaseRoute] = [
+    Route(PAGE, show, methods=["GET"]),
+    Route(PAGE + "/mode", set_mode, methods=["POST"]),
+    Route(PAGE + "/blocages", add_block, methods=["POST"]),
+    Route(PAGE + "/blocages/lever", remove_block, methods=["POST"]),
+    Route(PAGE + "/autorises", add_allow, methods=["POST"]),
+    Route(PAGE + "/autorises/retirer", remove_allow, methods=["POST"]),
+    Route(PAGE + "/import", import_blocks, methods=["POST"]),
+    Route(PAGE + "/export.csv", export_blocks, methods=["GET"]),
+    Route(PAGE + "/instances", decide_instance, methods=["POST"]),
+]
