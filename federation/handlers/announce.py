@@ -1,0 +1,53 @@
+"""Announce: a boost of an object, or a group relaying someone's activity (FEP-1b12).
+
+A boost (``object`` is a URI or an object, not an activity) is ignored: the forum has
+no timeline of boosts. A relayed activity is never trusted as embedded: it is fetched
+again from its own origin (the guarded fetcher checks that the returned id is the URL
+asked for), its actor must be on that origin, and it is then handled as if its actor
+had sent it. One level only: an Announce inside an Announce is ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.handlers.base import Context, Outcome, Sender, foreign_id, ignored, ref, same_host
+
+RELAYED_TYPES = {"Create", "Update", "Delete", "Like", "Dislike", "Undo"}
+
+
+async def handle(ctx: Context) -> Outcome:
+    obj = ctx.activity.get("object")
+    if ctx.depth > 0:
+        return ignored("announce inside an announce")
+    if not isinstance(obj, dict) or obj.get("type") not in RELAYED_TYPES:
+        return ignored("boost: nothing to do")
+    inner_id = ref(obj)
+    if inner_id is None:
+        return ignored("relayed activity without id")
+    if obj.get("type") == "Delete":
+        return ignored("relayed Delete cannot be refetched (remote moderation: next issue)")
+    fetched: dict[str, Any] = await ctx.fetcher.fetch_object(inner_id)
+    return await _handle_refetched(ctx, fetched)
+
+
+async def _handle_refetched(ctx: Context, activity: dict[str, Any]) -> Outcome:
+    from federation import actors
+    from federation.handlers import dispatch
+
+    actor_uri = ref(activity.get("actor"))
+    if actor_uri is None or not same_host(actor_uri, ref(activity)):
+        return ignored("relayed activity not from its actor's server")
+    if foreign_id(activity, actor_uri) is not None:
+        return ignored("relayed activity touches another server's object")
+    actor = await actors.get_or_fetch(ctx.conn, ctx.fetcher, actor_uri)
+    inner = Context(
+        conn=ctx.conn,
+        settings=ctx.settings,
+        fetcher=ctx.fetcher,
+        sender=Sender(actor.id, actor.uri, actor.domain),
+        activity=activity,
+        recipient=ctx.recipient,
+        depth=ctx.depth + 1,
+    )
+    return await dispatch(inner)

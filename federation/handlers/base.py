@@ -1,0 +1,279 @@
+"""What every handler shares: its context, its outcome, and lookups of our own objects.
+
+A handler gets a :class:`Context` (a connection inside the worker's transaction, the
+verified sender, the activity) and returns an :class:`Outcome`: ``done`` when the
+activity changed something, ``ignored`` (with a reason) when it was understood and
+deliberately dropped. Raising :class:`RetryLater` asks the worker to try again later
+(a reply whose parent has not arrived yet); any other exception is a failure that the
+worker records and retries (see ``federation.processing``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from node.settings import Settings
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+PUBLIC_ALIASES = {PUBLIC, "as:Public", "Public"}
+
+
+class RetryLater(Exception):
+    """The activity depends on something not here yet: process it again later."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The verified remote actor an activity comes from (a row of ``actors``)."""
+
+    id: int
+    uri: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # 'done' | 'ignored'
+    note: str = ""
+
+
+def done(note: str = "") -> Outcome:
+    return Outcome("done", note)
+
+
+def ignored(note: str) -> Outcome:
+    return Outcome("ignored", note)
+
+
+@dataclass
+class Context:
+    conn: asyncpg.Connection
+    settings: Settings
+    fetcher: Any
+    sender: Sender
+    activity: dict[str, Any]
+    recipient: str = ""
+    depth: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- small JSON helpers ---------------------------------------------------------------
+
+
+def ref(value: Any) -> str | None:
+    """The id of an object given as a URI string or as an embedded object."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def refs(value: Any) -> list[str]:
+    """Ids from a property that may be one value or a list (to, cc, object …)."""
+    items = value if isinstance(value, list) else [value]
+    return [r for r in (ref(item) for item in items) if r]
+
+
+def host_of(uri: str | None) -> str:
+    """The normalised host (lower case, no default port, no trailing dot) of a URI."""
+    if not uri:
+        return ""
+    try:
+        parts = urlsplit(uri)
+        host = (parts.hostname or "").rstrip(".").lower()
+        port = parts.port
+    except ValueError:
+        return ""
+    if port and not (parts.scheme == "https" and port == 443 or parts.scheme == "http" and port == 80):
+        return f"{host}:{port}"
+    return host
+
+
+def same_host(a: str | None, b: str | None) -> bool:
+    ha, hb = host_of(a), host_of(b)
+    return bool(ha) and ha == hb
+
+
+# -- our own objects ------------------------------------------------------------------
+
+
+def local_path(settings: Settings, uri: str | None) -> str | None:
+    """The path of ``uri`` if it names something of this node, else None."""
+    if not uri or not same_host(uri, settings.base_url):
+        return None
+    path = urlsplit(uri).path.rstrip("/")
+    return path or "/"
+
+
+@dataclass(frozen=True)
+class Community:
+    id: int
+    name: str
+    visibility: str
+
+
+SELECT_COMMUNITY = "SELECT id, name, visibility FROM communities WHERE lower(name) = lower($1)"
+SELECT_COMMUNITY_BY_ID = "SELECT id, name, visibility FROM communities WHERE id = $1"
+
+
+async def local_group(ctx: Context, uri: str | None) -> Community | None:
+    """Our community named by its actor URI (``/c/{name}``)."""
+    path = local_path(ctx.settings, uri)
+    if not path or not path.startswith("/c/") or path.count("/") != 2:
+        return None
+    row = await ctx.conn.fetchrow(SELECT_COMMUNITY, path[3:])
+    return Community(row["id"], row["name"], row["visibility"]) if row else None
+
+
+async def community_by_id(conn: asyncpg.Connection, community_id: int) -> Community:
+    row = await conn.fetchrow(SELECT_COMMUNITY_BY_ID, community_id)
+    return Community(row["id"], row["name"], row["visibility"])
+
+
+@dataclass(frozen=True)
+class PostRef:
+    id: int
+    thread_id: int
+    community_id: int
+    is_opening: bool
+    remote_author_id: int | None
+    deleted: bool
+    thread_locked: bool
+    thread_deleted: bool
+
+
+_POST_COLUMNS = """
+SELECT p.id, p.thread_id, t.community_id, p.is_opening, p.remote_author_id,
+       p.deleted_at IS NOT NULL AS deleted, t.locked, t.deleted_at IS NOT NULL AS thread_deleted
+FROM posts p JOIN threads t ON t.id = p.thread_id
+"""
+SELECT_POST_BY_ID = _POST_COLUMNS + "WHERE p.id = $1"
+SELECT_POST_BY_AP_ID = _POST_COLUMNS + "WHERE p.ap_id = $1"
+SELECT_OPENING_POST = _POST_COLUMNS + "WHERE p.thread_id = $1 AND p.is_opening"
+
+
+def _post(row: asyncpg.Record | None) -> PostRef | None:
+    if row is None:
+        return None
+    return PostRef(
+        row["id"],
+        row["thread_id"],
+        row["community_id"],
+        row["is_opening"],
+        row["remote_author_id"],
+        row["deleted"],
+        row["locked"],
+        row["thread_deleted"],
+    )
+
+
+async def post_by_id(ctx: Context, post_id: int) -> PostRef | None:
+    return _post(await ctx.conn.fetchrow(SELECT_POST_BY_ID, post_id))
+
+
+def _local_id(path: str, prefix: str) -> int | None:
+    rest = path[len(prefix) :]
+    return int(rest) if path.startswith(prefix) and rest.isdigit() and len(rest) < 19 else None
+
+
+async def find_post(ctx: Context, uri: str | None) -> PostRef | None:
+    """A post we store, named by our URL (``/p/{id}``, ``/t/{id}`` = its opening
+    post) or by the ActivityPub id of a remote post."""
+    if not uri:
+        return None
+    path = local_path(ctx.settings, uri)
+    if path is not None:
+        post_id = _local_id(path, "/p/")
+        if post_id is not None:
+            return _post(await ctx.conn.fetchrow(SELECT_POST_BY_ID, post_id))
+        thread_id = _local_id(path, "/t/")
+        if thread_id is not None:
+            return _post(await ctx.conn.fetchrow(SELECT_OPENING_POST, thread_id))
+    return _post(await ctx.conn.fetchrow(SELECT_POST_BY_AP_ID, uri))
+
+
+# -- rules shared by several verbs -----------------------------------------------------
+
+SELECT_INSTANCE_APPROVED = "SELECT approved FROM instances WHERE domain = $1"
+
+
+async def instance_approved(conn: asyncpg.Connection, domain: str) -> bool:
+    return bool(await conn.fetchval(SELECT_INSTANCE_APPROVED, domain))
+
+
+async def may_interact(ctx: Context, community: Community) -> bool:
+    """Whether the sender's instance may post to / like in this community:
+    public → any instance the policy lets in; members → approved instances; local → none."""
+    if community.visibility == "public":
+        return True
+    if community.visibility == "members":
+        return await instance_approved(ctx.conn, ctx.sender.domain)
+    return False
+
+
+SELECT_TOMBSTONE = "SELECT reason FROM remote_tombstones WHERE object_id = $1"
+INSERT_TOMBSTONE = """
+INSERT INTO remote_tombstones (object_id, actor_uri, reason, activity_id)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (object_id) DO NOTHING
+"""
+
+
+async def tombstoned(ctx: Context, object_id: str | None) -> bool:
+    """Whether a Delete or an Undo of ``object_id`` already arrived."""
+    if not object_id:
+        return False
+    return await ctx.conn.fetchval(SELECT_TOMBSTONE, object_id) is not None
+
+
+async def remember(ctx: Context, object_id: str, reason: str) -> None:
+    """Remember a deletion ('deleted') or an undo ('undone') of ``object_id``."""
+    await ctx.conn.execute(INSERT_TOMBSTONE, object_id, ctx.sender.uri, reason, ctx.activity.get("id", ""))
+
+
+INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+
+
+async def emit(conn: asyncpg.Connection, kind: str, payload: dict[str, Any]) -> None:
+    """An outbox event for the delivery workers, in the caller's transaction."""
+    await conn.execute(INSERT_EVENT, kind, payload)
+    await conn.execute("SELECT pg_notify('vbg_outbox', $1)", kind)
+
+
+async def relay(ctx: Context, community_id: int) -> None:
+    """FEP-1b12: the group announces the accepted activity, unmodified, to its followers."""
+    if ctx.extra.get("no_relay"):
+        return
+    await emit(ctx.conn, "relay.announce", {"community_id": community_id, "activity": ctx.activity})
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+# -- origin rule (design §4) ----------------------------------------------------------
+
+ORIGIN_BOUND = {"Create", "Update", "Delete"}
+
+
+def foreign_id(activity: dict[str, Any], actor_uri: str) -> str | None:
+    """The first id that should be on the actor's host and is not, else None.
+
+    The activity's own id, and for Create/Update/Delete the object created, updated
+    or deleted; for an Undo, the undone activity's id. The object of an Announce is
+    not checked here: it is never trusted as given (see ``handlers.announce``)."""
+    checked = [ref(activity)]
+    kind = activity.get("type")
+    obj = activity.get("object")
+    if kind in ORIGIN_BOUND or (kind == "Undo" and isinstance(obj, dict)):
+        checked.append(ref(obj))
+    for uri in checked:
+        if uri is not None and not same_host(uri, actor_uri):
+            return uri
+    return None

@@ -1,0 +1,175 @@
+"""Remote posts stored as our threads and replies: sanitised HTML, text for search
+(``posts.source``: the Markdown source when given, else the text; the search vector
+is kept by a trigger, migration 0020).
+
+Remote HTML is cleaned with an allowlist close to Mastodon's sanitiser (design §3):
+formatting, links (http/https only, ``rel="nofollow noopener noreferrer"``) and the
+``h-card``/``mention``/``hashtag`` spans; no images, no styles, no scripts.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import nh3
+
+from federation.handlers.base import Context
+
+TITLE_MAX = 200
+BODY_MAX = 100_000
+ALLOWED_TAGS = {
+    "p", "br", "span", "a", "abbr", "del", "s", "pre", "blockquote", "code", "b", "strong",
+    "u", "i", "em", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "sup", "sub",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "class", "translate"},
+    "span": {"class", "translate"},
+    "abbr": {"title"},
+    "ol": {"start", "reversed"},
+    "li": {"value"},
+}
+ALLOWED_CLASSES = {
+    "a": {"mention", "hashtag", "u-url", "status-link", "unhandled-link"},
+    "span": {"h-card", "mention", "hashtag", "invisible", "ellipsis", "u-url"},
+}
+_cleaner = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    clean_content_tags={"script", "style"},
+    attributes=ALLOWED_ATTRIBUTES,
+    allowed_classes=ALLOWED_CLASSES,
+    link_rel="nofollow noopener noreferrer",
+    url_schemes={"http", "https"},
+    url_relative="deny",
+)
+_text_cleaner = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, attributes={})
+_BLOCK_END = re.compile(r"(?i)</(p|h[1-6]|li|blockquote|pre)>|<br\s*/?>")
+_LEADING_MENTIONS = re.compile(r"^(?:[@!][\w.\-]+(?:@[\w.\-:]+)?[\s,:]*)+")
+
+
+def sanitize(content: str) -> str:
+    return _cleaner.clean(content[:BODY_MAX]).strip()
+
+
+def to_text(content: str) -> str:
+    """Plain text of an HTML fragment, one line per block."""
+    marked = _BLOCK_END.sub(lambda m: m.group(0) + "\n", content[:BODY_MAX])
+    return html.unescape(_text_cleaner.clean(marked)).strip()
+
+
+def _content(obj: dict[str, Any]) -> str:
+    content = obj.get("content")
+    if not isinstance(content, str):
+        content_map = obj.get("contentMap")
+        if isinstance(content_map, dict):
+            content = content_map.get("fr") or next(
+                (v for v in content_map.values() if isinstance(v, str)), ""
+            )
+    return content if isinstance(content, str) else ""
+
+
+def _markdown_source(obj: dict[str, Any]) -> str | None:
+    source = obj.get("source")
+    if (
+        isinstance(source, dict)
+        and isinstance(source.get("content"), str)
+        and source.get("mediaType", "text/markdown") in {"text/markdown", "text/plain"}
+    ):
+        return str(source["content"])[:BODY_MAX]
+    return None
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = _LEADING_MENTIONS.sub("", line.strip()).strip()
+        if line:
+            return line
+    return ""
+
+
+def _truncate(title: str) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class RemotePost:
+    ap_id: str
+    title: str
+    source: str
+    content_html: str
+    text: str
+
+
+def from_ap(obj: dict[str, Any]) -> RemotePost:
+    """Our stored form of a remote Page, Article or Note."""
+    content = _content(obj)
+    content_html = sanitize(content)
+    text = to_text(content_html)
+    name = obj.get("name") if isinstance(obj.get("name"), str) else ""
+    if obj.get("type") == "Note":
+        title = _first_line(text) or str(name or obj.get("summary") or "")
+    else:
+        title = str(name) or _first_line(text)
+    source = _markdown_source(obj)
+    return RemotePost(
+        ap_id=str(obj["id"]),
+        title=_truncate(title) or "Sans titre",
+        source=source if source is not None else text,
+        content_html=content_html,
+        text=text,
+    )
+
+
+INSERT_THREAD = """
+INSERT INTO threads (community_id, title, ap_id, remote_author_id)
+VALUES ($1, $2, $3, $4)
+RETURNING id
+"""
+INSERT_OPENING_POST = """
+INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
+VALUES ($1, true, $2, $3, $4, $5)
+RETURNING id
+"""
+INSERT_REPLY = """
+INSERT INTO posts (thread_id, parent_id, source, content_html, ap_id, remote_author_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id
+"""
+BUMP_THREAD = """
+UPDATE threads SET reply_count = reply_count + 1, last_activity_at = now() WHERE id = $1
+"""
+
+
+async def store_thread(ctx: Context, community_id: int, post: RemotePost) -> int:
+    """A new thread in ``community_id`` opened by the sender; returns the thread id."""
+    thread_id: int = await ctx.conn.fetchval(
+        INSERT_THREAD, community_id, post.title, post.ap_id, ctx.sender.id
+    )
+    await ctx.conn.execute(
+        INSERT_OPENING_POST,
+        thread_id,
+        post.source,
+        post.content_html,
+        post.ap_id,
+        ctx.sender.id,
+    )
+    return thread_id
+
+
+async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: RemotePost) -> int:
+    """A reply by the sender in ``thread_id``; returns the post id."""
+    post_id: int = await ctx.conn.fetchval(
+        INSERT_REPLY,
+        thread_id,
+        parent_id,
+        post.source,
+        post.content_html,
+        post.ap_id,
+        ctx.sender.id,
+        post.text,
+    )
+    await ctx.conn.execute(BUMP_THREAD, thread_id)
+    return post_id

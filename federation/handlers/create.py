@@ -1,0 +1,125 @@
+"""Create{Page|Article|Note}: a new thread in one of our communities, or a reply.
+
+- Addressed to (``to``/``cc``/``audience``) or mentioning (a ``Mention`` tag) one of our
+  groups, without ``inReplyTo``: a new thread (a Note's first line is its title).
+- ``inReplyTo`` one of our posts (ours by URL, or a remote post we store by its id):
+  a reply in that thread, wherever the activity arrived (group, member or shared inbox).
+Refused (ignored) when the community is ``local``, when a members-only community's
+instance is not approved, when the thread is locked or deleted, or when a Delete of
+the object already arrived. Accepted content is relayed by the group (FEP-1b12);
+a new thread of a public community is also announced as a ``Page`` for Mastodon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.handlers import content
+from federation.handlers.base import (
+    Community,
+    Context,
+    Outcome,
+    RetryLater,
+    community_by_id,
+    done,
+    emit,
+    find_post,
+    ignored,
+    local_group,
+    may_interact,
+    ref,
+    refs,
+    relay,
+    same_host,
+    tombstoned,
+)
+
+POST_TYPES = {"Note", "Page", "Article"}
+
+
+async def handle(ctx: Context) -> Outcome:
+    obj = await embedded_object(ctx)
+    if obj is None:
+        return ignored("object missing or not on the author's server")
+    if obj.get("type") not in POST_TYPES:
+        return ignored(f"{obj.get('type')} objects are not stored")
+    if ctx.sender.uri not in refs(obj.get("attributedTo")):
+        return ignored("object attributed to another actor")
+    return await store(ctx, obj)
+
+
+async def embedded_object(ctx: Context) -> dict[str, Any] | None:
+    """The activity's object; a bare URI is fetched from its origin (the sender's host)."""
+    obj = ctx.activity.get("object")
+    if isinstance(obj, dict):
+        return obj
+    if isinstance(obj, str) and same_host(obj, ctx.sender.uri):
+        fetched: dict[str, Any] = await ctx.fetcher.fetch_object(obj)
+        return fetched
+    return None
+
+
+async def store(ctx: Context, obj: dict[str, Any]) -> Outcome:
+    """Store a remote post (also used by Update for an object we never saw)."""
+    object_id = ref(obj)
+    if await tombstoned(ctx, object_id):
+        return ignored("object already deleted")
+    if await find_post(ctx, object_id) is not None:
+        return ignored("object already stored")
+    parent_uri = ref(obj.get("inReplyTo"))
+    if parent_uri:
+        return await _store_reply(ctx, obj, parent_uri)
+    community = await addressed_group(ctx, obj)
+    if community is None:
+        return ignored("not addressed to one of our communities")
+    if not await may_interact(ctx, community):
+        return ignored(f"instance may not post in a {community.visibility} community")
+    thread_id = await content.store_thread(ctx, community.id, content.from_ap(obj))
+    await relay(ctx, community.id)
+    if community.visibility == "public":
+        await emit(ctx.conn, "relay.announce_page", {"community_id": community.id, "thread_id": thread_id})
+    return done(f"thread {thread_id}")
+
+
+async def _store_reply(ctx: Context, obj: dict[str, Any], parent_uri: str) -> Outcome:
+    parent = await find_post(ctx, parent_uri)
+    if parent is None:
+        if await addressed_group(ctx, obj) is not None:
+            raise RetryLater("parent post not known yet")
+        return ignored("reply to a post we do not store")
+    if parent.thread_deleted or parent.thread_locked:
+        return ignored("thread locked or deleted")
+    community = await community_by_id(ctx.conn, parent.community_id)
+    if not await may_interact(ctx, community):
+        return ignored(f"instance may not post in a {community.visibility} community")
+    post_id = await content.store_reply(ctx, parent.thread_id, parent.id, content.from_ap(obj))
+    await relay(ctx, community.id)
+    return done(f"reply {post_id} in thread {parent.thread_id}")
+
+
+def _mentions(obj: dict[str, Any]) -> list[str]:
+    tags = obj.get("tag")
+    tags = tags if isinstance(tags, list) else [tags]
+    return [
+        str(t["href"])
+        for t in tags
+        if isinstance(t, dict) and t.get("type") == "Mention" and isinstance(t.get("href"), str)
+    ]
+
+
+async def addressed_group(ctx: Context, obj: dict[str, Any]) -> Community | None:
+    """The first of our groups the object is addressed to, has as audience, or mentions."""
+    candidates: list[str] = []
+    for source in (obj, ctx.activity):
+        for key in ("audience", "to", "cc"):
+            candidates.extend(refs(source.get(key)))
+    candidates.extend(_mentions(obj))
+    seen: set[str] = set()
+    for uri in candidates:
+        if uri in seen:
+            continue
+        seen.add(uri)
+        community = await local_group(ctx, uri)
+        if community is not None:
+            return community
+    return None

@@ -1,0 +1,44 @@
+"""Flag: a report from another server, kept for our moderators (``reports``).
+
+The targets are kept as given (actor and object ids); those that are our posts are
+resolved so the moderators' list can link them. A repeated Flag is one report.
+"""
+
+from __future__ import annotations
+
+from federation.handlers.base import Context, Outcome, done, find_post, ignored, refs
+
+CONTENT_MAX = 5_000
+TARGETS_MAX = 50
+INSERT_REPORT = """
+INSERT INTO reports (reporter_actor_id, activity_id, target_ids, post_ids, community_id, content)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (activity_id) DO NOTHING
+RETURNING id
+"""
+
+
+async def handle(ctx: Context) -> Outcome:
+    targets = refs(ctx.activity.get("object"))[:TARGETS_MAX]
+    if not targets:
+        return ignored("report without a target")
+    post_ids: list[int] = []
+    community_id = None
+    for target in targets:
+        post = await find_post(ctx, target)
+        if post is not None:
+            post_ids.append(post.id)
+            community_id = community_id or post.community_id
+    text = ctx.activity.get("content") or ctx.activity.get("summary") or ""
+    report_id = await ctx.conn.fetchval(
+        INSERT_REPORT,
+        ctx.sender.id,
+        ctx.activity.get("id"),
+        targets,
+        post_ids,
+        community_id,
+        str(text)[:CONTENT_MAX],
+    )
+    if report_id is None:
+        return ignored("report already received")
+    return done(f"report {report_id}")

@@ -1,0 +1,82 @@
+"""Update: an author edits a post, or an actor announces a new version of itself.
+
+- Update{Page|Article|Note} from its author edits the stored post (the previous
+  version goes to ``post_edits``, visible to moderators) and is relayed by the group.
+  An Update of an object we never stored is treated as its Create (Lemmy sends
+  Update for posts edited before we followed); after a Delete it is ignored.
+- Update{Person|Group|Service|Application|Organization} of the sender itself refreshes
+  the cached actor from its origin (the embedded copy is not trusted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.handlers import content, create
+from federation.handlers.base import (
+    Context,
+    Outcome,
+    done,
+    find_post,
+    ignored,
+    ref,
+    refs,
+    relay,
+    tombstoned,
+)
+
+ACTOR_TYPES = {"Person", "Group", "Service", "Application", "Organization"}
+
+INSERT_EDIT = """
+INSERT INTO post_edits (post_id, editor_actor_id, previous_title, previous_source)
+SELECT p.id, $2, CASE WHEN p.is_opening THEN t.title END, p.source
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.id = $1
+"""
+UPDATE_POST = """
+UPDATE posts SET source = $2, content_html = $3, updated_at = now() WHERE id = $1
+"""
+UPDATE_THREAD_TITLE = "UPDATE threads SET title = $2 WHERE id = $1"
+
+
+async def handle(ctx: Context) -> Outcome:
+    obj = await create.embedded_object(ctx)
+    if obj is None:
+        return ignored("object missing or not on the author's server")
+    kind = obj.get("type")
+    if kind in ACTOR_TYPES:
+        return await _refresh_actor(ctx, obj)
+    if kind not in create.POST_TYPES:
+        return ignored(f"updates of {kind} objects are not handled")
+    if ctx.sender.uri not in refs(obj.get("attributedTo")):
+        return ignored("object attributed to another actor")
+    return await _edit(ctx, obj)
+
+
+async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
+    object_id = ref(obj)
+    if await tombstoned(ctx, object_id):
+        return ignored("object already deleted")
+    post = await find_post(ctx, object_id)
+    if post is None:
+        return await create.store(ctx, obj)
+    if post.remote_author_id != ctx.sender.id:
+        return ignored("only the author may edit")
+    if post.deleted or post.thread_deleted:
+        return ignored("post deleted")
+    edited = content.from_ap(obj)
+    await ctx.conn.execute(INSERT_EDIT, post.id, ctx.sender.id)
+    await ctx.conn.execute(UPDATE_POST, post.id, edited.source, edited.content_html)
+    if post.is_opening:
+        await ctx.conn.execute(UPDATE_THREAD_TITLE, post.thread_id, edited.title)
+    await relay(ctx, post.community_id)
+    return done(f"post {post.id} edited")
+
+
+async def _refresh_actor(ctx: Context, obj: dict[str, Any]) -> Outcome:
+    if ref(obj) != ctx.sender.uri:
+        return ignored("update of another actor")
+    from federation import actors
+
+    await actors.refresh(ctx.conn, ctx.fetcher, ctx.sender.uri)
+    return done("actor refreshed")

@@ -1,0 +1,255 @@
+"""The inboxes (shared ``/inbox`` and per actor): verify, validate, store, answer 202.
+
+Nothing slow happens here (style rule 1); a worker runs the handlers
+(``federation.processing``). Every step refuses with a status and stores nothing::
+
+    size (Content-Length, then the bytes read) ─────────── 413
+    Content-Type JSON-ish ─────────────────────────────── 415
+    JSON object ───────────────────────────────────────── 400
+    Signature header draft-cavage (RFC 9421 alone: 401) ── 401
+    keyId's domain allowed by the instance policy ─────── 403 (before any key fetch)
+    signer's key (cached, else fetched; refetched once
+      when it does not verify: keys rotate) ──────────── 401
+    Date window, Digest, signed headers, RSA ──────────── 401
+    body ``actor`` is the key's owner ─────────────────── 401
+    ids created/updated/deleted on the actor's host ───── 403
+    JSON Schema (unknown verb: 202, dropped) ──────────── 400
+    INSERT inbox_items (same activity id again: no row) ─ 202
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from federation import actors, policy, signatures, urls, validation
+from federation.errors import FetchError, SignatureError, ValidationError
+from federation.handlers.base import foreign_id, ref
+from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
+from node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+JSON_MEDIA_TYPES = frozenset({"application/activity+json", "application/ld+json", "application/json"})
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    default_message = "Type de contenu non pris en charge : ActivityStreams JSON attendu."
+
+
+INSERT_ITEM = """
+WITH inserted AS (
+    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (activity_id) DO NOTHING
+    RETURNING id
+)
+SELECT id, pg_notify('vbg_inbox', '') FROM inserted
+"""
+KEY_KNOWN = "SELECT 1 FROM actors WHERE public_key_id = $1"
+SELECT_MEMBER = "SELECT 1 FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
+SELECT_FEDERATED_COMMUNITY = (
+    "SELECT name FROM communities WHERE lower(name) = lower($1) AND visibility <> 'local'"
+)
+
+
+# -- endpoints --------------------------------------------------------------------------
+
+
+async def shared_inbox(request: Request) -> Response:
+    return await receive(request, recipient="")
+
+
+async def person_inbox(request: Request) -> Response:
+    username = request.path_params["username"]
+    async with request.app.state.pool.acquire() as conn:
+        if await conn.fetchval(SELECT_MEMBER, username) is None:
+            raise NotFound()
+    return await receive(request, recipient=urls.person(_settings(request), username))
+
+
+async def group_inbox(request: Request) -> Response:
+    async with request.app.state.pool.acquire() as conn:
+        name = await conn.fetchval(SELECT_FEDERATED_COMMUNITY, request.path_params["name"])
+    if name is None:
+        raise NotFound()
+    return await receive(request, recipient=urls.group(_settings(request), name))
+
+
+async def instance_inbox(request: Request) -> Response:
+    return await receive(request, recipient=urls.instance_actor(_settings(request)))
+
+
+for _endpoint in (shared_inbox, person_inbox, group_inbox, instance_inbox):
+    _endpoint.csrf_exempt = True  # type: ignore[attr-defined]  # signed requests, never a browser form
+
+routes = [
+    Route("/inbox", shared_inbox, methods=["POST"]),
+    Route("/u/{username}/inbox", person_inbox, methods=["POST"]),
+    Route("/c/{name}/inbox", group_inbox, methods=["POST"]),
+    Route("/actor/inbox", instance_inbox, methods=["POST"]),
+]
+
+
+# -- the pipeline -----------------------------------------------------------------------
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def receive(request: Request, *, recipient: str) -> Response:
+    """Verify and store one incoming activity; 202 when stored (or already stored)."""
+    _check_content_type(request)
+    body = await read_body(request)
+    doc = parse_json(body)
+    params = signatures.parse(request.headers)
+    settings = _settings(request)
+    async with request.app.state.pool.acquire() as conn:
+        await check_policy(conn, settings, params.key_id)
+        if await _unknown_actor_deleting_itself(conn, doc, params.key_id):
+            return _accepted()
+        actor = await verified_signer(conn, request, body, params)
+        check_actor(doc, actor.uri)
+        kind = _validate(doc)
+        if kind is None:
+            return _accepted()
+        await store(conn, doc, kind, actor.uri, recipient)
+    return _accepted()
+
+
+def _accepted() -> Response:
+    return Response(status_code=202)
+
+
+def _check_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType()
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed ``limit``."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationError("malformed JSON", message="JSON illisible.") from exc
+    if not isinstance(doc, dict):
+        raise ValidationError("JSON body is not an object", message="Un objet JSON est attendu.")
+    return doc
+
+
+async def check_policy(conn: asyncpg.Connection, settings: Settings, key_id: str) -> None:
+    """Refuse a key from a suspended or (allowlist mode) unlisted domain: 403, no fetch."""
+    domain = policy.domain_of_url(key_id)
+    if not domain or not (await policy.decision(conn, domain, own_domain=settings.domain)).allowed_inbound:
+        raise SignatureError.blocked(domain or "?")
+
+
+async def _unknown_actor_deleting_itself(conn: asyncpg.Connection, doc: dict[str, Any], key_id: str) -> bool:
+    """An account deletion from an actor we never knew: nothing to delete, and its key is
+    gone with it (the actor answers 410), so drop it without fetching (as Mastodon)."""
+    actor = ref(doc.get("actor"))
+    if doc.get("type") != "Delete" or actor is None or ref(doc.get("object")) != actor:
+        return False
+    return await conn.fetchval(KEY_KNOWN, key_id) is None
+
+
+async def verified_signer(
+    conn: asyncpg.Connection, request: Request, body: bytes, params: signatures.SignatureParams
+) -> actors.Actor:
+    """The actor whose key signed the request (fetched and cached if new)."""
+    fetcher = request.app.state.fetcher
+    path = signatures.path_with_query(
+        request.scope.get("raw_path") or request.scope["path"].encode("latin-1"),
+        request.scope.get("query_string", b""),
+    )
+    actor = await _signer(conn, fetcher, params.key_id, refresh=False)
+    try:
+        _verify(request, path, body, params, actor, _settings(request))
+    except SignatureError:
+        # Keys rotate: fetch the current key once before refusing.
+        actor = await _signer(conn, fetcher, params.key_id, refresh=True)
+        _verify(request, path, body, params, actor, _settings(request))
+    return actor
+
+
+async def _signer(conn: asyncpg.Connection, fetcher: Any, key_id: str, *, refresh: bool) -> actors.Actor:
+    try:
+        actor = await actors.by_key_id(conn, fetcher, key_id, refresh=refresh)
+    except (FetchError, actors.ActorInvalid) as exc:
+        raise SignatureError(f"signer key unavailable: {exc}") from exc
+    if actor.local or not actor.public_key_pem:
+        raise SignatureError("key of a local actor or without public key")
+    return actor
+
+
+def _verify(
+    request: Request,
+    path: str,
+    body: bytes,
+    params: signatures.SignatureParams,
+    actor: actors.Actor,
+    settings: Settings,
+) -> None:
+    assert actor.public_key_pem is not None
+    signatures.verify_request(
+        request.method,
+        path,
+        request.headers,
+        body,
+        params,
+        signatures.load_public_key(actor.public_key_pem),
+        expected_host=settings.domain,
+    )
+
+
+def check_actor(doc: dict[str, Any], signer_uri: str) -> None:
+    """The body speaks for the signer only, and touches only its own server's objects."""
+    if ref(doc.get("actor")) != signer_uri:
+        raise SignatureError("activity actor is not the signer")
+    foreign = foreign_id(doc, signer_uri)
+    if foreign is not None:
+        raise Forbidden("Cet objet n'appartient pas au serveur de l'acteur.")
+
+
+def _validate(doc: dict[str, Any]) -> str | None:
+    """The activity's type, or None for a well-formed verb we do not handle (dropped)."""
+    try:
+        return validation.validate_incoming(doc)
+    except validation.UnsupportedType:
+        return None
+
+
+async def store(
+    conn: asyncpg.Connection, doc: dict[str, Any], kind: str, actor_uri: str, recipient: str
+) -> bool:
+    """Queue the activity for the worker; False if this activity id was already stored."""
+    activity_id = ref(doc)
+    if activity_id is None:
+        raise ValidationError("activity without id", message="Activité sans identifiant.")
+    row = await conn.fetchrow(INSERT_ITEM, activity_id, kind, actor_uri, recipient, doc)
+    return row is not None

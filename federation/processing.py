@@ -1,0 +1,191 @@
+"""The worker side of the inbox: runs the handlers on stored activities.
+
+Each stored activity (``inbox_items``) is a small state machine (style rule 2)::
+
+    pending ──claim──> processing ──handler: done────> done
+       ^                  │      ──handler: ignored─> ignored
+       │                  ├─ RetryLater / error, attempts left ──> pending (after RETRY_DELAYS[n])
+       │                  ├─ RetryLater, no attempts left ───────> ignored
+       │                  └─ error, no attempts left ────────────> failed
+       └──── lease (LEASE) expired: the worker died mid-way ──────┘
+
+A handler's effects and the item's new state are committed in one transaction, so an
+activity takes effect once. Workers claim with ``FOR UPDATE SKIP LOCKED`` (any number
+of worker processes can share the table) and are woken by ``NOTIFY vbg_inbox`` from
+the inbox endpoint. Activities touching the same object are serialised with
+transaction-level advisory locks on the ids involved, so a Delete and its Create (or an
+Undo and its Like) processed at the same time by two workers cannot both miss each
+other. A failure is recorded on the item; it never reaches the sender, who got 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from federation import actors
+from federation.handlers import dispatch
+from federation.handlers.base import Context, Outcome, RetryLater, Sender, ref
+from node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "vbg_inbox"
+LEASE = timedelta(minutes=5)
+RETRY_DELAYS = (
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+)
+POLL_INTERVAL = 5.0  # seconds: a safety net when a NOTIFY was missed
+KEEP_FINISHED = timedelta(days=30)  # activity ids remembered for de-duplication
+ERROR_MAX = 2000
+
+CLAIM = """
+UPDATE inbox_items SET status = 'processing', attempts = attempts + 1, locked_until = now() + $2::interval
+WHERE id IN (
+    SELECT id FROM inbox_items
+    WHERE (status = 'pending' AND next_attempt_at <= now())
+       OR (status = 'processing' AND locked_until < now())
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, activity_id, actor_uri, recipient, document, attempts
+"""
+FINISH = """
+UPDATE inbox_items SET status = $2, outcome = $3, error = '', locked_until = NULL, processed_at = now()
+WHERE id = $1
+"""
+RETRY = """
+UPDATE inbox_items SET status = 'pending', error = $2, locked_until = NULL,
+    next_attempt_at = now() + $3::interval
+WHERE id = $1
+"""
+GIVE_UP = """
+UPDATE inbox_items SET status = $2, error = $3, locked_until = NULL, processed_at = now()
+WHERE id = $1
+"""
+LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))"
+PRUNE = """
+DELETE FROM inbox_items WHERE status IN ('done', 'ignored', 'failed') AND processed_at < now() - $1::interval
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    activity_id: str
+    actor_uri: str
+    recipient: str
+    document: dict[str, Any]
+    attempts: int
+
+
+async def claim(pool: asyncpg.Pool, limit: int) -> list[Item]:
+    """Take up to ``limit`` due items (leased for ``LEASE``)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(CLAIM, limit, LEASE)
+    return [Item(**dict(r)) for r in rows]
+
+
+async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, limit: int = 50) -> int:
+    """Claim and process up to ``limit`` items, in arrival order; return how many."""
+    items = await claim(pool, limit)
+    for item in items:
+        await process_item(pool, settings, fetcher, item)
+    return len(items)
+
+
+async def process_item(pool: asyncpg.Pool, settings: Settings, fetcher: Any, item: Item) -> None:
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                outcome = await _run_handler(conn, settings, fetcher, item)
+                await conn.execute(FINISH, item.id, outcome.state, outcome.note[:ERROR_MAX])
+        except RetryLater as exc:
+            await _retry_or_give_up(conn, item, f"waiting: {exc}", final_state="ignored")
+        except Exception as exc:  # the worker's boundary: any failure is recorded, never raised
+            log.warning("inbox item %s (%s) failed: %r", item.id, item.activity_id, exc)
+            await _retry_or_give_up(conn, item, repr(exc), final_state="failed")
+
+
+async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> Outcome:
+    for key in sorted(_lock_keys(item.document)):
+        await conn.execute(LOCK_KEY, key)
+    actor = await actors.get_cached(conn, item.actor_uri)
+    if actor is None:  # verified at the inbox, so normally cached; it may have been purged
+        actor = await actors.get_or_fetch(conn, fetcher, item.actor_uri)
+    ctx = Context(
+        conn=conn,
+        settings=settings,
+        fetcher=fetcher,
+        sender=Sender(actor.id, actor.uri, actor.domain),
+        activity=item.document,
+        recipient=item.recipient,
+    )
+    return await dispatch(ctx)
+
+
+def _lock_keys(activity: dict[str, Any]) -> set[str]:
+    """The ids an activity's effect depends on: its object, and for an Undo the undone
+    activity and that activity's object (a Like and its Undo share the Like's id)."""
+    keys: set[str] = set()
+    obj = activity.get("object")
+    for value in (obj, obj.get("object") if isinstance(obj, dict) else None):
+        key = ref(value)
+        if key:
+            keys.add(key)
+    return keys
+
+
+async def _retry_or_give_up(conn: asyncpg.Connection, item: Item, error: str, *, final_state: str) -> None:
+    if item.attempts <= len(RETRY_DELAYS):
+        await conn.execute(RETRY, item.id, error[:ERROR_MAX], RETRY_DELAYS[item.attempts - 1])
+    else:
+        await conn.execute(GIVE_UP, item.id, final_state, error[:ERROR_MAX])
+
+
+async def prune(conn: asyncpg.Connection | asyncpg.Pool, keep: timedelta = KEEP_FINISHED) -> int:
+    """Forget finished items older than ``keep``; returns how many."""
+    status = await conn.execute(PRUNE, keep)
+    return int(status.split()[-1])
+
+
+async def run(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Any, stop: asyncio.Event, *, batch: int = 50
+) -> None:
+    """Process the inbox until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
+    wake = asyncio.Event()
+
+    def on_notify(*_args: Any) -> None:
+        wake.set()
+
+    async with pool.acquire() as listener:
+        await listener.add_listener(CHANNEL, on_notify)
+        try:
+            while not stop.is_set():
+                wake.clear()
+                if await process_pending(pool, settings, fetcher, batch):
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(wake, stop), POLL_INTERVAL)
+        finally:
+            await listener.remove_listener(CHANNEL, on_notify)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
