@@ -58,3 +58,9 @@ async def login(client: httpx.AsyncClient, username: str, password: str = PASSWO
     response = await post_form(client, "/connexion", {"username": username, "password": password})
     assert response.status_code == 303, response.text
     return response
+
+
+def new_client(app: Any) -> httpx.AsyncClient:
+    """Another browser on the same app (use with ``async with``), e.g. an anonymous visitor."""
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50001))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
