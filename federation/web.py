@@ -1,7 +1,273 @@
-"""HTTP endpoints of the federation (WebFinger, NodeInfo, actors, inboxes)."""
+"""HTTP endpoints of the federation: discovery, actors, objects and collections.
+
+``node.web.app`` puts these routes FIRST. The ``APRoute`` ones share their paths with
+the forum's HTML pages and match only ActivityPub requests (``Accept``); the others
+exist only for ActivityPub. Every refusal is a 404 identical to a missing object.
+
+    /.well-known/webfinger  /.well-known/nodeinfo  /nodeinfo/2.1  /.well-known/host-meta
+    /actor  /actor/outbox
+    /u/{username}  /u/{username}/outbox  /u/{username}/followers
+    /c/{name}  /c/{name}/outbox  /c/{name}/followers  /c/{name}/featured  /c/{name}/moderators
+    /t/{id}  /t/{id}/context  /p/{id}
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
 
-routes: list[BaseRoute] = []
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from federation import access, actors, collections, discovery, objects, urls
+from federation.negotiation import ActivityResponse, APRoute
+from node.errors import BadRequest, NotFound
+from node.settings import Settings
+
+SELECT_MEMBER = """
+SELECT id, username, display_name, bio, created_at FROM users
+WHERE lower(username) = lower($1) AND status = 'approved'
+"""
+SELECT_COMMUNITY = """
+SELECT id, name, title, description, visibility, created_at FROM communities
+WHERE lower(name) = lower($1) AND visibility IN ('public', 'members')
+"""
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def _page(request: Request) -> int | None:
+    raw = request.query_params.get("page")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 6:
+        raise NotFound()
+    return int(raw)
+
+
+class JRDResponse(JSONResponse):
+    media_type = discovery.JRD
+
+
+# --- discovery ------------------------------------------------------------------
+
+
+async def webfinger(request: Request) -> Response:
+    resource = request.query_params.get("resource", "")
+    if not resource or len(resource) > 500:
+        raise BadRequest("Paramètre « resource » manquant ou invalide.")
+    settings = _settings(request)
+    async with _pool(request).acquire() as conn:
+        found = await discovery.find(conn, settings, resource)
+    cors = {"access-control-allow-origin": "*"}
+    if found is None:
+        return JSONResponse({"error": "Ressource introuvable."}, status_code=404, headers=cors)
+    return JRDResponse(discovery.webfinger_to_jrd(settings, found), headers=cors)
+
+
+async def nodeinfo_links(request: Request) -> Response:
+    return JSONResponse(
+        discovery.nodeinfo_links(_settings(request)), headers={"access-control-allow-origin": "*"}
+    )
+
+
+async def nodeinfo(request: Request) -> Response:
+    async with _pool(request).acquire() as conn:
+        doc = await discovery.nodeinfo(conn, _settings(request))
+    return JSONResponse(doc, media_type=discovery.NODEINFO_JSON, headers={"access-control-allow-origin": "*"})
+
+
+async def host_meta(request: Request) -> Response:
+    return Response(discovery.host_meta(_settings(request)), media_type="application/xrd+xml; charset=utf-8")
+
+
+# --- actors ---------------------------------------------------------------------
+
+
+async def _refuse_policy(request: Request, conn: asyncpg.Connection, visibility: str = "public") -> None:
+    if not await access.may_read(request, conn, _settings(request), visibility):
+        raise NotFound()
+
+
+async def application_actor(request: Request) -> Response:
+    settings = _settings(request)
+    async with _pool(request).acquire() as conn:
+        await _refuse_policy(request, conn)
+        actor = await actors.instance_actor(conn, settings)
+    return ActivityResponse(objects.application_to_ap(settings, actor))
+
+
+async def _member(conn: asyncpg.Connection, username: str) -> asyncpg.Record:
+    user = await conn.fetchrow(SELECT_MEMBER, username)
+    if user is None:
+        raise NotFound()
+    return user
+
+
+async def _community(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
+    """A federated community (public or members-only); a local one does not exist here."""
+    community = await conn.fetchrow(SELECT_COMMUNITY, name)
+    if community is None:
+        raise NotFound()
+    return community
+
+
+async def person(request: Request) -> Response:
+    settings = _settings(request)
+    async with _pool(request).acquire() as conn:
+        user = await _member(conn, request.path_params["username"])
+        await _refuse_policy(request, conn)
+        actor = await actors.ensure_local_actor(conn, settings, "Person", user_id=user["id"])
+    return ActivityResponse(objects.person_to_ap(settings, actor, user))
+
+
+async def group(request: Request) -> Response:
+    settings = _settings(request)
+    async with _pool(request).acquire() as conn:
+        community = await _community(conn, request.path_params["name"])
+        await _refuse_policy(request, conn)
+        actor = await actors.ensure_local_actor(conn, settings, "Group", community_id=community["id"])
+    return ActivityResponse(objects.group_to_ap(settings, actor, community))
+
+
+# --- collections of actors ------------------------------------------------------
+
+
+async def application_outbox(request: Request) -> Response:
+    return ActivityResponse(collections.empty_collection(urls.instance_actor(_settings(request)) + "/outbox"))
+
+
+async def person_outbox(request: Request) -> Response:
+    # A member's activity is not aggregated anywhere: their posts live in communities.
+    async with _pool(request).acquire() as conn:
+        user = await _member(conn, request.path_params["username"])
+        await _refuse_policy(request, conn)
+    uri = urls.person(_settings(request), user["username"])
+    return ActivityResponse(collections.empty_collection(f"{uri}/outbox"))
+
+
+async def person_followers(request: Request) -> Response:
+    async with _pool(request).acquire() as conn:
+        user = await _member(conn, request.path_params["username"])
+        await _refuse_policy(request, conn)
+    uri = urls.person(_settings(request), user["username"])
+    return ActivityResponse(collections.count_only(f"{uri}/followers", 0))
+
+
+async def group_outbox(request: Request) -> Response:
+    settings = _settings(request)
+    page = _page(request)
+    async with _pool(request).acquire() as conn:
+        community = await _community(conn, request.path_params["name"])
+        await _refuse_policy(request, conn)
+        doc = await collections.outbox(conn, settings, community, page)
+    return ActivityResponse(doc)
+
+
+async def group_followers(request: Request) -> Response:
+    async with _pool(request).acquire() as conn:
+        community = await _community(conn, request.path_params["name"])
+        await _refuse_policy(request, conn)
+        doc = await collections.group_followers(conn, _settings(request), community)
+    return ActivityResponse(doc)
+
+
+async def group_featured(request: Request) -> Response:
+    async with _pool(request).acquire() as conn:
+        community = await _community(conn, request.path_params["name"])
+        await _refuse_policy(request, conn, community["visibility"])
+        doc = await collections.featured(conn, _settings(request), community)
+    return ActivityResponse(doc)
+
+
+async def group_moderators(request: Request) -> Response:
+    async with _pool(request).acquire() as conn:
+        community = await _community(conn, request.path_params["name"])
+        await _refuse_policy(request, conn)
+        doc = await collections.moderators(conn, _settings(request), community)
+    return ActivityResponse(doc)
+
+
+# --- objects --------------------------------------------------------------------
+
+
+def _object_response(settings: Settings, view: objects.PostView) -> Response:
+    doc: dict[str, Any] = objects.post_to_ap(settings, view)
+    return ActivityResponse(doc, status_code=410 if doc["type"] == "Tombstone" else 200)
+
+
+async def _readable(request: Request, conn: asyncpg.Connection, view: objects.PostView) -> None:
+    """404 unless the sender may read the post; posts written elsewhere are not ours to serve."""
+    if view.remote:
+        raise NotFound()
+    await _refuse_policy(request, conn, view.visibility)
+
+
+async def thread(request: Request) -> Response:
+    async with _pool(request).acquire() as conn:
+        view = await objects.load_thread(conn, request.path_params["thread_id"])
+        await _readable(request, conn, view)
+    return _object_response(_settings(request), view)
+
+
+async def post(request: Request) -> Response:
+    settings = _settings(request)
+    async with _pool(request).acquire() as conn:
+        view = await objects.load_post(conn, request.path_params["post_id"])
+        await _readable(request, conn, view)
+    if view.is_opening:
+        # An opening post's id is its thread's URL.
+        return RedirectResponse(urls.thread(settings, view.row["thread_id"]), status_code=301)
+    return _object_response(settings, view)
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    wanted = request.headers.get("if-none-match", "")
+    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+    return "*" in tags or etag.removeprefix("W/") in tags
+
+
+async def thread_context(request: Request) -> Response:
+    settings = _settings(request)
+    page = _page(request)
+    async with _pool(request).acquire() as conn:
+        state = await collections.context_state(conn, request.path_params["thread_id"])
+        await _refuse_policy(request, conn, state.visibility)
+        headers = {"etag": state.etag, "vary": "Accept"}
+        if _etag_matches(request, state.etag):
+            return Response(status_code=304, headers=headers)
+        if page is None:
+            doc = collections.context_to_ap(settings, state)
+        else:
+            doc = await collections.context_page(conn, settings, state, page)
+    return ActivityResponse(doc, headers=headers)
+
+
+routes: list[BaseRoute] = [
+    Route("/.well-known/webfinger", webfinger, name="webfinger"),
+    Route("/.well-known/nodeinfo", nodeinfo_links, name="nodeinfo_links"),
+    Route("/nodeinfo/2.1", nodeinfo, name="nodeinfo"),
+    Route("/.well-known/host-meta", host_meta, name="host_meta"),
+    Route("/actor", application_actor, name="ap_instance_actor"),
+    Route("/actor/outbox", application_outbox, name="ap_instance_outbox"),
+    APRoute("/u/{username}", person, name="ap_person"),
+    Route("/u/{username}/outbox", person_outbox, name="ap_person_outbox"),
+    Route("/u/{username}/followers", person_followers, name="ap_person_followers"),
+    APRoute("/c/{name}", group, name="ap_group"),
+    Route("/c/{name}/outbox", group_outbox, name="ap_group_outbox"),
+    Route("/c/{name}/followers", group_followers, name="ap_group_followers"),
+    Route("/c/{name}/featured", group_featured, name="ap_group_featured"),
+    Route("/c/{name}/moderators", group_moderators, name="ap_group_moderators"),
+    APRoute("/t/{thread_id:int}", thread, name="ap_thread"),
+    Route("/t/{thread_id:int}/context", thread_context, name="ap_thread_context"),
+    APRoute("/p/{post_id:int}", post, name="ap_post"),
+]

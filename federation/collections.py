@@ -1,0 +1,260 @@
+"""Collections we serve: a thread's context (FEP-7888/f228), a group's outbox,
+followers (a count only, for privacy), featured (pinned threads) and moderators.
+
+Pages are numbered from 1 (``?page=N``). Who may see a collection is decided by the
+caller (``federation.access``); a members-only group's outbox is empty for everyone,
+since the outbox is public by nature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from federation import objects, urls
+from node.errors import NotFound
+from node.settings import Settings
+
+CONTEXT_PAGE_SIZE = 50
+OUTBOX_PAGE_SIZE = 20
+
+# --- thread context -------------------------------------------------------------
+
+SELECT_CONTEXT_STATE = """
+SELECT t.id, t.ap_id, t.last_activity_at, t.deleted_at, c.id AS community_id, c.name AS community_name,
+       c.visibility,
+       count(p.id) FILTER (WHERE p.deleted_at IS NULL) AS total,
+       max(greatest(p.created_at, p.updated_at, p.deleted_at)) AS changed_at
+FROM threads t
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN posts p ON p.thread_id = t.id
+WHERE t.id = $1
+GROUP BY t.id, c.id
+"""
+SELECT_CONTEXT_ITEMS = """
+SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.thread_id = $1 AND p.deleted_at IS NULL
+ORDER BY p.is_opening DESC, p.created_at, p.id
+LIMIT $2 OFFSET $3
+"""
+
+
+@dataclass(frozen=True)
+class ContextState:
+    """What the context collection of one thread looks like now, and its ETag."""
+
+    thread_id: int
+    community_id: int
+    community_name: str
+    visibility: str
+    total: int
+    etag: str
+
+
+async def context_state(conn: asyncpg.Connection, thread_id: int) -> ContextState:
+    row = await conn.fetchrow(SELECT_CONTEXT_STATE, thread_id)
+    if row is None or row["deleted_at"] is not None:
+        raise NotFound()
+    # Any new, edited or deleted post changes the tag; so does the thread's activity.
+    basis = f"{row['last_activity_at'].timestamp()}|{row['total']}|{row['changed_at']}"
+    etag = 'W/"' + hashlib.sha256(basis.encode()).hexdigest()[:24] + '"'
+    return ContextState(
+        row["id"], row["community_id"], row["community_name"], row["visibility"], row["total"], etag
+    )
+
+
+def _page_url(collection: str, page: int) -> str:
+    return f"{collection}?page={page}"
+
+
+def _last_page(total: int, size: int) -> int:
+    return max(1, -(-total // size))
+
+
+def context_to_ap(settings: Settings, state: ContextState) -> dict[str, Any]:
+    cid = urls.thread_context(settings, state.thread_id)
+    return {
+        "id": cid,
+        "type": "OrderedCollection",
+        "attributedTo": urls.group(settings, state.community_name),
+        "totalItems": state.total,
+        "first": _page_url(cid, 1),
+        "last": _page_url(cid, _last_page(state.total, CONTEXT_PAGE_SIZE)),
+    }
+
+
+async def context_page(
+    conn: asyncpg.Connection, settings: Settings, state: ContextState, page: int
+) -> dict[str, Any]:
+    """Page ``page`` of the thread's posts, oldest first (the opening post leads)."""
+    if page < 1 or page > _last_page(state.total, CONTEXT_PAGE_SIZE):
+        raise NotFound()
+    cid = urls.thread_context(settings, state.thread_id)
+    rows = await conn.fetch(
+        SELECT_CONTEXT_ITEMS, state.thread_id, CONTEXT_PAGE_SIZE, (page - 1) * CONTEXT_PAGE_SIZE
+    )
+    doc: dict[str, Any] = {
+        "id": _page_url(cid, page),
+        "type": "OrderedCollectionPage",
+        "partOf": cid,
+        "attributedTo": urls.group(settings, state.community_name),
+        "totalItems": state.total,
+        "orderedItems": [objects.post_id(settings, r) for r in rows],
+    }
+    if page > 1:
+        doc["prev"] = _page_url(cid, page - 1)
+    if page < _last_page(state.total, CONTEXT_PAGE_SIZE):
+        doc["next"] = _page_url(cid, page + 1)
+    return doc
+
+
+# --- group collections ----------------------------------------------------------
+
+COUNT_OUTBOX = """
+SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
+WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+"""
+SELECT_OUTBOX = f"""
+SELECT {objects.POST_COLUMNS} {objects.POST_JOINS}
+WHERE t.community_id = $1 AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+ORDER BY p.created_at DESC, p.id DESC
+LIMIT $2 OFFSET $3
+"""
+COUNT_FOLLOWERS = """
+SELECT (SELECT count(*) FROM community_followers WHERE community_id = $1 AND state = 'accepted')
+     + (SELECT count(*) FROM community_follows WHERE community_id = $1)
+"""
+SELECT_MODERATORS = """
+SELECT username FROM users
+WHERE status = 'approved'
+  AND (role IN ('moderator', 'admin')
+       OR id IN (SELECT user_id FROM community_experts WHERE community_id = $1))
+ORDER BY id
+"""
+
+
+def _announce(settings: Settings, view: objects.PostView) -> dict[str, Any]:
+    """The group's relay of a new thread (FEP-1b12): ``Announce{Create{Page}}``, or
+    ``Announce{Page id}`` for a thread written elsewhere (its Create is not ours to show)."""
+    group = urls.group(settings, view.community_name)
+    page_id = objects.post_id(settings, view.row)
+    announced: str | dict[str, Any]
+    if view.remote:
+        announced = page_id
+    else:
+        page = objects.post_to_ap(settings, view)
+        announced = {
+            "id": f"{page_id}#create",
+            "type": "Create",
+            "actor": page["attributedTo"],
+            "to": page["to"],
+            "cc": page["cc"],
+            "audience": group,
+            "published": page["published"],
+            "object": page,
+        }
+    return {
+        "id": f"{group}/outbox#t{view.row['thread_id']}",
+        "type": "Announce",
+        "actor": group,
+        "to": [objects.PUBLIC],
+        "cc": [f"{group}/followers"],
+        "audience": group,
+        "published": objects.iso(view.row["created_at"]),
+        "object": announced,
+    }
+
+
+def empty_collection(uri: str) -> dict[str, Any]:
+    return {"id": uri, "type": "OrderedCollection", "totalItems": 0, "orderedItems": []}
+
+
+async def outbox_total(conn: asyncpg.Connection, community_id: int, visibility: str) -> int:
+    if visibility != "public":
+        return 0
+    total: int = await conn.fetchval(COUNT_OUTBOX, community_id)
+    return total
+
+
+async def outbox(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    community: asyncpg.Record,
+    page: int | None,
+) -> dict[str, Any]:
+    """A group's outbox, newest first. Only public groups show anything: the outbox is
+    readable by anyone, so members-only content never appears in it."""
+    uri = f"{urls.group(settings, community['name'])}/outbox"
+    total = await outbox_total(conn, community["id"], community["visibility"])
+    if total == 0 and page is None:
+        return empty_collection(uri)
+    if page is None:
+        return {
+            "id": uri,
+            "type": "OrderedCollection",
+            "totalItems": total,
+            "first": _page_url(uri, 1),
+            "last": _page_url(uri, _last_page(total, OUTBOX_PAGE_SIZE)),
+        }
+    if page < 1 or page > _last_page(total, OUTBOX_PAGE_SIZE):
+        raise NotFound()
+    rows = await conn.fetch(SELECT_OUTBOX, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
+    doc: dict[str, Any] = {
+        "id": _page_url(uri, page),
+        "type": "OrderedCollectionPage",
+        "partOf": uri,
+        "totalItems": total,
+        "orderedItems": [_announce(settings, objects.PostView(r)) for r in rows],
+    }
+    if page > 1:
+        doc["prev"] = _page_url(uri, page - 1)
+    if page < _last_page(total, OUTBOX_PAGE_SIZE):
+        doc["next"] = _page_url(uri, page + 1)
+    return doc
+
+
+async def group_followers(
+    conn: asyncpg.Connection, settings: Settings, community: asyncpg.Record
+) -> dict[str, Any]:
+    """Followers as a count only: who follows a community is nobody else's business."""
+    total: int = await conn.fetchval(COUNT_FOLLOWERS, community["id"])
+    return {
+        "id": f"{urls.group(settings, community['name'])}/followers",
+        "type": "OrderedCollection",
+        "totalItems": total,
+    }
+
+
+def count_only(uri: str, total: int) -> dict[str, Any]:
+    return {"id": uri, "type": "OrderedCollection", "totalItems": total}
+
+
+async def featured(conn: asyncpg.Connection, settings: Settings, community: asyncpg.Record) -> dict[str, Any]:
+    """Pinned threads, as ``Page`` objects (ids only for threads written elsewhere)."""
+    views = await objects.pinned_threads(conn, community["id"])
+    items = [objects.post_id(settings, v.row) if v.remote else objects.post_to_ap(settings, v) for v in views]
+    return {
+        "id": f"{urls.group(settings, community['name'])}/featured",
+        "type": "OrderedCollection",
+        "totalItems": len(items),
+        "orderedItems": items,
+    }
+
+
+async def moderators(
+    conn: asyncpg.Connection, settings: Settings, community: asyncpg.Record
+) -> dict[str, Any]:
+    """The community's experts and the node's moderators: who may moderate its content
+    (the group's ``attributedTo``)."""
+    rows = await conn.fetch(SELECT_MODERATORS, community["id"])
+    items = [urls.person(settings, r["username"]) for r in rows]
+    return {
+        "id": f"{urls.group(settings, community['name'])}/moderators",
+        "type": "OrderedCollection",
+        "totalItems": len(items),
+        "orderedItems": items,
+    }

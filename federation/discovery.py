@@ -1,0 +1,165 @@
+"""Discovery: WebFinger, NodeInfo 2.1 and host-meta (design §3).
+
+Members and communities share one namespace, so ``acct:name@domain`` names at most
+one of them. Only approved members and federated communities (public or
+members-only) are found; anything else answers 404 like an unknown name.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from federation import urls
+from federation.actors import host_of
+from node.settings import Settings
+
+JRD = "application/jrd+json"
+AP_JSON = "application/activity+json"
+NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.1"
+NODEINFO_JSON = f'application/json; profile="{NODEINFO_SCHEMA}#"'
+PROFILE_PAGE = "http://webfinger.net/rel/profile-page"
+AS_TYPE = "https://www.w3.org/ns/activitystreams#type"
+SOFTWARE = "vbg-node"
+
+SELECT_MEMBER = "SELECT username FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
+SELECT_COMMUNITY = (
+    "SELECT name FROM communities WHERE lower(name) = lower($1) AND visibility IN ('public', 'members')"
+)
+_ACTOR_PATH = re.compile(r"^/(u|c)/([A-Za-z0-9_]+)$")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A discoverable actor: its handle and id."""
+
+    name: str
+    uri: str
+    kind: str
+
+
+def _parse_resource(resource: str, settings: Settings) -> tuple[str, str | None] | None:
+    """``(name, kind hint)`` for a resource on our domain, else None.
+
+    Accepts ``acct:name@domain`` (also without ``acct:`` or with a leading ``@``) and
+    our actor URLs (``/u/name``, ``/c/name``, ``/actor``)."""
+    resource = unquote(resource.strip())
+    if resource.startswith(("https://", "http://")):
+        if host_of(resource) != host_of(settings.base_url):
+            return None
+        path = urlsplit(resource).path.rstrip("/")
+        if path == "/actor":
+            return settings.domain, "Application"
+        match = _ACTOR_PATH.match(path)
+        if not match:
+            return None
+        return match.group(2), "Person" if match.group(1) == "u" else "Group"
+    if resource.lower().startswith("acct:"):
+        resource = resource[5:]
+    name, sep, domain = resource.lstrip("@!").rpartition("@")
+    if not sep or not name or domain.lower() != settings.domain.lower():
+        return None
+    return name, None
+
+
+async def find(conn: asyncpg.Connection, settings: Settings, resource: str) -> Found | None:
+    """The member, community or instance actor a WebFinger resource names, if discoverable."""
+    parsed = _parse_resource(resource, settings)
+    if parsed is None:
+        return None
+    name, kind = parsed
+    if kind in (None, "Person"):
+        username = await conn.fetchval(SELECT_MEMBER, name)
+        if username:
+            return Found(username, urls.person(settings, username), "Person")
+    if kind in (None, "Group"):
+        community = await conn.fetchval(SELECT_COMMUNITY, name)
+        if community:
+            return Found(community, urls.group(settings, community), "Group")
+    if kind in (None, "Application") and name.lower() == settings.domain.lower():
+        return Found(settings.domain, urls.instance_actor(settings), "Application")
+    return None
+
+
+def webfinger_to_jrd(settings: Settings, found: Found) -> dict[str, Any]:
+    profile = settings.url("/a-propos") if found.kind == "Application" else found.uri
+    return {
+        "subject": f"acct:{found.name}@{settings.domain}",
+        "aliases": [found.uri],
+        "links": [
+            {"rel": "self", "type": AP_JSON, "href": found.uri, "properties": {AS_TYPE: found.kind}},
+            {"rel": PROFILE_PAGE, "type": "text/html", "href": profile},
+        ],
+    }
+
+
+def nodeinfo_links(settings: Settings) -> dict[str, Any]:
+    return {"links": [{"rel": NODEINFO_SCHEMA, "href": settings.url("/nodeinfo/2.1")}]}
+
+
+COUNT_USAGE = """
+SELECT
+    (SELECT count(*) FROM users WHERE status = 'approved') AS total,
+    (SELECT count(*) FROM users u WHERE u.status = 'approved' AND (
+        EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.last_seen_at > now() - interval '30 days')
+        OR EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND p.created_at > now() - interval '30 days')
+    )) AS active_month,
+    (SELECT count(*) FROM users u WHERE u.status = 'approved' AND (
+        EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.last_seen_at > now() - interval '180 days')
+        OR EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND p.created_at > now() - interval '180 days')
+    )) AS active_halfyear,
+    (SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
+     WHERE p.remote_author_id IS NULL AND t.remote_author_id IS NULL
+       AND t.deleted_at IS NULL AND p.deleted_at IS NULL) AS local_posts,
+    (SELECT count(*) FROM posts p
+     WHERE NOT p.is_opening AND p.remote_author_id IS NULL AND p.deleted_at IS NULL) AS local_comments
+"""
+
+
+def software_version() -> str:
+    try:
+        return importlib.metadata.version(SOFTWARE)
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+async def nodeinfo(conn: asyncpg.Connection, settings: Settings) -> dict[str, Any]:
+    """NodeInfo 2.1 with honest counts: approved members, members active in the last
+    month / half-year (a session or a post), local threads and replies still online."""
+    usage = await conn.fetchrow(COUNT_USAGE)
+    return {
+        "version": "2.1",
+        "software": {
+            "name": SOFTWARE,
+            "version": software_version(),
+            "homepage": settings.url("/a-propos"),
+        },
+        "protocols": ["activitypub"],
+        "services": {"inbound": [], "outbound": []},
+        "openRegistrations": False,
+        "usage": {
+            "users": {
+                "total": usage["total"],
+                "activeMonth": usage["active_month"],
+                "activeHalfyear": usage["active_halfyear"],
+            },
+            "localPosts": usage["local_posts"],
+            "localComments": usage["local_comments"],
+        },
+        "metadata": {"nodeName": settings.node_name},
+    }
+
+
+def host_meta(settings: Settings) -> str:
+    template = settings.url("/.well-known/webfinger?resource={uri}")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<XRD xmlns="http://docs.oasis-open.org/ns/xri/xrd-1.0">\n'
+        f'  <Link rel="lrdd" type="{JRD}" template="{template}"/>\n'
+        "</XRD>\n"
+    )

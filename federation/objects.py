@@ -1,0 +1,375 @@
+"""Our content and actors as ActivityStreams JSON (``to_ap`` functions).
+
+Members are ``Person``, communities ``Group`` (FEP-1b12), the node an ``Application``;
+a thread is a ``Page`` (its opening post, title in ``name``), a reply a ``Note`` with
+``inReplyTo``. Both carry ``audience`` (the group), ``context`` (the thread's
+collection, FEP-7888/f228), a ``Mention`` of the group, ``contentMap.fr`` and the
+Markdown ``source``. Addressing follows the community's visibility and never mixes:
+public content is addressed to Public, members-only content to the group and its
+followers only. A deleted post is a ``Tombstone``.
+
+The loaders here read the forum's tables; who may see what is decided by the
+caller (``federation.access``).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import nh3
+
+from federation import urls
+from node.errors import NotFound
+from node.settings import Settings
+
+if TYPE_CHECKING:
+    from federation.actors import Actor
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+SECURITY_CONTEXT = "https://w3id.org/security/v1"
+# Extension terms used by Mastodon, Lemmy and PeerTube; shipped inline, never fetched.
+EXTENSIONS_CONTEXT: dict[str, Any] = {
+    "toot": "http://joinmastodon.org/ns#",
+    "lemmy": "https://join-lemmy.org/ns#",
+    "pt": "https://joinpeertube.org/ns#",
+    "as": "https://www.w3.org/ns/activitystreams#",
+    "sensitive": "as:sensitive",
+    "manuallyApprovesFollowers": "as:manuallyApprovesFollowers",
+    "discoverable": "toot:discoverable",
+    "featured": {"@id": "toot:featured", "@type": "@id"},
+    "stickied": "lemmy:stickied",
+    "postingRestrictedToMods": "lemmy:postingRestrictedToMods",
+    "moderators": {"@id": "lemmy:moderators", "@type": "@id"},
+    "commentsEnabled": "pt:commentsEnabled",
+}
+CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, EXTENSIONS_CONTEXT]
+
+# Mastodon's sanitiser set (app/lib/sanitize_config.rb): what every peer renders.
+ALLOWED_TAGS = {
+    "p", "br", "span", "a", "del", "s", "pre", "blockquote", "code", "b", "strong", "u", "i", "em",
+    "ul", "ol", "li", "sub", "sup", "h1", "h2", "h3", "h4", "h5", "h6",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "class"}, "span": {"class"}, "ol": {"start", "reversed"}, "li": {"value"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def clean_html(value: str) -> str:
+    """HTML limited to Mastodon's sanitiser set; links get ``rel="nofollow noopener noreferrer"``."""
+    return nh3.clean(
+        value,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="nofollow noopener noreferrer",
+    )
+
+
+def text_to_html(text: str) -> str:
+    """Plain text (a bio, a community description) as escaped HTML paragraphs."""
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def with_context(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"@context": CONTEXT, **doc}
+
+
+def handle(name: str, settings: Settings) -> str:
+    return f"@{name}@{settings.domain}"
+
+
+def public_key(actor: Actor) -> dict[str, str]:
+    assert actor.public_key_id and actor.public_key_pem
+    return {"id": actor.public_key_id, "owner": actor.uri, "publicKeyPem": actor.public_key_pem}
+
+
+# --- actors ---------------------------------------------------------------------
+
+
+def person_to_ap(settings: Settings, actor: Actor, user: asyncpg.Record) -> dict[str, Any]:
+    """A member. Only identity shown on their profile: no profession, e-mail or organisation."""
+    return {
+        "id": actor.uri,
+        "type": "Person",
+        "preferredUsername": user["username"],
+        "name": user["display_name"],
+        "summary": text_to_html(user["bio"]),
+        "url": actor.uri,
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "followers": actor.followers,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "publicKey": public_key(actor),
+        "published": iso(user["created_at"]),
+        "manuallyApprovesFollowers": False,
+        "discoverable": False,
+    }
+
+
+def group_to_ap(settings: Settings, actor: Actor, community: asyncpg.Record) -> dict[str, Any]:
+    """A community (FEP-1b12). Members-only groups are public actors that approve followers."""
+    members_only = community["visibility"] == "members"
+    return {
+        "id": actor.uri,
+        "type": "Group",
+        "preferredUsername": community["name"],
+        "name": community["title"],
+        "summary": text_to_html(community["description"]),
+        "source": {"content": community["description"], "mediaType": "text/markdown"},
+        "url": actor.uri,
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "followers": actor.followers,
+        "featured": actor.featured,
+        "attributedTo": actor.moderators,
+        "moderators": actor.moderators,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "publicKey": public_key(actor),
+        "published": iso(community["created_at"]),
+        "manuallyApprovesFollowers": members_only,
+        "postingRestrictedToMods": False,
+        "discoverable": not members_only,
+        "sensitive": False,
+    }
+
+
+def application_to_ap(settings: Settings, actor: Actor) -> dict[str, Any]:
+    """The instance actor: signs fetches and server-level activities; never follows anyone."""
+    return {
+        "id": actor.uri,
+        "type": "Application",
+        "preferredUsername": actor.username,
+        "name": settings.node_name,
+        "summary": text_to_html(f"Acteur du serveur {settings.domain}."),
+        "url": settings.url("/a-propos"),
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "publicKey": public_key(actor),
+        "manuallyApprovesFollowers": True,
+        "discoverable": False,
+    }
+
+
+# --- posts ----------------------------------------------------------------------
+
+POST_COLUMNS = """
+p.id, p.thread_id, p.is_opening, p.parent_id, p.source, p.content_html, p.created_at, p.updated_at,
+p.deleted_at, p.ap_id, (p.remote_author_id IS NOT NULL) AS remote_post,
+t.title, t.pinned, t.locked, t.deleted_at AS thread_deleted_at, t.ap_id AS thread_ap_id,
+(t.remote_author_id IS NOT NULL) AS remote_thread,
+c.id AS community_id, c.name AS community_name, c.visibility,
+u.username AS author_username, ra.uri AS remote_author_uri,
+pp.id AS parent_post_id, pp.is_opening AS parent_is_opening, pp.ap_id AS parent_ap_id,
+pu.username AS parent_username, pa.uri AS parent_remote_uri, pa.username AS parent_remote_username,
+pa.domain AS parent_remote_domain
+"""
+POST_JOINS = """
+FROM posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN users u ON u.id = p.author_id
+LEFT JOIN actors ra ON ra.id = p.remote_author_id
+LEFT JOIN posts pp ON pp.id = p.parent_id
+LEFT JOIN users pu ON pu.id = pp.author_id
+LEFT JOIN actors pa ON pa.id = pp.remote_author_id
+"""
+SELECT_POST = f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.id = $1"
+SELECT_OPENING = f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.thread_id = $1 AND p.is_opening"
+SELECT_PINNED = f"""
+SELECT {POST_COLUMNS} {POST_JOINS}
+WHERE t.community_id = $1 AND t.pinned AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+ORDER BY t.last_activity_at DESC, t.id DESC
+LIMIT 50
+"""
+
+
+@dataclass(frozen=True)
+class PostView:
+    """One post with what its ActivityStreams form needs (thread, community, authors)."""
+
+    row: asyncpg.Record
+
+    @property
+    def community_id(self) -> int:
+        value: int = self.row["community_id"]
+        return value
+
+    @property
+    def community_name(self) -> str:
+        value: str = self.row["community_name"]
+        return value
+
+    @property
+    def visibility(self) -> str:
+        value: str = self.row["visibility"]
+        return value
+
+    @property
+    def is_opening(self) -> bool:
+        return bool(self.row["is_opening"])
+
+    @property
+    def deleted(self) -> bool:
+        return self.row["deleted_at"] is not None or (
+            self.is_opening and self.row["thread_deleted_at"] is not None
+        )
+
+    @property
+    def remote(self) -> bool:
+        """Authored elsewhere: its id and its canonical form are the author's server's."""
+        return bool(self.row["remote_post"] or (self.is_opening and self.row["remote_thread"]))
+
+
+def ap_id_of(
+    settings: Settings,
+    *,
+    post_id: int,
+    thread_id: int,
+    is_opening: bool,
+    ap_id: str | None = None,
+    thread_ap_id: str | None = None,
+) -> str:
+    """The ActivityPub id of a post: the thread's URL for an opening post, /p/{id} for a reply,
+    or the id it came with when it was authored elsewhere."""
+    if ap_id:
+        return ap_id
+    if is_opening:
+        return thread_ap_id or urls.thread(settings, thread_id)
+    return urls.post(settings, post_id)
+
+
+def post_id(settings: Settings, row: asyncpg.Record) -> str:
+    """The id of the post in ``row`` (a ``POST_COLUMNS`` row)."""
+    return ap_id_of(
+        settings,
+        post_id=row["id"],
+        thread_id=row["thread_id"],
+        is_opening=row["is_opening"],
+        ap_id=row["ap_id"],
+        thread_ap_id=row["thread_ap_id"],
+    )
+
+
+def _parent_id(settings: Settings, row: asyncpg.Record) -> str:
+    if row["parent_post_id"] is None:
+        return ap_id_of(
+            settings, post_id=0, thread_id=row["thread_id"], is_opening=True, thread_ap_id=row["thread_ap_id"]
+        )
+    return ap_id_of(
+        settings,
+        post_id=row["parent_post_id"],
+        thread_id=row["thread_id"],
+        is_opening=row["parent_is_opening"],
+        ap_id=row["parent_ap_id"],
+        thread_ap_id=row["thread_ap_id"],
+    )
+
+
+def _author_uri(settings: Settings, row: asyncpg.Record) -> str:
+    if row["author_username"]:
+        return urls.person(settings, row["author_username"])
+    if row["remote_author_uri"]:
+        return str(row["remote_author_uri"])
+    # The author's account is gone: the community speaks for the post.
+    return urls.group(settings, row["community_name"])
+
+
+def _parent_author(settings: Settings, row: asyncpg.Record) -> tuple[str, str] | None:
+    """(actor id, @handle) of the author of the post replied to, if any."""
+    if row["parent_username"]:
+        name = row["parent_username"]
+        return urls.person(settings, name), handle(name, settings)
+    if row["parent_remote_uri"]:
+        return row["parent_remote_uri"], f"@{row['parent_remote_username']}@{row['parent_remote_domain']}"
+    return None
+
+
+def addressing(settings: Settings, view: PostView) -> tuple[list[str], list[str]]:
+    """``(to, cc)``: public content to Public, members-only content to the group and its followers only."""
+    group = urls.group(settings, view.community_name)
+    followers = f"{group}/followers"
+    if view.visibility == "public":
+        return [PUBLIC], [group, followers]
+    return [group, followers], []
+
+
+def tombstone(settings: Settings, view: PostView) -> dict[str, Any]:
+    deleted = view.row["deleted_at"] or view.row["thread_deleted_at"]
+    return {
+        "id": post_id(settings, view.row),
+        "type": "Tombstone",
+        "formerType": "Page" if view.is_opening else "Note",
+        "deleted": iso(deleted),
+    }
+
+
+def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
+    """A thread's opening post as a ``Page``, a reply as a ``Note``, a deleted one as a ``Tombstone``."""
+    if view.deleted:
+        return tombstone(settings, view)
+    row = view.row
+    group = urls.group(settings, view.community_name)
+    to, cc = addressing(settings, view)
+    content = clean_html(row["content_html"])
+    tags: list[dict[str, str]] = [
+        {"type": "Mention", "href": group, "name": handle(view.community_name, settings)}
+    ]
+    doc: dict[str, Any] = {
+        "id": post_id(settings, row),
+        "type": "Page" if view.is_opening else "Note",
+        "attributedTo": _author_uri(settings, row),
+        "audience": group,
+        "context": urls.thread_context(settings, row["thread_id"]),
+        "to": to,
+        "cc": cc,
+        "content": content,
+        "contentMap": {"fr": content},
+        "mediaType": "text/html",
+        "source": {"content": row["source"], "mediaType": "text/markdown"},
+        "url": post_id(settings, row),
+        "published": iso(row["created_at"]),
+        "sensitive": False,
+        "tag": tags,
+    }
+    if view.is_opening:
+        doc["name"] = row["title"]
+        doc["commentsEnabled"] = not row["locked"]
+        doc["stickied"] = bool(row["pinned"])
+    else:
+        doc["inReplyTo"] = _parent_id(settings, row)
+        parent_author = _parent_author(settings, row)
+        if parent_author is not None and parent_author[0] != doc["attributedTo"]:
+            doc["cc"] = [*cc, parent_author[0]]
+            tags.append({"type": "Mention", "href": parent_author[0], "name": parent_author[1]})
+    if row["updated_at"] is not None:
+        doc["updated"] = iso(row["updated_at"])
+    return doc
+
+
+async def load_post(conn: asyncpg.Connection, post_id_: int) -> PostView:
+    row = await conn.fetchrow(SELECT_POST, post_id_)
+    if row is None:
+        raise NotFound()
+    return PostView(row)
+
+
+async def load_thread(conn: asyncpg.Connection, thread_id: int) -> PostView:
+    """A thread as its opening post."""
+    row = await conn.fetchrow(SELECT_OPENING, thread_id)
+    if row is None:
+        raise NotFound()
+    return PostView(row)
+
+
+async def pinned_threads(conn: asyncpg.Connection, community_id: int) -> list[PostView]:
+    return [PostView(r) for r in await conn.fetch(SELECT_PINNED, community_id)]
