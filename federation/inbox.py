@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from federation import actors, policy, signatures, urls, validation
+from federation import access, actors, policy, signatures, urls, validation
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
@@ -182,7 +182,7 @@ async def verified_signer(
     conn: asyncpg.Connection, request: Request, body: bytes, params: signatures.SignatureParams
 ) -> actors.Actor:
     """The actor whose key signed the request (fetched and cached if new)."""
-    fetcher = request.app.state.fetcher
+    fetcher = access.fetcher_of(request)
     path = signatures.path_with_query(
         request.scope.get("raw_path") or request.scope["path"].encode("latin-1"),
         request.scope.get("query_string", b""),

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from federation import access, actors, collections, discovery, objects, urls
+from federation import access, actors, collections, discovery, inbox, objects, urls
 from federation.negotiation import ActivityResponse, APRoute
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
@@ -270,4 +270,5 @@ routes: list[BaseRoute] = [
     APRoute("/t/{thread_id:int}", thread, name="ap_thread"),
     Route("/t/{thread_id:int}/context", thread_context, name="ap_thread_context"),
     APRoute("/p/{post_id:int}", post, name="ap_post"),
+    *inbox.routes,  # POST /inbox, /u/{username}/inbox, /c/{name}/inbox, /actor/inbox
 ]

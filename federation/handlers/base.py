@@ -243,7 +243,6 @@ INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
 async def emit(conn: asyncpg.Connection, kind: str, payload: dict[str, Any]) -> None:
     """An outbox event for the delivery workers, in the caller's transaction."""
     await conn.execute(INSERT_EVENT, kind, payload)
-    await conn.execute("SELECT pg_notify('vbg_outbox', $1)", kind)
 
 
 async def relay(ctx: Context, community_id: int) -> None:

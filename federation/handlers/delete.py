@@ -1,11 +1,11 @@
 """Delete: an author removes a post, or an actor removes itself.
 
-- Delete{object id | Tombstone} by the author: the post is soft-deleted (a tombstone
-  stays in the thread; an opening post takes its thread with it) and the group relays
-  the Delete. The object id is remembered in ``remote_tombstones`` in every case, so a
+- Delete{object id | Tombstone} by the author: the post is soft-deleted as the forum
+  does for a local post (a tombstone stays in the thread, the thread stays in place)
+  and the group relays the Delete. The object id is remembered in ``remote_tombstones`` in every case, so a
   Create or Update arriving later is ignored (the first Delete wins).
-- Delete{actor} by that actor: the actor is marked deleted, its posts are
-  soft-deleted, its follows of our communities and its likes are dropped.
+- Delete{actor} by that actor: the actor is marked deleted, its posts and the
+  threads it opened are soft-deleted (titles included), its follows of our communities and its likes are dropped.
 - A Delete by someone who is not the author (a remote group moderator) is ignored
   here: moderation of remote groups comes with remote communities.
 """
@@ -24,7 +24,8 @@ from federation.handlers.base import (
 )
 
 SOFT_DELETE_POST = "UPDATE posts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
-SOFT_DELETE_THREAD = "UPDATE threads SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
+# As the forum does for a local reply (node.threads.DROP_REPLY): the tombstone stays, the count drops.
+DROP_REPLY = "UPDATE threads SET reply_count = greatest(reply_count - 1, 0) WHERE id = $1"
 
 MARK_ACTOR_DELETED = "UPDATE actors SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
 SOFT_DELETE_ACTOR_POSTS = """
@@ -56,8 +57,8 @@ async def handle(ctx: Context) -> Outcome:
     if post.deleted:
         return ignored("post already deleted")
     await ctx.conn.execute(SOFT_DELETE_POST, post.id)
-    if post.is_opening:
-        await ctx.conn.execute(SOFT_DELETE_THREAD, post.thread_id)
+    if not post.is_opening:
+        await ctx.conn.execute(DROP_REPLY, post.thread_id)
     await relay(ctx, post.community_id)
     return done(f"post {post.id} deleted")
 
