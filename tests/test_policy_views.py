@@ -1,0 +1,163 @@
+"""The admin page ``/admin/federation``: permissions, CSRF, every change audited."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from node import sessions
+from tests.helpers import csrf_from, make_user
+
+PAGE = "/admin/federation"
+
+
+async def log_in_as(client: httpx.AsyncClient, pool: asyncpg.Pool, username: str, role: str) -> int:
+    user_id = await make_user(pool, username, role=role)
+    token = await sessions.create(pool, user_id, "pytest", "203.0.113.7")
+    client.cookies.set(sessions.COOKIE, token)
+    return user_id
+
+
+async def admin_token(client: httpx.AsyncClient) -> str:
+    page = await client.get(PAGE)
+    assert page.status_code == 200
+    return csrf_from(page.text)
+
+
+async def submit(client: httpx.AsyncClient, path: str, data: dict[str, str]) -> httpx.Response:
+    return await client.post(PAGE + path, data={**data, "csrf_token": await admin_token(client)})
+
+
+@pytest.mark.parametrize("role", [None, "member", "moderator"])
+async def test_only_admins_see_the_page(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, role: str | None
+) -> None:
+    if role:
+        await log_in_as(client, pool, "someone", role)
+    assert (await client.get(PAGE)).status_code == 404
+    assert (await client.get(PAGE + "/export.csv")).status_code == 404
+    blocked = await client.post(PAGE + "/blocages", data={"domain": "x.example", "severity": "suspend"})
+    assert blocked.status_code == 404
+    assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 0
+
+
+async def test_a_form_without_csrf_token_is_refused(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    response = await client.post(PAGE + "/mode", data={"mode": "open"})
+    assert response.status_code == 403
+    assert (
+        await pool.fetchval("SELECT value #>> '{}' FROM node_settings WHERE key = 'federation_mode'")
+        == "allowlist"
+    )
+
+
+async def test_admin_blocks_and_unblocks_a_domain(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    admin = await log_in_as(client, pool, "admin", "admin")
+    # When the admin suspends a domain with a reason
+    response = await submit(
+        client,
+        "/blocages",
+        {
+            "domain": "Spam.Example",
+            "severity": "suspend",
+            "reason": "Spam",
+            "private_comment": "note",
+            "reject_reports": "1",
+        },
+    )
+    # Then it is stored, shown on the page, and audited with the admin's id
+    assert response.status_code == 303 and response.headers["location"] == PAGE + "?fait=bloque"
+    page = await client.get(response.headers["location"])
+    assert "Blocage enregistré." in page.text and "spam.example" in page.text
+    row = await pool.fetchrow(
+        "SELECT severity, reject_reports, public_comment, created_by FROM domain_blocks"
+    )
+    assert tuple(row) == ("suspend", True, "Spam", admin)
+    # When it is lifted
+    assert (await submit(client, "/blocages/lever", {"domain": "spam.example"})).status_code == 303
+    assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 0
+    audit = await pool.fetch("SELECT action, actor_id, actor_label FROM audit_log ORDER BY id")
+    assert [tuple(r) for r in audit] == [
+        ("federation.block_domain", admin, "admin"),
+        ("federation.unblock_domain", admin, "admin"),
+    ]
+
+
+async def test_bad_input_shows_a_french_error_and_changes_nothing(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    bad_domain = await submit(client, "/blocages", {"domain": "pas un domaine", "severity": "suspend"})
+    assert bad_domain.status_code == 400 and "Nom de domaine invalide" in bad_domain.text
+    bad_severity = await submit(client, "/blocages", {"domain": "x.example", "severity": "banish"})
+    assert bad_severity.status_code == 400 and "Sévérité inconnue" in bad_severity.text
+    own = await submit(client, "/blocages", {"domain": "testserver", "severity": "suspend"})
+    assert own.status_code == 400
+    assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 0
+
+
+async def test_admin_switches_mode_and_edits_the_allowlist(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    assert "Actuellement : liste autorisée" in (await client.get(PAGE)).text
+    assert (
+        await submit(client, "/autorises", {"domain": "partner.example", "note": "CHU"})
+    ).status_code == 303
+    assert (await submit(client, "/mode", {"mode": "open", "reason": "ouverture"})).status_code == 303
+    page = await client.get(PAGE)
+    assert "Actuellement : ouvert" in page.text and "partner.example" in page.text
+    assert (await submit(client, "/autorises/retirer", {"domain": "partner.example"})).status_code == 303
+    assert await pool.fetchval("SELECT count(*) FROM domain_allows") == 0
+    actions = [r["action"] for r in await pool.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert actions == ["federation.allow_domain", "federation.mode", "federation.disallow_domain"]
+
+
+async def test_csv_import_and_export(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    csv_text = (
+        "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+        "spam.example,suspend,false,false,Spam,false\n"
+        "pics.example,noop,true,false,,false\n"
+    )
+    # When the admin uploads a Mastodon CSV
+    response = await client.post(
+        PAGE + "/import",
+        data={"csrf_token": await admin_token(client)},
+        files={"file": ("blocks.csv", csv_text.encode(), "text/csv")},
+    )
+    # Then its blocks are applied, and the export gives the same file back
+    assert response.status_code == 303
+    assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 2
+    export = await client.get(PAGE + "/export.csv")
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    assert export.headers["content-disposition"].startswith("attachment;")
+    assert sorted(export.text.splitlines()) == sorted(csv_text.splitlines())
+
+
+async def test_a_malformed_upload_shows_numbered_lines_and_applies_nothing(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    csv_text = "#domain,#severity\nfine.example,suspend\nbad domain,suspend\n"
+    response = await client.post(
+        PAGE + "/import",
+        data={"csrf_token": await admin_token(client)},
+        files={"file": ("blocks.csv", csv_text.encode(), "text/csv")},
+    )
+    assert response.status_code == 400
+    assert "Rien n&#39;a été importé." in response.text
+    assert "Ligne 3 : domaine « bad domain » invalide" in response.text
+    assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 0
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
+async def test_admin_approves_a_partner_instance(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    await pool.execute("INSERT INTO instances (domain, software) VALUES ('partner.example', 'vbg-node')")
+    assert "non approuvée" in (await client.get(PAGE)).text
+    response = await submit(client, "/instances", {"domain": "partner.example", "decision": "approve"})
+    assert response.status_code == 303
+    assert await pool.fetchval("SELECT approved FROM instances WHERE domain = 'partner.example'") is True
