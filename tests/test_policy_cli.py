@@ -38,7 +38,7 @@ async def _blocks(pool: asyncpg.Pool) -> list[tuple[str, str, bool, bool, str, b
         "SELECT domain, severity, reject_media, reject_reports, public_comment, obfuscate"
         " FROM domain_blocks ORDER BY domain"
     )
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 @pytest.mark.usefixtures("node_env")
