@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
 
 from node import audit
 from node.accounts import name_taken
-from node.errors import BadRequest, Conflict
+from node.errors import BadRequest, Conflict, NotFound
+from node.sessions import User
+
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 VISIBILITIES = ("members", "public", "local")
 NAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
@@ -57,3 +62,197 @@ async def create_community(
             details={"name": name, "visibility": visibility},
         )
     return community_id
+
+
+# --- Visibility: the one place that decides who may read what -------------------
+#
+# public   anyone (anonymous visitors included)
+# members  approved members of this node (remote approved instances: federation side)
+# local    approved members of this node; never federated
+#
+# Pending, refused and suspended accounts read like anonymous visitors. Whatever
+# may not be read answers exactly like a missing page (NotFound).
+
+
+def is_reader(user: User | None) -> bool:
+    """True for an approved member: such a person reads every community of the node."""
+    return user is not None and user.is_approved
+
+
+def can_read(user: User | None, visibility: str) -> bool:
+    return visibility == "public" or is_reader(user)
+
+
+def readable_sql(alias: str, param: str) -> str:
+    """SQL condition "the viewer may read community ``alias``"; ``param`` is the
+    placeholder bound to :func:`is_reader` of the viewer (e.g. ``"$2"``)."""
+    return f"({alias}.visibility = 'public' OR {param}::boolean)"
+
+
+def federated(visibility: str) -> bool:
+    """Whether changes in a community of this visibility leave the node."""
+    return visibility != "local"
+
+
+@dataclass(frozen=True)
+class Community:
+    id: int
+    name: str
+    title: str
+    description: str
+    rules: str
+    visibility: str
+
+
+COMMUNITY_COLUMNS = "c.id, c.name, c.title, c.description, c.rules, c.visibility"
+SELECT_BY_NAME = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE lower(c.name) = lower($1)"
+SELECT_BY_ID = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = $1"
+LIST_READABLE = f"""
+SELECT {COMMUNITY_COLUMNS},
+       (SELECT count(*) FROM threads t WHERE t.community_id = c.id AND t.deleted_at IS NULL) AS thread_count,
+       EXISTS (SELECT 1 FROM community_follows f WHERE f.community_id = c.id AND f.user_id = $1) AS followed
+FROM communities c
+WHERE {readable_sql("c", "$2")}
+ORDER BY lower(c.title)
+"""
+SELECT_EXPERTS = """
+SELECT u.id, u.username, u.display_name, u.profession, u.organisation
+FROM community_experts e JOIN users u ON u.id = e.user_id
+WHERE e.community_id = $1 AND u.status = 'approved'
+ORDER BY lower(u.display_name)
+"""
+IS_EXPERT = """
+SELECT EXISTS (SELECT 1 FROM community_experts WHERE community_id = $1 AND user_id = $2)
+"""
+IS_FOLLOWING = "SELECT EXISTS (SELECT 1 FROM community_follows WHERE user_id = $1 AND community_id = $2)"
+INSERT_FOLLOW = """
+INSERT INTO community_follows (user_id, community_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+"""
+DELETE_FOLLOW = "DELETE FROM community_follows WHERE user_id = $1 AND community_id = $2"
+INSERT_EXPERT = """
+INSERT INTO community_experts (community_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+"""
+DELETE_EXPERT = "DELETE FROM community_experts WHERE community_id = $1 AND user_id = $2"
+SELECT_APPROVED_USER = "SELECT id FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
+UPDATE_COMMUNITY = "UPDATE communities SET title = $2, description = $3, rules = $4 WHERE id = $1"
+LIST_ALL = f"SELECT {COMMUNITY_COLUMNS} FROM communities c ORDER BY lower(c.title)"
+MAX_DESCRIPTION = 2000
+MAX_RULES = 5000
+
+
+def _community(row: asyncpg.Record) -> Community:
+    return Community(
+        row["id"], row["name"], row["title"], row["description"], row["rules"], row["visibility"]
+    )
+
+
+async def find(conn: Connection, name: str) -> Community | None:
+    """The community named ``name`` whatever its visibility (admin and services)."""
+    row = await conn.fetchrow(SELECT_BY_NAME, name)
+    return _community(row) if row else None
+
+
+async def get_readable(conn: Connection, name: str, user: User | None) -> Community:
+    """The community named ``name`` if ``user`` may read it, else NotFound."""
+    community = await find(conn, name)
+    if community is None or not can_read(user, community.visibility):
+        raise NotFound()
+    return community
+
+
+async def list_readable(conn: Connection, user: User | None) -> list[asyncpg.Record]:
+    """Communities the viewer may read, with thread count and whether they follow it."""
+    return await conn.fetch(LIST_READABLE, user.id if user else None, is_reader(user))
+
+
+async def list_all(conn: Connection) -> list[Community]:
+    return [_community(r) for r in await conn.fetch(LIST_ALL)]
+
+
+async def experts_of(conn: Connection, community_id: int) -> list[asyncpg.Record]:
+    """The community's animators (approved experts), for its page."""
+    return await conn.fetch(SELECT_EXPERTS, community_id)
+
+
+async def can_animate(conn: Connection, user: User | None, community_id: int) -> bool:
+    """Experts of the community and node moderators pin, lock and mark expert answers."""
+    if user is None or not user.is_approved:
+        return False
+    if user.is_moderator:
+        return True
+    is_expert: bool = await conn.fetchval(IS_EXPERT, community_id, user.id)
+    return is_expert
+
+
+async def is_following(conn: Connection, user: User, community_id: int) -> bool:
+    following: bool = await conn.fetchval(IS_FOLLOWING, user.id, community_id)
+    return following
+
+
+async def follow(conn: Connection, user: User, community: Community) -> None:
+    if not can_read(user, community.visibility) or not is_reader(user):
+        raise NotFound()
+    await conn.execute(INSERT_FOLLOW, user.id, community.id)
+
+
+async def unfollow(conn: Connection, user: User, community: Community) -> None:
+    await conn.execute(DELETE_FOLLOW, user.id, community.id)
+
+
+def _check_texts(title: str, description: str, rules: str) -> tuple[str, str, str]:
+    title = title.strip()
+    if not title or len(title) > 120:
+        raise BadRequest(fields={"title": "Le titre est obligatoire (120 caractères au plus)."})
+    if len(description) > MAX_DESCRIPTION:
+        raise BadRequest(
+            fields={"description": f"Description trop longue ({MAX_DESCRIPTION} caractères au plus)."}
+        )
+    if len(rules) > MAX_RULES:
+        raise BadRequest(fields={"rules": f"Règles trop longues ({MAX_RULES} caractères au plus)."})
+    return title, description.strip(), rules.strip()
+
+
+async def update_community(
+    conn: asyncpg.Connection,
+    community_id: int,
+    *,
+    title: str,
+    description: str,
+    rules: str,
+    actor: User,
+) -> None:
+    """Change the texts of a community (admins); audited."""
+    title, description, rules = _check_texts(title, description, rules)
+    async with conn.transaction():
+        status = await conn.execute(UPDATE_COMMUNITY, community_id, title, description, rules)
+        if status == "UPDATE 0":
+            raise NotFound()
+        await audit.record(
+            conn,
+            "community.update",
+            actor_id=actor.id,
+            actor_label=actor.username,
+            target_type="community",
+            target_id=community_id,
+            details={"title": title},
+        )
+
+
+async def set_expert(
+    conn: asyncpg.Connection, community_id: int, username: str, *, expert: bool, actor: User
+) -> None:
+    """Make an approved member an animator of the community, or stop it; audited."""
+    async with conn.transaction():
+        user_id = await conn.fetchval(SELECT_APPROVED_USER, username.strip())
+        if user_id is None:
+            raise BadRequest(fields={"expert": "Aucun membre approuvé ne porte ce nom d'utilisateur."})
+        await conn.execute(INSERT_EXPERT if expert else DELETE_EXPERT, community_id, user_id)
+        await audit.record(
+            conn,
+            "community.expert_add" if expert else "community.expert_remove",
+            actor_id=actor.id,
+            actor_label=actor.username,
+            target_type="community",
+            target_id=community_id,
+            details={"user_id": user_id},
+        )

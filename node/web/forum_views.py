@@ -1,7 +1,574 @@
-"""Views of this area (filled in by the area's owner)."""
+"""Forum pages: home, communities, threads and replies, search, community admin.
+
+Routes::
+
+    GET      /                              home (member: followed activity; visitor: presentation)
+    GET      /communautes                   communities the viewer may read
+    GET      /c/{name}                      community page and its threads (``?page=``)
+    POST     /c/{name}/suivre               follow or unfollow (``action``)
+    GET/POST /c/{name}/nouveau              start a thread
+    GET      /t/{id}                        thread page (``?page=``), marks it read
+    POST     /t/{id}/repondre               reply to the thread
+    POST     /t/{id}/animer                 pin / unpin / lock / unlock (experts, moderators)
+    GET      /p/{id}                        permalink: 303 to the thread page holding the post
+    GET/POST /p/{id}/repondre               reply to a given post
+    GET/POST /p/{id}/modifier               edit own post
+    GET/POST /p/{id}/supprimer              delete a post (confirmation page)
+    GET      /p/{id}/historique             edit history (moderators, community experts)
+    POST     /p/{id}/expert                 mark / unmark the expert answer
+    GET      /recherche                     full-text search (``?q=&page=``)
+    GET/POST /admin/communautes             list and create communities (admins)
+    GET/POST /admin/communautes/{name}      edit a community's texts and experts (admins)
+
+Whatever the viewer may not read answers like a missing page (NotFound).
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections import OrderedDict
+from typing import Any
 
-routes: list[BaseRoute] = []
+import asyncpg
+from markupsafe import Markup, escape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from node import communities, markup, search, threads
+from node.accounts import PROFESSIONS
+from node.communities import Community
+from node.errors import BadRequest, Conflict, NotFound
+from node.i18n import _
+from node.sessions import User
+from node.web import rendering
+from node.web.rendering import (
+    current_user,
+    int_param,
+    pool_of,
+    redirect,
+    render,
+    require_admin,
+    require_member,
+)
+
+MAX_ID = 2**63 - 1
+VISIBILITY_LABELS = {
+    "public": "Publique",
+    "members": "Membres",
+    "local": "Locale",
+}
+
+
+def _id(request: Request) -> int:
+    """An integer id from the path; anything out of range is a missing page."""
+    value = rendering.path_id(request)
+    if not 0 < value <= MAX_ID:
+        raise NotFound()
+    return value
+
+
+def _page(request: Request) -> int:
+    return int_param(request.query_params.get("page"))
+
+
+def _viewer(request: Request) -> User | None:
+    """The person reading: pending, refused or suspended accounts read like visitors."""
+    user = current_user(request)
+    return user if user is not None and user.is_approved else None
+
+
+def _errors(exc: BadRequest) -> dict[str, str]:
+    return exc.fields or {"_": exc.message}
+
+
+def _text(data: FormData, name: str) -> str:
+    """A raw text field (length and content are checked by the services)."""
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------- home and communities
+
+
+async def home(request: Request) -> Response:
+    user = current_user(request)
+    if user is not None and not user.is_approved:
+        return redirect("/en-attente")
+    pool = pool_of(request)
+    if user is None:
+        return render(
+            request,
+            "home.html",
+            communities=await communities.list_readable(pool, None),
+            latest=await threads.public_threads(pool),
+        )
+    listing = await threads.followed_threads(pool, user, _page(request))
+    return render(request, "home.html", listing=listing)
+
+
+async def community_list(request: Request) -> Response:
+    viewer = _viewer(request)
+    rows = await communities.list_readable(pool_of(request), viewer)
+    return render(request, "forum/communities.html", communities=rows, labels=VISIBILITY_LABELS)
+
+
+async def community_page(request: Request) -> Response:
+    viewer = _viewer(request)
+    pool = pool_of(request)
+    community = await communities.get_readable(pool, request.path_params["name"], viewer)
+    listing = await threads.community_threads(pool, community, viewer, _page(request))
+    following = viewer is not None and await communities.is_following(pool, viewer, community.id)
+    return render(
+        request,
+        "forum/community.html",
+        community=community,
+        listing=listing,
+        experts=await communities.experts_of(pool, community.id),
+        following=following,
+        labels=VISIBILITY_LABELS,
+        professions=PROFESSIONS,
+    )
+
+
+async def follow(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    pool = pool_of(request)
+    community = await communities.get_readable(pool, request.path_params["name"], user)
+    if data.get("action") == "unfollow":
+        await communities.unfollow(pool, user, community)
+    else:
+        await communities.follow(pool, user, community)
+    back = "/communautes" if data.get("from") == "list" else f"/c/{community.name}"
+    return redirect(back)
+
+
+# ---------------------------------------------------------------- threads
+
+
+async def new_thread_page(request: Request) -> Response:
+    user = require_member(request)
+    community = await communities.get_readable(pool_of(request), request.path_params["name"], user)
+    return render(request, "forum/new_thread.html", community=community, values={}, errors={})
+
+
+async def new_thread(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    pool = pool_of(request)
+    community = await communities.get_readable(pool, request.path_params["name"], user)
+    title, body = _text(data, "title"), _text(data, "body")
+    try:
+        async with pool.acquire() as conn:
+            created = await threads.create_thread(conn, community, user, title, body)
+    except BadRequest as exc:
+        values = {"title": title[: threads.MAX_TITLE], "body": body[: threads.MAX_BODY]}
+        return render(
+            request, "forum/new_thread.html", 400, community=community, values=values, errors=_errors(exc)
+        )
+    return redirect(f"/t/{created.thread_id}")
+
+
+async def thread_page(request: Request) -> Response:
+    viewer = _viewer(request)
+    page = await threads.thread_page(pool_of(request), _id(request), viewer, _page(request))
+    posts = [
+        (post["id"], _fragment(post, page.thread), _actions(post, page, viewer, request))
+        for post in page.posts
+    ]
+    return render(request, "forum/thread.html", page=page, thread=page.thread, posts=posts, errors={})
+
+
+async def reply(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    thread_id = _id(request)
+    return await _reply(request, user, thread_id, _text(data, "body"), None)
+
+
+async def _reply(request: Request, user: User, thread_id: int, body: str, parent_id: int | None) -> Response:
+    pool = pool_of(request)
+    try:
+        async with pool.acquire() as conn:
+            post_id = await threads.create_reply(conn, thread_id, user, body, parent_id)
+            _, page = await threads.post_location(conn, post_id, user)
+    except BadRequest as exc:
+        ref = await threads.load_thread(pool, thread_id, user)
+        return render(
+            request,
+            "forum/reply.html",
+            400,
+            thread=ref,
+            parent=None,
+            body=body[: threads.MAX_BODY],
+            errors=_errors(exc),
+            action=f"/p/{parent_id}/repondre" if parent_id else f"/t/{thread_id}/repondre",
+        )
+    return redirect(f"/t/{thread_id}?page={page}#p{post_id}")
+
+
+async def animate_thread(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    thread_id = _id(request)
+    action = data.get("action")
+    async with pool_of(request).acquire() as conn:
+        if action in ("pin", "unpin"):
+            await threads.set_pinned(conn, thread_id, user, action == "pin")
+        elif action in ("lock", "unlock"):
+            await threads.set_locked(conn, thread_id, user, action == "lock")
+        else:
+            await threads.load_thread(conn, thread_id, user)
+            raise BadRequest("Action inconnue.")
+    return redirect(f"/t/{thread_id}")
+
+
+# ---------------------------------------------------------------- posts
+
+
+async def permalink(request: Request) -> Response:
+    thread_id, page = await threads.post_location(pool_of(request), _id(request), _viewer(request))
+    return redirect(f"/t/{thread_id}?page={page}#p{_id(request)}")
+
+
+async def reply_to_post_page(request: Request) -> Response:
+    user = require_member(request)
+    post = await threads.load_post(pool_of(request), _id(request), user)
+    if post["deleted_at"] is not None:
+        raise NotFound()
+    thread = await threads.load_thread(pool_of(request), post["thread_id"], user)
+    return render(
+        request,
+        "forum/reply.html",
+        thread=thread,
+        parent=post,
+        excerpt=markup.to_plain(post["source"], 300),
+        body="",
+        errors={},
+        action=f"/p/{post['id']}/repondre",
+    )
+
+
+async def reply_to_post(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    post = await threads.load_post(pool_of(request), _id(request), user)
+    return await _reply(request, user, post["thread_id"], _text(data, "body"), post["id"])
+
+
+async def _own_post(request: Request, user: User) -> asyncpg.Record:
+    post = await threads.load_post(pool_of(request), _id(request), user)
+    if post["deleted_at"] is not None or post["author_id"] != user.id:
+        raise NotFound()
+    return post
+
+
+async def edit_page(request: Request) -> Response:
+    user = require_member(request)
+    post = await _own_post(request, user)
+    values = {"title": post["title"], "body": post["source"]}
+    return render(request, "forum/edit.html", post=post, values=values, errors={})
+
+
+async def edit(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    post = await _own_post(request, user)
+    body = _text(data, "body")
+    title = _text(data, "title") if post["is_opening"] else None
+    try:
+        async with pool_of(request).acquire() as conn:
+            await threads.edit_post(conn, post["id"], user, body, title)
+    except BadRequest as exc:
+        values = {"title": (title or "")[: threads.MAX_TITLE], "body": body[: threads.MAX_BODY]}
+        return render(request, "forum/edit.html", 400, post=post, values=values, errors=_errors(exc))
+    return redirect(f"/p/{post['id']}")
+
+
+async def _deletable(request: Request, user: User) -> asyncpg.Record:
+    post = await threads.load_post(pool_of(request), _id(request), user)
+    if post["deleted_at"] is not None or (post["author_id"] != user.id and not user.is_moderator):
+        raise NotFound()
+    return post
+
+
+async def delete_page(request: Request) -> Response:
+    user = require_member(request)
+    post = await _deletable(request, user)
+    return render(
+        request, "forum/delete.html", post=post, excerpt=markup.to_plain(post["source"], 300), errors={}
+    )
+
+
+async def delete(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    post = await _deletable(request, user)
+    try:
+        async with pool_of(request).acquire() as conn:
+            await threads.delete_post(conn, post["id"], user, _text(data, "reason"))
+    except BadRequest as exc:
+        excerpt = markup.to_plain(post["source"], 300)
+        return render(request, "forum/delete.html", 400, post=post, excerpt=excerpt, errors=_errors(exc))
+    return redirect(f"/t/{post['thread_id']}")
+
+
+async def history_page(request: Request) -> Response:
+    post, edits = await threads.history(pool_of(request), _id(request), _viewer(request))
+    return render(request, "forum/history.html", post=post, edits=edits)
+
+
+async def expert_answer(request: Request) -> Response:
+    user = require_member(request)
+    data = await rendering.form(request)
+    async with pool_of(request).acquire() as conn:
+        await threads.set_expert_answer(conn, _id(request), user, data.get("action") != "unmark")
+    return redirect(f"/p/{_id(request)}")
+
+
+# ---------------------------------------------------------------- search
+
+
+async def search_page(request: Request) -> Response:
+    query = request.query_params.get("q", "").replace("\x00", "")
+    results = await search.search(pool_of(request), query, _viewer(request), _page(request))
+    return render(request, "forum/search.html", results=results)
+
+
+# ---------------------------------------------------------------- community admin
+
+
+def _community_values(data: FormData) -> dict[str, str]:
+    return {k: _text(data, k) for k in ("name", "title", "description", "rules", "visibility")}
+
+
+async def admin_communities(request: Request) -> Response:
+    require_admin(request)
+    rows = await communities.list_all(pool_of(request))
+    return render(
+        request,
+        "forum/admin_communities.html",
+        communities=rows,
+        values={"visibility": "members"},
+        errors={},
+        labels=VISIBILITY_LABELS,
+    )
+
+
+async def admin_create_community(request: Request) -> Response:
+    user = require_admin(request)
+    data = await rendering.form(request)
+    values = _community_values(data)
+    pool = pool_of(request)
+    try:
+        async with pool.acquire() as conn:
+            await communities.create_community(
+                conn,
+                values["name"],
+                values["title"],
+                description=values["description"],
+                rules=values["rules"],
+                visibility=values["visibility"],
+                created_by=user.id,
+                audit_label=user.username,
+            )
+    except (BadRequest, Conflict) as exc:
+        rows = await communities.list_all(pool)
+        return render(
+            request,
+            "forum/admin_communities.html",
+            exc.status,
+            communities=rows,
+            values=values,
+            errors=exc.fields or {"_": exc.message},
+            labels=VISIBILITY_LABELS,
+        )
+    return redirect(f"/admin/communautes/{values['name'].strip().lower()}")
+
+
+async def _admin_community(request: Request) -> Community:
+    community = await communities.find(pool_of(request), request.path_params["name"])
+    if community is None:
+        raise NotFound()
+    return community
+
+
+async def admin_community_page(request: Request) -> Response:
+    require_admin(request)
+    community = await _admin_community(request)
+    return _render_admin_community(
+        request, community, await communities.experts_of(pool_of(request), community.id)
+    )
+
+
+def _render_admin_community(
+    request: Request,
+    community: Community,
+    experts: list[asyncpg.Record],
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    values = values or {
+        "title": community.title,
+        "description": community.description,
+        "rules": community.rules,
+    }
+    return render(
+        request,
+        "forum/admin_community.html",
+        status,
+        community=community,
+        experts=experts,
+        values=values,
+        errors=errors or {},
+        labels=VISIBILITY_LABELS,
+        saved=request.query_params.get("fait") == "1",
+    )
+
+
+async def admin_update_community(request: Request) -> Response:
+    user = require_admin(request)
+    data = await rendering.form(request)
+    community = await _admin_community(request)
+    pool = pool_of(request)
+    values = _community_values(data)
+    try:
+        async with pool.acquire() as conn:
+            if data.get("action") in ("add_expert", "remove_expert"):
+                await communities.set_expert(
+                    conn,
+                    community.id,
+                    _text(data, "expert"),
+                    expert=data.get("action") == "add_expert",
+                    actor=user,
+                )
+            else:
+                await communities.update_community(
+                    conn,
+                    community.id,
+                    title=values["title"],
+                    description=values["description"],
+                    rules=values["rules"],
+                    actor=user,
+                )
+    except BadRequest as exc:
+        experts = await communities.experts_of(pool, community.id)
+        shown = values if data.get("action") not in ("add_expert", "remove_expert") else None
+        return _render_admin_community(request, community, experts, 400, _errors(exc), shown)
+    return redirect(f"/admin/communautes/{community.name}?fait=1")
+
+
+# ---------------------------------------------------------------- post fragments
+
+# Rendered post fragments (author line, reply context, body), shared by every
+# viewer and keyed by everything they show: an edit, a deletion or a new expert
+# answer makes a new key, so a stale fragment is never served. Per-viewer links
+# (reply, edit, delete …) are added outside the fragment.
+FRAGMENT_CACHE_SIZE = 3000
+
+
+class FragmentCache:
+    """A small in-process LRU of rendered HTML."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> Markup | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[Any, ...], value: Markup) -> None:
+        self._items[key] = value
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+fragments = FragmentCache(FRAGMENT_CACHE_SIZE)
+_post_template = rendering.templates.get_template("forum/_post.html")
+
+
+def _fragment(post: asyncpg.Record, thread: asyncpg.Record) -> Markup:
+    expert = thread["expert_answer_id"] == post["id"]
+    key = (
+        post["id"],
+        post["updated_at"],
+        post["deleted_at"],
+        post["author_name"],
+        post["author_profession"],
+        post["remote_domain"],
+        expert,
+        post["parent_id"],
+        post["parent_updated_at"],
+        post["parent_deleted_at"],
+        post["parent_author"],
+    )
+    cached = fragments.get(key)
+    if cached is None:
+        context = None
+        if post["parent_id"] is not None and not post["parent_is_opening"]:
+            context = markup.to_plain(post["parent_source"] or "", 120)
+        html = _post_template.render(post=post, expert=expert, context=context, professions=PROFESSIONS)
+        cached = Markup(html)
+        fragments.put(key, cached)
+    return cached
+
+
+def _actions(post: asyncpg.Record, page: threads.ThreadPage, viewer: User | None, request: Request) -> Markup:
+    """The viewer's links under a post: cheap string building, outside the cache."""
+    if viewer is None or post["deleted_at"] is not None:
+        return Markup("")
+    pid = post["id"]
+    links = []
+    if page.can_reply:
+        links.append(f'<a href="/p/{pid}/repondre">{_("Répondre")}</a>')
+    own = post["author_id"] == viewer.id
+    if own:
+        links.append(f'<a href="/p/{pid}/modifier">{_("Modifier")}</a>')
+    if own or viewer.is_moderator:
+        links.append(f'<a href="/p/{pid}/supprimer">{_("Supprimer")}</a>')
+    if post["updated_at"] is not None and page.can_animate:
+        links.append(f'<a href="/p/{pid}/historique">{_("Historique")}</a>')
+    if page.can_animate and not post["is_opening"]:
+        marked = page.thread["expert_answer_id"] == pid
+        label = _("Retirer « réponse de l'expert »") if marked else _("Marquer « réponse de l'expert »")
+        links.append(
+            f'<form class="inline" method="post" action="/p/{pid}/expert">'
+            f'<input type="hidden" name="csrf_token" value="{escape(rendering.csrf_for(request))}">'
+            f'<input type="hidden" name="action" value="{"unmark" if marked else "mark"}">'
+            f'<button class="link">{escape(label)}</button></form>'
+        )
+    return Markup(f'<p class="actions">{" ".join(links)}</p>')
+
+
+routes: list[BaseRoute] = [
+    Route("/", home, methods=["GET"], name="home"),
+    Route("/communautes", community_list, methods=["GET"], name="communities"),
+    Route("/c/{name}", community_page, methods=["GET"], name="community"),
+    Route("/c/{name}/suivre", follow, methods=["POST"], name="community_follow"),
+    Route("/c/{name}/nouveau", new_thread_page, methods=["GET"], name="new_thread_page"),
+    Route("/c/{name}/nouveau", new_thread, methods=["POST"], name="new_thread"),
+    Route("/t/{id}", thread_page, methods=["GET"], name="thread"),
+    Route("/t/{id}/repondre", reply, methods=["POST"], name="thread_reply"),
+    Route("/t/{id}/animer", animate_thread, methods=["POST"], name="thread_animate"),
+    Route("/p/{id}", permalink, methods=["GET"], name="post"),
+    Route("/p/{id}/repondre", reply_to_post_page, methods=["GET"], name="post_reply_page"),
+    Route("/p/{id}/repondre", reply_to_post, methods=["POST"], name="post_reply"),
+    Route("/p/{id}/modifier", edit_page, methods=["GET"], name="post_edit_page"),
+    Route("/p/{id}/modifier", edit, methods=["POST"], name="post_edit"),
+    Route("/p/{id}/supprimer", delete_page, methods=["GET"], name="post_delete_page"),
+    Route("/p/{id}/supprimer", delete, methods=["POST"], name="post_delete"),
+    Route("/p/{id}/historique", history_page, methods=["GET"], name="post_history"),
+    Route("/p/{id}/expert", expert_answer, methods=["POST"], name="post_expert"),
+    Route("/recherche", search_page, methods=["GET"], name="search"),
+    Route("/admin/communautes", admin_communities, methods=["GET"], name="admin_communities"),
+    Route("/admin/communautes", admin_create_community, methods=["POST"], name="admin_create_community"),
+    Route("/admin/communautes/{name}", admin_community_page, methods=["GET"], name="admin_community"),
+    Route(
+        "/admin/communautes/{name}", admin_update_community, methods=["POST"], name="admin_update_community"
+    ),
+]

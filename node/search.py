@@ -1,0 +1,136 @@
+"""Full-text search over threads (their title) and replies.
+
+PostgreSQL does the matching and the ranking with the ``french`` configuration on
+accent-folded text (``vbg_fold``/``vbg_tsvector`` from migration 0001, vectors kept
+by the trigger of migration 0020), so « medicale » finds « médicale ». Results are
+filtered by what the viewer may read and never include deleted posts. Snippets are
+cut and highlighted here, from the original text, and escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import asyncpg
+from markupsafe import Markup, escape
+
+from node.communities import is_reader, readable_sql
+from node.sessions import User
+from node.threads import AUTHOR_NAME
+
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+PAGE_SIZE = 20
+MAX_QUERY = 200
+SNIPPET_CHARS = 240
+
+SEARCH = f"""
+SELECT p.id, p.thread_id, p.is_opening, left(p.source, 5000) AS source, p.created_at,
+       t.title, c.name AS community_name, c.title AS community_title,
+       {AUTHOR_NAME.format(u="u", a="a")} AS author_name,
+       ts_rank(p.search_vector, q) AS rank
+FROM websearch_to_tsquery('french', vbg_fold($1)) q,
+     posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN users u ON u.id = p.author_id
+LEFT JOIN actors a ON a.id = p.remote_author_id
+WHERE p.search_vector @@ q AND p.deleted_at IS NULL AND t.deleted_at IS NULL
+  AND {readable_sql("c", "$2")}
+ORDER BY rank DESC, p.created_at DESC, p.id DESC
+LIMIT $3 OFFSET $4
+"""
+
+# Same folding as the SQL function vbg_fold (migration 0001), word by word.
+_FOLD = str.maketrans(
+    "àâäáãåāçćčéèêëēėęíìîïīįñńóòôöõøōúùûüūýÿžźż", "aaaaaaaccceeeeeeeiiiiiinnooooooouuuuuyyzzz"
+)
+_WORD = re.compile(r"\w+")
+_MARKDOWN_NOISE = re.compile(r"[*_`#>~|\[\]]+")
+
+
+def fold(text: str) -> str:
+    return text.lower().translate(_FOLD).replace("œ", "oe").replace("æ", "ae")
+
+
+@dataclass
+class Result:
+    post_id: int
+    thread_id: int
+    title: str
+    community_name: str
+    community_title: str
+    author_name: str
+    is_opening: bool
+    snippet: Markup
+
+
+@dataclass
+class Results:
+    query: str
+    results: list[Result]
+    page: int
+    has_next: bool
+
+
+def query_terms(query: str) -> list[str]:
+    """Folded words of the query worth highlighting (not excluded with « - »)."""
+    words = []
+    for match in _WORD.finditer(query):
+        start = match.start()
+        if start > 0 and query[start - 1] == "-":
+            continue
+        word = fold(match.group())
+        if len(word) >= 3 and word not in {"or", "and"}:
+            words.append(word[: max(4, len(word) - 2)])
+    return words
+
+
+def snippet(source: str, terms: list[str]) -> Markup:
+    """A short escaped excerpt of ``source`` around the first matching word, with
+    matching words in ``<mark>``."""
+    text = " ".join(_MARKDOWN_NOISE.sub(" ", source).split())
+    words = list(_WORD.finditer(text))
+    hits = [w for w in words if any(fold(w.group()).startswith(t) for t in terms)]
+    start = 0
+    if hits and hits[0].start() > SNIPPET_CHARS // 3:
+        start = text.rfind(" ", 0, hits[0].start() - SNIPPET_CHARS // 3) + 1
+    end = min(len(text), start + SNIPPET_CHARS)
+    if end < len(text):
+        end = max(text.rfind(" ", start, end), start + 1)
+    parts: list[str] = ["… " if start else ""]
+    cursor = start
+    for hit in hits:
+        if hit.start() < start or hit.end() > end:
+            continue
+        parts.append(str(escape(text[cursor : hit.start()])))
+        parts.append(f"<mark>{escape(hit.group())}</mark>")
+        cursor = hit.end()
+    parts.append(str(escape(text[cursor:end])))
+    parts.append(" …" if end < len(text) else "")
+    return Markup("".join(parts))
+
+
+async def search(conn: Connection, query: str, viewer: User | None, page: int = 1) -> Results:
+    """Posts matching ``query`` that ``viewer`` may read, best first."""
+    query = " ".join(query.split())[:MAX_QUERY]
+    if not query:
+        return Results(query, [], page, False)
+    rows = await conn.fetch(SEARCH, query, is_reader(viewer), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+    terms = query_terms(query)
+    results = [
+        Result(
+            r["id"],
+            r["thread_id"],
+            r["title"],
+            r["community_name"],
+            r["community_title"],
+            r["author_name"],
+            r["is_opening"],
+            snippet(r["source"], terms),
+        )
+        for r in rows[:PAGE_SIZE]
+    ]
+    return Results(query, results, page, len(rows) > PAGE_SIZE)

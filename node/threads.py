@@ -1,0 +1,517 @@
+"""Threads and replies: writing them (edit history, tombstones, outbox events) and
+reading them (thread pages, thread lists, unread markers).
+
+Every write loads its target through the visibility rules of
+``node.communities`` (what may not be read is missing: NotFound), runs in one
+transaction, and — when the community federates — writes its outbox event in
+that same transaction (design §2):
+
+    kind  post.created | post.updated | post.deleted | thread.pinned | thread.unpinned
+    payload {"post_id", "thread_id", "community_id", "actor_user_id"}
+
+Markdown is rendered once, at write time (``posts.content_html``); the search
+vector is kept by a trigger (migration 0020).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from node import audit, markup
+from node.communities import Community, can_read, federated, is_reader, readable_sql
+from node.errors import BadRequest, Forbidden, NotFound
+from node.sessions import User
+
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+MAX_TITLE = 200
+MAX_BODY = 50_000
+MAX_REASON = 500
+PAGE_SIZE = 50  # posts per thread page
+LIST_PAGE_SIZE = 30  # threads per list page
+LOCKED_MESSAGE = "Cette discussion est verrouillée : il n'est plus possible d'y répondre."
+
+
+# --- Input ------------------------------------------------------------------
+
+
+def _check_text(value: str, name: str, max_length: int, label: str) -> str:
+    if "\x00" in value or "\ufffd" in value:
+        raise BadRequest(fields={name: f"{label} contient des caractères invalides."})
+    value = value.strip()
+    if not value:
+        raise BadRequest(fields={name: f"{label} est obligatoire."})
+    if len(value) > max_length:
+        raise BadRequest(fields={name: f"{label} est trop long ({max_length} caractères au plus)."})
+    return value
+
+
+def check_title(title: str) -> str:
+    title = _check_text(title, "title", MAX_TITLE, "Le titre")
+    return " ".join(title.split())
+
+
+def check_body(body: str) -> str:
+    return _check_text(body, "body", MAX_BODY, "Le message")
+
+
+# --- Loading targets through the visibility rules ------------------------------
+
+REF_COLUMNS = """
+       t.id AS thread_id, t.title, t.locked, t.pinned, t.expert_answer_id, t.last_activity_at,
+       t.community_id, c.name AS community_name, c.visibility,
+       EXISTS (SELECT 1 FROM community_experts e
+               WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert
+"""
+SELECT_POST_REF = f"""
+SELECT p.id, p.author_id, p.is_opening, p.deleted_at, p.source, p.updated_at, {REF_COLUMNS}
+FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
+WHERE p.id = $1 AND t.deleted_at IS NULL
+"""
+SELECT_THREAD_REF = f"""
+SELECT (SELECT id FROM posts WHERE thread_id = t.id AND is_opening) AS opening_id, {REF_COLUMNS}
+FROM threads t JOIN communities c ON c.id = t.community_id
+WHERE t.id = $1 AND t.deleted_at IS NULL
+"""
+
+
+def _readable(row: asyncpg.Record | None, viewer: User | None) -> asyncpg.Record:
+    if row is None or not can_read(viewer, row["visibility"]):
+        raise NotFound()
+    return row
+
+
+async def load_post(
+    conn: Connection, post_id: int, viewer: User | None, *, lock: bool = False
+) -> asyncpg.Record:
+    """A post with its thread and community, if ``viewer`` may read it (else NotFound)."""
+    query = SELECT_POST_REF + (" FOR UPDATE OF p, t" if lock else "")
+    return _readable(await conn.fetchrow(query, post_id, viewer.id if viewer else None), viewer)
+
+
+async def load_thread(
+    conn: Connection, thread_id: int, viewer: User | None, *, lock: bool = False
+) -> asyncpg.Record:
+    """A thread with its community, if ``viewer`` may read it (else NotFound)."""
+    query = SELECT_THREAD_REF + (" FOR UPDATE OF t" if lock else "")
+    return _readable(await conn.fetchrow(query, thread_id, viewer.id if viewer else None), viewer)
+
+
+def may_animate(viewer: User | None, ref: asyncpg.Record) -> bool:
+    """Experts of the thread's community and moderators pin, lock, mark expert answers."""
+    return viewer is not None and viewer.is_approved and (viewer.is_moderator or ref["viewer_is_expert"])
+
+
+def may_see_history(viewer: User | None, ref: asyncpg.Record) -> bool:
+    return may_animate(viewer, ref)
+
+
+def _require_member(viewer: User | None) -> User:
+    if viewer is None or not is_reader(viewer):
+        raise NotFound()
+    return viewer
+
+
+# --- Outbox -----------------------------------------------------------------------
+
+INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+
+
+async def _emit(
+    conn: asyncpg.Connection, kind: str, ref: Mapping[str, Any], post_id: int | None, actor: User
+) -> None:
+    """Tell the federation workers, in the caller's transaction (never for local communities).
+
+    ``ref`` carries ``thread_id``, ``community_id`` and ``visibility``."""
+    if not federated(ref["visibility"]):
+        return
+    payload = {
+        "post_id": post_id,
+        "thread_id": ref["thread_id"],
+        "community_id": ref["community_id"],
+        "actor_user_id": actor.id,
+    }
+    await conn.execute(INSERT_EVENT, kind, payload)
+
+
+# --- Writing --------------------------------------------------------------------
+
+INSERT_THREAD = """
+INSERT INTO threads (community_id, author_id, title) VALUES ($1, $2, $3)
+RETURNING id, community_id
+"""
+INSERT_POST = """
+INSERT INTO posts (thread_id, author_id, parent_id, is_opening, source, content_html)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id
+"""
+SELECT_PARENT = "SELECT thread_id, deleted_at FROM posts WHERE id = $1"
+BUMP_THREAD = """
+UPDATE threads SET reply_count = reply_count + 1, last_activity_at = now() WHERE id = $1
+"""
+INSERT_EDIT = """
+INSERT INTO post_edits (post_id, editor_id, previous_title, previous_source) VALUES ($1, $2, $3, $4)
+"""
+UPDATE_POST = "UPDATE posts SET source = $2, content_html = $3, updated_at = now() WHERE id = $1"
+UPDATE_TITLE = "UPDATE threads SET title = $2 WHERE id = $1"
+DELETE_POST = "UPDATE posts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
+DROP_REPLY = """
+UPDATE threads SET reply_count = greatest(reply_count - 1, 0),
+       expert_answer_id = CASE WHEN expert_answer_id = $2 THEN NULL ELSE expert_answer_id END
+WHERE id = $1
+"""
+SET_PINNED = "UPDATE threads SET pinned = $2 WHERE id = $1"
+SET_LOCKED = "UPDATE threads SET locked = $2 WHERE id = $1"
+SET_EXPERT_ANSWER = "UPDATE threads SET expert_answer_id = $2 WHERE id = $1"
+
+
+@dataclass(frozen=True)
+class Created:
+    thread_id: int
+    post_id: int
+
+
+async def create_thread(
+    conn: asyncpg.Connection, community: Community, author: User, title: str, body: str
+) -> Created:
+    """Start a thread in ``community`` (approved members only)."""
+    _require_member(author)
+    if not can_read(author, community.visibility):
+        raise NotFound()
+    title, body = check_title(title), check_body(body)
+    html = markup.render(body)
+    async with conn.transaction():
+        thread = await conn.fetchrow(INSERT_THREAD, community.id, author.id, title)
+        post_id: int = await conn.fetchval(INSERT_POST, thread["id"], author.id, None, True, body, html)
+        ref = {
+            "thread_id": thread["id"],
+            "community_id": community.id,
+            "visibility": community.visibility,
+        }
+        await _emit(conn, "post.created", ref, post_id, author)
+    return Created(thread["id"], post_id)
+
+
+async def create_reply(
+    conn: asyncpg.Connection, thread_id: int, author: User, body: str, parent_id: int | None = None
+) -> int:
+    """Answer a thread, or one of its posts (``parent_id``); locked threads accept
+    replies from animators only."""
+    _require_member(author)
+    body = check_body(body)
+    html = markup.render(body)
+    async with conn.transaction():
+        ref = await load_thread(conn, thread_id, author, lock=True)
+        if ref["locked"] and not may_animate(author, ref):
+            raise Forbidden(LOCKED_MESSAGE)
+        parent_id = await _check_parent(conn, ref, parent_id)
+        post_id: int = await conn.fetchval(INSERT_POST, thread_id, author.id, parent_id, False, body, html)
+        await conn.execute(BUMP_THREAD, thread_id)
+        await _emit(conn, "post.created", ref, post_id, author)
+    return post_id
+
+
+async def _check_parent(conn: asyncpg.Connection, ref: asyncpg.Record, parent_id: int | None) -> int:
+    """The post being answered: the given one of this thread, else the opening post."""
+    if parent_id is None:
+        opening: int = ref["opening_id"]
+        return opening
+    parent = await conn.fetchrow(SELECT_PARENT, parent_id)
+    if parent is None or parent["thread_id"] != ref["thread_id"]:
+        raise NotFound()
+    if parent["deleted_at"] is not None:
+        raise BadRequest("Ce message a été supprimé : répondez plutôt à la discussion.")
+    return parent_id
+
+
+async def edit_post(
+    conn: asyncpg.Connection, post_id: int, editor: User, body: str, title: str | None = None
+) -> None:
+    """The author changes their post (and the title, for an opening post); the
+    previous version goes to ``post_edits``."""
+    _require_member(editor)
+    body = check_body(body)
+    new_title = check_title(title) if title is not None else None
+    html = markup.render(body)
+    async with conn.transaction():
+        ref = await load_post(conn, post_id, editor, lock=True)
+        if ref["deleted_at"] is not None:
+            raise NotFound()
+        if ref["author_id"] != editor.id:
+            raise Forbidden("Vous ne pouvez modifier que vos propres messages.")
+        title_changes = ref["is_opening"] and new_title is not None and new_title != ref["title"]
+        if body == ref["source"] and not title_changes:
+            return
+        previous_title = ref["title"] if ref["is_opening"] else None
+        await conn.execute(INSERT_EDIT, post_id, editor.id, previous_title, ref["source"])
+        if title_changes:
+            await conn.execute(UPDATE_TITLE, ref["thread_id"], new_title)
+        await conn.execute(UPDATE_POST, post_id, body, html)
+        await _emit(conn, "post.updated", ref, post_id, editor)
+
+
+async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reason: str = "") -> None:
+    """Soft-delete a post: its author, or a moderator (audited, with a reason).
+    A tombstone stays in the thread; an opening post leaves the thread in place."""
+    _require_member(actor)
+    reason = " ".join(reason.split())
+    if len(reason) > MAX_REASON:
+        raise BadRequest(fields={"reason": f"La raison est trop longue ({MAX_REASON} caractères au plus)."})
+    async with conn.transaction():
+        ref = await load_post(conn, post_id, actor, lock=True)
+        if ref["deleted_at"] is not None:
+            raise NotFound()
+        own = ref["author_id"] == actor.id
+        if not own and not actor.is_moderator:
+            raise Forbidden("Vous ne pouvez supprimer que vos propres messages.")
+        if not own and not reason:
+            raise BadRequest(fields={"reason": "Indiquez la raison de la suppression."})
+        await conn.execute(DELETE_POST, post_id)
+        if not ref["is_opening"]:
+            await conn.execute(DROP_REPLY, ref["thread_id"], post_id)
+        if not own:
+            await _audit(conn, "post.delete", actor, "post", post_id, reason)
+        await _emit(conn, "post.deleted", ref, post_id, actor)
+
+
+async def _audit(
+    conn: asyncpg.Connection, action: str, actor: User, target_type: str, target_id: int, reason: str = ""
+) -> None:
+    await audit.record(
+        conn,
+        action,
+        actor_id=actor.id,
+        actor_label=actor.username,
+        target_type=target_type,
+        target_id=target_id,
+        reason=reason,
+    )
+
+
+async def _animated_thread(conn: asyncpg.Connection, thread_id: int, actor: User) -> asyncpg.Record:
+    ref = await load_thread(conn, thread_id, _require_member(actor), lock=True)
+    if not may_animate(actor, ref):
+        raise Forbidden("Seuls les experts de la communauté et les modérateurs peuvent faire cela.")
+    return ref
+
+
+async def set_pinned(conn: asyncpg.Connection, thread_id: int, actor: User, pinned: bool) -> None:
+    """Pin a thread at the top of its community (experts, moderators); audited."""
+    async with conn.transaction():
+        ref = await _animated_thread(conn, thread_id, actor)
+        if ref["pinned"] == pinned:
+            return
+        await conn.execute(SET_PINNED, thread_id, pinned)
+        await _audit(conn, "thread.pin" if pinned else "thread.unpin", actor, "thread", thread_id)
+        await _emit(conn, "thread.pinned" if pinned else "thread.unpinned", ref, ref["opening_id"], actor)
+
+
+async def set_locked(conn: asyncpg.Connection, thread_id: int, actor: User, locked: bool) -> None:
+    """Close a thread to new replies, or reopen it (experts, moderators); audited."""
+    async with conn.transaction():
+        ref = await _animated_thread(conn, thread_id, actor)
+        if ref["locked"] == locked:
+            return
+        await conn.execute(SET_LOCKED, thread_id, locked)
+        await _audit(conn, "thread.lock" if locked else "thread.unlock", actor, "thread", thread_id)
+
+
+async def set_expert_answer(conn: asyncpg.Connection, post_id: int, actor: User, marked: bool) -> int:
+    """Mark a reply as the expert answer of its thread, or unmark it; returns the thread id."""
+    async with conn.transaction():
+        post = await load_post(conn, post_id, _require_member(actor))
+        ref = await _animated_thread(conn, post["thread_id"], actor)
+        if post["is_opening"] or post["deleted_at"] is not None:
+            raise BadRequest("Seule une réponse visible peut être marquée comme réponse de l'expert.")
+        current = ref["expert_answer_id"]
+        if marked and current != post_id:
+            await conn.execute(SET_EXPERT_ANSWER, ref["thread_id"], post_id)
+            await _audit(conn, "thread.expert_answer", actor, "post", post_id)
+        elif not marked and current == post_id:
+            await conn.execute(SET_EXPERT_ANSWER, ref["thread_id"], None)
+            await _audit(conn, "thread.expert_answer_remove", actor, "post", post_id)
+        thread_id: int = ref["thread_id"]
+        return thread_id
+
+
+# --- Reading: a thread page ---------------------------------------------------------
+
+SELECT_THREAD_HEAD = """
+SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.created_at,
+       t.last_activity_at, t.community_id, c.name AS community_name, c.title AS community_title,
+       c.visibility,
+       (SELECT count(*) FROM posts p WHERE p.thread_id = t.id) AS post_count,
+       EXISTS (SELECT 1 FROM community_experts e
+               WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,
+       (SELECT r.read_at FROM thread_reads r WHERE r.thread_id = t.id AND r.user_id = $2) AS read_at
+FROM threads t JOIN communities c ON c.id = t.community_id
+WHERE t.id = $1 AND t.deleted_at IS NULL
+"""
+# One query for every post of the page with its author (local member or remote
+# actor: LEFT JOINs, author_id may be NULL) and the post it answers.
+AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, ''), {a}.username, '?')"
+SELECT_PAGE_POSTS = f"""
+SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
+       {AUTHOR_NAME.format(u="u", a="a")} AS author_name, u.profession AS author_profession,
+       a.username AS remote_username, a.domain AS remote_domain,
+       pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
+       left(pp.source, 400) AS parent_source, pp.updated_at AS parent_updated_at,
+       {AUTHOR_NAME.format(u="pu", a="pa")} AS parent_author
+FROM posts p
+LEFT JOIN users u ON u.id = p.author_id
+LEFT JOIN actors a ON a.id = p.remote_author_id
+LEFT JOIN posts pp ON pp.id = p.parent_id
+LEFT JOIN users pu ON pu.id = pp.author_id
+LEFT JOIN actors pa ON pa.id = pp.remote_author_id
+WHERE p.thread_id = $1
+ORDER BY p.is_opening DESC, p.created_at, p.id
+LIMIT $2 OFFSET $3
+"""
+UPSERT_READ = """
+INSERT INTO thread_reads (user_id, thread_id, read_at) VALUES ($1, $2, $3)
+ON CONFLICT (user_id, thread_id) DO UPDATE SET read_at = greatest(thread_reads.read_at, EXCLUDED.read_at)
+"""
+
+
+@dataclass
+class ThreadPage:
+    thread: asyncpg.Record
+    posts: list[asyncpg.Record]
+    page: int
+    pages: int
+    can_animate: bool
+    can_reply: bool
+
+
+def page_count(total: int, size: int) -> int:
+    return max(1, -(-total // size))
+
+
+async def thread_page(conn: Connection, thread_id: int, viewer: User | None, page: int) -> ThreadPage:
+    """The posts of one page of a thread, oldest first; marks the thread read for a member."""
+    viewer_id = viewer.id if viewer and viewer.is_approved else None
+    thread = _readable(await conn.fetchrow(SELECT_THREAD_HEAD, thread_id, viewer_id), viewer)
+    pages = page_count(thread["post_count"], PAGE_SIZE)
+    if page > pages:
+        raise NotFound()
+    posts = await conn.fetch(SELECT_PAGE_POSTS, thread_id, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    if viewer_id is not None:
+        await mark_read(conn, viewer_id, thread, thread["read_at"])
+    animate = may_animate(viewer, thread)
+    can_reply = is_reader(viewer) and (not thread["locked"] or animate)
+    return ThreadPage(thread, list(posts), page, pages, animate, can_reply)
+
+
+async def mark_read(conn: Connection, user_id: int, thread: asyncpg.Record, read_at: datetime | None) -> None:
+    """Record that the member saw the thread as of its last activity (written only when
+    something is new, so reading a thread again costs no write)."""
+    if read_at is None or read_at < thread["last_activity_at"]:
+        await conn.execute(UPSERT_READ, user_id, thread["id"], thread["last_activity_at"])
+
+
+SELECT_POST_POSITION = """
+SELECT p.thread_id, c.visibility,
+       CASE WHEN p.is_opening THEN 0 ELSE
+           (SELECT count(*) FROM posts q WHERE q.thread_id = p.thread_id
+              AND (q.is_opening OR (q.created_at, q.id) < (p.created_at, p.id))) END AS position
+FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
+WHERE p.id = $1 AND t.deleted_at IS NULL
+"""
+
+
+async def post_location(conn: Connection, post_id: int, viewer: User | None) -> tuple[int, int]:
+    """(thread id, page number) where the post is shown, if the viewer may read it."""
+    row = _readable(await conn.fetchrow(SELECT_POST_POSITION, post_id), viewer)
+    return row["thread_id"], row["position"] // PAGE_SIZE + 1
+
+
+SELECT_EDITS = """
+SELECT e.previous_title, e.previous_source, e.edited_at, coalesce(u.display_name, '') AS editor
+FROM post_edits e LEFT JOIN users u ON u.id = e.editor_id
+WHERE e.post_id = $1
+ORDER BY e.edited_at DESC, e.id DESC
+"""
+
+
+async def history(
+    conn: Connection, post_id: int, viewer: User | None
+) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+    """A post and its previous versions: moderators and the community's experts only."""
+    ref = await load_post(conn, post_id, viewer)
+    if not may_see_history(viewer, ref):
+        raise NotFound()
+    return ref, list(await conn.fetch(SELECT_EDITS, post_id))
+
+
+# --- Reading: thread lists -------------------------------------------------------------
+
+LIST_COLUMNS = f"""
+SELECT t.id, t.title, t.pinned, t.locked, t.reply_count, t.created_at, t.last_activity_at,
+       t.expert_answer_id IS NOT NULL AS answered,
+       c.name AS community_name, c.title AS community_title,
+       {AUTHOR_NAME.format(u="u", a="a")} AS author_name,
+       ($1::bigint IS NOT NULL AND (r.read_at IS NULL OR t.last_activity_at > r.read_at)) AS unread,
+       count(*) OVER () AS total
+FROM threads t
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN users u ON u.id = t.author_id
+LEFT JOIN actors a ON a.id = t.remote_author_id
+LEFT JOIN thread_reads r ON r.thread_id = t.id AND r.user_id = $1
+"""
+LIST_COMMUNITY_THREADS = f"""{LIST_COLUMNS}
+WHERE t.community_id = $2 AND t.deleted_at IS NULL
+ORDER BY t.pinned DESC, t.last_activity_at DESC, t.id DESC
+LIMIT $3 OFFSET $4
+"""
+LIST_FOLLOWED_THREADS = f"""{LIST_COLUMNS}
+WHERE t.community_id IN (SELECT community_id FROM community_follows WHERE user_id = $1)
+  AND t.deleted_at IS NULL AND {readable_sql("c", "$2")}
+ORDER BY t.last_activity_at DESC, t.id DESC
+LIMIT $3 OFFSET $4
+"""
+LIST_PUBLIC_THREADS = f"""{LIST_COLUMNS}
+WHERE c.visibility = 'public' AND t.deleted_at IS NULL
+ORDER BY t.last_activity_at DESC, t.id DESC
+LIMIT $2
+"""
+
+
+@dataclass
+class ThreadList:
+    threads: list[asyncpg.Record]
+    page: int
+    pages: int
+
+
+async def _list(conn: Connection, query: str, viewer_id: int | None, arg: object, page: int) -> ThreadList:
+    rows = await conn.fetch(query, viewer_id, arg, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
+    total = rows[0]["total"] if rows else 0
+    if not rows and page > 1:
+        raise NotFound()
+    return ThreadList(list(rows), page, page_count(total, LIST_PAGE_SIZE))
+
+
+def _member_id(viewer: User | None) -> int | None:
+    return viewer.id if viewer is not None and viewer.is_approved else None
+
+
+async def community_threads(
+    conn: Connection, community: Community, viewer: User | None, page: int
+) -> ThreadList:
+    """A community's threads: pinned first, then by last activity (the caller checked visibility)."""
+    return await _list(conn, LIST_COMMUNITY_THREADS, _member_id(viewer), community.id, page)
+
+
+async def followed_threads(conn: Connection, viewer: User, page: int) -> ThreadList:
+    """The member's home: threads of the communities they follow, by last activity."""
+    return await _list(conn, LIST_FOLLOWED_THREADS, _member_id(viewer), is_reader(viewer), page)
+
+
+async def public_threads(conn: Connection, limit: int = 10) -> list[asyncpg.Record]:
+    """The latest threads of public communities (the anonymous home page)."""
+    return list(await conn.fetch(LIST_PUBLIC_THREADS, None, limit))
