@@ -1,0 +1,493 @@
+"""Threads as ``Page``, replies as ``Note``, tombstones, the context collection, group
+collections, and who may read members-only content (signed GETs from approved instances)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from federation import actors, policy, validation
+from node.settings import Settings, load
+from tests.conftest import TEST_SECRET
+from tests.fakefedi import AS_ACCEPT, FakeActor, FakeInstance, signed_headers
+from tests.helpers import make_community, make_user
+
+AP = {"Accept": "application/activity+json"}
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+BASE = "http://testserver"
+
+
+# --- factories (raw SQL: the ActivityPub side reads the forum's tables) ------------
+
+
+async def make_thread(
+    pool: asyncpg.Pool,
+    community_id: int,
+    author_id: int | None,
+    title: str = "Accueil d'une victime aux urgences",
+    source: str = "Comment **organiser** l'accueil ?",
+    *,
+    pinned: bool = False,
+    locked: bool = False,
+) -> tuple[int, int]:
+    """A thread and its opening post; returns (thread id, opening post id)."""
+    async with pool.acquire() as conn, conn.transaction():
+        thread_id = await conn.fetchval(
+            "INSERT INTO threads (community_id, author_id, title, pinned, locked) VALUES ($1, $2, $3, $4, $5)"
+            " RETURNING id",
+            community_id, author_id, title, pinned, locked,
+        )  # fmt: skip
+        post_id = await conn.fetchval(
+            "INSERT INTO posts (thread_id, author_id, is_opening, source, content_html)"
+            " VALUES ($1, $2, true, $3, $4) RETURNING id",
+            thread_id, author_id, source, "<p>Comment <strong>organiser</strong> l'accueil ?</p>",
+        )  # fmt: skip
+    return thread_id, post_id
+
+
+async def make_reply(
+    pool: asyncpg.Pool,
+    thread_id: int,
+    author_id: int | None,
+    source: str = "Avec un protocole écrit.",
+    *,
+    parent_id: int | None = None,
+    remote_author_id: int | None = None,
+    ap_id: str | None = None,
+) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        if parent_id is None:
+            parent_id = await conn.fetchval(
+                "SELECT id FROM posts WHERE thread_id = $1 AND is_opening", thread_id
+            )
+        post_id: int = await conn.fetchval(
+            "INSERT INTO posts (thread_id, author_id, parent_id, source, content_html, remote_author_id, ap_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            thread_id, author_id, parent_id, source, f"<p>{source}</p>", remote_author_id, ap_id,
+        )  # fmt: skip
+        await conn.execute("UPDATE threads SET last_activity_at = now() WHERE id = $1", thread_id)
+    return post_id
+
+
+async def get_ap(client: httpx.AsyncClient, path: str, **headers: str) -> httpx.Response:
+    return await client.get(path, headers={**AP, **headers})
+
+
+# --- Page and Note ----------------------------------------------------------------
+
+
+async def test_public_thread_is_a_page_addressed_to_public(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a thread in a public community
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina, pinned=True)
+
+    # When a server fetches it
+    response = await get_ap(client, f"/t/{thread_id}")
+
+    # Then it is a Page with everything Lemmy and Mastodon read
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/activity+json; charset=utf-8"
+    page = response.json()
+    validation.validate_emitted(page)
+    group = f"{BASE}/c/juridique"
+    assert page["id"] == f"{BASE}/t/{thread_id}"
+    assert page["type"] == "Page"
+    assert page["name"] == "Accueil d'une victime aux urgences"
+    assert page["attributedTo"] == f"{BASE}/u/amina"
+    assert page["audience"] == group
+    assert page["context"] == f"{BASE}/t/{thread_id}/context"
+    assert page["to"] == [PUBLIC]
+    assert page["cc"] == [group, f"{group}/followers"]
+    assert page["content"] == "<p>Comment <strong>organiser</strong> l'accueil ?</p>"
+    assert page["contentMap"] == {"fr": page["content"]}
+    assert page["mediaType"] == "text/html"
+    assert page["source"] == {"content": "Comment **organiser** l'accueil ?", "mediaType": "text/markdown"}
+    assert {"type": "Mention", "href": group, "name": "@juridique@testserver"} in page["tag"]
+    assert page["commentsEnabled"] is True and page["stickied"] is True
+    assert page["published"].endswith("Z") and "updated" not in page
+
+
+async def test_reply_is_a_note_in_reply_to_the_thread(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    # Given a locked public thread by amina, with a reply by bastien
+    amina = await make_user(pool, "amina")
+    bastien = await make_user(pool, "bastien")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina, locked=True)
+    reply_id = await make_reply(pool, thread_id, bastien)
+
+    # When the reply and the thread are fetched
+    note = (await get_ap(client, f"/p/{reply_id}")).json()
+    page = (await get_ap(client, f"/t/{thread_id}")).json()
+
+    # Then the reply is a Note answering the thread, cc'ing and mentioning its author
+    validation.validate_emitted(note)
+    assert note["type"] == "Note" and note["id"] == f"{BASE}/p/{reply_id}"
+    assert note["inReplyTo"] == f"{BASE}/t/{thread_id}"
+    assert note["attributedTo"] == f"{BASE}/u/bastien"
+    assert note["audience"] == f"{BASE}/c/juridique"
+    assert note["context"] == f"{BASE}/t/{thread_id}/context"
+    assert note["to"] == [PUBLIC]
+    assert f"{BASE}/u/amina" in note["cc"]
+    hrefs = {t["href"] for t in note["tag"] if t["type"] == "Mention"}
+    assert hrefs == {f"{BASE}/c/juridique", f"{BASE}/u/amina"}
+    assert "name" not in note
+    assert page["commentsEnabled"] is False
+
+
+async def test_members_only_content_is_never_addressed_to_public(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # Given a thread and a reply in a members-only community
+    from federation import objects
+
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "medical", visibility="members")
+    thread_id, _ = await make_thread(pool, community, amina)
+    reply_id = await make_reply(pool, thread_id, amina)
+
+    # When they are turned into ActivityStreams
+    async with pool.acquire() as conn:
+        page = objects.post_to_ap(settings, await objects.load_thread(conn, thread_id))
+        note = objects.post_to_ap(settings, await objects.load_post(conn, reply_id))
+
+    # Then they go to the group and its followers, and Public appears nowhere
+    for doc in (page, note):
+        assert doc["to"] == [f"{BASE}/c/medical", f"{BASE}/c/medical/followers"]
+        assert PUBLIC not in json.dumps(doc)
+        assert "as:Public" not in json.dumps(doc)
+        validation.validate_emitted(objects.with_context(doc))
+
+
+async def test_deleted_reply_is_a_tombstone_with_410(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    # Given a deleted reply in a public thread
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina)
+    reply_id = await make_reply(pool, thread_id, amina)
+    await pool.execute("UPDATE posts SET deleted_at = now() WHERE id = $1", reply_id)
+
+    # When it is fetched
+    response = await get_ap(client, f"/p/{reply_id}")
+
+    # Then it is gone, and says what it was
+    assert response.status_code == 410
+    tombstone = response.json()
+    validation.validate_emitted(tombstone)
+    assert tombstone["type"] == "Tombstone"
+    assert tombstone["id"] == f"{BASE}/p/{reply_id}"
+    assert tombstone["formerType"] == "Note"
+    assert "content" not in tombstone
+
+
+async def test_deleted_thread_is_a_page_tombstone(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina)
+    await pool.execute("UPDATE threads SET deleted_at = now() WHERE id = $1", thread_id)
+
+    response = await get_ap(client, f"/t/{thread_id}")
+
+    assert response.status_code == 410
+    assert response.json()["formerType"] == "Page"
+
+
+async def test_local_and_remote_content_is_not_served(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    # Given a thread of a local (never federated) community, and a reply written elsewhere
+    amina = await make_user(pool, "amina")
+    local = await make_community(pool, "interne", visibility="local")
+    local_thread, _ = await make_thread(pool, local, amina)
+    public = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, public, amina)
+    remote = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, inbox)"
+        " VALUES ('https://ailleurs.example/users/zoe', 'Person', false, 'zoe', 'ailleurs.example',"
+        " 'https://ailleurs.example/users/zoe/inbox') RETURNING id"
+    )
+    remote_reply = await make_reply(
+        pool, thread_id, None, remote_author_id=remote, ap_id="https://ailleurs.example/notes/1"
+    )
+
+    # When servers ask for them, Then both answer like missing objects
+    for path in (f"/t/{local_thread}", f"/t/{local_thread}/context", f"/p/{remote_reply}", "/t/999999"):
+        response = await get_ap(client, path)
+        assert response.status_code == 404, path
+
+
+async def test_opening_post_permalink_redirects_to_the_thread(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, opening_id = await make_thread(pool, community, amina)
+
+    response = await get_ap(client, f"/p/{opening_id}")
+
+    assert response.status_code == 301
+    assert response.headers["location"] == f"{BASE}/t/{thread_id}"
+
+
+# --- context collection ---------------------------------------------------------
+
+
+async def test_context_collection_pages_and_etag(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    # Given a public thread with 54 replies (one deleted)
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina)
+    opening = await pool.fetchval("SELECT id FROM posts WHERE thread_id = $1", thread_id)
+    await pool.execute(
+        "INSERT INTO posts (thread_id, author_id, parent_id, source, content_html, created_at)"
+        " SELECT $1, $2, $3, 'r' || g, '<p>r</p>', now() + g * interval '1 second' FROM generate_series(1, 54) g",
+        thread_id, amina, opening,
+    )  # fmt: skip
+    deleted = await pool.fetchval("SELECT max(id) FROM posts WHERE thread_id = $1", thread_id)
+    await pool.execute("UPDATE posts SET deleted_at = now() WHERE id = $1", deleted)
+    context = f"{BASE}/t/{thread_id}/context"
+
+    # When the context collection is fetched
+    response = await get_ap(client, f"/t/{thread_id}/context")
+
+    # Then it counts the 54 live posts, is attributed to the group and starts a page chain
+    assert response.status_code == 200
+    collection = response.json()
+    validation.validate_emitted(collection, "context")
+    assert collection["type"] == "OrderedCollection"
+    assert collection["attributedTo"] == f"{BASE}/c/juridique"
+    assert collection["totalItems"] == 54
+    assert collection["first"] == f"{context}?page=1"
+    etag = response.headers["etag"]
+
+    first = (await get_ap(client, f"/t/{thread_id}/context?page=1")).json()
+    assert first["type"] == "OrderedCollectionPage" and first["partOf"] == context
+    assert len(first["orderedItems"]) == 50
+    assert first["orderedItems"][0] == f"{BASE}/t/{thread_id}"
+    assert first["next"] == f"{context}?page=2"
+    second = (await get_ap(client, f"/t/{thread_id}/context?page=2")).json()
+    assert len(second["orderedItems"]) == 4 and "next" not in second
+    assert f"{BASE}/p/{deleted}" not in first["orderedItems"] + second["orderedItems"]
+    assert (await get_ap(client, f"/t/{thread_id}/context?page=3")).status_code == 404
+
+    # And a conditional GET with the same ETag is answered 304 until the thread changes
+    unchanged = await get_ap(client, f"/t/{thread_id}/context", **{"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    await make_reply(pool, thread_id, amina, "Une de plus.")
+    changed = await get_ap(client, f"/t/{thread_id}/context", **{"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.json()["totalItems"] == 55
+    assert changed.headers["etag"] != etag
+
+
+# --- group collections ------------------------------------------------------------
+
+
+async def test_public_group_outbox_announces_its_threads(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a public community with two threads, one deleted
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    older, _ = await make_thread(pool, community, amina, "Premier")
+    newer, _ = await make_thread(pool, community, amina, "Second")
+    gone, _ = await make_thread(pool, community, amina, "Supprimé")
+    await pool.execute("UPDATE threads SET deleted_at = now() WHERE id = $1", gone)
+
+    # When its outbox is read
+    outbox = (await get_ap(client, "/c/juridique/outbox")).json()
+    page = (await get_ap(client, outbox["first"].removeprefix(BASE))).json()
+
+    # Then it shows the live threads, newest first, as the group's Announce of their Create
+    assert outbox["totalItems"] == 2
+    validation.validate_emitted(outbox)
+    validation.validate_emitted(page)
+    items = page["orderedItems"]
+    assert [i["object"]["object"]["id"] for i in items] == [f"{BASE}/t/{newer}", f"{BASE}/t/{older}"]
+    assert all(i["type"] == "Announce" and i["actor"] == f"{BASE}/c/juridique" for i in items)
+    assert all(i["object"]["type"] == "Create" for i in items)
+
+
+async def test_members_only_group_outbox_is_empty(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "medical", visibility="members")
+    await make_thread(pool, community, amina)
+
+    outbox = (await get_ap(client, "/c/medical/outbox")).json()
+
+    assert outbox["totalItems"] == 0 and outbox["orderedItems"] == []
+
+
+async def test_followers_are_a_count_and_featured_lists_pinned_threads(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a public community with a local follower, a remote follower and a pinned thread
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    pinned, _ = await make_thread(pool, community, amina, "Charte", pinned=True)
+    await make_thread(pool, community, amina, "Ordinaire")
+    await pool.execute(
+        "INSERT INTO community_follows (user_id, community_id) VALUES ($1, $2)", amina, community
+    )
+    remote = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, inbox) VALUES"
+        " ('https://ailleurs.example/users/zoe', 'Person', false, 'zoe', 'ailleurs.example', 'https://x/i')"
+        " RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state)"
+        " VALUES ($1, $2, 'https://ailleurs.example/f/1', 'accepted')",
+        community, remote,
+    )  # fmt: skip
+
+    # When the followers and featured collections are read
+    followers = (await get_ap(client, "/c/juridique/followers")).json()
+    featured = (await get_ap(client, "/c/juridique/featured")).json()
+
+    # Then followers is a bare count, featured the pinned thread as a Page
+    assert followers == {
+        "@context": followers["@context"],
+        "id": f"{BASE}/c/juridique/followers",
+        "type": "OrderedCollection",
+        "totalItems": 2,
+    }
+    assert featured["totalItems"] == 1
+    assert featured["orderedItems"][0]["id"] == f"{BASE}/t/{pinned}"
+    assert featured["orderedItems"][0]["type"] == "Page"
+
+
+# --- members-only content and signed GETs ----------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """This module talks to fake servers on loopback: private peers allowed."""
+    return load(
+        {
+            "VBG_BASE_URL": BASE,
+            "VBG_DATA_DIR": str(tmp_path / "data"),
+            "VBG_SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": database_url,
+            "VBG_WORKERS_IN_SERVE": "0",
+            "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
+        }
+    )
+
+
+@pytest.fixture
+async def partner(app: Any, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[FakeInstance]:
+    """A fake partner server, allowed by our instance policy, that trusts our instance key."""
+    async with FakeInstance("127.0.0.41") as fake:
+        async with pool.acquire() as conn:
+            me = await actors.instance_actor(conn, settings)
+            await policy.allow_domain(conn, fake.host)
+        assert me.public_key_id and me.public_key_pem
+        fake.trust_key(me.public_key_id, me.public_key_pem)
+        try:
+            yield fake
+        finally:
+            fetcher = getattr(app.state, "fetcher", None)
+            if fetcher is not None:
+                await fetcher.close()
+
+
+async def approve(pool: asyncpg.Pool, fake: FakeInstance) -> None:
+    await pool.execute(
+        "INSERT INTO instances (domain, approved, approved_at) VALUES ($1, true, now())"
+        " ON CONFLICT (domain) DO UPDATE SET approved = true",
+        fake.domain,
+    )
+
+
+async def signed_get(
+    client: httpx.AsyncClient, path: str, actor: FakeActor, variant: str = "ok"
+) -> httpx.Response:
+    headers = signed_headers("GET", BASE + path, None, actor.key, variant, {"Accept": AS_ACCEPT})
+    return await client.get(path, headers=headers)
+
+
+async def members_only_paths(pool: asyncpg.Pool) -> list[str]:
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "medical", visibility="members")
+    thread_id, _ = await make_thread(pool, community, amina, pinned=True)
+    reply_id = await make_reply(pool, thread_id, amina)
+    return [f"/t/{thread_id}", f"/p/{reply_id}", f"/t/{thread_id}/context", "/c/medical/featured"]
+
+
+async def test_members_only_content_is_404_to_unsigned_gets(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given members-only content
+    paths = await members_only_paths(pool)
+
+    for path in paths:
+        # When an unsigned GET asks for it
+        response = await get_ap(client, path)
+        # Then it answers exactly like a missing object
+        missing = await get_ap(client, "/t/999999")
+        assert (response.status_code, response.content) == (404, missing.content), path
+
+    # And the group's actor itself stays public (it is how partners find and follow it)
+    group = await get_ap(client, "/c/medical")
+    assert group.status_code == 200 and group.json()["manuallyApprovesFollowers"] is True
+
+
+async def test_members_only_content_needs_an_approved_instance(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, partner: FakeInstance
+) -> None:
+    # Given members-only content and a partner server allowed by policy but not approved
+    paths = await members_only_paths(pool)
+    alice = partner.add_actor("alice")
+
+    # When it fetches with a valid signature, Then it gets nothing
+    for path in paths:
+        assert (await signed_get(client, path, alice)).status_code == 404, path
+
+    # When the instance is approved, Then its signed GETs get the content
+    await approve(pool, partner)
+    for path in paths:
+        response = await signed_get(client, path, alice)
+        assert response.status_code == 200, path
+        assert PUBLIC not in response.text
+
+    # And its actor was fetched and cached with its key
+    cached = await pool.fetchrow("SELECT domain, public_key_id FROM actors WHERE uri = $1", alice.id)
+    assert cached["domain"] == partner.domain and cached["public_key_id"] == alice.key_id
+
+
+async def test_bad_signatures_from_an_approved_instance_are_refused(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, partner: FakeInstance
+) -> None:
+    # Given an approved partner and members-only content
+    paths = await members_only_paths(pool)
+    alice = partner.add_actor("alice")
+    await approve(pool, partner)
+
+    # When requests come signed wrongly, Then they get 404 like anyone else
+    for variant in ("wrong_key", "hmac_public_key", "stale_date", "no_host", "rfc9421"):
+        response = await signed_get(client, paths[0], alice, variant)
+        assert response.status_code == 404, variant
+
+
+async def test_suspended_instance_gets_nothing_even_public(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, partner: FakeInstance
+) -> None:
+    # Given a public thread and a partner that admins then suspend
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina)
+    alice = partner.add_actor("alice")
+    assert (await signed_get(client, f"/t/{thread_id}", alice)).status_code == 200
+    async with pool.acquire() as conn:
+        await policy.suspend_domain(conn, partner.host, reason="test")
+
+    # When it asks again, signed, Then it gets 404 (the public page stays public to others)
+    assert (await signed_get(client, f"/t/{thread_id}", alice)).status_code == 404
+    assert (await signed_get(client, "/c/juridique", alice)).status_code == 404
+    assert (await get_ap(client, f"/t/{thread_id}")).status_code == 200
