@@ -1,16 +1,35 @@
-"""Members: creation, registration and approval, passwords, profiles."""
+"""Members: creation, registration and approval, passwords, profiles, member management.
+
+A member's life cycle (``users.status``)::
+
+    register ──> pending ──approve──> approved <──reactivate── suspended
+                    │                     └────────suspend────────┘
+                    └──refuse──> refused (the reason is shown to the person)
+
+Every moderator or admin decision is written to the audit log in the same
+transaction as the change it records.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import asyncpg
 
-from node import audit
-from node.errors import BadRequest, Conflict
-from node.security import hash_password
+from node import audit, sessions
+from node.errors import BadRequest, Conflict, NotFound
+from node.security import hash_password, needs_rehash, verify_password
+from node.sessions import User
 
 ROLES = ("member", "expert", "moderator", "admin")
+ROLE_LABELS = {
+    "member": "Membre",
+    "expert": "Expert·e",
+    "moderator": "Modérateur·rice",
+    "admin": "Administrateur·rice",
+}
 PROFESSIONS = {
     "medical": "Médical",
     "paramedical": "Paramédical",
@@ -19,9 +38,34 @@ PROFESSIONS = {
     "projet": "Chargé·e de projet",
     "autre": "Autre",
 }
+STATUS_LABELS = {
+    "pending": "En attente",
+    "approved": "Validé",
+    "refused": "Refusé",
+    "suspended": "Suspendu",
+}
 USERNAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
+# Longest accepted value of each text field (characters).
+MAX_LENGTHS = {
+    "username": 30,
+    "display_name": 80,
+    "email": 254,
+    "password": MAX_PASSWORD,
+    "password_confirm": MAX_PASSWORD,
+    "current_password": MAX_PASSWORD,
+    "new_password": MAX_PASSWORD,
+    "new_password_confirm": MAX_PASSWORD,
+    "profession": 20,
+    "profession_detail": 120,
+    "organisation": 120,
+    "country": 80,
+    "motivation": 2000,
+    "bio": 1000,
+    "reason": 1000,
+}
 
 INSERT_USER = """
 INSERT INTO users (username, display_name, email, password_hash, role, status, profession,
@@ -33,6 +77,7 @@ NAME_TAKEN = """
 SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))
     OR EXISTS (SELECT 1 FROM communities WHERE lower(name) = lower($1))
 """
+EMAIL_TAKEN = "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))"
 
 
 def check_username(username: str) -> str:
@@ -49,6 +94,13 @@ def check_password(password: str, field: str = "password") -> None:
         raise BadRequest(fields={field: f"Le mot de passe doit compter au moins {MIN_PASSWORD} caractères."})
     if len(password) > MAX_PASSWORD:
         raise BadRequest(fields={field: f"Le mot de passe doit compter au plus {MAX_PASSWORD} caractères."})
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > MAX_LENGTHS["email"] or not EMAIL_RE.match(email):
+        raise BadRequest(fields={"email": "Adresse e-mail invalide."})
+    return email
 
 
 async def name_taken(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
@@ -83,6 +135,8 @@ async def create_user(
     async with conn.transaction():
         if await name_taken(conn, username):
             raise Conflict(fields={"username": "Ce nom d'utilisateur est déjà pris."})
+        if email and await conn.fetchval(EMAIL_TAKEN, email):
+            raise Conflict(fields={"email": "Cette adresse e-mail est déjà utilisée par un compte."})
         try:
             user_id: int = await conn.fetchval(
                 INSERT_USER,
@@ -112,3 +166,409 @@ async def create_user(
                 details={"username": username, "role": role},
             )
     return user_id
+
+
+# ---------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a person fills in on the registration page."""
+
+    username: str
+    display_name: str
+    email: str
+    password: str
+    password_confirm: str
+    profession: str
+    profession_detail: str
+    organisation: str
+    country: str
+    motivation: str
+    charter_accepted: bool
+
+
+def _error_of(check: Callable[[str], object], value: str) -> dict[str, str]:
+    try:
+        check(value)
+    except BadRequest as exc:
+        return exc.fields
+    return {}
+
+
+def registration_errors(reg: Registration) -> dict[str, str]:
+    """Every problem of ``reg`` at once, as French messages by field name."""
+    errors: dict[str, str] = {}
+    errors.update(_error_of(check_username, reg.username))
+    errors.update(_error_of(check_email, reg.email))
+    errors.update(_error_of(check_password, reg.password))
+    if not errors.get("password") and reg.password != reg.password_confirm:
+        errors["password_confirm"] = "Les deux mots de passe ne correspondent pas."
+    if reg.profession not in PROFESSIONS:
+        errors["profession"] = "Choisissez une profession dans la liste."
+    if reg.profession == "autre" and not reg.profession_detail.strip():
+        errors["profession_detail"] = "Précisez votre profession."
+    for name in ("display_name", "organisation", "country", "motivation"):
+        if not getattr(reg, name).strip():
+            errors[name] = "Ce champ est obligatoire."
+    if not reg.charter_accepted:
+        errors["charter"] = "Vous devez accepter la charte du réseau pour demander un compte."
+    return errors
+
+
+async def register(conn: asyncpg.Connection, reg: Registration) -> int:
+    """Create a *pending* account from a registration; nothing is written on error."""
+    errors = registration_errors(reg)
+    if errors:
+        raise BadRequest(fields=errors)
+    return await create_user(
+        conn,
+        reg.username,
+        reg.password,
+        email=check_email(reg.email),
+        display_name=reg.display_name.strip(),
+        status="pending",
+        profession=reg.profession,
+        profession_detail=reg.profession_detail.strip(),
+        organisation=reg.organisation.strip(),
+        country=reg.country.strip(),
+        motivation=reg.motivation.strip(),
+    )
+
+
+# ---------------------------------------------------------------- login
+
+SELECT_LOGIN = "SELECT id, status, password_hash FROM users WHERE lower(username) = lower($1)"
+UPDATE_HASH = "UPDATE users SET password_hash = $2 WHERE id = $1"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user_id: int
+    status: str
+
+
+async def authenticate(
+    conn: asyncpg.Connection | asyncpg.Pool, username: str, password: str
+) -> Credentials | None:
+    """The account when ``password`` is right, else None.
+
+    An unknown name costs one (dummy) argon2 verification too, so the answer and
+    its timing are the same as for a wrong password.
+    """
+    row = await conn.fetchrow(SELECT_LOGIN, username.strip()) if len(username) <= 254 else None
+    if not verify_password(row["password_hash"] if row else None, password) or row is None:
+        return None
+    if needs_rehash(row["password_hash"]):
+        await conn.execute(UPDATE_HASH, row["id"], hash_password(password))
+    return Credentials(row["id"], row["status"])
+
+
+# ---------------------------------------------------------------- review of registrations
+
+SELECT_PENDING = """
+SELECT id, username, display_name, email, profession, profession_detail, organisation, country,
+       motivation, created_at
+FROM users WHERE status = 'pending' ORDER BY created_at, id
+"""
+APPROVE = """
+UPDATE users SET status = 'approved', reviewed_at = now(), reviewed_by = $2, refusal_reason = NULL
+WHERE id = $1 AND status = 'pending' RETURNING username
+"""
+REFUSE = """
+UPDATE users SET status = 'refused', reviewed_at = now(), reviewed_by = $2, refusal_reason = $3
+WHERE id = $1 AND status = 'pending' RETURNING username
+"""
+SELECT_REVIEW = "SELECT status, refusal_reason FROM users WHERE id = $1"
+
+
+async def pending_registrations(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch(SELECT_PENDING)
+
+
+async def approve(conn: asyncpg.Connection, user_id: int, moderator: User) -> None:
+    """Approve a pending account; the person's open sessions see it at once."""
+    async with conn.transaction():
+        username = await conn.fetchval(APPROVE, user_id, moderator.id)
+        if username is None:
+            raise NotFound("Cette demande n'existe pas ou a déjà été traitée.")
+        await audit.record(
+            conn,
+            "registration.approve",
+            actor_id=moderator.id,
+            actor_label=moderator.username,
+            target_type="user",
+            target_id=user_id,
+            details={"username": username},
+        )
+
+
+async def refuse(conn: asyncpg.Connection, user_id: int, moderator: User, reason: str) -> None:
+    """Refuse a pending account; ``reason`` is shown to the person."""
+    reason = reason.strip()
+    if not reason:
+        raise BadRequest(fields={"reason": "Indiquez la raison du refus : elle sera montrée à la personne."})
+    async with conn.transaction():
+        username = await conn.fetchval(REFUSE, user_id, moderator.id, reason)
+        if username is None:
+            raise NotFound("Cette demande n'existe pas ou a déjà été traitée.")
+        await audit.record(
+            conn,
+            "registration.refuse",
+            actor_id=moderator.id,
+            actor_label=moderator.username,
+            target_type="user",
+            target_id=user_id,
+            reason=reason,
+            details={"username": username},
+        )
+
+
+async def review_state(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record | None:
+    """Status and refusal reason, for the person's waiting page."""
+    return await conn.fetchrow(SELECT_REVIEW, user_id)
+
+
+# ---------------------------------------------------------------- profile and password
+
+SELECT_PROFILE = """
+SELECT id, username, display_name, role, profession, profession_detail, organisation, country, bio,
+       created_at
+FROM users WHERE lower(username) = lower($1) AND status = 'approved'
+"""
+SELECT_OWN_PROFILE = """
+SELECT id, username, display_name, email, role, profession, profession_detail, organisation, country, bio
+FROM users WHERE id = $1
+"""
+SELECT_EXPERT_OF = """
+SELECT c.id, c.name, c.title FROM community_experts e JOIN communities c ON c.id = e.community_id
+WHERE e.user_id = $1 ORDER BY c.title
+"""
+UPDATE_PROFILE = """
+UPDATE users SET display_name = $2, profession = $3, profession_detail = $4, organisation = $5,
+                 country = $6, bio = $7
+WHERE id = $1
+"""
+SELECT_HASH = "SELECT password_hash FROM users WHERE id = $1"
+UPDATE_PASSWORD = "UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1"
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    display_name: str
+    profession: str
+    profession_detail: str
+    organisation: str
+    country: str
+    bio: str
+
+
+def profile_errors(update: ProfileUpdate) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not update.display_name.strip():
+        errors["display_name"] = "Ce champ est obligatoire."
+    if update.profession not in PROFESSIONS:
+        errors["profession"] = "Choisissez une profession dans la liste."
+    if update.profession == "autre" and not update.profession_detail.strip():
+        errors["profession_detail"] = "Précisez votre profession."
+    return errors
+
+
+async def profile(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> asyncpg.Record | None:
+    """The public-to-members profile of an approved member, or None."""
+    return await conn.fetchrow(SELECT_PROFILE, username) if len(username) <= 64 else None
+
+
+async def own_profile(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(SELECT_OWN_PROFILE, user_id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def expert_of(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> list[asyncpg.Record]:
+    """The communities ``user_id`` animates as an expert."""
+    return await conn.fetch(SELECT_EXPERT_OF, user_id)
+
+
+async def update_profile(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, update: ProfileUpdate
+) -> None:
+    errors = profile_errors(update)
+    if errors:
+        raise BadRequest(fields=errors)
+    await conn.execute(
+        UPDATE_PROFILE,
+        user_id,
+        update.display_name.strip(),
+        update.profession,
+        update.profession_detail.strip(),
+        update.organisation.strip(),
+        update.country.strip(),
+        update.bio.strip(),
+    )
+
+
+async def change_password(
+    conn: asyncpg.Connection,
+    session: sessions.Session,
+    current: str,
+    new: str,
+    confirm: str,
+    *,
+    user_agent: str,
+    ip: str,
+) -> str:
+    """Change the password of ``session``'s member; end every other session and
+    rotate this one. Returns the new session token."""
+    stored = await conn.fetchval(SELECT_HASH, session.user.id)
+    if not verify_password(stored, current):
+        raise BadRequest(fields={"current_password": "Le mot de passe actuel est incorrect."})
+    check_password(new, "new_password")
+    if new != confirm:
+        raise BadRequest(fields={"new_password_confirm": "Les deux mots de passe ne correspondent pas."})
+    async with conn.transaction():
+        await conn.execute(UPDATE_PASSWORD, session.user.id, hash_password(new))
+        await sessions.end_all(conn, session.user.id)
+        return await sessions.create(conn, session.user.id, user_agent, ip)
+
+
+# ---------------------------------------------------------------- member management (admins)
+
+SEARCH_MEMBERS = """
+SELECT id, username, display_name, email, role, status, organisation, created_at
+FROM users
+WHERE $1 = '' OR username ILIKE '%' || $1 || '%' OR display_name ILIKE '%' || $1 || '%'
+   OR email ILIKE '%' || $1 || '%'
+ORDER BY lower(username)
+LIMIT $2 OFFSET $3
+"""
+SELECT_MEMBER = """
+SELECT id, username, display_name, email, role, status, profession, profession_detail, organisation,
+       country, bio, refusal_reason, created_at, reviewed_at
+FROM users WHERE id = $1
+"""
+SET_ROLE = """
+UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE id = $1 FOR UPDATE) old
+WHERE u.id = old.id RETURNING old.role, u.username
+"""
+SUSPEND = """
+UPDATE users SET status = 'suspended' WHERE id = $1 AND status IN ('approved', 'pending')
+RETURNING username
+"""
+REACTIVATE = "UPDATE users SET status = 'approved' WHERE id = $1 AND status = 'suspended' RETURNING username"
+ALL_COMMUNITIES = "SELECT id, name, title FROM communities ORDER BY title"
+EXPERT_IDS = "SELECT community_id FROM community_experts WHERE user_id = $1"
+REMOVE_EXPERT = "DELETE FROM community_experts WHERE user_id = $1 AND community_id <> ALL($2::bigint[])"
+ADD_EXPERT = """
+INSERT INTO community_experts (community_id, user_id)
+SELECT id, $1 FROM communities WHERE id = ANY($2::bigint[])
+ON CONFLICT DO NOTHING
+"""
+MEMBERS_PAGE = 50
+ESCAPE_LIKE = str.maketrans({"%": r"\%", "_": r"\_", "\\": "\\\\"})
+
+
+async def search_members(
+    conn: asyncpg.Connection | asyncpg.Pool, query: str, page: int = 1
+) -> list[asyncpg.Record]:
+    """Members whose name, display name or e-mail contains ``query`` (admins only)."""
+    pattern = query.strip()[:100].translate(ESCAPE_LIKE)
+    return await conn.fetch(SEARCH_MEMBERS, pattern, MEMBERS_PAGE + 1, (page - 1) * MEMBERS_PAGE)
+
+
+async def member(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(SELECT_MEMBER, user_id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def all_communities(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch(ALL_COMMUNITIES)
+
+
+def _not_self(admin: User, user_id: int, what: str) -> None:
+    # An admin cannot lock themselves out; another admin must do it.
+    if admin.id == user_id:
+        raise BadRequest(f"Vous ne pouvez pas {what} votre propre compte.")
+
+
+async def set_role(conn: asyncpg.Connection, admin: User, user_id: int, role: str) -> None:
+    if role not in ROLES:
+        raise BadRequest(fields={"role": "Rôle inconnu."})
+    _not_self(admin, user_id, "changer le rôle de")
+    async with conn.transaction():
+        row = await conn.fetchrow(SET_ROLE, user_id, role)
+        if row is None:
+            raise NotFound()
+        await audit.record(
+            conn,
+            "member.role",
+            actor_id=admin.id,
+            actor_label=admin.username,
+            target_type="user",
+            target_id=user_id,
+            details={"username": row["username"], "from": row["role"], "to": role},
+        )
+
+
+async def set_expert_communities(
+    conn: asyncpg.Connection, admin: User, user_id: int, community_ids: set[int]
+) -> None:
+    """Make ``user_id`` the expert of exactly ``community_ids``."""
+    async with conn.transaction():
+        target = await member(conn, user_id)
+        before = {r["community_id"] for r in await conn.fetch(EXPERT_IDS, user_id)}
+        await conn.execute(REMOVE_EXPERT, user_id, sorted(community_ids))
+        await conn.execute(ADD_EXPERT, user_id, sorted(community_ids))
+        after = {r["community_id"] for r in await conn.fetch(EXPERT_IDS, user_id)}
+        await audit.record(
+            conn,
+            "member.experts",
+            actor_id=admin.id,
+            actor_label=admin.username,
+            target_type="user",
+            target_id=user_id,
+            details={
+                "username": target["username"],
+                "added": sorted(after - before),
+                "removed": sorted(before - after),
+            },
+        )
+
+
+async def suspend(conn: asyncpg.Connection, admin: User, user_id: int, reason: str) -> None:
+    """Suspend an account and end all its sessions."""
+    _not_self(admin, user_id, "suspendre")
+    async with conn.transaction():
+        username = await conn.fetchval(SUSPEND, user_id)
+        if username is None:
+            raise NotFound("Ce compte n'existe pas ou est déjà suspendu.")
+        await sessions.end_all(conn, user_id)
+        await audit.record(
+            conn,
+            "member.suspend",
+            actor_id=admin.id,
+            actor_label=admin.username,
+            target_type="user",
+            target_id=user_id,
+            reason=reason.strip(),
+            details={"username": username},
+        )
+
+
+async def reactivate(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
+    async with conn.transaction():
+        username = await conn.fetchval(REACTIVATE, user_id)
+        if username is None:
+            raise NotFound("Ce compte n'existe pas ou n'est pas suspendu.")
+        await audit.record(
+            conn,
+            "member.reactivate",
+            actor_id=admin.id,
+            actor_label=admin.username,
+            target_type="user",
+            target_id=user_id,
+            details={"username": username},
+        )

@@ -1,7 +1,192 @@
-"""Views of this area (filled in by the area's owner)."""
+"""Moderation of registrations and admin member management.
+
+Routes (anyone without the role gets a missing page)::
+
+    GET  /moderation                                queue of pending registrations (moderators)
+    POST /moderation/inscriptions/{id}/approuver    approve
+    POST /moderation/inscriptions/{id}/refuser      refuse (reason required, shown to the person)
+    GET  /admin                                     admin index (admins)
+    GET  /admin/membres                             members, searchable by name
+    GET  /admin/membres/{id}                        one member: role, expert communities, suspension
+    POST /admin/membres/{id}/role                   change role
+    POST /admin/membres/{id}/experts                set the communities the member animates
+    POST /admin/membres/{id}/suspendre              suspend (ends every session)
+    POST /admin/membres/{id}/reactiver              reactivate
+
+Every decision is audited (``node.accounts`` records it in the same transaction).
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
-routes: list[BaseRoute] = []
+from node import accounts
+from node.errors import BadRequest
+from node.web import rendering
+from node.web.accounts_views import FormReader
+from node.web.rendering import path_id, pool_of, redirect, render, require_admin, require_moderator
+
+ADMIN_DONE = {
+    "role": "Le rôle a été changé.",
+    "experts": "Les communautés animées ont été enregistrées.",
+    "suspendu": "Le compte a été suspendu et ses sessions fermées.",
+    "reactive": "Le compte a été réactivé.",
+}
+
+# ---------------------------------------------------------------- registrations queue
+
+
+async def render_queue(
+    request: Request, status: int = 200, errors: dict[int, str] | None = None, done: str = ""
+) -> Response:
+    require_moderator(request)
+    return render(
+        request,
+        "moderation/queue.html",
+        status_code=status,
+        pending=await accounts.pending_registrations(pool_of(request)),
+        professions=accounts.PROFESSIONS,
+        errors=errors or {},
+        done={"approuve": "Inscription validée.", "refuse": "Inscription refusée."}.get(done, ""),
+        reason_max=accounts.MAX_LENGTHS["reason"],
+    )
+
+
+async def queue(request: Request) -> Response:
+    return await render_queue(request, done=request.query_params.get("fait", ""))
+
+
+async def approve(request: Request) -> Response:
+    moderator = require_moderator(request)
+    await rendering.form(request)
+    async with pool_of(request).acquire() as conn:
+        await accounts.approve(conn, path_id(request), moderator)
+    return redirect("/moderation?fait=approuve")
+
+
+async def refuse(request: Request) -> Response:
+    moderator = require_moderator(request)
+    reader = FormReader(await rendering.form(request))
+    user_id = path_id(request)
+    reason = reader.text("reason")
+    try:
+        if reader.errors:
+            raise BadRequest(fields=reader.errors)
+        async with pool_of(request).acquire() as conn:
+            await accounts.refuse(conn, user_id, moderator, reason)
+    except BadRequest as exc:
+        return await render_queue(request, 400, {user_id: exc.fields.get("reason", exc.message)})
+    return redirect("/moderation?fait=refuse")
+
+
+# ---------------------------------------------------------------- admin
+
+
+async def admin_index(request: Request) -> Response:
+    require_admin(request)
+    return render(request, "admin/index.html")
+
+
+async def members(request: Request) -> Response:
+    require_admin(request)
+    query = request.query_params.get("q", "")[:100]
+    page = rendering.int_param(request.query_params.get("page"))
+    rows = await accounts.search_members(pool_of(request), query, page)
+    return render(
+        request,
+        "admin/members.html",
+        members=rows[: accounts.MEMBERS_PAGE],
+        has_next=len(rows) > accounts.MEMBERS_PAGE,
+        page=page,
+        query=query,
+        role_labels=accounts.ROLE_LABELS,
+        status_labels=accounts.STATUS_LABELS,
+    )
+
+
+async def member(request: Request) -> Response:
+    require_admin(request)
+    pool = pool_of(request)
+    user_id = path_id(request)
+    row = await accounts.member(pool, user_id)
+    return render(
+        request,
+        "admin/member.html",
+        member=row,
+        communities=await accounts.all_communities(pool),
+        expert_ids={r["id"] for r in await accounts.expert_of(pool, user_id)},
+        roles=accounts.ROLE_LABELS,
+        status_labels=accounts.STATUS_LABELS,
+        professions=accounts.PROFESSIONS,
+        done=ADMIN_DONE.get(request.query_params.get("fait", ""), ""),
+    )
+
+
+def _back(user_id: int, done: str) -> Response:
+    return redirect(f"/admin/membres/{user_id}?fait={done}")
+
+
+async def change_role(request: Request) -> Response:
+    admin = require_admin(request)
+    data = await rendering.form(request)
+    user_id = path_id(request)
+    role = data.get("role")
+    async with pool_of(request).acquire() as conn:
+        await accounts.set_role(conn, admin, user_id, role if isinstance(role, str) else "")
+    return _back(user_id, "role")
+
+
+def _community_ids(values: list[object]) -> set[int]:
+    try:
+        return {int(str(v)) for v in values}
+    except ValueError as exc:
+        raise BadRequest("Communauté inconnue.") from exc
+
+
+async def set_experts(request: Request) -> Response:
+    admin = require_admin(request)
+    data = await rendering.form(request)
+    user_id = path_id(request)
+    community_ids = _community_ids(list(data.getlist("community")))
+    async with pool_of(request).acquire() as conn:
+        await accounts.set_expert_communities(conn, admin, user_id, community_ids)
+    return _back(user_id, "experts")
+
+
+async def suspend(request: Request) -> Response:
+    admin = require_admin(request)
+    reader = FormReader(await rendering.form(request))
+    user_id = path_id(request)
+    reason = reader.text("reason", required=False)
+    if reader.errors:
+        raise BadRequest(fields=reader.errors)
+    async with pool_of(request).acquire() as conn:
+        await accounts.suspend(conn, admin, user_id, reason)
+    return _back(user_id, "suspendu")
+
+
+async def reactivate(request: Request) -> Response:
+    admin = require_admin(request)
+    await rendering.form(request)
+    user_id = path_id(request)
+    async with pool_of(request).acquire() as conn:
+        await accounts.reactivate(conn, admin, user_id)
+    return _back(user_id, "reactive")
+
+
+routes: list[BaseRoute] = [
+    Route("/moderation", queue, methods=["GET"], name="moderation_queue"),
+    Route(
+        "/moderation/inscriptions/{id:int}/approuver", approve, methods=["POST"], name="registration_approve"
+    ),
+    Route("/moderation/inscriptions/{id:int}/refuser", refuse, methods=["POST"], name="registration_refuse"),
+    Route("/admin", admin_index, methods=["GET"], name="admin_index"),
+    Route("/admin/membres", members, methods=["GET"], name="admin_members"),
+    Route("/admin/membres/{id:int}", member, methods=["GET"], name="admin_member"),
+    Route("/admin/membres/{id:int}/role", change_role, methods=["POST"], name="admin_member_role"),
+    Route("/admin/membres/{id:int}/experts", set_experts, methods=["POST"], name="admin_member_experts"),
+    Route("/admin/membres/{id:int}/suspendre", suspend, methods=["POST"], name="admin_member_suspend"),
+    Route("/admin/membres/{id:int}/reactiver", reactivate, methods=["POST"], name="admin_member_reactivate"),
+]

@@ -100,11 +100,22 @@ def csrf_for(request: Request) -> str:
     return csrf_token(settings_of(request).secret_key.reveal(), csrf_binding(request))
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 async def form(request: Request) -> FormData:
     """The submitted form, after checking its size, its encoding and its CSRF token.
 
-    Every view handling a POSTed form calls this (``tests/test_csrf.py`` checks
-    each POST route refuses a form without token).
+    Every view handling a POSTed form calls this (``tests/test_csrf.py`` walks
+    every POST route of the app and checks each refuses a form without token).
+    The only exemption is an endpoint that receives signed ActivityPub requests
+    (an inbox): mark its endpoint function with ``endpoint.csrf_exempt = True``
+    so the test skips it; such an endpoint must never read a browser form.
     """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_FORM_BYTES:
@@ -112,6 +123,9 @@ async def form(request: Request) -> FormData:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise PayloadTooLarge("Le formulaire envoyé est trop volumineux.")
+    if "urlencoded" in request.headers.get("content-type", "") and not _is_utf8(body):
+        # starlette would decode raw bytes as latin-1 and hand over mojibake.
+        raise BadRequest("Le formulaire envoyé est illisible (encodage invalide).")
     try:
         data = await request.form()
     except (UnicodeDecodeError, ValueError, AssertionError) as exc:

@@ -1,0 +1,111 @@
+"""Every form-handling route refuses a POST without a valid CSRF token.
+
+The test walks the routes of the whole app (through Mounts), so a route added
+later by any area is checked too. The only exemption is an ActivityPub inbox:
+its endpoint carries ``csrf_exempt = True`` (see ``rendering.form``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import asyncpg
+import httpx
+from starlette.convertors import FloatConvertor, IntegerConvertor, PathConvertor, UUIDConvertor
+from starlette.routing import BaseRoute, Mount, Route
+
+from tests.helpers import login, make_community, make_user
+
+# Plausible values for path parameters: names and ids that exist in the database
+# the test builds, so that views reach their form handling.
+NAMED_VALUES = {"username": "admin", "name": "medical", "domain": "example.org"}
+_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+
+
+def post_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
+    """(full path template, route) of every route accepting POST, recursively."""
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from post_routes(route.routes, prefix + route.path)
+        elif isinstance(route, Route) and (route.methods is None or "POST" in route.methods):
+            yield prefix + route.path, route
+
+
+def plausible(route: Route, name: str) -> str:
+    convertor: Any = route.param_convertors.get(name)
+    if isinstance(convertor, IntegerConvertor):
+        return "1"
+    if isinstance(convertor, FloatConvertor):
+        return "1.0"
+    if isinstance(convertor, UUIDConvertor):
+        return "00000000-0000-4000-8000-000000000001"
+    if isinstance(convertor, PathConvertor):
+        return "medical/1"
+    return NAMED_VALUES.get(name, "medical")
+
+
+def concrete(path: str, route: Route) -> str:
+    return _PARAM.sub(lambda m: plausible(route, m.group(1)), path)
+
+
+def checked_routes(app: Any) -> list[str]:
+    return [
+        concrete(path, route)
+        for path, route in post_routes(app.routes)
+        if not getattr(route.endpoint, "csrf_exempt", False)
+    ]
+
+
+async def counts(pool: asyncpg.Pool) -> tuple[int, ...]:
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM sessions),"
+        " (SELECT count(*) FROM audit_log), (SELECT count(*) FROM communities),"
+        " (SELECT count(*) FROM community_experts)"
+    )
+    return tuple(row)
+
+
+async def assert_all_refused(client: httpx.AsyncClient, paths: list[str], token: str | None) -> None:
+    form = {"username": "admin", "password": "un-mot-de-passe-solide", "reason": "x", "role": "member"}
+    if token is not None:
+        form["csrf_token"] = token
+    for path in paths:
+        response = await client.post(path, data=form)
+        assert response.status_code in (403, 404), f"POST {path} answered {response.status_code}"
+
+
+async def test_the_walk_finds_the_form_routes(app: Any) -> None:
+    paths = checked_routes(app)
+    for expected in (
+        "/inscription",
+        "/connexion",
+        "/deconnexion",
+        "/compte/mot-de-passe",
+        "/admin/membres/1/role",
+    ):
+        assert expected in paths
+
+
+async def test_every_post_route_refuses_a_form_without_csrf_token(
+    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a node with an admin (id 1), a member and a community, and the admin logged in
+    await make_user(pool, "admin", role="admin")
+    await make_user(pool, "amina", status="pending")
+    await make_community(pool, "medical")
+    paths = checked_routes(app)
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.30", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as admin:
+        await login(admin, "admin")
+        before = await counts(pool)
+
+        # When every POST route gets a form without token, or with a forged one, as admin and as anonymous
+        await assert_all_refused(admin, paths, None)
+        await assert_all_refused(admin, paths, "0" * 64)
+        await assert_all_refused(client, paths, None)
+
+        # Then each answered 403 (or 404), and nothing changed: the admin is even still logged in
+        assert await counts(pool) == before
+        assert (await admin.get("/admin")).status_code == 200
