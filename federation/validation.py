@@ -266,7 +266,25 @@ def _depth_exceeds(document: object, limit: int) -> bool:
 def _run(validator: Draft202012Validator, document: dict[str, Any]) -> None:
     error = best_match(validator.iter_errors(document))
     if error is not None:
-        raise _invalid(_describe(error))
+        raise _invalid(_describe(_innermost(error)))
+
+
+def _innermost(error: SchemaError) -> SchemaError:
+    """Inside an ``anyOf``, the failure of the branch that had the right JSON type.
+
+    ``object: must be an id or an embedded activity`` says less than
+    ``object.object: missing`` when an embedded activity was sent: branches that
+    merely expected another type at the same place are set aside, and the deepest
+    remaining failure is kept. When every branch expected another type, the
+    ``anyOf`` itself is described (by its title).
+    """
+    while error.context:
+        here = list(error.absolute_path)
+        relevant = [e for e in error.context if not (e.validator == "type" and list(e.absolute_path) == here)]
+        if not relevant:
+            break
+        error = max(relevant, key=lambda e: len(e.absolute_path))
+    return error
 
 
 def _describe(error: SchemaError) -> str:
