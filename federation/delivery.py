@@ -1,0 +1,491 @@
+"""Outgoing delivery: jobs, claims, retries, instance health and the ledger (design §4).
+
+One job delivers one activity to one inbox (after shared-inbox de-duplication), at
+least once. Its life is a declared state machine — the only place where states,
+retry delays and time-outs are written down::
+
+                      claim (SKIP LOCKED, lease)
+        ┌─────────┐ ──────────────────────────────▶ ┌───────────┐   2xx     ┌──────┐
+        │ pending │                                 │ in_flight │ ────────▶ │ done │
+        └─────────┘ ◀────────────────────────────── └───────────┘           └──────┘
+          │   ▲   ▲   retry: 5xx, 401, 408, 429,      │     │   final: other 4xx,  ┌────────┐
+          │   │   │   timeout, connection error,      │     └──────────────────▶   │ failed │
+          │   │   │   after RETRY_DELAYS[attempt-1]   │         410, 3xx           └────────┘
+          │   │   └───────────────────────────────────┤
+          │   └── lease expired (the worker died) ────┤   retry but attempts   ┌──────┐
+          │                                           └──────────────────────▶ │ dead │
+          └── expire: still pending after JOB_MAX_AGE (instance unreachable) ─▶ └──────┘
+
+Instance health (table ``instances``): every transport failure or 5xx adds one to
+``failure_count`` and starts ``failing_since``; ``UNREACHABLE_AFTER_FAILURES``
+consecutive failures spanning at least ``UNREACHABLE_AFTER`` mark the instance
+unreachable. Its jobs then stay pending (not claimed) except one probe every
+``PROBE_EVERY``; they expire to ``dead`` after ``JOB_MAX_AGE``. The instance is
+revived by its first successful delivery or by :func:`mark_alive` (the inbox calls
+it when a signed request from that instance verifies).
+
+A successful delivery of an activity about an object (``activities.object_uri``)
+writes the ledger ``deliveries_ledger``: a later ``Delete`` goes to the followers
+and to every inbox of :func:`ledger_inboxes`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from federation import policy
+
+log = logging.getLogger(__name__)
+
+# ── the state machine ─────────────────────────────────────────────────────────
+
+STATES = ("pending", "in_flight", "done", "failed", "dead")
+FINAL_STATES = frozenset({"done", "failed", "dead"})
+
+# (state, event) -> next state. Nothing else may change a job's state.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("pending", "claim"): "in_flight",
+    ("pending", "expire"): "dead",
+    ("in_flight", "success"): "done",
+    ("in_flight", "final"): "failed",
+    ("in_flight", "retry"): "pending",
+    ("in_flight", "give_up"): "dead",
+    ("in_flight", "lease_expired"): "pending",
+}
+
+# Wait before attempt n+1 after attempt n failed: 8 attempts over about 45 hours.
+RETRY_DELAYS: tuple[timedelta, ...] = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+    timedelta(hours=12),
+    timedelta(hours=24),
+)
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+MAX_RETRY_AFTER = timedelta(hours=24)  # a 429's Retry-After is honoured up to this
+REQUEST_TIMEOUT = timedelta(seconds=10)
+# An in-flight job whose worker died is reclaimed after its lease.
+LEASE = timedelta(minutes=2)
+JOB_MAX_AGE = timedelta(days=3)
+UNREACHABLE_AFTER_FAILURES = 10
+UNREACHABLE_AFTER = timedelta(days=2)
+PROBE_EVERY = timedelta(hours=6)
+KEEP_DONE = timedelta(days=7)
+KEEP_FAILED = timedelta(days=30)
+
+RETRY_STATUSES = frozenset({401, 408, 429})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt's answer means: the event of the state machine, and whether
+    it says the instance itself is failing (transport error or 5xx)."""
+
+    event: str  # "success" | "final" | "retry"
+    instance_failure: bool = False
+
+
+def classify(status: int | None) -> Outcome:
+    """The outcome of an attempt from its HTTP status (``None``: no answer)."""
+    if status is None or status >= 500:
+        return Outcome("retry", instance_failure=True)
+    if 200 <= status < 300:
+        return Outcome("success")
+    if status in RETRY_STATUSES:
+        return Outcome("retry")
+    return Outcome("final")  # 3xx (redirects are not followed on POST), 410, other 4xx
+
+
+@dataclass(frozen=True)
+class Step:
+    state: str
+    delay: timedelta | None = None  # when state is pending: wait before the next attempt
+
+
+def next_step(outcome: Outcome, attempts: int, retry_after: timedelta | None = None) -> Step:
+    """The state after attempt number ``attempts`` (1-based) ended with ``outcome``."""
+    event = outcome.event
+    if event == "retry" and attempts >= MAX_ATTEMPTS:
+        event = "give_up"
+    state = TRANSITIONS[("in_flight", event)]
+    if state != "pending":
+        return Step(state)
+    delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return Step(state, delay)
+
+
+# ── fan-out ───────────────────────────────────────────────────────────────────
+
+
+def domain_of(url: str) -> str | None:
+    """The instance a URL belongs to, in the normalised form of ``instances.domain``
+    and of the instance policy; None for a URL that is not http(s)."""
+    try:
+        return policy.domain_of_url(url)
+    except policy.InvalidDomain:
+        return None
+
+
+def pick_inboxes(recipients: Iterable[tuple[str | None, str | None]], own_domain: str) -> list[str]:
+    """One inbox per recipient (its shared inbox when it has one), de-duplicated,
+    in first-seen order, never one of ours."""
+    own = policy.normalise_domain(own_domain)
+    seen: dict[str, None] = {}
+    for inbox, shared_inbox in recipients:
+        url = shared_inbox or inbox
+        if url and domain_of(url) not in (None, own):
+            seen.setdefault(url, None)
+    return list(seen)
+
+
+async def deliverable(
+    conn: asyncpg.Connection | asyncpg.Pool, own_domain: str, inboxes: Sequence[str]
+) -> list[str]:
+    """The inboxes the instance policy lets us deliver to (suspended domains never;
+    in allowlist mode, listed domains only)."""
+    current = await policy.current_policy(conn)
+    return [url for url in inboxes if _outbound(current, url, own_domain)]
+
+
+def _outbound(current: policy.Policy, url: str, own_domain: str) -> bool:
+    domain = domain_of(url)
+    return domain is not None and policy.decide(current, domain, own_domain).allowed_outbound
+
+
+INSERT_ACTIVITY = """
+INSERT INTO activities (uri, actor_uri, object_uri, audience, json)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id
+"""
+INSERT_INSTANCES = """
+INSERT INTO instances (domain) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING
+"""
+INSERT_JOBS = """
+INSERT INTO delivery_jobs (activity_id, inbox, domain)
+SELECT $1, t.inbox, t.domain FROM unnest($2::text[], $3::text[]) AS t(inbox, domain)
+ON CONFLICT (activity_id, inbox) DO NOTHING
+"""
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    activity: dict[str, Any],
+    inboxes: Sequence[str],
+    *,
+    object_uri: str | None = None,
+    audience: str = "members",
+) -> int:
+    """Store ``activity`` (signed later by the key of its ``actor``) and create one
+    pending job per inbox; return the number of jobs. Call it inside the
+    transaction that consumes the cause (outbox event), so both commit together.
+    Inserting jobs wakes the workers (NOTIFY ``vbg_delivery``)."""
+    activity_id: int = await conn.fetchval(
+        INSERT_ACTIVITY, activity["id"], activity["actor"], object_uri, audience, activity
+    )
+    if not inboxes:
+        return 0
+    domains = [domain_of(url) or "" for url in inboxes]
+    await conn.execute(INSERT_INSTANCES, domains)
+    await conn.execute(INSERT_JOBS, activity_id, list(inboxes), domains)
+    return len(inboxes)
+
+
+# ── claims and completions (workers) ──────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    activity_id: int
+    inbox: str
+    domain: str
+    attempts: int  # including the one just claimed: (id, attempts) names the claim
+
+
+# Oldest due jobs first, at most ``per_host`` in flight per domain across all
+# workers, unreachable domains skipped except one probe every PROBE_EVERY. The
+# window function cannot sit beside FOR UPDATE, hence the CTEs; a row taken by
+# another worker meanwhile is skipped (SKIP LOCKED) or re-checked (state).
+CLAIM = """
+WITH busy AS (
+    SELECT domain, count(*) AS n FROM delivery_jobs WHERE state = 'in_flight' GROUP BY domain
+), due AS (
+    SELECT j.id, j.domain, j.next_attempt_at
+    FROM delivery_jobs j
+    WHERE j.state = 'pending' AND j.next_attempt_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM busy b WHERE b.domain = j.domain AND b.n >= $2)
+      AND NOT EXISTS (
+          SELECT 1 FROM instances i
+          WHERE i.domain = j.domain AND i.unreachable_since IS NOT NULL
+            AND i.last_failure_at > now() - $5::interval
+      )
+    ORDER BY j.next_attempt_at, j.id
+    LIMIT $3
+), ranked AS (
+    SELECT d.id, d.next_attempt_at,
+           row_number() OVER (PARTITION BY d.domain ORDER BY d.next_attempt_at, d.id)
+             + coalesce(b.n, 0) AS slot
+    FROM due d LEFT JOIN busy b ON b.domain = d.domain
+), picked AS (
+    SELECT j.id
+    FROM delivery_jobs j JOIN ranked r ON r.id = j.id
+    WHERE r.slot <= $2 AND j.state = 'pending'
+    ORDER BY r.next_attempt_at, r.id
+    LIMIT $1
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE delivery_jobs j
+SET state = 'in_flight', attempts = j.attempts + 1, lease_until = now() + $4::interval, updated_at = now()
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.activity_id, j.inbox, j.domain, j.attempts
+"""
+
+
+async def claim(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    limit: int,
+    *,
+    per_host: int = 4,
+    lease: timedelta = LEASE,
+) -> list[Job]:
+    """Move up to ``limit`` due jobs to ``in_flight`` for this worker (one statement,
+    so any number of workers can claim concurrently)."""
+    if limit <= 0:
+        return []
+    rows = await conn.fetch(CLAIM, limit, per_host, max(limit * 4, 64), lease, PROBE_EVERY)
+    return [Job(r["id"], r["activity_id"], r["inbox"], r["domain"], r["attempts"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Result:
+    """How one claimed attempt ended."""
+
+    job: Job
+    status: int | None  # HTTP status, None when there was no answer
+    error: str = ""  # short, safe description (never the activity)
+    retry_after: timedelta | None = None
+    refused: bool = False  # never sent: instance policy or address guard said no (final)
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome("final") if self.refused else classify(self.status)
+
+
+FINISH_JOBS = """
+UPDATE delivery_jobs j
+SET state = r.state,
+    next_attempt_at = CASE WHEN r.state = 'pending' THEN now() + make_interval(secs => r.delay)
+                           ELSE j.next_attempt_at END,
+    last_status = r.status, last_error = r.error, lease_until = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], $6::float8[])
+     AS r(id, attempts, state, status, error, delay)
+WHERE j.id = r.id AND j.attempts = r.attempts AND j.state = 'in_flight'
+RETURNING j.id
+"""
+RECORD_LEDGER = """
+INSERT INTO deliveries_ledger (object_uri, inbox, domain)
+SELECT a.object_uri, j.inbox, j.domain
+FROM delivery_jobs j JOIN activities a ON a.id = j.activity_id
+WHERE j.id = ANY($1::bigint[]) AND a.object_uri IS NOT NULL
+ON CONFLICT (object_uri, inbox) DO NOTHING
+"""
+INSTANCES_SUCCEEDED = """
+UPDATE instances
+SET failure_count = 0, failing_since = NULL, unreachable_since = NULL, last_success_at = now()
+WHERE domain = ANY($1::text[])
+"""
+INSTANCES_FAILED = """
+UPDATE instances i
+SET failure_count = i.failure_count + f.n,
+    last_failure_at = now(),
+    failing_since = coalesce(i.failing_since, now()),
+    unreachable_since = CASE
+        WHEN i.unreachable_since IS NULL
+             AND i.failure_count + f.n >= $3
+             AND coalesce(i.failing_since, now()) <= now() - $4::interval
+        THEN now() ELSE i.unreachable_since END
+FROM unnest($1::text[], $2::int[]) AS f(domain, n)
+WHERE i.domain = f.domain
+"""
+
+
+async def complete(conn: asyncpg.Connection, results: Sequence[Result]) -> None:
+    """Record a batch of finished attempts in one transaction: each job's next state
+    (:func:`next_step`), the ledger for the delivered ones, instance health.
+    A result whose claim was lost (lease expired and reclaimed) changes nothing."""
+    if not results:
+        return
+    steps = [next_step(r.outcome, r.job.attempts, r.retry_after) for r in results]
+    async with conn.transaction():
+        finished = await conn.fetch(
+            FINISH_JOBS,
+            [r.job.id for r in results],
+            [r.job.attempts for r in results],
+            [s.state for s in steps],
+            [r.status for r in results],
+            [r.error[:500] for r in results],
+            [s.delay.total_seconds() if s.delay else 0.0 for s in steps],
+        )
+        applied = {row["id"] for row in finished}
+        mine = [r for r in results if r.job.id in applied]
+        delivered = [r.job.id for r in mine if r.outcome.event == "success"]
+        if delivered:
+            await conn.execute(RECORD_LEDGER, delivered)
+        await _record_health(conn, mine)
+
+
+async def _record_health(conn: asyncpg.Connection, results: Sequence[Result]) -> None:
+    alive = sorted({r.job.domain for r in results if r.outcome.event == "success"})
+    failures = Counter(
+        r.job.domain for r in results if r.outcome.instance_failure and r.job.domain not in alive
+    )
+    if alive:
+        await conn.execute(INSTANCES_SUCCEEDED, alive)
+    if failures:
+        domains = sorted(failures)
+        await conn.execute(
+            INSTANCES_FAILED,
+            domains,
+            [failures[d] for d in domains],
+            UNREACHABLE_AFTER_FAILURES,
+            UNREACHABLE_AFTER,
+        )
+
+
+# ── maintenance ───────────────────────────────────────────────────────────────
+
+RECLAIM_EXPIRED = """
+UPDATE delivery_jobs
+SET state = CASE WHEN attempts >= $1 THEN 'dead' ELSE 'pending' END,
+    next_attempt_at = now(), lease_until = NULL, updated_at = now(),
+    last_error = 'bail expiré : le worker a été interrompu'
+WHERE state = 'in_flight' AND lease_until < now()
+"""
+EXPIRE_STALE = """
+UPDATE delivery_jobs
+SET state = 'dead', updated_at = now(), last_error = 'expirée : instance injoignable'
+WHERE state = 'pending' AND created_at < now() - $1::interval
+"""
+PURGE_FINISHED = """
+DELETE FROM delivery_jobs
+WHERE (state = 'done' AND updated_at < now() - $1::interval)
+   OR (state IN ('failed', 'dead') AND updated_at < now() - $2::interval)
+"""
+PURGE_ACTIVITIES = """
+DELETE FROM activities a
+WHERE a.created_at < now() - $1::interval
+  AND NOT EXISTS (SELECT 1 FROM delivery_jobs j WHERE j.activity_id = a.id)
+"""
+
+
+def _count(status: str) -> int:
+    """Rows touched, from asyncpg's command tag (``UPDATE 3``)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def reclaim_expired(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """Give back the jobs of workers that died mid-flight (lease expired)."""
+    return _count(await conn.execute(RECLAIM_EXPIRED, MAX_ATTEMPTS))
+
+
+async def maintain(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """Periodic chores: reclaim leases, expire jobs stuck behind an unreachable
+    instance, purge old finished jobs (the ledger keeps what was delivered)."""
+    reclaimed = await reclaim_expired(conn)
+    expired = _count(await conn.execute(EXPIRE_STALE, JOB_MAX_AGE))
+    await conn.execute(PURGE_FINISHED, KEEP_DONE, KEEP_FAILED)
+    await conn.execute(PURGE_ACTIVITIES, KEEP_FAILED)
+    if reclaimed or expired:
+        log.info("delivery: %d jobs reclaimed, %d expired", reclaimed, expired)
+
+
+MARK_ALIVE = """
+WITH revived AS (
+    UPDATE instances
+    SET failure_count = 0, failing_since = NULL, unreachable_since = NULL
+    WHERE domain = $1 AND (failure_count > 0 OR unreachable_since IS NOT NULL)
+    RETURNING domain, unreachable_since IS NOT NULL AS was_unreachable
+)
+UPDATE delivery_jobs j SET next_attempt_at = now(), updated_at = now()
+FROM revived
+WHERE j.domain = revived.domain AND j.state = 'pending' AND j.next_attempt_at > now()
+"""
+
+
+async def mark_alive(conn: asyncpg.Connection | asyncpg.Pool, domain: str) -> None:
+    """The instance ``domain`` showed it is up (a signed request from it verified):
+    clear its failures and make its waiting jobs due now. Cheap when it is healthy."""
+    status = await conn.execute(MARK_ALIVE, domain.lower())
+    if _count(status):
+        await conn.execute("SELECT pg_notify('vbg_delivery', '')")
+
+
+# ── reading: the ledger and the admin figures ─────────────────────────────────
+
+LEDGER_INBOXES = "SELECT inbox FROM deliveries_ledger WHERE object_uri = $1 ORDER BY delivered_at"
+LEDGER_DOMAINS = "SELECT DISTINCT domain FROM deliveries_ledger WHERE object_uri = $1 ORDER BY domain"
+
+
+async def ledger_inboxes(conn: asyncpg.Connection | asyncpg.Pool, object_uri: str) -> list[str]:
+    """Every inbox that received an activity about ``object_uri``."""
+    return [r["inbox"] for r in await conn.fetch(LEDGER_INBOXES, object_uri)]
+
+
+async def ledger_domains(conn: asyncpg.Connection | asyncpg.Pool, object_uri: str) -> list[str]:
+    """Where a post went: the instances that received it."""
+    return [r["domain"] for r in await conn.fetch(LEDGER_DOMAINS, object_uri)]
+
+
+QUEUE_COUNTS = "SELECT state, count(*) AS n FROM delivery_jobs GROUP BY state"
+OLDEST_PENDING = "SELECT min(created_at) FROM delivery_jobs WHERE state = 'pending'"
+NEXT_DUE = "SELECT min(next_attempt_at) FROM delivery_jobs WHERE state = 'pending'"
+INSTANCE_HEALTH = """
+SELECT i.domain, i.failure_count, i.last_success_at, i.last_failure_at, i.failing_since,
+       i.unreachable_since,
+       (SELECT count(*) FROM delivery_jobs j WHERE j.domain = i.domain AND j.state = 'pending') AS pending
+FROM instances i
+WHERE i.last_success_at IS NOT NULL OR i.last_failure_at IS NOT NULL
+ORDER BY i.unreachable_since IS NULL, i.failure_count DESC, i.domain
+LIMIT $1
+"""
+# Type and addresses only: an activity's content may be members-only.
+RECENT_FAILURES = """
+SELECT j.id, j.domain, j.inbox, j.state, j.attempts, j.last_status, j.last_error, j.updated_at,
+       j.next_attempt_at, a.json->>'type' AS activity_type
+FROM delivery_jobs j JOIN activities a ON a.id = j.activity_id
+WHERE j.last_error <> '' OR j.state IN ('failed', 'dead')
+ORDER BY j.updated_at DESC
+LIMIT $1
+"""
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    counts: dict[str, int]
+    oldest_pending: datetime | None
+    next_due: datetime | None
+
+
+async def queue_figures(conn: asyncpg.Connection | asyncpg.Pool) -> QueueFigures:
+    counts = dict.fromkeys(STATES, 0)
+    counts.update({r["state"]: r["n"] for r in await conn.fetch(QUEUE_COUNTS)})
+    return QueueFigures(counts, await conn.fetchval(OLDEST_PENDING), await conn.fetchval(NEXT_DUE))
+
+
+async def instance_health(conn: asyncpg.Connection | asyncpg.Pool, limit: int = 200) -> list[asyncpg.Record]:
+    return list(await conn.fetch(INSTANCE_HEALTH, limit))
+
+
+async def recent_failures(conn: asyncpg.Connection | asyncpg.Pool, limit: int = 50) -> list[asyncpg.Record]:
+    return list(await conn.fetch(RECENT_FAILURES, limit))

@@ -1,0 +1,447 @@
+"""Outbox events → activities → delivery jobs (design §2, FEP-1b12).
+
+Node services write ``outbox_events`` rows in the transaction of the change they
+describe; a worker consumes them here::
+
+    outbox_events (processed_at IS NULL)
+        ──claim, FOR UPDATE SKIP LOCKED──> BUILDERS[kind](ctx, payload) ──> [Outgoing …]
+        ──> delivery.enqueue (one job per inbox) ──> processed_at = now()   (one transaction)
+
+What each event becomes (``P`` = the author's or acting member's ``Person``,
+``G`` = the community's ``Group``, recipients = the group's accepted followers,
+shared inboxes first, members-only groups: approved instances only):
+
+    post.created   P: Create{Page|Note}      G: Announce{Create}   public thread: G: Announce{Page}
+    post.updated   P: Update{Page|Note}      G: Announce{Update}
+    post.deleted   P: Delete{Tombstone}      G: Announce{Delete}   to followers ∪ the ledger's inboxes
+    thread.pinned  P: Add{Page → featured}   G: Announce{Add}      (unpinned: Remove)
+    post.liked     P: Like{post}             G: Announce{Like}     (unliked: Undo{Like})
+    relay.announce          G: Announce{activity, unmodified} to followers but the origin instance
+    relay.announce_page     G: Announce{Page id} (public groups) to followers but the origin instance
+    follow.accept / reject  G: Accept|Reject{Follow with plain URI actor/object} to the follower's inbox
+
+Public content is addressed to Public; members-only content to ``[group,
+group/followers]`` and never to Public.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from federation import actors, delivery, objects, urls
+from federation.objects import PUBLIC
+from node.errors import AppError
+from node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One activity to store and deliver."""
+
+    activity: dict[str, Any]
+    inboxes: list[str]
+    object_uri: str | None
+    audience: str  # 'public' | 'members' | 'direct'
+
+
+@dataclass(frozen=True)
+class Context:
+    conn: asyncpg.Connection
+    settings: Settings
+
+
+Builder = Callable[[Context, dict[str, Any]], Awaitable[list[Outgoing]]]
+
+
+# ── recipients ────────────────────────────────────────────────────────────────
+
+FOLLOWERS = """
+SELECT a.inbox, a.shared_inbox, a.domain
+FROM community_followers f
+JOIN actors a ON a.id = f.actor_id
+LEFT JOIN instances i ON i.domain = a.domain
+WHERE f.community_id = $1 AND f.state = 'accepted' AND NOT a.local
+  AND ($2::boolean IS FALSE OR coalesce(i.approved, false))
+ORDER BY f.created_at, a.id
+"""
+
+
+async def follower_inboxes(
+    ctx: Context, community_id: int, visibility: str, *, except_domain: str | None = None
+) -> list[str]:
+    """The inboxes of the community's accepted followers, one per shared inbox;
+    for a members-only community, followers on approved instances only."""
+    rows = await ctx.conn.fetch(FOLLOWERS, community_id, visibility == "members")
+    recipients = [
+        (r["inbox"], r["shared_inbox"]) for r in rows if except_domain is None or r["domain"] != except_domain
+    ]
+    inboxes = delivery.pick_inboxes(recipients, ctx.settings.domain)
+    if except_domain is not None:
+        inboxes = [url for url in inboxes if delivery.domain_of(url) != except_domain]
+    return inboxes
+
+
+def _union(*lists: list[str]) -> list[str]:
+    return list(dict.fromkeys(url for urls_ in lists for url in urls_))
+
+
+# ── activity shapes ───────────────────────────────────────────────────────────
+
+
+def envelope(
+    settings: Settings, kind: str, actor: str, obj: Any, to: list[str], cc: list[str], **extra: Any
+) -> dict[str, Any]:
+    """An activity with a fresh id under ``/activities/``."""
+    doc: dict[str, Any] = {
+        "id": urls.new_activity(settings),
+        "type": kind,
+        "actor": actor,
+        "object": obj,
+        "to": to,
+        "cc": cc,
+        **extra,
+    }
+    return objects.with_context(doc)
+
+
+def _bare(activity: dict[str, Any]) -> dict[str, Any]:
+    """An activity to embed in another: without its ``@context``."""
+    return {k: v for k, v in activity.items() if k != "@context"}
+
+
+def group_addressing(group_uri: str, visibility: str) -> tuple[list[str], list[str]]:
+    """``(to, cc)`` of what the group sends: never Public for members-only groups."""
+    followers = f"{group_uri}/followers"
+    if visibility == "public":
+        return [PUBLIC], [followers]
+    return [group_uri, followers], []
+
+
+def announce(settings: Settings, group_uri: str, visibility: str, obj: Any) -> dict[str, Any]:
+    """FEP-1b12: the group relays ``obj`` (an activity, or a Page) to its followers."""
+    to, cc = group_addressing(group_uri, visibility)
+    return envelope(settings, "Announce", group_uri, obj, to, cc, audience=group_uri)
+
+
+def _audience(visibility: str) -> str:
+    return "public" if visibility == "public" else "members"
+
+
+# ── content events (local members' actions) ──────────────────────────────────
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """A local post and who speaks about it."""
+
+    view: objects.PostView
+    object_uri: str
+    person_uri: str
+    group_uri: str
+
+
+async def _scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:
+    view = await objects.load_post(ctx.conn, int(payload["post_id"]))
+    if view.visibility == "local" or view.remote:
+        return None  # never federated; remote posts travel as relay.announce
+    person = await actors.ensure_local_actor(
+        ctx.conn, ctx.settings, "Person", user_id=int(payload["actor_user_id"])
+    )
+    group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=view.community_id)
+    return _Scene(view, objects.post_id(ctx.settings, view.row), person.uri, group.uri)
+
+
+def _person_and_relay(
+    ctx: Context, scene: _Scene, activity: dict[str, Any], inboxes: list[str]
+) -> list[Outgoing]:
+    """The member's activity, and the group's Announce of it, to the same inboxes."""
+    audience = _audience(scene.view.visibility)
+    relayed = announce(ctx.settings, scene.group_uri, scene.view.visibility, _bare(activity))
+    return [
+        Outgoing(activity, inboxes, scene.object_uri, audience),
+        Outgoing(relayed, inboxes, scene.object_uri, audience),
+    ]
+
+
+def _default(scene: _Scene) -> tuple[list[str], list[str]]:
+    followers = f"{scene.group_uri}/followers"
+    if scene.view.visibility == "public":
+        return [PUBLIC], [scene.group_uri, followers]
+    return [scene.group_uri, followers], []
+
+
+async def post_created(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    scene = await _scene(ctx, payload)
+    if scene is None or scene.view.deleted:
+        return []  # deleted before it left: the Delete event speaks for it
+    obj = objects.post_to_ap(ctx.settings, scene.view)
+    to, cc = obj["to"], obj["cc"]
+    create = envelope(ctx.settings, "Create", scene.person_uri, obj, to, cc, audience=scene.group_uri)
+    inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
+    out = _person_and_relay(ctx, scene, create, inboxes)
+    if scene.view.is_opening and scene.view.visibility == "public":
+        # Mastodon shows a new thread as the group's boost of the Page (never replies).
+        out.append(
+            Outgoing(
+                announce(ctx.settings, scene.group_uri, "public", obj), inboxes, scene.object_uri, "public"
+            )
+        )
+    return out
+
+
+async def post_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    scene = await _scene(ctx, payload)
+    if scene is None or scene.view.deleted:
+        return []
+    obj = objects.post_to_ap(ctx.settings, scene.view)
+    update = envelope(
+        ctx.settings, "Update", scene.person_uri, obj, obj["to"], obj["cc"], audience=scene.group_uri
+    )
+    inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
+    return _person_and_relay(ctx, scene, update, inboxes)
+
+
+async def post_deleted(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    scene = await _scene(ctx, payload)
+    if scene is None:
+        return []
+    tombstone = objects.tombstone(ctx.settings, scene.view) if scene.view.deleted else _tombstone_now(scene)
+    to, cc = _default(scene)
+    delete = envelope(ctx.settings, "Delete", scene.person_uri, tombstone, to, cc, audience=scene.group_uri)
+    followers = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
+    # Every instance that ever received the object, even one that stopped following.
+    ledger = await delivery.ledger_inboxes(ctx.conn, scene.object_uri)
+    return _person_and_relay(ctx, scene, delete, _union(followers, ledger))
+
+
+def _tombstone_now(scene: _Scene) -> dict[str, Any]:
+    return {
+        "id": scene.object_uri,
+        "type": "Tombstone",
+        "formerType": "Page" if scene.view.is_opening else "Note",
+    }
+
+
+def _featured_change(kind: str) -> Builder:
+    async def build(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+        scene = await _scene(ctx, payload)
+        if scene is None or not scene.view.is_opening or scene.view.deleted:
+            return []
+        to, cc = _default(scene)
+        target = f"{scene.group_uri}/featured"
+        change = envelope(
+            ctx.settings,
+            kind,
+            scene.person_uri,
+            scene.object_uri,
+            to,
+            cc,
+            target=target,
+            audience=scene.group_uri,
+        )
+        inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
+        return _person_and_relay(ctx, scene, change, inboxes)
+
+    return build
+
+
+LAST_LIKE = """
+SELECT json FROM activities
+WHERE actor_uri = $1 AND object_uri = $2 AND json->>'type' = 'Like'
+ORDER BY id DESC LIMIT 1
+"""
+
+
+async def post_liked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    scene = await _like_scene(ctx, payload)
+    if scene is None:
+        return []
+    to, cc = _default(scene)
+    like = envelope(
+        ctx.settings, "Like", scene.person_uri, scene.object_uri, to, cc, audience=scene.group_uri
+    )
+    inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
+    return _person_and_relay(ctx, scene, like, inboxes)
+
+
+async def post_unliked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    scene = await _like_scene(ctx, payload)
+    if scene is None:
+        return []
+    to, cc = _default(scene)
+    like = await ctx.conn.fetchval(LAST_LIKE, scene.person_uri, scene.object_uri)
+    if like is None:
+        return []  # the Like never left: nothing to undo
+    undo = envelope(ctx.settings, "Undo", scene.person_uri, _bare(like), to, cc, audience=scene.group_uri)
+    inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
+    return _person_and_relay(ctx, scene, undo, inboxes)
+
+
+async def _like_scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:
+    """Likes may be on remote posts too (the object keeps its own id)."""
+    view = await objects.load_post(ctx.conn, int(payload["post_id"]))
+    if view.visibility == "local" or view.deleted:
+        return None
+    person = await actors.ensure_local_actor(
+        ctx.conn, ctx.settings, "Person", user_id=int(payload["actor_user_id"])
+    )
+    group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=view.community_id)
+    return _Scene(view, objects.post_id(ctx.settings, view.row), person.uri, group.uri)
+
+
+# ── relays and answers (events from the inbox) ────────────────────────────────
+
+SELECT_COMMUNITY = "SELECT id, visibility FROM communities WHERE id = $1"
+SELECT_ACTOR = "SELECT uri, inbox, shared_inbox, domain, local FROM actors WHERE id = $1"
+SELECT_LOCAL_ACTOR = "SELECT uri FROM actors WHERE id = $1 AND local"
+
+
+async def _group(ctx: Context, community_id: int) -> tuple[str, str] | None:
+    """(group uri, visibility) of a federated community."""
+    row = await ctx.conn.fetchrow(SELECT_COMMUNITY, community_id)
+    if row is None or row["visibility"] == "local":
+        return None
+    group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=community_id)
+    return group.uri, row["visibility"]
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+async def relay_announce(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    """A remote activity accepted in one of our groups, relayed unmodified."""
+    found = await _group(ctx, int(payload["community_id"]))
+    activity = payload["activity"]
+    if found is None or not isinstance(activity, dict):
+        return []
+    group_uri, visibility = found
+    origin = delivery.domain_of(_ref(activity.get("actor")) or str(activity.get("id", "")))
+    inboxes = await follower_inboxes(ctx, int(payload["community_id"]), visibility, except_domain=origin)
+    relayed = announce(ctx.settings, group_uri, visibility, activity)
+    return [Outgoing(relayed, inboxes, _ref(activity.get("object")), _audience(visibility))]
+
+
+async def relay_announce_page(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    """A remote member's new thread in a public group, boosted for Mastodon (by id:
+    the Page is the author's server's to serve)."""
+    found = await _group(ctx, int(payload["community_id"]))
+    if found is None or found[1] != "public":
+        return []
+    view = await objects.load_thread(ctx.conn, int(payload["thread_id"]))
+    if view.deleted:
+        return []
+    page_uri = objects.post_id(ctx.settings, view.row)
+    inboxes = await follower_inboxes(
+        ctx, view.community_id, "public", except_domain=delivery.domain_of(page_uri)
+    )
+    return [Outgoing(announce(ctx.settings, found[0], "public", page_uri), inboxes, page_uri, "public")]
+
+
+def _answer(kind: str) -> Builder:
+    async def build(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+        follower = await ctx.conn.fetchrow(SELECT_ACTOR, int(payload["actor_id"]))
+        speaker = await _answering_actor(ctx, payload)
+        follow = payload["follow"]
+        if follower is None or follower["local"] or speaker is None or not isinstance(follow, dict):
+            return []
+        # Plain URI strings: some servers cannot match a Follow whose actor is embedded.
+        embedded = {
+            "id": follow.get("id"),
+            "type": "Follow",
+            "actor": _ref(follow.get("actor")) or follower["uri"],
+            "object": _ref(follow.get("object")) or speaker,
+        }
+        answer = envelope(ctx.settings, kind, speaker, embedded, [follower["uri"]], [])
+        inbox = follower["inbox"] or follower["shared_inbox"]
+        inboxes = delivery.pick_inboxes([(inbox, None)], ctx.settings.domain)
+        return [Outgoing(answer, inboxes, None, "direct")]
+
+    return build
+
+
+async def _answering_actor(ctx: Context, payload: dict[str, Any]) -> str | None:
+    if payload.get("local_actor_id") is not None:
+        uri: str | None = await ctx.conn.fetchval(SELECT_LOCAL_ACTOR, int(payload["local_actor_id"]))
+        if uri is not None:
+            return uri
+    if payload.get("community_id") is not None:
+        group = await actors.ensure_local_actor(
+            ctx.conn, ctx.settings, "Group", community_id=int(payload["community_id"])
+        )
+        return group.uri
+    return None
+
+
+BUILDERS: dict[str, Builder] = {
+    "post.created": post_created,
+    "post.updated": post_updated,
+    "post.deleted": post_deleted,
+    "thread.pinned": _featured_change("Add"),
+    "thread.unpinned": _featured_change("Remove"),
+    "post.liked": post_liked,
+    "post.unliked": post_unliked,
+    "relay.announce": relay_announce,
+    "relay.announce_page": relay_announce_page,
+    "follow.accept": _answer("Accept"),
+    "follow.reject": _answer("Reject"),
+}
+
+
+# ── consuming the events ──────────────────────────────────────────────────────
+
+CLAIM_EVENTS = """
+SELECT id, kind, payload FROM outbox_events
+WHERE processed_at IS NULL
+ORDER BY id
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+MARK_PROCESSED = "UPDATE outbox_events SET processed_at = now() WHERE id = ANY($1::bigint[])"
+# What a malformed or dangling event raises; anything else is a real failure and
+# rolls the whole batch back for a later retry.
+SKIPPABLE = (AppError, KeyError, TypeError, ValueError)
+
+
+async def build(ctx: Context, kind: str, payload: dict[str, Any]) -> list[Outgoing]:
+    """The activities one event becomes (empty for a kind we do not federate)."""
+    builder = BUILDERS.get(kind)
+    if builder is None:
+        return []
+    return await builder(ctx, payload)
+
+
+async def process_pending(pool: asyncpg.Pool, settings: Settings, limit: int = 50) -> int:
+    """Turn up to ``limit`` unprocessed events into delivery jobs, in one transaction
+    (so an event is either fully enqueued or still pending); the number consumed."""
+    async with pool.acquire() as conn, conn.transaction():
+        events = await conn.fetch(CLAIM_EVENTS, limit)
+        ctx = Context(conn, settings)
+        for event in events:
+            await _process_one(ctx, event)
+        if events:
+            await conn.execute(MARK_PROCESSED, [e["id"] for e in events])
+    return len(events)
+
+
+async def _process_one(ctx: Context, event: asyncpg.Record) -> None:
+    try:
+        async with ctx.conn.transaction():  # a savepoint: a bad event leaves no half-enqueued jobs
+            for out in await build(ctx, event["kind"], event["payload"]):
+                inboxes = await delivery.deliverable(ctx.conn, ctx.settings.domain, out.inboxes)
+                await delivery.enqueue(
+                    ctx.conn, out.activity, inboxes, object_uri=out.object_uri, audience=out.audience
+                )
+    except SKIPPABLE as exc:
+        log.warning("outbox event %s (%s) skipped: %r", event["id"], event["kind"], exc)

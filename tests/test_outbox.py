@@ -1,0 +1,364 @@
+"""Outbox events become the right activities and one job per inbox (federation/outbox.py).
+
+These tests stop at the queue (``activities`` and ``delivery_jobs``); the HTTP side is
+in test_delivery.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from federation import delivery, policy
+from federation.objects import PUBLIC
+from node import threads
+from node.settings import Settings
+from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+    approve_instance,
+    community,
+    fakes,
+    fixture_fed_settings,
+    fixture_open_node,
+    follower,
+    jobs,
+    member,
+    new_reply,
+    new_thread,
+    process_outbox,
+)
+
+
+def by_kind(rows: list[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:
+    out: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        activity = row["activity"]
+        inner = activity["object"]
+        name = activity["type"] + ("/" + inner["type"] if activity["type"] == "Announce" else "")
+        out.setdefault(name, []).append(row)
+    return out
+
+
+def addressed(activity: dict[str, Any]) -> list[str]:
+    return [*activity.get("to", []), *activity.get("cc", [])]
+
+
+async def test_public_thread_becomes_create_announce_and_page_boost(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a public community followed from two instances
+    async with fakes(2) as (a, b):
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, a, "alice")
+        await follower(pool, group, b, "bob")
+        author = await member(pool)
+        # When a member opens a thread and the outbox is processed
+        created = await new_thread(pool, group, author)
+        await process_outbox(fed_settings, pool)
+        # Then three activities each go to both shared inboxes
+        found = by_kind(await jobs(pool))
+        assert sorted(found) == ["Announce/Create", "Announce/Page", "Create"]
+        for rows in found.values():
+            assert sorted(r["inbox"] for r in rows) == sorted([a.url("/inbox"), b.url("/inbox")])
+        create = found["Create"][0]["activity"]
+        assert create["actor"] == "http://testserver/u/amina"
+        assert create["object"]["type"] == "Page"
+        assert create["object"]["id"] == f"http://testserver/t/{created.thread_id}"
+        assert PUBLIC in addressed(create)
+        relayed = found["Announce/Create"][0]["activity"]
+        assert relayed["actor"] == "http://testserver/c/medical"
+        assert relayed["object"]["id"] == create["id"]
+        assert PUBLIC in relayed["to"]
+        boost = found["Announce/Page"][0]["activity"]
+        assert boost["object"]["id"] == create["object"]["id"]
+
+
+async def test_reply_produces_no_page_boost(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a public thread already sent to one follower instance
+    async with fakes(1) as (a,):
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, a, "alice")
+        author = await member(pool)
+        created = await new_thread(pool, group, author)
+        await process_outbox(fed_settings, pool)
+        before = len(await jobs(pool))
+        # When a member replies
+        await new_reply(pool, created.thread_id, author)
+        await process_outbox(fed_settings, pool)
+        # Then only Create{Note} and its Announce go out
+        found = by_kind((await jobs(pool))[before:])
+        assert sorted(found) == ["Announce/Create", "Create"]
+        note = found["Create"][0]["activity"]["object"]
+        assert note["type"] == "Note"
+        assert note["inReplyTo"] == f"http://testserver/t/{created.thread_id}"
+
+
+async def test_members_only_never_public_and_only_approved_instances(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a members-only community followed from an approved and a non-approved instance
+    async with fakes(2) as (approved, stranger):
+        group = await community(pool, "juridique", "members")
+        await follower(pool, group, approved, "alice")
+        await follower(pool, group, stranger, "bob")
+        await approve_instance(pool, approved)
+        # When a member opens a thread
+        await new_thread(pool, group, await member(pool))
+        await process_outbox(fed_settings, pool)
+        # Then nothing is addressed to Public, nothing goes to the stranger, no Page boost
+        rows = await jobs(pool)
+        assert sorted(by_kind(rows)) == ["Announce/Create", "Create"]
+        assert {r["domain"] for r in rows} == {approved.domain}
+        for row in rows:
+            assert PUBLIC not in str(row["activity"])
+            assert addressed(row["activity"]) == [
+                "http://testserver/c/juridique",
+                "http://testserver/c/juridique/followers",
+            ]
+
+
+async def test_three_followers_on_one_instance_share_one_job(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given three followers on one instance (shared inbox) and one without a shared inbox
+    async with fakes(2) as (a, b):
+        group = await community(pool, "medical", "public")
+        for name in ("alice", "anna", "alba"):
+            await follower(pool, group, a, name)
+        await follower(pool, group, b, "bob", shared=False)
+        # When a thread is opened
+        await new_thread(pool, group, await member(pool))
+        await process_outbox(fed_settings, pool)
+        # Then each activity has one job for the shared inbox and one for bob's own inbox
+        for rows in by_kind(await jobs(pool)).values():
+            assert sorted(r["inbox"] for r in rows) == sorted([a.url("/inbox"), b.actors["bob"].inbox])
+
+
+async def test_local_community_sends_nothing(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a local community (someone followed it before it became local)
+    async with fakes(1) as (a,):
+        group = await community(pool, "interne", "local")
+        await follower(pool, group, a, "alice")
+        # When a thread is opened
+        await new_thread(pool, group, await member(pool))
+        await process_outbox(fed_settings, pool)
+        # Then no activity is stored or queued
+        assert await jobs(pool) == []
+
+
+async def test_suspended_and_non_allowlisted_domains_get_no_job(
+    fed_settings: Settings, pool: asyncpg.Pool
+) -> None:
+    # Given allowlist mode with one allowed instance, and one allowed but suspended one
+    async with fakes(3) as (allowed, unlisted, suspended):
+        async with pool.acquire() as conn:
+            await policy.allow_domain(conn, allowed.domain)
+            await policy.allow_domain(conn, suspended.domain)
+            await policy.suspend_domain(conn, suspended.domain, reason="test")
+        group = await community(pool, "medical", "public")
+        for fake in (allowed, unlisted):
+            await follower(pool, group, fake, "alice")
+        # (suspending drops follows; this one arrives after, as a stale row would)
+        await follower(pool, group, suspended, "sam")
+        # When a thread is opened
+        await new_thread(pool, group, await member(pool))
+        await process_outbox(fed_settings, pool)
+        # Then only the allowed instance gets jobs
+        assert {r["domain"] for r in await jobs(pool)} == {allowed.domain}
+
+
+async def test_follow_accept_embeds_the_follow_with_plain_uris(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a follower whose Follow embedded its actor as an object
+    async with fakes(1) as (a,):
+        group = await community(pool, "medical", "public")
+        actor_id = await follower(pool, group, a, "alice")
+        alice = a.actors["alice"]
+        follow = {
+            "id": a.new_id("follows"),
+            "type": "Follow",
+            "actor": {"id": alice.id, "type": "Person"},
+            "object": "http://testserver/c/medical",
+        }
+        # When the inbox queues the Accept
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox_events (kind, payload) VALUES ('follow.accept', $1)",
+                {"community_id": group.id, "follow": follow, "actor_id": actor_id},
+            )
+        await process_outbox(fed_settings, pool)
+        # Then one Accept from the group goes to alice's own inbox
+        (row,) = await jobs(pool)
+        accept = row["activity"]
+        assert row["inbox"] == alice.inbox
+        assert accept["type"] == "Accept"
+        assert accept["actor"] == "http://testserver/c/medical"
+        assert accept["object"] == {
+            "id": follow["id"],
+            "type": "Follow",
+            "actor": alice.id,
+            "object": "http://testserver/c/medical",
+        }
+
+
+async def test_follow_reject_goes_to_the_follower(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(1) as (a,):
+        # Given a pending follower of a members-only community
+        group = await community(pool, "juridique", "members")
+        actor_id = await follower(pool, group, a, "alice", state="rejected")
+        follow = {"id": a.new_id("follows"), "type": "Follow", "actor": a.actors["alice"].id, "object": "x"}
+        # When the moderators refuse it
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox_events (kind, payload) VALUES ('follow.reject', $1)",
+                {"community_id": group.id, "follow": follow, "actor_id": actor_id},
+            )
+        await process_outbox(fed_settings, pool)
+        # Then a Reject is queued for alice only
+        (row,) = await jobs(pool)
+        assert row["activity"]["type"] == "Reject"
+        assert row["activity"]["object"]["actor"] == a.actors["alice"].id
+        assert row["inbox"] == a.actors["alice"].inbox
+
+
+async def test_relay_announce_skips_the_origin_instance(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given followers on the origin instance and on two others
+    async with fakes(3) as (origin, b, c):
+        group = await community(pool, "medical", "public")
+        for fake, name in ((origin, "olga"), (b, "bob"), (c, "carl")):
+            await follower(pool, group, fake, name)
+        activity = {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": origin.new_id("activities"),
+            "type": "Create",
+            "actor": origin.actors["olga"].id,
+            "object": {"id": origin.new_id(), "type": "Note", "content": "<p>Salut</p>"},
+        }
+        # When the inbox asks the group to relay an accepted activity
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox_events (kind, payload) VALUES ('relay.announce', $1)",
+                {"community_id": group.id, "activity": activity},
+            )
+        await process_outbox(fed_settings, pool)
+        # Then Announce{activity}, unmodified, goes to every follower instance but the origin
+        rows = await jobs(pool)
+        assert {r["domain"] for r in rows} == {b.domain, c.domain}
+        assert all(r["activity"]["object"] == activity for r in rows)
+        assert rows[0]["activity"]["actor"] == "http://testserver/c/medical"
+
+
+async def test_update_and_pin_are_relayed(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(1) as (a,):
+        # Given a delivered public thread
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, a, "alice")
+        author = await member(pool, "amina", role="moderator")
+        created = await new_thread(pool, group, author)
+        await process_outbox(fed_settings, pool)
+        before = len(await jobs(pool))
+        # When the author edits it and pins it
+        async with pool.acquire() as conn:
+            await threads.edit_post(conn, created.post_id, author, "Texte corrigé.")
+            await threads.set_pinned(conn, created.thread_id, author, True)
+        await process_outbox(fed_settings, pool)
+        # Then Update{Page} and Add{Page → featured} go out, each announced by the group
+        found = by_kind((await jobs(pool))[before:])
+        assert sorted(found) == ["Add", "Announce/Add", "Announce/Update", "Update"]
+        assert found["Update"][0]["activity"]["object"]["source"]["content"] == "Texte corrigé."
+        add = found["Add"][0]["activity"]
+        assert add["target"] == "http://testserver/c/medical/featured"
+        assert add["object"] == f"http://testserver/t/{created.thread_id}"
+
+
+async def test_like_then_unlike_undoes_the_same_like(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(1) as (a,):
+        # Given a public thread
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, a, "alice")
+        author = await member(pool)
+        created = await new_thread(pool, group, author)
+        payload = {"post_id": created.post_id, "thread_id": created.thread_id, "community_id": group.id}
+        # When a member likes it, then takes the like back
+        async with pool.acquire() as conn:
+            for kind in ("post.liked", "post.unliked"):
+                await conn.execute(
+                    "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)",
+                    kind,
+                    {**payload, "actor_user_id": author.id},
+                )
+        await process_outbox(fed_settings, pool)
+        # Then the Undo embeds the very Like that was sent
+        found = by_kind(await jobs(pool))
+        like = found["Like"][0]["activity"]
+        undo = found["Undo"][0]["activity"]
+        assert like["object"] == f"http://testserver/t/{created.thread_id}"
+        assert undo["object"]["id"] == like["id"]
+        assert undo["object"]["type"] == "Like"
+
+
+async def test_delete_goes_to_followers_and_every_ledger_inbox(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(2) as (still, gone):
+        # Given a thread that reached two instances, one of which stopped following
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, still, "alice")
+        gone_id = await follower(pool, group, gone, "bob")
+        author = await member(pool)
+        created = await new_thread(pool, group, author)
+        page = f"http://testserver/t/{created.thread_id}"
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO deliveries_ledger (object_uri, inbox, domain) VALUES ($1, $2, $3), ($1, $4, $5)",
+                page,
+                still.url("/inbox"),
+                still.domain,
+                gone.url("/inbox"),
+                gone.domain,
+            )
+            await conn.execute("DELETE FROM community_followers WHERE actor_id = $1", gone_id)
+            # When the author deletes it
+            await threads.delete_post(conn, created.post_id, author)
+        await process_outbox(fed_settings, pool)
+        # Then the Delete{Tombstone} and its Announce reach both instances
+        found = by_kind([r for r in await jobs(pool) if r["activity"]["type"] != "Create"])
+        for name in ("Delete", "Announce/Delete"):
+            assert {r["domain"] for r in found[name]} == {still.domain, gone.domain}
+        tombstone = found["Delete"][0]["activity"]["object"]
+        assert tombstone["type"] == "Tombstone" and tombstone["id"] == page
+        assert await delivery.ledger_domains(pool, page) == sorted([still.domain, gone.domain])
+
+
+async def test_a_broken_event_is_skipped_without_blocking_the_others(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(1) as (a,):
+        # Given an event about a post that does not exist, then a good one
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, a, "alice")
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox_events (kind, payload) VALUES ('post.created', $1)",
+                {"post_id": 999999, "thread_id": 1, "community_id": group.id, "actor_user_id": 1},
+            )
+        await new_thread(pool, group, await member(pool))
+        # When the outbox is processed
+        await process_outbox(fed_settings, pool)
+        # Then every event is marked processed and the good one produced its jobs
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox_events WHERE processed_at IS NULL") == 0
+        assert len(await jobs(pool)) == 3
