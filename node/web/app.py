@@ -90,9 +90,17 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
             app.state.pool = await db.create_pool(settings.database_url)
             async with app.state.pool.acquire() as conn:
                 await db.migrate(conn)
+        # Federation workers run in this process only when it owns its pool (serve).
+        workers_here = own_pool and settings.workers_in_serve
+        if workers_here:
+            from federation import worker
+
+            await worker.start_in_app(app)
         try:
             yield
         finally:
+            if workers_here:
+                await worker.stop(app)
             if own_pool:
                 await app.state.pool.close()
 
