@@ -1,0 +1,235 @@
+"""Every refusal of design §4, at the real inbox over HTTP: each request is refused with
+its status, and nothing is stored, processed or relayed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from federation import policy
+from tests import inboxnode as ap
+from tests.fakefedi import FakeInstance
+from tests.helpers import make_community
+from tests.inboxnode import InboxNode, running_node
+
+
+@pytest.fixture
+async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
+    async with running_node(pool, tmp_path) as n:
+        await make_community(pool, "medical", visibility="public")
+        yield n
+
+
+@pytest.fixture
+async def masto() -> AsyncIterator[FakeInstance]:
+    async with FakeInstance("127.0.0.42", software="mastodon") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def other() -> AsyncIterator[FakeInstance]:
+    async with FakeInstance("127.0.0.43", software="lemmy") as fake:
+        yield fake
+
+
+async def assert_nothing_kept(node: InboxNode) -> None:
+    assert await node.count("inbox_items") == 0
+    assert await node.process() == 0
+    assert await node.count("threads") == 0
+    assert await node.count("community_followers") == 0
+    assert await node.count("outbox_events") == 0
+
+
+def key_fetches(fake: FakeInstance) -> list[str]:
+    return [r.path for r in fake.received if r.method == "GET"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["unsigned", "wrong_key", "hmac_public_key", "stale_date", "future_date", "bad_digest", "unsigned_digest",
+     "no_request_target", "no_date", "rsa_sha512"],
+)  # fmt: skip
+async def test_a_badly_signed_create_is_refused_401(
+    node: InboxNode, masto: FakeInstance, variant: str
+) -> None:
+    # Given a Mastodon user's note to our community
+    alice = masto.add_actor("alice")
+    create = ap.mastodon_note(masto, alice, node.group("medical"), "Titre\nCorps")
+
+    # When it arrives signed as `variant`
+    response = await masto.send(node.url("/inbox"), create, actor=alice, variant=variant)
+
+    # Then it is refused as unauthenticated and nothing is kept
+    assert response.status == 401, response.text
+    await assert_nothing_kept(node)
+
+
+async def test_an_rfc9421_only_signature_gets_401_not_500(node: InboxNode, masto: FakeInstance) -> None:
+    alice = masto.add_actor("alice")
+    response = await masto.send(node.url("/inbox"), ap.follow(masto, alice, node.group("medical")), actor=alice,
+                                variant="rfc9421")  # fmt: skip
+    assert response.status == 401
+    await assert_nothing_kept(node)
+
+
+async def test_a_body_actor_other_than_the_signer_is_refused(node: InboxNode, masto: FakeInstance) -> None:
+    # Given bob signs a Follow that claims to come from alice
+    alice, bob = masto.add_actor("alice"), masto.add_actor("bob")
+    follow = ap.follow(masto, alice, node.group("medical"))
+
+    response = await masto.send(node.url("/inbox"), follow, actor=bob)
+
+    assert response.status == 401
+    await assert_nothing_kept(node)
+
+
+async def test_a_key_whose_owner_is_another_actor_is_refused(node: InboxNode, masto: FakeInstance) -> None:
+    # Given mallory publishes her key as owned by alice
+    alice = masto.add_actor("alice")
+    mallory = masto.add_actor("mallory")
+    mallory.extra["publicKey"] = {"id": mallory.key_id, "owner": alice.id, "publicKeyPem": mallory.public_pem}
+
+    # When mallory signs, as alice and as herself
+    as_alice = await masto.send(
+        node.url("/inbox"), ap.follow(masto, alice, node.group("medical")), actor=mallory
+    )
+    as_self = await masto.send(
+        node.url("/inbox"), ap.follow(masto, mallory, node.group("medical")), actor=mallory
+    )
+
+    # Then both are refused
+    assert (as_alice.status, as_self.status) == (401, 401)
+    await assert_nothing_kept(node)
+
+
+async def test_an_object_on_another_host_is_refused(
+    node: InboxNode, masto: FakeInstance, other: FakeInstance
+) -> None:
+    # Given alice "creates" a note whose id lives on another server, and "deletes" another's post
+    alice = masto.add_actor("alice")
+    create = ap.mastodon_note(masto, alice, node.group("medical"), "Titre")
+    create["object"]["id"] = other.url("/post/1")
+    delete = ap.delete_of(masto, alice, other.url("/post/2"))
+
+    responses = [await masto.send(node.url("/inbox"), a, actor=alice) for a in (create, delete)]
+
+    assert [r.status for r in responses] == [403, 403]
+    await assert_nothing_kept(node)
+
+
+async def test_an_activity_id_on_another_host_is_refused(
+    node: InboxNode, masto: FakeInstance, other: FakeInstance
+) -> None:
+    alice = masto.add_actor("alice")
+    follow = ap.follow(masto, alice, node.group("medical"))
+    follow["id"] = other.url("/activities/follow/1")
+
+    response = await masto.send(node.url("/inbox"), follow, actor=alice)
+
+    assert response.status == 403
+    await assert_nothing_kept(node)
+
+
+async def test_a_suspended_domain_is_refused_403_before_any_key_fetch(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    # Given the fake's domain is suspended
+    alice = masto.add_actor("alice")
+    async with node.pool.acquire() as conn:
+        await policy.suspend_domain(conn, masto.host)
+
+    # When alice sends a well-signed Follow
+    response = await masto.send(
+        node.url("/inbox"), ap.follow(masto, alice, node.group("medical")), actor=alice
+    )
+
+    # Then it is refused and our node never fetched her key
+    assert response.status == 403
+    assert key_fetches(masto) == []
+    await assert_nothing_kept(node)
+
+
+async def test_an_unlisted_domain_is_refused_in_allowlist_mode(
+    pool: asyncpg.Pool, tmp_path: Path, masto: FakeInstance
+) -> None:
+    async with running_node(pool, tmp_path, mode="allowlist") as node:
+        await make_community(pool, "medical", visibility="public")
+        alice = masto.add_actor("alice")
+
+        response = await masto.send(
+            node.url("/inbox"), ap.follow(masto, alice, node.group("medical")), actor=alice
+        )
+
+        assert response.status == 403
+        assert key_fetches(masto) == []
+        await assert_nothing_kept(node)
+
+
+async def test_an_oversize_body_is_refused_413(node: InboxNode, masto: FakeInstance) -> None:
+    alice = masto.add_actor("alice")
+    create = ap.mastodon_note(masto, alice, node.group("medical"), "Titre\n" + "x" * 300_000)
+
+    response = await masto.send(node.url("/inbox"), create, actor=alice)
+
+    assert response.status == 413
+    assert key_fetches(masto) == []
+    await assert_nothing_kept(node)
+
+
+async def test_malformed_json_is_refused_400(node: InboxNode, masto: FakeInstance) -> None:
+    alice = masto.add_actor("alice")
+    response = await masto.send(node.url("/inbox"), None, actor=alice, body=b'{"type": "Follow", ')
+    assert response.status == 400
+    await assert_nothing_kept(node)
+
+
+async def test_a_json_array_or_a_form_is_refused(node: InboxNode, masto: FakeInstance) -> None:
+    alice = masto.add_actor("alice")
+    array = await masto.send(node.url("/inbox"), None, actor=alice, body=b"[]")
+    form = await masto.send(node.url("/inbox"), None, actor=alice, body=b"a=b",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert (array.status, form.status) == (400, 415)
+    await assert_nothing_kept(node)
+
+
+async def test_an_invalid_activity_is_refused_400_after_verification(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    # Given a well-signed Follow whose object is not a URI
+    alice = masto.add_actor("alice")
+    follow = ap.follow(masto, alice, node.group("medical"))
+    follow["object"] = 42
+
+    response = await masto.send(node.url("/inbox"), follow, actor=alice)
+
+    assert response.status == 400
+    assert "error" in json.loads(response.body)
+    await assert_nothing_kept(node)
+
+
+async def test_an_unknown_actor_deleting_itself_is_dropped_without_fetch(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    # Given an account we never saw, already gone on its server (its key is gone with it)
+    ghost = masto.add_actor("ghost")
+    delete = ap.delete_of(masto, ghost, ghost.id, tombstone=False)
+
+    response = await masto.send(node.url("/inbox"), delete, actor=ghost)
+
+    assert response.status == 202
+    assert key_fetches(masto) == []
+    await assert_nothing_kept(node)
+
+
+async def test_unknown_inboxes_answer_404(node: InboxNode, masto: FakeInstance) -> None:
+    alice = masto.add_actor("alice")
+    await make_community(node.pool, "cachee", visibility="local")
+    follow = ap.follow(masto, alice, node.group("cachee"))
+    for path in ("/u/nobody/inbox", "/c/nothing/inbox", "/c/cachee/inbox"):
+        response = await masto.send(node.url(path), follow, actor=alice)
+        assert response.status == 404, path
+    await assert_nothing_kept(node)
