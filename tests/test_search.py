@@ -1,0 +1,113 @@
+"""Full-text search: French stemming, accent folding, ranking, visibility, no deleted posts."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+
+from node import communities, search, threads
+from node.sessions import User
+from tests.helpers import login, make_community, make_user
+
+
+async def member(pool: asyncpg.Pool, username: str) -> User:
+    user_id = await make_user(pool, username)
+    return User(user_id, username, username, "member", "approved")
+
+
+async def start(pool: asyncpg.Pool, author: User, community: str, title: str, body: str) -> threads.Created:
+    async with pool.acquire() as conn:
+        c = await communities.find(conn, community)
+        assert c is not None
+        return await threads.create_thread(conn, c, author, title, body)
+
+
+async def seed(pool: asyncpg.Pool) -> User:
+    await make_community(pool, "juridique", visibility="public")
+    await make_community(pool, "medical", visibility="members")
+    await make_community(pool, "coordination", visibility="local")
+    amina = await member(pool, "amina")
+    await start(
+        pool, amina, "juridique", "Certificat médical et plainte", "Le certificat médical appuie la plainte."
+    )
+    await start(
+        pool,
+        amina,
+        "medical",
+        "Prise en charge médicale",
+        "Protocole de prise en charge médicale en 72 heures.",
+    )
+    await start(pool, amina, "coordination", "Réunion médicale locale", "Ordre du jour de la réunion.")
+    return amina
+
+
+async def test_accents_are_folded_and_visibility_filters_results(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    # Given matching threads in a public, a members-only and a local community
+    await seed(pool)
+    # When an anonymous visitor searches without accents
+    anonymous = await client.get("/recherche", params={"q": "medicale"})
+    # Then only the public thread is found
+    assert anonymous.status_code == 200
+    assert "Certificat médical et plainte" in anonymous.text
+    assert "Prise en charge" not in anonymous.text and "Réunion" not in anonymous.text
+    # And a member finds all three
+    await login(client, "amina")
+    member_page = await client.get("/recherche", params={"q": "medicale"})
+    for title in ("Certificat médical et plainte", "Prise en charge médicale", "Réunion médicale locale"):
+        assert title in member_page.text
+
+
+async def test_replies_are_found_ranked_and_highlighted(pool: asyncpg.Pool) -> None:
+    amina = await seed(pool)
+    thread_id = await pool.fetchval("SELECT id FROM threads WHERE title LIKE 'Certificat%'")
+    async with pool.acquire() as conn:
+        reply = await threads.create_reply(
+            conn, thread_id, amina, "Attention au délai de prescription pour l'hôpital."
+        )
+    results = await search.search(pool, "delai prescription", None)
+    assert [r.post_id for r in results.results] == [reply]
+    assert "<mark>délai</mark>" in results.results[0].snippet
+    assert results.results[0].title == "Certificat médical et plainte"
+    # A title match (weight A) ranks before a body-only match
+    both = await search.search(pool, "plainte", None)
+    assert both.results[0].is_opening
+
+
+async def test_deleted_posts_are_never_found(pool: asyncpg.Pool) -> None:
+    amina = await seed(pool)
+    post_id = await pool.fetchval(
+        "SELECT p.id FROM posts p JOIN threads t ON t.id = p.thread_id WHERE t.title LIKE 'Certificat%'"
+    )
+    async with pool.acquire() as conn:
+        await threads.delete_post(conn, post_id, amina)
+    assert (await search.search(pool, "certificat", None)).results == []
+
+
+async def test_snippets_are_escaped(pool: asyncpg.Pool) -> None:
+    amina = await seed(pool)
+    await start(
+        pool, amina, "juridique", "Balises", "Texte <script>alert('x')</script> avec violence conjugale"
+    )
+    results = await search.search(pool, "violence", None)
+    snippet = str(results.results[0].snippet)
+    assert "<script" not in snippet and "&lt;script" in snippet and "<mark>violence</mark>" in snippet
+
+
+async def test_odd_queries_answer_without_error(pool: asyncpg.Pool, client: httpx.AsyncClient) -> None:
+    await seed(pool)
+    for q in ("", "   ", "le la les", '"non fermé', "-medical", "a" * 5000, "x\x00y", "OR AND", "é" * 300):
+        response = await client.get("/recherche", params={"q": q})
+        assert response.status_code == 200, q
+
+
+async def test_results_are_paginated(pool: asyncpg.Pool, client: httpx.AsyncClient) -> None:
+    amina = await seed(pool)
+    for i in range(22):
+        await start(pool, amina, "juridique", f"Question juridique {i}", "Une question de procédure.")
+    first = await client.get("/recherche", params={"q": "procedure"})
+    assert first.text.count("Question juridique") == 20
+    assert "page=2" in first.text
+    second = await client.get("/recherche", params={"q": "procedure", "page": "2"})
+    assert second.text.count("Question juridique") == 2

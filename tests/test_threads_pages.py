@@ -1,0 +1,325 @@
+"""Thread pages over HTTP: writing through forms, reply context, edit history, tombstones,
+animation, unread markers, pagination and permalinks."""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+import httpx
+
+from node import communities, threads
+from node.sessions import User
+from tests.helpers import csrf, login, make_community, make_user, new_client, post_form
+
+
+async def member(pool: asyncpg.Pool, username: str, role: str = "member") -> User:
+    user_id = await make_user(pool, username, role=role)
+    return User(user_id, username, username, role, "approved")
+
+
+async def start(
+    pool: asyncpg.Pool, author: User, title: str = "Un titre", community: str = "medical"
+) -> threads.Created:
+    async with pool.acquire() as conn:
+        c = await communities.find(conn, community)
+        assert c is not None
+        return await threads.create_thread(conn, c, author, title, "Corps du message d'ouverture")
+
+
+async def test_member_starts_a_thread_and_replies_through_the_forms(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    # Given a member of a members-only community
+    await make_community(pool, "medical")
+    await member(pool, "amina")
+    await login(client, "amina")
+    # When she starts a thread
+    form = {"title": "Kit PEP en rupture", "body": "Le **kit PEP** manque à Bukavu."}
+    response = await post_form(client, "/c/medical/nouveau", form)
+    assert response.status_code == 303
+    thread_path = response.headers["location"]
+    # And replies to it
+    response = await post_form(
+        client, f"{thread_path}/repondre", {"body": "Réponse *rapide*"}, page=thread_path
+    )
+    assert response.status_code == 303 and re.search(r"/t/\d+\?page=1#p\d+$", response.headers["location"])
+    # Then the thread page shows both posts, rendered
+    page = await client.get(thread_path)
+    assert "<strong>kit PEP</strong>" in page.text and "<em>rapide</em>" in page.text
+    assert page.headers["cache-control"] == "private, no-store"
+
+
+async def test_bad_thread_input_shows_the_form_again_with_a_french_error(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    await member(pool, "amina")
+    await login(client, "amina")
+    for form in (
+        {"title": "", "body": "x"},
+        {"title": "T", "body": "x" * 1_000_000},
+        {"title": "t" * 300, "body": "x"},
+    ):
+        response = await post_form(client, "/c/medical/nouveau", form)
+        assert response.status_code == 400
+        assert "Le formulaire contient des erreurs" in response.text
+    assert await pool.fetchval("SELECT count(*) FROM threads") == 0
+
+
+async def test_invalid_utf8_in_a_form_is_refused_and_nothing_is_written(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    await member(pool, "amina")
+    await login(client, "amina")
+    token = await csrf(client, "/c/medical/nouveau")
+    body = b"csrf_token=" + token.encode() + b"&title=Titre%FF%FE&body=Corps%C3%28"
+    response = await client.post(
+        "/c/medical/nouveau", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 400
+    assert await pool.fetchval("SELECT count(*) FROM threads") == 0
+
+
+async def test_markdown_attacks_are_neutralised_on_the_page(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    await member(pool, "amina")
+    await login(client, "amina")
+    body = '<script>alert(1)</script> [x](javascript:alert(1)) <iframe src="//e"></iframe> ![p](data:image/png;base64,AA)'
+    response = await post_form(client, "/c/medical/nouveau", {"title": "<b>Titre</b>", "body": body})
+    page = await client.get(response.headers["location"])
+    assert "<script>" not in page.text and "<iframe" not in page.text and "<b>Titre" not in page.text
+    assert 'href="javascript' not in page.text and "data:image" not in page.text.split("<main>")[1]
+
+
+async def test_reply_to_a_reply_shows_its_context(pool: asyncpg.Pool, client: httpx.AsyncClient) -> None:
+    await make_community(pool, "medical")
+    amina, binta = await member(pool, "amina"), await member(pool, "binta")
+    created = await start(pool, amina)
+    async with pool.acquire() as conn:
+        first = await threads.create_reply(
+            conn, created.thread_id, binta, "Nous utilisons le protocole OMS de 2017."
+        )
+    await login(client, "amina")
+    form_page = await client.get(f"/p/{first}/repondre")
+    assert "protocole OMS" in form_page.text
+    response = await post_form(client, f"/p/{first}/repondre", {"body": "Merci Binta"})
+    assert response.status_code == 303
+    page = await client.get(f"/t/{created.thread_id}")
+    context = re.search(r'<p class="context">(.*?)</p>', page.text)
+    assert context and f'href="/p/{first}">binta</a>' in context.group(1)
+    assert "Nous utilisons le protocole OMS" in context.group(1)
+
+
+async def test_edit_marks_the_post_and_history_is_for_moderators_and_experts(
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+) -> None:
+    community_id = await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    await member(pool, "modo", role="moderator")
+    expert = await member(pool, "docteur", role="expert")
+    await pool.execute("INSERT INTO community_experts VALUES ($1, $2)", community_id, expert.id)
+    created = await start(pool, amina, "Titre initial")
+    await login(client, "amina")
+    response = await post_form(
+        client, f"/p/{created.post_id}/modifier", {"title": "Titre revu", "body": "Corps revu"}
+    )
+    assert response.status_code == 303
+    page = await client.get(f"/t/{created.thread_id}")
+    assert "modifié" in page.text and "Titre revu" in page.text
+    # The author is neither moderator nor expert: no history for her
+    assert (await client.get(f"/p/{created.post_id}/historique")).status_code == 404
+    for name in ("modo", "docteur"):
+        async with new_client(app) as browser:
+            await login(browser, name)
+            history = await browser.get(f"/p/{created.post_id}/historique")
+            assert history.status_code == 200
+            assert "Titre initial" in history.text and "Corps du message d&#39;ouverture" in history.text
+
+
+async def test_someone_else_cannot_edit_or_delete_a_post(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    await member(pool, "binta")
+    created = await start(pool, amina)
+    await login(client, "binta")
+    assert (await client.get(f"/p/{created.post_id}/modifier")).status_code == 404
+    assert (await client.get(f"/p/{created.post_id}/supprimer")).status_code == 404
+    token = await csrf(client, f"/t/{created.thread_id}")
+    response = await client.post(f"/p/{created.post_id}/supprimer", data={"csrf_token": token})
+    assert response.status_code == 404
+    assert await pool.fetchval("SELECT deleted_at FROM posts") is None
+
+
+async def test_deleting_leaves_a_tombstone_in_the_thread(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    created = await start(pool, amina)
+    async with pool.acquire() as conn:
+        reply = await threads.create_reply(conn, created.thread_id, amina, "Un détail à retirer")
+    await login(client, "amina")
+    confirm = await client.get(f"/p/{reply}/supprimer")
+    assert "Un détail à retirer" in confirm.text
+    await post_form(client, f"/p/{reply}/supprimer", {})
+    await post_form(client, f"/p/{created.post_id}/supprimer", {})
+    page = await client.get(f"/t/{created.thread_id}")
+    assert page.status_code == 200
+    assert page.text.count("Message supprimé") == 2
+    assert "Un détail à retirer" not in page.text and "Corps du message" not in page.text
+    assert "Un titre" in page.text
+
+
+async def test_moderator_deletes_with_a_reason_from_the_confirmation_page(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    await member(pool, "modo", role="moderator")
+    created = await start(pool, amina)
+    await login(client, "modo")
+    response = await post_form(client, f"/p/{created.post_id}/supprimer", {"reason": ""})
+    assert response.status_code == 400 and "raison" in response.text
+    response = await post_form(client, f"/p/{created.post_id}/supprimer", {"reason": "Nom d'une patiente"})
+    assert response.status_code == 303
+    assert (
+        await pool.fetchval("SELECT reason FROM audit_log WHERE action = 'post.delete'")
+        == "Nom d'une patiente"
+    )
+
+
+async def test_expert_pins_locks_and_marks_the_expert_answer(
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+) -> None:
+    community_id = await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    expert = await member(pool, "docteur", role="expert")
+    await pool.execute("INSERT INTO community_experts VALUES ($1, $2)", community_id, expert.id)
+    created = await start(pool, amina)
+    async with pool.acquire() as conn:
+        answer = await threads.create_reply(conn, created.thread_id, expert, "Voici le protocole.")
+    await login(client, "docteur")
+    thread_path = f"/t/{created.thread_id}"
+    assert (
+        await post_form(client, f"{thread_path}/animer", {"action": "pin"}, page=thread_path)
+    ).status_code == 303
+    assert (
+        await post_form(client, f"{thread_path}/animer", {"action": "lock"}, page=thread_path)
+    ).status_code == 303
+    assert (
+        await post_form(client, f"/p/{answer}/expert", {"action": "mark"}, page=thread_path)
+    ).status_code == 303
+    page = await client.get(thread_path)
+    assert f'class="post expert" id="p{answer}"' in page.text and "Réponse de l'expert</strong>" in page.text
+    assert "verrouillé" in page.text and "épinglé" in page.text
+    # A simple member can neither animate nor reply to the locked thread
+    async with new_client(app) as browser:
+        await login(browser, "amina")
+        page = await browser.get(thread_path)
+        assert "Verrouiller" not in page.text and "Publier la réponse" not in page.text
+        response = await post_form(
+            browser, f"{thread_path}/repondre", {"body": "Encore"}, page="/communautes"
+        )
+        assert response.status_code == 403 and "verrouillée" in response.text
+        response = await post_form(
+            browser, f"{thread_path}/animer", {"action": "unlock"}, page="/communautes"
+        )
+        assert response.status_code == 403
+    assert await pool.fetchval("SELECT locked FROM threads")
+
+
+async def test_unread_markers_follow_the_members_reading(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    amina, binta = await member(pool, "amina"), await member(pool, "binta")
+    created = await start(pool, binta, "Discussion à lire")
+    await login(client, "amina")
+    assert "nouveau</span>" in (await client.get("/c/medical")).text
+    await client.get(f"/t/{created.thread_id}")
+    assert "nouveau</span>" not in (await client.get("/c/medical")).text
+    async with pool.acquire() as conn:
+        await threads.create_reply(conn, created.thread_id, binta, "Du nouveau")
+    assert "nouveau</span>" in (await client.get("/c/medical")).text
+    assert amina.id
+
+
+async def test_thread_pages_hold_fifty_posts_and_permalinks_find_their_page(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    created = await start(pool, amina)
+    replies = []
+    async with pool.acquire() as conn:
+        for i in range(60):
+            replies.append(await threads.create_reply(conn, created.thread_id, amina, f"Réponse numéro {i}"))
+    await login(client, "amina")
+    first = await client.get(f"/t/{created.thread_id}")
+    assert first.text.count('<article class="post') == 50
+    assert (
+        "Page 1 / 2" in first.text
+        and "Réponse numéro 48" in first.text
+        and "Réponse numéro 49" not in first.text
+    )
+    second = await client.get(f"/t/{created.thread_id}?page=2")
+    assert second.text.count('<article class="post') == 11
+    assert (await client.get(f"/t/{created.thread_id}?page=3")).status_code == 404
+    response = await client.get(f"/p/{replies[49]}")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/t/{created.thread_id}?page=2#p{replies[49]}"
+    response = await client.get(f"/p/{created.post_id}")
+    assert response.headers["location"] == f"/t/{created.thread_id}?page=1#p{created.post_id}"
+
+
+async def test_community_threads_are_paginated_pinned_first_then_by_activity(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    made = [await start(pool, amina, f"Discussion {i:02d}") for i in range(32)]
+    await pool.execute("UPDATE threads SET pinned = true WHERE id = $1", made[0].thread_id)
+    await login(client, "amina")
+    page = await client.get("/c/medical")
+    titles = re.findall(r"<strong>(Discussion \d+)</strong>", page.text)
+    assert len(titles) == 30
+    assert titles[:3] == ["Discussion 00", "Discussion 31", "Discussion 30"]
+    second = await client.get("/c/medical?page=2")
+    assert re.findall(r"<strong>(Discussion \d+)</strong>", second.text) == ["Discussion 02", "Discussion 01"]
+
+
+async def test_out_of_range_ids_are_missing_pages(client: httpx.AsyncClient) -> None:
+    for path in ("/t/99999999999999999999999", "/p/0", "/t/abc", "/p/-1/historique"):
+        assert (await client.get(path)).status_code == 404, path
+
+
+async def test_remote_authors_are_shown_with_their_handle(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    # Given a reply stored by federation with a remote author and no local one
+    await make_community(pool, "juridique", visibility="public")
+    amina = await member(pool, "amina")
+    created = await start(pool, amina, community="juridique")
+    actor_id = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, display_name)"
+        " VALUES ('https://autre.example/u/fatou', 'Person', false, 'fatou', 'autre.example', 'Fatou D.')"
+        " RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO posts (thread_id, remote_author_id, parent_id, source, content_html)"
+        " VALUES ($1, $2, $3, 'Bonjour', '<p>Bonjour depuis ailleurs</p>')",
+        created.thread_id,
+        actor_id,
+        created.post_id,
+    )
+    # When anyone reads the public thread
+    page = await client.get(f"/t/{created.thread_id}")
+    # Then the remote reply shows its author's name and handle
+    assert "Fatou D." in page.text and "@fatou@autre.example" in page.text
+    assert "Bonjour depuis ailleurs" in page.text
