@@ -220,9 +220,8 @@ class PostView:
 
     @property
     def deleted(self) -> bool:
-        return self.row["deleted_at"] is not None or (
-            self.is_opening and self.row["thread_deleted_at"] is not None
-        )
+        """The post, or its whole thread, was deleted."""
+        return self.row["deleted_at"] is not None or self.row["thread_deleted_at"] is not None
 
     @property
     def remote(self) -> bool:

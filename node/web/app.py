@@ -101,6 +101,10 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
         finally:
             if workers_here:
                 await worker.stop(app)
+            # The guarded fetcher (federation.access.fetcher_of) is created on first need.
+            fetcher = getattr(app.state, "fetcher", None)
+            if fetcher is not None:
+                await fetcher.close()
             if own_pool:
                 await app.state.pool.close()
 
