@@ -99,9 +99,10 @@ async def _refuse_policy(request: Request, conn: asyncpg.Connection, visibility:
 
 
 async def application_actor(request: Request) -> Response:
+    """Always served, signed or not: a server verifying our signed fetch must be able to
+    get this key without signing itself (two authorized-fetch servers would deadlock)."""
     settings = _settings(request)
     async with _pool(request).acquire() as conn:
-        await _refuse_policy(request, conn)
         actor = await actors.instance_actor(conn, settings)
     return ActivityResponse(objects.application_to_ap(settings, actor))
 

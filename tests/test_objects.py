@@ -491,3 +491,5 @@ async def test_suspended_instance_gets_nothing_even_public(
     assert (await signed_get(client, f"/t/{thread_id}", alice)).status_code == 404
     assert (await signed_get(client, "/c/juridique", alice)).status_code == 404
     assert (await get_ap(client, f"/t/{thread_id}")).status_code == 200
+    # And our instance actor stays fetchable by anyone (its key verifies our own signatures)
+    assert (await signed_get(client, "/actor", alice)).status_code == 200
