@@ -403,10 +403,45 @@ class Worker(Protocol):
     def running(self) -> bool: ...
 
 
+class InboxWorker:
+    """Runs the inbox's handlers (``federation.processing.run``) with a guarded
+    fetcher signing as the instance actor, until stopped."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._fetcher: fetcher.Fetcher | None = None
+
+    async def start(self) -> None:
+        from federation import access, processing
+
+        self._fetcher = access.make_fetcher(self.pool, self.settings)
+        self._task = asyncio.create_task(
+            processing.run(self.pool, self.settings, self._fetcher, self._stop), name="vbg-inbox-worker"
+        )
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            try:
+                await task
+            except Exception:
+                log.exception("inbox worker ended with an error")
+        if self._fetcher is not None:
+            await self._fetcher.close()
+            self._fetcher = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]
-# Other federation workers (inbox processing …) add their factory here; each runs
-# in ``vbg-node worker`` and inside ``serve``.
-FACTORIES: list[WorkerFactory] = [DeliveryWorker]
+# Each runs in ``vbg-node worker`` and inside ``serve``.
+FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker]
 
 
 async def start_all(settings: Settings, pool: asyncpg.Pool) -> list[Worker]:

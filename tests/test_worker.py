@@ -11,7 +11,7 @@ from pathlib import Path
 
 import asyncpg
 
-from federation.worker import DeliveryWorker, WorkerConfig
+from federation.worker import FACTORIES, DeliveryWorker, WorkerConfig
 from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import ROOT, TEST_SECRET
@@ -55,14 +55,15 @@ async def test_worker_runs_in_the_app_life_span_and_stops_cleanly(
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            (running,) = app.state.federation_workers
-            assert running.running
+            workers = app.state.federation_workers
+            assert [type(w) for w in workers] == FACTORIES
+            assert all(w.running for w in workers)
             # When a member opens a thread
             await new_thread(pool, group, author)
             # Then the in-process worker delivers it without being asked
             await peers[0].wait_for(lambda r: len(peers[0].received) >= 3, within=10)
-        # And leaving the life span stops the worker
-        assert not running.running
+        # And leaving the life span stops the workers
+        assert not any(w.running for w in workers)
         assert app.state.federation_workers == []
         assert len(posted(peers[0])) == 3
 
