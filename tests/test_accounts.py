@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 import httpx
 import pytest
@@ -335,3 +337,38 @@ async def test_login_is_rate_limited_per_account(
     assert response.status_code == 429
     assert "Trop de tentatives" in response.text
     assert await pool.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+async def test_unknown_user_costs_a_password_verification_too(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a member; a missing name must not answer faster than a wrong password
+    # (the dummy argon2 verification costs ~50x a database miss, hence the loose bound)
+    await make_user(pool, "amina")
+
+    async def timed(username: str) -> float:
+        token = await csrf(client, "/connexion")
+        start = time.perf_counter()
+        await client.post(
+            "/connexion", data={"username": username, "password": "faux-secret", "csrf_token": token}
+        )
+        return time.perf_counter() - start
+
+    wrong = min([await timed("amina") for _ in range(2)])
+    unknown = min([await timed(f"personne{n}") for n in range(2)])
+    assert unknown > 0.3 * wrong
+
+
+@pytest.mark.parametrize("status", ["pending", "refused"])
+async def test_a_person_not_yet_approved_logs_in_to_the_waiting_page(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, status: str
+) -> None:
+    await make_user(pool, "fatou", status=status)
+    token = await csrf(client, "/connexion")
+    response = await client.post(
+        "/connexion", data={"username": "fatou", "password": PASSWORD, "next": "/compte", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/en-attente"
+    assert (await client.get("/en-attente")).status_code == 200
+    assert (await client.get("/compte")).status_code == 404
