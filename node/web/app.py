@@ -64,6 +64,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def all_routes() -> list[BaseRoute]:
+    from federation import admin_views as federation_admin_views
     from federation import policy_views
     from federation import web as federation_web
     from node.web import accounts_views, admin_views, forum_views, pages
@@ -73,6 +74,7 @@ def all_routes() -> list[BaseRoute]:
     # Content-Type) on URLs that are also HTML pages.
     for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_views):
         routes.extend(module.routes)
+    routes.extend(federation_admin_views.routes)
     return routes
 
 
