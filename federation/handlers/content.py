@@ -25,12 +25,13 @@ ALLOWED_TAGS = {
     "u", "i", "em", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "sup", "sub",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES = {
-    "a": {"href", "class", "translate"},
-    "span": {"class", "translate"},
+    "a": {"href", "translate"},
+    "span": {"translate"},
     "abbr": {"title"},
     "ol": {"start", "reversed"},
     "li": {"value"},
 }
+# nh3 keeps a ``class`` attribute reduced to these values (``class`` itself must not be listed above).
 ALLOWED_CLASSES = {
     "a": {"mention", "hashtag", "u-url", "status-link", "unhandled-link"},
     "span": {"h-card", "mention", "hashtag", "invisible", "ellipsis", "u-url"},
@@ -169,7 +170,6 @@ async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: Remote
         post.content_html,
         post.ap_id,
         ctx.sender.id,
-        post.text,
     )
     await ctx.conn.execute(BUMP_THREAD, thread_id)
     return post_id
