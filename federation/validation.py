@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from federation.errors import ValidationError
+from federation.fastschema import Check, Compiler
 from node.i18n import _
 
 __all__ = [
@@ -153,7 +154,7 @@ def validate_incoming(document: object) -> str:
     if kind not in ACTIVITY_TYPES:
         raise _unsupported("activity", kind)
     _check_embedded_type(kind, doc)
-    _run(_validator(f"activities/{kind.lower()}.json"), doc)
+    _run(f"activities/{kind.lower()}.json", doc)
     return kind
 
 
@@ -163,7 +164,7 @@ def validate_object(document: object) -> str:
     name = OBJECT_TYPES.get(kind)
     if name is None:
         raise _unsupported("object", kind)
-    _run(_validator(f"objects/{name}.json"), doc)
+    _run(f"objects/{name}.json", doc)
     return kind
 
 
@@ -177,7 +178,7 @@ def validate_emitted(document: object, schema: str | None = None) -> str:
     name = schema or EMITTED_TYPES.get(kind)
     if name is None:
         raise _unsupported("emitted", kind)
-    _run(_validator(f"emitted/{name}.json"), doc)
+    _run(f"emitted/{name}.json", doc)
     return kind
 
 
@@ -215,11 +216,24 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry())
 
 
+@cache
+def _compiler() -> Compiler:
+    return Compiler()
+
+
+@cache
+def _fast(name: str) -> Check:
+    """The compiled yes/no check of one schema (see :mod:`federation.fastschema`)."""
+    resolved = _registry().resolver().lookup(SCHEMA_BASE + name)
+    return _compiler().compile(resolved.contents, resolved.resolver)
+
+
 def load_all() -> list[str]:
     """Load and compile every schema now (at start-up); return their names."""
     names = [str(p.relative_to(SCHEMA_DIR)) for p in sorted(SCHEMA_DIR.rglob("*.json"))]
     for name in names:
         _validator(name)
+        _fast(name)
     return names
 
 
@@ -249,22 +263,26 @@ def _check_embedded_type(kind: str, document: dict[str, Any]) -> None:
         raise _unsupported("object", inner_kind)
 
 
-def _depth_exceeds(document: object, limit: int) -> bool:
-    """Iterative, so a hostile document cannot exhaust the Python stack here."""
-    stack: list[tuple[object, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
-    return False
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """Does ``value`` nest more than ``limit`` objects/arrays deep? The recursion stops
+    at ``limit``, so a hostile document cannot exhaust the Python stack here."""
+    if isinstance(value, dict):
+        children: Iterable[object] = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    if limit == 0:
+        return True
+    return any(isinstance(child, dict | list) and _depth_exceeds(child, limit - 1) for child in children)
 
 
-def _run(validator: Draft202012Validator, document: dict[str, Any]) -> None:
-    error = best_match(validator.iter_errors(document))
+def _run(name: str, document: dict[str, Any]) -> None:
+    """The compiled check decides quickly; jsonschema, the authority, explains a refusal
+    (and has the last word should the two ever disagree)."""
+    if _fast(name)(document):
+        return
+    error = best_match(_validator(name).iter_errors(document))
     if error is not None:
         raise _invalid(_describe(_innermost(error)))
 

@@ -660,3 +660,125 @@ def test_emitted_shapes_we_must_not_send_are_refused(
     with pytest.raises(ValidationError) as refused:
         validate_emitted(doc, schema)
     assert expected in refused.value.reason
+
+
+# --- the compiled fast path agrees with jsonschema -----------------------------------
+
+
+def schema_name(doc: dict[str, Any]) -> str | None:
+    kind = doc.get("type")
+    if is_supported(kind):
+        return f"activities/{str(kind).lower()}.json"
+    if isinstance(kind, str) and kind in validation.OBJECT_TYPES:
+        return f"objects/{validation.OBJECT_TYPES[kind]}.json"
+    return None
+
+
+def assert_agree(name: str, doc: object) -> None:
+    fast = validation._fast(name)(doc)
+    assert fast == validation._validator(name).is_valid(doc), f"{name}: compiled check says {fast}"
+
+
+def test_compiled_checks_agree_with_jsonschema_on_samples_malformed_and_emitted() -> None:
+    for path in SAMPLE_FILES:
+        doc = load(path)
+        assert_agree(str(schema_name(doc)), doc)
+    for _label, mutate, _expected in MALFORMED:
+        doc = create_note()
+        mutate(doc)
+        assert_agree("activities/create.json", doc)
+    for doc, schema in EMITTED.values():
+        name = f"emitted/{schema or validation.EMITTED_TYPES[doc['type']]}.json"
+        assert_agree(name, doc)
+    for doc, schema in (case for _label, case, _expected in EMITTED_BROKEN):
+        name = f"emitted/{schema or validation.EMITTED_TYPES[doc['type']]}.json"
+        assert_agree(name, doc)
+
+
+KEYWORD_SCHEMA: dict[str, Any] = {
+    "type": ["object", "array", "integer", "null"],
+    "required": ["a"],
+    "properties": {
+        "a": {"type": "number", "minimum": 2},
+        "b": {"enum": ["x", 1, True]},
+        "c": {"const": {"k": [1, False]}},
+        "d": {"type": "string", "minLength": 2, "maxLength": 4, "pattern": "^z"},
+        "e": {
+            "if": {"type": "object", "required": ["f"]},
+            "then": {"required": ["g"]},
+            "else": {"type": "string"},
+        },
+        "h": {"anyOf": [{"type": "boolean"}, {"type": "string"}], "allOf": [{"type": ["boolean", "string"]}]},
+    },
+    "additionalProperties": {"type": ["string", "integer"]},
+    "items": {"type": "integer"},
+    "minItems": 1,
+    "maxItems": 3,
+    "contains": {"const": 7},
+}
+
+INSTANCES: list[object] = [
+    None,
+    True,
+    3,
+    3.0,
+    3.5,
+    "s",
+    [],
+    [7],
+    [1, 7],
+    [True],
+    [7.0],
+    [1, 2, 3, 7],
+    {},
+    {"a": 1},
+    {"a": 2},
+    {"a": 2.5},
+    {"a": True},
+    {"a": 2, "b": "x"},
+    {"a": 2, "b": 1.0},
+    {"a": 2, "b": False},
+    {"a": 2, "b": True},
+    {"a": 2, "c": {"k": [1, False]}},
+    {"a": 2, "c": {"k": [True, False]}},
+    {"a": 2, "c": {"k": [1.0, False]}},
+    {"a": 2, "d": "zz"},
+    {"a": 2, "d": "z"},
+    {"a": 2, "d": "zzzzz"},
+    {"a": 2, "d": "az"},
+    {"a": 2, "e": {"f": 1}},
+    {"a": 2, "e": {"f": 1, "g": 2}},
+    {"a": 2, "e": "t"},
+    {"a": 2, "e": 5},
+    {"a": 2, "h": True},
+    {"a": 2, "h": 1},
+    {"a": 2, "z": 1},
+    {"a": 2, "z": 1.5},
+    {"a": 2, "z": False},
+]
+
+
+def test_the_compiler_matches_jsonschema_keyword_by_keyword() -> None:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    from federation.fastschema import Compiler
+
+    schema = KEYWORD_SCHEMA | {"$id": "https://schemas.vbg-node.invalid/test.json"}
+    resource = DRAFT202012.create_resource(schema)
+    registry = Registry().with_resource(schema["$id"], resource)
+    check = Compiler().compile(schema, registry.resolver(schema["$id"]))
+    reference = Draft202012Validator(schema, registry=registry)
+
+    for instance in INSTANCES:
+        assert check(instance) == reference.is_valid(instance), instance
+
+
+def test_the_compiler_refuses_keywords_it_does_not_implement() -> None:
+    from referencing import Registry
+
+    from federation.fastschema import Compiler
+
+    with pytest.raises(ValueError, match="oneOf"):
+        Compiler().compile({"oneOf": [{"type": "string"}]}, Registry().resolver())
