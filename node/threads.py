@@ -32,7 +32,7 @@ Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 MAX_TITLE = 200
 MAX_BODY = 50_000
 MAX_REASON = 500
-PAGE_SIZE = 50  # posts per thread page
+PAGE_SIZE = 50  # replies per thread page (page 1 also holds the opening post)
 LIST_PAGE_SIZE = 30  # threads per list page
 LOCKED_MESSAGE = "Cette discussion est verrouillée : il n'est plus possible d'y répondre."
 
@@ -360,7 +360,7 @@ SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_
        {AUTHOR_NAME.format(u="u", a="a")} AS author_name, u.profession AS author_profession,
        a.username AS remote_username, a.domain AS remote_domain,
        pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
-       left(pp.source, 400) AS parent_source, pp.updated_at AS parent_updated_at,
+       left(pp.source, 200) AS parent_source,
        {AUTHOR_NAME.format(u="pu", a="pa")} AS parent_author
 FROM posts p
 LEFT JOIN users u ON u.id = p.author_id
@@ -396,10 +396,11 @@ async def thread_page(conn: Connection, thread_id: int, viewer: User | None, pag
     """The posts of one page of a thread, oldest first; marks the thread read for a member."""
     viewer_id = viewer.id if viewer and viewer.is_approved else None
     thread = _readable(await conn.fetchrow(SELECT_THREAD_HEAD, thread_id, viewer_id), viewer)
-    pages = page_count(thread["post_count"], PAGE_SIZE)
+    pages = page_count(thread["post_count"] - 1, PAGE_SIZE)
     if page > pages:
         raise NotFound()
-    posts = await conn.fetch(SELECT_PAGE_POSTS, thread_id, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    limit, offset = (PAGE_SIZE + 1, 0) if page == 1 else (PAGE_SIZE, 1 + (page - 1) * PAGE_SIZE)
+    posts = await conn.fetch(SELECT_PAGE_POSTS, thread_id, limit, offset)
     if viewer_id is not None:
         await mark_read(conn, viewer_id, thread, thread["read_at"])
     animate = may_animate(viewer, thread)
@@ -427,7 +428,8 @@ WHERE p.id = $1 AND t.deleted_at IS NULL
 async def post_location(conn: Connection, post_id: int, viewer: User | None) -> tuple[int, int]:
     """(thread id, page number) where the post is shown, if the viewer may read it."""
     row = _readable(await conn.fetchrow(SELECT_POST_POSITION, post_id), viewer)
-    return row["thread_id"], row["position"] // PAGE_SIZE + 1
+    # position 0 is the opening post; replies 1..50 are on page 1, 51..100 on page 2 …
+    return row["thread_id"], max(0, row["position"] - 1) // PAGE_SIZE + 1
 
 
 SELECT_EDITS = """

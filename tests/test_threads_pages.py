@@ -250,9 +250,10 @@ async def test_unread_markers_follow_the_members_reading(
     assert amina.id
 
 
-async def test_thread_pages_hold_fifty_posts_and_permalinks_find_their_page(
+async def test_thread_pages_hold_fifty_replies_and_permalinks_find_their_page(
     pool: asyncpg.Pool, client: httpx.AsyncClient
 ) -> None:
+    # Given a thread with 60 replies
     await make_community(pool, "medical")
     amina = await member(pool, "amina")
     created = await start(pool, amina)
@@ -261,21 +262,23 @@ async def test_thread_pages_hold_fifty_posts_and_permalinks_find_their_page(
         for i in range(60):
             replies.append(await threads.create_reply(conn, created.thread_id, amina, f"Réponse numéro {i}"))
     await login(client, "amina")
+    # Then page 1 holds the opening post and 50 replies, page 2 the other 10
     first = await client.get(f"/t/{created.thread_id}")
-    assert first.text.count('<article class="post') == 50
+    assert first.text.count('<article class="post') == 51
     assert (
         "Page 1 / 2" in first.text
-        and "Réponse numéro 48" in first.text
-        and "Réponse numéro 49" not in first.text
+        and "Réponse numéro 49<" in first.text
+        and "Réponse numéro 50<" not in first.text
     )
     second = await client.get(f"/t/{created.thread_id}?page=2")
-    assert second.text.count('<article class="post') == 11
+    assert second.text.count('<article class="post') == 10
+    assert "Corps du message d" not in second.text
     assert (await client.get(f"/t/{created.thread_id}?page=3")).status_code == 404
-    response = await client.get(f"/p/{replies[49]}")
-    assert response.status_code == 303
-    assert response.headers["location"] == f"/t/{created.thread_id}?page=2#p{replies[49]}"
-    response = await client.get(f"/p/{created.post_id}")
-    assert response.headers["location"] == f"/t/{created.thread_id}?page=1#p{created.post_id}"
+    # And permalinks redirect to the page holding the post
+    for post_id, page in ((replies[49], 1), (replies[50], 2), (replies[59], 2), (created.post_id, 1)):
+        response = await client.get(f"/p/{post_id}")
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/t/{created.thread_id}?page={page}#p{post_id}"
 
 
 async def test_community_threads_are_paginated_pinned_first_then_by_activity(
@@ -323,3 +326,27 @@ async def test_remote_authors_are_shown_with_their_handle(
     # Then the remote reply shows its author's name and handle
     assert "Fatou D." in page.text and "@fatou@autre.example" in page.text
     assert "Bonjour depuis ailleurs" in page.text
+
+
+async def test_cached_post_fragments_never_leak_another_viewers_links(
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+) -> None:
+    # Given a post read first by its author (which fills the fragment cache)
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    await member(pool, "binta")
+    created = await start(pool, amina)
+    await login(client, "amina")
+    own = await client.get(f"/t/{created.thread_id}")
+    assert f'href="/p/{created.post_id}/modifier"' in own.text
+    # When another member reads the same page
+    async with new_client(app) as browser:
+        await login(browser, "binta")
+        other = await browser.get(f"/t/{created.thread_id}")
+    # Then she gets the same post without the author's links
+    assert "Corps du message d" in other.text
+    assert "/modifier" not in other.text and "/supprimer" not in other.text
+    assert f'href="/p/{created.post_id}/repondre"' in other.text
+    # And an edit is visible at once (the cached fragment is not reused)
+    await post_form(client, f"/p/{created.post_id}/modifier", {"title": "Un titre", "body": "Texte revu"})
+    assert "Texte revu" in (await client.get(f"/t/{created.thread_id}")).text
