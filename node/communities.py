@@ -190,7 +190,7 @@ async def is_following(conn: Connection, user: User, community_id: int) -> bool:
 
 
 async def follow(conn: Connection, user: User, community: Community) -> None:
-    if not can_read(user, community.visibility) or not is_reader(user):
+    if not is_reader(user):
         raise NotFound()
     await conn.execute(INSERT_FOLLOW, user.id, community.id)
 

@@ -350,3 +350,18 @@ async def test_cached_post_fragments_never_leak_another_viewers_links(
     # And an edit is visible at once (the cached fragment is not reused)
     await post_form(client, f"/p/{created.post_id}/modifier", {"title": "Un titre", "body": "Texte revu"})
     assert "Texte revu" in (await client.get(f"/t/{created.thread_id}")).text
+
+
+async def test_an_empty_or_huge_reply_shows_the_form_again_and_writes_nothing(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "juridique", visibility="public")
+    amina = await member(pool, "amina")
+    created = await start(pool, amina, community="juridique")
+    await login(client, "amina")
+    path = f"/t/{created.thread_id}"
+    for body in ("   ", "x" * 1_000_000):
+        response = await post_form(client, f"{path}/repondre", {"body": body}, page=path)
+        assert response.status_code == 400 and "Le message est" in response.text
+    assert await pool.fetchval("SELECT count(*) FROM posts") == 1
+    assert await pool.fetchval("SELECT count(*) FROM outbox_events") == 1
