@@ -124,6 +124,8 @@ EMITTED_TYPES: dict[str, str] = {
     "Like": "like",
     "Undo": "undo",
     "Flag": "flag",
+    "Add": "add",
+    "Remove": "remove",
     "OrderedCollection": "collection",
     "OrderedCollectionPage": "collection",
 }

@@ -543,6 +543,15 @@ EMITTED: dict[str, tuple[dict[str, Any], str | None]] = {
     "accept": (emitted_activity("Accept", remote_follow(), GROUP), None),
     "reject": (emitted_activity("Reject", remote_follow(), GROUP), None),
     "announce page": (emitted_activity("Announce", f"{BASE}/t/1", GROUP), None),
+    "announce embedded page": (emitted_activity("Announce", emitted_post("Page"), GROUP), None),
+    "add featured": (
+        emitted_activity("Add", f"{BASE}/t/1", f"{BASE}/u/modo") | {"target": f"{GROUP}/featured"},
+        None,
+    ),
+    "remove featured": (
+        emitted_activity("Remove", f"{BASE}/t/1", f"{BASE}/u/modo") | {"target": f"{GROUP}/featured"},
+        None,
+    ),
     "announce relayed create": (
         emitted_activity("Announce", emitted_activity("Create", emitted_post("Note")), GROUP),
         None,
@@ -647,6 +656,7 @@ EMITTED_BROKEN: list[tuple[str, tuple[dict[str, Any], str | None], str]] = [
         "object.actor: must be an absolute http(s) URI",
     ),
     ("context without group", broken("context", drop("attributedTo")), "attributedTo: missing"),
+    ("pin without target", broken("add featured", drop("target")), "target: missing"),
 ]
 
 
