@@ -8,8 +8,9 @@ Nothing slow happens here (style rule 1); a worker runs the handlers
     JSON object ───────────────────────────────────────── 400
     Signature header draft-cavage (RFC 9421 alone: 401) ── 401
     keyId's domain allowed by the instance policy ─────── 403 (before any key fetch)
-    signer's key (cached, else fetched; refetched once
-      when it does not verify: keys rotate) ──────────── 401
+    signer's key (cached, else fetched, at most
+      KEY_FETCH_SLOTS at once; refetched once when it
+      does not verify: keys rotate) ──────────────────── 401
     Date window, Digest, signed headers, RSA ──────────── 401
     body ``actor`` is the key's owner ─────────────────── 401
     ids created/updated/deleted on the actor's host ───── 403
@@ -19,6 +20,7 @@ Nothing slow happens here (style rule 1); a worker runs the handlers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -54,7 +56,6 @@ WITH inserted AS (
 )
 SELECT id, pg_notify('vbg_inbox', '') FROM inserted
 """
-KEY_KNOWN = "SELECT 1 FROM actors WHERE public_key_id = $1"
 SELECT_MEMBER = "SELECT 1 FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
 SELECT_FEDERATED_COMMUNITY = (
     "SELECT name FROM communities WHERE lower(name) = lower($1) AND visibility <> 'local'"
@@ -114,15 +115,28 @@ async def receive(request: Request, *, recipient: str) -> Response:
     doc = parse_json(body)
     params = signatures.parse(request.headers)
     settings = _settings(request)
-    async with request.app.state.pool.acquire() as conn:
+    pool: asyncpg.Pool = request.app.state.pool
+    signed = Signed(request, body, params, settings)
+    async with pool.acquire() as conn:
         await check_policy(conn, settings, params.key_id)
-        if await _unknown_actor_deleting_itself(conn, doc, params.key_id):
+        cached = await cached_signer(conn, params.key_id)
+        if cached is None and _deletes_itself(doc):
             return _accepted()
-        actor = await verified_signer(conn, request, body, params)
-        check_actor(doc, actor.uri)
-        kind = _validate(doc)
-        if kind is None:
-            return _accepted()
+        if cached is not None and signed.verifies(cached):
+            # The usual case, on one connection: known key, good signature.
+            return await _accept(conn, doc, cached, recipient)
+    actor = await fetched_signer(request, pool, params.key_id, refresh=cached is not None)
+    signed.verify(actor)
+    async with pool.acquire() as conn:
+        return await _accept(conn, doc, actor, recipient)
+
+
+async def _accept(
+    conn: asyncpg.Connection, doc: dict[str, Any], actor: actors.Actor, recipient: str
+) -> Response:
+    check_actor(doc, actor.uri)
+    kind = _validate(doc)
+    if kind is not None:
         await store(conn, doc, kind, actor.uri, recipient)
     return _accepted()
 
@@ -169,62 +183,80 @@ async def check_policy(conn: asyncpg.Connection, settings: Settings, key_id: str
         raise SignatureError.blocked(domain or "?")
 
 
-async def _unknown_actor_deleting_itself(conn: asyncpg.Connection, doc: dict[str, Any], key_id: str) -> bool:
-    """An account deletion from an actor we never knew: nothing to delete, and its key is
-    gone with it (the actor answers 410), so drop it without fetching (as Mastodon)."""
+def _deletes_itself(doc: dict[str, Any]) -> bool:
+    """An account deletion. From an actor we never knew there is nothing to delete, and
+    its key is gone with it (the actor answers 410): drop it without fetching (as Mastodon)."""
     actor = ref(doc.get("actor"))
-    if doc.get("type") != "Delete" or actor is None or ref(doc.get("object")) != actor:
-        return False
-    return await conn.fetchval(KEY_KNOWN, key_id) is None
+    return doc.get("type") == "Delete" and actor is not None and ref(doc.get("object")) == actor
 
 
-async def verified_signer(
-    conn: asyncpg.Connection, request: Request, body: bytes, params: signatures.SignatureParams
-) -> actors.Actor:
-    """The actor whose key signed the request (fetched and cached if new)."""
+async def cached_signer(conn: asyncpg.Connection, key_id: str) -> actors.Actor | None:
+    """The remote actor owning ``key_id`` if we already have its key."""
+    row = await conn.fetchrow(actors.SELECT_BY_KEY_ID, key_id)
+    if row is None or row["local"]:
+        return None
+    return actors.Actor.from_row(row)
+
+
+# Requests waiting on a key fetch each hold one pool connection, and the fetcher's signer
+# needs one more: bounding them below the pool size keeps a burst of unknown senders from
+# starving the pool (every connection held, every fetch waiting for one).
+KEY_FETCH_SLOTS = 4
+
+
+def _key_fetch_slots(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    slots: asyncio.Semaphore | None = getattr(state, "inbox_key_fetch_slots", None)
+    if slots is None:
+        slots = state.inbox_key_fetch_slots = asyncio.Semaphore(KEY_FETCH_SLOTS)
+    return slots
+
+
+async def fetched_signer(request: Request, pool: asyncpg.Pool, key_id: str, *, refresh: bool) -> actors.Actor:
+    """The signer's actor fetched (``refresh``: refetched, keys rotate) and cached."""
     fetcher = access.fetcher_of(request)
-    path = signatures.path_with_query(
-        request.scope.get("raw_path") or request.scope["path"].encode("latin-1"),
-        request.scope.get("query_string", b""),
-    )
-    actor = await _signer(conn, fetcher, params.key_id, refresh=False)
-    try:
-        _verify(request, path, body, params, actor, _settings(request))
-    except SignatureError:
-        # Keys rotate: fetch the current key once before refusing.
-        actor = await _signer(conn, fetcher, params.key_id, refresh=True)
-        _verify(request, path, body, params, actor, _settings(request))
-    return actor
-
-
-async def _signer(conn: asyncpg.Connection, fetcher: Any, key_id: str, *, refresh: bool) -> actors.Actor:
-    try:
-        actor = await actors.by_key_id(conn, fetcher, key_id, refresh=refresh)
-    except (FetchError, actors.ActorInvalid) as exc:
-        raise SignatureError(f"signer key unavailable: {exc}") from exc
+    async with _key_fetch_slots(request), pool.acquire() as conn:
+        try:
+            actor = await actors.by_key_id(conn, fetcher, key_id, refresh=refresh)
+        except (FetchError, actors.ActorInvalid) as exc:
+            raise SignatureError(f"signer key unavailable: {exc}") from exc
     if actor.local or not actor.public_key_pem:
         raise SignatureError("key of a local actor or without public key")
     return actor
 
 
-def _verify(
-    request: Request,
-    path: str,
-    body: bytes,
-    params: signatures.SignatureParams,
-    actor: actors.Actor,
-    settings: Settings,
-) -> None:
-    assert actor.public_key_pem is not None
-    signatures.verify_request(
-        request.method,
-        path,
-        request.headers,
-        body,
-        params,
-        signatures.load_public_key(actor.public_key_pem),
-        expected_host=settings.domain,
-    )
+class Signed:
+    """The signature of one request, checked against a candidate signer's key."""
+
+    def __init__(
+        self, request: Request, body: bytes, params: signatures.SignatureParams, settings: Settings
+    ) -> None:
+        self.request, self.body, self.params, self.settings = request, body, params, settings
+        self.path = signatures.path_with_query(
+            request.scope.get("raw_path") or request.scope["path"].encode("latin-1"),
+            request.scope.get("query_string", b""),
+        )
+
+    def verify(self, actor: actors.Actor) -> None:
+        """SignatureError (401) unless ``actor``'s key signed this request as design §4 says."""
+        if not actor.public_key_pem:
+            raise SignatureError("signer without public key")
+        signatures.verify_request(
+            self.request.method,
+            self.path,
+            self.request.headers,
+            self.body,
+            self.params,
+            signatures.load_public_key(actor.public_key_pem),
+            expected_host=self.settings.domain,
+        )
+
+    def verifies(self, actor: actors.Actor) -> bool:
+        try:
+            self.verify(actor)
+        except SignatureError:
+            return False
+        return True
 
 
 def check_actor(doc: dict[str, Any], signer_uri: str) -> None:
