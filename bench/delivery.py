@@ -1,0 +1,391 @@
+"""Outgoing delivery benchmark (issue 3): sign rate, fan-out, queue throughput.
+
+Prints figures; asserts nothing. Primitives are measured in the same run, so the
+ratios survive a noisy machine. Targets (issue 3):
+
+- deliveries per second per sender core ≥ 0.6 × the raw RSA-2048 sign rate;
+- one new thread delivered to 1,000 distinct instances on loopback, queue to last
+  receipt, ≤ 1 s;
+- delivery queue: ≥ 10,000 job claims + completions per CPU-second (batched
+  ``SKIP LOCKED`` claims; Python + the PostgreSQL backend).
+
+The 1,000 instances are aiohttp sites on 1,000 ports of 127.0.0.1 in one child
+process (so their CPU is not the sender's); they check a sample of the signatures.
+The sender is the real ``DeliveryWorker`` (outbox event → jobs → signed POSTs) of
+this process. Uses ``DATABASE_URL`` (a server URL: a scratch database is created
+and dropped) or, when unset, an embedded PostgreSQL.
+
+    .venv/bin/python bench/delivery.py [--instances 1000] [--rounds 3] [--jobs 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psutil
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from federation import actors, delivery, policy  # noqa: E402
+from federation.worker import DeliveryWorker, WorkerConfig  # noqa: E402
+from node import db, threads  # noqa: E402
+from node.accounts import create_user  # noqa: E402
+from node.communities import create_community, find  # noqa: E402
+from node.sessions import User  # noqa: E402
+from node.settings import Settings, load  # noqa: E402
+
+# ── the fake instances (child process) ────────────────────────────────────────
+
+RECEIVERS = r"""
+import asyncio, json, sys, time
+from aiohttp import web
+sys.path.insert(0, sys.argv[2])
+from federation import signatures
+
+count = int(sys.argv[1])
+state = {"times": [], "types": {}, "checked": 0, "bad": 0, "keys": {}}
+
+async def inbox(request):
+    body = await request.read()
+    now = time.time()
+    state["times"].append(now)
+    kind = json.loads(body).get("type", "?")
+    state["types"][kind] = state["types"].get(kind, 0) + 1
+    if len(state["times"]) % 20 == 1 and state["keys"]:
+        state["checked"] += 1
+        try:
+            params = signatures.parse(request.headers)
+            key = signatures.load_public_key(state["keys"][params.key_id])
+            signatures.verify_request("POST", request.raw_path, request.headers, body, params, key)
+        except Exception:
+            state["bad"] += 1
+    return web.Response(status=202)
+
+async def stats(request):
+    times = state["times"]
+    return web.json_response({"count": len(times), "first": min(times, default=0), "last": max(times, default=0),
+                              "types": state["types"], "checked": state["checked"], "bad": state["bad"]})
+
+async def reset(request):
+    state["times"], state["types"] = [], {}
+    return web.Response()
+
+async def keys(request):
+    state["keys"].update(await request.json())
+    return web.Response()
+
+async def main():
+    inboxes = web.Application()
+    inboxes.router.add_post("/inbox", inbox)
+    runner = web.AppRunner(inboxes, access_log=None)
+    await runner.setup()
+    ports = []
+    for _ in range(count):
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=512)
+        await site.start()
+        ports.append(site._server.sockets[0].getsockname()[1])
+    control = web.Application()
+    control.router.add_get("/stats", stats)
+    control.router.add_post("/reset", reset)
+    control.router.add_post("/keys", keys)
+    crunner = web.AppRunner(control, access_log=None)
+    await crunner.setup()
+    csite = web.TCPSite(crunner, "127.0.0.1", 0)
+    await csite.start()
+    cport = csite._server.sockets[0].getsockname()[1]
+    print(json.dumps({"ports": ports, "control": cport}), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+class Receivers:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.process: subprocess.Popen[str] | None = None
+        self.ports: list[int] = []
+        self.control = ""
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", RECEIVERS, str(self.count), str(ROOT)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        info = json.loads(self.process.stdout.readline())
+        self.ports, self.control = info["ports"], f"http://127.0.0.1:{info['control']}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    async def call(self, method: str, path: str, payload: Any = None) -> Any:
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.control + path, json=payload) as r,
+        ):
+            return await r.json() if r.content_type == "application/json" else None
+
+    async def wait_for(self, total: int, within: float) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while True:
+            got: dict[str, Any] = await self.call("GET", "/stats")
+            if got["count"] >= total or time.monotonic() > deadline:
+                return got
+            await asyncio.sleep(0.02)
+
+
+# ── primitives ────────────────────────────────────────────────────────────────
+
+
+def sign_rate(seconds: float = 1.0) -> float:
+    """Raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures per CPU-second (cryptography)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    message = b"(request-target): post /inbox\nhost: example.org\ndate: x\ndigest: SHA-256=y" * 2
+    count, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
+        for _ in range(50):
+            key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        count += 50
+    return count / (time.process_time() - start)
+
+
+# ── database ──────────────────────────────────────────────────────────────────
+
+
+class Database:
+    """A scratch database on ``DATABASE_URL``'s server, or an embedded server."""
+
+    def __init__(self) -> None:
+        self.server = os.environ.get("DATABASE_URL")
+        self.embedded: db.EmbeddedPostgres | None = None
+        self.name = f"vbgbench_{secrets.token_hex(4)}"
+        self.dsn = ""
+
+    async def __aenter__(self) -> str:
+        if not self.server:
+            self.embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-pg-")))
+            self.server = self.embedded.start("postgres")
+        admin = await asyncpg.connect(self.server)
+        await admin.execute(f'CREATE DATABASE "{self.name}"')
+        await admin.close()
+        parts = urlsplit(self.server)
+        self.dsn = urlunsplit(parts._replace(path="/" + self.name))
+        conn = await db.connect(self.dsn)
+        await db.migrate(conn)
+        await conn.close()
+        return self.dsn
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server
+        admin = await asyncpg.connect(self.server)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        await admin.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def bench_settings(dsn: str) -> Settings:
+    return load(
+        {
+            "VBG_BASE_URL": "http://bench.invalid",
+            "VBG_DATA_DIR": tempfile.mkdtemp(prefix="vbg-bench-data-"),
+            "VBG_SECRET_KEY": "bench-secret-" + "x" * 40,
+            "DATABASE_URL": dsn,
+            "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
+            "VBG_WORKERS_IN_SERVE": "0",
+        }
+    )
+
+
+# ── 1. queue claims + completions per CPU-second ──────────────────────────────
+
+# As a new thread does: three activities (Create, Announce{Create}, Announce{Page})
+# about each object, so two deliveries in three find the ledger row already there.
+FILL_JOBS = """
+WITH acts AS (
+    INSERT INTO activities (uri, actor_uri, object_uri, audience, json)
+    SELECT 'http://bench.invalid/activities/' || g, 'http://bench.invalid/u/x',
+           'http://bench.invalid/t/' || (g + 2) / 3, 'public', '{"type": "Create"}'::jsonb
+    FROM generate_series(1, $1) AS g
+    RETURNING id
+)
+INSERT INTO delivery_jobs (activity_id, inbox, domain)
+SELECT acts.id, 'http://h' || d || '.bench:8000/inbox', 'h' || d || '.bench:8000'
+FROM acts, generate_series(1, $2) AS d
+"""
+
+
+def cpu_of(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def queue_rate(dsn: str, jobs: int, batch: int = 500) -> dict[str, float]:
+    domains = 1000
+    conn = await db.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO instances (domain) SELECT 'h' || d || '.bench:8000' FROM generate_series(1, $1) d",
+            domains,
+        )
+        await conn.execute(FILL_JOBS, max(1, jobs // domains), domains)
+        await conn.execute("ANALYZE delivery_jobs")
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        done = 0
+        py0, pg0, wall0 = time.process_time(), cpu_of(backend), time.perf_counter()
+        while True:
+            claimed = await delivery.claim(conn, batch, per_host=4)
+            if not claimed:
+                break
+            await delivery.complete(conn, [delivery.Result(job, 202) for job in claimed])
+            done += len(claimed)
+        py, pg, wall = time.process_time() - py0, cpu_of(backend) - pg0, time.perf_counter() - wall0
+    finally:
+        await conn.close()
+    return {"jobs": done, "python_cpu": py, "pg_cpu": pg, "wall": wall, "per_cpu_s": done / (py + pg)}
+
+
+# ── 2. fan-out of one thread to N instances ───────────────────────────────────
+
+INSERT_FOLLOWERS = """
+WITH a AS (
+    INSERT INTO actors (uri, kind, local, username, domain, inbox, shared_inbox)
+    SELECT 'http://127.0.0.1:' || p || '/users/u', 'Person', false, 'u', '127.0.0.1:' || p,
+           'http://127.0.0.1:' || p || '/users/u/inbox', 'http://127.0.0.1:' || p || '/inbox'
+    FROM unnest($2::int[]) AS p
+    RETURNING id
+)
+INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state)
+SELECT $1, a.id, 'http://x/follow/' || a.id, 'accepted' FROM a
+"""
+
+
+async def prepare_node(
+    settings: Settings, pool: asyncpg.Pool, ports: list[int]
+) -> tuple[Any, User, dict[str, str]]:
+    async with pool.acquire() as conn:
+        await policy.set_federation_mode(conn, "open")
+        user_id = await create_user(conn, "autrice", "mot-de-passe-bench")
+        await create_community(conn, "medical", "Prise en charge médicale", visibility="public")
+        group = await find(conn, "medical")
+        assert group is not None
+        await conn.execute(INSERT_FOLLOWERS, group.id, ports)
+        person = await actors.ensure_local_actor(conn, settings, "Person", user_id=user_id)
+        group_actor = await actors.ensure_local_actor(conn, settings, "Group", community_id=group.id)
+    keys = {a.public_key_id or "": a.public_key_pem or "" for a in (person, group_actor)}
+    return group, User(user_id, "autrice", "Autrice", "member", "approved"), keys
+
+
+async def fan_out(dsn: str, instances: int, rounds: int) -> list[dict[str, float]]:
+    settings = bench_settings(dsn)
+    receivers = Receivers(instances)
+    receivers.start()
+    pool = await db.create_pool(dsn, min_size=2, max_size=6)
+    results = []
+    try:
+        group, author, keys = await prepare_node(settings, pool, receivers.ports)
+        await receivers.call("POST", "/keys", keys)
+        worker = DeliveryWorker(settings, pool, WorkerConfig())
+        await worker.start()
+        try:
+            for n in range(rounds):
+                await receivers.call("POST", "/reset")
+                expected = 3 * instances  # Create, Announce{Create}, Announce{Page}
+                cpu0, t0 = time.process_time(), time.time()
+                async with pool.acquire() as conn:
+                    await threads.create_thread(
+                        conn, group, author, f"Nouveau fil {n}", "Bonjour à toutes et à tous."
+                    )
+                got = await receivers.wait_for(expected, within=60)
+                cpu = time.process_time() - cpu0
+                results.append(
+                    {
+                        "received": got["count"],
+                        "expected": expected,
+                        "last_receipt_s": got["last"] - t0,
+                        "first_receipt_s": got["first"] - t0,
+                        "sender_cpu_s": cpu,
+                        "per_cpu_s": got["count"] / cpu if cpu else 0.0,
+                        "checked": got["checked"],
+                        "bad": got["bad"],
+                    }
+                )
+                await asyncio.sleep(0.3)  # let the last completions be recorded
+        finally:
+            await worker.stop()
+    finally:
+        await pool.close()
+        receivers.stop()
+    return results
+
+
+# ── report ────────────────────────────────────────────────────────────────────
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--only", choices=("queue", "fanout"), help="run one part only")
+    args = parser.parse_args()
+
+    signs = sign_rate()
+    print(f"RSA-2048 signatures (cryptography), one core: {signs:,.0f}/CPU-s")
+
+    if args.only != "fanout":
+        await report_queue(args.jobs)
+    if args.only != "queue":
+        await report_fan_out(args.instances, args.rounds, signs)
+
+
+async def report_queue(jobs: int) -> None:
+    async with Database() as dsn:
+        q = await queue_rate(dsn, jobs)
+    print(
+        f"queue: {q['jobs']:,} claims+completions in {q['wall']:.2f} s wall; "
+        f"CPU {q['python_cpu']:.2f} s Python + {q['pg_cpu']:.2f} s PostgreSQL "
+        f"→ {q['per_cpu_s']:,.0f}/CPU-s (target ≥ 10,000)"
+    )
+
+
+async def report_fan_out(instances: int, rounds_: int, signs: float) -> None:
+    async with Database() as dsn:
+        rounds = await fan_out(dsn, instances, rounds_)
+    for n, r in enumerate(rounds, 1):
+        print(
+            f"fan-out round {n}: {r['received']:,}/{r['expected']:,} deliveries to {instances:,} instances; "
+            f"first receipt {r['first_receipt_s'] * 1000:.0f} ms, last {r['last_receipt_s'] * 1000:.0f} ms; "
+            f"sender CPU {r['sender_cpu_s']:.2f} s → {r['per_cpu_s']:,.0f} deliveries/CPU-s "
+            f"({r['per_cpu_s'] / signs:.2f}× sign rate, target ≥ 0.6×); "
+            f"signatures checked {r['checked']}, bad {r['bad']}"
+        )
+    best = min(rounds, key=lambda r: r["last_receipt_s"])
+    print(
+        f"one new thread → {instances:,} instances, queue to last receipt: best {best['last_receipt_s']:.2f} s (target ≤ 1 s)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
