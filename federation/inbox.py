@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -190,12 +191,31 @@ def _deletes_itself(doc: dict[str, Any]) -> bool:
     return doc.get("type") == "Delete" and actor is not None and ref(doc.get("object")) == actor
 
 
+# Known signers kept in-process for a few minutes: a busy sender then costs no lookup.
+# A stale entry is harmless: a key that no longer verifies is refetched (keys rotate),
+# and the instance policy is checked before, on every request.
+SIGNER_CACHE_TTL = 300.0
+SIGNER_CACHE_MAX = 10_000
+_signers: dict[str, tuple[float, actors.Actor]] = {}
+
+
 async def cached_signer(conn: asyncpg.Connection, key_id: str) -> actors.Actor | None:
     """The remote actor owning ``key_id`` if we already have its key."""
+    now = time.monotonic()
+    hit = _signers.get(key_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     row = await conn.fetchrow(actors.SELECT_BY_KEY_ID, key_id)
     if row is None or row["local"]:
         return None
-    return actors.Actor.from_row(row)
+    return _remember_signer(key_id, actors.Actor.from_row(row), now)
+
+
+def _remember_signer(key_id: str, actor: actors.Actor, now: float | None = None) -> actors.Actor:
+    if len(_signers) >= SIGNER_CACHE_MAX:
+        _signers.clear()
+    _signers[key_id] = ((now or time.monotonic()) + SIGNER_CACHE_TTL, actor)
+    return actor
 
 
 # Requests waiting on a key fetch each hold one pool connection, and the fetcher's signer
@@ -222,7 +242,7 @@ async def fetched_signer(request: Request, pool: asyncpg.Pool, key_id: str, *, r
             raise SignatureError(f"signer key unavailable: {exc}") from exc
     if actor.local or not actor.public_key_pem:
         raise SignatureError("key of a local actor or without public key")
-    return actor
+    return _remember_signer(key_id, actor)
 
 
 class Signed:

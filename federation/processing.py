@@ -98,24 +98,27 @@ async def claim(pool: asyncpg.Pool, limit: int) -> list[Item]:
 
 
 async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, limit: int = 50) -> int:
-    """Claim and process up to ``limit`` items, in arrival order; return how many."""
+    """Claim and process up to ``limit`` items, in arrival order, on one connection
+    (one transaction per item); return how many."""
     items = await claim(pool, limit)
-    for item in items:
-        await process_item(pool, settings, fetcher, item)
+    if items:
+        async with pool.acquire() as conn:
+            for item in items:
+                await process_item(conn, settings, fetcher, item)
     return len(items)
 
 
-async def process_item(pool: asyncpg.Pool, settings: Settings, fetcher: Any, item: Item) -> None:
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                outcome = await _run_handler(conn, settings, fetcher, item)
-                await conn.execute(FINISH, item.id, outcome.state, outcome.note[:ERROR_MAX])
-        except RetryLater as exc:
-            await _retry_or_give_up(conn, item, f"waiting: {exc}", final_state="ignored")
-        except Exception as exc:  # the worker's boundary: any failure is recorded, never raised
-            log.warning("inbox item %s (%s) failed: %r", item.id, item.activity_id, exc)
-            await _retry_or_give_up(conn, item, repr(exc), final_state="failed")
+async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> None:
+    """Run the item's handler; its effects and the item's new state commit together."""
+    try:
+        async with conn.transaction():
+            outcome = await _run_handler(conn, settings, fetcher, item)
+            await conn.execute(FINISH, item.id, outcome.state, outcome.note[:ERROR_MAX])
+    except RetryLater as exc:
+        await _retry_or_give_up(conn, item, f"waiting: {exc}", final_state="ignored")
+    except Exception as exc:  # the worker's boundary: any failure is recorded, never raised
+        log.warning("inbox item %s (%s) failed: %r", item.id, item.activity_id, exc)
+        await _retry_or_give_up(conn, item, repr(exc), final_state="failed")
 
 
 async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> Outcome:

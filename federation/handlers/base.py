@@ -11,7 +11,7 @@ worker records and retries (see ``federation.processing``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,7 +59,6 @@ class Context:
     activity: dict[str, Any]
     recipient: str = ""
     depth: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- small JSON helpers ---------------------------------------------------------------
@@ -238,6 +237,7 @@ async def remember(ctx: Context, object_id: str, reason: str) -> None:
 
 
 INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+INSERT_TWO_EVENTS = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2), ($3, $4)"
 
 
 async def emit(conn: asyncpg.Connection, kind: str, payload: dict[str, Any]) -> None:
@@ -245,11 +245,14 @@ async def emit(conn: asyncpg.Connection, kind: str, payload: dict[str, Any]) -> 
     await conn.execute(INSERT_EVENT, kind, payload)
 
 
-async def relay(ctx: Context, community_id: int) -> None:
-    """FEP-1b12: the group announces the accepted activity, unmodified, to its followers."""
-    if ctx.extra.get("no_relay"):
-        return
-    await emit(ctx.conn, "relay.announce", {"community_id": community_id, "activity": ctx.activity})
+async def relay(ctx: Context, community_id: int, also: tuple[str, dict[str, Any]] | None = None) -> None:
+    """FEP-1b12: the group announces the accepted activity, unmodified, to its followers
+    (``also``: one more event written in the same statement)."""
+    payload = {"community_id": community_id, "activity": ctx.activity}
+    if also is None:
+        await emit(ctx.conn, "relay.announce", payload)
+    else:
+        await ctx.conn.execute(INSERT_TWO_EVENTS, "relay.announce", payload, *also)
 
 
 def as_json(value: Any) -> str:

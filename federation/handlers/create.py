@@ -22,7 +22,6 @@ from federation.handlers.base import (
     RetryLater,
     community_by_id,
     done,
-    emit,
     find_post,
     ignored,
     local_group,
@@ -75,9 +74,12 @@ async def store(ctx: Context, obj: dict[str, Any]) -> Outcome:
     if not await may_interact(ctx, community):
         return ignored(f"instance may not post in a {community.visibility} community")
     thread_id = await content.store_thread(ctx, community.id, content.from_ap(obj))
-    await relay(ctx, community.id)
-    if community.visibility == "public":
-        await emit(ctx.conn, "relay.announce_page", {"community_id": community.id, "thread_id": thread_id})
+    announce_page = {"community_id": community.id, "thread_id": thread_id}
+    await relay(
+        ctx,
+        community.id,
+        also=("relay.announce_page", announce_page) if community.visibility == "public" else None,
+    )
     return done(f"thread {thread_id}")
 
 
