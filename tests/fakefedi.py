@@ -39,7 +39,10 @@ API
 - Inboxes (each actor's and ``/inbox``) answer ``inbox_status`` to well-signed POSTs, 401
   otherwise; ``inbox_activities()`` lists the JSON bodies accepted.
 - ``trust_key(key_id, public_pem)``: the key to verify a signer with; unknown keys are
-  fetched from their ``keyId`` URL with a signed GET (as Mastodon does).
+  fetched from their ``keyId`` URL with a signed GET (as Mastodon does) — except for
+  requests to open paths (instance actor, WebFinger, NodeInfo), recorded with
+  ``signature_ok=False`` when the key is unknown (two fakes would otherwise fetch each
+  other's instance actor forever): ``trust_key`` first to check those.
 - ``await send(inbox_url, activity, actor=None, *, variant="ok", body=None, headers=None)``
   and ``await fetch(url, actor=None, *, variant="ok", accept=AS_ACCEPT)`` return a
   ``Response(status, headers, body)`` (``.text``, ``.json()``). ``actor`` defaults to the
@@ -477,7 +480,9 @@ class FakeInstance:
 
     async def _record(self, request: web.Request, body: bytes) -> Received:
         headers = {k: v for k, v in request.headers.items()}
-        ok, error, key_id = await self._verify(request, headers, body)
+        ok, error, key_id = await self._verify(
+            request, headers, body, may_fetch=self._needs_signature(request)
+        )
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
@@ -487,12 +492,16 @@ class FakeInstance:
         return record
 
     async def _verify(
-        self, request: web.Request, headers: dict[str, str], body: bytes
+        self, request: web.Request, headers: dict[str, str], body: bytes, *, may_fetch: bool
     ) -> tuple[bool, str | None, str | None]:
         try:
             params = signatures.parse(headers)
         except SignatureError as exc:
             return False, exc.reason, None
+        if params.key_id not in self._keys and not may_fetch:
+            # Open paths (instance actor, discovery) never fetch keys: two instances
+            # fetching each other's instance actor would otherwise loop forever.
+            return False, "unknown key (not fetched on open paths)", params.key_id
         try:
             pem = await self._public_key(params.key_id)
             key = signatures.load_public_key(pem)
@@ -514,7 +523,14 @@ class FakeInstance:
         return self._keys[key_id]
 
     def _needs_signature(self, request: web.Request) -> bool:
-        return self.require_signatures and request.path != URL(self.instance_actor.id).path
+        """Inbox POSTs always; GETs of actors and objects while ``require_signatures``;
+        never the instance actor, WebFinger or NodeInfo (as Mastodon's authorized fetch)."""
+        if request.method == "POST":
+            return True
+        open_path = (
+            request.path.startswith(_OPEN_PREFIXES) or request.path == URL(self.instance_actor.id).path
+        )
+        return self.require_signatures and not open_path
 
     def _inbox(self, request: web.Request, record: Received) -> web.Response:
         inboxes = {a.inbox_path for a in self.actors.values()} | {"/inbox"}

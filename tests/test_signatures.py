@@ -16,7 +16,7 @@ from httpsig.verify import HeaderVerifier
 from federation import signatures
 from federation.errors import SignatureError
 from federation.signatures import load_public_key, parse, sign_request, verify_request
-from tests.fakefedi import KeyPair, signed_headers
+from tests.fakefedi import VARIANTS, FakeInstance, KeyPair, signed_headers
 
 INBOX = "https://partner.example/inbox"
 KEY_ID = "https://node.example/actor#main-key"
@@ -287,3 +287,25 @@ def test_unusable_public_keys_are_signature_errors() -> None:
 def test_path_with_query_uses_the_raw_path() -> None:
     assert signatures.path_with_query(b"/u/%C3%A9/inbox", b"a=1") == "/u/%C3%A9/inbox?a=1"
     assert signatures.path_with_query(b"/inbox", b"") == "/inbox"
+
+
+# ---------------------------------------------------------------- the fake fediverse agrees
+
+
+async def test_fake_instances_accept_only_well_signed_deliveries() -> None:
+    # Given two fake instances that do not know each other's keys yet
+    async with FakeInstance("127.0.0.41") as sender, FakeInstance("127.0.0.42", software="lemmy") as receiver:
+        alice = sender.add_actor("alice")
+        group = receiver.add_actor("lobby", type="Group")
+        follow = {"id": sender.new_id("activities"), "type": "Follow", "actor": alice.id, "object": group.id}
+        # When alice delivers a Follow signed correctly and in every broken way
+        statuses = {v: (await sender.send(group.inbox, follow, variant=v)).status for v in VARIANTS}
+        # Then the receiver fetched her key by its id, took the good ones (Host need not be
+        # signed on POST), refused the rest
+        accepted = {v for v, status in statuses.items() if status == 202}
+        assert accepted == {"ok", "hs2019", "no_host"}
+        assert {statuses[v] for v in VARIANTS if v not in accepted} == {401}
+        assert receiver.inbox_activities() == [follow] * 3
+        assert group.inbox_path == "/c/lobby/inbox"
+        key_fetch = next(r for r in sender.received if r.path == "/users/alice")
+        assert key_fetch.signature_ok and key_fetch.key_id == receiver.instance_actor.key_id
