@@ -35,6 +35,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -198,7 +199,7 @@ def parse(headers: Mapping[str, str]) -> SignatureParams:
         raise SignatureError("missing signature")
     if len(raw) > MAX_SIGNATURE_HEADER:
         raise SignatureError("signature header too long")
-    values = parse_signature_header(raw)
+    values = _parse_params(raw)
     key_id, encoded = values.get("keyid", ""), values.get("signature", "")
     if not key_id or not encoded:
         raise SignatureError("signature header without keyId or signature")
@@ -214,6 +215,20 @@ def parse(headers: Mapping[str, str]) -> SignatureParams:
         created=_optional_int(values.get("created")),
         expires=_optional_int(values.get("expires")),
     )
+
+
+# The shape every real sender uses: key="value" pairs, values without quotes or
+# backslashes. Such a header reads the same to any parser, so it skips httpsig's
+# character-by-character ``parse_http_list`` (half the cost of a verification).
+_SIMPLE_PARAMS = re.compile(r'\s*[A-Za-z]+="[^"\\]*"\s*(?:,\s*[A-Za-z]+="[^"\\]*"\s*)*')
+_PARAM = re.compile(r'([A-Za-z]+)="([^"\\]*)"')
+
+
+def _parse_params(raw: str) -> Mapping[str, str]:
+    """Signature parameters, lower-cased names; httpsig's parser for anything unusual."""
+    if _SIMPLE_PARAMS.fullmatch(raw):
+        return {name.lower(): value for name, value in _PARAM.findall(raw)}
+    return {k.lower(): v for k, v in parse_signature_header(raw).items()}
 
 
 def _optional_int(value: str | None) -> int | None:

@@ -309,3 +309,21 @@ async def test_fake_instances_accept_only_well_signed_deliveries() -> None:
         assert group.inbox_path == "/c/lobby/inbox"
         key_fetch = next(r for r in sender.received if r.path == "/users/alice")
         assert key_fetch.signature_ok and key_fetch.key_id == receiver.instance_actor.key_id
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'keyId="https://a.example/u/x#main-key",algorithm="rsa-sha256",headers="(request-target) host date",signature="YQ=="',
+        ' keyId="a" , signature="YQ==" ',
+        'keyId="a",signature="YQ==",keyId="b"',
+        'keyId="a,b",signature="YQ=="',
+        'keyId=a,signature="YQ=="',
+        'keyId="a\\"b",signature="YQ=="',
+        'keyId="a";signature="YQ=="',
+    ],
+)
+def test_signature_parameters_read_as_httpsig_reads_them(value: str) -> None:
+    # The fast path for ordinary headers and httpsig's parser must never disagree
+    theirs = {k.lower(): v for k, v in parse_signature_header(value).items()}
+    assert dict(signatures._parse_params(value)) == theirs
