@@ -17,10 +17,11 @@ Public surface::
     normalise(doc)         -> dict         actor → its id, to/cc → lists, Public spelt in full
 
 Documents are plain JSON with known keys: no JSON-LD processing. Every schema is
-read once from disk into a ``referencing`` registry that has no retriever, so a
-``$ref`` outside ``schemas/`` fails instead of reaching the network. Checks run
-on a compiled copy of each schema (:mod:`federation.fastschema`, tens of
-microseconds); ``jsonschema``'s Draft 2020-12 validator explains each refusal.
+read once from disk into a ``jsonschema_rs`` registry whose retriever refuses every
+URI, and validators are built ``offline``: a ``$ref`` outside ``schemas/`` fails
+instead of reaching the network or the disk. jsonschema-rs (Rust, Draft 2020-12)
+compiles each schema once; ``is_valid`` answers the common case and its error
+iterator, which carries instance paths, explains a refusal.
 
 A refusal is a :class:`federation.errors.ValidationError` (400) whose ``reason``
 names the failing path (``object.to[1]: must be an absolute http(s) URI``); an
@@ -33,19 +34,15 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
-from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+import jsonschema_rs
+from jsonschema_rs import ValidationError as SchemaError
 
 from federation.errors import ValidationError
-from federation.fastschema import Check, Compiler
 from node.i18n import _
 
 __all__ = [
@@ -202,42 +199,43 @@ def normalise(document: dict[str, Any]) -> dict[str, Any]:
 # --- loading -----------------------------------------------------------------
 
 
+def _refuse_retrieval(uri: str) -> Any:
+    """The registry's retriever: a ``$ref`` outside ``schemas/`` is an error, never a fetch
+    (without one, jsonschema-rs would fetch it over HTTP or read it from disk)."""
+    raise LookupError(f"schema {uri} is not in schemas/ and is never fetched")
+
+
 @cache
-def _registry() -> Registry:
+def _registry() -> jsonschema_rs.Registry:
     resources = []
     for path in sorted(SCHEMA_DIR.rglob("*.json")):
         contents = json.loads(path.read_text(encoding="utf-8"))
-        Draft202012Validator.check_schema(contents)
-        resource = Resource.from_contents(contents, default_specification=DRAFT202012)
-        resources.append((contents["$id"], resource))
-    # No retrieve= argument: an unknown $ref raises instead of being fetched.
-    return Registry().with_resources(resources).crawl()
+        resources.append((contents["$id"], contents))
+    return jsonschema_rs.Registry(resources, draft=jsonschema_rs.Draft202012, retriever=_refuse_retrieval)
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
-    schema = _registry().contents(SCHEMA_BASE + name)
-    return Draft202012Validator(schema, registry=_registry())
+def _resolver() -> jsonschema_rs.Resolver:
+    return _registry().resolver(SCHEMA_BASE)
 
 
 @cache
-def _compiler() -> Compiler:
-    return Compiler()
-
-
-@cache
-def _fast(name: str) -> Check:
-    """The compiled yes/no check of one schema (see :mod:`federation.fastschema`)."""
-    resolved = _registry().resolver().lookup(SCHEMA_BASE + name)
-    return _compiler().compile(resolved.contents, resolved.resolver)
+def _validator(name: str) -> jsonschema_rs.Validator:
+    """The compiled Draft 2020-12 validator of one schema file (``activities/create.json``)."""
+    schema = _resolver().lookup(SCHEMA_BASE + name).contents
+    if not isinstance(schema, dict):
+        raise TypeError(f"schema {name} is not a JSON object")
+    # Checked against the 2020-12 meta-schema, which jsonschema-rs ships (nothing is fetched).
+    jsonschema_rs.meta.validate(schema, registry=_registry())
+    # offline: no $ref may reach the network or the file system, whatever the registry holds.
+    return jsonschema_rs.Draft202012Validator(schema, registry=_registry(), offline=True)
 
 
 def load_all() -> list[str]:
     """Load and compile every schema now (at start-up); return their names."""
-    names = [str(p.relative_to(SCHEMA_DIR)) for p in sorted(SCHEMA_DIR.rglob("*.json"))]
+    names = [p.relative_to(SCHEMA_DIR).as_posix() for p in sorted(SCHEMA_DIR.rglob("*.json"))]
     for name in names:
         _validator(name)
-        _fast(name)
     return names
 
 
@@ -267,32 +265,55 @@ def _check_embedded_type(kind: str, document: dict[str, Any]) -> None:
         raise _unsupported("object", inner_kind)
 
 
-def _depth_exceeds(value: object, limit: int) -> bool:
+_CONTAINERS = (dict, list)
+
+
+def _depth_exceeds(value: dict[str, Any] | list[Any], limit: int) -> bool:
     """Does ``value`` nest more than ``limit`` objects/arrays deep? The recursion stops
-    at ``limit``, so a hostile document cannot exhaust the Python stack here."""
-    if isinstance(value, dict):
-        children: Iterable[object] = value.values()
-    elif isinstance(value, list):
-        children = value
-    else:
-        return False
+    at ``limit``, so a hostile document cannot exhaust the Python stack here (nor the
+    Rust stack of jsonschema-rs, which recurses with our recursive schemas).
+
+    It runs on every document: a plain loop and a tuple ``isinstance`` keep it about
+    twice as fast as ``any()`` over a generator."""
+    children: Iterable[object] = value.values() if isinstance(value, dict) else value
     if limit == 0:
         return True
-    return any(isinstance(child, dict | list) and _depth_exceeds(child, limit - 1) for child in children)
+    for child in children:  # noqa: SIM110 - see the docstring
+        if isinstance(child, _CONTAINERS) and _depth_exceeds(child, limit - 1):
+            return True
+    return False
 
 
 def _run(name: str, document: dict[str, Any]) -> None:
-    """The compiled check decides quickly; jsonschema, the authority, explains a refusal
-    (and has the last word should the two ever disagree)."""
-    if _fast(name)(document):
-        return
-    error = best_match(_validator(name).iter_errors(document))
-    if error is not None:
-        raise _invalid(_describe(_innermost(error)))
+    """``is_valid`` stops at the first failure (the common, valid case stays cheap);
+    only a refusal pays for collecting the errors that explain it."""
+    validator = _validator(name)
+    try:
+        if validator.is_valid(document):
+            return
+        errors = list(validator.iter_errors(document))
+    except ValueError as exc:  # jsonschema-rs refuses values JSON cannot hold (bytes, a datetime …)
+        raise _invalid("document: not plain JSON") from exc
+    if not errors:  # cannot happen (is_valid said no); refuse rather than let it through
+        raise _invalid("document: invalid")
+    raise _invalid(_describe(*_innermost(_best(errors), name)))
 
 
-def _innermost(error: SchemaError) -> SchemaError:
-    """Inside an ``anyOf``, the failure of the branch that had the right JSON type.
+# WEAK: like jsonschema's best_match, an anyOf/oneOf failure says less than a plain one.
+_WEAK = frozenset({"anyOf", "oneOf"})
+# Failures whose context holds each branch's own failures (a oneOf with several valid
+# branches has none worth descending into).
+_BRANCHING = (jsonschema_rs.ValidationErrorKind.AnyOf, jsonschema_rs.ValidationErrorKind.OneOfNotValid)
+
+
+def _best(errors: list[SchemaError]) -> SchemaError:
+    """The failure highest in the document (the first one found among equals)."""
+    return max(errors, key=lambda e: (-len(e.instance_path), e.kind.name not in _WEAK))
+
+
+def _innermost(error: SchemaError, name: str) -> tuple[SchemaError, str | None]:
+    """Inside an ``anyOf``, the failure of the branch that had the right JSON type,
+    and the outermost schema title at the failing location.
 
     ``object: must be an id or an embedded activity`` says less than
     ``object.object: missing`` when an embedded activity was sent: branches that
@@ -300,56 +321,67 @@ def _innermost(error: SchemaError) -> SchemaError:
     remaining failure is kept. When every branch expected another type, the
     ``anyOf`` itself is described (by its title).
     """
-    while error.context:
-        here = list(error.absolute_path)
-        relevant = [e for e in error.context if not (e.validator == "type" and list(e.absolute_path) == here)]
+    titles = [_title(error, name)]
+    while isinstance(error.kind, _BRANCHING):
+        here = error.instance_path
+        relevant = [
+            e
+            for branch in error.kind.context
+            for e in branch
+            if not (e.kind.name == "type" and e.instance_path == here)
+        ]
         if not relevant:
             break
-        error = max(relevant, key=lambda e: len(e.absolute_path))
-    return error
+        deeper = max(relevant, key=lambda e: len(e.instance_path))
+        if deeper.instance_path != here:
+            titles = []  # titles above describe another place
+        error = deeper
+        titles.append(_title(error, name))
+    outer = next((t for t in titles if t is not None), None)
+    return error, outer
 
 
-def _describe(error: SchemaError) -> str:
+def _title(error: SchemaError, name: str) -> str | None:
+    """The title of the schema holding the failing keyword, from our own schema files."""
+    location = error.absolute_keyword_location or f"{SCHEMA_BASE}{name}#/" + "/".join(
+        str(p).replace("~", "~0").replace("/", "~1") for p in error.schema_path
+    )
+    holder = location.rsplit("/", 1)[0]
+    try:
+        schema = _resolver().lookup(holder).contents
+    except jsonschema_rs.ReferencingError:
+        return None
+    title = schema.get("title") if isinstance(schema, dict) else None
+    return title if isinstance(title, str) else None
+
+
+def _describe(error: SchemaError, title: str | None) -> str:
     """``path: what was expected``, from our own schema titles and keys only."""
-    path = _path(error.absolute_path)
-    if error.validator == "required":
-        missing = next((k for k in error.validator_value if k not in error.instance), "?")
-        return f"{_join(path, str(missing))}: missing"
-    title = _outer_title(error)
-    if error.validator in ("const", "enum") and title is None:
+    path = _path(error.instance_path)
+    keyword = error.kind.name
+    if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Required):
+        return f"{_join(path, _safe(error.kind.property))}: missing"
+    if keyword in ("const", "enum") and title is None:
         return f"{path or 'document'}: unsupported value"
     if title is not None:
         return f"{path or 'document'}: must be {title}"
-    if error.validator == "type":
-        return f"{path or 'document'}: must be of type {_types(error.validator_value)}"
-    return f"{path or 'document'}: fails {error.validator}"
-
-
-def _outer_title(error: SchemaError) -> str | None:
-    """The outermost schema title at the failing location (``a URI or an array of URIs``
-    rather than the title of one of its branches)."""
-    title = None
-    location = list(error.absolute_path)
-    current: SchemaError | None = error
-    while current is not None and list(current.absolute_path) == location:
-        schema = current.schema
-        if isinstance(schema, dict) and isinstance(schema.get("title"), str):
-            title = schema["title"]
-        current = current.parent
-    return title
+    if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Type):
+        return f"{path or 'document'}: must be of type {' or '.join(error.kind.types)}"
+    return f"{path or 'document'}: fails {keyword}"
 
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_@:.-]{1,64}$")
 
 
-def _path(parts: Iterator[str | int] | Any) -> str:
+def _safe(key: str) -> str:
+    """A key of the sender's document, shown only when it looks like a plain key."""
+    return key if _SAFE_KEY.match(key) else "…"
+
+
+def _path(parts: Iterable[str | int]) -> str:
     text = ""
     for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            key = part if _SAFE_KEY.match(part) else "…"
-            text = _join(text, key)
+        text = f"{text}[{part}]" if isinstance(part, int) else _join(text, _safe(part))
     return text
 
 
@@ -357,16 +389,12 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _types(value: object) -> str:
-    return " or ".join(value) if isinstance(value, list) else str(value)
-
-
 def _invalid(reason: str) -> ValidationError:
     return ValidationError(reason, message=_("Document ActivityPub invalide : %s.") % reason[:200])
 
 
 def _unsupported(what: str, kind: str) -> UnsupportedType:
-    shown = kind if _SAFE_KEY.match(kind) else "…"
+    shown = _safe(kind)
     return UnsupportedType(
         f"unsupported {what} type {shown}",
         message=_("Type ActivityPub non pris en charge : %s.") % shown,

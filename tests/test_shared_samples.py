@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from federation import validation
 from federation.validation import (
     COLLECTION_TYPES,
     UnsupportedType,
@@ -175,17 +174,3 @@ def test_damaged_payloads_are_refused_with_validation_errors_only(path: Path) ->
             except ValidationError as refused:
                 assert refused.status == 400
                 assert refused.reason
-            # and the compiled fast path agrees with jsonschema
-            name = schema_name(path, doc)
-            if name is not None:
-                assert validation._fast(name)(doc) == validation._validator(name).is_valid(doc), (key, junk)
-
-
-def schema_name(path: Path, doc: dict[str, Any]) -> str | None:
-    kind = doc.get("type")
-    if not isinstance(kind, str):
-        return None
-    if is_activity(path):
-        return f"activities/{kind.lower()}.json" if kind in validation.ACTIVITY_TYPES else None
-    name = validation.OBJECT_TYPES.get(kind)
-    return None if name is None else f"objects/{name}.json"
