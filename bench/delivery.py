@@ -58,14 +58,17 @@ sys.path.insert(0, sys.argv[2])
 from federation import signatures
 
 count = int(sys.argv[1])
-state = {"times": [], "types": {}, "checked": 0, "bad": 0, "keys": {}}
+state = {"times": [], "types": {}, "last": {}, "checked": 0, "bad": 0, "keys": {}}
 
 async def inbox(request):
     body = await request.read()
     now = time.time()
     state["times"].append(now)
-    kind = json.loads(body).get("type", "?")
+    doc = json.loads(body)
+    inner = doc.get("object")
+    kind = doc.get("type", "?") + ("/" + inner.get("type", "?") if isinstance(inner, dict) and doc.get("type") == "Announce" else "")
     state["types"][kind] = state["types"].get(kind, 0) + 1
+    state["last"][kind] = now
     if len(state["times"]) % 20 == 1 and state["keys"]:
         state["checked"] += 1
         try:
@@ -79,10 +82,11 @@ async def inbox(request):
 async def stats(request):
     times = state["times"]
     return web.json_response({"count": len(times), "first": min(times, default=0), "last": max(times, default=0),
-                              "types": state["types"], "checked": state["checked"], "bad": state["bad"]})
+                              "types": state["types"], "last_by_type": state["last"],
+                              "checked": state["checked"], "bad": state["bad"]})
 
 async def reset(request):
-    state["times"], state["types"] = [], {}
+    state["times"], state["types"], state["last"] = [], {}, {}
     return web.Response()
 
 async def keys(request):
@@ -323,6 +327,7 @@ async def fan_out(dsn: str, instances: int, rounds: int) -> list[dict[str, float
                         "expected": expected,
                         "last_receipt_s": got["last"] - t0,
                         "first_receipt_s": got["first"] - t0,
+                        "create_done_s": got["last_by_type"].get("Create", t0) - t0,
                         "sender_cpu_s": cpu,
                         "per_cpu_s": got["count"] / cpu if cpu else 0.0,
                         "checked": got["checked"],
@@ -376,7 +381,8 @@ async def report_fan_out(instances: int, rounds_: int, signs: float) -> None:
     for n, r in enumerate(rounds, 1):
         print(
             f"fan-out round {n}: {r['received']:,}/{r['expected']:,} deliveries to {instances:,} instances; "
-            f"first receipt {r['first_receipt_s'] * 1000:.0f} ms, last {r['last_receipt_s'] * 1000:.0f} ms; "
+            f"first receipt {r['first_receipt_s'] * 1000:.0f} ms, every Create {r['create_done_s'] * 1000:.0f} ms, "
+            f"last {r['last_receipt_s'] * 1000:.0f} ms; "
             f"sender CPU {r['sender_cpu_s']:.2f} s → {r['per_cpu_s']:,.0f} deliveries/CPU-s "
             f"({r['per_cpu_s'] / signs:.2f}× sign rate, target ≥ 0.6×); "
             f"signatures checked {r['checked']}, bad {r['bad']}"

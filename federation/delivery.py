@@ -36,6 +36,7 @@ and to every inbox of :func:`ledger_inboxes`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -132,9 +133,11 @@ def next_step(outcome: Outcome, attempts: int, retry_after: timedelta | None = N
 # ── fan-out ───────────────────────────────────────────────────────────────────
 
 
+@functools.lru_cache(maxsize=16384)
 def domain_of(url: str) -> str | None:
     """The instance a URL belongs to, in the normalised form of ``instances.domain``
-    and of the instance policy; None for a URL that is not http(s)."""
+    and of the instance policy; None for a URL that is not http(s). Cached: a fan-out
+    asks it for every inbox of every activity."""
     try:
         return policy.domain_of_url(url)
     except policy.InvalidDomain:
@@ -159,12 +162,18 @@ async def deliverable(
     """The inboxes the instance policy lets us deliver to (suspended domains never;
     in allowlist mode, listed domains only)."""
     current = await policy.current_policy(conn)
-    return [url for url in inboxes if _outbound(current, url, own_domain)]
+    decisions: dict[str, bool] = {}
+    return [url for url in inboxes if outbound(current, domain_of(url), own_domain, decisions)]
 
 
-def _outbound(current: policy.Policy, url: str, own_domain: str) -> bool:
-    domain = domain_of(url)
-    return domain is not None and policy.decide(current, domain, own_domain).allowed_outbound
+def outbound(current: policy.Policy, domain: str | None, own_domain: str, decisions: dict[str, bool]) -> bool:
+    """May we deliver to ``domain`` under ``current``; ``decisions`` caches the
+    answers of one policy version (deciding normalises names, which is not free)."""
+    if domain is None:
+        return False
+    if domain not in decisions:
+        decisions[domain] = policy.decide(current, domain, own_domain).allowed_outbound
+    return decisions[domain]
 
 
 INSERT_ACTIVITY = """

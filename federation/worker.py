@@ -150,6 +150,8 @@ class BatchLoader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._activities: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._policy: policy.Policy | None = None
+        self._decisions: dict[str, bool] = {}  # for self._policy only
 
     async def prepare(self, conn: asyncpg.Connection, jobs: Sequence[Job]) -> Prepared:
         wanted = {job.activity_id for job in jobs}
@@ -165,10 +167,11 @@ class BatchLoader:
                 bodies[i] = self._activities[i][1]
                 signers[i] = signings[self._activities[i][0]]
         current = await policy.current_policy(conn)
+        if current is not self._policy:  # a new policy version: decide afresh
+            self._policy, self._decisions = current, {}
+        own = self.settings.domain
         refused = frozenset(
-            job.domain
-            for job in jobs
-            if not policy.decide(current, job.domain, self.settings.domain).allowed_outbound
+            job.domain for job in jobs if not delivery.outbound(current, job.domain, own, self._decisions)
         )
         return Prepared(bodies, signers, refused)
 
