@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -409,6 +410,8 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 MARK_PROCESSED = "UPDATE outbox_events SET processed_at = now() WHERE id = ANY($1::bigint[])"
+PURGE_PROCESSED = "DELETE FROM outbox_events WHERE processed_at < now() - $1::interval"
+KEEP_PROCESSED = timedelta(days=7)
 # What a malformed or dangling event raises; anything else is a real failure and
 # rolls the whole batch back for a later retry.
 SKIPPABLE = (AppError, KeyError, TypeError, ValueError)
@@ -445,3 +448,8 @@ async def _process_one(ctx: Context, event: asyncpg.Record) -> None:
                 )
     except SKIPPABLE as exc:
         log.warning("outbox event %s (%s) skipped: %r", event["id"], event["kind"], exc)
+
+
+async def purge_processed(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """Forget events consumed more than ``KEEP_PROCESSED`` ago (their activities stay)."""
+    await conn.execute(PURGE_PROCESSED, KEEP_PROCESSED)

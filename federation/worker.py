@@ -349,6 +349,7 @@ class DeliveryWorker:
         self._last_maintenance = now
         async with self.pool.acquire() as conn:
             await delivery.maintain(conn)
+            await outbox.purge_processed(conn)
 
     # -- waiting and notifications
 

@@ -509,3 +509,26 @@ async def test_delete_reaches_every_instance_of_the_ledger(
 def _inner_type(activity: dict[str, Any]) -> str:
     inner = activity.get("object")
     return str(inner.get("type")) if isinstance(inner, dict) else ""
+
+
+async def test_maintenance_forgets_jobs_given_up_a_month_ago(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(1) as peers:
+        # Given jobs refused for good (404), one of them long ago
+        status_route(peers[0], [404])
+        await public_thread_followed_by(fed_settings, pool, peers)
+        await deliver_all(fed_settings, pool)
+        async with pool.acquire() as conn:
+            oldest = await conn.fetchval("SELECT min(id) FROM delivery_jobs")
+            await conn.execute(
+                "UPDATE delivery_jobs SET updated_at = now() - $2::interval WHERE id = $1",
+                oldest,
+                delivery.KEEP_FAILED + timedelta(days=1),
+            )
+            # When maintenance runs
+            await delivery.maintain(conn)
+        # Then the old one is forgotten and the recent ones stay visible to admins
+        rows = await jobs(pool)
+        assert [r["state"] for r in rows] == ["failed", "failed"]
+        assert oldest not in {r["id"] for r in rows}

@@ -362,3 +362,23 @@ async def test_a_broken_event_is_skipped_without_blocking_the_others(
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox_events WHERE processed_at IS NULL") == 0
         assert len(await jobs(pool)) == 3
+
+
+async def test_processed_events_are_forgotten_after_a_week(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    from federation import outbox
+
+    # Given an event processed eight days ago, one processed now and one pending
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO outbox_events (kind, payload, processed_at) VALUES
+               ('post.created', '{}', now() - interval '8 days'),
+               ('post.created', '{}', now()),
+               ('post.created', '{}', NULL)"""
+        )
+        # When the worker's maintenance runs
+        await outbox.purge_processed(conn)
+        # Then only the old processed one is gone
+        left = await conn.fetch("SELECT processed_at IS NULL AS pending FROM outbox_events ORDER BY id")
+    assert [r["pending"] for r in left] == [False, True]
