@@ -68,7 +68,7 @@ SELECT a.inbox, a.shared_inbox, a.domain
 FROM community_followers f
 JOIN actors a ON a.id = f.actor_id
 LEFT JOIN instances i ON i.domain = a.domain
-WHERE f.community_id = $1 AND f.state = 'accepted' AND NOT a.local
+WHERE f.community_id = $1 AND f.state = 'accepted' AND NOT a.local AND a.deleted_at IS NULL
   AND ($2::boolean IS FALSE OR coalesce(i.approved, false))
 ORDER BY f.created_at, a.id
 """
