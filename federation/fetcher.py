@@ -272,6 +272,18 @@ def _origin(url: str) -> tuple[str, int | None]:
 # ---------------------------------------------------------------- the fetcher
 
 
+def authority(url: URL) -> str:
+    """The domain as the instance policy and ``actors.domain`` spell it: lowercase host,
+    with the port only when it is not the scheme's default (loopback peers use ports)."""
+    host = (url.raw_host or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = url.explicit_port
+    if port is None or port == {"http": 80, "https": 443}.get(url.scheme):
+        return host
+    return f"{host}:{port}"
+
+
 @dataclass
 class Fetcher:
     """Guarded, signed fetching of remote documents; one per process (pooled connections)."""
@@ -366,9 +378,10 @@ class Fetcher:
     async def _check(self, url: str) -> URL:
         assert self.policy is not None
         target = check_url(url, self.policy)
-        host = (target.raw_host or "").lower()
-        if self.domain_allowed is not None and not await self.domain_allowed(host):
-            raise FetchError(f"domain refused by instance policy: {host}", status=403)
+        if self.domain_allowed is not None:
+            domain = authority(target)
+            if not await self.domain_allowed(domain):
+                raise FetchError(f"domain refused by instance policy: {domain}", status=403)
         return target
 
     async def _get(self, url: str, accept: str, type_ok: Callable[[str], bool]) -> dict[str, Any]:
