@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import asyncpg
 
 from federation import access
@@ -39,6 +40,7 @@ from node import communities, db, threads
 from node.sessions import User
 from node.settings import Settings, load
 from tests.conftest import ROOT, TEST_SECRET, create_test_database, drop_test_database
+from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user
 from tests.liveserver import LiveNode, free_port
 
@@ -295,8 +297,7 @@ class FedifyPeer:
                 str(node_bin), str(self.workdir / "peer.mjs"), "serve", "--origin", self.origin,
                 "--listen", self.listen, "--tls-cert", str(self.certdir / "fullchain.crt"),
                 "--tls-key", str(self.certdir / "leaf.key"), "--users", ",".join(self.users),
-                "--state", str(self.rundir / "fedify-state.json"), "--key-types", "rsa",
-                "--log-level", "warning",
+                "--state", str(self.rundir / "fedify-state.json"), "--log-level", "warning",
             ],
             cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -347,3 +348,19 @@ class FedifyPeer:
 
     async def apost(self, path: str, body: dict[str, Any]) -> Any:
         return await asyncio.to_thread(self.post, path, body)
+
+
+class TlsClientFake(FakeInstance):
+    """A fake instance (plain HTTP on loopback) whose own requests (sends, key fetches)
+    trust the local CA, so it can talk to a node served over HTTPS by nginx."""
+
+    def __init__(self, ca_file: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ca_file = ca_file
+
+    async def start(self) -> None:
+        await super().start()
+        assert self._client is not None
+        await self._client.close()
+        tls = ssl.create_default_context(cafile=self.ca_file)
+        self._client = aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(ssl=tls))
