@@ -158,7 +158,7 @@ async def _migrate(dsn: str) -> list[int]:
 
 
 def run_worker(settings: Settings) -> None:
-    from federation import worker  # type: ignore[attr-defined]
+    from federation import worker
 
     with database(settings) as dsn:
         asyncio.run(worker.run_forever(settings, dsn))

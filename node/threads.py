@@ -343,7 +343,7 @@ async def set_expert_answer(conn: asyncpg.Connection, post_id: int, actor: User,
 
 SELECT_THREAD_HEAD = """
 SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.created_at,
-       t.last_activity_at, t.community_id, c.name AS community_name, c.title AS community_title,
+       t.last_activity_at, t.version, t.community_id, c.name AS community_name, c.title AS community_title,
        c.visibility,
        (SELECT count(*) FROM posts p WHERE p.thread_id = t.id) AS post_count,
        EXISTS (SELECT 1 FROM community_experts e
@@ -379,33 +379,41 @@ ON CONFLICT (user_id, thread_id) DO UPDATE SET read_at = greatest(thread_reads.r
 
 
 @dataclass
-class ThreadPage:
+class ThreadHead:
+    """What a thread page shows besides its posts, and which posts it shows."""
+
     thread: asyncpg.Record
-    posts: list[asyncpg.Record]
     page: int
     pages: int
     can_animate: bool
     can_reply: bool
+    limit: int
+    offset: int
 
 
 def page_count(total: int, size: int) -> int:
     return max(1, -(-total // size))
 
 
-async def thread_page(conn: Connection, thread_id: int, viewer: User | None, page: int) -> ThreadPage:
-    """The posts of one page of a thread, oldest first; marks the thread read for a member."""
+async def thread_head(conn: Connection, thread_id: int, viewer: User | None, page: int) -> ThreadHead:
+    """The thread (with its ``version``: a page's posts are the same while it is) and the
+    viewer's rights; marks the thread read for a member. Missing or unreadable: 404."""
     viewer_id = viewer.id if viewer and viewer.is_approved else None
     thread = _readable(await conn.fetchrow(SELECT_THREAD_HEAD, thread_id, viewer_id), viewer)
     pages = page_count(thread["post_count"] - 1, PAGE_SIZE)
     if page > pages:
         raise NotFound()
     limit, offset = (PAGE_SIZE + 1, 0) if page == 1 else (PAGE_SIZE, 1 + (page - 1) * PAGE_SIZE)
-    posts = await conn.fetch(SELECT_PAGE_POSTS, thread_id, limit, offset)
     if viewer_id is not None:
         await mark_read(conn, viewer_id, thread, thread["read_at"])
     animate = may_animate(viewer, thread)
     can_reply = is_reader(viewer) and (not thread["locked"] or animate)
-    return ThreadPage(thread, list(posts), page, pages, animate, can_reply)
+    return ThreadHead(thread, page, pages, animate, can_reply, limit, offset)
+
+
+async def page_posts(conn: Connection, head: ThreadHead) -> list[asyncpg.Record]:
+    """The posts of the page ``head`` describes, oldest first (opening post first)."""
+    return list(await conn.fetch(SELECT_PAGE_POSTS, head.thread["id"], head.limit, head.offset))
 
 
 async def mark_read(conn: Connection, user_id: int, thread: asyncpg.Record, read_at: datetime | None) -> None:

@@ -365,3 +365,26 @@ async def test_an_empty_or_huge_reply_shows_the_form_again_and_writes_nothing(
         assert response.status_code == 400 and "Le message est" in response.text
     assert await pool.fetchval("SELECT count(*) FROM posts") == 1
     assert await pool.fetchval("SELECT count(*) FROM outbox_events") == 1
+
+
+async def test_cached_thread_page_shows_changes_made_by_any_writer(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    # Given a thread page already served (and cached)
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    created = await start(pool, amina)
+    await login(client, "amina")
+    thread_path = f"/t/{created.thread_id}"
+    assert "Corps du message" in (await client.get(thread_path)).text
+    # When a post is added, then edited, straight in the database (as the federation inbox does)
+    post_id = await pool.fetchval(
+        "INSERT INTO posts (thread_id, parent_id, source, content_html) VALUES ($1, $2, 'x', '<p>Arrivé d’ailleurs</p>') RETURNING id",
+        created.thread_id,
+        created.post_id,
+    )
+    # Then the next view shows it, and then its new text
+    assert "Arrivé d’ailleurs" in (await client.get(thread_path)).text
+    await pool.execute("UPDATE posts SET content_html = '<p>Corrigé</p>' WHERE id = $1", post_id)
+    page = (await client.get(thread_path)).text
+    assert "Corrigé" in page and "Arrivé d’ailleurs" not in page

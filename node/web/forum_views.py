@@ -25,7 +25,9 @@ Whatever the viewer may not read answers like a missing page (NotFound).
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -172,13 +174,20 @@ async def new_thread(request: Request) -> Response:
 
 async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
-    page = await threads.thread_page(pool_of(request), _id(request), viewer, _page(request))
+    pool = pool_of(request)
+    head = await threads.thread_head(pool, _id(request), viewer, _page(request))
+    key = (head.thread["id"], head.page, head.thread["version"])
+    cache = pages_cache(request)
+    posts = cache.get(key)
+    if posts is None:
+        posts = [_cached_post(post, head.thread) for post in await threads.page_posts(pool, head)]
+        cache.put(key, posts)
     return render(
         request,
         "forum/thread.html",
-        page=page,
-        thread=page.thread,
-        posts=_posts_html(page, viewer, request),
+        page=head,
+        thread=head.thread,
+        posts=_posts_html(head, posts, viewer, request),
         errors={},
     )
 
@@ -469,28 +478,48 @@ async def admin_update_community(request: Request) -> Response:
 # viewer; rendering 50 posts through jinja2 dominated the page's cost. Per-viewer
 # links (reply, edit, delete …) are added outside the fragment.
 FRAGMENT_CACHE_SIZE = 2000
+PAGES_CACHE_SIZE = 200
 
 
 class FragmentCache:
-    """A small in-process LRU of rendered HTML."""
+    """A small in-process LRU of rendered HTML; entries older than ``ttl`` seconds are
+    rendered again (an author's new display name shows within that delay)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, ttl: float = 60.0) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[Any, ...], Markup] = OrderedDict()
+        self.ttl = ttl
+        self._items: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> Markup | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+    def get(self, key: tuple[Any, ...]) -> Any:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if time.monotonic() - item[0] > self.ttl:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[1]
 
-    def put(self, key: tuple[Any, ...], value: Markup) -> None:
-        self._items[key] = value
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        self._items[key] = (time.monotonic(), value)
         if len(self._items) > self.size:
             self._items.popitem(last=False)
 
 
 fragments = FragmentCache(FRAGMENT_CACHE_SIZE)
+
+
+def pages_cache(request: Request) -> FragmentCache:
+    """Whole pages of rendered posts, keyed by (thread, page, thread version): while the
+    version holds (any change to the thread or its posts bumps it), a page is served
+    without reading its posts again. One per app, as versions are per database."""
+    state = request.app.state
+    cache: FragmentCache | None = getattr(state, "thread_pages", None)
+    if cache is None:
+        cache = state.thread_pages = FragmentCache(PAGES_CACHE_SIZE)
+    return cache
+
+
 _post_template = rendering.templates.get_template("forum/_post.html")
 
 
@@ -526,19 +555,42 @@ def _fragment(post: asyncpg.Record, thread: asyncpg.Record) -> Markup:
     return cached
 
 
-def _posts_html(page: threads.ThreadPage, viewer: User | None, request: Request) -> Markup:
+@dataclass(frozen=True)
+class CachedPost:
+    """What the viewer's links need to know of a post, beside its shared fragment."""
+
+    id: int
+    author_id: int | None
+    is_opening: bool
+    updated: bool
+    deleted: bool
+    html: Markup
+
+
+def _cached_post(post: asyncpg.Record, thread: asyncpg.Record) -> CachedPost:
+    return CachedPost(
+        post["id"],
+        post["author_id"],
+        post["is_opening"],
+        post["updated_at"] is not None,
+        post["deleted_at"] is not None,
+        _fragment(post, thread),
+    )
+
+
+def _posts_html(
+    head: threads.ThreadHead, posts: list[CachedPost], viewer: User | None, request: Request
+) -> Markup:
     """Every post of the page: cached shared fragments plus the viewer's own links,
     joined here rather than looped over in the template (the page's hot path)."""
-    actions = _Actions(page, viewer, request)
-    return Markup(
-        "".join(f"{_fragment(post, page.thread)}{actions.html(post)}</article>\n" for post in page.posts)
-    )
+    actions = _Actions(head, viewer, request)
+    return Markup("".join(f"{post.html}{actions.html(post)}</article>\n" for post in posts))
 
 
 class _Actions:
     """The viewer's links under a post: cheap string building, outside the cache."""
 
-    def __init__(self, page: threads.ThreadPage, viewer: User | None, request: Request) -> None:
+    def __init__(self, page: threads.ThreadHead, viewer: User | None, request: Request) -> None:
         self.page = page
         self.viewer = viewer
         self.csrf = escape(rendering.csrf_for(request)) if page.can_animate else ""
@@ -554,22 +606,22 @@ class _Actions:
             }.items()
         }
 
-    def html(self, post: asyncpg.Record) -> str:
+    def html(self, post: CachedPost) -> str:
         viewer, page, labels = self.viewer, self.page, self.labels
-        if viewer is None or post["deleted_at"] is not None:
+        if viewer is None or post.deleted:
             return ""
-        pid = post["id"]
+        pid = post.id
         links = []
         if page.can_reply:
             links.append(f'<a href="/p/{pid}/repondre">{labels["reply"]}</a>')
-        own = post["author_id"] == viewer.id
+        own = post.author_id == viewer.id
         if own:
             links.append(f'<a href="/p/{pid}/modifier">{labels["edit"]}</a>')
         if own or viewer.is_moderator:
             links.append(f'<a href="/p/{pid}/supprimer">{labels["delete"]}</a>')
-        if post["updated_at"] is not None and page.can_animate:
+        if post.updated and page.can_animate:
             links.append(f'<a href="/p/{pid}/historique">{labels["history"]}</a>')
-        if page.can_animate and not post["is_opening"]:
+        if page.can_animate and not post.is_opening:
             action = "unmark" if page.thread["expert_answer_id"] == pid else "mark"
             links.append(
                 f'<form class="inline" method="post" action="/p/{pid}/expert">'
