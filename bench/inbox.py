@@ -2,20 +2,26 @@
 durably stored per CPU-second, and latency at 16 concurrent senders.
 
 Prints figures; asserts nothing. The raw RSA-2048 verify rate per core is measured in
-the same run, so the ratio survives a noisy machine. Targets (issue 3):
+the same run, so the ratio survives a noisy machine. Targets (issue 3): ≥ 0.04 × the
+raw verify rate per core, p99 ≤ 30 ms at 16 concurrent senders. Three phases:
 
-- activities verified, validated, stored (202 = committed) AND processed by the worker
-  (each one a new thread in a public community, relayed) per CPU-second of
-  app + worker + PostgreSQL ≥ 0.04 × the raw verify rate per core;
-- p99 ≤ 30 ms at 16 concurrent senders.
+A. the figure of the issue: POSTs verified, validated and durably stored (202 only
+   after COMMIT, ``synchronous_commit`` on), and processed by the inbox worker into a
+   new thread of a public community with its relay events (one transaction each);
+   CPU of web + inbox worker + the whole PostgreSQL cluster; latency of the POSTs
+   while the worker runs beside them. The relay fan-out worker is paused (SIGSTOP).
+B. the same split in two: the inbox alone (worker paused), then the worker alone.
+C. the relay fan-out of all those threads, apart (outbox events → Announces; the
+   group has no followers, so no delivery job): a separate cost (bench/delivery.py
+   measures deliveries).
 
-Set-up: an embedded PostgreSQL of its own (its whole cluster's CPU is counted), the
-node as ``vbg-node serve`` (granian, workers off) and ``vbg-node worker`` in two
-processes (their CPU is reported apart), a fake Mastodon instance in this process with
-16 actors whose keys our node fetches once (warm-up). Requests are signed before the
-timed phase, so the senders' RSA work is not in the way.
+Set-up: an embedded PostgreSQL of its own, the node as ``vbg-node serve`` (granian,
+workers off), an inbox worker and a delivery worker in two more processes, a fake
+Mastodon instance in this process with 16 actors whose keys our node fetches once
+(warm-up). Requests are signed before the timed phases, so the senders' RSA work is
+not in the way.
 
-    .venv/bin/python bench/inbox.py [--requests 3000] [--concurrency 16]
+    .venv/bin/python bench/inbox.py [--requests 3000] [--concurrency 16] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -112,18 +119,32 @@ async def send_all(inbox: str, requests: list[tuple[bytes, dict[str, str]]], con
     return latencies
 
 
-async def wait_processed(dsn: str, expected: int, limit_s: float = 300) -> None:
+async def wait_for(dsn: str, query: str, expected: int, limit_s: float = 300) -> None:
+    """Poll until ``query`` (a count) reaches ``expected``."""
     conn = await db.connect(dsn)
     try:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            done = await conn.fetchval("SELECT count(*) FROM inbox_items WHERE status IN ('done', 'ignored')")
+            done = await conn.fetchval(query)
             if done >= expected:
                 return
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"only {done} of {expected} items processed")
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"only {done} of {expected}: {query}")
     finally:
         await conn.close()
+
+
+# Processed = the worker's transaction committed: a new thread and its relay events.
+COUNT_PROCESSED = "SELECT count(*) FROM inbox_items WHERE status <> 'pending' AND status <> 'processing'"
+COUNT_STORED = "SELECT count(*) FROM inbox_items"
+COUNT_RELAYED = "SELECT count(*) FROM outbox_events WHERE processed_at IS NOT NULL"
+OUTCOMES = """
+SELECT (SELECT count(*) FROM inbox_items WHERE status = 'done'),
+       (SELECT count(*) FROM inbox_items WHERE status <> 'done'),
+       (SELECT count(*) FROM threads WHERE remote_author_id IS NOT NULL),
+       (SELECT count(*) FROM outbox_events),
+       current_setting('fsync'), current_setting('synchronous_commit')
+"""
 
 
 def cpu_of(procs: list[psutil.Process]) -> float:
@@ -152,6 +173,53 @@ def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=LOG)  # fmt: skip
 
 
+def start_worker(kind: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``vbg-node worker`` running only the inbox worker or only the delivery worker,
+    so that their CPU (and the relay fan-out's) is measured apart."""
+    return subprocess.Popen([sys.executable, __file__, "--run-worker", kind], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=LOG)  # fmt: skip
+
+
+async def run_worker(kind: str) -> None:
+    import logging
+
+    from federation import worker
+    from node import settings as settings_module
+
+    settings = settings_module.load()
+    logging.basicConfig(level=settings.log_level)
+    worker.FACTORIES[:] = [worker.InboxWorker if kind == "inbox" else worker.DeliveryWorker]
+    await worker.run_forever(settings, settings.database_url)
+
+
+class Meter:
+    """CPU seconds of groups of process trees between two readings."""
+
+    def __init__(self, groups: dict[str, int]) -> None:
+        self.pids = groups
+        self.start = self.read()
+        self.wall = time.perf_counter()
+
+    def read(self) -> dict[str, float]:
+        return {name: cpu_of(tree(pid)) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        now = self.read()
+        self.wall = time.perf_counter() - self.wall
+        return {name: now[name] - self.start[name] for name in now}
+
+
+def profile(folder: str | None, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy recorders (stopped with SIGINT, which makes them write their file)."""
+    if not folder:
+        return []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [subprocess.Popen([spy, "record", "--subprocesses", "--nonblocking", "--format", "raw", "--rate", "250", "-p", str(pid),
+                              "-o", str(Path(folder) / f"{name}.txt")], stdout=LOG, stderr=LOG)
+            for name, pid in pids.items()]  # fmt: skip
+
+
 async def prepare(dsn: str) -> None:
     conn = await db.connect(dsn)
     try:
@@ -162,11 +230,33 @@ async def prepare(dsn: str) -> None:
         await conn.close()
 
 
+def postmaster(embedded: db.EmbeddedPostgres) -> int:
+    return int((embedded.pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def per_cpu_s(count: int, cpu: dict[str, float], *names: str) -> tuple[float, str]:
+    total = sum(cpu[n] for n in names)
+    return count / total, " + ".join(f"{n} {cpu[n]:.2f}" for n in names) + f" = {total:.2f} CPU-s"
+
+
+def latency_line(latencies: list[float]) -> str:
+    return (f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms")  # fmt: skip
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=3000, help="activities per measured phase")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record the web and inbox worker processes "
+                        "(phase A) into DIR as collapsed stacks")  # fmt: skip
+    parser.add_argument("--run-worker", choices=("inbox", "delivery"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_worker:
+        await run_worker(args.run_worker)
+        return
 
     verify_rate = raw_verify_rate()
     work = Path(tempfile.mkdtemp(prefix="vbg-bench-inbox-"))
@@ -178,11 +268,16 @@ async def main() -> None:
            "VBG_DATA_DIR": str(work / "data"), "VBG_SECRET_KEY": SECRET, "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
            "VBG_WORKERS_IN_SERVE": "0", "VBG_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
+    n = args.requests
     try:
         await prepare(dsn)
         async with FakeInstance("127.0.0.71", software="mastodon") as fake:
             senders = [fake.add_actor(f"sender{i}") for i in range(args.concurrency)]
-            procs = [start(["serve"], env), start(["worker"], env)]
+            web, inbox_worker, relay_worker = procs = [
+                start(["serve"], env),
+                start_worker("inbox", env),
+                start_worker("delivery", env),
+            ]
             inbox, group = f"{base}/inbox", f"{base}/c/medical"
             for _ in range(200):
                 try:
@@ -192,40 +287,76 @@ async def main() -> None:
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
             # Warm-up: every sender's key fetched once, connections and caches filled.
-            warm = presign(fake, senders, inbox, group, 20 * len(senders), 0)
-            await send_all(inbox, warm, args.concurrency)
-            await wait_processed(dsn, len(warm))
-            timed = presign(fake, senders, inbox, group, args.requests, len(warm))
+            sent = 20 * len(senders)
+            await send_all(inbox, presign(fake, senders, inbox, group, sent, 0), args.concurrency)
+            await wait_for(dsn, COUNT_PROCESSED, sent)
+            await wait_for(dsn, COUNT_RELAYED, 2 * sent)
+            phase_a = presign(fake, senders, inbox, group, n, sent)
+            phase_b = presign(fake, senders, inbox, group, n, sent + n)
+            pids = {"web": web.pid, "inbox worker": inbox_worker.pid, "PostgreSQL": postmaster(embedded),
+                    "relay worker": relay_worker.pid}  # fmt: skip
 
-            app_procs, worker_procs = tree(procs[0].pid), tree(procs[1].pid)
-            pg_procs = tree(int((embedded.pgdata / "postmaster.pid").read_text().split()[0]))
-            app0, worker0, pg0 = cpu_of(app_procs), cpu_of(worker_procs), cpu_of(pg_procs)
-            wall0 = time.perf_counter()
-            latencies = await send_all(inbox, timed, args.concurrency)
-            stored_wall = time.perf_counter() - wall0
-            await wait_processed(dsn, len(warm) + len(timed))
-            wall = time.perf_counter() - wall0
-            pg_procs = tree(int((embedded.pgdata / "postmaster.pid").read_text().split()[0]))
-            app_cpu, worker_cpu = cpu_of(app_procs) - app0, cpu_of(worker_procs) - worker0
-            pg_cpu = cpu_of(pg_procs) - pg0
-        total = app_cpu + worker_cpu + pg_cpu
-        rate = args.requests / total
+            # A. The whole inbox path, relay fan-out paused: POSTs answered 202 (verified,
+            #    validated, committed) while the inbox worker turns them into threads.
+            relay_worker.send_signal(signal.SIGSTOP)
+            spies = profile(args.profile, {"web": web.pid, "worker": inbox_worker.pid})
+            meter = Meter(pids)
+            lat_a = await send_all(inbox, phase_a, args.concurrency)
+            answered_a = time.perf_counter() - meter.wall
+            await wait_for(dsn, COUNT_PROCESSED, sent + n)
+            cpu_a = meter.stop()
+            wall_a = meter.wall
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
+
+            # B. The inbox alone (worker paused), then the worker alone on that backlog.
+            inbox_worker.send_signal(signal.SIGSTOP)
+            meter = Meter(pids)
+            lat_b = await send_all(inbox, phase_b, args.concurrency)
+            cpu_b = meter.stop()
+            meter = Meter(pids)
+            inbox_worker.send_signal(signal.SIGCONT)
+            await wait_for(dsn, COUNT_PROCESSED, sent + 2 * n)
+            cpu_w = meter.stop()
+
+            # C. Relay fan-out of everything above (the group has no followers here:
+            #    outbox events read, Announce built, no delivery job).
+            meter = Meter(pids)
+            relay_worker.send_signal(signal.SIGCONT)
+            await wait_for(dsn, COUNT_RELAYED, 2 * (sent + 2 * n))
+            cpu_c = meter.stop()
+            conn = await db.connect(dsn)
+            try:
+                done, not_done, threads, events, fsync, sync_commit = await conn.fetchrow(OUTCOMES)
+            finally:
+                await conn.close()
+
         print(
-            f"raw RSA-2048 verify rate: {verify_rate:,.0f}/s per core → target 0.04 × = {0.04 * verify_rate:,.0f}/CPU-s"
+            f"raw RSA-2048 verify rate: {verify_rate:,.0f}/s per core → 0.04 × = {0.04 * verify_rate:,.0f}/CPU-s"
         )
-        print(f"{args.requests} signed Create{{Note}}, {args.concurrency} concurrent senders: all answered 202 in "
-              f"{stored_wall:.2f} s, all processed (new threads) in {wall:.2f} s wall")  # fmt: skip
+        print(f"PostgreSQL fsync={fsync}, synchronous_commit={sync_commit}; {done} items done, {not_done} not done,"
+              f" {threads} remote threads, {events} outbox events")  # fmt: skip
+        rate, detail = per_cpu_s(n, cpu_a, "web", "inbox worker", "PostgreSQL")
+        print(f"\nA. {n} signed Create{{Note}} from {args.concurrency} concurrent senders, each verified, validated, "
+              f"durably stored (202 after COMMIT) and processed by the worker into a new thread with its relay "
+              f"events (one transaction); relay fan-out paused:")  # fmt: skip
         print(
-            f"CPU: web {app_cpu:.2f} s + worker {worker_cpu:.2f} s + PostgreSQL {pg_cpu:.2f} s = {total:.2f} s"
+            f"   {rate:,.0f} per CPU-second ({detail}) = {rate / verify_rate:.4f} × raw verify rate (target ≥ 0.04)"
         )
-        print(f"activities verified, validated, stored and processed per CPU-second: {rate:,.0f} "
-              f"({rate / verify_rate:.3f} × raw verify rate; target ≥ 0.04)")  # fmt: skip
-        inbox_only = args.requests / (app_cpu + pg_cpu * stored_wall / wall)
-        print(f"  (inbox alone, web + PostgreSQL share, ≈ {inbox_only:,.0f}/CPU-s)")
-        print(f"latency: p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms "
-              f"(target p99 ≤ 30 ms)")  # fmt: skip
+        print(f"   all 202 in {answered_a:.2f} s, all processed in {wall_a:.2f} s; "
+              f"latency {latency_line(lat_a)} (target p99 ≤ 30 ms)")  # fmt: skip
+        rate, detail = per_cpu_s(n, cpu_b, "web", "PostgreSQL")
+        print(f"B. inbox alone (worker paused): {rate:,.0f} verified, validated, durably stored per CPU-second "
+              f"({detail}); latency {latency_line(lat_b)}")  # fmt: skip
+        rate, detail = per_cpu_s(n, cpu_w, "inbox worker", "PostgreSQL")
+        print(f"   worker alone on that backlog: {rate:,.0f} processed per CPU-second ({detail})")
+        rate, detail = per_cpu_s(2 * (sent + 2 * n), cpu_c, "relay worker", "PostgreSQL")
+        print(f"C. relay fan-out, not counted above: {rate:,.0f} outbox events per CPU-second ({detail}; "
+              f"2 events per new thread: Announce{{Create}} and Announce{{Page}}, no follower to deliver to)")  # fmt: skip
     finally:
         for proc in procs:
+            proc.send_signal(signal.SIGCONT)
             proc.terminate()
             proc.wait(10)
         embedded.stop()
