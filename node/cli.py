@@ -193,4 +193,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy: plugins (federation.cli)
+    # register their admin commands on ``node.cli``.
+    from node.cli import main as _main
+
+    raise SystemExit(_main())
