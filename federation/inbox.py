@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -48,15 +49,6 @@ class UnsupportedMediaType(AppError):
     default_message = "Type de contenu non pris en charge : ActivityStreams JSON attendu."
 
 
-INSERT_ITEM = """
-WITH inserted AS (
-    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (activity_id) DO NOTHING
-    RETURNING id
-)
-SELECT id, pg_notify('vbg_inbox', '') FROM inserted
-"""
 SELECT_MEMBER = "SELECT 1 FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
 SELECT_FEDERATED_COMMUNITY = (
     "SELECT name FROM communities WHERE lower(name) = lower($1) AND visibility <> 'local'"
@@ -117,29 +109,60 @@ async def receive(request: Request, *, recipient: str) -> Response:
     params = signatures.parse(request.headers)
     settings = _settings(request)
     pool: asyncpg.Pool = request.app.state.pool
-    signed = Signed(request, body, params, settings)
-    async with pool.acquire() as conn:
-        await check_policy(conn, settings, params.key_id)
-        cached = await cached_signer(conn, params.key_id)
-        if cached is None and _deletes_itself(doc):
+    state = _state(request)
+    domain = _key_domain(params.key_id)
+    await state.gate.check(pool, domain)
+    try:
+        actor = await _signer(request, pool, state.gate, Signed(request, body, params, settings), doc, domain)
+        if actor is None:
             return _accepted()
-        if cached is not None and signed.verifies(cached):
-            # The usual case, on one connection: known key, good signature.
-            return await _accept(conn, doc, cached, recipient)
-    actor = await fetched_signer(request, pool, params.key_id, refresh=cached is not None)
-    signed.verify(actor)
-    async with pool.acquire() as conn:
-        return await _accept(conn, doc, actor, recipient)
-
-
-async def _accept(
-    conn: asyncpg.Connection, doc: dict[str, Any], actor: actors.Actor, recipient: str
-) -> Response:
-    check_actor(doc, actor.uri)
-    kind = _validate(doc)
-    if kind is not None:
-        await store(conn, doc, kind, actor.uri, recipient)
+        check_actor(doc, actor.uri)
+        kind = _validate(doc)
+        if kind is None:
+            await state.gate.confirm(pool, domain)
+            return _accepted()
+    except AppError:
+        # Refused on a policy read from the process's cache: a blocked domain is told
+        # 403 whatever else is wrong, as when the policy is read on every request.
+        await state.gate.confirm(pool, domain)
+        raise
+    activity_id = ref(doc)
+    if activity_id is None:
+        raise ValidationError("activity without id", message="Activité sans identifiant.")
+    await state.writer.store(Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain))
     return _accepted()
+
+
+def _key_domain(key_id: str) -> str:
+    domain = policy.domain_of_url(key_id)
+    if not domain:
+        raise SignatureError.blocked("?")
+    return domain
+
+
+async def _signer(
+    request: Request, pool: asyncpg.Pool, gate: PolicyGate, signed: Signed, doc: dict[str, Any], domain: str
+) -> actors.Actor | None:
+    """The actor whose key signed the request (SignatureError otherwise); None when the
+    activity is to be dropped unseen (an unknown actor deleting itself).
+
+    The usual case costs no database round trip: a key cached in this process that
+    verifies. Anything else first re-reads the policy (403 before any key fetch)."""
+    key_id = signed.params.key_id
+    cached = _cached_signer(key_id)
+    if cached is not None and signed.verifies(cached):
+        return cached
+    await gate.confirm(pool, domain)
+    if cached is None:
+        async with pool.acquire() as conn:
+            cached = await stored_signer(conn, key_id)
+        if cached is None and _deletes_itself(doc):
+            return None
+        if cached is not None and signed.verifies(cached):
+            return cached
+    actor = await fetched_signer(request, pool, key_id, refresh=cached is not None)
+    signed.verify(actor)
+    return actor
 
 
 def _accepted() -> Response:
@@ -177,13 +200,6 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return doc
 
 
-async def check_policy(conn: asyncpg.Connection, settings: Settings, key_id: str) -> None:
-    """Refuse a key from a suspended or (allowlist mode) unlisted domain: 403, no fetch."""
-    domain = policy.domain_of_url(key_id)
-    if not domain or not (await policy.decision(conn, domain, own_domain=settings.domain)).allowed_inbound:
-        raise SignatureError.blocked(domain or "?")
-
-
 def _deletes_itself(doc: dict[str, Any]) -> bool:
     """An account deletion. From an actor we never knew there is nothing to delete, and
     its key is gone with it (the actor answers 410): drop it without fetching (as Mastodon)."""
@@ -199,16 +215,17 @@ SIGNER_CACHE_MAX = 10_000
 _signers: dict[str, tuple[float, actors.Actor]] = {}
 
 
-async def cached_signer(conn: asyncpg.Connection, key_id: str) -> actors.Actor | None:
-    """The remote actor owning ``key_id`` if we already have its key."""
-    now = time.monotonic()
+def _cached_signer(key_id: str) -> actors.Actor | None:
     hit = _signers.get(key_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
+async def stored_signer(conn: asyncpg.Connection, key_id: str) -> actors.Actor | None:
+    """The remote actor owning ``key_id`` if we already have its key."""
     row = await conn.fetchrow(actors.SELECT_BY_KEY_ID, key_id)
     if row is None or row["local"]:
         return None
-    return _remember_signer(key_id, actors.Actor.from_row(row), now)
+    return _remember_signer(key_id, actors.Actor.from_row(row))
 
 
 def _remember_signer(key_id: str, actor: actors.Actor, now: float | None = None) -> actors.Actor:
@@ -296,12 +313,211 @@ def _validate(doc: dict[str, Any]) -> str | None:
         return None
 
 
-async def store(
-    conn: asyncpg.Connection, doc: dict[str, Any], kind: str, actor_uri: str, recipient: str
-) -> bool:
-    """Queue the activity for the worker; False if this activity id was already stored."""
-    activity_id = ref(doc)
-    if activity_id is None:
-        raise ValidationError("activity without id", message="Activité sans identifiant.")
-    row = await conn.fetchrow(INSERT_ITEM, activity_id, kind, actor_uri, recipient, doc)
-    return row is not None
+# -- storing: the policy gate and the group-committing writer ---------------------------
+
+
+class PolicyGate:
+    """The instance policy as this process last read it, with its version token.
+
+    Deciding costs no round trip; the version is checked where it matters: by the
+    INSERT that stores an activity (nothing is stored under a policy that changed
+    since), and by :meth:`confirm` before any key fetch or refusal."""
+
+    def __init__(self, own_domain: str) -> None:
+        self.own_domain = own_domain
+        self.version: str | None = None
+        self.policy: policy.Policy | None = None
+
+    def allows(self, domain: str) -> bool:
+        assert self.policy is not None
+        return policy.decide(self.policy, domain, self.own_domain).allowed_inbound
+
+    async def check(self, pool: asyncpg.Pool, domain: str) -> None:
+        """403 if the (cached) policy refuses ``domain``."""
+        if self.policy is None:
+            await self.confirm(pool, domain)
+        elif not self.allows(domain):
+            raise SignatureError.blocked(domain)
+
+    async def confirm(self, pool: asyncpg.Pool, domain: str) -> None:
+        """403 if the policy, read now, refuses ``domain``."""
+        async with pool.acquire() as conn:
+            await self.reload(conn)
+        if not self.allows(domain):
+            raise SignatureError.blocked(domain)
+
+    async def reload(self, conn: asyncpg.Connection) -> None:
+        # The version first: if the policy changes in between, the next INSERT sees a
+        # newer version than ours and reloads again (never the reverse).
+        version = await conn.fetchval(policy.SELECT_VERSION) or ""
+        self.policy = await policy.current_policy(conn)
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A verified, validated activity waiting for its INSERT."""
+
+    activity_id: str
+    kind: str
+    actor_uri: str
+    recipient: str
+    document: dict[str, Any]
+    body: bytes
+    domain: str  # the signing key's, for the policy
+
+    def text(self) -> str | None:
+        """The JSON text to store: the body as received when it is UTF-8 (PostgreSQL
+        parses it again; keys and values are those validated), else None."""
+        try:
+            return self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+
+# One statement for a whole batch: stored only if the policy version is the one the
+# batch was decided under; the version read is returned so that a stale batch is
+# decided again. NOTIFY once for the batch.
+INSERT_ITEMS = """
+WITH current AS (
+    SELECT coalesce((SELECT value #>> '{}' FROM node_settings WHERE key = 'policy_version'), '') AS version
+), inserted AS (
+    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document)
+    SELECT i.activity_id, i.kind, i.actor_uri, i.recipient, i.document::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        AS i (activity_id, kind, actor_uri, recipient, document)
+    WHERE (SELECT version FROM current) = $6
+    ON CONFLICT (activity_id) DO NOTHING
+    RETURNING 1
+)
+SELECT version, (SELECT count(*) FROM inserted) AS stored,
+       CASE WHEN EXISTS (SELECT FROM inserted) THEN pg_notify('vbg_inbox', '') END AS notified
+FROM current
+"""
+INSERT_ITEM = """
+WITH inserted AS (
+    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (activity_id) DO NOTHING
+    RETURNING id
+)
+SELECT id, pg_notify('vbg_inbox', '') FROM inserted
+"""
+
+
+class Writer:
+    """Group commit: the activities of concurrent requests go into ``inbox_items`` with
+    one statement (one round trip, one COMMIT); each request gets its answer only once
+    that COMMIT is done. One batch at a time: what arrives meanwhile is the next batch.
+
+    A batch the database refuses as data (a JSON text PostgreSQL does not take, such as
+    ``\\u0000``) is stored again item by item, so one bad activity fails alone (400)."""
+
+    def __init__(self, pool: asyncpg.Pool, gate: PolicyGate) -> None:
+        self.pool, self.gate = pool, gate
+        self._queue: list[tuple[Incoming, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def store(self, item: Incoming) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    async with self.pool.acquire() as conn:
+                        await self._store_batch(conn, batch)
+                except Exception as exc:  # every waiting request gets the failure
+                    for _item, future in batch:
+                        _settle(future, exc)
+        finally:
+            self._task = None
+
+    async def _store_batch(
+        self, conn: asyncpg.Connection, batch: list[tuple[Incoming, asyncio.Future[None]]]
+    ) -> None:
+        while batch:
+            if self.gate.version is None:
+                await self.gate.reload(conn)
+            texts = [item.text() for item, _ in batch]
+            if any(t is None for t in texts):
+                return await self._store_each(conn, batch)
+            items = [item for item, _ in batch]
+            try:
+                row = await conn.fetchrow(
+                    INSERT_ITEMS,
+                    [i.activity_id for i in items],
+                    [i.kind for i in items],
+                    [i.actor_uri for i in items],
+                    [i.recipient for i in items],
+                    texts,
+                    self.gate.version,
+                )
+            except asyncpg.DataError:
+                return await self._store_each(conn, batch)
+            if row["version"] == self.gate.version:
+                for _, future in batch:
+                    _settle(future)
+                return None
+            # The policy changed since these were decided: decide them again.
+            await self.gate.reload(conn)
+            kept = []
+            for item, future in batch:
+                if self.gate.allows(item.domain):
+                    kept.append((item, future))
+                else:
+                    _settle(future, SignatureError.blocked(item.domain))
+            batch = kept
+        return None
+
+    async def _store_each(
+        self, conn: asyncpg.Connection, batch: list[tuple[Incoming, asyncio.Future[None]]]
+    ) -> None:
+        """One statement per item, the document encoded by the connection's codec (the fallback)."""
+        await self.gate.reload(conn)
+        for item, future in batch:
+            if not self.gate.allows(item.domain):
+                _settle(future, SignatureError.blocked(item.domain))
+                continue
+            try:
+                await conn.fetchrow(
+                    INSERT_ITEM, item.activity_id, item.kind, item.actor_uri, item.recipient, item.document
+                )
+            except asyncpg.DataError as exc:
+                refused = ValidationError(
+                    f"document refused by the database: {exc}", message="JSON illisible."
+                )
+                _settle(future, refused)
+            else:
+                _settle(future)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None = None) -> None:
+    """Answer a waiting request (unless it went away: its client disconnected)."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+@dataclass
+class InboxState:
+    gate: PolicyGate
+    writer: Writer
+
+
+def _state(request: Request) -> InboxState:
+    """This app's policy gate and writer (created on first use)."""
+    app_state = request.app.state
+    state: InboxState | None = getattr(app_state, "inbox", None)
+    if state is None:
+        gate = PolicyGate(_settings(request).domain)
+        state = app_state.inbox = InboxState(gate, Writer(app_state.pool, gate))
+    return state
