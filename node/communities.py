@@ -89,6 +89,25 @@ def readable_sql(alias: str, param: str) -> str:
     return f"({alias}.visibility = 'public' OR {param}::boolean)"
 
 
+# Instance policy (federation.policy; flags kept on actors by migration 0070): a remote
+# author on a suspended domain is ``hidden`` — their threads and posts leave every page
+# and search; on a silenced domain ``silenced`` — their threads stay out of what visitors
+# see in lists and search, but show inside threads. Local members are never either.
+
+
+def author_shown_sql(author: str) -> str:
+    """SQL condition "the remote author ``author`` is not hidden"; ``author`` is an
+    ``actors.id`` column, NULL for a local member."""
+    return f"NOT EXISTS (SELECT 1 FROM actors ha WHERE ha.id = {author} AND ha.hidden)"
+
+
+def listed_sql(actor: str, member: str) -> str:
+    """SQL condition for lists and search, on the author's ``actors`` row LEFT JOINed as
+    ``actor`` (NULLs for a local member): members miss hidden authors, visitors silenced
+    ones too. ``member`` is an SQL boolean: the viewer is an approved member."""
+    return f"NOT coalesce(CASE WHEN {member} THEN {actor}.hidden ELSE {actor}.silenced END, false)"
+
+
 def federated(visibility: str) -> bool:
     """Whether changes in a community of this visibility leave the node."""
     return visibility != "local"
@@ -109,7 +128,9 @@ SELECT_BY_NAME = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE lower(c.n
 SELECT_BY_ID = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = $1"
 LIST_READABLE = f"""
 SELECT {COMMUNITY_COLUMNS},
-       (SELECT count(*) FROM threads t WHERE t.community_id = c.id AND t.deleted_at IS NULL) AS thread_count,
+       (SELECT count(*) FROM threads t LEFT JOIN actors a ON a.id = t.remote_author_id
+        WHERE t.community_id = c.id AND t.deleted_at IS NULL
+          AND {listed_sql("a", "$2::boolean")}) AS thread_count,
        EXISTS (SELECT 1 FROM community_follows f WHERE f.community_id = c.id AND f.user_id = $1) AS followed
 FROM communities c
 WHERE {readable_sql("c", "$2")}

@@ -3,7 +3,8 @@
 PostgreSQL does the matching and the ranking with the ``french`` configuration on
 accent-folded text (``vbg_fold``/``vbg_tsvector`` from migration 0001, vectors kept
 by the trigger of migration 0020), so « medicale » finds « médicale ». Results are
-filtered by what the viewer may read and never include deleted posts. Snippets are
+filtered by what the viewer may read and never include deleted posts, nor posts and
+threads of authors on suspended instances (silenced ones too for visitors). Snippets are
 cut and highlighted here, from the original text, and escaped.
 """
 
@@ -16,7 +17,7 @@ from typing import TypeAlias
 import asyncpg
 from markupsafe import Markup, escape
 
-from node.communities import is_reader, readable_sql
+from node.communities import is_reader, listed_sql, readable_sql
 from node.sessions import User
 from node.threads import AUTHOR_NAME
 
@@ -37,8 +38,9 @@ JOIN threads t ON t.id = p.thread_id
 JOIN communities c ON c.id = t.community_id
 LEFT JOIN users u ON u.id = p.author_id
 LEFT JOIN actors a ON a.id = p.remote_author_id
+LEFT JOIN actors ta ON ta.id = t.remote_author_id
 WHERE p.search_vector @@ q AND p.deleted_at IS NULL AND t.deleted_at IS NULL
-  AND {readable_sql("c", "$2")}
+  AND {readable_sql("c", "$2")} AND {listed_sql("a", "$2::boolean")} AND {listed_sql("ta", "$2::boolean")}
 ORDER BY rank DESC, p.created_at DESC, p.id DESC
 LIMIT $3 OFFSET $4
 """

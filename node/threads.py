@@ -23,7 +23,15 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from node import audit, markup
-from node.communities import Community, can_read, federated, is_reader, readable_sql
+from node.communities import (
+    Community,
+    author_shown_sql,
+    can_read,
+    federated,
+    is_reader,
+    listed_sql,
+    readable_sql,
+)
 from node.errors import BadRequest, Forbidden, NotFound
 from node.sessions import User
 
@@ -72,11 +80,12 @@ SELECT_POST_REF = f"""
 SELECT p.id, p.author_id, p.is_opening, p.deleted_at, p.source, p.updated_at, {REF_COLUMNS}
 FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
 WHERE p.id = $1 AND t.deleted_at IS NULL
+  AND {author_shown_sql("p.remote_author_id")} AND {author_shown_sql("t.remote_author_id")}
 """
 SELECT_THREAD_REF = f"""
 SELECT (SELECT id FROM posts WHERE thread_id = t.id AND is_opening) AS opening_id, {REF_COLUMNS}
 FROM threads t JOIN communities c ON c.id = t.community_id
-WHERE t.id = $1 AND t.deleted_at IS NULL
+WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_id")}
 """
 
 
@@ -341,19 +350,24 @@ async def set_expert_answer(conn: asyncpg.Connection, post_id: int, actor: User,
 
 # --- Reading: a thread page ---------------------------------------------------------
 
-SELECT_THREAD_HEAD = """
+# ``policy_version`` changes with every instance policy change (migration 0050): what a
+# page shows depends on it as well as on the thread's ``version`` (a block hides posts).
+SELECT_THREAD_HEAD = f"""
 SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.created_at,
        t.last_activity_at, t.version, t.community_id, c.name AS community_name, c.title AS community_title,
        c.visibility,
-       (SELECT count(*) FROM posts p WHERE p.thread_id = t.id) AS post_count,
+       (SELECT count(*) FROM posts p LEFT JOIN actors a ON a.id = p.remote_author_id
+        WHERE p.thread_id = t.id AND a.hidden IS NOT TRUE) AS post_count,
+       (SELECT value #>> '{{}}' FROM node_settings WHERE key = 'policy_version') AS policy_version,
        EXISTS (SELECT 1 FROM community_experts e
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,
        (SELECT r.read_at FROM thread_reads r WHERE r.thread_id = t.id AND r.user_id = $2) AS read_at
 FROM threads t JOIN communities c ON c.id = t.community_id
-WHERE t.id = $1 AND t.deleted_at IS NULL
+WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_id")}
 """
 # One query for every post of the page with its author (local member or remote
-# actor: LEFT JOINs, author_id may be NULL) and the post it answers.
+# actor: LEFT JOINs, author_id may be NULL) and the post it answers. Posts of hidden
+# authors are left out, and so is the context of a reply to one of them.
 AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, ''), {a}.username, '?')"
 SELECT_PAGE_POSTS = f"""
 SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
@@ -365,10 +379,10 @@ SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_
 FROM posts p
 LEFT JOIN users u ON u.id = p.author_id
 LEFT JOIN actors a ON a.id = p.remote_author_id
-LEFT JOIN posts pp ON pp.id = p.parent_id
+LEFT JOIN (posts pp LEFT JOIN actors pa ON pa.id = pp.remote_author_id)
+    ON pp.id = p.parent_id AND pa.hidden IS NOT TRUE
 LEFT JOIN users pu ON pu.id = pp.author_id
-LEFT JOIN actors pa ON pa.id = pp.remote_author_id
-WHERE p.thread_id = $1
+WHERE p.thread_id = $1 AND a.hidden IS NOT TRUE
 ORDER BY p.is_opening DESC, p.created_at, p.id
 LIMIT $2 OFFSET $3
 """
@@ -423,13 +437,15 @@ async def mark_read(conn: Connection, user_id: int, thread: asyncpg.Record, read
         await conn.execute(UPSERT_READ, user_id, thread["id"], thread["last_activity_at"])
 
 
-SELECT_POST_POSITION = """
+SELECT_POST_POSITION = f"""
 SELECT p.thread_id, c.visibility,
        CASE WHEN p.is_opening THEN 0 ELSE
-           (SELECT count(*) FROM posts q WHERE q.thread_id = p.thread_id
+           (SELECT count(*) FROM posts q LEFT JOIN actors qa ON qa.id = q.remote_author_id
+            WHERE q.thread_id = p.thread_id AND qa.hidden IS NOT TRUE
               AND (q.is_opening OR (q.created_at, q.id) < (p.created_at, p.id))) END AS position
 FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
 WHERE p.id = $1 AND t.deleted_at IS NULL
+  AND {author_shown_sql("p.remote_author_id")} AND {author_shown_sql("t.remote_author_id")}
 """
 
 
@@ -473,19 +489,21 @@ LEFT JOIN users u ON u.id = t.author_id
 LEFT JOIN actors a ON a.id = t.remote_author_id
 LEFT JOIN thread_reads r ON r.thread_id = t.id AND r.user_id = $1
 """
+# Members miss threads of hidden authors; visitors (no member id in $1) silenced ones too.
+LISTED = listed_sql("a", "$1::bigint IS NOT NULL")
 LIST_COMMUNITY_THREADS = f"""{LIST_COLUMNS}
-WHERE t.community_id = $2 AND t.deleted_at IS NULL
+WHERE t.community_id = $2 AND t.deleted_at IS NULL AND {LISTED}
 ORDER BY t.pinned DESC, t.last_activity_at DESC, t.id DESC
 LIMIT $3 OFFSET $4
 """
 LIST_FOLLOWED_THREADS = f"""{LIST_COLUMNS}
 WHERE t.community_id IN (SELECT community_id FROM community_follows WHERE user_id = $1)
-  AND t.deleted_at IS NULL AND {readable_sql("c", "$2")}
+  AND t.deleted_at IS NULL AND {readable_sql("c", "$2")} AND {LISTED}
 ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $3 OFFSET $4
 """
 LIST_PUBLIC_THREADS = f"""{LIST_COLUMNS}
-WHERE c.visibility = 'public' AND t.deleted_at IS NULL
+WHERE c.visibility = 'public' AND t.deleted_at IS NULL AND {LISTED}
 ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $2
 """

@@ -176,7 +176,7 @@ async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
     pool = pool_of(request)
     head = await threads.thread_head(pool, _id(request), viewer, _page(request))
-    key = (head.thread["id"], head.page, head.thread["version"])
+    key = (head.thread["id"], head.page, head.thread["version"], head.thread["policy_version"])
     cache = pages_cache(request)
     posts = cache.get(key)
     if posts is None:
