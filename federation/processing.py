@@ -12,7 +12,13 @@ Each stored activity (``inbox_items``) is a small state machine (style rule 2)::
 A handler's effects and the item's new state are committed in one transaction, so an
 activity takes effect once. Workers claim with ``FOR UPDATE SKIP LOCKED`` (any number
 of worker processes can share the table) and are woken by ``NOTIFY vbg_inbox`` from
-the inbox endpoint. Activities touching the same object are serialised with
+the inbox endpoint.
+
+Batches: a worker first tries a whole claimed batch in one transaction (row locks
+instead of leases, one statement for the advisory locks, the senders and the new
+states; one COMMIT). If one item fails or asks to wait, the batch is rolled back and
+replayed around it: the items before it and after it again as batches, that item
+alone through the lease path drawn above, with its retries. Activities touching the same object are serialised with
 transaction-level advisory locks on the ids involved, so a Delete and its Create (or an
 Undo and its Like) processed at the same time by two workers cannot both miss each
 other. A failure is recorded on the item; it never reaches the sender, who got 202.
@@ -49,18 +55,6 @@ POLL_INTERVAL = 5.0  # seconds: a safety net when a NOTIFY was missed
 KEEP_FINISHED = timedelta(days=30)  # activity ids remembered for de-duplication
 ERROR_MAX = 2000
 
-CLAIM = """
-UPDATE inbox_items SET status = 'processing', attempts = attempts + 1, locked_until = now() + $2::interval
-WHERE id IN (
-    SELECT id FROM inbox_items
-    WHERE (status = 'pending' AND next_attempt_at <= now())
-       OR (status = 'processing' AND locked_until < now())
-    ORDER BY id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id, activity_id, actor_uri, recipient, document, attempts
-"""
 FINISH = """
 UPDATE inbox_items SET status = $2, outcome = $3, error = '', locked_until = NULL, processed_at = now()
 WHERE id = $1
@@ -75,6 +69,37 @@ UPDATE inbox_items SET status = $2, error = $3, locked_until = NULL, processed_a
 WHERE id = $1
 """
 LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))"
+# The batch path: rows locked by the transaction instead of leased.
+CLAIM_BATCH = """
+SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+WHERE (status = 'pending' AND next_attempt_at <= now())
+   OR (status = 'processing' AND locked_until < now())
+ORDER BY id
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+CLAIM_BATCH_IDS = """
+SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+WHERE id = ANY($1::bigint[])
+  AND ((status = 'pending' AND next_attempt_at <= now()) OR (status = 'processing' AND locked_until < now()))
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+CLAIM_ONE = """
+UPDATE inbox_items SET status = 'processing', attempts = attempts + 1, locked_until = now() + $2::interval
+WHERE id = $1
+  AND ((status = 'pending' AND next_attempt_at <= now()) OR (status = 'processing' AND locked_until < now()))
+RETURNING id, activity_id, actor_uri, recipient, document, attempts
+"""
+LOCK_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k"
+SELECT_SENDERS = f"SELECT {actors.ACTOR_COLUMNS} FROM actors WHERE uri = ANY($1::text[])"
+FINISH_BATCH = """
+UPDATE inbox_items i
+SET status = f.state, outcome = f.note, error = '', attempts = i.attempts + 1, locked_until = NULL,
+    processed_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS f (id, state, note)
+WHERE i.id = f.id
+"""
 PRUNE = """
 DELETE FROM inbox_items WHERE status IN ('done', 'ignored', 'failed') AND processed_at < now() - $1::interval
 """
@@ -90,22 +115,79 @@ class Item:
     attempts: int
 
 
-async def claim(pool: asyncpg.Pool, limit: int) -> list[Item]:
-    """Take up to ``limit`` due items (leased for ``LEASE``)."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(CLAIM, limit, LEASE)
-    return [Item(**dict(r)) for r in rows]
-
-
 async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, limit: int = 50) -> int:
-    """Claim and process up to ``limit`` items, in arrival order, on one connection
-    (one transaction per item); return how many."""
-    items = await claim(pool, limit)
-    if items:
-        async with pool.acquire() as conn:
-            for item in items:
-                await process_item(conn, settings, fetcher, item)
-    return len(items)
+    """Claim and process up to ``limit`` items, in arrival order, on one connection;
+    return how many."""
+    async with pool.acquire() as conn:
+        return await _process_batch(conn, settings, fetcher, limit)
+
+
+class _ItemFailed(Exception):
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+async def _process_batch(
+    conn: asyncpg.Connection, settings: Settings, fetcher: Any, limit: int, ids: list[int] | None = None
+) -> int:
+    """The due items (or those of ``ids`` still due) in one transaction; replayed
+    around an item that fails (see the module's docstring)."""
+    items: list[Item] = []
+    try:
+        async with conn.transaction():
+            rows = await (conn.fetch(CLAIM_BATCH, limit) if ids is None else conn.fetch(CLAIM_BATCH_IDS, ids))
+            items = [Item(**dict(r)) for r in rows]
+            if not items:
+                return 0
+            await conn.execute(LOCK_KEYS, sorted(set().union(*(_lock_keys(i.document) for i in items))))
+            senders = await _senders(conn, items)
+            cache: dict[Any, Any] = {}
+            outcomes: list[Outcome] = []
+            for index, item in enumerate(items):
+                try:
+                    outcomes.append(
+                        await _run_handler(conn, settings, fetcher, item, senders.get(item.actor_uri), cache)
+                    )
+                except Exception as exc:
+                    raise _ItemFailed(index) from exc
+            await conn.execute(
+                FINISH_BATCH,
+                [i.id for i in items],
+                [o.state for o in outcomes],
+                [o.note[:ERROR_MAX] for o in outcomes],
+            )
+        return len(items)
+    except _ItemFailed as failed:
+        return await _replay_around(conn, settings, fetcher, items, failed.index)
+    except asyncpg.DeadlockDetectedError:  # two workers' batches: each item alone
+        return await _process_each(conn, settings, fetcher, [i.id for i in items])
+
+
+async def _replay_around(
+    conn: asyncpg.Connection, settings: Settings, fetcher: Any, items: list[Item], index: int
+) -> int:
+    before, after = [i.id for i in items[:index]], [i.id for i in items[index + 1 :]]
+    count = await _process_batch(conn, settings, fetcher, 0, before) if before else 0
+    count += await _process_each(conn, settings, fetcher, [items[index].id])
+    if after:
+        count += await _process_batch(conn, settings, fetcher, 0, after)
+    return count
+
+
+async def _process_each(conn: asyncpg.Connection, settings: Settings, fetcher: Any, ids: list[int]) -> int:
+    """Items leased and processed one by one, each in its own transaction."""
+    count = 0
+    for item_id in ids:
+        row = await conn.fetchrow(CLAIM_ONE, item_id, LEASE)
+        if row is not None:
+            await process_item(conn, settings, fetcher, Item(**dict(row)))
+            count += 1
+    return count
+
+
+async def _senders(conn: asyncpg.Connection, items: list[Item]) -> dict[str, actors.Actor]:
+    rows = await conn.fetch(SELECT_SENDERS, sorted({i.actor_uri for i in items}))
+    return {r["uri"]: actors.Actor.from_row(r) for r in rows}
 
 
 async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> None:
@@ -121,10 +203,20 @@ async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: An
         await _retry_or_give_up(conn, item, repr(exc), final_state="failed")
 
 
-async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> Outcome:
-    for key in sorted(_lock_keys(item.document)):
-        await conn.execute(LOCK_KEY, key)
-    actor = await actors.get_cached(conn, item.actor_uri)
+async def _run_handler(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    fetcher: Any,
+    item: Item,
+    actor: actors.Actor | None = None,
+    cache: dict[Any, Any] | None = None,
+) -> Outcome:
+    """The item's handler; ``actor`` and ``cache`` are given by the batch path, which
+    took the advisory locks already."""
+    if cache is None:
+        for key in sorted(_lock_keys(item.document)):
+            await conn.execute(LOCK_KEY, key)
+        actor = await actors.get_cached(conn, item.actor_uri)
     if actor is None:  # verified at the inbox, so normally cached; it may have been purged
         actor = await actors.get_or_fetch(conn, fetcher, item.actor_uri)
     ctx = Context(
@@ -134,6 +226,7 @@ async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: An
         sender=Sender(actor.id, actor.uri, actor.domain),
         activity=item.document,
         recipient=item.recipient,
+        cache={} if cache is None else cache,
     )
     return await dispatch(ctx)
 

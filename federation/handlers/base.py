@@ -11,7 +11,7 @@ worker records and retries (see ``federation.processing``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +59,8 @@ class Context:
     activity: dict[str, Any]
     recipient: str = ""
     depth: int = 0
+    # Lookups shared by the activities the worker processes in one transaction.
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 # -- small JSON helpers ---------------------------------------------------------------
@@ -126,8 +128,12 @@ async def local_group(ctx: Context, uri: str | None) -> Community | None:
     path = local_path(ctx.settings, uri)
     if not path or not path.startswith("/c/") or path.count("/") != 2:
         return None
-    row = await ctx.conn.fetchrow(SELECT_COMMUNITY, path[3:])
-    return Community(row["id"], row["name"], row["visibility"]) if row else None
+    key = ("group", path[3:])
+    if key not in ctx.cache:
+        row = await ctx.conn.fetchrow(SELECT_COMMUNITY, path[3:])
+        ctx.cache[key] = Community(row["id"], row["name"], row["visibility"]) if row else None
+    community: Community | None = ctx.cache[key]
+    return community
 
 
 async def community_by_id(conn: asyncpg.Connection, community_id: int) -> Community:

@@ -144,6 +144,51 @@ UPDATE threads SET reply_count = reply_count + 1, last_activity_at = now() WHERE
 """
 
 
+# A new thread, its opening post and the group's relay events in one statement, unless
+# a Delete of the object arrived first or the object is already stored (then: NULL).
+INSERT_NEW_THREAD = """
+WITH fresh AS (
+    SELECT WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = $3)
+             AND NOT EXISTS (SELECT FROM posts WHERE ap_id = $3)
+), thread AS (
+    INSERT INTO threads (community_id, title, ap_id, remote_author_id)
+    SELECT $1, $2, $3, $4 FROM fresh
+    RETURNING id
+), post AS (
+    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
+    SELECT id, true, $5, $6, $3, $4 FROM thread
+), events AS (
+    INSERT INTO outbox_events (kind, payload)
+    SELECT 'relay.announce', $7::jsonb FROM thread
+    UNION ALL
+    SELECT 'relay.announce_page', jsonb_build_object('community_id', $1::bigint, 'thread_id', id)
+    FROM thread WHERE $8
+)
+SELECT id FROM thread
+"""
+
+
+async def store_new_thread(
+    ctx: Context, community_id: int, post: RemotePost, *, announce_page: bool
+) -> int | None:
+    """A new thread opened by the sender, relayed by the group (FEP-1b12: the activity
+    as received; ``announce_page``: also its Page, for Mastodon), in one round trip;
+    None when the object was deleted already or is stored already."""
+    relay = {"community_id": community_id, "activity": ctx.activity}
+    thread_id: int | None = await ctx.conn.fetchval(
+        INSERT_NEW_THREAD,
+        community_id,
+        post.title,
+        post.ap_id,
+        ctx.sender.id,
+        post.source,
+        post.content_html,
+        relay,
+        announce_page,
+    )
+    return thread_id
+
+
 async def store_thread(ctx: Context, community_id: int, post: RemotePost) -> int:
     """A new thread in ``community_id`` opened by the sender; returns the thread id."""
     thread_id: int = await ctx.conn.fetchval(

@@ -60,6 +60,21 @@ async def embedded_object(ctx: Context) -> dict[str, Any] | None:
 
 async def store(ctx: Context, obj: dict[str, Any]) -> Outcome:
     """Store a remote post (also used by Update for an object we never saw)."""
+    if ref(obj.get("inReplyTo")) is None:
+        # The usual new thread in one statement; anything else (a reply, a deleted or
+        # known object, a group that refuses it) takes the checked path below.
+        community = await addressed_group(ctx, obj)
+        if community is not None and await may_interact(ctx, community):
+            public = community.visibility == "public"
+            thread_id = await content.store_new_thread(
+                ctx, community.id, content.from_ap(obj), announce_page=public
+            )
+            if thread_id is not None:
+                return done(f"thread {thread_id}")
+    return await _store_checked(ctx, obj)
+
+
+async def _store_checked(ctx: Context, obj: dict[str, Any]) -> Outcome:
     object_id = ref(obj)
     if await tombstoned(ctx, object_id):
         return ignored("object already deleted")
