@@ -8,17 +8,32 @@ describe; a worker consumes them here::
         ──> delivery.enqueue (one job per inbox) ──> processed_at = now()   (one transaction)
 
 What each event becomes (``P`` = the author's or acting member's ``Person``,
-``G`` = the community's ``Group``, recipients = the group's accepted followers,
-shared inboxes first, members-only groups: approved instances only):
+``G`` = the community's ``Group``; followers = the group's accepted followers, one
+inbox per shared inbox, members-only groups: approved instances only; mentioned =
+the inboxes of the remote actors the post mentions, e.g. the author of the post
+answered)::
 
-    post.created   P: Create{Page|Note}      G: Announce{Create}   public thread: G: Announce{Page}
-    post.updated   P: Update{Page|Note}      G: Announce{Update}
-    post.deleted   P: Delete{Tombstone}      G: Announce{Delete}   to followers ∪ the ledger's inboxes
-    thread.pinned  P: Add{Page → featured}   G: Announce{Add}      (unpinned: Remove)
-    post.liked     P: Like{post}             G: Announce{Like}     (unliked: Undo{Like})
+                   to the followers                        P's own activity (stored, served
+                   (in this order)                         at its id) only to
+    post.created   G: Announce{Create}, then for a public  mentioned
+                   thread G: Announce{Page}
+    post.updated   G: Announce{Update}                     mentioned
+    post.deleted   G: Announce{Delete}                     followers ∪ the ledger's inboxes
+    thread.pinned  G: Announce{Add{Page → featured}}       nobody      (unpinned: Remove)
+    post.liked     G: Announce{Like{post}}                 nobody      (unliked: Undo{Like})
     relay.announce          G: Announce{activity, unmodified} to followers but the origin instance
     relay.announce_page     G: Announce{Page id} (public groups) to followers but the origin instance
     follow.accept / reject  G: Accept|Reject{Follow with plain URI actor/object} to the follower's inbox
+
+The group is the relay (FEP-1b12, as Lemmy's ``send_activity_in_community`` for a
+local community): a follower instance gets the member's activity once, inside the
+group's Announce, never a second bare copy. Followers on our own kind of node trust
+the embedded activity because the group's server is the activity's server
+(``handlers.announce``); others may fetch it at its id (``federation.sent``). The
+bare activity goes where the group's relay does not help: to the people a post
+mentions (Mastodon notifies a reply to its user from a ``Create``, not from an
+``Announce`` of one), and a ``Delete`` to every instance that received the post, so
+Mastodon, which ignores a group's ``Announce{Delete}``, removes the boosted Page too.
 
 Public content is addressed to Public; members-only content to ``[group,
 group/followers]`` and never to Public.
@@ -27,7 +42,7 @@ group/followers]`` and never to Public.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -159,16 +174,40 @@ async def _scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:
     return _Scene(view, objects.post_id(ctx.settings, view.row), person.uri, group.uri)
 
 
-def _person_and_relay(
-    ctx: Context, scene: _Scene, activity: dict[str, Any], inboxes: list[str]
+def _relayed(
+    ctx: Context, scene: _Scene, activity: dict[str, Any], followers: list[str], direct: Sequence[str] = ()
 ) -> list[Outgoing]:
-    """The member's activity, and the group's Announce of it, to the same inboxes."""
+    """The group's Announce of the member's activity to the followers (first: its
+    jobs are claimed first), and the member's activity itself, stored (it is served
+    at its id) and sent only to the ``direct`` inboxes."""
     audience = _audience(scene.view.visibility)
     relayed = announce(ctx.settings, scene.group_uri, scene.view.visibility, _bare(activity))
     return [
-        Outgoing(activity, inboxes, scene.object_uri, audience),
-        Outgoing(relayed, inboxes, scene.object_uri, audience),
+        Outgoing(relayed, followers, scene.object_uri, audience),
+        Outgoing(activity, list(direct), scene.object_uri, audience),
     ]
+
+
+SELECT_MENTIONED = """
+SELECT a.inbox, a.shared_inbox
+FROM actors a LEFT JOIN instances i ON i.domain = a.domain
+WHERE a.uri = ANY($1::text[]) AND NOT a.local AND a.deleted_at IS NULL
+  AND ($2::boolean IS FALSE OR coalesce(i.approved, false))
+"""
+
+
+async def mentioned_inboxes(ctx: Context, scene: _Scene, obj: dict[str, Any]) -> list[str]:
+    """The inboxes of the remote actors a post mentions (not its group), one per
+    shared inbox; for a members-only community, on approved instances only."""
+    hrefs = [
+        tag["href"]
+        for tag in obj.get("tag", [])
+        if isinstance(tag, dict) and tag.get("type") == "Mention" and tag.get("href") != scene.group_uri
+    ]
+    if not hrefs:
+        return []
+    rows = await ctx.conn.fetch(SELECT_MENTIONED, hrefs, scene.view.visibility == "members")
+    return delivery.pick_inboxes([(r["inbox"], r["shared_inbox"]) for r in rows], ctx.settings.domain)
 
 
 def _default(scene: _Scene) -> tuple[list[str], list[str]]:
@@ -186,9 +225,10 @@ async def post_created(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     to, cc = obj["to"], obj["cc"]
     create = envelope(ctx.settings, "Create", scene.person_uri, obj, to, cc, audience=scene.group_uri)
     inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
-    out = _person_and_relay(ctx, scene, create, inboxes)
+    out = _relayed(ctx, scene, create, inboxes, await mentioned_inboxes(ctx, scene, obj))
     if scene.view.is_opening and scene.view.visibility == "public":
-        # Mastodon shows a new thread as the group's boost of the Page (never replies).
+        # Mastodon shows a new thread as the group's boost of the Page (never replies);
+        # queued last, so every instance gets the thread itself before any boost.
         out.append(
             Outgoing(
                 announce(ctx.settings, scene.group_uri, "public", obj), inboxes, scene.object_uri, "public"
@@ -206,7 +246,7 @@ async def post_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
         ctx.settings, "Update", scene.person_uri, obj, obj["to"], obj["cc"], audience=scene.group_uri
     )
     inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
-    return _person_and_relay(ctx, scene, update, inboxes)
+    return _relayed(ctx, scene, update, inboxes, await mentioned_inboxes(ctx, scene, obj))
 
 
 async def post_deleted(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
@@ -217,9 +257,11 @@ async def post_deleted(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     to, cc = _default(scene)
     delete = envelope(ctx.settings, "Delete", scene.person_uri, tombstone, to, cc, audience=scene.group_uri)
     followers = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
-    # Every instance that ever received the object, even one that stopped following.
+    # Every instance that ever received the object, even one that stopped following;
+    # the bare Delete to all of them: Mastodon ignores the group's Announce{Delete}.
     ledger = await delivery.ledger_inboxes(ctx.conn, scene.object_uri)
-    return _person_and_relay(ctx, scene, delete, _union(followers, ledger))
+    # (The people the post mentioned got its Create, so they are in the ledger.)
+    return _relayed(ctx, scene, delete, followers, _union(followers, ledger))
 
 
 def _tombstone_now(scene: _Scene) -> dict[str, Any]:
@@ -248,7 +290,7 @@ def _featured_change(kind: str) -> Builder:
             audience=scene.group_uri,
         )
         inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
-        return _person_and_relay(ctx, scene, change, inboxes)
+        return _relayed(ctx, scene, change, inboxes)
 
     return build
 
@@ -269,7 +311,7 @@ async def post_liked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
         ctx.settings, "Like", scene.person_uri, scene.object_uri, to, cc, audience=scene.group_uri
     )
     inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
-    return _person_and_relay(ctx, scene, like, inboxes)
+    return _relayed(ctx, scene, like, inboxes)
 
 
 async def post_unliked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
@@ -282,7 +324,7 @@ async def post_unliked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
         return []  # the Like never left: nothing to undo
     undo = envelope(ctx.settings, "Undo", scene.person_uri, _bare(like), to, cc, audience=scene.group_uri)
     inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
-    return _person_and_relay(ctx, scene, undo, inboxes)
+    return _relayed(ctx, scene, undo, inboxes)
 
 
 async def _like_scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:

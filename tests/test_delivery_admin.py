@@ -53,7 +53,7 @@ async def test_admin_sees_queue_health_and_failures_but_no_content(
         assert "File d&#39;attente" in html or "File d'attente" in html
         assert good.domain in html and broken.domain in html
         assert "HTTP 503" in html
-        assert "Create" in html
+        assert "Announce" in html  # the type of what failed (the group relays the Create)
         # And never the content of what was sent
         assert SECRET_TITLE not in html and "Bonjour" not in html
         assert response.headers["cache-control"] == "private, no-store"

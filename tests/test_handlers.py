@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -487,13 +488,35 @@ async def test_a_group_relay_is_refetched_from_its_origin(
     assert (await outcome(node, boost))[0] == "ignored"
 
 
-async def test_a_failing_handler_is_recorded_and_retried_not_sent_back(
+async def test_a_group_relay_from_the_activitys_own_server_is_used_as_embedded(
     node: InboxNode, lemmy: FakeInstance
 ) -> None:
-    # Given a group relays an activity that its origin cannot serve (yet)
-    group = lemmy.add_actor("tenforward", type="Group")
+    # Given a reply to our thread by a member of a Lemmy instance, which its server does not serve
+    await make_community(node.pool, "medical", visibility="public")
+    thread_id, _ = await local_thread(node, "medical")
     bob = lemmy.add_actor("bob")
-    lost = ap.lemmy_comment(lemmy, bob, node.group("medical"), node.url("/t/1"), "Perdu")
+    reply = ap.lemmy_comment(lemmy, bob, node.group("medical"), node.url(f"/t/{thread_id}"), "Relayée")
+    # When that instance's group relays it (the group's server vouches for its own member)
+    group = lemmy.add_actor("tenforward", type="Group")
+    announce = {"id": ap.activity_id(lemmy, "Announce"), "type": "Announce", "actor": group.id,
+                "to": [ap.PUBLIC], "object": reply}  # fmt: skip
+    await deliver(node, lemmy, announce, group)
+    # Then the embedded reply is stored, without fetching the relayed activity again
+    content = await node.pool.fetchval(
+        "SELECT content_html FROM posts WHERE ap_id = $1", reply["object"]["id"]
+    )
+    assert "Relayée" in content
+    fetched = {r.path for r in lemmy.received if r.method == "GET"}
+    assert urlsplit(reply["id"]).path not in fetched
+
+
+async def test_a_failing_handler_is_recorded_and_retried_not_sent_back(
+    node: InboxNode, masto: FakeInstance, lemmy: FakeInstance
+) -> None:
+    # Given a group relays another server's activity that its origin cannot serve (yet)
+    group = lemmy.add_actor("tenforward", type="Group")
+    bob = masto.add_actor("bob")
+    lost = ap.lemmy_comment(masto, bob, node.group("medical"), node.url("/t/1"), "Perdu")
     announce = {"id": ap.activity_id(lemmy, "Announce"), "type": "Announce", "actor": group.id,
                 "to": [ap.PUBLIC], "object": lost}  # fmt: skip
 

@@ -136,26 +136,27 @@ async def test_three_nodes_share_a_members_only_community(nodes: dict[str, RealN
     created = await a.new_thread("juridique", amina, "Ordonnance de protection", "Quels délais en 2025 ?")
     page_id = a.url(f"/t/{created.thread_id}")
 
-    # Then B and C receive it, signed and verified: the member's Create and the group's relay
+    # Then B and C receive it, signed and verified, as the group's relay of the member's Create
+    # (FEP-1b12: the group is the relay, no second bare Create from the member)
     for node in (b, c):
-        create = await node.processed_item(
-            "document->>'type' = 'Create' AND document->'object'->>'id' = $1", page_id
-        )
-        page = create["document"]["object"]
-        assert (page["type"], page["name"], page["audience"]) == ("Page", "Ordonnance de protection", group)
-        assert "https://www.w3.org/ns/activitystreams#Public" not in page["to"] + page["cc"]
         relayed = await node.processed_item(
-            "document->>'type' = 'Announce' AND document->'object'->>'id' = $1", create["activity_id"]
+            "document->>'type' = 'Announce' AND document->'object'->'object'->>'id' = $1", page_id
         )
         assert relayed["actor_uri"] == group
-        # the relay is refetched from A (never trusted as embedded) and handled, not failed
+        create = relayed["document"]["object"]
+        assert (create["type"], create["actor"]) == ("Create", a.url("/u/amina"))
+        page = create["object"]
+        assert (page["type"], page["name"], page["audience"]) == ("Page", "Ordonnance de protection", group)
+        assert "https://www.w3.org/ns/activitystreams#Public" not in page["to"] + page["cc"]
+        # A's group vouches for A's member: the embedded Create is used and handled, not failed
         assert relayed["status"] != "failed" and relayed["error"] == "", relayed["error"]
         # remote communities are not stored yet (next issue): the thread is understood, not kept
-        assert create["status"] == "ignored"
+        assert relayed["status"] == "ignored"
+        assert await node.inbox_item("document->>'type' = 'Create'") is None
     # And members-only content stays readable by approved partners only
     assert (await signed_get(b, page_id) or {}).get("name") == "Ordonnance de protection"
     assert await unsigned_status(page_id) == 404
-    assert await unsigned_status(create["activity_id"]) == 404
+    assert await unsigned_status(create["id"]) == 404
 
     # When a member of B replies to the thread, to A's group
     bruno = await b.member("bruno")
@@ -209,7 +210,7 @@ async def test_three_nodes_share_a_members_only_community(nodes: dict[str, RealN
         )
     # And the thread is a Tombstone for them now; its Create is no longer served
     assert await signed_get(c, page_id) is None
-    assert await signed_get(c, create["activity_id"]) is None
+    assert await signed_get(c, create["id"]) is None
 
 
 async def test_a_mastodon_user_follows_a_public_community_and_replies(nodes: dict[str, RealNode]) -> None:

@@ -43,7 +43,7 @@ def addressed(activity: dict[str, Any]) -> list[str]:
     return [*activity.get("to", []), *activity.get("cc", [])]
 
 
-async def test_public_thread_becomes_create_announce_and_page_boost(
+async def test_public_thread_goes_to_followers_as_the_groups_announces_only(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
     # Given a public community followed from two instances
@@ -55,20 +55,26 @@ async def test_public_thread_becomes_create_announce_and_page_boost(
         # When a member opens a thread and the outbox is processed
         created = await new_thread(pool, group, author)
         await process_outbox(fed_settings, pool)
-        # Then three activities each go to both shared inboxes
-        found = by_kind(await jobs(pool))
-        assert sorted(found) == ["Announce/Create", "Announce/Page", "Create"]
-        for rows in found.values():
-            assert sorted(r["inbox"] for r in rows) == sorted([a.url("/inbox"), b.url("/inbox")])
-        create = found["Create"][0]["activity"]
+        # Then the group's Announce{Create} and Announce{Page} go to both shared inboxes, every
+        # Announce{Create} queued before any Announce{Page}; the member's Create goes nowhere itself
+        rows = await jobs(pool)
+        assert [name for r in rows for name in by_kind([r])] == ["Announce/Create"] * 2 + [
+            "Announce/Page"
+        ] * 2
+        found = by_kind(rows)
+        for group_rows in found.values():
+            assert sorted(r["inbox"] for r in group_rows) == sorted([a.url("/inbox"), b.url("/inbox")])
+        relayed = found["Announce/Create"][0]["activity"]
+        create = relayed["object"]
         assert create["actor"] == "http://testserver/u/amina"
         assert create["object"]["type"] == "Page"
         assert create["object"]["id"] == f"http://testserver/t/{created.thread_id}"
         assert PUBLIC in addressed(create)
-        relayed = found["Announce/Create"][0]["activity"]
         assert relayed["actor"] == "http://testserver/c/medical"
-        assert relayed["object"]["id"] == create["id"]
         assert PUBLIC in relayed["to"]
+        # And the Create is stored as sent, served at its id to whoever refetches it
+        stored = await pool.fetchval("SELECT json FROM activities WHERE uri = $1", create["id"])
+        assert stored == {"@context": stored["@context"], **create}
         boost = found["Announce/Page"][0]["activity"]
         assert boost["object"]["id"] == create["object"]["id"]
 
@@ -87,12 +93,70 @@ async def test_reply_produces_no_page_boost(
         # When a member replies
         await new_reply(pool, created.thread_id, author)
         await process_outbox(fed_settings, pool)
-        # Then only Create{Note} and its Announce go out
+        # Then only the group's Announce{Create{Note}} goes out
         found = by_kind((await jobs(pool))[before:])
-        assert sorted(found) == ["Announce/Create", "Create"]
-        note = found["Create"][0]["activity"]["object"]
+        assert sorted(found) == ["Announce/Create"]
+        note = found["Announce/Create"][0]["activity"]["object"]["object"]
         assert note["type"] == "Note"
         assert note["inReplyTo"] == f"http://testserver/t/{created.thread_id}"
+
+
+INSERT_REMOTE_REPLY = """
+INSERT INTO posts (thread_id, parent_id, remote_author_id, source, content_html, ap_id)
+SELECT $1, id, $2, 'Bonjour', '<p>Bonjour</p>', $3 FROM posts WHERE thread_id = $1 AND is_opening
+RETURNING id
+"""
+
+
+async def test_a_reply_to_a_remote_member_also_goes_to_them_as_a_bare_create(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a thread followed from one instance, where a member of another instance replied
+    async with fakes(2) as (follows, answered):
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, follows, "alice")
+        await follower(pool, group, answered, "mona", state="rejected")  # known, not a follower
+        author = await member(pool)
+        created = await new_thread(pool, group, author)
+        mona_id = await pool.fetchval("SELECT id FROM actors WHERE uri = $1", answered.actors["mona"].id)
+        remote_post = await pool.fetchval(
+            INSERT_REMOTE_REPLY, created.thread_id, mona_id, answered.new_id("notes")
+        )
+        await process_outbox(fed_settings, pool)
+        before = len(await jobs(pool))
+        # When a member answers mona's post
+        async with pool.acquire() as conn:
+            await threads.create_reply(conn, created.thread_id, author, "Merci Mona.", parent_id=remote_post)
+        await process_outbox(fed_settings, pool)
+        # Then the followers get the group's Announce, and mona's inbox the member's Create
+        # mentioning her (Mastodon notifies a reply from a Create, not from an Announce of one)
+        found = by_kind((await jobs(pool))[before:])
+        assert [r["inbox"] for r in found["Announce/Create"]] == [follows.url("/inbox")]
+        (create,) = found["Create"]
+        assert create["inbox"] == answered.url("/inbox")
+        mentions = [t["href"] for t in create["activity"]["object"]["tag"] if t["type"] == "Mention"]
+        assert answered.actors["mona"].id in mentions
+
+
+async def test_members_only_reply_never_goes_to_a_mentioned_member_of_an_unapproved_instance(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a members-only thread where a member of a not (or no longer) approved instance replied
+    async with fakes(1) as (answered,):
+        group = await community(pool, "juridique", "members")
+        await follower(pool, group, answered, "mona", state="rejected")
+        author = await member(pool)
+        created = await new_thread(pool, group, author)
+        mona_id = await pool.fetchval("SELECT id FROM actors WHERE uri = $1", answered.actors["mona"].id)
+        remote_post = await pool.fetchval(
+            INSERT_REMOTE_REPLY, created.thread_id, mona_id, answered.new_id("notes")
+        )
+        # When a member answers her post
+        async with pool.acquire() as conn:
+            await threads.create_reply(conn, created.thread_id, author, "Merci Mona.", parent_id=remote_post)
+        await process_outbox(fed_settings, pool)
+        # Then nothing is queued for her instance
+        assert await jobs(pool) == []
 
 
 async def test_members_only_never_public_and_only_approved_instances(
@@ -109,10 +173,11 @@ async def test_members_only_never_public_and_only_approved_instances(
         await process_outbox(fed_settings, pool)
         # Then nothing is addressed to Public, nothing goes to the stranger, no Page boost
         rows = await jobs(pool)
-        assert sorted(by_kind(rows)) == ["Announce/Create", "Create"]
+        assert sorted(by_kind(rows)) == ["Announce/Create"]
         assert {r["domain"] for r in rows} == {approved.domain}
         for row in rows:
             assert PUBLIC not in str(row["activity"])
+            assert addressed(row["activity"]["object"]) == addressed(row["activity"])
             assert addressed(row["activity"]) == [
                 "http://testserver/c/juridique",
                 "http://testserver/c/juridique/followers",
@@ -273,11 +338,12 @@ async def test_update_and_pin_are_relayed(
             await threads.edit_post(conn, created.post_id, author, "Texte corrigé.")
             await threads.set_pinned(conn, created.thread_id, author, True)
         await process_outbox(fed_settings, pool)
-        # Then Update{Page} and Add{Page → featured} go out, each announced by the group
+        # Then Update{Page} and Add{Page → featured} go out, announced by the group
         found = by_kind((await jobs(pool))[before:])
-        assert sorted(found) == ["Add", "Announce/Add", "Announce/Update", "Update"]
-        assert found["Update"][0]["activity"]["object"]["source"]["content"] == "Texte corrigé."
-        add = found["Add"][0]["activity"]
+        assert sorted(found) == ["Announce/Add", "Announce/Update"]
+        update = found["Announce/Update"][0]["activity"]["object"]
+        assert update["object"]["source"]["content"] == "Texte corrigé."
+        add = found["Announce/Add"][0]["activity"]["object"]
         assert add["target"] == "http://testserver/c/medical/featured"
         assert add["object"] == f"http://testserver/t/{created.thread_id}"
 
@@ -301,10 +367,10 @@ async def test_like_then_unlike_undoes_the_same_like(
                     {**payload, "actor_user_id": author.id},
                 )
         await process_outbox(fed_settings, pool)
-        # Then the Undo embeds the very Like that was sent
+        # Then the Undo embeds the very Like that was sent (both relayed by the group)
         found = by_kind(await jobs(pool))
-        like = found["Like"][0]["activity"]
-        undo = found["Undo"][0]["activity"]
+        like = found["Announce/Like"][0]["activity"]["object"]
+        undo = found["Announce/Undo"][0]["activity"]["object"]
         assert like["object"] == f"http://testserver/t/{created.thread_id}"
         assert undo["object"]["id"] == like["id"]
         assert undo["object"]["type"] == "Like"
@@ -334,10 +400,10 @@ async def test_delete_goes_to_followers_and_every_ledger_inbox(
             # When the author deletes it
             await threads.delete_post(conn, created.post_id, author)
         await process_outbox(fed_settings, pool)
-        # Then the Delete{Tombstone} and its Announce reach both instances
-        found = by_kind([r for r in await jobs(pool) if r["activity"]["type"] != "Create"])
-        for name in ("Delete", "Announce/Delete"):
-            assert {r["domain"] for r in found[name]} == {still.domain, gone.domain}
+        # Then the author's Delete{Tombstone} reaches both instances, the group's Announce the follower
+        found = by_kind(await jobs(pool))
+        assert {r["domain"] for r in found["Delete"]} == {still.domain, gone.domain}
+        assert {r["domain"] for r in found["Announce/Delete"]} == {still.domain}
         tombstone = found["Delete"][0]["activity"]["object"]
         assert tombstone["type"] == "Tombstone" and tombstone["id"] == page
         assert await delivery.ledger_domains(pool, page) == sorted([still.domain, gone.domain])
@@ -361,7 +427,7 @@ async def test_a_broken_event_is_skipped_without_blocking_the_others(
         # Then every event is marked processed and the good one produced its jobs
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox_events WHERE processed_at IS NULL") == 0
-        assert len(await jobs(pool)) == 3
+        assert len(await jobs(pool)) == 2
 
 
 async def test_processed_events_are_forgotten_after_a_week(

@@ -1,16 +1,21 @@
 """Announce: a boost of an object, or a group relaying someone's activity (FEP-1b12).
 
 A boost (``object`` is a URI or an object, not an activity) is ignored: the forum has
-no timeline of boosts. A relayed activity is never trusted as embedded: it is fetched
-again from its own origin (the guarded fetcher checks that the returned id is the URL
-asked for), its actor must be on that origin, and it is then handled as if its actor
-had sent it. One level only: an Announce inside an Announce is ignored.
+no timeline of boosts. A relayed activity from another server than the group's is
+never trusted as embedded: it is fetched again from its own origin (the guarded
+fetcher checks that the returned id is the URL asked for), its actor must be on that
+origin, and it is then handled as if its actor had sent it. When the activity's id
+and actor are on the group's own (verified) server, that server vouches for it as a
+refetch would: the embedded copy is validated and used. One level only: an Announce
+inside an Announce is ignored.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from federation import validation
+from federation.errors import ValidationError
 from federation.handlers.base import Context, Outcome, Sender, foreign_id, ignored, ref, same_host
 
 RELAYED_TYPES = {"Create", "Update", "Delete", "Like", "Dislike", "Undo"}
@@ -25,6 +30,12 @@ async def handle(ctx: Context) -> Outcome:
     inner_id = ref(obj)
     if inner_id is None:
         return ignored("relayed activity without id")
+    if same_host(inner_id, ctx.sender.uri) and same_host(ref(obj.get("actor")), ctx.sender.uri):
+        try:
+            validation.validate_incoming(obj)
+        except ValidationError:
+            return ignored("relayed activity does not validate")
+        return await _handle_refetched(ctx, obj)
     if obj.get("type") == "Delete":
         return ignored("relayed Delete cannot be refetched (remote moderation: next issue)")
     fetched: dict[str, Any] = await ctx.fetcher.fetch_object(inner_id)
