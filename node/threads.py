@@ -7,6 +7,7 @@ transaction, and — when the community federates — writes its outbox event in
 that same transaction (design §2):
 
     kind  post.created | post.updated | post.deleted | thread.pinned | thread.unpinned
+          | post.liked | post.unliked
     payload {"post_id", "thread_id", "community_id", "actor_user_id"}
 
 Markdown is rendered once, at write time (``posts.content_html``); the search
@@ -288,6 +289,40 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
         await _emit(conn, "post.deleted", ref, post_id, actor)
 
 
+INSERT_LIKE = """
+INSERT INTO post_likes (post_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING post_id
+"""
+DELETE_LIKE = "DELETE FROM post_likes WHERE post_id = $1 AND user_id = $2 RETURNING post_id"
+ADD_TO_LIKES = "UPDATE posts SET likes_count = greatest(likes_count + $2, 0) WHERE id = $1"
+SELECT_LIKED = "SELECT post_id FROM post_likes WHERE user_id = $1 AND post_id = ANY($2::bigint[])"
+
+
+async def set_liked(conn: asyncpg.Connection, post_id: int, member: User, liked: bool) -> bool:
+    """A member likes a post (« J'aime ») or takes the like back; returns whether anything
+    changed (liking twice, or unliking a post not liked, changes nothing and emits nothing).
+    Not on one's own posts nor on deleted ones."""
+    _require_member(member)
+    async with conn.transaction():
+        ref = await load_post(conn, post_id, member)
+        if ref["deleted_at"] is not None:
+            raise NotFound()
+        if ref["author_id"] == member.id:
+            raise Forbidden("Vous ne pouvez pas aimer vos propres messages.")
+        changed = await conn.fetchval(INSERT_LIKE if liked else DELETE_LIKE, post_id, member.id)
+        if changed is None:
+            return False
+        await conn.execute(ADD_TO_LIKES, post_id, 1 if liked else -1)
+        await _emit(conn, "post.liked" if liked else "post.unliked", ref, post_id, member)
+    return True
+
+
+async def liked_by(conn: Connection, user_id: int, post_ids: list[int]) -> set[int]:
+    """Which of these posts the member likes (one query; none when no post is liked at all)."""
+    if not post_ids:
+        return set()
+    return {r["post_id"] for r in await conn.fetch(SELECT_LIKED, user_id, post_ids)}
+
+
 async def _audit(
     conn: asyncpg.Connection, action: str, actor: User, target_type: str, target_id: int, reason: str = ""
 ) -> None:
@@ -371,7 +406,7 @@ WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_
 AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, ''), {a}.username, '?')"
 SELECT_PAGE_POSTS = f"""
 SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
-       {AUTHOR_NAME.format(u="u", a="a")} AS author_name, u.profession AS author_profession,
+       p.likes_count, {AUTHOR_NAME.format(u="u", a="a")} AS author_name, u.profession AS author_profession,
        a.username AS remote_username, a.domain AS remote_domain,
        pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
        left(pp.source, 200) AS parent_source,

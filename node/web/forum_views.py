@@ -16,6 +16,7 @@ Routes::
     GET/POST /p/{id}/supprimer              delete a post (confirmation page)
     GET      /p/{id}/historique             edit history (moderators, community experts)
     POST     /p/{id}/expert                 mark / unmark the expert answer
+    POST     /p/{id}/aimer                  like / unlike a post (``action``)
     GET      /recherche                     full-text search (``?q=&page=``)
     GET/POST /admin/communautes             list and create communities (admins)
     GET/POST /admin/communautes/{name}      edit a community's texts and experts (admins)
@@ -182,12 +183,14 @@ async def thread_page(request: Request) -> Response:
     if posts is None:
         posts = [_cached_post(post, head.thread) for post in await threads.page_posts(pool, head)]
         cache.put(key, posts)
+    # Which posts the viewer likes: one query, only when some post of the page has likes.
+    liked = await threads.liked_by(pool, viewer.id, [p.id for p in posts if p.likes]) if viewer else set()
     return render(
         request,
         "forum/thread.html",
         page=head,
         thread=head.thread,
-        posts=_posts_html(head, posts, viewer, request),
+        posts=_posts_html(head, posts, viewer, request, liked),
         errors={},
     )
 
@@ -337,6 +340,21 @@ async def expert_answer(request: Request) -> Response:
     async with pool_of(request).acquire() as conn:
         await threads.set_expert_answer(conn, _id(request), user, data.get("action") != "unmark")
     return redirect(f"/p/{_id(request)}")
+
+
+async def like(request: Request) -> Response:
+    """« J'aime » / « Je n'aime plus » on a post (``action`` = like | unlike)."""
+    user = require_member(request)
+    data = await rendering.form(request)
+    post_id = _id(request)
+    action = data.get("action")
+    async with pool_of(request).acquire() as conn:
+        if action not in ("like", "unlike"):
+            await threads.load_post(conn, post_id, user)
+            raise BadRequest("Action inconnue.")
+        await threads.set_liked(conn, post_id, user, action == "like")
+        thread_id, page = await threads.post_location(conn, post_id, user)
+    return redirect(f"/t/{thread_id}?page={page}#p{post_id}")
 
 
 # ---------------------------------------------------------------- search
@@ -543,6 +561,7 @@ def _fragment(post: asyncpg.Record, thread: asyncpg.Record) -> Markup:
         post["parent_deleted_at"],
         post["parent_source"],
         post["parent_author"],
+        post["likes_count"],
     )
     cached = fragments.get(key)
     if cached is None:
@@ -565,6 +584,7 @@ class CachedPost:
     updated: bool
     deleted: bool
     html: Markup
+    likes: int = 0
 
 
 def _cached_post(post: asyncpg.Record, thread: asyncpg.Record) -> CachedPost:
@@ -575,25 +595,33 @@ def _cached_post(post: asyncpg.Record, thread: asyncpg.Record) -> CachedPost:
         post["updated_at"] is not None,
         post["deleted_at"] is not None,
         _fragment(post, thread),
+        post["likes_count"],
     )
 
 
 def _posts_html(
-    head: threads.ThreadHead, posts: list[CachedPost], viewer: User | None, request: Request
+    head: threads.ThreadHead,
+    posts: list[CachedPost],
+    viewer: User | None,
+    request: Request,
+    liked: set[int] | None = None,
 ) -> Markup:
     """Every post of the page: cached shared fragments plus the viewer's own links,
     joined here rather than looped over in the template (the page's hot path)."""
-    actions = _Actions(head, viewer, request)
+    actions = _Actions(head, viewer, request, liked or set())
     return Markup("".join(f"{post.html}{actions.html(post)}</article>\n" for post in posts))
 
 
 class _Actions:
     """The viewer's links under a post: cheap string building, outside the cache."""
 
-    def __init__(self, page: threads.ThreadHead, viewer: User | None, request: Request) -> None:
+    def __init__(
+        self, page: threads.ThreadHead, viewer: User | None, request: Request, liked: set[int]
+    ) -> None:
         self.page = page
         self.viewer = viewer
-        self.csrf = escape(rendering.csrf_for(request)) if page.can_animate else ""
+        self.liked = liked
+        self.csrf = escape(rendering.csrf_for(request)) if viewer is not None else ""
         self.labels = {
             k: escape(_(v))
             for k, v in {
@@ -603,6 +631,8 @@ class _Actions:
                 "history": "Historique",
                 "mark": "Marquer « réponse de l'expert »",
                 "unmark": "Retirer « réponse de l'expert »",
+                "like": "J'aime",
+                "unlike": "Je n'aime plus",
             }.items()
         }
 
@@ -619,17 +649,22 @@ class _Actions:
             links.append(f'<a href="/p/{pid}/modifier">{labels["edit"]}</a>')
         if own or viewer.is_moderator:
             links.append(f'<a href="/p/{pid}/supprimer">{labels["delete"]}</a>')
+        if not own:
+            links.append(self._form(pid, "aimer", "unlike" if pid in self.liked else "like"))
         if post.updated and page.can_animate:
             links.append(f'<a href="/p/{pid}/historique">{labels["history"]}</a>')
         if page.can_animate and not post.is_opening:
             action = "unmark" if page.thread["expert_answer_id"] == pid else "mark"
-            links.append(
-                f'<form class="inline" method="post" action="/p/{pid}/expert">'
-                f'<input type="hidden" name="csrf_token" value="{self.csrf}">'
-                f'<input type="hidden" name="action" value="{action}">'
-                f'<button class="link">{labels[action]}</button></form>'
-            )
+            links.append(self._form(pid, "expert", action))
         return f'<p class="actions">{" ".join(links)}</p>' if links else ""
+
+    def _form(self, pid: int, path: str, action: str) -> str:
+        return (
+            f'<form class="inline" method="post" action="/p/{pid}/{path}">'
+            f'<input type="hidden" name="csrf_token" value="{self.csrf}">'
+            f'<input type="hidden" name="action" value="{action}">'
+            f'<button class="link">{self.labels[action]}</button></form>'
+        )
 
 
 routes: list[BaseRoute] = [
@@ -651,6 +686,7 @@ routes: list[BaseRoute] = [
     Route("/p/{id}/supprimer", delete, methods=["POST"], name="post_delete"),
     Route("/p/{id}/historique", history_page, methods=["GET"], name="post_history"),
     Route("/p/{id}/expert", expert_answer, methods=["POST"], name="post_expert"),
+    Route("/p/{id}/aimer", like, methods=["POST"], name="post_like"),
     Route("/recherche", search_page, methods=["GET"], name="search"),
     Route("/admin/communautes", admin_communities, methods=["GET"], name="admin_communities"),
     Route("/admin/communautes", admin_create_community, methods=["POST"], name="admin_create_community"),
