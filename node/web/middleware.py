@@ -23,6 +23,13 @@ STATIC_HEADERS = {
     "permissions-policy": "geolocation=(), camera=(), microphone=()",
 }
 _STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
+# URLs that serve the HTML page or the ActivityStreams document depending on Accept
+# (federation.negotiation): caches must never hand one to a client asking for the other.
+NEGOTIATED_PREFIXES = ("/u/", "/c/", "/t/", "/p/")
+
+
+def _varies_on_accept(headers: MutableHeaders) -> bool:
+    return "accept" in (v.strip().lower() for v in headers.get("vary", "").split(","))
 
 
 def _cookies(scope: Scope) -> dict[str, str]:
@@ -111,6 +118,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        negotiated = scope["path"].startswith(NEGOTIATED_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -120,6 +128,8 @@ class SecurityHeadersMiddleware:
                         headers[key] = value
                 if not static and "cache-control" not in headers:
                     headers["cache-control"] = "private, no-store"
+                if negotiated and not _varies_on_accept(headers):
+                    headers.add_vary_header("Accept")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
