@@ -24,8 +24,9 @@ Instance health (table ``instances``): every transport failure or 5xx adds one t
 consecutive failures spanning at least ``UNREACHABLE_AFTER`` mark the instance
 unreachable. Its jobs then stay pending (not claimed) except one probe every
 ``PROBE_EVERY``; they expire to ``dead`` after ``JOB_MAX_AGE``. The instance is
-revived by its first successful delivery or by :func:`mark_alive` (the inbox calls
-it when a signed request from that instance verifies).
+revived by its first successful delivery or by :func:`mark_alive` (the inbox worker
+calls it for the senders of the activities it processes: each was verified, signed by
+its instance, when it arrived).
 
 A successful delivery of an activity about an object (``activities.object_uri``)
 writes the ledger ``deliveries_ledger`` (``last_success_at`` of an instance is kept
@@ -474,7 +475,7 @@ MARK_ALIVE = """
 WITH revived AS (
     UPDATE instances
     SET failure_count = 0, failing_since = NULL, unreachable_since = NULL
-    WHERE domain = $1 AND (failure_count > 0 OR unreachable_since IS NOT NULL)
+    WHERE domain = ANY ($1::text[]) AND (failure_count > 0 OR unreachable_since IS NOT NULL)
     RETURNING domain, unreachable_since IS NOT NULL AS was_unreachable
 )
 UPDATE delivery_jobs j SET next_attempt_at = now(), updated_at = now()
@@ -486,8 +487,14 @@ WHERE j.domain = revived.domain AND j.state = 'pending' AND j.next_attempt_at > 
 async def mark_alive(conn: asyncpg.Connection | asyncpg.Pool, domain: str) -> None:
     """The instance ``domain`` showed it is up (a signed request from it verified):
     clear its failures and make its waiting jobs due now. Cheap when it is healthy."""
-    status = await conn.execute(MARK_ALIVE, domain.lower())
-    if _count(status):
+    await mark_alive_many(conn, [domain])
+
+
+async def mark_alive_many(conn: asyncpg.Connection | asyncpg.Pool, domains: Iterable[str]) -> None:
+    """:func:`mark_alive` for several instances in one statement (the inbox worker calls
+    it once per batch with the domains of the verified senders)."""
+    wanted = sorted({d.lower() for d in domains})
+    if wanted and _count(await conn.execute(MARK_ALIVE, wanted)):
         await conn.execute("SELECT pg_notify('vbg_delivery', '')")
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import asyncpg
 
-from federation import actors
+from federation import actors, delivery
 from federation.handlers import dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, Sender, ref
 from node.settings import Settings
@@ -141,6 +141,8 @@ async def _process_batch(
                 return 0
             await conn.execute(LOCK_KEYS, sorted(set().union(*(_lock_keys(i.document) for i in items))))
             senders = await _senders(conn, items)
+            # Each sender's signature was verified on arrival: its instance is up (design §4).
+            await delivery.mark_alive_many(conn, [s.domain for s in senders.values()])
             cache: dict[Any, Any] = {}
             outcomes: list[Outcome] = []
             for index, item in enumerate(items):
