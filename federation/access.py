@@ -1,9 +1,15 @@
 """Who may read what over ActivityPub (design §1 and §3).
 
-    public content, actors ── anyone: unsigned GETs are allowed (Mastodon practice; the
-                              instance actor must be fetchable unsigned, or two
-                              authorized-fetch servers deadlock); a GET signed by a
-                              domain our instance policy refuses gets nothing
+    actors (Person, Group) ── anyone, in both modes: unsigned GETs are allowed, or nobody
+                              could verify our signatures (the instance actor is served
+                              to every GET, signed or not: two authorized-fetch servers
+                              would deadlock otherwise); a GET signed by a domain our
+                              instance policy refuses gets nothing
+    public content         ── open mode: as actors.
+                              allowlist mode ("only listed instances may talk to us or
+                              read anything", design §1): only a verified GET signed by
+                              an instance the policy lets in. Browsers still read the
+                              HTML pages of public communities: that is the forum's side.
     members-only content   ── only a GET signed by an APPROVED instance (``instances.approved``)
                               that the instance policy still lets in, signature verified
     local content          ── never
@@ -105,10 +111,17 @@ async def instance_approved(conn: asyncpg.Connection, domain: str) -> bool:
     return bool(approved)
 
 
+async def may_read_actor(request: Request, conn: asyncpg.Connection, settings: Settings) -> bool:
+    """May the sender of this GET read an actor document (Person, Group) and its key?"""
+    return not await _signed_by_refused_domain(request, conn, settings)
+
+
 async def may_read(request: Request, conn: asyncpg.Connection, settings: Settings, visibility: str) -> bool:
     """May the sender of this GET read content of this visibility (``public``, ``members``, ``local``)?"""
     if visibility == "public":
-        return not await _signed_by_refused_domain(request, conn, settings)
+        if (await policy.current_policy(conn)).mode == "open":
+            return not await _signed_by_refused_domain(request, conn, settings)
+        return await verified_signer(request, conn, settings) is not None
     if visibility != "members":
         return False
     signer = await verified_signer(request, conn, settings)

@@ -98,6 +98,12 @@ async def _refuse_policy(request: Request, conn: asyncpg.Connection, visibility:
         raise NotFound()
 
 
+async def _refuse_actor(request: Request, conn: asyncpg.Connection) -> None:
+    """Actor documents stay readable unsigned in every mode (their keys verify signatures)."""
+    if not await access.may_read_actor(request, conn, _settings(request)):
+        raise NotFound()
+
+
 async def application_actor(request: Request) -> Response:
     """Always served, signed or not: a server verifying our signed fetch must be able to
     get this key without signing itself (two authorized-fetch servers would deadlock)."""
@@ -126,7 +132,7 @@ async def person(request: Request) -> Response:
     settings = _settings(request)
     async with _pool(request).acquire() as conn:
         user = await _member(conn, request.path_params["username"])
-        await _refuse_policy(request, conn)
+        await _refuse_actor(request, conn)
         actor = await actors.ensure_local_actor(conn, settings, "Person", user_id=user["id"])
     return ActivityResponse(objects.person_to_ap(settings, actor, user))
 
@@ -135,7 +141,7 @@ async def group(request: Request) -> Response:
     settings = _settings(request)
     async with _pool(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
-        await _refuse_policy(request, conn)
+        await _refuse_actor(request, conn)
         actor = await actors.ensure_local_actor(conn, settings, "Group", community_id=community["id"])
     return ActivityResponse(objects.group_to_ap(settings, actor, community))
 

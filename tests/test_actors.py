@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from federation import actors, keys, signatures, validation
+from federation import actors, keys, policy, signatures, validation
 from federation.errors import SignatureError, ValidationError
 from federation.fetcher import Fetcher
 from node.settings import Secret, Settings, load
@@ -185,7 +185,9 @@ async def test_moderators_collection(client: httpx.AsyncClient, pool: asyncpg.Po
         "INSERT INTO community_experts (community_id, user_id) VALUES ($1, $2)", community, expert
     )
 
-    # When the group's moderators are read
+    # When the group's moderators are read (open mode: unsigned GETs read public collections)
+    async with pool.acquire() as conn:
+        await policy.set_federation_mode(conn, "open")
     collection = (await client.get("/c/medical/moderators", headers=AP)).json()
 
     # Then they are the expert and the node moderator

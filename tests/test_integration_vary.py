@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
+from federation import policy
 from tests.test_delivery_kit import community, member, new_thread
 
 AP = {"accept": "application/activity+json"}
@@ -18,7 +19,9 @@ def vary(response: httpx.Response) -> list[str]:
 async def test_html_and_json_of_the_same_url_both_vary_on_accept(
     pool: asyncpg.Pool, client: httpx.AsyncClient
 ) -> None:
-    # Given a public community with a thread by amina
+    # Given a public community with a thread by amina, on an open node
+    async with pool.acquire() as conn:
+        await policy.set_federation_mode(conn, "open")
     group = await community(pool, "juridique", "public")
     amina = await member(pool, "amina")
     created = await new_thread(pool, group, amina)

@@ -6,6 +6,7 @@ import asyncpg
 import httpx
 import pytest
 
+from federation import policy
 from federation.negotiation import wants_activitypub
 from tests.helpers import make_community, make_user
 from tests.test_objects import make_thread
@@ -36,10 +37,13 @@ def test_which_accept_headers_ask_for_activitypub(accept: str, expected: bool) -
 
 
 async def test_same_url_serves_html_or_activitystreams(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    # Given a public community with a thread
+    # Given a public community with a thread, on an open node (in allowlist mode a thread's
+    # JSON needs a signed GET: test_integration_access.py)
     amina = await make_user(pool, "amina")
     community = await make_community(pool, "juridique", visibility="public")
     thread_id, _ = await make_thread(pool, community, amina)
+    async with pool.acquire() as conn:
+        await policy.set_federation_mode(conn, "open")
 
     for path in ("/c/juridique", f"/t/{thread_id}"):
         # When a server asks with an ActivityStreams Accept

@@ -79,6 +79,15 @@ async def get_ap(client: httpx.AsyncClient, path: str, **headers: str) -> httpx.
     return await client.get(path, headers={**AP, **headers})
 
 
+@pytest.fixture(autouse=True)
+async def open_federation(pool: asyncpg.Pool) -> None:
+    """Open mode, where public content is served to unsigned GETs (the shape tests read
+    it so). The partner tests go back to allowlist mode; what allowlist mode refuses to
+    unsigned GETs is in test_integration_access.py."""
+    async with pool.acquire() as conn:
+        await policy.set_federation_mode(conn, "open")
+
+
 # --- Page and Note ----------------------------------------------------------------
 
 
@@ -382,10 +391,12 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 async def partner(app: Any, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[FakeInstance]:
-    """A fake partner server, allowed by our instance policy, that trusts our instance key."""
+    """A fake partner server, allowed by our instance policy (allowlist mode), that trusts
+    our instance key."""
     async with FakeInstance("127.0.0.41") as fake:
         async with pool.acquire() as conn:
             me = await actors.instance_actor(conn, settings)
+            await policy.set_federation_mode(conn, "allowlist")
             await policy.allow_domain(conn, fake.host)
         assert me.public_key_id and me.public_key_pem
         fake.trust_key(me.public_key_id, me.public_key_pem)
@@ -487,9 +498,9 @@ async def test_suspended_instance_gets_nothing_even_public(
     async with pool.acquire() as conn:
         await policy.suspend_domain(conn, partner.host, reason="test")
 
-    # When it asks again, signed, Then it gets 404 (the public page stays public to others)
+    # When it asks again, signed, Then it gets 404 (the public page stays public to browsers)
     assert (await signed_get(client, f"/t/{thread_id}", alice)).status_code == 404
     assert (await signed_get(client, "/c/juridique", alice)).status_code == 404
-    assert (await get_ap(client, f"/t/{thread_id}")).status_code == 200
+    assert (await client.get(f"/t/{thread_id}")).status_code == 200
     # And our instance actor stays fetchable by anyone (its key verifies our own signatures)
     assert (await signed_get(client, "/actor", alice)).status_code == 200
