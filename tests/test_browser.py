@@ -37,7 +37,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
         try:
             yield b
         finally:
@@ -95,14 +97,20 @@ async def test_register_approve_write_edit_delete_search(browser: Browser, node:
     await page.goto(base + "/moderation")
     assert "Dr Nadia K." in await page.content()
     await page.click("form[action$='/approuver'] button")
-    assert "Dr Nadia K." not in await page.inner_text("ul.list") if await page.query_selector("ul.list") else True
+    assert (
+        "Dr Nadia K." not in await page.inner_text("ul.list")
+        if await page.query_selector("ul.list")
+        else True
+    )
     await logout(page)
 
     # Then she can log in and start a thread
     await login(page, base, "nadia", "mot-de-passe-tres-long")
     await page.goto(base + "/c/medical/nouveau")
     await page.fill("input[name=title]", "Prophylaxie post-exposition après 72 heures")
-    await page.fill("textarea[name=body]", "Quelle **conduite** tenir quand la survivante arrive après 72 h ?")
+    await page.fill(
+        "textarea[name=body]", "Quelle **conduite** tenir quand la survivante arrive après 72 h ?"
+    )
     await page.click("form[action='/c/medical/nouveau'] button")
     assert await page.inner_text("h1") == "Prophylaxie post-exposition après 72 heures"
     assert await page.inner_text(".post .body strong") == "conduite"
