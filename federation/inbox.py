@@ -134,10 +134,18 @@ async def receive(request: Request, *, recipient: str) -> Response:
 
 
 def _key_domain(key_id: str) -> str:
-    domain = policy.domain_of_url(key_id)
-    if not domain:
-        raise SignatureError.blocked("?")
+    domain = _key_domains.get(key_id)
+    if domain is None:
+        domain = policy.domain_of_url(key_id)
+        if not domain:
+            raise SignatureError.blocked("?")
+        if len(_key_domains) >= SIGNER_CACHE_MAX:
+            _key_domains.clear()
+        _key_domains[key_id] = domain
     return domain
+
+
+_key_domains: dict[str, str] = {}  # a pure function of the key id, cached
 
 
 async def _signer(
@@ -316,6 +324,9 @@ def _validate(doc: dict[str, Any]) -> str | None:
 # -- storing: the policy gate and the group-committing writer ---------------------------
 
 
+DECISIONS_MAX = 10_000
+
+
 class PolicyGate:
     """The instance policy as this process last read it, with its version token.
 
@@ -327,10 +338,17 @@ class PolicyGate:
         self.own_domain = own_domain
         self.version: str | None = None
         self.policy: policy.Policy | None = None
+        self._allowed: dict[str, bool] = {}  # decisions under this version
 
     def allows(self, domain: str) -> bool:
-        assert self.policy is not None
-        return policy.decide(self.policy, domain, self.own_domain).allowed_inbound
+        allowed = self._allowed.get(domain)
+        if allowed is None:
+            assert self.policy is not None
+            allowed = policy.decide(self.policy, domain, self.own_domain).allowed_inbound
+            if len(self._allowed) >= DECISIONS_MAX:
+                self._allowed.clear()
+            self._allowed[domain] = allowed
+        return allowed
 
     async def check(self, pool: asyncpg.Pool, domain: str) -> None:
         """403 if the (cached) policy refuses ``domain``."""
@@ -351,6 +369,8 @@ class PolicyGate:
         # newer version than ours and reloads again (never the reverse).
         version = await conn.fetchval(policy.SELECT_VERSION) or ""
         self.policy = await policy.current_policy(conn)
+        if version != self.version:
+            self._allowed = {}
         self.version = version
 
 

@@ -304,11 +304,9 @@ def _check_date(date: str | None, params: SignatureParams, now: datetime) -> Non
     if not date:
         raise SignatureError("missing date header")
     try:
-        sent = parsedate_to_datetime(date)
+        sent = _parse_http_date(date)
     except (TypeError, ValueError) as exc:
         raise SignatureError("malformed date header") from exc
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=UTC)
     if abs(now - sent) > CLOCK_SKEW:
         raise SignatureError("date outside the accepted window")
     stamp = now.timestamp()
@@ -316,6 +314,14 @@ def _check_date(date: str | None, params: SignatureParams, now: datetime) -> Non
         raise SignatureError("signature created in the future")
     if params.expires is not None and params.expires < stamp:
         raise SignatureError("signature expired")
+
+
+@lru_cache(maxsize=1024)
+def _parse_http_date(value: str) -> datetime:
+    """A ``Date`` header as an aware datetime; cached: a busy sender repeats the same
+    second many times, and parsing costs more than the RSA check's bookkeeping."""
+    sent = parsedate_to_datetime(value)
+    return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
 
 
 _DIGESTS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}

@@ -260,6 +260,8 @@ async def thread_context(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
+    # First: the busiest route of a federated node, matched before every other pattern.
+    *inbox.routes,  # POST /inbox, /u/{username}/inbox, /c/{name}/inbox, /actor/inbox
     Route("/.well-known/webfinger", webfinger, name="webfinger"),
     Route("/.well-known/nodeinfo", nodeinfo_links, name="nodeinfo_links"),
     Route("/nodeinfo/2.1", nodeinfo, name="nodeinfo"),
@@ -278,5 +280,4 @@ routes: list[BaseRoute] = [
     Route("/t/{thread_id:int}/context", thread_context, name="ap_thread_context"),
     APRoute("/p/{post_id:int}", post, name="ap_post"),
     Route("/activities/{uuid}", sent.activity, name="ap_activity"),
-    *inbox.routes,  # POST /inbox, /u/{username}/inbox, /c/{name}/inbox, /actor/inbox
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,6 +82,7 @@ def refs(value: Any) -> list[str]:
     return [r for r in (ref(item) for item in items) if r]
 
 
+@lru_cache(maxsize=4096)  # actors' URIs come again and again
 def host_of(uri: str | None) -> str:
     """The normalised host (lower case, no default port, no trailing dot) of a URI."""
     if not uri:
