@@ -21,6 +21,7 @@ the web process through :func:`start_in_app` / :func:`stop` (app life span).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import signal
@@ -29,18 +30,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 
-import aiohttp
 import asyncpg
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from starlette.applications import Starlette
 
-from federation import delivery, fetcher, keys, outbox, policy
+from federation import delivery, fetcher, keys, outbox, policy, signatures, transport
 from federation.delivery import Job, Result
 from federation.errors import FetchError
-from federation.signatures import sign_request
 from node import db
 from node.settings import Settings
 
@@ -50,8 +51,8 @@ POLL_INTERVAL = 2.0  # seconds between claims when nothing wakes us (retries fal
 MAINTAIN_EVERY = 30.0
 ERROR_BACKOFF = 5.0  # after a database error
 CHANNELS = ("vbg_outbox", "vbg_delivery")
-POST_HEADERS = {"Content-Type": "application/activity+json", "Accept": fetcher.AS_ACCEPT}
-MAX_ANSWER_READ = 16 * 1024  # what we read of an inbox's answer (so the connection is reused)
+MAX_ANSWER_READ = transport.MAX_BODY  # what we read of an inbox's answer (so the connection is reused)
+FLUSH_DELAY = 0.02  # longest a finished attempt waits to be recorded with others
 
 
 @dataclass(frozen=True)
@@ -66,62 +67,122 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class Signing:
+    """An actor's key, and the ``Signature`` header around the signature itself."""
+
     key_id: str
     key: RSAPrivateKey
+    header_prefix: str  # up to ``signature="``
+    header_suffix: str  # from the closing quote
+
+    @classmethod
+    def of(cls, key_id: str, key: RSAPrivateKey) -> Signing:
+        template = signatures.signature_header(key_id, "rsa-sha256", signatures.POST_HEADERS, b"")
+        before, after = template.split('signature=""', 1)
+        return cls(key_id, key, before + 'signature="', '"' + after)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One activity ready to go to any number of inboxes: its body and Digest are
+    computed once, only the signature differs per inbox (host, date)."""
+
+    body: bytes
+    digest: str
+    signing: Signing
+
+    @classmethod
+    def of(cls, body: bytes, signing: Signing) -> Payload:
+        return cls(body, signatures.digest_header(body), signing)
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """What the attempts of a claimed batch need: bodies and keys, loaded once."""
+    """What the attempts of a claimed batch need, loaded once."""
 
-    bodies: dict[int, bytes]  # activity id -> JSON body
-    signers: dict[int, Signing]  # activity id -> its actor's key
+    payloads: dict[int, Payload]  # activity id -> body, digest, its actor's key
     refused_domains: frozenset[str]  # the instance policy says no (changed since fan-out)
 
 
 # ── one attempt: the HTTP boundary ────────────────────────────────────────────
 
+MAX_CACHED_TARGETS = 50_000
+
 
 class Sender:
     """Signs and POSTs one activity to one inbox; every answer (or its absence)
-    becomes a :class:`delivery.Result` — no aiohttp exception leaves this class."""
+    becomes a :class:`delivery.Result` — no transport exception leaves this class.
+
+    The signed string is exactly what goes on the wire (the design's headers
+    ``(request-target) host date digest``), built from values computed once: the
+    inbox's target (per URL), the Date (per second), the Digest (per activity)."""
 
     def __init__(self, settings: Settings, config: WorkerConfig) -> None:
         self.address_policy = fetcher.AddressPolicy.for_settings(settings)
-        limits = fetcher.Limits(
-            deadline=config.request_timeout,
-            connect_timeout=min(5.0, config.request_timeout),
-            limit=config.max_in_flight,
-            limit_per_host=config.per_host,
-        )
-        self.session = fetcher.guarded_session(self.address_policy, limits)
+        self.timeout = config.request_timeout
+        self.transport = transport.Transport(self.address_policy, connect_timeout=min(5.0, self.timeout))
+        self._targets: dict[str, transport.Target | None] = {}
+        self._date_at = -1
+        self._date = ""
 
     async def close(self) -> None:
-        await self.session.close()
+        await self.transport.close()
 
-    async def attempt(self, job: Job, body: bytes, signing: Signing) -> Result:
-        try:
-            target = fetcher.check_url(job.inbox, self.address_policy)
-        except FetchError:
+    async def attempt(self, job: Job, payload: Payload) -> Result:
+        target = self._target(job.inbox)
+        if target is None:
             return Result(job, None, "adresse refusée (schéma ou adresse privée)", refused=True)
-        headers = sign_request("POST", str(target), body, signing.key_id, signing.key, POST_HEADERS)
+        request = self._request(target, payload)
         try:
-            async with self.session.post(target, data=body, headers=headers, allow_redirects=False) as resp:
-                await resp.content.read(MAX_ANSWER_READ)
-                return Result(job, resp.status, _status_error(resp.status), _retry_after(resp.headers))
+            async with asyncio.timeout(self.timeout):
+                answer = await self.transport.post(target, request, payload.body)
         except TimeoutError:
             return Result(job, None, "délai dépassé")
-        except aiohttp.ClientError as exc:
-            return Result(job, None, f"connexion impossible : {type(exc).__name__}")
+        except transport.TransportError as exc:
+            return Result(job, None, str(exc)[:200])
+        return Result(job, answer.status, _status_error(answer.status), _retry_after(answer.retry_after))
+
+    def _request(self, target: transport.Target, payload: Payload) -> bytes:
+        date = self._now()
+        signed = (
+            f"(request-target): post {target.path}\nhost: {target.host_header}\n"
+            f"date: {date}\ndigest: {payload.digest}"
+        ).encode()
+        signing = payload.signing
+        signature = signing.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+        return (
+            f"POST {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
+            f"User-Agent: {fetcher.USER_AGENT}\r\nContent-Type: application/activity+json\r\n"
+            f"Accept: {fetcher.AS_ACCEPT}\r\nDate: {date}\r\nDigest: {payload.digest}\r\n"
+            f"Signature: {signing.header_prefix}{base64.b64encode(signature).decode()}{signing.header_suffix}\r\n"
+            f"Content-Length: {len(payload.body)}\r\n\r\n"
+        ).encode()
+
+    def _target(self, inbox: str) -> transport.Target | None:
+        """The checked target of an inbox URL (None: refused), cached."""
+        if inbox not in self._targets:
+            if len(self._targets) >= MAX_CACHED_TARGETS:
+                self._targets.clear()
+            try:
+                self._targets[inbox] = transport.target_of(inbox, self.address_policy)
+            except (FetchError, ValueError):
+                self._targets[inbox] = None
+        return self._targets[inbox]
+
+    def _now(self) -> str:
+        """The Date header (RFC 7231), formatted once per second."""
+        second = int(time.time())
+        if second != self._date_at:
+            self._date_at, self._date = second, formatdate(second, usegmt=True)
+        return self._date
 
 
 def _status_error(status: int) -> str:
     return "" if 200 <= status < 300 else f"HTTP {status}"
 
 
-def _retry_after(headers: Any) -> timedelta | None:
+def _retry_after(value: str | None) -> timedelta | None:
     """A 429's or 503's ``Retry-After`` (seconds or an HTTP date)."""
-    value = (headers.get("Retry-After") or "").strip()
+    value = (value or "").strip()
     if value.isdigit():
         return timedelta(seconds=int(value))
     try:
@@ -141,31 +202,34 @@ SELECT uri, public_key_id, private_key_enc FROM actors
 WHERE uri = ANY($1::text[]) AND local AND private_key_enc IS NOT NULL
 """
 ACTIVITY_CACHE = 4096
+SIGNING_TTL = 60.0  # a local actor's new key is used within a minute
 
 
 class BatchLoader:
-    """Bodies (cached: one activity fans out to many inboxes) and signing keys
-    (decrypted keys are cached by ``federation.keys``)."""
+    """Payloads (cached: one activity fans out to many inboxes) and signing keys
+    (decrypted once, re-read after ``SIGNING_TTL``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._activities: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._payloads: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # id -> (actor, body)
+        self._signings: dict[str, tuple[float, Signing]] = {}
+        self._ready: dict[int, Payload] = {}
         self._policy: policy.Policy | None = None
         self._decisions: dict[str, bool] = {}  # for self._policy only
 
     async def prepare(self, conn: asyncpg.Connection, jobs: Sequence[Job]) -> Prepared:
         wanted = {job.activity_id for job in jobs}
-        missing = [i for i in wanted if i not in self._activities]
+        missing = [i for i in wanted if i not in self._payloads]
         if missing:
             for row in await conn.fetch(SELECT_ACTIVITIES, missing):
                 self._remember(row["id"], row["actor_uri"], row["body"].encode())
-        by_actor = {self._activities[i][0] for i in wanted if i in self._activities}
-        signings = await self._signings(conn, sorted(by_actor))
-        bodies, signers = {}, {}
+        signings = await self._signings_of(
+            conn, {self._payloads[i][0] for i in wanted if i in self._payloads}
+        )
+        payloads = {}
         for i in wanted:
-            if i in self._activities and self._activities[i][0] in signings:
-                bodies[i] = self._activities[i][1]
-                signers[i] = signings[self._activities[i][0]]
+            if i in self._payloads and self._payloads[i][0] in signings:
+                payloads[i] = self._payload(i, signings[self._payloads[i][0]])
         current = await policy.current_policy(conn)
         if current is not self._policy:  # a new policy version: decide afresh
             self._policy, self._decisions = current, {}
@@ -173,18 +237,30 @@ class BatchLoader:
         refused = frozenset(
             job.domain for job in jobs if not delivery.outbound(current, job.domain, own, self._decisions)
         )
-        return Prepared(bodies, signers, refused)
+        return Prepared(payloads, refused)
 
     def _remember(self, activity_id: int, actor_uri: str, body: bytes) -> None:
-        self._activities[activity_id] = (actor_uri, body)
-        while len(self._activities) > ACTIVITY_CACHE:
-            self._activities.popitem(last=False)
+        self._payloads[activity_id] = (actor_uri, body)
+        while len(self._payloads) > ACTIVITY_CACHE:
+            gone, _ = self._payloads.popitem(last=False)
+            self._ready.pop(gone, None)
 
-    async def _signings(self, conn: asyncpg.Connection, actor_uris: list[str]) -> dict[str, Signing]:
-        out = {}
-        for row in await conn.fetch(SELECT_KEYS, actor_uris):
-            key = keys.decrypt_private_key(self.settings, row["uri"], row["private_key_enc"])
-            out[row["uri"]] = Signing(row["public_key_id"], key)
+    def _payload(self, activity_id: int, signing: Signing) -> Payload:
+        ready = self._ready.get(activity_id)
+        if ready is None or ready.signing is not signing:
+            ready = self._ready[activity_id] = Payload.of(self._payloads[activity_id][1], signing)
+        return ready
+
+    async def _signings_of(self, conn: asyncpg.Connection, actor_uris: set[str]) -> dict[str, Signing]:
+        now = time.monotonic()
+        out = {uri: self._signings[uri][1] for uri in actor_uris if self._signings.get(uri, (0.0,))[0] > now}
+        stale = sorted(actor_uris - out.keys())
+        if stale:
+            for row in await conn.fetch(SELECT_KEYS, stale):
+                key = keys.decrypt_private_key(self.settings, row["uri"], row["private_key_enc"])
+                signing = Signing.of(row["public_key_id"], key)
+                self._signings[row["uri"]] = (now + SIGNING_TTL, signing)
+                out[row["uri"]] = signing
         return out
 
 
@@ -203,6 +279,10 @@ class DeliveryWorker:
         self._listener: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
+        self._results_since = 0.0  # when the oldest unrecorded result arrived
+        # Claims and completions are batched: each is a few round trips to PostgreSQL
+        # however many jobs it carries.
+        self._batch = max(1, self.config.max_in_flight // 4)
         self._wake = asyncio.Event()
         self._outbox_due = True
         self._claim_due = True
@@ -254,7 +334,10 @@ class DeliveryWorker:
                     await self._sleep(ERROR_BACKOFF)
                     continue
                 if not did:
-                    await self._sleep(self.config.poll_interval)
+                    if self._results:
+                        await self._sleep(FLUSH_DELAY, poll=False)
+                    else:
+                        await self._sleep(self.config.poll_interval)
         finally:
             await self._shutdown()
 
@@ -300,6 +383,9 @@ class DeliveryWorker:
     async def _flush(self) -> bool:
         if not self._results:
             return False
+        waiting = self._tasks and not self._stopping and len(self._results) < self._batch
+        if waiting and time.monotonic() - self._results_since < FLUSH_DELAY:
+            return False  # more will finish soon: record them together
         results, self._results = self._results, []
         try:
             async with self.pool.acquire() as conn:
@@ -314,6 +400,8 @@ class DeliveryWorker:
         capacity = self.config.max_in_flight - len(self._tasks) - len(self._results)
         if not self._claim_due or capacity <= 0 or self._stopping:
             return False
+        if capacity < self._batch and self._tasks:
+            return False  # claim when a batch's worth of slots is free
         self._claim_due = False
         async with self.pool.acquire() as conn:
             jobs = await delivery.claim(conn, capacity, per_host=self.config.per_host)
@@ -334,11 +422,17 @@ class DeliveryWorker:
         assert self._sender is not None
         if job.domain in prepared.refused_domains:
             result = Result(job, None, "refusé par la politique de l'instance", refused=True)
-        elif job.activity_id not in prepared.bodies:
+        elif job.activity_id not in prepared.payloads:
             result = Result(job, None, "activité ou clé de l'acteur introuvable", refused=True)
         else:
-            body, signing = prepared.bodies[job.activity_id], prepared.signers[job.activity_id]
-            result = await self._sender.attempt(job, body, signing)
+            try:
+                result = await self._sender.attempt(job, prepared.payloads[job.activity_id])
+            except Exception:
+                # A bug must not leave the job in flight until its lease ends: retry it.
+                log.exception("delivery %s: unexpected error", job.id)
+                result = Result(job, None, "erreur interne de l'envoi")
+        if not self._results:
+            self._results_since = time.monotonic()
         self._results.append(result)
         self._wake.set()
 
@@ -365,11 +459,12 @@ class DeliveryWorker:
         self._outbox_due = self._claim_due = True
         self._wake.set()
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float, *, poll: bool = True) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except TimeoutError:
-            self._outbox_due = self._claim_due = True  # the poll: retries that fell due
+            if poll:
+                self._outbox_due = self._claim_due = True  # the poll: retries that fell due
 
     async def _shutdown(self) -> None:
         if self._tasks:
