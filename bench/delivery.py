@@ -394,7 +394,10 @@ async def one_round(
     got = await receivers.wait_for(expected, within=60)
     cpu, receivers_cpu = workers.cpu() - cpu0, cpu_of(receivers.process.pid) - receivers0
     await asyncio.sleep(0.5)  # let the last completions be recorded before the next round
+    # The yardstick again, right after the round: the machine is shared and its load moves.
+    signs_after = sign_rate(0.5)
     return {
+        "signs_after": signs_after,
         "received": got["count"],
         "expected": expected,
         "last_receipt_s": got["last"] - t0,
@@ -454,7 +457,9 @@ async def report_fan_out(instances: int, rounds_: int, counts: list[int], signs:
                 f"thread (Announce{{Create}}) at every instance {r['thread_everywhere_s'] * 1000:.0f} ms, "
                 f"all deliveries {r['last_receipt_s'] * 1000:.0f} ms; "
                 f"sender CPU {r['sender_cpu_s']:.2f} s → {r['per_cpu_s']:,.0f} deliveries/CPU-s "
-                f"({r['per_cpu_s'] / signs:.2f}× sign rate, target ≥ 0.6×); "
+                f"({r['per_cpu_s'] / signs:.2f}× the sign rate measured first, "
+                f"{r['per_cpu_s'] / r['signs_after']:.2f}× the {r['signs_after']:,.0f}/CPU-s measured "
+                f"right after the round; target ≥ 0.6×); "
                 f"receivers CPU {r['receivers_cpu_s']:.2f} s; signatures checked {r['checked']}, bad {r['bad']}"
             )
         best = min(rounds, key=lambda r: r["thread_everywhere_s"])

@@ -6,9 +6,10 @@ processes, may share one PostgreSQL)::
     start ──> LISTEN vbg_outbox, vbg_delivery
       loop ┬─ pump   outbox events → activities + jobs        (outbox.process_pending)
            ├─ flush  finished attempts → next states, ledger, instance health
-           │         (delivery.complete, batched)
+           │         (delivery.complete; once max_in_flight/4 are done, or after FLUSH_DELAY)
            ├─ claim  up to max_in_flight − running jobs       (delivery.claim, SKIP LOCKED,
-           │         ≤ per_host in flight per instance)        one task per job
+           │         ≤ per_host in flight per instance;        one task per job: sign, POST
+           │         once max_in_flight/4 slots are free)      over federation.transport
            ├─ every MAINTAIN_EVERY: reclaim leases, expire, purge (delivery.maintain)
            └─ sleep until a NOTIFY, a finished attempt or POLL_INTERVAL
     stop ──> no more claims; running attempts get ``grace`` seconds, then are cancelled
@@ -51,7 +52,6 @@ POLL_INTERVAL = 2.0  # seconds between claims when nothing wakes us (retries fal
 MAINTAIN_EVERY = 30.0
 ERROR_BACKOFF = 5.0  # after a database error
 CHANNELS = ("vbg_outbox", "vbg_delivery")
-MAX_ANSWER_READ = transport.MAX_BODY  # what we read of an inbox's answer (so the connection is reused)
 FLUSH_DELAY = 0.02  # longest a finished attempt waits to be recorded with others
 
 
