@@ -9,7 +9,7 @@ processes, may share one PostgreSQL)::
            │         (delivery.complete; once max_in_flight/4 are done, or after FLUSH_DELAY)
            ├─ claim  up to max_in_flight − running jobs       (delivery.claim, SKIP LOCKED,
            │         ≤ per_host in flight per instance;        one task per job: sign, POST
-           │         once max_in_flight/4 slots are free)      over federation.transport
+           │         once max_in_flight/4 slots are free)      over aiohttp (guarded session)
            ├─ every MAINTAIN_EVERY: reclaim leases, expire, purge (delivery.maintain)
            └─ sleep until a NOTIFY, a finished attempt or POLL_INTERVAL
     stop ──> no more claims; running attempts get ``grace`` seconds, then are cancelled
@@ -34,13 +34,15 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Protocol
 
+import aiohttp
 import asyncpg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from starlette.applications import Starlette
+from yarl import URL
 
-from federation import delivery, fetcher, keys, outbox, policy, signatures, transport
+from federation import delivery, fetcher, keys, outbox, policy, signatures
 from federation.delivery import Job, Result
 from federation.errors import FetchError
 from node import db
@@ -106,10 +108,28 @@ class Prepared:
 # ── one attempt: the HTTP boundary ────────────────────────────────────────────
 
 MAX_CACHED_TARGETS = 50_000
+ANSWER_READ = 16 * 1024  # what we read of an inbox's answer
+
+
+@dataclass(frozen=True)
+class Target:
+    """An inbox URL, checked and split once (deliveries to it reuse this)."""
+
+    url: URL  # what aiohttp requests (encoded as given)
+    host_header: str  # also the signed ``host``
+    path: str  # also the signed ``(request-target)`` path, query included
+
+
+def target_of(url: str, policy: fetcher.AddressPolicy) -> Target:
+    """The target of ``url``; FetchError when its scheme or literal address is refused."""
+    parsed = fetcher.check_url(url, policy)
+    host_header, path = signatures.host_and_target(url)
+    return Target(parsed, host_header, path)
 
 
 class Sender:
-    """Signs and POSTs one activity to one inbox; every answer (or its absence)
+    """Signs and POSTs one activity to one inbox over aiohttp (the guarded session:
+    every resolved address is checked at connect time); every answer, or its absence,
     becomes a :class:`delivery.Result` — no transport exception leaves this class.
 
     The signed string is exactly what goes on the wire (the design's headers
@@ -119,29 +139,41 @@ class Sender:
     def __init__(self, settings: Settings, config: WorkerConfig) -> None:
         self.address_policy = fetcher.AddressPolicy.for_settings(settings)
         self.timeout = config.request_timeout
-        self.transport = transport.Transport(self.address_policy, connect_timeout=min(5.0, self.timeout))
-        self._targets: dict[str, transport.Target | None] = {}
+        limits = fetcher.Limits(
+            deadline=self.timeout,
+            connect_timeout=min(5.0, self.timeout),
+            limit=config.max_in_flight,
+            limit_per_host=config.per_host,
+        )
+        self.session = fetcher.guarded_session(self.address_policy, limits)
+        self._targets: dict[str, Target | None] = {}
         self._date_at = -1
         self._date = ""
 
     async def close(self) -> None:
-        await self.transport.close()
+        await self.session.close()
 
     async def attempt(self, job: Job, payload: Payload) -> Result:
         target = self._target(job.inbox)
         if target is None:
             return Result(job, None, "adresse refusée (schéma ou adresse privée)", refused=True)
-        request = self._request(target, payload)
+        headers = self._headers(target, payload)
         try:
-            async with asyncio.timeout(self.timeout):
-                answer = await self.transport.post(target, request, payload.body)
+            async with (
+                asyncio.timeout(self.timeout),
+                self.session.post(
+                    target.url, data=payload.body, headers=headers, allow_redirects=False
+                ) as answer,
+            ):
+                await answer.content.read(ANSWER_READ)  # keep-alive needs the answer read; no more
+                status, retry_after = answer.status, answer.headers.get("Retry-After")
         except TimeoutError:
             return Result(job, None, "délai dépassé")
-        except transport.TransportError as exc:
-            return Result(job, None, str(exc)[:200])
-        return Result(job, answer.status, _status_error(answer.status), _retry_after(answer.retry_after))
+        except (aiohttp.ClientError, OSError, FetchError) as exc:
+            return Result(job, None, f"connexion impossible : {type(exc).__name__}")
+        return Result(job, status, _status_error(status), _retry_after(retry_after))
 
-    def _request(self, target: transport.Target, payload: Payload) -> bytes:
+    def _headers(self, target: Target, payload: Payload) -> dict[str, str]:
         date = self._now()
         signed = (
             f"(request-target): post {target.path}\nhost: {target.host_header}\n"
@@ -149,21 +181,22 @@ class Sender:
         ).encode()
         signing = payload.signing
         signature = signing.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
-        return (
-            f"POST {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
-            f"User-Agent: {fetcher.USER_AGENT}\r\nContent-Type: application/activity+json\r\n"
-            f"Accept: {fetcher.AS_ACCEPT}\r\nDate: {date}\r\nDigest: {payload.digest}\r\n"
-            f"Signature: {signing.header_prefix}{base64.b64encode(signature).decode()}{signing.header_suffix}\r\n"
-            f"Content-Length: {len(payload.body)}\r\n\r\n"
-        ).encode()
+        return {
+            "Host": target.host_header,
+            "Content-Type": "application/activity+json",
+            "Accept": fetcher.AS_ACCEPT,
+            "Date": date,
+            "Digest": payload.digest,
+            "Signature": f"{signing.header_prefix}{base64.b64encode(signature).decode()}{signing.header_suffix}",
+        }
 
-    def _target(self, inbox: str) -> transport.Target | None:
+    def _target(self, inbox: str) -> Target | None:
         """The checked target of an inbox URL (None: refused), cached."""
         if inbox not in self._targets:
             if len(self._targets) >= MAX_CACHED_TARGETS:
                 self._targets.clear()
             try:
-                self._targets[inbox] = transport.target_of(inbox, self.address_policy)
+                self._targets[inbox] = target_of(inbox, self.address_policy)
             except (FetchError, ValueError):
                 self._targets[inbox] = None
         return self._targets[inbox]
