@@ -27,7 +27,8 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     trust_us,
 )
 
-LIKE_BUTTON = 'action="/p/{id}/aimer"><input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="action" value="{action}">'
+ACTION_FORM = '<form id="actions-form" method="post" action="/t/{thread}"><input type="hidden" name="csrf_token" value="{token}"></form>'
+LIKE_BUTTON = 'form="actions-form" formaction="/p/{id}/aimer" name="action" value="{action}">'
 COUNT = '<span class="likes">{n} J\'aime</span>'
 EVENTS = "SELECT kind, payload FROM outbox_events WHERE kind LIKE 'post.%liked' ORDER BY id"
 
@@ -41,7 +42,8 @@ async def press(client: httpx.AsyncClient, thread_id: int, post_id: int, action:
     """Press the like button of a post, as shown on the thread page."""
     page = await client.get(f"/t/{thread_id}")
     token = csrf_from(page.text)
-    assert LIKE_BUTTON.format(id=post_id, token=token, action=action) in page.text
+    assert ACTION_FORM.format(thread=thread_id, token=token) in page.text
+    assert LIKE_BUTTON.format(id=post_id, action=action) in page.text
     return await client.post(f"/p/{post_id}/aimer", data={"csrf_token": token, "action": action})
 
 

@@ -191,7 +191,7 @@ async def thread_page(request: Request) -> Response:
         page=head,
         thread=head.thread,
         posts=_posts_html(head, posts, viewer, request, liked),
-        errors={},
+        action_form=ACTION_FORM,
     )
 
 
@@ -612,6 +612,9 @@ def _posts_html(
     return Markup("".join(f"{post.html}{actions.html(post)}</article>\n" for post in posts))
 
 
+ACTION_FORM = "actions-form"
+
+
 class _Actions:
     """The viewer's links under a post: cheap string building, outside the cache."""
 
@@ -621,7 +624,6 @@ class _Actions:
         self.page = page
         self.viewer = viewer
         self.liked = liked
-        self.csrf = escape(rendering.csrf_for(request)) if viewer is not None else ""
         self.labels = {
             k: escape(_(v))
             for k, v in {
@@ -659,11 +661,12 @@ class _Actions:
         return f'<p class="actions">{" ".join(links)}</p>' if links else ""
 
     def _form(self, pid: int, path: str, action: str) -> str:
+        # A button of the page's one action form (ACTION_FORM in thread.html, which
+        # carries the CSRF token): formaction and value say what it does. Plain HTML5,
+        # no script, and ~90 bytes a post instead of a form with its own token.
         return (
-            f'<form class="inline" method="post" action="/p/{pid}/{path}">'
-            f'<input type="hidden" name="csrf_token" value="{self.csrf}">'
-            f'<input type="hidden" name="action" value="{action}">'
-            f'<button class="link">{self.labels[action]}</button></form>'
+            f'<button class="link" form="{ACTION_FORM}" formaction="/p/{pid}/{path}" '
+            f'name="action" value="{action}">{self.labels[action]}</button>'
         )
 
 
