@@ -8,7 +8,8 @@ deletes every session of the member but the one making the change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -48,6 +49,7 @@ class Session:
     user: User
     token: str
     last_seen_at: datetime
+    expires_at: datetime | None = None
 
 
 INSERT_SESSION = """
@@ -56,7 +58,7 @@ VALUES ($1, $2, now() + $3::interval, $4, $5)
 RETURNING id, last_seen_at
 """
 SELECT_SESSION = """
-SELECT s.id AS session_id, s.last_seen_at, u.id, u.username, u.display_name, u.role, u.status
+SELECT s.id AS session_id, s.last_seen_at, s.expires_at, u.id, u.username, u.display_name, u.role, u.status
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.expires_at > now()
 """
@@ -83,13 +85,16 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Session
     if row is None:
         return None
     user = User(row["id"], row["username"], row["display_name"], row["role"], row["status"])
-    return Session(row["session_id"], user, token, row["last_seen_at"])
+    return Session(row["session_id"], user, token, row["last_seen_at"], row["expires_at"])
 
 
-async def touch(conn: asyncpg.Connection | asyncpg.Pool, session: Session, now: datetime) -> None:
-    """Extend a live session, at most once every few minutes (keeps writes rare)."""
+async def touch(conn: asyncpg.Connection | asyncpg.Pool, session: Session, now: datetime) -> Session:
+    """Extend a live session, at most once every few minutes (keeps writes rare);
+    returns the session as it now stands."""
     if now - session.last_seen_at >= TOUCH_EVERY:
         await conn.execute(TOUCH_SESSION, session.id, LIFETIME)
+        return replace(session, last_seen_at=now, expires_at=now + LIFETIME)
+    return session
 
 
 async def end(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> None:
@@ -110,3 +115,101 @@ async def end_one(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, session
 
 async def list_for(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_SESSIONS, user_id)
+
+
+CHANNEL = "vbg_sessions"  # payload: a user id (a session of theirs ended, or the account changed)
+CACHE_TTL = 30.0  # seconds: the longest a cached session lives even without notifications
+CACHE_SIZE = 10_000
+
+
+class SessionCache:
+    """Sessions looked up recently, so a page costs no session query.
+
+    Only trusted while :attr:`active`: a LISTEN connection receives ``vbg_sessions``
+    notifications (sent by triggers when a session is deleted — logout, password
+    change, suspension — or an account's name, role or status changes) and evicts
+    that member's sessions at once, in every process. When the listening connection
+    is lost the cache is emptied and bypassed until it is back. Entries also expire
+    after ``CACHE_TTL`` seconds and at the session's own expiry.
+    """
+
+    def __init__(self, ttl: float = CACHE_TTL, size: int = CACHE_SIZE) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.active = False
+        # Bumped at every eviction: a lookup that read the database before an eviction
+        # does not put what it read (it may be the very session just ended).
+        self.epoch = 0
+        self._items: dict[bytes, tuple[float, Session]] = {}
+        self._listener: asyncpg.Connection | None = None
+
+    def get(self, key: bytes, now: datetime) -> Session | None:
+        if not self.active:
+            return None
+        item = self._items.get(key)
+        if item is None:
+            return None
+        stamp, session = item
+        if time.monotonic() - stamp > self.ttl or (
+            session.expires_at is not None and session.expires_at <= now
+        ):
+            self._items.pop(key, None)
+            return None
+        return session
+
+    def put(self, key: bytes, session: Session, epoch: int) -> None:
+        if not self.active or epoch != self.epoch:
+            return
+        if len(self._items) >= self.size:
+            self._items.clear()
+        self._items[key] = (time.monotonic(), session)
+
+    def evict_user(self, user_id: int) -> None:
+        self.epoch += 1
+        for key in [k for k, (_, s) in self._items.items() if s.user.id == user_id]:
+            self._items.pop(key, None)
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self.evict_user(int(payload))
+        except ValueError:
+            self.epoch += 1
+            self._items.clear()
+
+    def _lost(self, _conn: object) -> None:
+        self.active = False
+        self.epoch += 1
+        self._items.clear()
+
+    async def start(self, dsn: str) -> None:
+        """Listen on a connection of its own (not the pool's); then the cache is used."""
+        conn = await asyncpg.connect(dsn)
+        await conn.add_listener(CHANNEL, self._notified)
+        conn.add_termination_listener(self._lost)
+        self._listener = conn
+        self.active = True
+
+    async def stop(self) -> None:
+        self.active = False
+        self.epoch += 1
+        self._items.clear()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+
+
+async def lookup_cached(
+    pool: asyncpg.Pool, cache: SessionCache | None, token: str, now: datetime
+) -> Session | None:
+    """:func:`lookup` through ``cache`` when it is listening; touches the session."""
+    key = token_hash(token)
+    epoch = cache.epoch if cache is not None else 0
+    session = cache.get(key, now) if cache is not None else None
+    if session is None:
+        session = await lookup(pool, token)
+        if session is None:
+            return None
+    touched = await touch(pool, session, now)
+    if cache is not None:
+        cache.put(key, touched, epoch)
+    return touched

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from node import db
+from node import db, sessions
 from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
@@ -92,6 +92,9 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
             app.state.pool = await db.create_pool(settings.database_url)
             async with app.state.pool.acquire() as conn:
                 await db.migrate(conn)
+            # Sessions cached in this process, evicted by NOTIFY (see sessions.SessionCache).
+            app.state.session_cache = sessions.SessionCache()
+            await app.state.session_cache.start(settings.database_url)
         # Federation workers run in this process only when it owns its pool (serve).
         workers_here = own_pool and settings.workers_in_serve
         if workers_here:
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
             if fetcher is not None:
                 await fetcher.close()
             if own_pool:
+                await app.state.session_cache.stop()
                 await app.state.pool.close()
 
     app = Starlette(

@@ -190,7 +190,7 @@ async def thread_page(request: Request) -> Response:
         "forum/thread.html",
         page=head,
         thread=head.thread,
-        posts=_posts_html(head, posts, viewer, request, liked),
+        posts=_posts_html(head, posts, viewer, liked),
         action_form=ACTION_FORM,
     )
 
@@ -574,6 +574,61 @@ def _fragment(post: asyncpg.Record, thread: asyncpg.Record) -> Markup:
     return cached
 
 
+ACTION_FORM = "actions-form"
+_LABELS = {
+    "reply": "Répondre",
+    "edit": "Modifier",
+    "delete": "Supprimer",
+    "history": "Historique",
+    "mark": "Marquer « réponse de l'expert »",
+    "unmark": "Retirer « réponse de l'expert »",
+    "like": "J'aime",
+    "unlike": "Je n'aime plus",
+}
+
+
+@dataclass(frozen=True)
+class PostLinks:
+    """Every link or button a viewer may get under one post, rendered once with the
+    post's cached page; each request only picks the ones that viewer is allowed."""
+
+    reply: str
+    edit: str
+    delete: str
+    history: str
+    like: str
+    unlike: str
+    mark: str
+    unmark: str
+
+    @classmethod
+    def of(cls, pid: int) -> PostLinks:
+        labels = {k: escape(_(v)) for k, v in _LABELS.items()}
+
+        def link(path: str, key: str) -> str:
+            return f'<a href="/p/{pid}/{path}">{labels[key]}</a>'
+
+        def button(path: str, key: str) -> str:
+            # A button of the page's one action form (ACTION_FORM in thread.html, which
+            # carries the CSRF token): formaction and value say what it does. Plain
+            # HTML5, no script, and ~90 bytes a post instead of a form with its token.
+            return (
+                f'<button class="link" form="{ACTION_FORM}" formaction="/p/{pid}/{path}" '
+                f'name="action" value="{key}">{labels[key]}</button>'
+            )
+
+        return cls(
+            link("repondre", "reply"),
+            link("modifier", "edit"),
+            link("supprimer", "delete"),
+            link("historique", "history"),
+            button("aimer", "like"),
+            button("aimer", "unlike"),
+            button("expert", "mark"),
+            button("expert", "unmark"),
+        )
+
+
 @dataclass(frozen=True)
 class CachedPost:
     """What the viewer's links need to know of a post, beside its shared fragment."""
@@ -584,7 +639,8 @@ class CachedPost:
     updated: bool
     deleted: bool
     html: Markup
-    likes: int = 0
+    likes: int
+    links: PostLinks
 
 
 def _cached_post(post: asyncpg.Record, thread: asyncpg.Record) -> CachedPost:
@@ -596,78 +652,51 @@ def _cached_post(post: asyncpg.Record, thread: asyncpg.Record) -> CachedPost:
         post["deleted_at"] is not None,
         _fragment(post, thread),
         post["likes_count"],
+        PostLinks.of(post["id"]),
     )
 
 
 def _posts_html(
-    head: threads.ThreadHead,
-    posts: list[CachedPost],
-    viewer: User | None,
-    request: Request,
-    liked: set[int] | None = None,
+    head: threads.ThreadHead, posts: list[CachedPost], viewer: User | None, liked: set[int]
 ) -> Markup:
     """Every post of the page: cached shared fragments plus the viewer's own links,
     joined here rather than looped over in the template (the page's hot path)."""
-    actions = _Actions(head, viewer, request, liked or set())
-    return Markup("".join(f"{post.html}{actions.html(post)}</article>\n" for post in posts))
-
-
-ACTION_FORM = "actions-form"
+    if viewer is None:
+        return Markup("".join([f"{post.html}</article>\n" for post in posts]))
+    actions = _Actions(head, viewer, liked)
+    return Markup("".join([f"{post.html}{actions.html(post)}</article>\n" for post in posts]))
 
 
 class _Actions:
-    """The viewer's links under a post: cheap string building, outside the cache."""
+    """The viewer's links under a post: picked from the post's pre-rendered ones."""
 
-    def __init__(
-        self, page: threads.ThreadHead, viewer: User | None, request: Request, liked: set[int]
-    ) -> None:
-        self.page = page
-        self.viewer = viewer
+    def __init__(self, page: threads.ThreadHead, viewer: User, liked: set[int]) -> None:
+        self.viewer_id = viewer.id
+        self.moderator = viewer.is_moderator
+        self.can_reply = page.can_reply
+        self.can_animate = page.can_animate
+        self.expert_answer_id = page.thread["expert_answer_id"]
         self.liked = liked
-        self.labels = {
-            k: escape(_(v))
-            for k, v in {
-                "reply": "Répondre",
-                "edit": "Modifier",
-                "delete": "Supprimer",
-                "history": "Historique",
-                "mark": "Marquer « réponse de l'expert »",
-                "unmark": "Retirer « réponse de l'expert »",
-                "like": "J'aime",
-                "unlike": "Je n'aime plus",
-            }.items()
-        }
 
     def html(self, post: CachedPost) -> str:
-        viewer, page, labels = self.viewer, self.page, self.labels
-        if viewer is None or post.deleted:
+        if post.deleted:
             return ""
-        pid = post.id
-        links = []
-        if page.can_reply:
-            links.append(f'<a href="/p/{pid}/repondre">{labels["reply"]}</a>')
-        own = post.author_id == viewer.id
+        links = post.links
+        own = post.author_id == self.viewer_id
+        parts = []
+        if self.can_reply:
+            parts.append(links.reply)
         if own:
-            links.append(f'<a href="/p/{pid}/modifier">{labels["edit"]}</a>')
-        if own or viewer.is_moderator:
-            links.append(f'<a href="/p/{pid}/supprimer">{labels["delete"]}</a>')
+            parts.append(links.edit)
+        if own or self.moderator:
+            parts.append(links.delete)
         if not own:
-            links.append(self._form(pid, "aimer", "unlike" if pid in self.liked else "like"))
-        if post.updated and page.can_animate:
-            links.append(f'<a href="/p/{pid}/historique">{labels["history"]}</a>')
-        if page.can_animate and not post.is_opening:
-            action = "unmark" if page.thread["expert_answer_id"] == pid else "mark"
-            links.append(self._form(pid, "expert", action))
-        return f'<p class="actions">{" ".join(links)}</p>' if links else ""
-
-    def _form(self, pid: int, path: str, action: str) -> str:
-        # A button of the page's one action form (ACTION_FORM in thread.html, which
-        # carries the CSRF token): formaction and value say what it does. Plain HTML5,
-        # no script, and ~90 bytes a post instead of a form with its own token.
-        return (
-            f'<button class="link" form="{ACTION_FORM}" formaction="/p/{pid}/{path}" '
-            f'name="action" value="{action}">{self.labels[action]}</button>'
-        )
+            parts.append(links.unlike if post.id in self.liked else links.like)
+        if post.updated and self.can_animate:
+            parts.append(links.history)
+        if self.can_animate and not post.is_opening:
+            parts.append(links.unmark if self.expert_answer_id == post.id else links.mark)
+        return f'<p class="actions">{" ".join(parts)}</p>' if parts else ""
 
 
 routes: list[BaseRoute] = [

@@ -77,12 +77,12 @@ class SessionMiddleware:
         state["set_cookies"] = []
         token = cookies.get(sessions.COOKIE)
         if token:
-            session = await sessions.lookup(pool, token)
+            cache = getattr(scope["app"].state, "session_cache", None)
+            session = await sessions.lookup_cached(pool, cache, token, datetime.now(UTC))
             if session is not None:
                 state["session"] = session
                 state["user"] = session.user
                 state["csrf_binding"] = "s:" + token
-                await sessions.touch(pool, session, datetime.now(UTC))
             else:
                 state["set_cookies"].append(
                     session_cookie(sessions.COOKIE, "", secure=settings.secure_cookies, max_age=0)
