@@ -437,6 +437,30 @@ async def test_a_flag_becomes_a_report_for_the_moderators(node: InboxNode, masto
     assert await node.count("reports") == 1
 
 
+async def test_reports_from_an_instance_blocked_with_reject_reports_are_dropped(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    from federation import policy
+
+    # Given an instance silenced with reject_reports (it may still deliver to us)
+    await make_community(node.pool, "medical", visibility="public")
+    thread_id, _ = await local_thread(node, "medical")
+    async with node.pool.acquire() as conn:
+        await policy.block_domain(
+            conn, policy.BlockRequest(masto.domain, severity="silence", reject_reports=True)
+        )
+    reporter = masto.instance_actor
+    flag = ap.flag(masto, reporter, [node.url(f"/t/{thread_id}")], "Signalement")
+    # When it sends a report
+    await deliver(node, masto, flag, reporter)
+    # Then no report is filed
+    assert await node.count("reports") == 0
+    assert await outcome(node, flag) == (
+        "ignored",
+        "reports from this instance are rejected by the instance policy",
+    )
+
+
 # -- keys, announces, failures --------------------------------------------------------------
 
 

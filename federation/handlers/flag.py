@@ -1,11 +1,13 @@
 """Flag: a report from another server, kept for our moderators (``reports``).
 
 The targets are kept as given (actor and object ids); those that are our posts are
-resolved so the moderators' list can link them. A repeated Flag is one report.
+resolved so the moderators' list can link them. A repeated Flag is one report. An
+instance blocked with ``reject_reports`` (Mastodon's flag) files none.
 """
 
 from __future__ import annotations
 
+from federation import policy
 from federation.handlers.base import Context, Outcome, done, find_post, ignored, refs
 
 CONTENT_MAX = 5_000
@@ -19,6 +21,9 @@ RETURNING id
 
 
 async def handle(ctx: Context) -> Outcome:
+    decision = await policy.decision(ctx.conn, ctx.sender.domain, own_domain=ctx.settings.domain)
+    if decision.reject_reports:
+        return ignored("reports from this instance are rejected by the instance policy")
     targets = refs(ctx.activity.get("object"))[:TARGETS_MAX]
     if not targets:
         return ignored("report without a target")
