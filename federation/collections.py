@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from federation import objects, urls
+from node.communities import author_shown_sql
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -26,18 +27,20 @@ OUTBOX_PAGE_SIZE = 20
 SELECT_CONTEXT_STATE = """
 SELECT t.id, t.ap_id, t.last_activity_at, t.deleted_at, c.id AS community_id, c.name AS community_name,
        c.visibility,
-       count(p.id) FILTER (WHERE p.deleted_at IS NULL) AS total,
+       count(p.id) FILTER (WHERE p.deleted_at IS NULL AND ha.hidden IS NOT TRUE) AS total,
        max(greatest(p.created_at, p.updated_at, p.deleted_at)) AS changed_at
 FROM threads t
 JOIN communities c ON c.id = t.community_id
 LEFT JOIN posts p ON p.thread_id = t.id
+LEFT JOIN actors ha ON ha.id = p.remote_author_id
 WHERE t.id = $1
 GROUP BY t.id, c.id
 """
-SELECT_CONTEXT_ITEMS = """
+# Posts of authors from suspended instances leave the collections as they leave pages.
+SELECT_CONTEXT_ITEMS = f"""
 SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id
 FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.thread_id = $1 AND p.deleted_at IS NULL
+WHERE p.thread_id = $1 AND p.deleted_at IS NULL AND {author_shown_sql("p.remote_author_id")}
 ORDER BY p.is_opening DESC, p.created_at, p.id
 LIMIT $2 OFFSET $3
 """
@@ -114,13 +117,16 @@ async def context_page(
 
 # --- group collections ----------------------------------------------------------
 
-COUNT_OUTBOX = """
+# The outbox is a public list: threads of silenced (or suspended) instances stay out.
+OUTBOX_LISTED = "NOT EXISTS (SELECT 1 FROM actors sa WHERE sa.id = t.remote_author_id AND sa.silenced)"
+COUNT_OUTBOX = f"""
 SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
-WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL AND {OUTBOX_LISTED}
 """
 SELECT_OUTBOX = f"""
 SELECT {objects.POST_COLUMNS} {objects.POST_JOINS}
 WHERE t.community_id = $1 AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+  AND {OUTBOX_LISTED}
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT $2 OFFSET $3
 """

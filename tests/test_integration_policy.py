@@ -230,3 +230,26 @@ async def test_actor_flags_follow_every_block_change(pool: asyncpg.Pool) -> None
     # When every block is dropped at once
     await pool.execute("TRUNCATE domain_blocks")
     assert set((await flags()).values()) == {(False, False)}
+
+
+async def test_a_suspended_instance_leaves_the_activitypub_collections_too(
+    pool: asyncpg.Pool, settings: object
+) -> None:
+    from federation import collections
+
+    # Given the scene: a remote thread and a remote reply in a local public thread
+    s = await seed(pool)
+    community_id = await pool.fetchval("SELECT id FROM communities WHERE name = 'juridique'")
+    async with pool.acquire() as conn:
+        before = await collections.context_state(conn, s.local_thread)
+        items = (await collections.context_page(conn, settings, before, 1))["orderedItems"]  # type: ignore[arg-type]
+        assert before.total == 3 and len(items) == 3
+        assert await collections.outbox_total(conn, community_id, "public") == 2
+        # When evil.example is suspended
+        await policy.suspend_domain(conn, "evil.example", own_domain=OWN)
+        # Then the thread's context lists only the local posts, under a new ETag,
+        # and the group's outbox no longer lists the remote thread
+        after = await collections.context_state(conn, s.local_thread)
+        items = (await collections.context_page(conn, settings, after, 1))["orderedItems"]  # type: ignore[arg-type]
+        assert after.total == 2 and len(items) == 2 and after.etag != before.etag
+        assert await collections.outbox_total(conn, community_id, "public") == 1
