@@ -38,8 +38,10 @@ async def test_a_signed_follow_is_stored_once_and_answered_202(node: InboxNode, 
     first = await masto.send(node.url("/inbox"), follow, actor=alice)
     second = await masto.send(node.url("/inbox"), follow, actor=alice)
 
-    # Then both answers are 202, one item is stored, and our node fetched alice's key over HTTP
+    # Then both answers are 202 (and set no cookie: servers are not browsers), one item is
+    # stored, and our node fetched alice's key over HTTP
     assert (first.status, second.status) == (202, 202)
+    assert not any(k.lower() == "set-cookie" for k in first.headers)
     assert await node.count("inbox_items") == 1
     assert any(r.method == "GET" and r.path == "/users/alice" and r.signature_ok for r in masto.received)
     # and the worker accepts the follow once

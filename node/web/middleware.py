@@ -44,6 +44,11 @@ def _cookies(scope: Scope) -> dict[str, str]:
     return {}
 
 
+def _is_inbox_post(scope: Scope) -> bool:
+    """A POST to an ActivityPub inbox (``/inbox`` or ``…/inbox``: routes of federation.inbox)."""
+    return scope["method"] == "POST" and (scope["path"] == "/inbox" or scope["path"].endswith("/inbox"))
+
+
 def session_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
     parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
     if secure:
@@ -65,7 +70,9 @@ class SessionMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+        if scope["type"] != "http" or scope["path"].startswith("/static/") or _is_inbox_post(scope):
+            # Static files and ActivityPub inboxes (servers, not browsers): no session,
+            # no cookie set on the answer.
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
