@@ -41,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import psutil
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from procs import cpu_of, pct, postmaster_pid, tree  # noqa: E402
 
 from federation import policy  # noqa: E402
 from node import db  # noqa: E402
@@ -147,27 +148,6 @@ SELECT (SELECT count(*) FROM inbox_items WHERE status = 'done'),
 """
 
 
-def cpu_of(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-
-
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "node.cli", *cmd], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=LOG)  # fmt: skip
@@ -231,7 +211,7 @@ async def prepare(dsn: str) -> None:
 
 
 def postmaster(embedded: db.EmbeddedPostgres) -> int:
-    return int((embedded.pgdata / "postmaster.pid").read_text().split()[0])
+    return postmaster_pid(embedded.pgdata)
 
 
 def per_cpu_s(count: int, cpu: dict[str, float], *names: str) -> tuple[float, str]:

@@ -32,6 +32,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procs import cpu_of, pct, postmaster_pid, tree  # noqa: E402
+
 from node import db, sessions, threads  # noqa: E402
 from node.accounts import create_user  # noqa: E402
 from node.communities import create_community, find  # noqa: E402
@@ -101,26 +103,9 @@ def start_server(kind: str, dsn: str, port: int, data_dir: Path) -> subprocess.P
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def cpu_of(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:
-    """The postmaster (its pid is the first line of postmaster.pid) and its children."""
-    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-    return tree(pid)
+    """The postmaster and its children."""
+    return tree(postmaster_pid(pgdata))
 
 
 async def load(url: str, cookie: str, total: int, concurrency: int) -> list[float]:
@@ -139,11 +124,6 @@ async def load(url: str, cookie: str, total: int, concurrency: int) -> list[floa
 
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
     return latencies
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
 async def main() -> None:
