@@ -37,6 +37,7 @@ from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
+from node.web.rendering import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ async def person_inbox(request: Request) -> Response:
     async with request.app.state.pool.acquire() as conn:
         if await conn.fetchval(SELECT_MEMBER, username) is None:
             raise NotFound()
-    return await receive(request, recipient=urls.person(_settings(request), username))
+    return await receive(request, recipient=urls.person(settings_of(request), username))
 
 
 async def group_inbox(request: Request) -> Response:
@@ -75,11 +76,11 @@ async def group_inbox(request: Request) -> Response:
         name = await conn.fetchval(SELECT_FEDERATED_COMMUNITY, request.path_params["name"])
     if name is None:
         raise NotFound()
-    return await receive(request, recipient=urls.group(_settings(request), name))
+    return await receive(request, recipient=urls.group(settings_of(request), name))
 
 
 async def instance_inbox(request: Request) -> Response:
-    return await receive(request, recipient=urls.instance_actor(_settings(request)))
+    return await receive(request, recipient=urls.instance_actor(settings_of(request)))
 
 
 for _endpoint in (shared_inbox, person_inbox, group_inbox, instance_inbox):
@@ -96,18 +97,13 @@ routes = [
 # -- the pipeline -----------------------------------------------------------------------
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 async def receive(request: Request, *, recipient: str) -> Response:
     """Verify and store one incoming activity; 202 when stored (or already stored)."""
     _check_content_type(request)
     body = await read_body(request)
     doc = parse_json(body)
     params = signatures.parse(request.headers)
-    settings = _settings(request)
+    settings = settings_of(request)
     pool: asyncpg.Pool = request.app.state.pool
     state = _state(request)
     domain = _key_domain(params.key_id)
@@ -538,6 +534,6 @@ def _state(request: Request) -> InboxState:
     app_state = request.app.state
     state: InboxState | None = getattr(app_state, "inbox", None)
     if state is None:
-        gate = PolicyGate(_settings(request).domain)
+        gate = PolicyGate(settings_of(request).domain)
         state = app_state.inbox = InboxState(gate, Writer(app_state.pool, gate))
     return state

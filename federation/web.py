@@ -24,6 +24,7 @@ from federation import access, actors, collections, discovery, inbox, objects, s
 from federation.negotiation import ActivityResponse, APRoute
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
+from node.web.rendering import pool_of, settings_of
 
 SELECT_MEMBER = """
 SELECT id, username, display_name, bio, created_at FROM users
@@ -33,16 +34,6 @@ SELECT_COMMUNITY = """
 SELECT id, name, title, description, visibility, created_at FROM communities
 WHERE lower(name) = lower($1) AND visibility IN ('public', 'members')
 """
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
 
 
 def _page(request: Request) -> int | None:
@@ -65,8 +56,8 @@ async def webfinger(request: Request) -> Response:
     resource = request.query_params.get("resource", "")
     if not resource or len(resource) > 500:
         raise BadRequest("Paramètre « resource » manquant ou invalide.")
-    settings = _settings(request)
-    async with _pool(request).acquire() as conn:
+    settings = settings_of(request)
+    async with pool_of(request).acquire() as conn:
         found = await discovery.find(conn, settings, resource)
     cors = {"access-control-allow-origin": "*"}
     if found is None:
@@ -76,39 +67,41 @@ async def webfinger(request: Request) -> Response:
 
 async def nodeinfo_links(request: Request) -> Response:
     return JSONResponse(
-        discovery.nodeinfo_links(_settings(request)), headers={"access-control-allow-origin": "*"}
+        discovery.nodeinfo_links(settings_of(request)), headers={"access-control-allow-origin": "*"}
     )
 
 
 async def nodeinfo(request: Request) -> Response:
-    async with _pool(request).acquire() as conn:
-        doc = await discovery.nodeinfo(conn, _settings(request))
+    async with pool_of(request).acquire() as conn:
+        doc = await discovery.nodeinfo(conn, settings_of(request))
     return JSONResponse(doc, media_type=discovery.NODEINFO_JSON, headers={"access-control-allow-origin": "*"})
 
 
 async def host_meta(request: Request) -> Response:
-    return Response(discovery.host_meta(_settings(request)), media_type="application/xrd+xml; charset=utf-8")
+    return Response(
+        discovery.host_meta(settings_of(request)), media_type="application/xrd+xml; charset=utf-8"
+    )
 
 
 # --- actors ---------------------------------------------------------------------
 
 
 async def _refuse_policy(request: Request, conn: asyncpg.Connection, visibility: str = "public") -> None:
-    if not await access.may_read(request, conn, _settings(request), visibility):
+    if not await access.may_read(request, conn, settings_of(request), visibility):
         raise NotFound()
 
 
 async def _refuse_actor(request: Request, conn: asyncpg.Connection) -> None:
     """Actor documents stay readable unsigned in every mode (their keys verify signatures)."""
-    if not await access.may_read_actor(request, conn, _settings(request)):
+    if not await access.may_read_actor(request, conn, settings_of(request)):
         raise NotFound()
 
 
 async def application_actor(request: Request) -> Response:
     """Always served, signed or not: a server verifying our signed fetch must be able to
     get this key without signing itself (two authorized-fetch servers would deadlock)."""
-    settings = _settings(request)
-    async with _pool(request).acquire() as conn:
+    settings = settings_of(request)
+    async with pool_of(request).acquire() as conn:
         actor = await actors.instance_actor(conn, settings)
     return ActivityResponse(objects.application_to_ap(settings, actor))
 
@@ -129,8 +122,8 @@ async def _community(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
 
 
 async def person(request: Request) -> Response:
-    settings = _settings(request)
-    async with _pool(request).acquire() as conn:
+    settings = settings_of(request)
+    async with pool_of(request).acquire() as conn:
         user = await _member(conn, request.path_params["username"])
         await _refuse_actor(request, conn)
         actor = await actors.ensure_local_actor(conn, settings, "Person", user_id=user["id"])
@@ -138,8 +131,8 @@ async def person(request: Request) -> Response:
 
 
 async def group(request: Request) -> Response:
-    settings = _settings(request)
-    async with _pool(request).acquire() as conn:
+    settings = settings_of(request)
+    async with pool_of(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
         await _refuse_actor(request, conn)
         actor = await actors.ensure_local_actor(conn, settings, "Group", community_id=community["id"])
@@ -150,30 +143,32 @@ async def group(request: Request) -> Response:
 
 
 async def application_outbox(request: Request) -> Response:
-    return ActivityResponse(collections.empty_collection(urls.instance_actor(_settings(request)) + "/outbox"))
+    return ActivityResponse(
+        collections.empty_collection(urls.instance_actor(settings_of(request)) + "/outbox")
+    )
 
 
 async def person_outbox(request: Request) -> Response:
     # A member's activity is not aggregated anywhere: their posts live in communities.
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         user = await _member(conn, request.path_params["username"])
         await _refuse_policy(request, conn)
-    uri = urls.person(_settings(request), user["username"])
+    uri = urls.person(settings_of(request), user["username"])
     return ActivityResponse(collections.empty_collection(f"{uri}/outbox"))
 
 
 async def person_followers(request: Request) -> Response:
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         user = await _member(conn, request.path_params["username"])
         await _refuse_policy(request, conn)
-    uri = urls.person(_settings(request), user["username"])
+    uri = urls.person(settings_of(request), user["username"])
     return ActivityResponse(collections.count_only(f"{uri}/followers", 0))
 
 
 async def group_outbox(request: Request) -> Response:
-    settings = _settings(request)
+    settings = settings_of(request)
     page = _page(request)
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
         await _refuse_policy(request, conn)
         doc = await collections.outbox(conn, settings, community, page)
@@ -181,26 +176,26 @@ async def group_outbox(request: Request) -> Response:
 
 
 async def group_followers(request: Request) -> Response:
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
         await _refuse_policy(request, conn)
-        doc = await collections.group_followers(conn, _settings(request), community)
+        doc = await collections.group_followers(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
 
 async def group_featured(request: Request) -> Response:
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
         await _refuse_policy(request, conn, community["visibility"])
-        doc = await collections.featured(conn, _settings(request), community)
+        doc = await collections.featured(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
 
 async def group_moderators(request: Request) -> Response:
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
         await _refuse_policy(request, conn)
-        doc = await collections.moderators(conn, _settings(request), community)
+        doc = await collections.moderators(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
 
@@ -220,15 +215,15 @@ async def _readable(request: Request, conn: asyncpg.Connection, view: objects.Po
 
 
 async def thread(request: Request) -> Response:
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         view = await objects.load_thread(conn, request.path_params["thread_id"])
         await _readable(request, conn, view)
-    return _object_response(_settings(request), view)
+    return _object_response(settings_of(request), view)
 
 
 async def post(request: Request) -> Response:
-    settings = _settings(request)
-    async with _pool(request).acquire() as conn:
+    settings = settings_of(request)
+    async with pool_of(request).acquire() as conn:
         view = await objects.load_post(conn, request.path_params["post_id"])
         await _readable(request, conn, view)
     if view.is_opening:
@@ -244,9 +239,9 @@ def _etag_matches(request: Request, etag: str) -> bool:
 
 
 async def thread_context(request: Request) -> Response:
-    settings = _settings(request)
+    settings = settings_of(request)
     page = _page(request)
-    async with _pool(request).acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         state = await collections.context_state(conn, request.path_params["thread_id"])
         await _refuse_policy(request, conn, state.visibility)
         headers = {"etag": state.etag, "vary": "Accept"}
