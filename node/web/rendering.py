@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
@@ -36,6 +38,32 @@ def format_datetime(value: datetime | None) -> str:
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year} à {value:%H:%M}"
 
 
+class _CompileTimeGettext(CodeGenerator):
+    """Translates ``_("literal")`` once, when a template is compiled, instead of at
+    every render: the node speaks one language (``i18n.translations()``), so the
+    call's answer never changes. The result is what jinja2's newstyle gettext gives
+    (the translated text trusted as markup, ``%%`` → ``%``). Calls with arguments
+    (``_("… %(n)s", n=…)``) and ``{% trans %}`` blocks are left to the i18n extension."""
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        literal = node.args[0] if len(node.args) == 1 else None
+        if (
+            isinstance(node.node, nodes.Name)
+            and node.node.name == "_"
+            and isinstance(literal, nodes.Const)
+            and isinstance(literal.value, str)
+            and not node.kwargs
+            and node.dyn_args is None
+            and node.dyn_kwargs is None
+            and not frame.eval_ctx.volatile
+        ):
+            text = i18n.translations().gettext(literal.value)
+            text = text % {} if "%" in text else text
+            self.write(f"Markup({text!r})" if frame.eval_ctx.autoescape else repr(text))
+            return
+        super().visit_Call(node, frame, forward_caller=forward_caller)
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -47,6 +75,7 @@ def _env() -> jinja2.Environment:
         cache_size=400,
     )
     env.install_gettext_translations(i18n.translations(), newstyle=True)  # type: ignore[attr-defined]
+    env.code_generator_class = _CompileTimeGettext
     env.filters["datetime"] = format_datetime
     env.filters["isodate"] = lambda v: v.astimezone(UTC).isoformat() if v else ""
     return env
