@@ -20,14 +20,19 @@ A refusal is answered by the caller exactly like a missing object (404): no orac
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import asyncpg
 from starlette.requests import Request
 
 from federation import actors, policy, signatures
 from federation.errors import FederationError, SignatureError
-from federation.fetcher import Fetcher
 from node.settings import Settings
+
+if TYPE_CHECKING:
+    # aiohttp (~10 MB) is loaded only once a process fetches something: a web process
+    # that serves pages and never meets a new key does without it.
+    from federation.fetcher import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ def fetcher_of(request: Request) -> Fetcher:
 
 def make_fetcher(pool: asyncpg.Pool, settings: Settings) -> Fetcher:
     """A fetcher signing as our instance actor and honouring the instance policy."""
+    from federation.fetcher import Fetcher
 
     async def domain_allowed(host: str) -> bool:
         return await policy.outbound_allowed(pool, host, own_domain=settings.domain)
