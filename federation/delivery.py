@@ -13,7 +13,7 @@ retry delays and time-outs are written down::
           │   │   │   after RETRY_DELAYS[attempt-1]   │         410, 3xx           └────────┘
           │   │   └───────────────────────────────────┤
           │   └── lease expired (the worker died) ────┤   retry but attempts   ┌──────┐
-          │                                           └──────────────────────▶ │ dead │
+          │       or release (claimed, never sent)    └──────────────────────▶ │ dead │
           └── expire: still pending after JOB_MAX_AGE (instance unreachable) ─▶ └──────┘
 
 A ``done`` job is deleted at once: the ledger keeps what was delivered, and a queue
@@ -65,6 +65,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("in_flight", "retry"): "pending",
     ("in_flight", "give_up"): "dead",
     ("in_flight", "lease_expired"): "pending",
+    ("in_flight", "release"): "pending",  # claimed but never sent (the worker stopped)
 }
 
 # Wait before attempt n+1 after attempt n failed: 8 attempts over about 45 hours.
@@ -430,6 +431,23 @@ async def _record_health(conn: asyncpg.Connection, results: Sequence[Result]) ->
             UNREACHABLE_AFTER_FAILURES,
             UNREACHABLE_AFTER,
         )
+
+
+RELEASE_JOBS = """
+UPDATE delivery_jobs j
+SET state = 'pending', attempts = j.attempts - 1, lease_until = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::int[]) AS r(id, attempts)
+WHERE j.id = r.id AND j.attempts = r.attempts AND j.state = 'in_flight'
+"""
+
+
+async def release(conn: asyncpg.Connection | asyncpg.Pool, jobs: Sequence[Job]) -> int:
+    """Give back claimed jobs that were never attempted (a stopping worker's queue):
+    pending again, due as before, the claim not counted as an attempt."""
+    if not jobs:
+        return 0
+    async with _planned_transaction(conn) as tx:
+        return _count(await tx.execute(RELEASE_JOBS, [j.id for j in jobs], [j.attempts for j in jobs]))
 
 
 # ── maintenance ───────────────────────────────────────────────────────────────

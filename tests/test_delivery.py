@@ -450,6 +450,39 @@ async def test_a_job_left_in_flight_by_a_dead_worker_is_reclaimed(
         assert (await instance(pool, peers[0].domain))["failure_count"] == 0
 
 
+async def test_a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(3) as peers:
+        # Given six jobs, instances that take 0.3 s per POST, and a worker sending one at a time
+        started = asyncio.Event()
+
+        async def sleepy(request: web.Request) -> web.Response:
+            started.set()
+            await asyncio.sleep(0.3)
+            return web.Response(status=202)
+
+        for peer in peers:
+            peer.add_route("POST", "/inbox", sleepy)
+        await public_thread_followed_by(fed_settings, pool, peers)
+        from federation.worker import DeliveryWorker, WorkerConfig
+
+        one = DeliveryWorker(fed_settings, pool, WorkerConfig(max_in_flight=1, poll_interval=60))
+        await one.start()
+        await asyncio.wait_for(started.wait(), timeout=10)
+        # When it stops while its first POST is open (the rest claimed ahead, queued)
+        await one.stop()
+        # Then the POST it had begun was finished and recorded, the others are pending
+        # again without an attempt counted
+        left = await jobs(pool)
+        assert len(left) == 5
+        assert {(r["state"], r["attempts"]) for r in left} == {("pending", 0)}
+        # And another worker delivers each activity once to each instance
+        await deliver_all(fed_settings, pool)
+        assert sorted(len(p.received) for p in peers) == [2, 2, 2]
+        assert await jobs(pool) == []
+
+
 async def test_two_workers_share_the_queue_without_double_delivery(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:

@@ -78,6 +78,29 @@ def test_key_id_with_percent_signs_is_kept_verbatim(key: KeyPair) -> None:
     assert parse(headers).key_id == key_id
 
 
+def test_delivery_signer_signs_what_sign_request_signs(key: KeyPair) -> None:
+    # Given the delivery worker's signer (frame built once) and a POST to a port and a query
+    signer = signatures.PostSigner(KEY_ID, signatures.load_private_key(key.private_pem))
+    body = b'{"type": "Announce"}'
+    host, target = signatures.host_and_target("http://127.0.0.31:8123/inbox?x=1")
+    headers = {"Host": host, "Date": signatures.http_date(), "Digest": signatures.digest_header(body)}
+    # When it signs
+    headers["Signature"] = signer.signature(host, target, headers["Date"], headers["Digest"])
+    # Then the header is the one sign_request writes (PKCS#1 v1.5 is deterministic) …
+    message = generate_message(list(signatures.POST_HEADERS), headers, host=host, method="POST", path=target)
+    expected = signatures.signature_header(
+        KEY_ID,
+        "rsa-sha256",
+        signatures.POST_HEADERS,
+        signatures.load_private_key(key.private_pem).sign(message, padding.PKCS1v15(), hashes.SHA256()),
+    )
+    assert headers["Signature"] == expected
+    # … it verifies, and a key id that would break out of its quotes is refused
+    verify("POST", target, headers, body, key)
+    with pytest.raises(ValueError):
+        signatures.PostSigner('k",headers="date', signatures.load_private_key(key.private_pem))
+
+
 def test_second_implementation_and_hs2019_verify(key: KeyPair) -> None:
     # Given requests signed by the fake fediverse's own signer, as rsa-sha256 and hs2019
     for variant in ("ok", "hs2019"):

@@ -1,0 +1,570 @@
+"""The delivery worker: outbox events become jobs, claimed jobs become signed POSTs.
+
+Life cycle of a :class:`DeliveryWorker` (any number of them, in any number of
+processes, may share one PostgreSQL)::
+
+    start ──> LISTEN vbg_outbox, vbg_delivery
+      loop ┬─ pump   outbox events → activities + jobs        (outbox.process_pending)
+           ├─ flush  finished attempts → next states, ledger, instance health
+           │         (delivery.complete; once max_in_flight/2 are done, after
+           │         FLUSH_DELAY, or when nothing is being sent)
+           ├─ claim  jobs into the send queue while the worker holds fewer than
+           │         max_in_flight + prefetch (delivery.claim, SKIP LOCKED, ≤ per_host
+           │         in flight per instance across every worker; once half is free)
+           ├─ every MAINTAIN_EVERY: reclaim leases, expire, purge (delivery.maintain)
+           └─ sleep until a NOTIFY, a flush to do or POLL_INTERVAL
+      senders: up to max_in_flight tasks, each takes the next queued job, signs it and
+               POSTs it over aiohttp (guarded session), records the result, and ends
+               when the queue is empty
+    stop ──> no more claims; queued jobs are given back (delivery.release); running
+             attempts get ``grace`` seconds, then are cancelled (their jobs stay
+             in_flight and are reclaimed after the lease); flush; UNLISTEN
+
+A job "held" by a worker is claimed and not yet recorded: queued, being sent, or
+finished and waiting for the flush. It counts as in flight for the per-host limit
+the whole time, so prefetching never lets more than ``per_host`` jobs of one instance
+out at once.
+
+Why it is built this way (bench/delivery.py): the RSA signature is the one cost a
+delivery cannot avoid; everything else is paid per batch where it can be. Body and
+Digest are computed once per activity, the ``Signature`` frame once per key, the
+target once per inbox URL, the Date once per second; claims and completions are a few
+round trips to PostgreSQL per batch; senders are long-lived tasks (not one task and
+one timer per job), and the session's own deadline is the only timer of a POST.
+
+``vbg-node worker`` runs :func:`federation.worker.run_forever`; ``vbg-node serve``
+runs one worker in the web process (app life span).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+from yarl import URL
+
+from federation import delivery, fetcher, keys, outbox, policy, signatures
+from federation.delivery import Job, Result
+from federation.errors import FetchError
+from node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 2.0  # seconds between claims when nothing wakes us (retries fall due)
+MAINTAIN_EVERY = 30.0
+ERROR_BACKOFF = 5.0  # after a database error
+CHANNELS = ("vbg_outbox", "vbg_delivery")
+FLUSH_DELAY = 0.02  # longest a finished attempt waits to be recorded with others
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    max_in_flight: int = 64  # global concurrency limit of this worker (POSTs open at once)
+    per_host: int = 4  # in flight per instance, across every worker
+    prefetch: int = 64  # jobs claimed ahead of the senders (one claim feeds many POSTs)
+    outbox_batch: int = 50
+    request_timeout: float = delivery.REQUEST_TIMEOUT.total_seconds()
+    poll_interval: float = POLL_INTERVAL
+    grace: float = 5.0  # how long stop() lets running attempts finish
+
+    @property
+    def held(self) -> int:
+        """The most jobs one worker holds at once (claimed, not yet recorded)."""
+        return self.max_in_flight + self.prefetch
+
+    @property
+    def flush_batch(self) -> int:
+        return max(1, self.max_in_flight // 2)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One activity ready to go to any number of inboxes: its body and Digest are
+    computed once, only the signature differs per inbox (host, date)."""
+
+    body: bytes
+    digest: str
+    signer: signatures.PostSigner
+
+    @classmethod
+    def of(cls, body: bytes, signer: signatures.PostSigner) -> Payload:
+        return cls(body, signatures.digest_header(body), signer)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the attempts of a claimed batch need, loaded once."""
+
+    payloads: dict[int, Payload]  # activity id -> body, digest, its actor's key
+    refused_domains: frozenset[str]  # the instance policy says no (changed since fan-out)
+
+    def refusal(self, job: Job) -> str:
+        """Why ``job`` must not be sent ('' when it may)."""
+        if job.domain in self.refused_domains:
+            return "refusé par la politique de l'instance"
+        if job.activity_id not in self.payloads:
+            return "activité ou clé de l'acteur introuvable"
+        return ""
+
+
+# ── one attempt: the HTTP boundary ────────────────────────────────────────────
+
+MAX_CACHED_TARGETS = 50_000
+ANSWER_READ = 16 * 1024  # what we read of an inbox's answer
+CONTENT_TYPE = "application/activity+json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An inbox URL, checked and split once (deliveries to it reuse this)."""
+
+    url: URL  # what aiohttp requests (encoded as given)
+    host_header: str  # also the signed ``host``
+    path: str  # also the signed ``(request-target)`` path, query included
+
+
+def target_of(url: str, policy: fetcher.AddressPolicy) -> Target:
+    """The target of ``url``; FetchError when its scheme or literal address is refused."""
+    parsed = fetcher.check_url(url, policy)
+    host_header, path = signatures.host_and_target(url)
+    return Target(parsed, host_header, path)
+
+
+class Sender:
+    """Signs and POSTs one activity to one inbox over aiohttp (the guarded session:
+    every resolved address is checked at connect time); every answer, or its absence,
+    becomes a :class:`delivery.Result` — no transport exception leaves this class.
+
+    The signed string is exactly what goes on the wire (the design's headers
+    ``(request-target) host date digest``), built from values computed once: the
+    inbox's target (per URL), the Date (per second), the Digest (per activity). The
+    session's deadline (``request_timeout``) covers connecting, sending and reading."""
+
+    def __init__(self, settings: Settings, config: WorkerConfig) -> None:
+        self.address_policy = fetcher.AddressPolicy.for_settings(settings)
+        self.timeout = config.request_timeout
+        limits = fetcher.Limits(
+            deadline=self.timeout,
+            connect_timeout=min(5.0, self.timeout),
+            limit=config.max_in_flight,
+            limit_per_host=config.per_host,
+        )
+        self.session = fetcher.guarded_session(self.address_policy, limits)
+        self._targets: dict[str, Target | None] = {}
+        self._date_at = -1
+        self._date = ""
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def attempt(self, job: Job, payload: Payload) -> Result:
+        target = self._target(job.inbox)
+        if target is None:
+            return Result(job, None, "adresse refusée (schéma ou adresse privée)", refused=True)
+        date = self._now()
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": CONTENT_TYPE,
+            "Accept": fetcher.AS_ACCEPT,
+            "Date": date,
+            "Digest": payload.digest,
+            "Signature": payload.signer.signature(target.host_header, target.path, date, payload.digest),
+        }
+        try:
+            async with self.session.post(
+                target.url, data=payload.body, headers=headers, allow_redirects=False
+            ) as answer:
+                await answer.content.read(ANSWER_READ)  # keep-alive needs the answer read; no more
+                status, retry_after = answer.status, answer.headers.get("Retry-After")
+        except TimeoutError:
+            return Result(job, None, "délai dépassé")
+        except (aiohttp.ClientError, OSError, FetchError) as exc:
+            return Result(job, None, f"connexion impossible : {type(exc).__name__}")
+        return Result(job, status, _status_error(status), _retry_after(retry_after))
+
+    def _target(self, inbox: str) -> Target | None:
+        """The checked target of an inbox URL (None: refused), cached."""
+        if inbox not in self._targets:
+            if len(self._targets) >= MAX_CACHED_TARGETS:
+                self._targets.clear()
+            try:
+                self._targets[inbox] = target_of(inbox, self.address_policy)
+            except (FetchError, ValueError):
+                self._targets[inbox] = None
+        return self._targets[inbox]
+
+    def _now(self) -> str:
+        """The Date header (RFC 7231), formatted once per second."""
+        second = int(time.time())
+        if second != self._date_at:
+            self._date_at, self._date = second, formatdate(second, usegmt=True)
+        return self._date
+
+
+def _status_error(status: int) -> str:
+    return "" if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    """A 429's or 503's ``Retry-After`` (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(timedelta(0), moment - datetime.now(UTC))
+
+
+# ── loading what a batch needs ────────────────────────────────────────────────
+
+SELECT_ACTIVITIES = "SELECT id, actor_uri, json::text AS body FROM activities WHERE id = ANY($1::bigint[])"
+SELECT_KEYS = """
+SELECT uri, public_key_id, private_key_enc FROM actors
+WHERE uri = ANY($1::text[]) AND local AND private_key_enc IS NOT NULL
+"""
+ACTIVITY_CACHE = 4096
+SIGNING_TTL = 60.0  # a local actor's new key is used within a minute
+
+
+class BatchLoader:
+    """Payloads (cached: one activity fans out to many inboxes) and signing keys
+    (decrypted once, re-read after ``SIGNING_TTL``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._payloads: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # id -> (actor, body)
+        self._signers: dict[str, tuple[float, signatures.PostSigner]] = {}
+        self._ready: dict[int, Payload] = {}
+        self._policy: policy.Policy | None = None
+        self._decisions: dict[str, bool] = {}  # for self._policy only
+
+    async def prepare(self, conn: asyncpg.Connection, jobs: Sequence[Job]) -> Prepared:
+        wanted = {job.activity_id for job in jobs}
+        missing = [i for i in wanted if i not in self._payloads]
+        if missing:
+            for row in await conn.fetch(SELECT_ACTIVITIES, missing):
+                self._remember(row["id"], row["actor_uri"], row["body"].encode())
+        signers = await self._signers_of(conn, {self._payloads[i][0] for i in wanted if i in self._payloads})
+        payloads = {}
+        for i in wanted:
+            if i in self._payloads and self._payloads[i][0] in signers:
+                payloads[i] = self._payload(i, signers[self._payloads[i][0]])
+        current = await policy.current_policy(conn)
+        if current is not self._policy:  # a new policy version: decide afresh
+            self._policy, self._decisions = current, {}
+        own = self.settings.domain
+        refused = frozenset(
+            job.domain for job in jobs if not delivery.outbound(current, job.domain, own, self._decisions)
+        )
+        return Prepared(payloads, refused)
+
+    def _remember(self, activity_id: int, actor_uri: str, body: bytes) -> None:
+        self._payloads[activity_id] = (actor_uri, body)
+        while len(self._payloads) > ACTIVITY_CACHE:
+            gone, _ = self._payloads.popitem(last=False)
+            self._ready.pop(gone, None)
+
+    def _payload(self, activity_id: int, signer: signatures.PostSigner) -> Payload:
+        ready = self._ready.get(activity_id)
+        if ready is None or ready.signer is not signer:
+            ready = self._ready[activity_id] = Payload.of(self._payloads[activity_id][1], signer)
+        return ready
+
+    async def _signers_of(
+        self, conn: asyncpg.Connection, actor_uris: set[str]
+    ) -> dict[str, signatures.PostSigner]:
+        now = time.monotonic()
+        out = {uri: self._signers[uri][1] for uri in actor_uris if self._signers.get(uri, (0.0,))[0] > now}
+        stale = sorted(actor_uris - out.keys())
+        if stale:
+            for row in await conn.fetch(SELECT_KEYS, stale):
+                key = keys.decrypt_private_key(self.settings, row["uri"], row["private_key_enc"])
+                try:
+                    signer = signatures.PostSigner(row["public_key_id"], key)
+                except ValueError:
+                    log.error("actor %s: unusable key id, its deliveries are refused", row["uri"])
+                    continue
+                self._signers[row["uri"]] = (now + SIGNING_TTL, signer)
+                out[row["uri"]] = signer
+        return out
+
+
+# ── the worker ────────────────────────────────────────────────────────────────
+
+Queued = tuple[Job, Payload | None, str]  # the job, what to send, why not ('' : send it)
+
+
+class DeliveryWorker:
+    """Pumps the outbox and delivers jobs until stopped (see the module docstring)."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, config: WorkerConfig | None = None) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.config = config or WorkerConfig()
+        self.loader = BatchLoader(settings)
+        self._sender: Sender | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._queue: deque[Queued] = deque()
+        self._sending = 0  # jobs taken from the queue whose result is not in yet
+        self._senders: set[asyncio.Task[None]] = set()
+        self._results: list[Result] = []
+        self._results_since = 0.0  # when the oldest unrecorded result arrived
+        self._wake = asyncio.Event()
+        self._outbox_due = True
+        self._claim_due = True
+        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
+        self._last_maintenance = 0.0
+
+    # -- life cycle
+
+    async def start(self) -> None:
+        """Listen for notifications and run the loop in a background task."""
+        await self.open()
+        self._runner = asyncio.create_task(self.run(), name="vbg-delivery-worker")
+
+    async def open(self) -> None:
+        """What the loop needs: the HTTP session and the LISTEN connection."""
+        self._sender = Sender(self.settings, self.config)
+        self._listener = await self.pool.acquire()
+        for channel in CHANNELS:
+            await self._listener.add_listener(channel, self._notified)
+
+    async def stop(self) -> None:
+        """Stop claiming, let running attempts finish (up to ``grace``), record them."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        else:
+            await self._shutdown()
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    @property
+    def held(self) -> int:
+        """Jobs claimed by this worker and not yet recorded."""
+        return len(self._queue) + self._sending + len(self._results)
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    did = await self.step()
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("delivery worker: database error, retrying in %.0f s: %s", ERROR_BACKOFF, exc)
+                    await self._sleep(ERROR_BACKOFF)
+                    continue
+                except Exception:
+                    # The loop is the edge: a bug must not silently end deliveries.
+                    log.exception("delivery worker: unexpected error, retrying in %.0f s", ERROR_BACKOFF)
+                    await self._sleep(ERROR_BACKOFF)
+                    continue
+                if not did:
+                    if self._results:
+                        await self._sleep(FLUSH_DELAY, poll=False)
+                    else:
+                        await self._sleep(self.config.poll_interval)
+        finally:
+            await self._shutdown()
+
+    async def run_until_idle(self, within: float = 30.0) -> None:
+        """Work until nothing is due and nothing is held (tests, benchmarks);
+        jobs waiting for a later retry do not count."""
+        deadline = time.monotonic() + within
+        while True:
+            self._outbox_due = self._claim_due = True
+            did = await self.step()
+            if not did and not self.held:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("delivery worker still busy")
+            if not did:
+                await self._sleep(0.05, poll=False)
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took (for a worker driven by :meth:`run_until_idle`)."""
+        await self._shutdown()
+
+    # -- one turn of the loop
+
+    async def step(self) -> bool:
+        """Pump, flush, claim once; whether anything happened."""
+        self._wake.clear()
+        did = await self._pump()
+        did = await self._flush() or did
+        did = await self._claim() or did
+        await self._maintain()
+        return did
+
+    async def _pump(self) -> bool:
+        if not self._outbox_due or self._stopping:
+            return False
+        self._outbox_due = False
+        count = await outbox.process_pending(self.pool, self.settings, self.config.outbox_batch)
+        if count:
+            self._claim_due = True
+            self._outbox_due = count >= self.config.outbox_batch
+        return count > 0
+
+    async def _flush(self) -> bool:
+        if not self._results:
+            return False
+        waiting = self._sending and not self._stopping and len(self._results) < self.config.flush_batch
+        if waiting and time.monotonic() - self._results_since < FLUSH_DELAY:
+            return False  # more will finish soon: record them together
+        results, self._results = self._results, []
+        try:
+            async with self.pool.acquire() as conn:
+                await delivery.complete(conn, results)
+        except BaseException:
+            self._results[:0] = results  # recorded at the next flush
+            raise
+        self._claim_due = True  # slots, per-host ones included, are free again
+        return True
+
+    async def _claim(self) -> bool:
+        capacity = self.config.held - self.held
+        if not self._claim_due or capacity <= 0 or self._stopping:
+            return False
+        if capacity < self.config.held // 2 and self.held:
+            return False  # claim when half of what a worker may hold is free
+        self._claim_due = False
+        async with self.pool.acquire() as conn:
+            jobs = await delivery.claim(conn, capacity, per_host=self.config.per_host)
+            if not jobs:
+                return False
+            prepared = await self.loader.prepare(conn, jobs)
+        self._queue.extend(
+            (job, prepared.payloads.get(job.activity_id), prepared.refusal(job)) for job in jobs
+        )
+        self._start_senders()
+        self._claim_due = len(jobs) >= capacity
+        return True
+
+    def _start_senders(self) -> None:
+        wanted = min(len(self._queue), self.config.max_in_flight - len(self._senders))
+        for _ in range(wanted):
+            task = asyncio.create_task(self._send_queued())
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+
+    async def _send_queued(self) -> None:
+        """One sender: queued jobs one after another, until none is left."""
+        while self._queue and not self._stopping:
+            job, payload, refusal = self._queue.popleft()
+            self._sending += 1
+            try:
+                result = await self._attempt(job, payload, refusal)
+            finally:
+                self._sending -= 1
+            self._record(result)
+
+    async def _attempt(self, job: Job, payload: Payload | None, refusal: str) -> Result:
+        assert self._sender is not None
+        if refusal or payload is None:
+            return Result(job, None, refusal, refused=True)
+        try:
+            return await self._sender.attempt(job, payload)
+        except Exception:
+            # A bug must not leave the job in flight until its lease ends: retry it.
+            log.exception("delivery %s: unexpected error", job.id)
+            return Result(job, None, "erreur interne de l'envoi")
+
+    def _record(self, result: Result) -> None:
+        """Keep a result for the next flush; wake the loop when one is due (the first
+        result starts the FLUSH_DELAY clock, a full batch or the last one flushes now)."""
+        if not self._results:
+            self._results_since = time.monotonic()
+            self._wake.set()
+        self._results.append(result)
+        if len(self._results) >= self.config.flush_batch or not (self._sending or self._queue):
+            self._wake.set()
+
+    async def _maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_maintenance < MAINTAIN_EVERY:
+            return
+        self._last_maintenance = now
+        async with self.pool.acquire() as conn:
+            await delivery.maintain(conn)
+            await outbox.purge_processed(conn)
+
+    # -- waiting and notifications
+
+    def _notified(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+        if channel == "vbg_outbox":
+            self._outbox_due = True
+        else:
+            self._claim_due = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look for work now (outbox and due jobs)."""
+        self._outbox_due = self._claim_due = True
+        self._wake.set()
+
+    async def _sleep(self, seconds: float, *, poll: bool = True) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            if poll:
+                self._outbox_due = self._claim_due = True  # the poll: retries that fell due
+
+    async def _shutdown(self) -> None:
+        self._stopping = True  # senders take no new job
+        await self._give_back()
+        if self._senders:
+            _done, pending = await asyncio.wait(set(self._senders), timeout=self.config.grace)
+            for task in pending:
+                task.cancel()  # its job stays in_flight until the lease expires
+            if pending:
+                await asyncio.wait(pending)
+        try:
+            await self._flush()
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("delivery worker: could not record the last results: %s", exc)
+        await self._release()
+
+    async def _give_back(self) -> None:
+        """Queued jobs that were never sent go back to the queue, due now."""
+        if not self._queue:
+            return
+        jobs = [job for job, _payload, _refusal in self._queue]
+        self._queue.clear()
+        try:
+            async with self.pool.acquire() as conn:
+                await delivery.release(conn, jobs)
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("delivery worker: %d queued jobs wait for their lease: %s", len(jobs), exc)
+
+    async def _release(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                for channel in CHANNELS:
+                    await listener.remove_listener(channel, self._notified)
+            await self.pool.release(listener)
+        if self._sender is not None:
+            sender, self._sender = self._sender, None
+            await sender.close()
