@@ -2,7 +2,8 @@
 
 Routes (anyone without the role gets a missing page)::
 
-    GET  /moderation                                queue of pending registrations (moderators)
+    GET  /moderation                                queue of pending registrations and count of
+                                                    open reports (moderators; reports: reports_views)
     POST /moderation/inscriptions/{id}/approuver    approve
     POST /moderation/inscriptions/{id}/refuser      refuse (reason required, shown to the person)
     GET  /admin                                     admin index (admins)
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import accounts
+from node import accounts, reports
 from node.errors import BadRequest
 from node.web import rendering
 from node.web.accounts_views import FormReader
@@ -47,6 +48,7 @@ async def render_queue(
         "moderation/queue.html",
         status_code=status,
         pending=await accounts.pending_registrations(pool_of(request)),
+        open_reports=await reports.count_open(pool_of(request)),
         professions=accounts.PROFESSIONS,
         errors=errors or {},
         done={"approuve": "Inscription validée.", "refuse": "Inscription refusée."}.get(done, ""),

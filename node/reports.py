@@ -1,0 +1,164 @@
+"""Reports for the moderators: Flags from other servers (``federation.handlers.flag``).
+
+A report is ``open`` until a moderator decides: ``resolved`` (« traité ») or
+``dismissed`` (« classé sans suite »), with an optional note. Each decision records
+who and when on the report and a line in the audit log, in one transaction::
+
+    open ──resolve──▶ resolved
+      └───dismiss──▶ dismissed
+
+Only moderators and admins read reports (the views check it): a report can name
+posts of members-only communities and quote them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import asyncpg
+
+from node import audit
+from node.errors import Conflict, NotFound
+from node.i18n import _
+from node.sessions import User
+
+PAGE_SIZE = 20
+NOTE_MAX = 1000
+EXCERPT_CHARS = 300
+STATES = ("open", "resolved", "dismissed")
+DECISIONS = {"resolved": "report.resolve", "dismissed": "report.dismiss"}
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+COUNT_OPEN = "SELECT count(*) FROM reports WHERE state = 'open'"
+COUNT_BY_STATE = "SELECT state, count(*) AS n FROM reports GROUP BY state"
+REPORT_COLUMNS = """
+SELECT r.id, r.state, r.content, r.target_ids, r.post_ids, r.created_at, r.resolved_at,
+       r.resolution_note, a.uri AS reporter_uri, coalesce(a.url, a.uri) AS reporter_url,
+       a.username AS reporter_username, a.domain AS reporter_domain, a.display_name AS reporter_name,
+       ru.username AS reporter_user, rb.username AS resolved_by_name,
+       c.name AS community_name, c.title AS community_title
+FROM reports r
+LEFT JOIN actors a ON a.id = r.reporter_actor_id
+LEFT JOIN users ru ON ru.id = r.reporter_user_id
+LEFT JOIN users rb ON rb.id = r.resolved_by
+LEFT JOIN communities c ON c.id = r.community_id
+"""
+# Open reports newest first; handled ones by the date of the decision (index reports_handled).
+LIST_OPEN = f"""{REPORT_COLUMNS}
+WHERE r.state = 'open'
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT $1 OFFSET $2
+"""
+LIST_HANDLED = f"""{REPORT_COLUMNS}
+WHERE r.state = $3
+ORDER BY r.resolved_at DESC, r.id DESC
+LIMIT $1 OFFSET $2
+"""
+# The posts named by a page of reports, with where they are and who wrote them.
+SELECT_POSTS = """
+SELECT p.id, p.ap_id, p.is_opening, p.deleted_at, left(p.source, $2) AS excerpt,
+       length(p.source) > $2 AS cut, p.thread_id, t.title AS thread_title,
+       c.name AS community_name, c.title AS community_title, c.visibility,
+       coalesce(nullif(u.display_name, ''), u.username, a.username || '@' || a.domain, '?') AS author
+FROM posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN users u ON u.id = p.author_id
+LEFT JOIN actors a ON a.id = p.remote_author_id
+WHERE p.id = ANY ($1::bigint[])
+"""
+DECIDE = """
+UPDATE reports SET state = $2, resolved_at = now(), resolved_by = $3, resolution_note = $4
+WHERE id = $1 AND state = 'open'
+RETURNING id, activity_id, target_ids, post_ids,
+          (SELECT uri FROM actors WHERE id = reporter_actor_id) AS reporter
+"""
+EXISTS = "SELECT state FROM reports WHERE id = $1"
+
+
+@dataclass
+class Report:
+    """A report as the moderators' page shows it: the row, its posts and its other targets."""
+
+    row: asyncpg.Record
+    posts: list[asyncpg.Record] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportPage:
+    reports: list[Report]
+    page: int
+    has_next: bool
+    counts: dict[str, int]
+
+
+async def count_open(conn: Conn) -> int:
+    count: int = await conn.fetchval(COUNT_OPEN)
+    return count
+
+
+def post_uris(post: asyncpg.Record, base_url: str) -> set[str]:
+    """The ids a Flag may use for this post: its ActivityPub id, our permalink, and for
+    an opening post the thread's URL."""
+    base = base_url.rstrip("/")
+    uris = {f"{base}/p/{post['id']}"}
+    if post["ap_id"]:
+        uris.add(post["ap_id"])
+    if post["is_opening"]:
+        uris.add(f"{base}/t/{post['thread_id']}")
+    return uris
+
+
+async def list_reports(conn: Conn, state: str, page: int, base_url: str) -> ReportPage:
+    """One page of reports in ``state``, with the posts they name."""
+    if state not in STATES:
+        raise NotFound()
+    offset = (page - 1) * PAGE_SIZE
+    if state == "open":
+        rows = await conn.fetch(LIST_OPEN, PAGE_SIZE + 1, offset)
+    else:
+        rows = await conn.fetch(LIST_HANDLED, PAGE_SIZE + 1, offset, state)
+    if not rows and page > 1:
+        raise NotFound()
+    shown = rows[:PAGE_SIZE]
+    post_ids = sorted({pid for r in shown for pid in r["post_ids"]})
+    posts = {p["id"]: p for p in await conn.fetch(SELECT_POSTS, post_ids, EXCERPT_CHARS)} if post_ids else {}
+    counts = {state: 0 for state in STATES}
+    counts.update({r["state"]: r["n"] for r in await conn.fetch(COUNT_BY_STATE)})
+    return ReportPage([_report(r, posts, base_url) for r in shown], page, len(rows) > PAGE_SIZE, counts)
+
+
+def _report(row: asyncpg.Record, posts: dict[int, asyncpg.Record], base_url: str) -> Report:
+    named = [posts[pid] for pid in row["post_ids"] if pid in posts]
+    known = set().union(*(post_uris(p, base_url) for p in named)) if named else set()
+    others = [t for t in row["target_ids"] if t not in known]
+    return Report(row, named, others)
+
+
+async def decide(conn: asyncpg.Connection, report_id: int, decision: str, moderator: User, note: str) -> None:
+    """Close an open report as ``resolved`` or ``dismissed``, audited in the same transaction."""
+    action = DECISIONS[decision]
+    async with conn.transaction():
+        row = await conn.fetchrow(DECIDE, report_id, decision, moderator.id, note)
+        if row is None:
+            if await conn.fetchval(EXISTS, report_id) is None:
+                raise NotFound(_("Ce signalement n'existe pas."))
+            raise Conflict(_("Ce signalement a déjà été traité."))
+        await audit.record(
+            conn,
+            action,
+            actor_id=moderator.id,
+            actor_label=moderator.username,
+            target_type="report",
+            target_id=report_id,
+            reason=note,
+            details={
+                "activity_id": row["activity_id"],
+                "reporter": row["reporter"],
+                "targets": list(row["target_ids"]),
+                "post_ids": list(row["post_ids"]),
+            },
+        )

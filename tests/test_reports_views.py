@@ -1,0 +1,272 @@
+"""The moderators' reports page: Flags filed by the real handler, shown to moderators
+only, resolved or dismissed through CSRF-protected forms, every decision audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from federation import handlers
+from federation.handlers.base import Context, Sender
+from node import communities, threads
+from node.sessions import User
+from node.settings import Settings
+from tests.helpers import csrf, login, make_community, make_user, new_client, post_form
+
+PAGE = "/moderation/signalements"
+MASTO = "masto.example"
+
+
+async def remote_actor(pool: asyncpg.Pool, domain: str = MASTO, username: str = "mod") -> Sender:
+    row = await pool.fetchrow(
+        "INSERT INTO actors (uri, kind, local, username, domain, display_name, url, inbox)"
+        " VALUES ($1, 'Person', false, $2, $3, $4, $5, $6) RETURNING id, uri, domain",
+        f"https://{domain}/users/{username}",
+        username,
+        domain,
+        f"Modération de {domain}",
+        f"https://{domain}/@{username}",
+        f"https://{domain}/users/{username}/inbox",
+    )
+    return Sender(row["id"], row["uri"], row["domain"])
+
+
+async def handle(pool: asyncpg.Pool, settings: Settings, sender: Sender, activity: dict[str, Any]) -> str:
+    """Run the real handler of ``activity`` as the worker does (one transaction)."""
+    async with pool.acquire() as conn, conn.transaction():
+        outcome = await handlers.dispatch(Context(conn, settings, None, sender, activity))
+    return outcome.state
+
+
+_flags = iter(range(1, 10_000))
+
+
+def flag(sender: Sender, targets: list[str], text: str) -> dict[str, Any]:
+    return {
+        "id": f"https://{sender.domain}/flags/{next(_flags)}",
+        "type": "Flag",
+        "actor": sender.uri,
+        "content": text,
+        "object": targets,
+    }
+
+
+async def thread_with_reply(pool: asyncpg.Pool, community: str = "psy") -> tuple[int, int, int]:
+    """A members-only thread by amina with a reply by binta: (thread, opening post, reply)."""
+    await make_community(pool, community, visibility="members")
+    amina = await make_user(pool, "amina")
+    binta = await make_user(pool, "binta")
+    async with pool.acquire() as conn:
+        found = await communities.find(conn, community)
+        assert found is not None
+        created = await threads.create_thread(
+            conn,
+            found,
+            User(amina, "amina", "Amina", "member", "approved"),
+            "Sujet sensible",
+            "Secret du groupe.",
+        )
+        reply = await threads.create_reply(
+            conn,
+            created.thread_id,
+            User(binta, "binta", "Binta", "member", "approved"),
+            "Réponse très privée.",
+        )
+    return created.thread_id, created.post_id, reply
+
+
+async def file_report(pool: asyncpg.Pool, settings: Settings, text: str = "Propos déplacés") -> int:
+    thread_id, _, reply = await thread_with_reply(pool)
+    sender = await remote_actor(pool)
+    targets = [
+        "http://testserver/u/binta",
+        f"http://testserver/p/{reply}",
+        f"http://testserver/t/{thread_id}",
+        "https://elsewhere.example/notes/1",
+    ]
+    assert await handle(pool, settings, sender, flag(sender, targets, text)) == "done"
+    report_id: int = await pool.fetchval("SELECT id FROM reports")
+    return report_id
+
+
+async def as_role(client: httpx.AsyncClient, pool: asyncpg.Pool, username: str, role: str) -> int:
+    user_id = await make_user(pool, username, role=role)
+    await login(client, username)
+    return user_id
+
+
+async def test_a_moderator_sees_an_incoming_report(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # Given a Flag from a Mastodon moderator naming a reply, a thread, a member and a foreign note
+    report_id = await file_report(pool, settings, text="<script>alert(1)</script> Propos déplacés")
+    reply = await pool.fetchval("SELECT id FROM posts WHERE NOT is_opening")
+    opening = await pool.fetchval("SELECT id FROM posts WHERE is_opening")
+    await as_role(client, pool, "modo", "moderator")
+
+    # When the moderator opens the reports page
+    page = await client.get(PAGE)
+
+    # Then the report shows with its reporter, instance, text (escaped) and targets
+    assert page.status_code == 200
+    html = page.text
+    assert f'id="signalement-{report_id}"' in html
+    assert "@mod@masto.example" in html and "Modération de masto.example" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Propos déplacés" in html
+    assert "<script>alert" not in html
+    assert f'<a href="/p/{reply}">' in html and f'<a href="/p/{opening}">' in html
+    assert "Réponse très privée." in html and "Secret du groupe." in html and "Psy" in html
+    assert '<a href="/u/binta">' in html
+    # a foreign id is never a followed, referrer-leaking link
+    assert '<a href="https://elsewhere.example/notes/1" rel="nofollow noopener noreferrer">' in html
+    assert html.count('href="https://') == html.count('rel="nofollow noopener noreferrer"')
+    # our own post URLs are folded into the posts they name, not listed again as ids
+    assert f"http://testserver/p/{reply}</" not in html
+    assert page.headers["cache-control"].startswith("private")
+
+
+async def test_the_moderation_queue_counts_open_reports(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    await file_report(pool, settings)
+    await as_role(client, pool, "modo", "moderator")
+    queue = await client.get("/moderation")
+    assert '<a href="/moderation/signalements">Signalements ouverts (1)</a>' in queue.text
+
+
+@pytest.mark.parametrize("role", [None, "member", "expert"])
+async def test_only_moderators_and_admins_see_reports(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings, role: str | None
+) -> None:
+    report_id = await file_report(pool, settings)
+    if role:
+        await as_role(client, pool, "someone", role)
+    missing = await client.get("/moderation/nulle-part")
+    page = await client.get(PAGE)
+    assert page.status_code == 404 and page.text == missing.text
+    assert "Réponse très privée." not in page.text
+    token = await csrf(client, "/connexion" if role is None else "/")
+    refused = await client.post(f"{PAGE}/{report_id}/traiter", data={"csrf_token": token})
+    assert refused.status_code == 404
+    assert await pool.fetchval("SELECT state FROM reports") == "open"
+
+
+async def test_an_admin_sees_reports_too(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    await file_report(pool, settings)
+    await as_role(client, pool, "admin", "admin")
+    assert (await client.get(PAGE)).status_code == 200
+
+
+async def test_resolving_a_report_records_who_and_when_and_is_audited(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    report_id = await file_report(pool, settings)
+    modo = await as_role(client, pool, "modo", "moderator")
+
+    # When the moderator marks it resolved with a note
+    response = await post_form(client, f"{PAGE}/{report_id}/traiter", {"note": "Message masqué."}, page=PAGE)
+
+    # Then the report is closed, by whom and when, and the audit log says so
+    assert response.status_code == 303 and response.headers["location"] == PAGE + "?fait=traite"
+    row = await pool.fetchrow("SELECT * FROM reports WHERE id = $1", report_id)
+    assert row["state"] == "resolved" and row["resolved_by"] == modo and row["resolved_at"] is not None
+    audit = await pool.fetchrow("SELECT * FROM audit_log WHERE action = 'report.resolve'")
+    assert audit["actor_id"] == modo and audit["actor_label"] == "modo"
+    assert audit["target_type"] == "report" and audit["target_id"] == str(report_id)
+    assert audit["reason"] == "Message masqué."
+    assert audit["details"]["reporter"] == "https://masto.example/users/mod"
+    # It leaves the open list and shows under « Traités » with the decision
+    after = await client.get(response.headers["location"])
+    assert "Signalement marqué comme traité." in after.text
+    assert f'id="signalement-{report_id}"' not in after.text
+    handled = await client.get(PAGE, params={"etat": "traites"})
+    assert f'id="signalement-{report_id}"' in handled.text
+    assert "@modo" in handled.text and "Message masqué." in handled.text
+    assert "Signalements ouverts (0)" in (await client.get("/moderation")).text
+
+
+async def test_dismissing_a_report_is_audited_and_cannot_be_decided_twice(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    report_id = await file_report(pool, settings)
+    modo = await as_role(client, pool, "modo", "moderator")
+
+    response = await post_form(client, f"{PAGE}/{report_id}/classer", {"note": ""}, page=PAGE)
+
+    assert response.status_code == 303 and response.headers["location"] == PAGE + "?fait=classe"
+    row = await pool.fetchrow("SELECT state, resolved_by FROM reports WHERE id = $1", report_id)
+    assert tuple(row) == ("dismissed", modo)
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'report.dismiss'") == 1
+    assert f'id="signalement-{report_id}"' in (await client.get(PAGE, params={"etat": "classes"})).text
+    # a second decision on a closed report changes nothing
+    again = await post_form(client, f"{PAGE}/{report_id}/traiter", {}, page=PAGE)
+    assert again.status_code == 409 and "déjà été traité" in again.text
+    assert await pool.fetchval("SELECT state FROM reports") == "dismissed"
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'report.%'") == 1
+
+
+async def test_a_decision_without_csrf_token_is_refused(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    report_id = await file_report(pool, settings)
+    await as_role(client, pool, "modo", "moderator")
+    for action in ("traiter", "classer"):
+        response = await client.post(f"{PAGE}/{report_id}/{action}", data={"note": "x"})
+        assert response.status_code == 403
+    assert await pool.fetchval("SELECT state FROM reports") == "open"
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'report.%'") == 0
+
+
+async def test_an_unknown_report_is_a_missing_page(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    await file_report(pool, settings)
+    await as_role(client, pool, "modo", "moderator")
+    assert (await post_form(client, f"{PAGE}/999999/traiter", {}, page=PAGE)).status_code == 404
+    assert (await post_form(client, f"{PAGE}/abc/traiter", {}, page=PAGE)).status_code == 404
+    assert (await client.get(PAGE, params={"page": "7"})).status_code == 404
+    assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'report.%'") == 0
+
+
+async def test_an_over_long_note_is_refused(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    report_id = await file_report(pool, settings)
+    await as_role(client, pool, "modo", "moderator")
+    response = await post_form(client, f"{PAGE}/{report_id}/traiter", {"note": "x" * 1001}, page=PAGE)
+    assert response.status_code == 400 and "trop long" in response.text
+    assert await pool.fetchval("SELECT state FROM reports") == "open"
+
+
+async def test_reports_are_paginated_newest_first(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # Given 21 reports, the last one received most recently
+    thread_id, _, _ = await thread_with_reply(pool)
+    sender = await remote_actor(pool)
+    for n in range(21):
+        activity = flag(sender, [f"http://testserver/t/{thread_id}"], f"Signalement numéro {n}")
+        assert await handle(pool, settings, sender, activity) == "done"
+    await pool.execute("UPDATE reports SET created_at = now() - make_interval(mins => 100 - id::int)")
+    await as_role(client, pool, "modo", "moderator")
+
+    first = (await client.get(PAGE)).text
+    second = (await client.get(PAGE, params={"page": "2"})).text
+
+    assert first.index("Signalement numéro 20") < first.index("Signalement numéro 19")
+    assert "Signalement numéro 0<" not in first and "Signalement numéro 0<" in second
+    assert 'href="/moderation/signalements?etat=ouverts&amp;page=2"' in first
+    assert 'href="/moderation/signalements?etat=ouverts&amp;page=1"' in second
+
+
+async def test_an_anonymous_visitor_gets_the_missing_page(
+    app: object, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    await file_report(pool, settings)
+    async with new_client(app) as visitor:
+        assert (await visitor.get(PAGE)).status_code == 404
