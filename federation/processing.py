@@ -16,12 +16,16 @@ the inbox endpoint.
 
 Batches: a worker first tries a whole claimed batch in one transaction (row locks
 instead of leases, one statement for the advisory locks, the senders and the new
-states; one COMMIT). If one item fails or asks to wait, the batch is rolled back and
-replayed around it: the items before it and after it again as batches, that item
-alone through the lease path drawn above, with its retries. Activities touching the same object are serialised with
-transaction-level advisory locks on the ids involved, so a Delete and its Create (or an
-Undo and its Like) processed at the same time by two workers cannot both miss each
-other. A failure is recorded on the item; it never reaches the sender, who got 202.
+states; one COMMIT). The usual Create, a new thread in one of our groups, is decided
+without writing, and the new threads next to each other in the batch are stored by one
+statement (``content.store_new_threads``), written before the next other activity is
+handled, so each item still sees all those before it. If one item fails or asks to
+wait, the batch is rolled back and replayed around it: the items before it and after
+it again as batches, that item alone through the lease path drawn above, with its
+retries (a failed statement of new threads names its first one). Activities touching
+the same object are serialised with transaction-level advisory locks on the ids
+involved, so a Delete and its Create (or an Undo and its Like) processed at the same
+time by two workers cannot both miss each other. A failure is recorded on the item; it never reaches the sender, who got 202.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from typing import Any
 import asyncpg
 
 from federation import actors, delivery
-from federation.handlers import dispatch
-from federation.handlers.base import Context, Outcome, RetryLater, Sender, ref
+from federation.handlers import content, create, dispatch
+from federation.handlers.base import Context, Outcome, RetryLater, Sender, done, ref
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,14 +73,24 @@ UPDATE inbox_items SET status = $2, error = $3, locked_until = NULL, processed_a
 WHERE id = $1
 """
 LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))"
-# The batch path: rows locked by the transaction instead of leased.
+# The batch path: rows locked by the transaction instead of leased. Due items in the
+# order of the index (an index scan skips the entries of finished items, which stay in
+# the partial index until VACUUM; a bitmap scan would visit them all at every claim).
 CLAIM_BATCH = """
-SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
-WHERE (status = 'pending' AND next_attempt_at <= now())
-   OR (status = 'processing' AND locked_until < now())
-ORDER BY id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+WITH due AS (
+    SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+    WHERE status = 'processing' AND locked_until < now()
+    ORDER BY locked_until
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+SELECT * FROM due UNION ALL SELECT * FROM expired ORDER BY id
 """
 CLAIM_BATCH_IDS = """
 SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
@@ -143,15 +157,7 @@ async def _process_batch(
             senders = await _senders(conn, items)
             # Each sender's signature was verified on arrival: its instance is up (design §4).
             await delivery.mark_alive_many(conn, [s.domain for s in senders.values()])
-            cache: dict[Any, Any] = {}
-            outcomes: list[Outcome] = []
-            for index, item in enumerate(items):
-                try:
-                    outcomes.append(
-                        await _run_handler(conn, settings, fetcher, item, senders.get(item.actor_uri), cache)
-                    )
-                except Exception as exc:
-                    raise _ItemFailed(index) from exc
+            outcomes = await _run_all(conn, settings, fetcher, items, senders)
             await conn.execute(
                 FINISH_BATCH,
                 [i.id for i in items],
@@ -163,6 +169,56 @@ async def _process_batch(
         return await _replay_around(conn, settings, fetcher, items, failed.index)
     except asyncpg.DeadlockDetectedError:  # two workers' batches: each item alone
         return await _process_each(conn, settings, fetcher, [i.id for i in items])
+
+
+async def _run_all(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    fetcher: Any,
+    items: list[Item],
+    senders: dict[str, actors.Actor],
+) -> list[Outcome]:
+    """Each item's outcome, in order (_ItemFailed names the item that failed). The usual
+    Create, a new thread, is stored with the new threads next to it in one statement,
+    written before any other handler runs, so each item still sees all before it."""
+    cache: dict[Any, Any] = {}
+    outcomes: dict[int, Outcome] = {}
+    waiting: list[tuple[int, Context, content.NewThread]] = []
+
+    async def flush() -> None:
+        if not waiting:
+            return
+        group = waiting[:]
+        waiting.clear()
+        try:
+            stored = await content.store_new_threads(conn, [new for _, _, new in group])
+        except Exception as exc:
+            raise _ItemFailed(group[0][0]) from exc
+        for index, ctx, new in group:
+            thread_id = stored.get(new.item_id)
+            try:
+                outcomes[index] = (
+                    done(f"thread {thread_id}") if thread_id is not None else await create.store_late(ctx)
+                )
+            except Exception as exc:
+                raise _ItemFailed(index) from exc
+
+    for index, item in enumerate(items):
+        try:
+            ctx = await _context(conn, settings, fetcher, item, senders.get(item.actor_uri), cache)
+            new = await create.new_thread(ctx, item.id) if item.document.get("type") == "Create" else None
+            if new is None or any(w.post.ap_id == new.post.ap_id for _, _, w in waiting):
+                await flush()
+            if new is None:
+                outcomes[index] = await dispatch(ctx)
+            else:
+                waiting.append((index, ctx, new))
+        except _ItemFailed:
+            raise
+        except Exception as exc:
+            raise _ItemFailed(index) from exc
+    await flush()
+    return [outcomes[i] for i in range(len(items))]
 
 
 async def _replay_around(
@@ -205,32 +261,35 @@ async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: An
         await _retry_or_give_up(conn, item, repr(exc), final_state="failed")
 
 
-async def _run_handler(
+async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> Outcome:
+    """The item's handler, alone in its transaction: its advisory locks first."""
+    for key in sorted(_lock_keys(item.document)):
+        await conn.execute(LOCK_KEY, key)
+    actor = await actors.get_cached(conn, item.actor_uri)
+    return await dispatch(await _context(conn, settings, fetcher, item, actor, {}))
+
+
+async def _context(
     conn: asyncpg.Connection,
     settings: Settings,
     fetcher: Any,
     item: Item,
-    actor: actors.Actor | None = None,
-    cache: dict[Any, Any] | None = None,
-) -> Outcome:
-    """The item's handler; ``actor`` and ``cache`` are given by the batch path, which
-    took the advisory locks already."""
-    if cache is None:
-        for key in sorted(_lock_keys(item.document)):
-            await conn.execute(LOCK_KEY, key)
-        actor = await actors.get_cached(conn, item.actor_uri)
+    actor: actors.Actor | None,
+    cache: dict[Any, Any],
+) -> Context:
+    """The handlers' context for ``item`` sent by ``actor`` (the batch path read the
+    senders at once; ``cache`` is shared by the items of one transaction)."""
     if actor is None:  # verified at the inbox, so normally cached; it may have been purged
         actor = await actors.get_or_fetch(conn, fetcher, item.actor_uri)
-    ctx = Context(
+    return Context(
         conn=conn,
         settings=settings,
         fetcher=fetcher,
         sender=Sender(actor.id, actor.uri, actor.domain),
         activity=item.document,
         recipient=item.recipient,
-        cache={} if cache is None else cache,
+        cache=cache,
     )
-    return await dispatch(ctx)
 
 
 def _lock_keys(activity: dict[str, Any]) -> set[str]:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import nh3
 
 from federation.handlers.base import Context
@@ -187,6 +188,71 @@ async def store_new_thread(
         announce_page,
     )
     return thread_id
+
+
+@dataclass(frozen=True)
+class NewThread:
+    """A new thread to store for a stored inbox activity (``item_id``: its
+    ``inbox_items`` row, whose document the group relays)."""
+
+    item_id: int
+    community_id: int
+    author_id: int
+    post: RemotePost
+    announce_page: bool
+
+
+# What store_new_thread does, for many activities at once (the worker's batches): the
+# relay events take the activity straight from its inbox row (no JSON encoded again),
+# in the order of the items; a NULL thread id for an object already deleted or stored.
+# Ids are distinct (the caller's duty): two rows with one id would violate ap_id's key.
+INSERT_NEW_THREADS = """
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::boolean[])
+        AS i (item_id, community_id, author_id, ap_id, title, source, content_html, announce_page)
+), fresh AS (
+    SELECT * FROM input i
+    WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = i.ap_id)
+      AND NOT EXISTS (SELECT FROM posts WHERE ap_id = i.ap_id)
+), thread AS (
+    INSERT INTO threads (community_id, title, ap_id, remote_author_id)
+    SELECT community_id, title, ap_id, author_id FROM fresh ORDER BY item_id
+    RETURNING id, ap_id
+), post AS (
+    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
+    SELECT t.id, true, f.source, f.content_html, f.ap_id, f.author_id
+    FROM thread t JOIN fresh f USING (ap_id)
+), events AS (
+    INSERT INTO outbox_events (kind, payload)
+    SELECT e.kind, e.payload FROM (
+        SELECT f.item_id, 0 AS n, 'relay.announce' AS kind,
+               jsonb_build_object('community_id', f.community_id, 'activity', x.document) AS payload
+        FROM thread t JOIN fresh f USING (ap_id) JOIN inbox_items x ON x.id = f.item_id
+        UNION ALL
+        SELECT f.item_id, 1, 'relay.announce_page',
+               jsonb_build_object('community_id', f.community_id, 'thread_id', t.id)
+        FROM thread t JOIN fresh f USING (ap_id) WHERE f.announce_page
+    ) e ORDER BY e.item_id, e.n
+)
+SELECT i.item_id, t.id AS thread_id FROM input i LEFT JOIN thread t USING (ap_id)
+"""
+
+
+async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> dict[int, int | None]:
+    """Store ``new`` in one round trip: item id → its thread id (None: deleted or stored already)."""
+    rows = await conn.fetch(
+        INSERT_NEW_THREADS,
+        [n.item_id for n in new],
+        [n.community_id for n in new],
+        [n.author_id for n in new],
+        [n.post.ap_id for n in new],
+        [n.post.title for n in new],
+        [n.post.source for n in new],
+        [n.post.content_html for n in new],
+        [n.announce_page for n in new],
+    )
+    return {r["item_id"]: r["thread_id"] for r in rows}
 
 
 async def store_thread(ctx: Context, community_id: int, post: RemotePost) -> int:

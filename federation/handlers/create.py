@@ -74,6 +74,30 @@ async def store(ctx: Context, obj: dict[str, Any]) -> Outcome:
     return await _store_checked(ctx, obj)
 
 
+async def new_thread(ctx: Context, item_id: int) -> content.NewThread | None:
+    """The usual Create decided without writing anything: a new thread, with its
+    object embedded, in one of our groups that takes it. The worker stores many at
+    once (``content.store_new_threads``), then calls :func:`store_late` for those
+    whose object turned out deleted or stored already. None: :func:`handle` decides
+    (a reply, an object to fetch, a refused group …), with the same checks."""
+    obj = ctx.activity.get("object")
+    if not isinstance(obj, dict) or obj.get("type") not in POST_TYPES:
+        return None
+    if ctx.sender.uri not in refs(obj.get("attributedTo")) or ref(obj.get("inReplyTo")) is not None:
+        return None
+    community = await addressed_group(ctx, obj)
+    if community is None or not await may_interact(ctx, community):
+        return None
+    public = community.visibility == "public"
+    return content.NewThread(item_id, community.id, ctx.sender.id, content.from_ap(obj), public)
+
+
+async def store_late(ctx: Context) -> Outcome:
+    """The outcome of a :func:`new_thread` that stored nothing."""
+    obj: dict[str, Any] = ctx.activity["object"]
+    return await _store_checked(ctx, obj)
+
+
 async def _store_checked(ctx: Context, obj: dict[str, Any]) -> Outcome:
     object_id = ref(obj)
     if await tombstoned(ctx, object_id):
