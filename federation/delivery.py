@@ -289,6 +289,7 @@ RETURNING j.id, j.activity_id, j.inbox, j.domain, j.attempts
 # statements and PostgreSQL switches to a generic plan after five runs, one that
 # scans the whole queue (measured: 25× slower completions); plan each run instead.
 CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+SESSION_CUSTOM_PLANS = "SET plan_cache_mode = force_custom_plan"
 
 
 @contextlib.asynccontextmanager
@@ -301,19 +302,34 @@ async def _planned_transaction(conn: asyncpg.Connection | asyncpg.Pool) -> Async
         yield conn
 
 
+async def plan_each_statement(conn: asyncpg.Connection) -> None:
+    """Custom plans for the whole session of ``conn``, a connection a worker keeps for
+    its claims and completions: with ``session_planned=True`` a claim, or a completion
+    of deliveries, is then one statement and one round trip, with no transaction
+    around it (BEGIN, SET LOCAL and COMMIT are three more round trips, and each costs
+    the sender and PostgreSQL about as much CPU as the statement). A pool resets the
+    setting when the connection goes back (``RESET ALL``)."""
+    await conn.execute(SESSION_CUSTOM_PLANS)
+
+
 async def claim(
     conn: asyncpg.Connection | asyncpg.Pool,
     limit: int,
     *,
     per_host: int = 4,
     lease: timedelta = LEASE,
+    session_planned: bool = False,
 ) -> list[Job]:
     """Move up to ``limit`` due jobs to ``in_flight`` for this worker (one statement,
     so any number of workers can claim concurrently)."""
     if limit <= 0:
         return []
-    async with _planned_transaction(conn) as tx:
-        rows = await tx.fetch(CLAIM, limit, per_host, max(limit * 4, 64), lease, PROBE_EVERY)
+    args = (limit, per_host, max(limit * 4, 64), lease, PROBE_EVERY)
+    if session_planned:
+        rows = await conn.fetch(CLAIM, *args)
+    else:
+        async with _planned_transaction(conn) as tx:
+            rows = await tx.fetch(CLAIM, *args)
     return [Job(r["id"], r["activity_id"], r["inbox"], r["domain"], r["attempts"]) for r in rows]
 
 
@@ -343,7 +359,8 @@ FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], $6::floa
 WHERE j.id = r.id AND j.attempts = r.attempts AND j.state = 'in_flight'
 RETURNING j.id
 """
-# Delivered: the job row goes, the ledger remembers (in one statement).
+# Delivered: the job row goes, the ledger remembers, the instance is healthy (one
+# statement; a healthy instance's row is rewritten at most once a minute).
 FINISH_DELIVERED = """
 WITH gone AS (
     DELETE FROM delivery_jobs j
@@ -356,15 +373,14 @@ WITH gone AS (
     FROM gone JOIN activities a ON a.id = gone.activity_id
     WHERE a.object_uri IS NOT NULL
     ON CONFLICT (object_uri, inbox) DO NOTHING
+), alive AS (
+    UPDATE instances
+    SET failure_count = 0, failing_since = NULL, unreachable_since = NULL, last_success_at = now()
+    WHERE domain = ANY (ARRAY(SELECT DISTINCT domain FROM gone))
+      AND (failure_count > 0 OR unreachable_since IS NOT NULL
+           OR last_success_at IS NULL OR last_success_at < now() - interval '1 minute')
 )
-SELECT id FROM gone
-"""
-INSTANCES_SUCCEEDED = """
-UPDATE instances
-SET failure_count = 0, failing_since = NULL, unreachable_since = NULL, last_success_at = now()
-WHERE domain = ANY($1::text[])
-  AND (failure_count > 0 OR unreachable_since IS NOT NULL
-       OR last_success_at IS NULL OR last_success_at < now() - interval '1 minute')
+SELECT id, domain FROM gone
 """
 INSTANCES_FAILED = """
 UPDATE instances i
@@ -381,47 +397,54 @@ WHERE i.domain = f.domain
 """
 
 
-async def complete(conn: asyncpg.Connection, results: Sequence[Result]) -> None:
-    """Record a batch of finished attempts in one transaction: each job's next state
+async def complete(
+    conn: asyncpg.Connection, results: Sequence[Result], *, session_planned: bool = False
+) -> None:
+    """Record a batch of finished attempts atomically: each job's next state
     (:func:`next_step`), the ledger for the delivered ones, instance health.
-    A result whose claim was lost (lease expired and reclaimed) changes nothing."""
+    A result whose claim was lost (lease expired and reclaimed) changes nothing.
+    Deliveries only, on a connection of :func:`plan_each_statement`: one statement."""
     if not results:
         return
-    delivered = [r for r in results if r.outcome.event == "success"]
-    others = [r for r in results if r.outcome.event != "success"]
-    applied: set[int] = set()
+    outcomes = [r.outcome for r in results]
+    delivered = [r for r, o in zip(results, outcomes, strict=True) if o.event == "success"]
+    if session_planned and len(delivered) == len(results):
+        await _finish_delivered(conn, delivered)
+        return
+    others = [(r, o) for r, o in zip(results, outcomes, strict=True) if o.event != "success"]
     async with _planned_transaction(conn):
-        if delivered:
-            rows = await conn.fetch(
-                FINISH_DELIVERED, [r.job.id for r in delivered], [r.job.attempts for r in delivered]
-            )
-            applied.update(row["id"] for row in rows)
+        alive = await _finish_delivered(conn, delivered) if delivered else set()
         if others:
-            applied.update(await _finish_others(conn, others))
-        await _record_health(conn, [r for r in results if r.job.id in applied])
+            applied = await _finish_others(conn, others)
+            await _record_failures(conn, [(r, o) for r, o in others if r.job.id in applied], alive)
 
 
-async def _finish_others(conn: asyncpg.Connection, results: Sequence[Result]) -> set[int]:
-    steps = [next_step(r.outcome, r.job.attempts, r.retry_after) for r in results]
+async def _finish_delivered(conn: asyncpg.Connection, results: Sequence[Result]) -> set[str]:
+    """The delivered jobs recorded; the domains of those whose claim still held."""
+    rows = await conn.fetch(FINISH_DELIVERED, [r.job.id for r in results], [r.job.attempts for r in results])
+    return {row["domain"] for row in rows}
+
+
+async def _finish_others(conn: asyncpg.Connection, results: Sequence[tuple[Result, Outcome]]) -> set[int]:
+    steps = [next_step(o, r.job.attempts, r.retry_after) for r, o in results]
     rows = await conn.fetch(
         FINISH_JOBS,
-        [r.job.id for r in results],
-        [r.job.attempts for r in results],
+        [r.job.id for r, _o in results],
+        [r.job.attempts for r, _o in results],
         [s.state for s in steps],
-        [r.status for r in results],
-        [r.error[:500] for r in results],
+        [r.status for r, _o in results],
+        [r.error[:500] for r, _o in results],
         [s.delay.total_seconds() if s.delay else 0.0 for s in steps],
     )
     return {row["id"] for row in rows}
 
 
-async def _record_health(conn: asyncpg.Connection, results: Sequence[Result]) -> None:
-    alive = sorted({r.job.domain for r in results if r.outcome.event == "success"})
-    failures = Counter(
-        r.job.domain for r in results if r.outcome.instance_failure and r.job.domain not in alive
-    )
-    if alive:
-        await conn.execute(INSTANCES_SUCCEEDED, alive)
+async def _record_failures(
+    conn: asyncpg.Connection, results: Sequence[tuple[Result, Outcome]], alive: set[str]
+) -> None:
+    """Count the instance failures (transport errors, 5xx) of instances that did not
+    also answer a delivery of this batch."""
+    failures = Counter(r.job.domain for r, o in results if o.instance_failure and r.job.domain not in alive)
     if failures:
         domains = sorted(failures)
         await conn.execute(

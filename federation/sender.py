@@ -319,7 +319,9 @@ class DeliveryWorker:
         self.config = config or WorkerConfig()
         self.loader = BatchLoader(settings)
         self._sender: Sender | None = None
-        self._listener: asyncpg.Connection | None = None
+        # The connection the worker keeps: LISTEN, and its claims and completions
+        # (custom plans for the session: each is one statement, see delivery).
+        self._conn: asyncpg.Connection | None = None
         self._queue: deque[Queued] = deque()
         self._sending = 0  # jobs taken from the queue whose result is not in yet
         self._senders: set[asyncio.Task[None]] = set()
@@ -340,11 +342,28 @@ class DeliveryWorker:
         self._runner = asyncio.create_task(self.run(), name="vbg-delivery-worker")
 
     async def open(self) -> None:
-        """What the loop needs: the HTTP session and the LISTEN connection."""
+        """What the loop needs: the HTTP session and the worker's connection."""
         self._sender = Sender(self.settings, self.config)
-        self._listener = await self.pool.acquire()
-        for channel in CHANNELS:
-            await self._listener.add_listener(channel, self._notified)
+        await self._connect()
+
+    async def _connect(self) -> None:
+        conn = await self.pool.acquire()
+        try:
+            await delivery.plan_each_statement(conn)
+            for channel in CHANNELS:
+                await conn.add_listener(channel, self._notified)
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        self._conn = conn
+        self.wake()  # notifications may have been missed while it was not listening
+
+    async def _reconnect(self) -> None:
+        """After a database error: a closed connection is replaced."""
+        if self._conn is not None and not self._conn.is_closed():
+            return
+        await self._disconnect()
+        await self._connect()
 
     async def stop(self) -> None:
         """Stop claiming, let running attempts finish (up to ``grace``), record them."""
@@ -371,9 +390,11 @@ class DeliveryWorker:
             while not self._stopping:
                 try:
                     did = await self.step()
-                except (asyncpg.PostgresError, OSError) as exc:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     log.warning("delivery worker: database error, retrying in %.0f s: %s", ERROR_BACKOFF, exc)
                     await self._sleep(ERROR_BACKOFF)
+                    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                        await self._reconnect()
                     continue
                 except Exception:
                     # The loop is the edge: a bug must not silently end deliveries.
@@ -434,9 +455,9 @@ class DeliveryWorker:
         if waiting and time.monotonic() - self._results_since < FLUSH_DELAY:
             return False  # more will finish soon: record them together
         results, self._results = self._results, []
+        assert self._conn is not None
         try:
-            async with self.pool.acquire() as conn:
-                await delivery.complete(conn, results)
+            await delivery.complete(self._conn, results, session_planned=True)
         except BaseException:
             self._results[:0] = results  # recorded at the next flush
             raise
@@ -450,11 +471,11 @@ class DeliveryWorker:
         if capacity < self.config.held // 2 and self.held:
             return False  # claim when half of what a worker may hold is free
         self._claim_due = False
-        async with self.pool.acquire() as conn:
-            jobs = await delivery.claim(conn, capacity, per_host=self.config.per_host)
-            if not jobs:
-                return False
-            prepared = await self.loader.prepare(conn, jobs)
+        assert self._conn is not None
+        jobs = await delivery.claim(self._conn, capacity, per_host=self.config.per_host, session_planned=True)
+        if not jobs:
+            return False
+        prepared = await self.loader.prepare(self._conn, jobs)
         self._queue.extend(
             (job, prepared.payloads.get(job.activity_id), prepared.refusal(job)) for job in jobs
         )
@@ -542,7 +563,7 @@ class DeliveryWorker:
                 await asyncio.wait(pending)
         try:
             await self._flush()
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("delivery worker: could not record the last results: %s", exc)
         await self._release()
 
@@ -553,18 +574,20 @@ class DeliveryWorker:
         jobs = [job for job, _payload, _refusal in self._queue]
         self._queue.clear()
         try:
-            async with self.pool.acquire() as conn:
-                await delivery.release(conn, jobs)
-        except (asyncpg.PostgresError, OSError) as exc:
+            await delivery.release(self.pool, jobs)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("delivery worker: %d queued jobs wait for their lease: %s", len(jobs), exc)
 
-    async def _release(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
+    async def _disconnect(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 for channel in CHANNELS:
-                    await listener.remove_listener(channel, self._notified)
-            await self.pool.release(listener)
+                    await conn.remove_listener(channel, self._notified)
+            await self.pool.release(conn)
+
+    async def _release(self) -> None:
+        await self._disconnect()
         if self._sender is not None:
             sender, self._sender = self._sender, None
             await sender.close()
