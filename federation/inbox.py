@@ -24,19 +24,21 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from federation import access, actors, policy, signatures, urls, validation
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
+from node.web.middleware import STATIC_HEADERS
 from node.web.rendering import settings_of
 
 log = logging.getLogger(__name__)
@@ -59,64 +61,105 @@ SELECT_FEDERATED_COMMUNITY = (
 # -- endpoints --------------------------------------------------------------------------
 
 
-async def shared_inbox(request: Request) -> Response:
-    return await receive(request, recipient="")
+async def shared_inbox(request: Request) -> str:
+    return ""
 
 
-async def person_inbox(request: Request) -> Response:
+async def person_inbox(request: Request) -> str:
     username = request.path_params["username"]
     async with request.app.state.pool.acquire() as conn:
         if await conn.fetchval(SELECT_MEMBER, username) is None:
             raise NotFound()
-    return await receive(request, recipient=urls.person(settings_of(request), username))
+    return urls.person(settings_of(request), username)
 
 
-async def group_inbox(request: Request) -> Response:
+async def group_inbox(request: Request) -> str:
     async with request.app.state.pool.acquire() as conn:
         name = await conn.fetchval(SELECT_FEDERATED_COMMUNITY, request.path_params["name"])
     if name is None:
         raise NotFound()
-    return await receive(request, recipient=urls.group(settings_of(request), name))
+    return urls.group(settings_of(request), name)
 
 
-async def instance_inbox(request: Request) -> Response:
-    return await receive(request, recipient=urls.instance_actor(settings_of(request)))
+async def instance_inbox(request: Request) -> str:
+    return urls.instance_actor(settings_of(request))
 
 
-for _endpoint in (shared_inbox, person_inbox, group_inbox, instance_inbox):
-    _endpoint.csrf_exempt = True  # type: ignore[attr-defined]  # signed requests, never a browser form
+Recipient = Callable[[Request], Awaitable[str]]
+
+
+class Inbox:
+    """One inbox as a bare ASGI endpoint: the pipeline of the module's docstring, then
+    a prepared 202. Being an ASGI app rather than a view function, it skips Starlette's
+    per-request Request/Response wrapping (the busiest route of a federated node); a
+    refusal is still an AppError, turned into its answer by the app's exception handlers.
+    ``recipient`` names the local actor whose inbox it is ('' for the shared inbox)."""
+
+    csrf_exempt = True  # signed requests, never a browser form
+
+    def __init__(self, recipient: Recipient) -> None:
+        self.recipient = recipient
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        recipient = await self.recipient(request)
+        await accept(request, recipient=recipient)
+        await send(ACCEPTED_START)
+        await send(ACCEPTED_BODY)
+
+
+# The 202 with the headers SecurityHeadersMiddleware would add (it leaves them as they are).
+ACCEPTED_START: Message = {
+    "type": "http.response.start",
+    "status": 202,
+    "headers": [
+        (b"content-length", b"0"),
+        *((k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()),
+        (b"cache-control", b"private, no-store"),
+    ],
+}
+ACCEPTED_BODY: Message = {"type": "http.response.body", "body": b""}
 
 routes = [
-    Route("/inbox", shared_inbox, methods=["POST"]),
-    Route("/u/{username}/inbox", person_inbox, methods=["POST"]),
-    Route("/c/{name}/inbox", group_inbox, methods=["POST"]),
-    Route("/actor/inbox", instance_inbox, methods=["POST"]),
+    Route("/inbox", Inbox(shared_inbox), methods=["POST"]),
+    Route("/u/{username}/inbox", Inbox(person_inbox), methods=["POST"]),
+    Route("/c/{name}/inbox", Inbox(group_inbox), methods=["POST"]),
+    Route("/actor/inbox", Inbox(instance_inbox), methods=["POST"]),
 ]
 
 
 # -- the pipeline -----------------------------------------------------------------------
 
 
-async def receive(request: Request, *, recipient: str) -> Response:
-    """Verify and store one incoming activity; 202 when stored (or already stored)."""
-    _check_content_type(request)
-    body = await read_body(request)
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers, names in lower case, read once (a repeated header: its
+    last value, for every check and for the signed string alike)."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def accept(request: Request, *, recipient: str) -> None:
+    """Verify and store one incoming activity; returns once stored (or already
+    stored, or dropped as the docstring says), else raises its refusal."""
+    headers = request_headers(request.scope)
+    _check_content_type(headers)
+    body = await read_body(request.receive, headers)
     doc = parse_json(body)
-    params = signatures.parse(request.headers)
+    params = signatures.parse(headers)
     settings = settings_of(request)
     pool: asyncpg.Pool = request.app.state.pool
     state = _state(request)
     domain = _key_domain(params.key_id)
     await state.gate.check(pool, domain)
     try:
-        actor = await _signer(request, pool, state.gate, Signed(request, body, params, settings), doc, domain)
+        signed = Signed(request.scope, headers, body, params, settings)
+        actor = await _signer(request, pool, state.gate, signed, doc, domain)
         if actor is None:
-            return _accepted()
+            return
         check_actor(doc, actor.uri)
         kind = _validate(doc)
         if kind is None:
             await state.gate.confirm(pool, domain)
-            return _accepted()
+            return
     except AppError:
         # Refused on a policy read from the process's cache: a blocked domain is told
         # 403 whatever else is wrong, as when the policy is read on every request.
@@ -126,7 +169,6 @@ async def receive(request: Request, *, recipient: str) -> Response:
     if activity_id is None:
         raise ValidationError("activity without id", message="Activité sans identifiant.")
     await state.writer.store(Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain))
-    return _accepted()
 
 
 def _key_domain(key_id: str) -> str:
@@ -169,29 +211,30 @@ async def _signer(
     return actor
 
 
-def _accepted() -> Response:
-    return Response(status_code=202)
-
-
-def _check_content_type(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _check_content_type(headers: dict[str, str]) -> None:
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType()
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+async def read_body(receive: Receive, headers: dict[str, str], limit: int = MAX_BODY) -> bytes:
     """The raw body, refused with 413 as soon as it is known to exceed ``limit``."""
-    length = request.headers.get("content-length", "")
+    length = headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise PayloadTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge()
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -270,12 +313,17 @@ class Signed:
     """The signature of one request, checked against a candidate signer's key."""
 
     def __init__(
-        self, request: Request, body: bytes, params: signatures.SignatureParams, settings: Settings
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        body: bytes,
+        params: signatures.SignatureParams,
+        settings: Settings,
     ) -> None:
-        self.request, self.body, self.params, self.settings = request, body, params, settings
+        self.method, self.headers, self.body, self.params = scope["method"], headers, body, params
+        self.settings = settings
         self.path = signatures.path_with_query(
-            request.scope.get("raw_path") or request.scope["path"].encode("latin-1"),
-            request.scope.get("query_string", b""),
+            scope.get("raw_path") or scope["path"].encode("latin-1"), scope.get("query_string", b"")
         )
 
     def verify(self, actor: actors.Actor) -> None:
@@ -283,9 +331,9 @@ class Signed:
         if not actor.public_key_pem:
             raise SignatureError("signer without public key")
         signatures.verify_request(
-            self.request.method,
+            self.method,
             self.path,
-            self.request.headers,
+            self.headers,
             self.body,
             self.params,
             signatures.load_public_key(actor.public_key_pem),

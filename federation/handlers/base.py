@@ -99,8 +99,22 @@ def host_of(uri: str | None) -> str:
 
 
 def same_host(a: str | None, b: str | None) -> bool:
+    origin = _origin(b) if a and b else ""
+    if origin and a and a.startswith(origin):
+        # ``a`` begins with ``b``'s very "scheme://netloc/": both parse to one host.
+        return bool(host_of(b))
     ha, hb = host_of(a), host_of(b)
     return bool(ha) and ha == hb
+
+
+@lru_cache(maxsize=4096)
+def _origin(uri: str) -> str:
+    """``uri`` up to the first "/" after its "://" ("" if none). Two URIs that share
+    this prefix share its netloc, whatever follows: ids of one actor's objects are
+    compared without parsing them (each is new, so ``host_of``'s cache misses)."""
+    start = uri.find("://")
+    end = uri.find("/", start + 3) if start > 0 else -1
+    return uri[: end + 1] if end > 0 else ""
 
 
 # -- our own objects ------------------------------------------------------------------
