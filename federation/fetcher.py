@@ -124,7 +124,7 @@ class AddressPolicy:
 @dataclass(frozen=True)
 class Limits:
     max_body: int = 1024 * 1024
-    deadline: float = 10.0
+    deadline: float | None = 10.0  # None: the caller keeps its own (the delivery sender)
     connect_timeout: float = 5.0
     max_redirects: int = 3
     max_response_read: int = 64 * 1024  # what post_activity reads of an inbox's answer
@@ -420,7 +420,7 @@ class Fetcher:
 class _TranslatedTimeout:
     """``asyncio.timeout`` whose expiry surfaces as FetchError (the overall deadline)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float | None) -> None:
         self._timeout = asyncio.timeout(seconds)
 
     async def __aenter__(self) -> None:

@@ -122,6 +122,7 @@ class Prepared:
 MAX_CACHED_TARGETS = 50_000
 ANSWER_READ = 16 * 1024  # what we read of an inbox's answer
 CONTENT_TYPE = "application/activity+json"
+DEADLINE_TICK = 0.25  # how often the deadline watchdog looks: a POST may overrun by this
 
 
 @dataclass(frozen=True)
@@ -147,14 +148,19 @@ class Sender:
 
     The signed string is exactly what goes on the wire (the design's headers
     ``(request-target) host date digest``), built from values computed once: the
-    inbox's target (per URL), the Date (per second), the Digest (per activity). The
-    session's deadline (``request_timeout``) covers connecting, sending and reading."""
+    inbox's target (per URL), the Date (per second), the Digest (per activity).
+
+    Deadline: each attempt has ``request_timeout`` from its start (connecting,
+    sending and reading the answer). One watchdog task per sender enforces them all,
+    every DEADLINE_TICK, by cancelling the attempt's task: a timer per POST (aiohttp's
+    total timeout, or ``asyncio.timeout``) cost ~6 % of a worker's CPU per delivery
+    (bench/delivery.py). Must be created inside a running event loop."""
 
     def __init__(self, settings: Settings, config: WorkerConfig) -> None:
         self.address_policy = fetcher.AddressPolicy.for_settings(settings)
         self.timeout = config.request_timeout
         limits = fetcher.Limits(
-            deadline=self.timeout,
+            deadline=None,  # the watchdog's
             connect_timeout=min(5.0, self.timeout),
             limit=config.max_in_flight,
             limit_per_host=config.per_host,
@@ -163,9 +169,24 @@ class Sender:
         self._targets: dict[str, Target | None] = {}
         self._date_at = -1
         self._date = ""
+        self._deadlines: dict[asyncio.Task[Any], float] = {}  # attempts running, by task
+        self._expired: set[asyncio.Task[Any]] = set()  # cancelled by the watchdog
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_deadlines())
 
     async def close(self) -> None:
+        self._watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watchdog
         await self.session.close()
+
+    async def _watch_deadlines(self) -> None:
+        while True:
+            await asyncio.sleep(DEADLINE_TICK)
+            now = time.monotonic()
+            for task, deadline in list(self._deadlines.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
     async def attempt(self, job: Job, payload: Payload) -> Result:
         target = self._target(job.inbox)
@@ -180,17 +201,30 @@ class Sender:
             "Digest": payload.digest,
             "Signature": payload.signer.signature(target.host_header, target.path, date, payload.digest),
         }
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines[task] = time.monotonic() + self.timeout
         try:
-            async with self.session.post(
-                target.url, data=payload.body, headers=headers, allow_redirects=False
-            ) as answer:
-                await answer.content.read(ANSWER_READ)  # keep-alive needs the answer read; no more
-                status, retry_after = answer.status, answer.headers.get("Retry-After")
-        except TimeoutError:
+            status, retry_after = await self._post(target, headers, payload.body)
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise  # the worker is stopping
+            return Result(job, None, "délai dépassé")
+        except TimeoutError:  # connecting (``connect_timeout``)
             return Result(job, None, "délai dépassé")
         except (aiohttp.ClientError, OSError, FetchError) as exc:
             return Result(job, None, f"connexion impossible : {type(exc).__name__}")
+        finally:
+            del self._deadlines[task]
+            if task in self._expired:  # the watchdog's cancellation is consumed here
+                self._expired.discard(task)
+                task.uncancel()
         return Result(job, status, _status_error(status), _retry_after(retry_after))
+
+    async def _post(self, target: Target, headers: dict[str, str], body: bytes) -> tuple[int, str | None]:
+        async with self.session.post(target.url, data=body, headers=headers, allow_redirects=False) as answer:
+            await answer.content.read(ANSWER_READ)  # keep-alive needs the answer read; no more
+            return answer.status, answer.headers.get("Retry-After")
 
     def _target(self, inbox: str) -> Target | None:
         """The checked target of an inbox URL (None: refused), cached."""

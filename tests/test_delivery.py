@@ -450,6 +450,29 @@ async def test_a_job_left_in_flight_by_a_dead_worker_is_reclaimed(
         assert (await instance(pool, peers[0].domain))["failure_count"] == 0
 
 
+async def test_an_answer_past_the_deadline_is_a_timeout_and_the_sender_goes_on(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    async with fakes(2) as (slow, fast):
+        # Given an instance that never answers in time and one that does
+        async def stuck(request: web.Request) -> web.Response:
+            await asyncio.sleep(5)
+            return web.Response(status=202)
+
+        slow.add_route("POST", "/inbox", stuck)
+        await public_thread_followed_by(fed_settings, pool, [slow, fast])
+        # When one sender (one POST at a time) with a 0.5 s deadline delivers
+        async with worker(fed_settings, pool, max_in_flight=1, request_timeout=0.5) as w:
+            await w.run_until_idle()
+        # Then the stuck instance's jobs wait for a retry, marked as timed out …
+        left = await jobs(pool)
+        assert {(r["domain"], r["state"], r["last_error"]) for r in left} == {
+            (slow.domain, "pending", "délai dépassé")
+        }
+        # … and the same sender delivered everything else afterwards
+        assert len(posted(fast)) == 2
+
+
 async def test_a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
