@@ -56,6 +56,10 @@ RETRY_DELAYS = (
     timedelta(hours=6),
 )
 POLL_INTERVAL = 5.0  # seconds: a safety net when a NOTIFY was missed
+# After a batch that was not full, let more activities arrive before the next claim:
+# a steady stream is then processed in batches of many (one COMMIT and a few statements
+# each) instead of one transaction per NOTIFY. A lone activity is not delayed.
+BATCH_WINDOW = 0.05  # seconds
 KEEP_FINISHED = timedelta(days=30)  # activity ids remembered for de-duplication
 ERROR_MAX = 2000
 
@@ -320,7 +324,8 @@ async def prune(conn: asyncpg.Connection | asyncpg.Pool, keep: timedelta = KEEP_
 async def run(
     pool: asyncpg.Pool, settings: Settings, fetcher: Any, stop: asyncio.Event, *, batch: int = 50
 ) -> None:
-    """Process the inbox until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
+    """Process the inbox until ``stop`` is set: drain (after a batch that was not full,
+    ``BATCH_WINDOW`` before the next claim), then sleep until NOTIFY or poll."""
     wake = asyncio.Event()
 
     def on_notify(*_args: Any) -> None:
@@ -331,7 +336,11 @@ async def run(
         try:
             while not stop.is_set():
                 wake.clear()
-                if await process_pending(pool, settings, fetcher, batch):
+                count = await process_pending(pool, settings, fetcher, batch)
+                if count:
+                    if count < batch:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), BATCH_WINDOW)
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(wake, stop), POLL_INTERVAL)
