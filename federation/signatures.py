@@ -372,7 +372,8 @@ def _check_digest(header: str | None, body: bytes) -> None:
 
 
 def _signing_string(method: str, path: str, headers: dict[str, str], params: SignatureParams) -> bytes:
-    values = dict(headers)
+    # Only the signed headers: httpsig copies what it is given into a case-insensitive dict.
+    values = {name: headers[name] for name in params.headers if name in headers}
     for pseudo in _PSEUDO.intersection(params.headers):
         number = params.created if pseudo == "(created)" else params.expires
         if number is None:
