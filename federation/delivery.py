@@ -246,7 +246,10 @@ class Job:
 # window function cannot sit beside FOR UPDATE, hence the CTEs; a row taken by
 # another worker meanwhile is skipped (SKIP LOCKED) or re-checked (state). The
 # ARRAY(...) sub-selects make the planner look rows up by primary key rather than
-# hash-join the whole table.
+# hash-join the whole table. The domains to skip (full, unreachable) are two arrays
+# computed once, usually empty: as NOT EXISTS per candidate row, the planner ran a
+# nested loop over the ``busy`` CTE for each of them (measured: 18 of 26 ms of a
+# claim of 128 among 2,000 due jobs).
 CLAIM = """
 WITH busy AS (
     -- count(attempts), not count(*): a plain index scan marks the entries of deleted
@@ -256,12 +259,11 @@ WITH busy AS (
     SELECT j.id, j.domain, j.next_attempt_at
     FROM delivery_jobs j
     WHERE j.state = 'pending' AND j.next_attempt_at <= now()
-      AND NOT EXISTS (SELECT 1 FROM busy b WHERE b.domain = j.domain AND b.n >= $2)
-      AND NOT EXISTS (
-          SELECT 1 FROM instances i
-          WHERE i.domain = j.domain AND i.unreachable_since IS NOT NULL
-            AND i.last_failure_at > now() - $5::interval
-      )
+      AND j.domain <> ALL (ARRAY(SELECT b.domain FROM busy b WHERE b.n >= $2))
+      AND j.domain <> ALL (ARRAY(
+          SELECT i.domain FROM instances i
+          WHERE i.unreachable_since IS NOT NULL AND i.last_failure_at > now() - $5::interval
+      ))
     ORDER BY j.next_attempt_at, j.id
     LIMIT $3
 ), ranked AS (
@@ -374,11 +376,12 @@ WITH gone AS (
     WHERE a.object_uri IS NOT NULL
     ON CONFLICT (object_uri, inbox) DO NOTHING
 ), alive AS (
-    UPDATE instances
+    UPDATE instances i
     SET failure_count = 0, failing_since = NULL, unreachable_since = NULL, last_success_at = now()
-    WHERE domain = ANY (ARRAY(SELECT DISTINCT domain FROM gone))
-      AND (failure_count > 0 OR unreachable_since IS NOT NULL
-           OR last_success_at IS NULL OR last_success_at < now() - interval '1 minute')
+    FROM (SELECT DISTINCT domain FROM gone) AS g
+    WHERE i.domain = g.domain
+      AND (i.failure_count > 0 OR i.unreachable_since IS NOT NULL
+           OR i.last_success_at IS NULL OR i.last_success_at < now() - interval '1 minute')
 )
 SELECT id, domain FROM gone
 """
