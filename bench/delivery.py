@@ -10,7 +10,8 @@ ratios survive a noisy machine. Targets (issue 3):
   ``SKIP LOCKED`` claims; Python + the PostgreSQL backend).
 
 The 1,000 instances are aiohttp sites on 1,000 ports of 127.0.0.1 in one child
-process (so their CPU is not the sender's); they check a sample of the signatures.
+process on uvloop (so their CPU is not the sender's, and the rig takes as little of
+the machine's two cores as it can); they check a sample of the signatures.
 The senders are real ``vbg-node worker`` processes (outbox event → jobs → signed
 POSTs, woken by NOTIFY), one then two of them sharing the queue; the "sender CPU" is
 theirs only (user + system, kernel loopback work included), the receivers' CPU and
@@ -125,7 +126,8 @@ async def main():
     print(json.dumps({"ports": ports, "control": cport}), flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main())
+import uvloop
+uvloop.run(main())
 """
 
 

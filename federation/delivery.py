@@ -164,7 +164,7 @@ async def deliverable(
     """The inboxes the instance policy lets us deliver to (suspended domains never;
     in allowlist mode, listed domains only)."""
     current = await policy.current_policy(conn)
-    decisions = _decisions_under(current)
+    decisions = decisions_under(current)
     return [url for url in inboxes if outbound(current, domain_of(url), own_domain, decisions)]
 
 
@@ -172,7 +172,7 @@ MAX_CACHED_DECISIONS = 100_000
 _decided: tuple[policy.Policy | None, dict[str, bool]] = (None, {})
 
 
-def _decisions_under(current: policy.Policy) -> dict[str, bool]:
+def decisions_under(current: policy.Policy) -> dict[str, bool]:
     """The outbound decisions already taken under ``current`` (the cached policy
     object of one version): a fan-out to a thousand instances decides once each."""
     global _decided

@@ -285,8 +285,6 @@ class BatchLoader:
         self._payloads: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # id -> (actor, body)
         self._signers: dict[str, tuple[float, signatures.PostSigner]] = {}
         self._ready: dict[int, Payload] = {}
-        self._policy: policy.Policy | None = None
-        self._decisions: dict[str, bool] = {}  # for self._policy only
 
     async def prepare(self, conn: asyncpg.Connection, jobs: Sequence[Job]) -> Prepared:
         wanted = {job.activity_id for job in jobs}
@@ -300,11 +298,10 @@ class BatchLoader:
             if i in self._payloads and self._payloads[i][0] in signers:
                 payloads[i] = self._payload(i, signers[self._payloads[i][0]])
         current = await policy.current_policy(conn)
-        if current is not self._policy:  # a new policy version: decide afresh
-            self._policy, self._decisions = current, {}
+        decisions = delivery.decisions_under(current)  # shared with the fan-out's
         own = self.settings.domain
         refused = frozenset(
-            job.domain for job in jobs if not delivery.outbound(current, job.domain, own, self._decisions)
+            job.domain for job in jobs if not delivery.outbound(current, job.domain, own, decisions)
         )
         return Prepared(payloads, refused)
 
