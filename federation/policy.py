@@ -390,7 +390,9 @@ async def apply_block(
     """Create or update one block inside the caller's transaction; return what was done.
 
     A suspension also drops the domain's follows of our communities (they do not come
-    back when it is lifted). Its cached content is hidden by ``vbg_actor_hidden``.
+    back when it is lifted). Its cached content is hidden by ``vbg_actor_hidden``, and its
+    replies leave the reply counts and activity dates of threads (recounted by the database
+    when the actors' ``hidden`` flag changes, migration 0072).
     """
     domain = normalise_domain(request.domain)
     _check_not_own(domain, own_domain)
@@ -458,7 +460,8 @@ async def suspend_domain(
 
 
 async def unblock_domain(conn: asyncpg.Connection, domain: str, who: Who = CLI, *, reason: str = "") -> None:
-    """Lift a block: hidden content shows again; dropped follows stay dropped."""
+    """Lift a block: hidden content shows again (and counts again in thread lists);
+    dropped follows stay dropped."""
     domain = normalise_domain(domain)
     async with conn.transaction():
         severity = await conn.fetchval(DELETE_BLOCK, domain)
