@@ -26,11 +26,13 @@ the whole time, so prefetching never lets more than ``per_host`` jobs of one ins
 out at once.
 
 Why it is built this way (bench/delivery.py): the RSA signature is the one cost a
-delivery cannot avoid; everything else is paid per batch where it can be. Body and
-Digest are computed once per activity, the ``Signature`` frame once per key, the
-target once per inbox URL, the Date once per second; claims and completions are a few
-round trips to PostgreSQL per batch; senders are long-lived tasks (not one task and
-one timer per job), and the session's own deadline is the only timer of a POST.
+delivery cannot avoid (~0.4 ms here); everything else is paid per batch where it
+can be. Body and Digest are computed once per activity, the ``Signature`` frame once
+per key, the target once per inbox URL, the Date once per second; a claim, and a
+batch of deliveries recorded, is one statement on the worker's own connection;
+senders are long-lived tasks (not one task per job) and one watchdog keeps every
+deadline (not one timer per POST). What remains per delivery besides the signature is
+mostly aiohttp's request machinery (~0.13 ms on a kept-alive connection, uvloop).
 
 ``vbg-node worker`` runs :func:`federation.worker.run_forever`; ``vbg-node serve``
 runs one worker in the web process (app life span).
