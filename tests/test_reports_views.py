@@ -102,7 +102,9 @@ async def test_a_moderator_sees_an_incoming_report(
     client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     # Given a Flag from a Mastodon moderator naming a reply, a thread, a member and a foreign note
-    report_id = await file_report(pool, settings, text="<script>alert(1)</script> Propos déplacés")
+    report_id = await file_report(
+        pool, settings, text="<script>alert(1)</script> Propos déplacés\nVoir <b>ici</b>"
+    )
     reply = await pool.fetchval("SELECT id FROM posts WHERE NOT is_opening")
     opening = await pool.fetchval("SELECT id FROM posts WHERE is_opening")
     await as_role(client, pool, "modo", "moderator")
@@ -117,6 +119,7 @@ async def test_a_moderator_sees_an_incoming_report(
     assert "@mod@masto.example" in html and "Modération de masto.example" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Propos déplacés" in html
     assert "<script>alert" not in html
+    assert "Propos déplacés<br>Voir &lt;b&gt;ici&lt;/b&gt;" in html
     assert f'<a href="/p/{reply}">' in html and f'<a href="/p/{opening}">' in html
     assert "Réponse très privée." in html and "Secret du groupe." in html and "Psy" in html
     assert '<a href="/u/binta">' in html
