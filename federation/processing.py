@@ -134,8 +134,8 @@ class Item:
 
 
 async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, limit: int = 50) -> int:
-    """Claim and process up to ``limit`` items, in arrival order, on one connection;
-    return how many."""
+    """Claim and process up to ``limit`` due items on one connection, in the order they
+    fell due (arrival order, for new items); return how many."""
     async with pool.acquire() as conn:
         return await _process_batch(conn, settings, fetcher, limit)
 
