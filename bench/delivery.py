@@ -69,12 +69,18 @@ sys.path.insert(0, sys.argv[2])
 from federation import signatures
 
 count = int(sys.argv[1])
-state = {"times": [], "types": {}, "last": {}, "checked": 0, "bad": 0, "keys": {}}
+state = {"times": [], "types": {}, "last": {}, "checked": 0, "bad": 0, "keys": {}, "peers": set(), "opened": 0}
+ever = set()
 
 async def inbox(request):
     body = await request.read()
     now = time.time()
     state["times"].append(now)
+    connection = (request.transport.get_extra_info("sockname"), request.transport.get_extra_info("peername"))
+    state["peers"].add(connection)
+    if connection not in ever:
+        ever.add(connection)
+        state["opened"] += 1
     doc = json.loads(body)
     inner = doc.get("object")
     kind = doc.get("type", "?") + ("/" + inner.get("type", "?") if isinstance(inner, dict) and doc.get("type") == "Announce" else "")
@@ -94,10 +100,11 @@ async def stats(request):
     times = state["times"]
     return web.json_response({"count": len(times), "first": min(times, default=0), "last": max(times, default=0),
                               "types": state["types"], "last_by_type": state["last"],
-                              "checked": state["checked"], "bad": state["bad"]})
+                              "checked": state["checked"], "bad": state["bad"],
+                              "connections": len(state["peers"]), "opened": state["opened"]})
 
 async def reset(request):
-    state["times"], state["types"], state["last"] = [], {}, {}
+    state["times"], state["types"], state["last"], state["peers"], state["opened"] = [], {}, {}, set(), 0
     return web.Response()
 
 async def keys(request):
@@ -447,6 +454,8 @@ async def one_round(
         "per_cpu_s": got["count"] / cpu if cpu else 0.0,
         "ratio": (got["count"] / cpu) / signs if cpu else 0.0,
         "checked": got["checked"],
+        "connections": got["connections"],
+        "opened": got["opened"],
         "bad": got["bad"],
     }
 
@@ -492,7 +501,8 @@ async def report_fan_out(instances: int, rounds_: int, counts: list[int], signs:
         for n, r in enumerate(rounds, 1):
             print(
                 f"fan-out, {count} worker process(es), round {n} ({'cold' if n == 1 else 'warm'} connections): "
-                f"{r['received']:,}/{r['expected']:,} POSTs to {instances:,} instances; "
+                f"{r['received']:,}/{r['expected']:,} POSTs to {instances:,} instances over "
+                f"{r['connections']:,} connections ({r['opened']:,} opened in the round); "
                 f"first receipt {r['first_receipt_s'] * 1000:.0f} ms, "
                 f"thread (Announce{{Create}}) at every instance {r['thread_everywhere_s'] * 1000:.0f} ms, "
                 f"all deliveries {r['last_receipt_s'] * 1000:.0f} ms; "

@@ -250,13 +250,20 @@ class Job:
 # computed once, usually empty: as NOT EXISTS per candidate row, the planner ran a
 # nested loop over the ``busy`` CTE for each of them (measured: 18 of 26 ms of a
 # claim of 128 among 2,000 due jobs).
+#
+# Among the oldest due jobs ($3 candidates), those of one activity due at the same
+# time (a fan-out) go to the instances of the worker's share first ($7 of $6
+# workers, by a hash of the domain; see :class:`Affinity`): the two POSTs of a new
+# thread to one instance then leave from one worker, over one kept-alive
+# connection, round after round. Only a preference: an older activity's jobs still
+# go first, whoever's share they are in.
 CLAIM = """
 WITH busy AS (
     -- count(attempts), not count(*): a plain index scan marks the entries of deleted
     -- jobs dead as it passes (an index-only scan would visit them again every claim)
     SELECT domain, count(attempts) AS n FROM delivery_jobs WHERE state = 'in_flight' GROUP BY domain
 ), due AS (
-    SELECT j.id, j.domain, j.next_attempt_at
+    SELECT j.id, j.domain, j.next_attempt_at, j.activity_id
     FROM delivery_jobs j
     WHERE j.state = 'pending' AND j.next_attempt_at <= now()
       AND j.domain <> ALL (ARRAY(SELECT b.domain FROM busy b WHERE b.n >= $2))
@@ -267,7 +274,9 @@ WITH busy AS (
     ORDER BY j.next_attempt_at, j.id
     LIMIT $3
 ), ranked AS (
-    SELECT d.id, d.next_attempt_at,
+    SELECT d.id, d.next_attempt_at, d.activity_id,
+           -- a constant false for a lone worker (custom plans fold it)
+           CASE WHEN $6 > 1 THEN abs(hashtext(d.domain)) % $6 <> $7 ELSE false END AS elsewhere,
            row_number() OVER (PARTITION BY d.domain ORDER BY d.next_attempt_at, d.id)
              + coalesce(b.n, 0) AS slot
     FROM due d LEFT JOIN busy b ON b.domain = d.domain
@@ -275,7 +284,9 @@ WITH busy AS (
     SELECT j.id
     FROM delivery_jobs j
     WHERE j.id = ANY (ARRAY(
-        SELECT r.id FROM ranked r WHERE r.slot <= $2 ORDER BY r.next_attempt_at, r.id LIMIT $1
+        SELECT r.id FROM ranked r WHERE r.slot <= $2
+        ORDER BY r.next_attempt_at, r.activity_id, r.elsewhere, r.id
+        LIMIT $1
     ))
       AND j.state = 'pending'
     FOR UPDATE SKIP LOCKED
@@ -285,6 +296,58 @@ SET state = 'in_flight', attempts = j.attempts + 1, lease_until = now() + $4::in
 WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
 RETURNING j.id, j.activity_id, j.inbox, j.domain, j.attempts
 """
+
+
+@dataclass(frozen=True)
+class Share:
+    """Which share of the instances a worker prefers: ``index`` of ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+
+ALL = Share()
+AFFINITY_LOCKS = 0x76626764  # advisory lock class ('vbgd') of the delivery workers' slots
+MAX_SLOTS = 64
+TAKE_SLOT = "SELECT pg_try_advisory_lock($1::int, $2::int)"
+LIVE_SLOTS = """
+SELECT l.objid::int AS slot FROM pg_locks l
+WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objsubid = 2 AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY 1
+"""
+
+
+class Affinity:
+    """A worker's share of the instances, so that each instance's deliveries tend to
+    leave from the same worker (its kept-alive connection, its TLS session).
+
+    Each worker holds a session advisory lock on a slot (0 … MAX_SLOTS-1) on the
+    connection it keeps; the live slots, read again at most every ``refresh``
+    seconds, say how many workers share the queue and which one this is. A worker
+    that dies loses its slot with its session; the others' shares then change."""
+
+    def __init__(self, refresh: float = 1.0) -> None:
+        self.refresh = refresh
+        self.slot: int | None = None
+        self.share = ALL
+        self._read_at = float("-inf")
+
+    async def join(self, conn: asyncpg.Connection) -> None:
+        """Take a free slot on ``conn`` (none free: no preference)."""
+        self.slot, self.share, self._read_at = None, ALL, float("-inf")
+        for slot in range(MAX_SLOTS):
+            if await conn.fetchval(TAKE_SLOT, AFFINITY_LOCKS, slot):
+                self.slot = slot
+                return
+
+    async def current(self, conn: asyncpg.Connection, now: float) -> Share:
+        if self.slot is not None and now - self._read_at >= self.refresh:
+            slots = [r["slot"] for r in await conn.fetch(LIVE_SLOTS, AFFINITY_LOCKS)]
+            self._read_at = now
+            if self.slot in slots:
+                self.share = Share(slots.index(self.slot), len(slots))
+        return self.share
 
 
 # These statements take arrays whose sizes drive the plan. asyncpg prepares
@@ -320,19 +383,22 @@ async def claim(
     *,
     per_host: int = 4,
     lease: timedelta = LEASE,
+    share: Share = ALL,
     session_planned: bool = False,
 ) -> list[Job]:
     """Move up to ``limit`` due jobs to ``in_flight`` for this worker (one statement,
-    so any number of workers can claim concurrently)."""
+    so any number of workers can claim concurrently), oldest first."""
     if limit <= 0:
         return []
-    args = (limit, per_host, max(limit * 4, 64), lease, PROBE_EVERY)
+    args = (limit, per_host, max(limit * 4, 64), lease, PROBE_EVERY, share.count, share.index)
     if session_planned:
         rows = await conn.fetch(CLAIM, *args)
     else:
         async with _planned_transaction(conn) as tx:
             rows = await tx.fetch(CLAIM, *args)
-    return [Job(r["id"], r["activity_id"], r["inbox"], r["domain"], r["attempts"]) for r in rows]
+    jobs = [Job(r["id"], r["activity_id"], r["inbox"], r["domain"], r["attempts"]) for r in rows]
+    jobs.sort(key=lambda job: job.id)  # RETURNING follows the table, not the claim's order
+    return jobs
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ processes, may share one PostgreSQL)::
            │         FLUSH_DELAY, or when nothing is being sent)
            ├─ claim  jobs into the send queue while the worker holds fewer than
            │         max_in_flight + prefetch (delivery.claim, SKIP LOCKED, ≤ per_host
-           │         in flight per instance across every worker; once half is free)
+           │         in flight per instance across every worker; once half is free;
+           │         the instances of this worker's share first, delivery.Affinity)
            ├─ every MAINTAIN_EVERY: reclaim leases, expire, purge (delivery.maintain)
            └─ sleep until a NOTIFY, a flush to do or POLL_INTERVAL
       senders: up to max_in_flight tasks, each takes the next queued job, signs it and
@@ -355,6 +356,7 @@ class DeliveryWorker:
         # The connection the worker keeps: LISTEN, and its claims and completions
         # (custom plans for the session: each is one statement, see delivery).
         self._conn: asyncpg.Connection | None = None
+        self.affinity = delivery.Affinity()  # the instances this worker prefers
         self._queue: deque[Queued] = deque()
         self._sending = 0  # jobs taken from the queue whose result is not in yet
         self._senders: set[asyncio.Task[None]] = set()
@@ -383,6 +385,7 @@ class DeliveryWorker:
         conn = await self.pool.acquire()
         try:
             await delivery.plan_each_statement(conn)
+            await self.affinity.join(conn)
             for channel in CHANNELS:
                 await conn.add_listener(channel, self._notified)
         except BaseException:
@@ -505,7 +508,10 @@ class DeliveryWorker:
             return False  # claim when half of what a worker may hold is free
         self._claim_due = False
         assert self._conn is not None
-        jobs = await delivery.claim(self._conn, capacity, per_host=self.config.per_host, session_planned=True)
+        share = await self.affinity.current(self._conn, time.monotonic())
+        jobs = await delivery.claim(
+            self._conn, capacity, per_host=self.config.per_host, share=share, session_planned=True
+        )
         if not jobs:
             return False
         prepared = await self.loader.prepare(self._conn, jobs)

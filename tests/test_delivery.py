@@ -521,6 +521,37 @@ async def test_two_workers_share_the_queue_without_double_delivery(
         assert await jobs(pool) == []
 
 
+async def test_each_worker_prefers_its_share_of_the_instances(pool: asyncpg.Pool) -> None:
+    # Given two activities (a thread's two Announces) for twelve instances
+    inboxes = [f"https://h{n}.example/inbox" for n in range(12)]
+    async with pool.acquire() as conn:
+        for kind in ("Create", "Page"):
+            activity = {"id": f"https://node.example/activities/{kind}", "actor": "https://node.example/c/x"}
+            await delivery.enqueue(conn, activity, inboxes)
+        owner = {
+            r["domain"]: r["k"]
+            for r in await conn.fetch("SELECT domain, abs(hashtext(domain)) % 2 AS k FROM instances")
+        }
+    # And two workers, each holding a slot on its own connection
+    async with pool.acquire() as one, pool.acquire() as two:
+        first, second = delivery.Affinity(), delivery.Affinity()
+        await first.join(one)
+        await second.join(two)
+        shares = [await a.current(c, 0.0) for a, c in ((first, one), (second, two))]
+        assert shares == [delivery.Share(0, 2), delivery.Share(1, 2)]
+        # When the first claims as many jobs as its share has instances
+        mine = sorted(d for d, k in owner.items() if k == 0)
+        claimed = await delivery.claim(one, len(mine), share=shares[0])
+        # Then it got the oldest activity's jobs for its own instances
+        assert sorted(job.domain for job in claimed) == mine
+        assert len({job.activity_id for job in claimed}) == 1
+        # And the second gets the Create's jobs for the other instances, before any Page
+        theirs = sorted(d for d, k in owner.items() if k == 1)
+        rest = await delivery.claim(two, len(theirs), share=shares[1])
+        assert sorted(job.domain for job in rest) == theirs
+        assert {job.activity_id for job in rest} == {job.activity_id for job in claimed}
+
+
 async def test_an_instance_suspended_after_fan_out_gets_nothing(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
