@@ -11,7 +11,9 @@ ratios survive a noisy machine. Targets (issue 3):
 
 The 1,000 instances are aiohttp sites on 1,000 ports of 127.0.0.1 in one child
 process on uvloop (so their CPU is not the sender's, and the rig takes as little of
-the machine's two cores as it can); they check a sample of the signatures.
+the machine's two cores as it can); they check a sample of the signatures, and count
+the connections each round used and opened. Their CPU is printed as a share of one
+core over the round: well under 100 %, they are not what limits the round.
 The senders are real ``vbg-node worker`` processes (outbox event → jobs → signed
 POSTs, woken by NOTIFY), one then two of them sharing the queue; the "sender CPU" is
 theirs only (user + system, kernel loopback work included), the receivers' CPU and
@@ -509,7 +511,8 @@ async def report_fan_out(instances: int, rounds_: int, counts: list[int], signs:
                 f"sender CPU {r['sender_cpu_s']:.2f} s (system {r['sender_system_s']:.2f}) "
                 f"→ {r['per_cpu_s']:,.0f} deliveries/CPU-s = {r['ratio']:.2f}× the sign rate "
                 f"({r['signs_before']:,.0f} before, {r['signs_after']:,.0f}/CPU-s after the round; "
-                f"target ≥ 0.6×); receivers CPU {r['receivers_cpu_s']:.2f} s, PostgreSQL (workers' "
+                f"target ≥ 0.6×); receivers CPU {r['receivers_cpu_s']:.2f} s "
+                f"({r['receivers_cpu_s'] / r['last_receipt_s']:.0%} of one core over the round), PostgreSQL (workers' "
                 f"backends) {r['pg_cpu_s']:.2f} s; signatures checked {r['checked']}, bad {r['bad']}"
             )
         warm = rounds[1:] or rounds
