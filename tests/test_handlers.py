@@ -368,6 +368,30 @@ async def test_an_actor_deleting_itself_takes_its_content_away(node: InboxNode, 
     assert await node.count("actors", "uri = $1 AND deleted_at IS NOT NULL", alice.id) == 1
 
 
+async def test_an_actor_deleting_itself_leaves_the_reply_counts_of_the_threads_it_answered(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    await make_community(node.pool, "medical", visibility="public")
+    thread_id, _ = await local_thread(node, "medical")
+    opened_at = await node.pool.fetchval("SELECT last_activity_at FROM threads WHERE id = $1", thread_id)
+    alice = masto.add_actor("alice")
+    for text in ("Première réponse", "Seconde réponse"):
+        reply = ap.mastodon_note(
+            masto, alice, node.group("medical"), text, in_reply_to=node.url(f"/t/{thread_id}")
+        )
+        await deliver(node, masto, reply, alice)
+    assert await node.pool.fetchval("SELECT reply_count FROM threads WHERE id = $1", thread_id) == 2
+
+    await deliver(node, masto, ap.delete_of(masto, alice, alice.id, tombstone=False), alice)
+
+    row = await node.pool.fetchrow(
+        "SELECT reply_count, last_activity_at FROM threads WHERE id = $1", thread_id
+    )
+    assert row["reply_count"] == 0
+    # last activity still counts the (now deleted) replies, as for a reply deleted on the forum
+    assert row["last_activity_at"] >= opened_at
+
+
 async def test_an_actor_update_refreshes_the_cached_actor(node: InboxNode, masto: FakeInstance) -> None:
     alice = masto.add_actor("alice")
     await make_community(node.pool, "medical", visibility="public")

@@ -30,7 +30,10 @@ DROP_REPLY = "UPDATE threads SET reply_count = greatest(reply_count - 1, 0) WHER
 MARK_ACTOR_DELETED = "UPDATE actors SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
 SOFT_DELETE_ACTOR_POSTS = """
 UPDATE posts SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
+RETURNING thread_id
 """
+# Reply counts and last activity of the threads it answered (migration 0072).
+RECOUNT_THREADS = "SELECT vbg_threads_recount($1::bigint[])"
 SOFT_DELETE_ACTOR_THREADS = """
 UPDATE threads SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
 """
@@ -66,9 +69,10 @@ async def handle(ctx: Context) -> Outcome:
 async def _delete_actor(ctx: Context) -> Outcome:
     await remember(ctx, ctx.sender.uri, "deleted")
     await ctx.conn.execute(MARK_ACTOR_DELETED, ctx.sender.id)
-    posts = await ctx.conn.execute(SOFT_DELETE_ACTOR_POSTS, ctx.sender.id)
+    threads = [r["thread_id"] for r in await ctx.conn.fetch(SOFT_DELETE_ACTOR_POSTS, ctx.sender.id)]
+    await ctx.conn.execute(RECOUNT_THREADS, sorted(set(threads)))
     await ctx.conn.execute(SOFT_DELETE_ACTOR_THREADS, ctx.sender.id)
     liked = [r["post_id"] for r in await ctx.conn.fetch(DELETE_ACTOR_LIKES, ctx.sender.id)]
     await ctx.conn.execute(RECOUNT_LIKES, liked)
     await ctx.conn.execute(DELETE_ACTOR_FOLLOWS, ctx.sender.id)
-    return done(f"actor deleted ({posts.split()[-1]} posts)")
+    return done(f"actor deleted ({len(threads)} posts)")
