@@ -24,6 +24,8 @@ answered)::
     relay.announce          G: Announce{activity, unmodified} to followers but the origin instance
     relay.announce_page     G: Announce{Page id} (public groups) to followers but the origin instance
     follow.accept / reject  G: Accept|Reject{Follow with plain URI actor/object} to the follower's inbox
+    person.updated          P: Update{Person} (name or bio changed) to the followers of every community
+                            where the member has a post, so other servers refresh their copy
 
 The group is the relay (FEP-1b12, as Lemmy's ``send_activity_in_community`` for a
 local community): a follower instance gets the member's activity once, inside the
@@ -427,6 +429,31 @@ async def _answering_actor(ctx: Context, payload: dict[str, Any]) -> str | None:
     return None
 
 
+SELECT_MEMBER = """
+SELECT id, username, display_name, bio, created_at FROM users WHERE id = $1 AND status = 'approved'
+"""
+# The federated communities where the member has a post (their followers know the member).
+SELECT_MEMBER_COMMUNITIES = """
+SELECT DISTINCT c.id, c.visibility
+FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
+WHERE p.author_id = $1 AND p.deleted_at IS NULL AND c.visibility IN ('public', 'members')
+"""
+
+
+async def person_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    member = await ctx.conn.fetchrow(SELECT_MEMBER, int(payload["user_id"]))
+    if member is None:
+        return []
+    communities = await ctx.conn.fetch(SELECT_MEMBER_COMMUNITIES, member["id"])
+    inboxes = _union(*[await follower_inboxes(ctx, c["id"], c["visibility"]) for c in communities])
+    if not inboxes:
+        return []
+    actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=member["id"])
+    person = objects.person_to_ap(ctx.settings, actor, member)
+    activity = envelope(ctx.settings, "Update", actor.uri, person, [PUBLIC], [actor.followers or actor.uri])
+    return [Outgoing(activity, inboxes, actor.uri, "public")]
+
+
 BUILDERS: dict[str, Builder] = {
     "post.created": post_created,
     "post.updated": post_updated,
@@ -439,6 +466,7 @@ BUILDERS: dict[str, Builder] = {
     "relay.announce_page": relay_announce_page,
     "follow.accept": _answer("Accept"),
     "follow.reject": _answer("Reject"),
+    "person.updated": person_updated,
 }
 
 

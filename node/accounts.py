@@ -349,6 +349,10 @@ UPDATE users SET display_name = $2, profession = $3, profession_detail = $4, org
                  country = $6, bio = $7
 WHERE id = $1
 """
+# What a member's ActivityPub ``Person`` shows (federation.objects.person_to_ap): when it
+# changes, the federation workers send an ``Update{Person}`` (federation.outbox).
+SELECT_PERSON_FIELDS = "SELECT display_name, bio FROM users WHERE id = $1 FOR UPDATE"
+INSERT_PERSON_UPDATED = "INSERT INTO outbox_events (kind, payload) VALUES ('person.updated', $1)"
 SELECT_HASH = "SELECT password_hash FROM users WHERE id = $1"
 UPDATE_PASSWORD = "UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1"
 
@@ -391,22 +395,27 @@ async def expert_of(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> li
     return await conn.fetch(SELECT_EXPERT_OF, user_id)
 
 
-async def update_profile(
-    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, update: ProfileUpdate
-) -> None:
+async def update_profile(pool: asyncpg.Pool, user_id: int, update: ProfileUpdate) -> None:
     errors = profile_errors(update)
     if errors:
         raise BadRequest(fields=errors)
-    await conn.execute(
-        UPDATE_PROFILE,
-        user_id,
-        update.display_name.strip(),
-        update.profession,
-        update.profession_detail.strip(),
-        update.organisation.strip(),
-        update.country.strip(),
-        update.bio.strip(),
-    )
+    async with pool.acquire() as tx, tx.transaction():
+        before = await tx.fetchrow(SELECT_PERSON_FIELDS, user_id)
+        await tx.execute(
+            UPDATE_PROFILE,
+            user_id,
+            update.display_name.strip(),
+            update.profession,
+            update.profession_detail.strip(),
+            update.organisation.strip(),
+            update.country.strip(),
+            update.bio.strip(),
+        )
+        if before is not None and (before["display_name"], before["bio"]) != (
+            update.display_name.strip(),
+            update.bio.strip(),
+        ):
+            await tx.execute(INSERT_PERSON_UPDATED, {"user_id": user_id})
 
 
 async def change_password(

@@ -448,3 +448,41 @@ async def test_processed_events_are_forgotten_after_a_week(
         # Then only the old processed one is gone
         left = await conn.fetch("SELECT processed_at IS NULL AS pending FROM outbox_events ORDER BY id")
     assert [r["pending"] for r in left] == [False, True]
+
+
+async def test_a_profile_change_sends_update_person_to_the_followers_of_communities_posted_in(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    from node import accounts
+
+    # Given a member who posted in a public community followed from one instance, and a
+    # community they never posted in, followed from another
+    async with fakes(2) as (a, b):
+        group = await community(pool, "medical", "public")
+        other = await community(pool, "juridique", "public")
+        await follower(pool, group, a, "alice")
+        await follower(pool, other, b, "bob")
+        author = await member(pool)
+        await new_thread(pool, group, author)
+        await process_outbox(fed_settings, pool)
+        await pool.execute("DELETE FROM delivery_jobs")
+
+        def change(display_name: str, bio: str) -> accounts.ProfileUpdate:
+            return accounts.ProfileUpdate(display_name, "medical", "", "Centre de santé", "RDC", bio)
+
+        # When the member changes their name and bio
+        await accounts.update_profile(pool, author.id, change("Dr Amina K.", "Médecin généraliste."))
+        await process_outbox(fed_settings, pool)
+        # Then an Update{Person} with the new name goes to the instance that knows the member only
+        rows = await jobs(pool)
+        assert [r["inbox"] for r in rows] == [a.url("/inbox")]
+        update = rows[0]["activity"]
+        assert update["type"] == "Update" and update["actor"] == "http://testserver/u/amina"
+        assert update["object"]["type"] == "Person" and update["object"]["name"] == "Dr Amina K."
+        assert "Médecin généraliste." in update["object"]["summary"]
+        assert PUBLIC in update["to"]
+        # And saving the profile without changing what the Person shows sends nothing more
+        await pool.execute("DELETE FROM delivery_jobs")
+        await accounts.update_profile(pool, author.id, change("Dr Amina K.", "Médecin généraliste."))
+        await process_outbox(fed_settings, pool)
+        assert await jobs(pool) == []
