@@ -22,9 +22,11 @@ it (they share the machine's cores, so they bound the latency, but they are not 
 sender's). The sign rate is measured again right before and right after each round
 and the ratio is taken against their mean: the machine is shared and its load moves
 within seconds (one yardstick for a whole run drifted by ±15 %). The first round of
-each set opens every connection (cold); later rounds reuse the connections kept
-alive since the previous round (warm); the summary gives the median of the warm
-rounds. Uses
+each set opens every connection (cold; it is also the worker processes' first work:
+keys decrypted, policy decisions and inbox targets cached); later rounds reuse the
+connections kept alive since the previous round (warm); the summary gives the median
+of the warm rounds. With two workers, each prefers its share of the instances
+(``delivery.Affinity``), so warm rounds open few new connections. Uses
 ``DATABASE_URL`` (a server URL: a scratch database is created and dropped) or, when
 unset, an embedded PostgreSQL.
 
