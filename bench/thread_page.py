@@ -2,7 +2,9 @@
 
 Starts its own embedded PostgreSQL (so its CPU time can be counted apart from
 anything else on the machine), fills a thread with 50 replies written by several
-members, runs the node as `vbg-node serve` (granian; `--server uvicorn` to compare),
+members, runs the node as `vbg-node serve` (granian; `--server uvicorn` to compare) with
+its default two web processes (VBG_WEB_WORKERS, about one per core; `--web-workers 1` to
+see one process alone), app CPU = every web process and granian's supervisor,
 and loads the thread page as a logged-in member with N concurrent clients. The load
 comes from `wrk` (Debian package `wrk`; one thread, N kept-alive connections) when it
 is installed, so the load generator takes as little of the 2 cores as possible;
@@ -13,7 +15,7 @@ CSS included; ≥ 800 pages per CPU-second (app + PostgreSQL); p50 ≤ 50 ms and
 p99 ≤ 150 ms at 64 concurrent clients; one web process ≤ 80 MB RSS.
 
     .venv/bin/python bench/thread_page.py [--requests 4000] [--concurrency 64] [--server granian|uvicorn]
-                                          [--client wrk|aiohttp] [--duration 10]
+                                          [--client wrk|aiohttp] [--duration 10] [--web-workers 2]
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ async def fill(dsn: str) -> tuple[int, str]:
         await conn.close()
 
 
-def start_server(kind: str, dsn: str, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(kind: str, dsn: str, port: int, data_dir: Path, web_workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -100,12 +102,13 @@ def start_server(kind: str, dsn: str, port: int, data_dir: Path) -> subprocess.P
         "VBG_DATA_DIR": str(data_dir),
         "VBG_WORKERS_IN_SERVE": "0",
         "VBG_LOG_LEVEL": "WARNING",
+        "VBG_WEB_WORKERS": str(web_workers),
     }
     if kind == "granian":
         cmd = [sys.executable, "-m", "node.cli", "serve"]
     else:
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "node.web.app:app_from_env", "--port", str(port),
-               "--log-level", "warning", "--no-access-log"]  # fmt: skip
+               "--log-level", "warning", "--no-access-log", "--workers", str(web_workers)]  # fmt: skip
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -163,6 +166,9 @@ async def main() -> None:
     parser.add_argument(
         "--client", choices=["wrk", "aiohttp"], default="wrk" if shutil.which("wrk") else "aiohttp"
     )
+    parser.add_argument(
+        "--web-workers", type=int, default=2, help="web processes (VBG_WEB_WORKERS; default 2)"
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load with wrk")
     args = parser.parse_args()
 
@@ -173,7 +179,7 @@ async def main() -> None:
     try:
         thread_id, token = await fill(dsn)
         port = 18000 + os.getpid() % 1000
-        server = start_server(args.server, dsn, port, work / "data")
+        server = start_server(args.server, dsn, port, work / "data", args.web_workers)
         url = f"http://127.0.0.1:{port}/t/{thread_id}"
         async with aiohttp.ClientSession(cookies={sessions.COOKIE: token}) as client:
             for _ in range(100):
@@ -207,7 +213,8 @@ async def main() -> None:
         rss = max(p.memory_info().rss for p in app_procs if p.is_running())
 
         print(
-            f"server: {args.server}; client: {args.client}; thread with {replies} posts; "
+            f"server: {args.server} with {args.web_workers} web processes (VBG_WEB_WORKERS); client: {args.client}; "
+            f"thread with {replies} posts; "
             f"{count} requests, {args.concurrency} concurrent"
         )
         print(f"page weight: {len(html) / 1024:.1f} KB HTML + {len(css) / 1024:.1f} KB CSS = {page_bytes / 1024:.1f} KB raw; "
@@ -218,7 +225,7 @@ async def main() -> None:
         print(f"pages per CPU-second (app + PostgreSQL): {count / (app_cpu + pg_cpu):.0f} (target ≥ 800)")
         print(f"latency: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
               f"(targets ≤ 50 ms, ≤ 150 ms)")  # fmt: skip
-        print(f"web process RSS: {rss / 1024 / 1024:.1f} MB (target ≤ 80 MB)")
+        print(f"largest web process RSS: {rss / 1024 / 1024:.1f} MB (target ≤ 80 MB per process)")
     finally:
         if server is not None:
             server.terminate()

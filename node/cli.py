@@ -145,7 +145,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
             address=host,
             port=port,
             interface=Interfaces.ASGI,
-            workers=1,
+            workers=settings.web_workers,
             log_access=False,
         ).serve()
 

@@ -45,6 +45,7 @@ DOCUMENTED: dict[str, str] = {
     "VBG_PORT": "Port the web server listens on.",
     "VBG_TRUSTED_PROXIES": "Comma-separated proxy addresses whose X-Forwarded-For is trusted.",
     "VBG_WORKERS_IN_SERVE": "0 to run no federation workers inside `serve` (run `vbg-node worker`).",
+    "VBG_WEB_WORKERS": "Number of web processes `serve` starts (default 2; about one per CPU core).",
     "VBG_LOG_LEVEL": "Logging level (DEBUG, INFO, WARNING…).",
 }
 
@@ -80,6 +81,7 @@ class Settings:
     port: int = 8000
     trusted_proxies: frozenset[str] = field(default_factory=frozenset)
     workers_in_serve: bool = True
+    web_workers: int = 2
     log_level: str = "INFO"
 
     @property
@@ -114,6 +116,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment)."""
     env = dict(os.environ if env is None else env)
     port = _int("VBG_PORT", env.get("VBG_PORT"), 8000)
+    web_workers = _int("VBG_WEB_WORKERS", env.get("VBG_WEB_WORKERS"), 2)
+    if not 1 <= web_workers <= 64:
+        raise SettingsError(f"VBG_WEB_WORKERS must be from 1 to 64, got {web_workers}")
     host = env.get("VBG_HOST") or "127.0.0.1"
     base_url = (env.get("VBG_BASE_URL") or f"http://{host}:{port}").rstrip("/")
     parts = urlsplit(base_url)
@@ -133,6 +138,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
             port=port,
             trusted_proxies=proxies,
             workers_in_serve=_bool(env.get("VBG_WORKERS_IN_SERVE"), default=True),
+            web_workers=web_workers,
             log_level=(env.get("VBG_LOG_LEVEL") or "INFO").upper(),
         )
     except SettingsError as exc:

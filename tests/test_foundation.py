@@ -60,6 +60,14 @@ def test_bad_base_url_fails_loudly(tmp_path) -> None:  # type: ignore[no-untyped
         load({"VBG_BASE_URL": "ftp://x", "VBG_DATA_DIR": str(tmp_path)})
 
 
+def test_web_workers_default_to_two_and_refuse_nonsense(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert load({"VBG_DATA_DIR": str(tmp_path)}).web_workers == 2
+    assert load({"VBG_DATA_DIR": str(tmp_path), "VBG_WEB_WORKERS": "1"}).web_workers == 1
+    for bad in ("0", "-1", "deux", "65"):
+        with pytest.raises(SettingsError, match="VBG_WEB_WORKERS"):
+            load({"VBG_DATA_DIR": str(tmp_path), "VBG_WEB_WORKERS": bad})
+
+
 def test_secret_is_generated_once_into_the_data_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
     first = load({"VBG_DATA_DIR": str(tmp_path)})
     second = load({"VBG_DATA_DIR": str(tmp_path)})
