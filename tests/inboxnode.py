@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 
@@ -30,6 +31,7 @@ from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeActor, FakeInstance
+from tests.helpers import make_community
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -109,6 +111,32 @@ async def running_node(pool: asyncpg.Pool, tmp_path: Path, *, mode: str = "open"
 
 
 # -- activities as other servers shape them ---------------------------------------------
+
+
+def node_fixture(*public_communities: str) -> Any:
+    """The ``node`` fixture of a test module: an :class:`InboxNode` on the test's database,
+    with these public communities. ``fixture_node = node_fixture("medical")``"""
+
+    @pytest.fixture(name="node")
+    async def fixture(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
+        async with running_node(pool, tmp_path) as n:
+            for name in public_communities:
+                await make_community(pool, name, visibility="public")
+            yield n
+
+    return fixture
+
+
+def fake_fixture(name: str, host: str, software: str = "mastodon") -> Any:
+    """A fixture ``name``: a :class:`FakeInstance` on ``host`` (one loopback address per
+    module, so that no two modules' fakes share one)."""
+
+    @pytest.fixture(name=name)
+    async def fixture() -> AsyncIterator[FakeInstance]:
+        async with FakeInstance(host, software=software) as fake:
+            yield fake
+
+    return fixture
 
 
 def activity_id(fake: FakeInstance, kind: str) -> str:

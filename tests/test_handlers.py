@@ -5,13 +5,8 @@ order-tolerant."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import asyncpg
-import pytest
 
 from federation import actors
 from federation.handlers import follow as follow_handler
@@ -20,25 +15,15 @@ from node.sessions import User
 from tests import inboxnode as ap
 from tests.fakefedi import FakeActor, FakeInstance
 from tests.helpers import make_community, make_user
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture
+
+fixture_node = node_fixture()
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        yield n
+fixture_masto = fake_fixture("masto", "127.0.0.51")
 
 
-@pytest.fixture
-async def masto() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.51", software="mastodon") as fake:
-        yield fake
-
-
-@pytest.fixture
-async def lemmy() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.52", software="lemmy") as fake:
-        yield fake
+fixture_lemmy = fake_fixture("lemmy", "127.0.0.52", "lemmy")
 
 
 async def deliver(

@@ -4,28 +4,15 @@ activity, and the worker applies it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import asyncpg
-import pytest
-
 from tests import inboxnode as ap
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture
+
+fixture_node = node_fixture()
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        yield n
-
-
-@pytest.fixture
-async def masto() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.41", software="mastodon") as fake:
-        yield fake
+fixture_masto = fake_fixture("masto", "127.0.0.41")
 
 
 async def test_a_signed_follow_is_stored_once_and_answered_202(node: InboxNode, masto: FakeInstance) -> None:

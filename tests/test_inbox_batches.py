@@ -4,30 +4,16 @@ other activities of the batch, each relayed as received; a new thread's version.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import asyncpg
-import pytest
 
 from tests import inboxnode as ap
 from tests.fakefedi import FakeActor, FakeInstance
-from tests.helpers import make_community
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture
+
+fixture_node = node_fixture("medical")
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        await make_community(pool, "medical", visibility="public")
-        yield n
-
-
-@pytest.fixture
-async def masto() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.45", software="mastodon") as fake:
-        yield fake
+fixture_masto = fake_fixture("masto", "127.0.0.45")
 
 
 def note(masto: FakeInstance, node: InboxNode, actor: FakeActor, title: str) -> dict[str, Any]:

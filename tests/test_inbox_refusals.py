@@ -4,7 +4,6 @@ its status, and nothing is stored, processed or relayed."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -14,26 +13,15 @@ from federation import policy
 from tests import inboxnode as ap
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture, running_node
+
+fixture_node = node_fixture("medical")
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        await make_community(pool, "medical", visibility="public")
-        yield n
+fixture_masto = fake_fixture("masto", "127.0.0.42")
 
 
-@pytest.fixture
-async def masto() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.42", software="mastodon") as fake:
-        yield fake
-
-
-@pytest.fixture
-async def other() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.43", software="lemmy") as fake:
-        yield fake
+fixture_other = fake_fixture("other", "127.0.0.43", "lemmy")
 
 
 async def assert_nothing_kept(node: InboxNode) -> None:

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
 from federation.handlers.base import ref, refs
 from tests.conftest import SHARED_SAMPLES
 from tests.fakefedi import FakeActor, FakeInstance
 from tests.helpers import make_community
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, node_fixture
 
 KEEP_HOSTS = {"www.w3.org", "w3id.org", "purl.org", "schema.org", "ostatus.org", "joinmastodon.org",
               "joinpeertube.org", "join-lemmy.org", "litepub.social", "misskey-hub.net", "docs.joinmastodon.org"}  # fmt: skip
@@ -47,10 +45,7 @@ def test_the_124_samples_are_there() -> None:
     assert sum(len(samples(s)) for s in SOFTWARE) == 124
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        yield n
+fixture_node = node_fixture()
 
 
 class Rehoster:

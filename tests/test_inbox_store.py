@@ -6,31 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-
-import asyncpg
-import pytest
 
 from federation import policy
 from tests import inboxnode as ap
 from tests.fakefedi import FakeActor, FakeInstance
-from tests.helpers import make_community
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture
+
+fixture_node = node_fixture("medical")
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        await make_community(pool, "medical", visibility="public")
-        yield n
-
-
-@pytest.fixture
-async def masto() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.44", software="mastodon") as fake:
-        yield fake
+fixture_masto = fake_fixture("masto", "127.0.0.44")
 
 
 def new_thread(masto: FakeInstance, node: InboxNode, actor: FakeActor, n: int) -> dict[str, Any]:

@@ -4,16 +4,10 @@ record and makes the deliveries waiting for it due at once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import asyncpg
-import pytest
-
 from tests import inboxnode as ap
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community
-from tests.inboxnode import InboxNode, running_node
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture
 from tests.test_handlers import local_thread
 
 MARK_UNREACHABLE = """
@@ -31,16 +25,10 @@ HEALTH = "SELECT failure_count, unreachable_since FROM instances WHERE domain = 
 DUE_JOBS = "SELECT count(*) FROM delivery_jobs WHERE domain = $1 AND next_attempt_at <= now()"
 
 
-@pytest.fixture
-async def node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
-    async with running_node(pool, tmp_path) as n:
-        yield n
+fixture_node = node_fixture()
 
 
-@pytest.fixture
-async def masto() -> AsyncIterator[FakeInstance]:
-    async with FakeInstance("127.0.0.53", software="mastodon") as fake:
-        yield fake
+fixture_masto = fake_fixture("masto", "127.0.0.53")
 
 
 async def test_a_signed_activity_from_an_unreachable_instance_revives_it(
