@@ -329,6 +329,9 @@ async def main() -> None:
             relay_worker.send_signal(signal.SIGCONT)
             await wait_for(dsn, COUNT_RELAYED, 2 * (sent + 2 * n))
             cpu_c = meter.stop()
+            # RSS of the web processes (granian's workers) that verified all of the above
+            # (aiohttp included: they fetched the senders' keys)
+            web_rss = max(p.memory_info().rss for p in tree(web.pid)[1:] or tree(web.pid))
             conn = await db.connect(dsn)
             try:
                 done, not_done, threads, events, fsync, sync_commit = await conn.fetchrow(OUTCOMES)
@@ -341,7 +344,8 @@ async def main() -> None:
         print(f"PostgreSQL fsync={fsync}, synchronous_commit={sync_commit}; {done} items done, {not_done} not done,"
               f" {threads} remote threads, {events} outbox events")  # fmt: skip
         rate, detail = per_cpu_s(n, cpu_a, "web", "inbox worker", "PostgreSQL")
-        print(f"\nweb: vbg-node serve with {args.web_workers} web process(es) (VBG_WEB_WORKERS)")
+        print(f"\nweb: vbg-node serve with {args.web_workers} web process(es) (VBG_WEB_WORKERS), "
+              f"largest RSS after the run {web_rss / 1024 / 1024:.1f} MB")  # fmt: skip
         print(f"A. {n} signed Create{{Note}} from {args.concurrency} concurrent senders, each verified, validated, "
               f"durably stored (202 after COMMIT) and processed by the worker into a new thread with its relay "
               f"events (a batch per transaction); relay fan-out paused:")  # fmt: skip

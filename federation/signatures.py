@@ -35,20 +35,47 @@ import base64
 import binascii
 import hashlib
 import hmac
+import importlib.util
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from httpsig.utils import build_signature_template, generate_message, parse_signature_header
 from yarl import URL
 
 from federation.errors import SignatureError
+
+
+def _httpsig_strings() -> ModuleType:
+    """httpsig's draft-cavage string helpers (``httpsig.utils``), loaded without running
+    the package's ``__init__``: that one imports setuptools' deprecated ``pkg_resources``
+    only to read its own version (~6.5 MB of memory and ~0.3 s in every process, and an
+    ImportError once setuptools drops it) and httpsig's signer and verifier, which we do
+    not use (design §4). Falls back to the plain import if the layout ever changes."""
+    spec = importlib.util.find_spec("httpsig")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / "utils.py"
+        found = importlib.util.spec_from_file_location("httpsig.utils", path)
+        if found is not None and found.loader is not None and path.is_file():
+            module = importlib.util.module_from_spec(found)
+            found.loader.exec_module(module)
+            return module
+    import httpsig.utils
+
+    return httpsig.utils
+
+
+_httpsig = _httpsig_strings()
+build_signature_template = _httpsig.build_signature_template
+generate_message = _httpsig.generate_message
+parse_signature_header = _httpsig.parse_signature_header
 
 ACCEPTED_ALGORITHMS = frozenset({"rsa-sha256", "hs2019"})
 CLOCK_SKEW = timedelta(hours=1)

@@ -7,19 +7,20 @@ jinja2's i18n extension, installed with the same translations.
 
 from __future__ import annotations
 
+import gettext
 from functools import lru_cache
 from pathlib import Path
-
-from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT_LOCALE = "fr"
 
 
 @lru_cache(maxsize=8)
-def translations(locale: str = DEFAULT_LOCALE) -> NullTranslations:
+def translations(locale: str = DEFAULT_LOCALE) -> gettext.NullTranslations:
     if locale == DEFAULT_LOCALE:
-        return NullTranslations()
+        return gettext.NullTranslations()  # the message ids are the French texts
+    from babel.support import Translations  # only a node in another language needs Babel
+
     return Translations.load(str(LOCALE_DIR), [locale], domain="messages")
 
 

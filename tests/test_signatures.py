@@ -350,3 +350,23 @@ def test_signature_parameters_read_as_httpsig_reads_them(value: str) -> None:
     # The fast path for ordinary headers and httpsig's parser must never disagree
     theirs = {k.lower(): v for k, v in parse_signature_header(value).items()}
     assert dict(signatures._parse_params(value)) == theirs
+
+
+def test_httpsig_string_helpers_load_without_pkg_resources() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import federation.signatures as s, httpsig.utils as u;"
+        "print(s.generate_message(['date'], {'date': 'x'}) == u.generate_message(['date'], {'date': 'x'}))"
+    )
+    before = (
+        "import sys, federation.signatures; print('pkg_resources' in sys.modules, 'httpsig' in sys.modules)"
+    )
+    run = [sys.executable, "-c"]
+    assert subprocess.run([*run, before], capture_output=True, text=True, check=True).stdout.split() == [
+        "False",
+        "False",
+    ]
+    # the same functions as the package's own module
+    assert subprocess.run([*run, code], capture_output=True, text=True, check=True).stdout.strip() == "True"
