@@ -348,13 +348,15 @@ SELECT_ACTOR = "SELECT uri, inbox, shared_inbox, domain, local FROM actors WHERE
 SELECT_LOCAL_ACTOR = "SELECT uri FROM actors WHERE id = $1 AND local"
 
 
-async def _group(ctx: Context, community_id: int) -> tuple[str, str] | None:
-    """(group uri, visibility) of a federated community."""
+async def _visibility(ctx: Context, community_id: int) -> str | None:
+    """The visibility of a federated community (None: missing or local)."""
     row = await ctx.conn.fetchrow(SELECT_COMMUNITY, community_id)
-    if row is None or row["visibility"] == "local":
-        return None
+    return None if row is None or row["visibility"] == "local" else str(row["visibility"])
+
+
+async def _group_uri(ctx: Context, community_id: int) -> str:
     group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=community_id)
-    return group.uri, row["visibility"]
+    return group.uri
 
 
 def _ref(value: Any) -> str | None:
@@ -366,23 +368,25 @@ def _ref(value: Any) -> str | None:
 
 
 async def relay_announce(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
-    """A remote activity accepted in one of our groups, relayed unmodified."""
-    found = await _group(ctx, int(payload["community_id"]))
+    """A remote activity accepted in one of our groups, relayed unmodified (nothing at
+    all, not even a stored Announce, when no other instance follows the group)."""
+    community_id = int(payload["community_id"])
+    visibility = await _visibility(ctx, community_id)
     activity = payload["activity"]
-    if found is None or not isinstance(activity, dict):
+    if visibility is None or not isinstance(activity, dict):
         return []
-    group_uri, visibility = found
     origin = delivery.domain_of(_ref(activity.get("actor")) or str(activity.get("id", "")))
-    inboxes = await follower_inboxes(ctx, int(payload["community_id"]), visibility, except_domain=origin)
-    relayed = announce(ctx.settings, group_uri, visibility, activity)
+    inboxes = await follower_inboxes(ctx, community_id, visibility, except_domain=origin)
+    if not inboxes:
+        return []
+    relayed = announce(ctx.settings, await _group_uri(ctx, community_id), visibility, activity)
     return [Outgoing(relayed, inboxes, _ref(activity.get("object")), _audience(visibility))]
 
 
 async def relay_announce_page(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     """A remote member's new thread in a public group, boosted for Mastodon (by id:
-    the Page is the author's server's to serve)."""
-    found = await _group(ctx, int(payload["community_id"]))
-    if found is None or found[1] != "public":
+    the Page is the author's server's to serve; nothing when no other instance follows)."""
+    if await _visibility(ctx, int(payload["community_id"])) != "public":
         return []
     view = await objects.load_thread(ctx.conn, int(payload["thread_id"]))
     if view.deleted:
@@ -391,7 +395,10 @@ async def relay_announce_page(ctx: Context, payload: dict[str, Any]) -> list[Out
     inboxes = await follower_inboxes(
         ctx, view.community_id, "public", except_domain=delivery.domain_of(page_uri)
     )
-    return [Outgoing(announce(ctx.settings, found[0], "public", page_uri), inboxes, page_uri, "public")]
+    if not inboxes:
+        return []
+    group_uri = await _group_uri(ctx, view.community_id)
+    return [Outgoing(announce(ctx.settings, group_uri, "public", page_uri), inboxes, page_uri, "public")]
 
 
 def _answer(kind: str) -> Builder:

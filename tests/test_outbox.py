@@ -322,6 +322,43 @@ async def test_relay_announce_skips_the_origin_instance(
         assert rows[0]["activity"]["actor"] == "http://testserver/c/medical"
 
 
+async def test_a_relay_with_no_other_follower_instance_sends_and_stores_nothing(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a public group whose only follower is on the origin instance, and a thread there
+    async with fakes(1) as (origin,):
+        group = await community(pool, "medical", "public")
+        await follower(pool, group, origin, "olga")
+        created = await new_thread(pool, group, await member(pool))
+        await process_outbox(fed_settings, pool)
+        stored = await pool.fetchval("SELECT count(*) FROM activities")
+        activity = {
+            "id": origin.new_id("activities"),
+            "type": "Create",
+            "actor": origin.actors["olga"].id,
+            "object": {"id": origin.new_id(), "type": "Note", "content": "<p>Salut</p>"},
+        }
+        # When the group is asked to relay olga's activity and to boost a thread by id
+        async with pool.acquire() as conn:
+            await conn.executemany(
+                "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)",
+                [
+                    ("relay.announce", {"community_id": group.id, "activity": activity}),
+                    ("relay.announce_page", {"community_id": group.id, "thread_id": created.thread_id}),
+                ],
+            )
+        await pool.execute("DELETE FROM delivery_jobs")
+        await process_outbox(fed_settings, pool)
+        # Then the Announce{activity} would only go back to its origin: no job, no stored
+        # Announce; the boost of our own thread still reaches olga's instance
+        rows = await jobs(pool)
+        assert [(r["domain"], r["activity"]["object"]) for r in rows] == [
+            (origin.domain, f"http://testserver/t/{created.thread_id}")
+        ]
+        assert await pool.fetchval("SELECT count(*) FROM activities") == stored + 1
+        assert await pool.fetchval("SELECT count(*) FROM outbox_events WHERE processed_at IS NULL") == 0
+
+
 async def test_update_and_pin_are_relayed(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
