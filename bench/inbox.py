@@ -16,9 +16,10 @@ A. the figure of the issue: POSTs verified, validated and durably stored (202 on
    (earlier versions counted the whole table every 20 ms, which was charged to the
    inbox as well).
 B. the same split in two: the inbox alone (worker paused), then the worker alone.
-C. the relay fan-out of all those threads, apart (outbox events → Announces; the
-   group has no followers, so no delivery job): a separate cost (bench/delivery.py
-   measures deliveries).
+C. the relay fan-out of all those threads, apart: a separate cost. The group has no
+   follower, so each outbox event is read, finds no instance to relay to and is marked
+   processed (no Announce built or stored, no delivery job; bench/delivery.py measures
+   deliveries).
 
 Set-up: an embedded PostgreSQL of its own, the node as ``vbg-node serve`` (granian,
 federation workers off; its default two web processes, ``--web-workers 1`` for one: a
