@@ -2,7 +2,8 @@
 durably stored per CPU-second, and latency at 16 concurrent senders.
 
 Prints figures; asserts nothing. The raw RSA-2048 verify rate per core is measured in
-the same run, so the ratio survives a noisy machine. Targets (issue 3): ≥ 0.04 × the
+the same run, before and right after phase A (the ratio uses their mean), so the ratio
+survives a noisy machine. Targets (issue 3): ≥ 0.04 × the
 raw verify rate per core, p99 ≤ 30 ms at 16 concurrent senders. Three phases:
 
 A. the figure of the issue: POSTs verified, validated and durably stored (202 only
@@ -262,7 +263,7 @@ async def main() -> None:
         await run_worker(args.run_worker)
         return
 
-    verify_rate = raw_verify_rate()
+    verify_before = raw_verify_rate()
     work = Path(tempfile.mkdtemp(prefix="vbg-bench-inbox-"))
     embedded = db.EmbeddedPostgres(work)
     dsn = embedded.start("bench")
@@ -309,6 +310,7 @@ async def main() -> None:
             answered_a = time.perf_counter() - meter.wall
             await wait_processed(dsn, sent + n)
             cpu_a = meter.stop()
+            verify_after = raw_verify_rate()
             wall_a = meter.wall
             for spy in spies:
                 spy.send_signal(signal.SIGINT)
@@ -339,9 +341,10 @@ async def main() -> None:
             finally:
                 await conn.close()
 
-        print(
-            f"raw RSA-2048 verify rate: {verify_rate:,.0f}/s per core → 0.04 × = {0.04 * verify_rate:,.0f}/CPU-s"
-        )
+        # the primitive read before and right after phase A: one reading swings ±15 % here
+        verify_rate = (verify_before + verify_after) / 2
+        print(f"raw RSA-2048 verify rate: {verify_rate:,.0f}/s per core (mean of {verify_before:,.0f} before and "
+              f"{verify_after:,.0f} after phase A) → 0.04 × = {0.04 * verify_rate:,.0f}/CPU-s")  # fmt: skip
         print(f"PostgreSQL fsync={fsync}, synchronous_commit={sync_commit}; {done} items done, {not_done} not done,"
               f" {threads} remote threads, {events} outbox events")  # fmt: skip
         rate, detail = per_cpu_s(n, cpu_a, "web", "inbox worker", "PostgreSQL")
