@@ -1,4 +1,5 @@
-"""Reports for the moderators: Flags from other servers (``federation.handlers.flag``).
+"""Reports for the moderators: Flags from other servers (``federation.handlers.flag``)
+and « Signaler » by our members (``file_report``).
 
 A report is ``open`` until a moderator decides: ``resolved`` (« traité ») or
 ``dismissed`` (« classé sans suite »), with an optional note. Each decision records
@@ -6,6 +7,12 @@ who and when on the report and a line in the audit log, in one transaction::
 
     open ──resolve──▶ resolved
       └───dismiss──▶ dismissed
+
+A member reports a post they may read (not their own, not deleted), once while
+the report is open. When the author is remote and the member asks for it, the
+report is also forwarded to the author's instance: a ``report.forwarded`` outbox
+event in the same transaction, which ``federation.outbox`` turns into a ``Flag``
+from the instance actor (the member is never named).
 
 Only moderators and admins read reports (the views check it): a report can name
 posts of members-only communities and quote them.
@@ -18,13 +25,15 @@ from typing import TypeAlias
 
 import asyncpg
 
-from node import audit
+from node import audit, threads
 from node.errors import Conflict, NotFound
 from node.i18n import _
 from node.sessions import User
 
 PAGE_SIZE = 20
 NOTE_MAX = 1000
+REASON_MAX = 1000
+DUPLICATE = "Vous avez déjà signalé ce message ; l'équipe de modération ne l'a pas encore traité."
 EXCERPT_CHARS = 300
 STATES = ("open", "resolved", "dismissed")
 DECISIONS = {"resolved": "report.resolve", "dismissed": "report.dismiss"}
@@ -162,3 +171,94 @@ async def decide(conn: asyncpg.Connection, report_id: int, decision: str, modera
                 "post_ids": list(row["post_ids"]),
             },
         )
+
+
+# --- Reports by our members --------------------------------------------------------
+
+# What a report needs beyond threads.load_post: the post's ActivityPub ids and its remote author.
+SELECT_REPORTED = """
+SELECT p.ap_id, t.ap_id AS thread_ap_id, a.uri AS remote_author
+FROM posts p
+JOIN threads t ON t.id = p.thread_id
+LEFT JOIN actors a ON a.id = p.remote_author_id AND NOT a.local
+WHERE p.id = $1
+"""
+# One open report per member and post (index reports_open_by_member, migration 0074).
+INSERT_MEMBER_REPORT = """
+INSERT INTO reports (reporter_user_id, target_ids, post_ids, community_id, content)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (reporter_user_id, post_ids) WHERE state = 'open' AND reporter_user_id IS NOT NULL
+DO NOTHING
+RETURNING id
+"""
+INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+
+
+@dataclass(frozen=True)
+class Reportable:
+    """A post a member may report: ``post`` is ``threads.load_post``'s row."""
+
+    post: asyncpg.Record
+    ap_id: str
+    remote_author: str | None
+
+    @property
+    def id(self) -> int:
+        value: int = self.post["id"]
+        return value
+
+
+def _ap_id(post: asyncpg.Record, ids: asyncpg.Record, base_url: str) -> str:
+    """The post's ActivityPub id (as ``federation.objects.ap_id_of``)."""
+    base = base_url.rstrip("/")
+    if ids["ap_id"]:
+        return str(ids["ap_id"])
+    if post["is_opening"]:
+        return str(ids["thread_ap_id"] or f"{base}/t/{post['thread_id']}")
+    return f"{base}/p/{post['id']}"
+
+
+async def reportable(conn: Conn, post_id: int, member: User, base_url: str) -> Reportable:
+    """The post, if ``member`` may report it: an approved member who may read it
+    (the thread page's rules), not its author, and the post not deleted; else NotFound."""
+    if not member.is_approved:
+        raise NotFound()
+    post = await threads.load_post(conn, post_id, member)
+    if post["deleted_at"] is not None or post["author_id"] == member.id:
+        raise NotFound()
+    ids = await conn.fetchrow(SELECT_REPORTED, post_id)
+    if ids is None:
+        raise NotFound()
+    return Reportable(post, _ap_id(post, ids, base_url), ids["remote_author"])
+
+
+async def file_report(
+    conn: asyncpg.Connection, target: Reportable, member: User, reason: str, *, forward: bool
+) -> int:
+    """Open a report of ``target`` by ``member`` (audited; forwarded to the remote
+    author's instance when asked), in one transaction. A second open report of the
+    same post by the same member is a Conflict."""
+    async with conn.transaction():
+        report_id: int | None = await conn.fetchval(
+            INSERT_MEMBER_REPORT,
+            member.id,
+            [target.ap_id],
+            [target.id],
+            target.post["community_id"],
+            reason,
+        )
+        if report_id is None:
+            raise Conflict(_(DUPLICATE))
+        forwarded = forward and target.remote_author is not None
+        if forwarded:
+            await conn.execute(INSERT_EVENT, "report.forwarded", {"report_id": report_id})
+        await audit.record(
+            conn,
+            "report.create",
+            actor_id=member.id,
+            actor_label=member.username,
+            target_type="report",
+            target_id=report_id,
+            details={"post_id": target.id, "target": target.ap_id, "forwarded": forwarded},
+        )
+    return report_id

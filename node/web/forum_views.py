@@ -14,6 +14,7 @@ Routes::
     GET/POST /p/{id}/repondre               reply to a given post
     GET/POST /p/{id}/modifier               edit own post
     GET/POST /p/{id}/supprimer              delete a post (confirmation page)
+    GET/POST /p/{id}/signaler               report a post to the moderators (``report_views``)
     GET      /p/{id}/historique             edit history (moderators, community experts)
     POST     /p/{id}/expert                 mark / unmark the expert answer
     POST     /p/{id}/aimer                  like / unlike a post (``action``)
@@ -584,6 +585,7 @@ _LABELS = {
     "unmark": "Retirer « réponse de l'expert »",
     "like": "J'aime",
     "unlike": "Je n'aime plus",
+    "report": "Signaler",
 }
 
 
@@ -600,6 +602,7 @@ class PostLinks:
     unlike: str
     mark: str
     unmark: str
+    report: str
 
     @classmethod
     def of(cls, pid: int) -> PostLinks:
@@ -626,6 +629,7 @@ class PostLinks:
             button("aimer", "unlike"),
             button("expert", "mark"),
             button("expert", "unmark"),
+            link("signaler", "report"),
         )
 
 
@@ -696,6 +700,8 @@ class _Actions:
             parts.append(links.history)
         if self.can_animate and not post.is_opening:
             parts.append(links.unmark if self.expert_answer_id == post.id else links.mark)
+        if not own:
+            parts.append(links.report)
         return f'<p class="actions">{" ".join(parts)}</p>' if parts else ""
 
 
