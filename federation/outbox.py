@@ -26,6 +26,8 @@ answered)::
     follow.accept / reject  G: Accept|Reject{Follow with plain URI actor/object} to the follower's inbox
     person.updated          P: Update{Person} (name or bio changed) to the followers of every community
                             where the member has a post, so other servers refresh their copy
+    report.forwarded        I: Flag{[author, post]} with the member's reason, to the remote author's
+                            instance (``I`` = the instance actor: the reporting member is never named)
 
 The group is the relay (FEP-1b12, as Lemmy's ``send_activity_in_community`` for a
 local community): a follower instance gets the member's activity once, inside the
@@ -461,6 +463,37 @@ async def person_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing
     return [Outgoing(activity, inboxes, actor.uri, "public")]
 
 
+# A member's open report of a post by a remote author (node.reports.file_report).
+SELECT_FORWARDED_REPORT = """
+SELECT r.content, r.target_ids, a.uri AS author_uri, a.inbox, a.shared_inbox
+FROM reports r
+JOIN posts p ON p.id = r.post_ids[1]
+JOIN actors a ON a.id = p.remote_author_id
+WHERE r.id = $1 AND r.reporter_user_id IS NOT NULL AND NOT a.local AND a.deleted_at IS NULL
+"""
+
+
+async def report_forwarded(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    """A member's report, forwarded the way Mastodon forwards one: a ``Flag`` from the
+    instance actor (so the member stays anonymous) naming the author and the post by
+    id and carrying the reason, never the post's text; to the author's instance only."""
+    row = await ctx.conn.fetchrow(SELECT_FORWARDED_REPORT, int(payload["report_id"]))
+    if row is None:
+        return []
+    instance = await actors.instance_actor(ctx.conn, ctx.settings)
+    flag = objects.with_context(
+        {
+            "id": urls.new_activity(ctx.settings),
+            "type": "Flag",
+            "actor": instance.uri,
+            "object": [row["author_uri"], *row["target_ids"]],
+            "content": row["content"],
+        }
+    )
+    inboxes = delivery.pick_inboxes([(row["inbox"], row["shared_inbox"])], ctx.settings.domain)
+    return [Outgoing(flag, inboxes, None, "direct")]
+
+
 BUILDERS: dict[str, Builder] = {
     "post.created": post_created,
     "post.updated": post_updated,
@@ -474,6 +507,7 @@ BUILDERS: dict[str, Builder] = {
     "follow.accept": _answer("Accept"),
     "follow.reject": _answer("Reject"),
     "person.updated": person_updated,
+    "report.forwarded": report_forwarded,
 }
 
 
