@@ -391,14 +391,18 @@ SELECT_THREAD_HEAD = f"""
 SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.created_at,
        t.last_activity_at, t.version, t.community_id, c.name AS community_name, c.title AS community_title,
        c.visibility,
-       (SELECT count(*) FROM posts p LEFT JOIN actors a ON a.id = p.remote_author_id
-        WHERE p.thread_id = t.id AND a.hidden IS NOT TRUE) AS post_count,
        (SELECT value #>> '{{}}' FROM node_settings WHERE key = 'policy_version') AS policy_version,
        EXISTS (SELECT 1 FROM community_experts e
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,
        (SELECT r.read_at FROM thread_reads r WHERE r.thread_id = t.id AND r.user_id = $2) AS read_at
 FROM threads t JOIN communities c ON c.id = t.community_id
 WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_id")}
+"""
+# The posts a thread page counts (tombstones included, hidden authors' posts left out):
+# asked only when the thread's version or the instance policy changed (see thread_head).
+SELECT_POST_COUNT = """
+SELECT count(*) FROM posts p LEFT JOIN actors a ON a.id = p.remote_author_id
+WHERE p.thread_id = $1 AND a.hidden IS NOT TRUE
 """
 # One query for every post of the page with its author (local member or remote
 # actor: LEFT JOINs, author_id may be NULL) and the post it answers. Posts of hidden
@@ -444,12 +448,14 @@ def page_count(total: int, size: int) -> int:
     return max(1, -(-total // size))
 
 
-async def thread_head(conn: Connection, thread_id: int, viewer: User | None, page: int) -> ThreadHead:
+async def thread_head(
+    conn: Connection, thread_id: int, viewer: User | None, page: int, counts: PostCounts | None = None
+) -> ThreadHead:
     """The thread (with its ``version``: a page's posts are the same while it is) and the
     viewer's rights; marks the thread read for a member. Missing or unreadable: 404."""
     viewer_id = viewer.id if viewer and viewer.is_approved else None
     thread = _readable(await conn.fetchrow(SELECT_THREAD_HEAD, thread_id, viewer_id), viewer)
-    pages = page_count(thread["post_count"] - 1, PAGE_SIZE)
+    pages = page_count(await _post_count(conn, thread, counts) - 1, PAGE_SIZE)
     if page > pages:
         raise NotFound()
     limit, offset = (PAGE_SIZE + 1, 0) if page == 1 else (PAGE_SIZE, 1 + (page - 1) * PAGE_SIZE)
@@ -458,6 +464,26 @@ async def thread_head(conn: Connection, thread_id: int, viewer: User | None, pag
     animate = may_animate(viewer, thread)
     can_reply = is_reader(viewer) and (not thread["locked"] or animate)
     return ThreadHead(thread, page, pages, animate, can_reply, limit, offset)
+
+
+PostCounts: TypeAlias = dict[tuple[int, int, str | None], int]
+POST_COUNTS_MAX = 4096
+
+
+async def _post_count(conn: Connection, thread: asyncpg.Record, counts: PostCounts | None) -> int:
+    """The thread's post count; with ``counts`` (one per app: versions are per database),
+    remembered for as long as the thread's ``version`` (bumped by any change to the
+    thread or its posts) and the instance policy's version (which decides whose posts
+    are hidden) stay the same."""
+    key = (thread["id"], thread["version"], thread["policy_version"])
+    count = counts.get(key) if counts is not None else None
+    if count is None:
+        count = int(await conn.fetchval(SELECT_POST_COUNT, thread["id"]))
+        if counts is not None:
+            if len(counts) >= POST_COUNTS_MAX:
+                counts.clear()
+            counts[key] = count
+    return count
 
 
 async def page_posts(conn: Connection, head: ThreadHead) -> list[asyncpg.Record]:

@@ -279,6 +279,12 @@ async def test_thread_pages_hold_fifty_replies_and_permalinks_find_their_page(
         response = await client.get(f"/p/{post_id}")
         assert response.status_code == 303
         assert response.headers["location"] == f"/t/{created.thread_id}?page={page}#p{post_id}"
+    # And the page count (remembered per thread version) follows new replies at once
+    async with pool.acquire() as conn:
+        for i in range(60, 101):
+            await threads.create_reply(conn, created.thread_id, amina, f"Réponse numéro {i}")
+    assert "Page 1 / 3" in (await client.get(f"/t/{created.thread_id}")).text
+    assert (await client.get(f"/t/{created.thread_id}?page=3")).text.count('<article class="post') == 1
 
 
 async def test_community_threads_are_paginated_pinned_first_then_by_activity(

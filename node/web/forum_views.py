@@ -177,7 +177,7 @@ async def new_thread(request: Request) -> Response:
 async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
     pool = pool_of(request)
-    head = await threads.thread_head(pool, _id(request), viewer, _page(request))
+    head = await threads.thread_head(pool, _id(request), viewer, _page(request), post_counts(request))
     key = (head.thread["id"], head.page, head.thread["version"], head.thread["policy_version"])
     cache = pages_cache(request)
     posts = cache.get(key)
@@ -537,6 +537,15 @@ def pages_cache(request: Request) -> FragmentCache:
     if cache is None:
         cache = state.thread_pages = FragmentCache(PAGES_CACHE_SIZE)
     return cache
+
+
+def post_counts(request: Request) -> threads.PostCounts:
+    """Thread post counts by (thread, version, policy version), one dict per app."""
+    state = request.app.state
+    counts: threads.PostCounts | None = getattr(state, "thread_post_counts", None)
+    if counts is None:
+        counts = state.thread_post_counts = {}
+    return counts
 
 
 _post_template = rendering.templates.get_template("forum/_post.html")
