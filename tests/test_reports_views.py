@@ -121,6 +121,8 @@ async def test_a_moderator_sees_an_incoming_report(
     assert "<script>alert" not in html
     assert "Propos déplacés<br>Voir &lt;b&gt;ici&lt;/b&gt;" in html
     assert f'<a href="/p/{reply}">' in html and f'<a href="/p/{opening}">' in html
+    # each reported post can be taken down from here (the moderator's delete confirmation)
+    assert f'<a href="/p/{reply}/supprimer">' in html
     assert "Réponse très privée." in html and "Secret du groupe." in html and "Psy" in html
     assert '<a href="/u/binta">' in html
     # a foreign id is never a followed, referrer-leaking link
