@@ -42,7 +42,7 @@ from node.settings import Settings, load
 from tests.conftest import ROOT, TEST_SECRET, create_test_database, drop_test_database
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user
-from tests.liveserver import LiveNode, free_port
+from tests.liveserver import LiveNode, free_port, stop_process
 
 INTEROP = ROOT.parent / "shared" / "interop"
 # The installed command (``python -m node.cli`` would not see the admin commands that
@@ -317,13 +317,7 @@ class FedifyPeer:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:

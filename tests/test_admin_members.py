@@ -172,3 +172,11 @@ async def test_audit_log_rows_cannot_be_changed_or_removed(pool: asyncpg.Pool) -
         with pytest.raises(asyncpg.RaiseError, match="append-only"):
             await pool.execute(statement)
     assert await pool.fetchval("SELECT count(*) FROM audit_log") == 1
+
+
+async def test_member_ids_out_of_a_bigints_range_are_missing_pages(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await as_admin(client, pool)
+    for path in ("/admin/membres/99999999999999999999999", "/admin/membres/0"):
+        assert (await client.get(path)).status_code == 404, path

@@ -49,6 +49,7 @@ from node.web import rendering
 from node.web.rendering import (
     current_user,
     int_param,
+    path_id,
     pool_of,
     redirect,
     render,
@@ -56,20 +57,11 @@ from node.web.rendering import (
     require_member,
 )
 
-MAX_ID = 2**63 - 1
 VISIBILITY_LABELS = {
     "public": "Publique",
     "members": "Membres",
     "local": "Locale",
 }
-
-
-def _id(request: Request) -> int:
-    """An integer id from the path; anything out of range is a missing page."""
-    value = rendering.path_id(request)
-    if not 0 < value <= MAX_ID:
-        raise NotFound()
-    return value
 
 
 def _page(request: Request) -> int:
@@ -177,7 +169,7 @@ async def new_thread(request: Request) -> Response:
 async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
     pool = pool_of(request)
-    head = await threads.thread_head(pool, _id(request), viewer, _page(request), post_counts(request))
+    head = await threads.thread_head(pool, path_id(request), viewer, _page(request), post_counts(request))
     key = (head.thread["id"], head.page, head.thread["version"], head.thread["policy_version"])
     cache = pages_cache(request)
     posts = cache.get(key)
@@ -199,7 +191,7 @@ async def thread_page(request: Request) -> Response:
 async def reply(request: Request) -> Response:
     user = require_member(request)
     data = await rendering.form(request)
-    thread_id = _id(request)
+    thread_id = path_id(request)
     return await _reply(request, user, thread_id, _text(data, "body"), None)
 
 
@@ -227,7 +219,7 @@ async def _reply(request: Request, user: User, thread_id: int, body: str, parent
 async def animate_thread(request: Request) -> Response:
     user = require_member(request)
     data = await rendering.form(request)
-    thread_id = _id(request)
+    thread_id = path_id(request)
     action = data.get("action")
     async with pool_of(request).acquire() as conn:
         if action in ("pin", "unpin"):
@@ -244,13 +236,13 @@ async def animate_thread(request: Request) -> Response:
 
 
 async def permalink(request: Request) -> Response:
-    thread_id, page = await threads.post_location(pool_of(request), _id(request), _viewer(request))
-    return redirect(f"/t/{thread_id}?page={page}#p{_id(request)}")
+    thread_id, page = await threads.post_location(pool_of(request), path_id(request), _viewer(request))
+    return redirect(f"/t/{thread_id}?page={page}#p{path_id(request)}")
 
 
 async def reply_to_post_page(request: Request) -> Response:
     user = require_member(request)
-    post = await threads.load_post(pool_of(request), _id(request), user)
+    post = await threads.load_post(pool_of(request), path_id(request), user)
     if post["deleted_at"] is not None:
         raise NotFound()
     thread = await threads.load_thread(pool_of(request), post["thread_id"], user)
@@ -269,12 +261,12 @@ async def reply_to_post_page(request: Request) -> Response:
 async def reply_to_post(request: Request) -> Response:
     user = require_member(request)
     data = await rendering.form(request)
-    post = await threads.load_post(pool_of(request), _id(request), user)
+    post = await threads.load_post(pool_of(request), path_id(request), user)
     return await _reply(request, user, post["thread_id"], _text(data, "body"), post["id"])
 
 
 async def _own_post(request: Request, user: User) -> asyncpg.Record:
-    post = await threads.load_post(pool_of(request), _id(request), user)
+    post = await threads.load_post(pool_of(request), path_id(request), user)
     if post["deleted_at"] is not None or post["author_id"] != user.id:
         raise NotFound()
     return post
@@ -303,7 +295,7 @@ async def edit(request: Request) -> Response:
 
 
 async def _deletable(request: Request, user: User) -> asyncpg.Record:
-    post = await threads.load_post(pool_of(request), _id(request), user)
+    post = await threads.load_post(pool_of(request), path_id(request), user)
     if post["deleted_at"] is not None or (post["author_id"] != user.id and not user.is_moderator):
         raise NotFound()
     return post
@@ -331,7 +323,7 @@ async def delete(request: Request) -> Response:
 
 
 async def history_page(request: Request) -> Response:
-    post, edits = await threads.history(pool_of(request), _id(request), _viewer(request))
+    post, edits = await threads.history(pool_of(request), path_id(request), _viewer(request))
     return render(request, "forum/history.html", post=post, edits=edits)
 
 
@@ -339,15 +331,15 @@ async def expert_answer(request: Request) -> Response:
     user = require_member(request)
     data = await rendering.form(request)
     async with pool_of(request).acquire() as conn:
-        await threads.set_expert_answer(conn, _id(request), user, data.get("action") != "unmark")
-    return redirect(f"/p/{_id(request)}")
+        await threads.set_expert_answer(conn, path_id(request), user, data.get("action") != "unmark")
+    return redirect(f"/p/{path_id(request)}")
 
 
 async def like(request: Request) -> Response:
     """« J'aime » / « Je n'aime plus » on a post (``action`` = like | unlike)."""
     user = require_member(request)
     data = await rendering.form(request)
-    post_id = _id(request)
+    post_id = path_id(request)
     action = data.get("action")
     async with pool_of(request).acquire() as conn:
         if action not in ("like", "unlike"):

@@ -193,15 +193,20 @@ def int_param(value: str | None, default: int = 1, *, minimum: int = 1, maximum:
     return max(minimum, min(maximum, number))
 
 
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+
+
 def path_id(request: Request, name: str = "id") -> int:
-    """An integer path parameter; anything else is a missing page."""
+    """A positive integer id from the path; anything else, or out of a bigint's range,
+    is a missing page."""
     value = request.path_params.get(name)
-    if isinstance(value, int):
-        return value
     try:
-        return int(str(value))
+        number = value if isinstance(value, int) else int(str(value))
     except ValueError as exc:
         raise NotFound() from exc
+    if not 0 < number <= MAX_ID:
+        raise NotFound()
+    return number
 
 
 def client_ip(request: Request) -> str:

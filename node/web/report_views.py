@@ -15,19 +15,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from node import markup, reports, threads
-from node.errors import BadRequest, Conflict, NotFound
+from node.errors import BadRequest, Conflict
 from node.web import rendering
 from node.web.rendering import pool_of, redirect, render, require_member, settings_of
 
 EXCERPT_CHARS = 300
-MAX_ID = 2**63 - 1
-
-
-def _post_id(request: Request) -> int:
-    value = rendering.path_id(request)
-    if not 0 < value <= MAX_ID:
-        raise NotFound()
-    return value
 
 
 def _form(
@@ -56,7 +48,7 @@ def _form(
 async def report_page(request: Request) -> Response:
     member = require_member(request)
     target = await reports.reportable(
-        pool_of(request), _post_id(request), member, settings_of(request).base_url
+        pool_of(request), rendering.path_id(request), member, settings_of(request).base_url
     )
     return _form(request, target)
 
@@ -65,7 +57,7 @@ async def report(request: Request) -> Response:
     member = require_member(request)
     data = await rendering.form(request)
     pool = pool_of(request)
-    target = await reports.reportable(pool, _post_id(request), member, settings_of(request).base_url)
+    target = await reports.reportable(pool, rendering.path_id(request), member, settings_of(request).base_url)
     raw = data.get("reason")
     kept = raw[: reports.REASON_MAX] if isinstance(raw, str) else ""
     forward = data.get("forward") == "1"
