@@ -125,16 +125,6 @@ def from_ap(obj: dict[str, Any]) -> RemotePost:
     )
 
 
-INSERT_THREAD = """
-INSERT INTO threads (community_id, title, ap_id, remote_author_id)
-VALUES ($1, $2, $3, $4)
-RETURNING id
-"""
-INSERT_OPENING_POST = """
-INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
-VALUES ($1, true, $2, $3, $4, $5)
-RETURNING id
-"""
 INSERT_REPLY = """
 INSERT INTO posts (thread_id, parent_id, source, content_html, ap_id, remote_author_id)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -253,22 +243,6 @@ async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> d
         [n.announce_page for n in new],
     )
     return {r["item_id"]: r["thread_id"] for r in rows}
-
-
-async def store_thread(ctx: Context, community_id: int, post: RemotePost) -> int:
-    """A new thread in ``community_id`` opened by the sender; returns the thread id."""
-    thread_id: int = await ctx.conn.fetchval(
-        INSERT_THREAD, community_id, post.title, post.ap_id, ctx.sender.id
-    )
-    await ctx.conn.execute(
-        INSERT_OPENING_POST,
-        thread_id,
-        post.source,
-        post.content_html,
-        post.ap_id,
-        ctx.sender.id,
-    )
-    return thread_id
 
 
 async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: RemotePost) -> int:

@@ -112,13 +112,10 @@ async def _store_checked(ctx: Context, obj: dict[str, Any]) -> Outcome:
         return ignored("not addressed to one of our communities")
     if not await may_interact(ctx, community):
         return ignored(f"instance may not post in a {community.visibility} community")
-    thread_id = await content.store_thread(ctx, community.id, content.from_ap(obj))
-    announce_page = {"community_id": community.id, "thread_id": thread_id}
-    await relay(
-        ctx,
-        community.id,
-        also=("relay.announce_page", announce_page) if community.visibility == "public" else None,
-    )
+    public = community.visibility == "public"
+    thread_id = await content.store_new_thread(ctx, community.id, content.from_ap(obj), announce_page=public)
+    if thread_id is None:  # stored or deleted meanwhile by another worker
+        return ignored("object already stored")
     return done(f"thread {thread_id}")
 
 
