@@ -14,7 +14,7 @@ Routes::
     GET/POST /p/{id}/repondre               reply to a given post
     GET/POST /p/{id}/modifier               edit own post
     GET/POST /p/{id}/supprimer              delete a post (confirmation page)
-    GET/POST /p/{id}/signaler               report a post to the moderators (``report_views``)
+    GET/POST /p/{id}/signaler               report a post to the moderators (``report_form_views``)
     GET      /p/{id}/historique             edit history (moderators, community experts)
     POST     /p/{id}/expert                 mark / unmark the expert answer
     POST     /p/{id}/aimer                  like / unlike a post (``action``)

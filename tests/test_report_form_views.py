@@ -1,4 +1,4 @@
-"""« Signaler » : a member reports a post for the node's moderators (report_views,
+"""« Signaler » : a member reports a post for the node's moderators (report_form_views,
 node.reports.file_report), through the real app and PostgreSQL."""
 
 from __future__ import annotations
