@@ -33,6 +33,8 @@ class Secret:
     __str__ = __repr__
 
 
+DEFAULT_WEB_WORKERS = 2  # about one web process per core of a small server
+
 # name -> one-line description; README's configuration table must list each one.
 DOCUMENTED: dict[str, str] = {
     "VBG_BASE_URL": "Public URL of the node; its host is the node's domain.",
@@ -81,7 +83,7 @@ class Settings:
     port: int = 8000
     trusted_proxies: frozenset[str] = field(default_factory=frozenset)
     workers_in_serve: bool = True
-    web_workers: int = 2
+    web_workers: int = DEFAULT_WEB_WORKERS
     log_level: str = "INFO"
 
     @property
@@ -116,7 +118,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment)."""
     env = dict(os.environ if env is None else env)
     port = _int("VBG_PORT", env.get("VBG_PORT"), 8000)
-    web_workers = _int("VBG_WEB_WORKERS", env.get("VBG_WEB_WORKERS"), 2)
+    web_workers = _int("VBG_WEB_WORKERS", env.get("VBG_WEB_WORKERS"), DEFAULT_WEB_WORKERS)
     if not 1 <= web_workers <= 64:
         raise SettingsError(f"VBG_WEB_WORKERS must be from 1 to 64, got {web_workers}")
     host = env.get("VBG_HOST") or "127.0.0.1"
