@@ -68,8 +68,17 @@ async def _page(request: Request, status_code: int = 200, **context: Any) -> Res
 
 
 async def show(request: Request) -> Response:
+    """The policy page; ``?bloquer=DOMAIN&signalement=N`` (the reports page's link)
+    fills the block form in, nothing more: blocking stays a POST with its CSRF token."""
     rendering.require_admin(request)
-    return await _page(request)
+    query = request.query_params
+    domain = query.get("bloquer", "").strip()[:300]
+    report = query.get("signalement", "")
+    return await _page(
+        request,
+        prefill_domain=domain,
+        prefill_report=int(report) if report.isdigit() and len(report) <= 18 else None,
+    )
 
 
 def _checkbox(data: FormData, name: str) -> bool:

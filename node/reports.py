@@ -70,7 +70,8 @@ SELECT_POSTS = """
 SELECT p.id, p.ap_id, p.is_opening, p.deleted_at, left(p.source, $2) AS excerpt,
        length(p.source) > $2 AS cut, p.thread_id, t.title AS thread_title,
        c.name AS community_name, c.title AS community_title, c.visibility,
-       coalesce(nullif(u.display_name, ''), u.username, a.username || '@' || a.domain, '?') AS author
+       coalesce(nullif(u.display_name, ''), u.username, a.username || '@' || a.domain, '?') AS author,
+       a.domain AS author_domain
 FROM posts p
 JOIN threads t ON t.id = p.thread_id
 JOIN communities c ON c.id = t.community_id
@@ -94,6 +95,13 @@ class Report:
     row: asyncpg.Record
     posts: list[asyncpg.Record] = field(default_factory=list)
     others: list[str] = field(default_factory=list)
+
+    @property
+    def domains(self) -> list[str]:
+        """The other servers this report involves, the reporter's first, then the
+        reported posts' remote authors' (what an admin may choose to block)."""
+        found = [self.row["reporter_domain"], *(p["author_domain"] for p in self.posts)]
+        return list(dict.fromkeys(d for d in found if d))
 
 
 @dataclass

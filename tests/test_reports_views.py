@@ -275,3 +275,74 @@ async def test_an_anonymous_visitor_gets_the_missing_page(
     await file_report(pool, settings)
     async with new_client(app) as visitor:
         assert (await visitor.get(PAGE)).status_code == 404
+
+
+async def test_an_admin_can_block_a_reported_instance_from_the_report(
+    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # Given a Flag from masto.example naming a reply written on other.example
+    thread_id, opening, _ = await thread_with_reply(pool)
+    author = await remote_actor(pool, "other.example", "troll")
+    remote_reply = await pool.fetchval(
+        "INSERT INTO posts (thread_id, parent_id, source, content_html, ap_id, remote_author_id)"
+        " VALUES ($1, $2, 'Propos haineux', '<p>Propos haineux</p>', $3, $4) RETURNING id",
+        thread_id,
+        opening,
+        "https://other.example/notes/9",
+        author.id,
+    )
+    sender = await remote_actor(pool)
+    assert (
+        await handle(pool, settings, sender, flag(sender, ["https://other.example/notes/9"], "Haine"))
+        == "done"
+    )
+    report_id = await pool.fetchval("SELECT id FROM reports")
+    assert await pool.fetchval("SELECT post_ids FROM reports") == [remote_reply]
+
+    # When a moderator who is not an admin opens the reports page, no block link shows
+    await as_role(client, pool, "modo", "moderator")
+    assert "Bloquer cette instance" not in (await client.get(PAGE)).text
+
+    # When an admin opens it, both servers involved are offered, the reporter's first
+    async with new_client(app) as admin:
+        await admin_blocks_from_the_report(admin, client, pool, report_id)
+
+
+async def admin_blocks_from_the_report(
+    admin: httpx.AsyncClient, client: httpx.AsyncClient, pool: asyncpg.Pool, report_id: int
+) -> None:
+    await as_role(admin, pool, "chef", "admin")
+    html = (await admin.get(PAGE)).text
+    link = f"/admin/federation?bloquer=masto.example&amp;signalement={report_id}#bloquer"
+    assert f'<a href="{link}">' in html
+    assert f'<a href="/admin/federation?bloquer=other.example&amp;signalement={report_id}#bloquer">' in html
+    assert html.index("masto.example · ") < html.index("other.example · ")
+
+    # Then the link only fills the block form in: nothing is blocked by following it
+    form = await admin.get(f"/admin/federation?bloquer=other.example&signalement={report_id}")
+    assert form.status_code == 200
+    assert 'value="other.example" autofocus' in form.text
+    assert f'value="Signalement n°{report_id}"' in form.text
+    assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 0
+    # and a crafted value stays text
+    crafted = await admin.get('/admin/federation?bloquer="><script>x</script>&signalement=1;2')
+    assert "<script>x" not in crafted.text and 'value="Signalement n°' not in crafted.text
+
+    # When the admin submits the form, the domain is blocked and audited
+    done = await post_form(
+        admin,
+        "/admin/federation/blocages",
+        {
+            "domain": "other.example",
+            "severity": "suspend",
+            "reason": "",
+            "private_comment": f"Signalement n°{report_id}",
+        },
+        page="/admin/federation",
+    )
+    assert done.status_code == 303
+    assert (
+        await pool.fetchval("SELECT severity FROM domain_blocks WHERE domain = 'other.example'") == "suspend"
+    )
+    # the moderator's non-admin session is refused the policy page (a missing page)
+    assert (await client.get("/admin/federation?bloquer=other.example")).status_code == 404
