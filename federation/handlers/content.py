@@ -4,7 +4,8 @@ is kept by a trigger, migration 0020).
 
 Remote HTML is cleaned with an allowlist close to Mastodon's sanitiser (design §3):
 formatting, links (http/https only, ``rel="nofollow noopener noreferrer"``) and the
-``h-card``/``mention``/``hashtag`` spans; no images, no styles, no scripts.
+``h-card``/``mention``/``hashtag`` spans; no images, no styles, no scripts. Attachments
+(images, links) are listed next to the post (``federation.attachments``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import asyncpg
 import nh3
 
+from federation import attachments
 from federation.handlers.base import Context
 
 TITLE_MAX = 200
@@ -103,6 +105,7 @@ class RemotePost:
     source: str
     content_html: str
     text: str
+    media: tuple[attachments.Attachment, ...] = ()  # listed in remote_media with the post
 
 
 def from_ap(obj: dict[str, Any]) -> RemotePost:
@@ -122,6 +125,7 @@ def from_ap(obj: dict[str, Any]) -> RemotePost:
         source=source if source is not None else text,
         content_html=content_html,
         text=text,
+        media=attachments.from_ap(obj),
     )
 
 
@@ -177,6 +181,8 @@ async def store_new_thread(
         relay,
         announce_page,
     )
+    if thread_id is not None and post.media:
+        await attachments.store_for_objects(ctx.conn, {post.ap_id: post.media})
     return thread_id
 
 
@@ -242,7 +248,11 @@ async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> d
         [n.post.content_html for n in new],
         [n.announce_page for n in new],
     )
-    return {r["item_id"]: r["thread_id"] for r in rows}
+    stored = {r["item_id"]: r["thread_id"] for r in rows}
+    media = {n.post.ap_id: n.post.media for n in new if n.post.media and stored.get(n.item_id) is not None}
+    if media:  # the rare post with attachments: the statement above stays as it was
+        await attachments.store_for_objects(conn, media)
+    return stored
 
 
 async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: RemotePost) -> int:
@@ -257,4 +267,5 @@ async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: Remote
         ctx.sender.id,
     )
     await ctx.conn.execute(BUMP_THREAD, thread_id)
+    await attachments.store_for_post(ctx.conn, post_id, post.media)
     return post_id

@@ -1,7 +1,8 @@
 """Update: an author edits a post, or an actor announces a new version of itself.
 
 - Update{Page|Article|Note} from its author edits the stored post (the previous
-  version goes to ``post_edits``, visible to moderators) and is relayed by the group.
+  version goes to ``post_edits``, visible to moderators; its attachments replace the
+  old ones) and is relayed by the group.
   An Update of an object we never stored is treated as its Create (Lemmy sends
   Update for posts edited before we followed); after a Delete it is ignored.
 - Update{Person|Group|Service|Application|Organization} of the sender itself refreshes
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation import attachments
 from federation.handlers import content, create
 from federation.handlers.base import (
     Context,
@@ -67,6 +69,7 @@ async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
     edited = content.from_ap(obj)
     await ctx.conn.execute(INSERT_EDIT, post.id, ctx.sender.id)
     await ctx.conn.execute(UPDATE_POST, post.id, edited.source, edited.content_html)
+    await attachments.replace_for_post(ctx.conn, post.id, edited.media)
     if post.is_opening:
         await ctx.conn.execute(UPDATE_THREAD_TITLE, post.thread_id, edited.title)
     await relay(ctx, post.community_id)

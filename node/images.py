@@ -1,0 +1,98 @@
+"""Images made safe to store and serve (design §5): type by content, an allowlist,
+pixels re-encoded so that no metadata survives.
+
+    bytes ──Pillow, formats JPEG/PNG/WebP/GIF only (the bytes decide, not a header)──>
+          ──pixel count ≤ MAX_PIXELS before decoding (decompression bombs)──>
+          ──first frame, EXIF orientation applied, long side ≤ MAX_SIDE──>
+          ──a NEW image from the raw pixels (no EXIF, GPS, XMP, ICC, comments, text chunks)──>
+          ──JPEG → JPEG, PNG and GIF → PNG, WebP → WebP──> CleanImage
+
+CPU-bound: callers in an event loop run :func:`clean` in a thread.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+MAX_SIDE = 2048
+MAX_PIXELS = 40_000_000  # ~ 8000 × 5000: larger images are refused before decoding
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+# Source format → (output format, media type, file extension).
+OUTPUTS = {
+    "JPEG": ("JPEG", "image/jpeg", "jpg"),
+    "PNG": ("PNG", "image/png", "png"),
+    "GIF": ("PNG", "image/png", "png"),
+    "WEBP": ("WEBP", "image/webp", "webp"),
+}
+
+
+class ImageRefused(Exception):
+    """Not an image we accept: unknown format, damaged, too many pixels."""
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    data: bytes
+    media_type: str
+    extension: str
+    width: int
+    height: int
+
+
+def _open(data: bytes) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise ImageRefused("too many pixels") from exc
+        except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ImageRefused("not an image of an accepted format") from exc
+    if image.width < 1 or image.height < 1 or image.width * image.height > MAX_PIXELS:
+        raise ImageRefused(f"image of {image.width}×{image.height} pixels refused")
+    return image
+
+
+def _pixels(image: Image.Image) -> Image.Image:
+    """The first frame, upright and at most MAX_SIDE on its long side, as RGB or RGBA."""
+    try:
+        image.seek(0)
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageRefused("damaged image") from exc
+    alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
+    converted = upright.convert("RGBA" if alpha else "RGB")
+    converted.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    # A new image built from the pixel data alone: whatever ``info`` the decoder
+    # filled (exif, icc_profile, xmp, comment, text chunks, dpi …) stays behind.
+    return Image.frombytes(converted.mode, converted.size, converted.tobytes())
+
+
+def clean(data: bytes) -> CleanImage:
+    """The image in ``data`` re-encoded without metadata; ImageRefused otherwise."""
+    image = _open(data)
+    source = image.format or ""
+    if source not in OUTPUTS:
+        raise ImageRefused("format not accepted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            pixels = _pixels(image)
+        except Image.DecompressionBombWarning as exc:
+            raise ImageRefused("too many pixels") from exc
+    fmt, media_type, extension = OUTPUTS[source]
+    if fmt == "JPEG" and pixels.mode == "RGBA":
+        fmt, media_type, extension = OUTPUTS["PNG"]
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        pixels.save(out, "JPEG", quality=85, optimize=True)
+    elif fmt == "WEBP":
+        pixels.save(out, "WEBP", quality=85)
+    else:
+        pixels.save(out, "PNG")
+    return CleanImage(out.getvalue(), media_type, extension, pixels.width, pixels.height)
