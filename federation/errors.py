@@ -5,6 +5,7 @@
           └── FederationError        502 by default
                ├── SignatureError    401 (403 for a blocked domain's key)
                ├── FetchError        502 (``remote_status``: what the peer answered, if it did)
+               │    └── FetchRefused refused by our own guards (URL, address, policy, answer): final
                └── ValidationError   400
 
 ``reason`` is the internal cause, in English, for logs and tests; it never reaches
@@ -64,6 +65,11 @@ class FetchError(FederationError):
     ) -> None:
         super().__init__(reason, status=status, message=message)
         self.remote_status = remote_status
+
+
+class FetchRefused(FetchError):
+    """Our guards refused the URL, its address, its domain or the answer (type, size):
+    asking again cannot help."""
 
 
 class ValidationError(FederationError):

@@ -6,13 +6,16 @@
         ──signed GET (instance actor)──> status, Content-Type, body ≤ 1 MiB DECOMPRESSED
         ──redirect?──> re-check from the top, at most 3 hops, re-signed
         ──JSON object, ``id`` == URL asked──> dict
-    all under one overall deadline; aiohttp and zlib errors become FetchError here.
+          (fetch_media: an allowed image Content-Type, a larger cap ──> Media)
+    all under one overall deadline; aiohttp and zlib errors become FetchError here
+    (FetchRefused when our own guards said no: final).
 
 ``Fetcher(settings, signer)`` is what the rest of the code uses::
 
     fetcher = Fetcher(settings, signer=actors.instance_signer(pool), domain_allowed=policy.allows)
     actor = await fetcher.fetch_object("https://example.org/users/alice")
     jrd = await fetcher.fetch_json("https://example.org/.well-known/webfinger?resource=acct:…")
+    media = await fetcher.fetch_media("https://example.org/x.jpg", {"image/jpeg"}, 8 * 1024 * 1024)
     status = await fetcher.post_activity(inbox, body, key_id, private_key)
     await fetcher.close()
 
@@ -29,9 +32,9 @@ import ipaddress
 import json
 import socket
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urldefrag, urljoin
 
 import aiohttp
@@ -39,11 +42,12 @@ from aiohappyeyeballs import AddrInfoType
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from yarl import URL
 
-from federation.errors import FetchError
+from federation.errors import FetchError, FetchRefused
 from federation.signatures import sign_request
 from node.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_T = TypeVar("_T")
 Signer = Callable[[], Awaitable[tuple[str, RSAPrivateKey]]]
 DomainAllowed = Callable[[str], Awaitable[bool]]
 
@@ -128,6 +132,7 @@ class Limits:
     connect_timeout: float = 5.0
     max_redirects: int = 3
     max_response_read: int = 64 * 1024  # what post_activity reads of an inbox's answer
+    media_deadline: float = 30.0  # fetch_media: a few MiB from a slow server
     limit: int = 100
     limit_per_host: int = 4
 
@@ -176,19 +181,19 @@ def guarded_session(policy: AddressPolicy, limits: Limits | None = None) -> aioh
 
 
 def check_url(url: str, policy: AddressPolicy) -> URL:
-    """The parsed URL, or FetchError when its scheme or literal address is refused."""
+    """The parsed URL, or FetchRefused when its scheme or literal address is refused."""
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as exc:
-        raise FetchError("malformed URL") from exc
+        raise FetchRefused("malformed URL") from exc
     allowed = {"https", "http"} if policy.allow_http else {"https"}
     if parsed.scheme not in allowed or not parsed.raw_host:
-        raise FetchError(f"scheme or host refused: {parsed.scheme}://")
+        raise FetchRefused(f"scheme or host refused: {parsed.scheme}://")
     if parsed.user is not None or parsed.password is not None:
-        raise FetchError("credentials in URL refused")
+        raise FetchRefused("credentials in URL refused")
     ip = _parse_ip(parsed.raw_host)
     if ip is not None and not policy.allow_address(ip):
-        raise FetchError(f"forbidden address {ip}")
+        raise FetchRefused(f"forbidden address {ip}")
     return parsed
 
 
@@ -272,6 +277,27 @@ def _origin(url: str) -> tuple[str, int | None]:
 # ---------------------------------------------------------------- the fetcher
 
 
+@dataclass(frozen=True)
+class Media:
+    """A fetched media file: the ``Content-Type`` the peer declared (allowed, not
+    trusted: the bytes are checked by who cleans them) and the body."""
+
+    content_type: str
+    body: bytes
+
+
+def _address_refused(exc: BaseException) -> bool:
+    """Did the connection fail because the address guard refused every address?"""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, PermissionError) and "forbidden address" in str(seen):
+            return True
+        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+    return False
+
+
 def authority(url: URL) -> str:
     """The domain as the instance policy and ``actors.domain`` spell it: lowercase host,
     with the port only when it is not the scheme's default (loopback peers use ports)."""
@@ -341,6 +367,40 @@ class Fetcher:
         async with self._deadline():
             return await self._get(url, JSON_ACCEPT, _is_json)
 
+    async def fetch_media(
+        self,
+        url: str,
+        allowed_types: Collection[str],
+        max_bytes: int,
+        *,
+        domain_ok: DomainAllowed | None = None,
+    ) -> Media:
+        """A media file (an image to clean): same guards and signed GET, a
+        ``Content-Type`` among ``allowed_types``, at most ``max_bytes`` decompressed,
+        within ``limits.media_deadline``. ``domain_ok`` is asked about every host on the
+        way (the media worker's ``reject_media`` check) besides the instance policy.
+        A refusal by the guards is FetchRefused; what the peer answered, FetchError."""
+
+        async def read(response: aiohttp.ClientResponse) -> Media:
+            if response.status != 200:
+                raise FetchError(f"remote answered {response.status}", remote_status=response.status)
+            kind, _params = _media_type(response.headers.get("Content-Type", ""))
+            if kind not in allowed_types:
+                raise FetchRefused(f"unexpected content type {kind[:50]!r}")
+            length = response.content_length
+            if length is not None and length > max_bytes:
+                raise FetchRefused("response body over the size limit")
+            try:
+                body = await read_capped(response, max_bytes)
+            except FetchError as exc:
+                raise FetchRefused(exc.reason) from exc
+            return Media(kind, body)
+
+        deadline = self.limits.media_deadline
+        timeout = aiohttp.ClientTimeout(total=deadline, sock_connect=self.limits.connect_timeout)
+        async with _TranslatedTimeout(deadline):
+            return await self._follow(url, "image/*", read, domain_ok=domain_ok, client_timeout=timeout)
+
     async def post_activity(
         self, inbox_url: str, body: bytes, key_id: str, private_key: RSAPrivateKey
     ) -> int:
@@ -381,26 +441,49 @@ class Fetcher:
         if self.domain_allowed is not None:
             domain = authority(target)
             if not await self.domain_allowed(domain):
-                raise FetchError(f"domain refused by instance policy: {domain}", status=403)
+                raise FetchRefused(f"domain refused by instance policy: {domain}", status=403)
         return target
 
     async def _get(self, url: str, accept: str, type_ok: Callable[[str], bool]) -> dict[str, Any]:
+        async def read(response: aiohttp.ClientResponse) -> dict[str, Any]:
+            return await self._document(response, type_ok)
+
+        return await self._follow(url, accept, read)
+
+    async def _follow(
+        self,
+        url: str,
+        accept: str,
+        read: Callable[[aiohttp.ClientResponse], Awaitable[_T]],
+        *,
+        domain_ok: DomainAllowed | None = None,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> _T:
+        """A signed GET of ``url``, redirects followed (each hop checked again and
+        re-signed, at most ``max_redirects``), the final answer given to ``read``."""
         for _hop in range(self.limits.max_redirects + 1):
             target = await self._check(url)
+            if domain_ok is not None and not await domain_ok(authority(target)):
+                raise FetchRefused(f"domain refused by the caller: {authority(target)}", status=403)
             key_id, key = await self.signer()
             headers = sign_request("GET", str(target), None, key_id, key, {"Accept": accept})
             try:
-                async with self.session.get(target, headers=headers, allow_redirects=False) as response:
+                extra: dict[str, Any] = {"timeout": client_timeout} if client_timeout else {}
+                async with self.session.get(
+                    target, headers=headers, allow_redirects=False, **extra
+                ) as response:
                     if response.status in REDIRECT_STATUSES:
                         location = response.headers.get("Location")
                         if not location:
                             raise FetchError("redirect without Location")
                         url = urljoin(str(target), location)
                         continue
-                    return await self._document(response, type_ok)
+                    return await read(response)
             except TimeoutError as exc:  # aiohttp's timeouts are also ClientErrors: first
                 raise FetchError("deadline exceeded") from exc
             except aiohttp.ClientError as exc:
+                if _address_refused(exc):
+                    raise FetchRefused(f"forbidden address: {exc!r}") from exc
                 raise FetchError(f"fetch failed: {exc!r}") from exc
         raise FetchError("too many redirects")
 

@@ -1,8 +1,9 @@
-"""Federation workers: the delivery worker and the inbox worker, run together.
+"""Federation workers: the delivery, inbox and media workers, run together.
 
 ``DeliveryWorker`` (``federation.sender``: outbox events become delivery jobs, jobs
-become signed POSTs; its life cycle is drawn there) and :class:`InboxWorker` (the
-inbox's handlers). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
+become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
+inbox's handlers) and ``MediaWorker`` (``federation.media``: remote images fetched,
+cleaned and stored). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
 runs them in the web process through :func:`start_in_app` / :func:`stop` (app life
 span).
 """
@@ -20,6 +21,7 @@ import asyncpg
 from starlette.applications import Starlette
 
 from federation import fetcher
+from federation.media import MediaWorker
 from federation.sender import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
 from node import db
 from node.settings import Settings
@@ -76,7 +78,7 @@ class InboxWorker:
 
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]
 # Each runs in ``vbg-node worker`` and inside ``serve``.
-FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker]
+FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker, MediaWorker]
 
 
 async def start_all(settings: Settings, pool: asyncpg.Pool) -> list[Worker]:
