@@ -67,7 +67,15 @@ def all_routes() -> list[BaseRoute]:
     from federation import admin_views as federation_admin_views
     from federation import policy_views
     from federation import web as federation_web
-    from node.web import accounts_views, admin_views, forum_views, pages, report_form_views, reports_views
+    from node.web import (
+        accounts_views,
+        admin_views,
+        forum_views,
+        media_views,
+        pages,
+        report_form_views,
+        reports_views,
+    )
 
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
     # Federation routes come first: they match only ActivityPub requests (Accept /
@@ -77,6 +85,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(federation_admin_views.routes)
     routes.extend(reports_views.routes)
     routes.extend(report_form_views.routes)
+    routes.extend(media_views.routes)
     return routes
 
 

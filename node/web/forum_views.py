@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import communities, markup, search, threads
+from node import communities, markup, media, search, threads
 from node.accounts import PROFESSIONS
 from node.communities import Community
 from node.errors import BadRequest, Conflict, NotFound
@@ -174,7 +174,9 @@ async def thread_page(request: Request) -> Response:
     cache = pages_cache(request)
     posts = cache.get(key)
     if posts is None:
-        posts = [_cached_post(post, head.thread) for post in await threads.page_posts(pool, head)]
+        rows = await threads.page_posts(pool, head)
+        shown = await media.for_posts(pool, [r["id"] for r in rows])  # attachments: one query
+        posts = [_cached_post(post, head.thread, shown.get(post["id"], ())) for post in rows]
         cache.put(key, posts)
     # Which posts the viewer likes: one query, only when some post of the page has likes.
     liked = await threads.liked_by(pool, viewer.id, [p.id for p in posts if p.likes]) if viewer else set()
@@ -543,7 +545,9 @@ def post_counts(request: Request) -> threads.PostCounts:
 _post_template = rendering.templates.get_template("forum/_post.html")
 
 
-def _fragment(post: asyncpg.Record, thread: asyncpg.Record) -> Markup:
+def _fragment(
+    post: asyncpg.Record, thread: asyncpg.Record, shown: tuple[media.ShownMedia, ...] = ()
+) -> Markup:
     expert = thread["expert_answer_id"] == post["id"]
     # The key holds every value the fragment shows, so a hit is right by construction
     # (an edit, a deletion, a renamed author or a new expert answer make a new key).
@@ -564,13 +568,16 @@ def _fragment(post: asyncpg.Record, thread: asyncpg.Record) -> Markup:
         post["parent_source"],
         post["parent_author"],
         post["likes_count"],
+        shown,
     )
     cached = fragments.get(key)
     if cached is None:
         context = None
         if post["parent_id"] is not None and not post["parent_is_opening"]:
             context = markup.to_plain(post["parent_source"] or "", 120)
-        html = _post_template.render(post=post, expert=expert, context=context, professions=PROFESSIONS)
+        html = _post_template.render(
+            post=post, expert=expert, context=context, professions=PROFESSIONS, media=shown
+        )
         cached = Markup(html)
         fragments.put(key, cached)
     return cached
@@ -648,14 +655,16 @@ class CachedPost:
     links: PostLinks
 
 
-def _cached_post(post: asyncpg.Record, thread: asyncpg.Record) -> CachedPost:
+def _cached_post(
+    post: asyncpg.Record, thread: asyncpg.Record, shown: tuple[media.ShownMedia, ...] = ()
+) -> CachedPost:
     return CachedPost(
         post["id"],
         post["author_id"],
         post["is_opening"],
         post["updated_at"] is not None,
         post["deleted_at"] is not None,
-        _fragment(post, thread),
+        _fragment(post, thread, shown),
         post["likes_count"],
         PostLinks.of(post["id"]),
     )
