@@ -20,7 +20,9 @@ from federation import media, policy
 from federation.errors import FetchRefused
 from federation.fetcher import AddressPolicy, Fetcher
 from federation.handlers import follow as follow_handler
+from node import threads
 from node.media import media_dir
+from node.sessions import User
 from node.settings import Settings, load
 from tests import inboxnode as ap
 from tests.conftest import TEST_SECRET
@@ -441,6 +443,38 @@ async def test_deleting_the_post_removes_its_file(
     assert await run_media(node) == 1
     assert not stored.exists() and files(node) == []
     assert await node.count("remote_media_trash") == 0
+
+
+async def test_a_moderator_removal_or_the_authors_account_deletion_removes_the_files(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    # Given two toots with photos by alice, one of them removed by a moderator
+    serve_photo(masto)
+    alice = masto.add_actor("alice")
+    first = photo_note(masto, alice, node.group("medical"), masto.url(PHOTO))
+    second = photo_note(masto, alice, node.group("medical"), masto.url(PHOTO))
+    await deliver(node, masto, first, alice)
+    await deliver(node, masto, second, alice)
+    await run_media(node)
+    assert len(files(node)) == 2
+    moderator = User(
+        await make_user(node.pool, "modo", role="moderator"), "modo", "Modo", "moderator", "approved"
+    )
+    post_id = await node.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", first["object"]["id"])
+
+    async with node.pool.acquire() as conn:
+        await threads.delete_post(conn, post_id, moderator, "Photo d'une personne identifiable")
+    await run_media(node)
+
+    assert len(await rows(node)) == 1 and len(files(node)) == 1
+
+    # When alice's account is deleted: her other post's file goes too
+    delete_actor = {"id": ap.activity_id(masto, "Delete"), "type": "Delete", "actor": alice.id,
+                    "to": [ap.PUBLIC], "object": alice.id}  # fmt: skip
+    await deliver(node, masto, delete_actor, alice)
+    await run_media(node)
+
+    assert await rows(node) == [] and files(node) == []
 
 
 async def test_an_update_replaces_the_attachment(
