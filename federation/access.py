@@ -71,7 +71,15 @@ def _verify(
         raise SignatureError(f"{actor.uri} has no public key")
     key = signatures.load_public_key(actor.public_key_pem)
     signatures.verify_request(
-        request.method, _target(request), request.headers, None, params, key, expected_host=settings.domain
+        request.method,
+        _target(request),
+        request.headers,
+        None,
+        params,
+        key,
+        expected_host=settings.domain,
+        origin=settings.base_url,
+        header_lines=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw],
     )
 
 

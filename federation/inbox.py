@@ -6,7 +6,7 @@ Nothing slow happens here (style rule 1); a worker runs the handlers
     size (Content-Length, then the bytes read) ─────────── 413
     Content-Type JSON-ish ─────────────────────────────── 415
     JSON object ───────────────────────────────────────── 400
-    Signature header draft-cavage (RFC 9421 alone: 401) ── 401
+    Signature header: draft-cavage or RFC 9421 ─────────── 401
     keyId's domain allowed by the instance policy ─────── 403 (before any key fetch)
     signer's key (cached, else fetched, at most
       KEY_FETCH_SLOTS at once; refetched once when it
@@ -320,6 +320,7 @@ class Signed:
         params: signatures.SignatureParams,
         settings: Settings,
     ) -> None:
+        self.scope = scope
         self.method, self.headers, self.body, self.params = scope["method"], headers, body, params
         self.settings = settings
         self.path = signatures.path_with_query(
@@ -338,7 +339,13 @@ class Signed:
             self.params,
             signatures.load_public_key(actor.public_key_pem),
             expected_host=self.settings.domain,
+            origin=self.settings.base_url,
+            header_lines=self._header_lines() if self.params.scheme == "rfc9421" else None,
         )
+
+    def _header_lines(self) -> list[tuple[str, str]]:
+        """Every header line as received (RFC 9421 combines repeated fields)."""
+        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.scope["headers"]]
 
     def verifies(self, actor: actors.Actor) -> bool:
         try:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
 from federation import policy
 from tests import inboxnode as ap
-from tests.fakefedi import FakeInstance
+from tests.fakefedi import FakeInstance, signed_headers
 from tests.helpers import make_community
 from tests.inboxnode import InboxNode, fake_fixture, node_fixture, running_node
 
@@ -56,11 +57,50 @@ async def test_a_badly_signed_create_is_refused_401(
     await assert_nothing_kept(node)
 
 
-async def test_an_rfc9421_only_signature_gets_401_not_500(node: InboxNode, masto: FakeInstance) -> None:
+async def test_an_rfc9421_signature_is_verified_and_accepted(node: InboxNode, masto: FakeInstance) -> None:
+    # Given a Follow signed with RFC 9421 only (as Fedify sends first)
     alice = masto.add_actor("alice")
-    response = await masto.send(node.url("/inbox"), ap.follow(masto, alice, node.group("medical")), actor=alice,
-                                variant="rfc9421")  # fmt: skip
-    assert response.status == 401
+    follow = ap.follow(masto, alice, node.group("medical"))
+    response = await masto.send(node.url("/inbox"), follow, actor=alice, variant="rfc9421")
+    # Then it is accepted at once (no fallback to draft-cavage needed) and handled
+    assert response.status == 202, response.text
+    assert await node.count("inbox_items") == 1
+    assert await node.process() == 1
+    assert await node.count("community_followers") == 1
+
+
+async def test_an_rfc9421_signature_with_another_algorithm_gets_401_not_500(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    # Given an RFC 9421 signature claiming an algorithm we do not verify (the sender
+    # then falls back to draft-cavage)
+    alice = masto.add_actor("alice")
+    url = node.url("/inbox")
+    body = json.dumps(ap.follow(masto, alice, node.group("medical"))).encode()
+    headers = signed_headers(
+        "POST", url, body, alice.key, "rfc9421", {"Content-Type": "application/activity+json"}
+    )
+    headers["Signature-Input"] = headers["Signature-Input"].replace('alg="rsa-v1_5-sha256"', 'alg="ed25519"')
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        status = response.status
+    assert status == 401
+    await assert_nothing_kept(node)
+
+
+async def test_an_rfc9421_body_changed_after_signing_gets_401(node: InboxNode, masto: FakeInstance) -> None:
+    alice = masto.add_actor("alice")
+    url = node.url("/inbox")
+    body = json.dumps(ap.follow(masto, alice, node.group("medical"))).encode()
+    headers = signed_headers(
+        "POST", url, body, alice.key, "rfc9421", {"Content-Type": "application/activity+json"}
+    )
+    forged = body.replace(b'"Follow"', b'"Follow" ')
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=forged, headers=headers) as response,
+    ):
+        status = response.status
+    assert status == 401
     await assert_nothing_kept(node)
 
 
