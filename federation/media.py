@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,9 @@ class MediaContext:
     pool: asyncpg.Pool
     settings: Settings
     fetcher: Fetcher
+    # One image decoded at a time: a batch's fetches overlap, but a decoded image may
+    # take ~130 MB (node.images.MAX_PIXELS) and decoding is CPU-bound anyway.
+    cleaning: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     @property
     def directory(self) -> Path:
@@ -171,7 +174,8 @@ async def handle(ctx: MediaContext, claim: Claim) -> str:
         fetched = await ctx.fetcher.fetch_media(
             claim.url, IMAGE_TYPES, MAX_BYTES, domain_ok=ctx.media_allowed
         )
-        image = await asyncio.to_thread(images.clean, fetched.body)
+        async with ctx.cleaning:
+            image = await asyncio.to_thread(images.clean, fetched.body)
     except FetchError as exc:
         return await _finish(ctx, claim, after_fetch_error(exc, claim.attempts))
     except images.ImageRefused as exc:

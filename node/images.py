@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps
 
 MAX_SIDE = 2048
-MAX_PIXELS = 40_000_000  # ~ 8000 × 5000: larger images are refused before decoding
+# 7680 × 4320, the pixel limit Mastodon also uses: larger images are refused before
+# decoding (an RGBA copy of such an image is already ~130 MB).
+MAX_PIXELS = 33_177_600
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 # Source format → (output format, media type, file extension).
 OUTPUTS = {
