@@ -31,17 +31,15 @@ The worker sleeps until ``NOTIFY vbg_media`` (rows inserted) or ``POLL_INTERVAL`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
-from federation import access, policy
+from federation import policy, wakeup
 from federation.attachments import IMAGE_TYPES
 from federation.errors import FetchError, FetchRefused
 from federation.fetcher import Fetcher
@@ -247,64 +245,12 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, 
 
 async def run(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, stop: asyncio.Event) -> None:
     """Handle remote media until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
-    wake = asyncio.Event()
 
-    def on_notify(*_args: Any) -> None:
-        wake.set()
-
-    async with pool.acquire() as listener:
-        await listener.add_listener(CHANNEL, on_notify)
+    async def step() -> bool:
         try:
-            while not stop.is_set():
-                wake.clear()
-                try:
-                    if await process_due(pool, settings, fetcher):
-                        continue
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.error("media worker: %r", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(wake, stop), POLL_INTERVAL)
-        finally:
-            await listener.remove_listener(CHANNEL, on_notify)
+            return await process_due(pool, settings, fetcher) > 0
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.error("media worker: %r", exc)
+            return False
 
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-class MediaWorker:
-    """Runs :func:`run` with a guarded fetcher signing as the instance actor, until stopped."""
-
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
-        self.settings = settings
-        self.pool = pool
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._fetcher: Fetcher | None = None
-
-    async def start(self) -> None:
-        self._fetcher = access.make_fetcher(self.pool, self.settings)
-        self._task = asyncio.create_task(
-            run(self.pool, self.settings, self._fetcher, self._stop), name="vbg-media-worker"
-        )
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            try:
-                await task
-            except Exception:
-                log.exception("media worker ended with an error")
-        if self._fetcher is not None:
-            await self._fetcher.close()
-            self._fetcher = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL)

@@ -39,7 +39,7 @@ from typing import Any
 
 import asyncpg
 
-from federation import actors, delivery
+from federation import actors, delivery, wakeup
 from federation.handlers import content, create, dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, Sender, done, ref
 from node.settings import Settings
@@ -326,32 +326,12 @@ async def run(
 ) -> None:
     """Process the inbox until ``stop`` is set: drain (after a batch that was not full,
     ``BATCH_WINDOW`` before the next claim), then sleep until NOTIFY or poll."""
-    wake = asyncio.Event()
 
-    def on_notify(*_args: Any) -> None:
-        wake.set()
+    async def step() -> bool:
+        count = await process_pending(pool, settings, fetcher, batch)
+        if 0 < count < batch:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BATCH_WINDOW)
+        return count > 0
 
-    async with pool.acquire() as listener:
-        await listener.add_listener(CHANNEL, on_notify)
-        try:
-            while not stop.is_set():
-                wake.clear()
-                count = await process_pending(pool, settings, fetcher, batch)
-                if count:
-                    if count < batch:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), BATCH_WINDOW)
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(wake, stop), POLL_INTERVAL)
-        finally:
-            await listener.remove_listener(CHANNEL, on_notify)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL)

@@ -2,7 +2,7 @@
 
 ``DeliveryWorker`` (``federation.sender``: outbox events become delivery jobs, jobs
 become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
-inbox's handlers) and ``MediaWorker`` (``federation.media``: remote images fetched,
+inbox's handlers) and :class:`MediaWorker` (``federation.media``: remote images fetched,
 cleaned and stored). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
 runs them in the web process through :func:`start_in_app` / :func:`stop` (app life
 span).
@@ -14,14 +14,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 import asyncpg
 from starlette.applications import Starlette
 
 from federation import fetcher
-from federation.media import MediaWorker
 from federation.sender import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
 from node import db
 from node.settings import Settings
@@ -40,9 +39,11 @@ class Worker(Protocol):
     def running(self) -> bool: ...
 
 
-class InboxWorker:
-    """Runs the inbox's handlers (``federation.processing.run``) with a guarded
+class QueueWorker:
+    """Runs one queue's loop (``loop(pool, settings, fetcher, stop)``) with a guarded
     fetcher signing as the instance actor, until stopped."""
+
+    name = "queue"
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
         self.settings = settings
@@ -51,12 +52,16 @@ class InboxWorker:
         self._task: asyncio.Task[None] | None = None
         self._fetcher: fetcher.Fetcher | None = None
 
+    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+        raise NotImplementedError
+
     async def start(self) -> None:
-        from federation import access, processing
+        from federation import access
 
         self._fetcher = access.make_fetcher(self.pool, self.settings)
+        run = self.loop()
         self._task = asyncio.create_task(
-            processing.run(self.pool, self.settings, self._fetcher, self._stop), name="vbg-inbox-worker"
+            run(self.pool, self.settings, self._fetcher, self._stop), name=f"vbg-{self.name}-worker"
         )
 
     async def stop(self) -> None:
@@ -66,7 +71,7 @@ class InboxWorker:
             try:
                 await task
             except Exception:
-                log.exception("inbox worker ended with an error")
+                log.exception("%s worker ended with an error", self.name)
         if self._fetcher is not None:
             await self._fetcher.close()
             self._fetcher = None
@@ -74,6 +79,28 @@ class InboxWorker:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+
+class InboxWorker(QueueWorker):
+    """The inbox's handlers (``federation.processing.run``)."""
+
+    name = "inbox"
+
+    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+        from federation import processing
+
+        return processing.run
+
+
+class MediaWorker(QueueWorker):
+    """Remote images fetched, cleaned and stored (``federation.media.run``)."""
+
+    name = "media"
+
+    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+        from federation import media
+
+        return media.run
 
 
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]

@@ -17,6 +17,7 @@ from aiohttp import web
 from PIL import Image
 
 from federation import media, policy
+from federation import worker as federation_worker
 from federation.errors import FetchRefused
 from federation.fetcher import AddressPolicy, Fetcher
 from federation.handlers import follow as follow_handler
@@ -190,7 +191,7 @@ async def test_a_reply_with_a_photo_gets_its_image(node: InboxNode, masto: FakeI
 
 async def test_the_worker_is_woken_by_notify(node: InboxNode, masto: FakeInstance) -> None:
     # Given the media worker running (it polls only every 30 s)
-    worker = media.MediaWorker(node.settings, node.pool)
+    worker = federation_worker.MediaWorker(node.settings, node.pool)
     await worker.start()
     try:
         await asyncio.sleep(0.1)

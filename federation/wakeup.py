@@ -1,0 +1,49 @@
+"""The loop the queue workers share: drain while there is work, then sleep until a
+``NOTIFY`` on the queue's channel, ``stop``, or the poll interval (a safety net for a
+missed notification and for retries falling due)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+
+async def drain_on_notify(
+    pool: asyncpg.Pool,
+    channel: str,
+    stop: asyncio.Event,
+    step: Callable[[], Awaitable[bool]],
+    poll_interval: float,
+) -> None:
+    """Run ``step`` until ``stop`` is set; ``step`` answers whether to run again at
+    once (it did some work), else the loop waits as the docstring says. One pool
+    connection is held for LISTEN the whole time."""
+    wake = asyncio.Event()
+
+    def on_notify(*_args: Any) -> None:
+        wake.set()
+
+    async with pool.acquire() as listener:
+        await listener.add_listener(channel, on_notify)
+        try:
+            while not stop.is_set():
+                wake.clear()
+                if await step():
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(wake, stop), poll_interval)
+        finally:
+            await listener.remove_listener(channel, on_notify)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
