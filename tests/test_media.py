@@ -96,6 +96,19 @@ def image_requests(fake: FakeInstance, path: str = PHOTO) -> list[Any]:
     return [r for r in fake.received if r.path == path]
 
 
+async def stored_photo(
+    node: InboxNode, masto: FakeInstance, community: str = "medical"
+) -> tuple[FakeActor, dict[str, Any], dict[str, Any]]:
+    """alice's toot with the photo, delivered and its photo stored: (alice, activity, row)."""
+    serve_photo(masto)
+    alice = masto.add_actor("alice")
+    activity = photo_note(masto, alice, node.group(community), masto.url(PHOTO))
+    await deliver(node, masto, activity, alice)
+    await run_media(node)
+    [row] = await rows(node)
+    return alice, activity, row
+
+
 @pytest.fixture
 async def browser(node: InboxNode) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=node.app, client=("203.0.113.9", 50002))
@@ -383,11 +396,7 @@ async def test_members_only_media_are_served_to_members_only(
     await make_community(node.pool, "psy", visibility="members")
     async with node.pool.acquire() as conn:
         await follow_handler.approve_instance(conn, masto.domain, None)
-    serve_photo(masto)
-    alice = masto.add_actor("alice")
-    await deliver(node, masto, photo_note(masto, alice, node.group("psy"), masto.url(PHOTO)), alice)
-    await run_media(node)
-    [row] = await rows(node)
+    _, _, row = await stored_photo(node, masto, "psy")
     path = f"/media/{row['stored_name']}"
 
     # Then a visitor gets the same 404 as for a file that does not exist
@@ -408,11 +417,7 @@ async def test_members_only_media_are_served_to_members_only(
 async def test_media_of_a_suspended_domain_are_not_served(
     node: InboxNode, masto: FakeInstance, browser: httpx.AsyncClient
 ) -> None:
-    serve_photo(masto)
-    alice = masto.add_actor("alice")
-    await deliver(node, masto, photo_note(masto, alice, node.group("medical"), masto.url(PHOTO)), alice)
-    await run_media(node)
-    [row] = await rows(node)
+    _, _, row = await stored_photo(node, masto)
     assert (await browser.get(f"/media/{row['stored_name']}")).status_code == 200
 
     async with node.pool.acquire() as conn:
@@ -427,12 +432,7 @@ async def test_media_of_a_suspended_domain_are_not_served(
 async def test_deleting_the_post_removes_its_file(
     node: InboxNode, masto: FakeInstance, browser: httpx.AsyncClient
 ) -> None:
-    serve_photo(masto)
-    alice = masto.add_actor("alice")
-    activity = photo_note(masto, alice, node.group("medical"), masto.url(PHOTO))
-    await deliver(node, masto, activity, alice)
-    await run_media(node)
-    [row] = await rows(node)
+    alice, activity, row = await stored_photo(node, masto)
     [stored] = files(node)
 
     # When the author deletes the toot
@@ -482,13 +482,8 @@ async def test_an_update_replaces_the_attachment(
     node: InboxNode, masto: FakeInstance, browser: httpx.AsyncClient
 ) -> None:
     # Given a stored photo
-    serve_photo(masto)
     serve_photo(masto, "/files/nouvelle.jpg")
-    alice = masto.add_actor("alice")
-    activity = photo_note(masto, alice, node.group("medical"), masto.url(PHOTO))
-    await deliver(node, masto, activity, alice)
-    await run_media(node)
-    [old] = await rows(node)
+    alice, activity, old = await stored_photo(node, masto)
     [old_file] = files(node)
 
     # When the author edits the toot with another photo
