@@ -14,6 +14,7 @@ from federation import delivery, policy
 from federation.objects import PUBLIC
 from node import threads
 from node.settings import Settings
+from tests.fakefedi import FakeInstance
 from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     approve_instance,
     community,
@@ -293,6 +294,17 @@ async def test_follow_reject_goes_to_the_follower(
         assert row["inbox"] == a.actors["alice"].inbox
 
 
+def olga_says_hello(origin: FakeInstance) -> dict[str, Any]:
+    """A Create{Note} by olga of ``origin``, as the inbox hands it to the group to relay."""
+    return {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": origin.new_id("activities"),
+        "type": "Create",
+        "actor": origin.actors["olga"].id,
+        "object": {"id": origin.new_id(), "type": "Note", "content": "<p>Salut</p>"},
+    }
+
+
 async def test_relay_announce_skips_the_origin_instance(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
@@ -301,13 +313,7 @@ async def test_relay_announce_skips_the_origin_instance(
         group = await community(pool, "medical", "public")
         for fake, name in ((origin, "olga"), (b, "bob"), (c, "carl")):
             await follower(pool, group, fake, name)
-        activity = {
-            "@context": "https://www.w3.org/ns/activitystreams",
-            "id": origin.new_id("activities"),
-            "type": "Create",
-            "actor": origin.actors["olga"].id,
-            "object": {"id": origin.new_id(), "type": "Note", "content": "<p>Salut</p>"},
-        }
+        activity = olga_says_hello(origin)
         # When the inbox asks the group to relay an accepted activity
         async with pool.acquire() as conn:
             await conn.execute(
@@ -332,12 +338,7 @@ async def test_a_relay_with_no_other_follower_instance_sends_and_stores_nothing(
         created = await new_thread(pool, group, await member(pool))
         await process_outbox(fed_settings, pool)
         stored = await pool.fetchval("SELECT count(*) FROM activities")
-        activity = {
-            "id": origin.new_id("activities"),
-            "type": "Create",
-            "actor": origin.actors["olga"].id,
-            "object": {"id": origin.new_id(), "type": "Note", "content": "<p>Salut</p>"},
-        }
+        activity = olga_says_hello(origin)
         # When the group is asked to relay olga's activity and to boost a thread by id
         async with pool.acquire() as conn:
             await conn.executemany(
