@@ -79,7 +79,7 @@ def _verify(
         key,
         expected_host=settings.domain,
         origin=settings.base_url,
-        header_lines=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers.raw],
+        header_lines=signatures.header_lines(request.headers.raw),
     )
 
 

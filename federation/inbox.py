@@ -340,12 +340,10 @@ class Signed:
             signatures.load_public_key(actor.public_key_pem),
             expected_host=self.settings.domain,
             origin=self.settings.base_url,
-            header_lines=self._header_lines() if self.params.scheme == "rfc9421" else None,
+            header_lines=(
+                signatures.header_lines(self.scope["headers"]) if self.params.scheme == "rfc9421" else None
+            ),
         )
-
-    def _header_lines(self) -> list[tuple[str, str]]:
-        """Every header line as received (RFC 9421 combines repeated fields)."""
-        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.scope["headers"]]
 
     def verifies(self, actor: actors.Actor) -> bool:
         try:

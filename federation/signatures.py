@@ -395,6 +395,12 @@ def verify_request(
 RFC9421_ALGORITHM = "rsa-v1_5-sha256"
 
 
+def header_lines(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """An ASGI request's header lines as text, repeats kept (``verify_request``'s
+    ``header_lines`` for RFC 9421)."""
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
+
+
 class _HeaderLines:
     """Header lines as http-message-signatures reads them (``items()`` keeps repeats)."""
 
