@@ -14,7 +14,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from federation import delivery
-from node.web import rendering
+from node.web.requests import pool_of, require_admin
+from node.web.templating import render
 
 PAGE = "/admin/federation/livraisons"
 STATE_LABELS = {
@@ -37,9 +38,9 @@ def duration(value: timedelta) -> str:
 
 
 async def show(request: Request) -> Response:
-    rendering.require_admin(request)
-    pool = rendering.pool_of(request)
-    response = rendering.render(
+    require_admin(request)
+    pool = pool_of(request)
+    response = render(
         request,
         "admin/federation_deliveries.html",
         figures=await delivery.queue_figures(pool),

@@ -38,8 +38,8 @@ from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
-from node.web.middleware import STATIC_HEADERS
-from node.web.rendering import settings_of
+from node.web.headers import STATIC_HEADERS
+from node.web.requests import settings_of
 
 log = logging.getLogger(__name__)
 

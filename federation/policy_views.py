@@ -15,7 +15,9 @@ from federation import policy, policy_csv
 from node.errors import AppError, BadRequest
 from node.i18n import _
 from node.sessions import User
-from node.web import rendering
+from node.web import forms
+from node.web.requests import pool_of, require_admin, settings_of
+from node.web.templating import redirect, render
 
 PAGE = "/admin/federation"
 MAX_CSV_BYTES = 1024 * 1024
@@ -50,9 +52,9 @@ def _who(user: User) -> policy.Who:
 
 
 async def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
-    pool = rendering.pool_of(request)
+    pool = pool_of(request)
     done = request.query_params.get("fait", "")
-    return rendering.render(
+    return render(
         request,
         "admin/federation_policy.html",
         status_code=status_code,
@@ -62,7 +64,7 @@ async def _page(request: Request, status_code: int = 200, **context: Any) -> Res
         instances=await pool.fetch(SELECT_INSTANCES),
         severities=policy.SEVERITIES,
         done=_(DONE_MESSAGES[done]) if done in DONE_MESSAGES else "",
-        own_domain=rendering.settings_of(request).domain,
+        own_domain=settings_of(request).domain,
         **context,
     )
 
@@ -70,7 +72,7 @@ async def _page(request: Request, status_code: int = 200, **context: Any) -> Res
 async def show(request: Request) -> Response:
     """The policy page; ``?bloquer=DOMAIN&signalement=N`` (the reports page's link)
     fills the block form in, nothing more: blocking stays a POST with its CSRF token."""
-    rendering.require_admin(request)
+    require_admin(request)
     query = request.query_params
     domain = query.get("bloquer", "").strip()[:300]
     report = query.get("signalement", "")
@@ -87,22 +89,22 @@ def _checkbox(data: FormData, name: str) -> bool:
 
 async def _change(request: Request, action: Any) -> Response:
     """Run one change for an admin: CSRF-checked form, French error shown on the page."""
-    user = rendering.require_admin(request)
-    data = await rendering.form(request)
+    user = require_admin(request)
+    data = await forms.form(request)
     try:
-        async with rendering.pool_of(request).acquire() as conn:
+        async with pool_of(request).acquire() as conn:
             done = await action(conn, data, user)
     except policy_csv.BlocklistError as exc:
         return await _page(request, exc.status, error=_("Rien n'a été importé."), line_errors=exc.errors)
     except AppError as exc:
         return await _page(request, exc.status, error=exc.message, fields=exc.fields)
-    return rendering.redirect(f"{PAGE}?fait={done}")
+    return redirect(f"{PAGE}?fait={done}")
 
 
 async def set_mode(request: Request) -> Response:
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
-        mode = rendering.field(data, "mode", max_length=20)
-        reason = rendering.field(data, "reason", max_length=MAX_COMMENT, required=False)
+        mode = forms.field(data, "mode", max_length=20)
+        reason = forms.field(data, "reason", max_length=MAX_COMMENT, required=False)
         await policy.set_federation_mode(conn, mode, _who(user), reason=reason)
         return "mode"
 
@@ -111,19 +113,19 @@ async def set_mode(request: Request) -> Response:
 
 async def add_block(request: Request) -> Response:
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
-        severity = rendering.field(data, "severity", max_length=20)
+        severity = forms.field(data, "severity", max_length=20)
         if severity not in policy.SEVERITIES:
             raise BadRequest(fields={"severity": _("Sévérité inconnue.")})
         block = policy.BlockRequest(
-            rendering.field(data, "domain", max_length=300),
+            forms.field(data, "domain", max_length=300),
             severity,
             reject_media=_checkbox(data, "reject_media"),
             reject_reports=_checkbox(data, "reject_reports"),
-            public_comment=rendering.field(data, "reason", max_length=MAX_COMMENT, required=False),
-            private_comment=rendering.field(data, "private_comment", max_length=MAX_COMMENT, required=False),
+            public_comment=forms.field(data, "reason", max_length=MAX_COMMENT, required=False),
+            private_comment=forms.field(data, "private_comment", max_length=MAX_COMMENT, required=False),
             obfuscate=_checkbox(data, "obfuscate"),
         )
-        own = rendering.settings_of(request).domain
+        own = settings_of(request).domain
         await policy.block_domain(conn, block, _who(user), own_domain=own)
         return "bloque"
 
@@ -132,7 +134,7 @@ async def add_block(request: Request) -> Response:
 
 async def remove_block(request: Request) -> Response:
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
-        domain = rendering.field(data, "domain", max_length=300)
+        domain = forms.field(data, "domain", max_length=300)
         await policy.unblock_domain(conn, domain, _who(user))
         return "debloque"
 
@@ -141,8 +143,8 @@ async def remove_block(request: Request) -> Response:
 
 async def add_allow(request: Request) -> Response:
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
-        domain = rendering.field(data, "domain", max_length=300)
-        note = rendering.field(data, "note", max_length=MAX_COMMENT, required=False)
+        domain = forms.field(data, "domain", max_length=300)
+        note = forms.field(data, "note", max_length=MAX_COMMENT, required=False)
         await policy.allow_domain(conn, domain, _who(user), note=note)
         return "autorise"
 
@@ -151,7 +153,7 @@ async def add_allow(request: Request) -> Response:
 
 async def remove_allow(request: Request) -> Response:
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
-        domain = rendering.field(data, "domain", max_length=300)
+        domain = forms.field(data, "domain", max_length=300)
         await policy.disallow_domain(conn, domain, _who(user))
         return "retire"
 
@@ -174,7 +176,7 @@ async def _uploaded_text(data: FormData) -> str:
 async def import_blocks(request: Request) -> Response:
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
         text = await _uploaded_text(data)
-        own = rendering.settings_of(request).domain
+        own = settings_of(request).domain
         await policy_csv.import_csv(conn, text, _who(user), own_domain=own)
         return "importe"
 
@@ -182,9 +184,9 @@ async def import_blocks(request: Request) -> Response:
 
 
 async def export_blocks(request: Request) -> Response:
-    rendering.require_admin(request)
-    text = await policy_csv.export_text(rendering.pool_of(request))
-    filename = "blocages-" + rendering.settings_of(request).domain.replace(":", "_") + ".csv"
+    require_admin(request)
+    text = await policy_csv.export_text(pool_of(request))
+    filename = "blocages-" + settings_of(request).domain.replace(":", "_") + ".csv"
     return Response(
         text,
         media_type="text/csv; charset=utf-8",
@@ -196,8 +198,8 @@ async def decide_instance(request: Request) -> Response:
     from federation.handlers import follow  # the inbox's service: approving answers pending follows
 
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
-        domain = policy.normalise_domain(rendering.field(data, "domain", max_length=300))
-        decision = rendering.field(data, "decision", max_length=20)
+        domain = policy.normalise_domain(forms.field(data, "domain", max_length=300))
+        decision = forms.field(data, "decision", max_length=20)
         if decision == "approve":
             await follow.approve_instance(conn, domain, user.id)
             return "approuve"

@@ -24,7 +24,7 @@ from federation import access, actors, collections, discovery, inbox, objects, s
 from federation.negotiation import ActivityResponse, APRoute
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
-from node.web.rendering import pool_of, settings_of
+from node.web.requests import pool_of, settings_of
 
 SELECT_MEMBER = """
 SELECT id, username, display_name, bio, created_at FROM users

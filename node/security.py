@@ -1,9 +1,8 @@
-"""Passwords (argon2id), random tokens and CSRF tokens."""
+"""Passwords (argon2id) and random tokens (CSRF tokens: ``node/web/csrf.py``)."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 from argon2 import PasswordHasher
@@ -39,12 +38,3 @@ def new_token() -> str:
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def csrf_token(secret: str, binding: str) -> str:
-    """The CSRF token for a browser, bound to its session or anonymous cookie."""
-    return hmac.new(secret.encode(), b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_valid(secret: str, binding: str, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(csrf_token(secret, binding), token or "")

@@ -2,7 +2,7 @@
 
 The test walks the routes of the whole app (through Mounts), so a route added
 later by any area is checked too. The only exemption is an ActivityPub inbox:
-its endpoint carries ``csrf_exempt = True`` (see ``rendering.form``).
+its endpoint carries ``csrf_exempt = True`` (see ``node.web.forms.form``).
 
 Path parameters get plausible values that exist in the test's database (ids → 1,
 ``username`` → the admin, ``name`` → the community): a new route whose parameter

@@ -26,9 +26,10 @@ from starlette.routing import BaseRoute, Route
 from node import accounts, ratelimit, sessions
 from node.errors import AppError, BadRequest, NotFound, TooManyRequests
 from node.i18n import _
-from node.web import rendering
+from node.web import forms
 from node.web.middleware import session_cookie
-from node.web.rendering import client_ip, current_user, pool_of, redirect, render, require_member
+from node.web.requests import client_ip, current_user, path_id, pool_of, require_member, settings_of
+from node.web.templating import redirect, render
 
 # Rate limits: (attempts, window in seconds). Counted on every attempt, before any
 # password is checked, so that parallel guesses cannot slip through.
@@ -60,7 +61,7 @@ class FormReader:
         if isinstance(raw, str) and name not in SECRET_FIELDS:
             self.values[name] = raw[:max_length]
         try:
-            return rendering.field(
+            return forms.field(
                 self.data, name, max_length=max_length, required=required, strip=name not in SECRET_FIELDS
             )
         except BadRequest as exc:
@@ -97,7 +98,7 @@ def safe_next(value: object) -> str:
 
 def set_cookie(request: Request, name: str, value: str, max_age: int) -> None:
     """Set ``name``, replacing any cookie of that name the middleware queued."""
-    secure = rendering.settings_of(request).secure_cookies
+    secure = settings_of(request).secure_cookies
     queued = [c for c in request.state.set_cookies if not c.startswith(name + "=")]
     queued.append(session_cookie(name, value, secure=secure, max_age=max_age))
     request.state.set_cookies = queued
@@ -166,7 +167,7 @@ def read_registration(reader: FormReader) -> accounts.Registration:
 
 
 async def register(request: Request) -> Response:
-    data = await rendering.form(request)
+    data = await forms.form(request)
     if current_user(request) is not None:
         return redirect("/")
     await check_limit(request, f"register:ip:{client_ip(request)}", REGISTER_PER_ADDRESS)
@@ -210,7 +211,7 @@ async def login_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    data = await rendering.form(request)
+    data = await forms.form(request)
     username, password = loose(data, "username"), loose(data, "password")
     next_url = safe_next(data.get("next"))
     account_key, address_key = login_keys(username, client_ip(request))
@@ -228,7 +229,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    await rendering.form(request)
+    await forms.form(request)
     session: sessions.Session | None = request.state.session
     if session is not None:
         await sessions.end(pool_of(request), session.token)
@@ -266,7 +267,7 @@ async def account(request: Request) -> Response:
 
 async def update_profile(request: Request) -> Response:
     user = require_member(request)
-    reader = FormReader(await rendering.form(request))
+    reader = FormReader(await forms.form(request))
     update = accounts.ProfileUpdate(
         display_name=reader.text("display_name"),
         profession=reader.text("profession"),
@@ -284,7 +285,7 @@ async def update_profile(request: Request) -> Response:
 
 async def change_password(request: Request) -> Response:
     require_member(request)
-    reader = FormReader(await rendering.form(request))
+    reader = FormReader(await forms.form(request))
     current = reader.text("current_password")
     new = reader.text("new_password")
     confirm = reader.text("new_password_confirm", required=False)
@@ -309,8 +310,8 @@ async def change_password(request: Request) -> Response:
 
 async def end_session(request: Request) -> Response:
     user = require_member(request)
-    await rendering.form(request)
-    session_id = rendering.path_id(request)
+    await forms.form(request)
+    session_id = path_id(request)
     await sessions.end_one(pool_of(request), user.id, session_id)
     if session_id == request.state.session.id:
         set_cookie(request, sessions.COOKIE, "", 0)

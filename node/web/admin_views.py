@@ -25,9 +25,10 @@ from starlette.routing import BaseRoute, Route
 
 from node import accounts, reports
 from node.errors import BadRequest
-from node.web import rendering
+from node.web import forms
 from node.web.accounts_views import FormReader
-from node.web.rendering import path_id, pool_of, redirect, render, require_admin, require_moderator
+from node.web.requests import int_param, path_id, pool_of, require_admin, require_moderator
+from node.web.templating import redirect, render
 
 ADMIN_DONE = {
     "role": "Le rôle a été changé.",
@@ -62,7 +63,7 @@ async def queue(request: Request) -> Response:
 
 async def approve(request: Request) -> Response:
     moderator = require_moderator(request)
-    await rendering.form(request)
+    await forms.form(request)
     async with pool_of(request).acquire() as conn:
         await accounts.approve(conn, path_id(request), moderator)
     return redirect("/moderation?fait=approuve")
@@ -70,7 +71,7 @@ async def approve(request: Request) -> Response:
 
 async def refuse(request: Request) -> Response:
     moderator = require_moderator(request)
-    reader = FormReader(await rendering.form(request))
+    reader = FormReader(await forms.form(request))
     user_id = path_id(request)
     reason = reader.text("reason")
     try:
@@ -94,7 +95,7 @@ async def admin_index(request: Request) -> Response:
 async def members(request: Request) -> Response:
     require_admin(request)
     query = request.query_params.get("q", "")[:100]
-    page = rendering.int_param(request.query_params.get("page"))
+    page = int_param(request.query_params.get("page"))
     rows = await accounts.search_members(pool_of(request), query, page)
     return render(
         request,
@@ -132,7 +133,7 @@ def _back(user_id: int, done: str) -> Response:
 
 async def change_role(request: Request) -> Response:
     admin = require_admin(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     user_id = path_id(request)
     role = data.get("role")
     async with pool_of(request).acquire() as conn:
@@ -149,7 +150,7 @@ def _community_ids(values: list[object]) -> set[int]:
 
 async def set_experts(request: Request) -> Response:
     admin = require_admin(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     user_id = path_id(request)
     community_ids = _community_ids(list(data.getlist("community")))
     async with pool_of(request).acquire() as conn:
@@ -159,7 +160,7 @@ async def set_experts(request: Request) -> Response:
 
 async def suspend(request: Request) -> Response:
     admin = require_admin(request)
-    reader = FormReader(await rendering.form(request))
+    reader = FormReader(await forms.form(request))
     user_id = path_id(request)
     reason = reader.text("reason", required=False)
     if reader.errors:
@@ -171,7 +172,7 @@ async def suspend(request: Request) -> Response:
 
 async def reactivate(request: Request) -> Response:
     admin = require_admin(request)
-    await rendering.form(request)
+    await forms.form(request)
     user_id = path_id(request)
     async with pool_of(request).acquire() as conn:
         await accounts.reactivate(conn, admin, user_id)

@@ -20,8 +20,9 @@ from node import db, sessions
 from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
-from node.web import rendering
-from node.web.middleware import STATIC_HEADERS, SecurityHeadersMiddleware, SessionMiddleware
+from node.web.headers import STATIC_HEADERS
+from node.web.middleware import SecurityHeadersMiddleware, SessionMiddleware
+from node.web.templating import render
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -43,7 +44,7 @@ def error_response(
         return JSONResponse({"error": message, "fields": fields or {}}, status_code=status)
     if "state" not in request.scope or not hasattr(request.state, "csrf_binding"):
         return PlainTextResponse(message, status_code=status)
-    return rendering.render(request, "error.html", status_code=status, message=message, fields=fields or {})
+    return render(request, "error.html", status_code=status, message=message, fields=fields or {})
 
 
 async def app_error(request: Request, exc: Exception) -> Response:

@@ -45,17 +45,9 @@ from node.communities import Community
 from node.errors import BadRequest, Conflict, NotFound
 from node.i18n import _
 from node.sessions import User
-from node.web import rendering
-from node.web.rendering import (
-    current_user,
-    int_param,
-    path_id,
-    pool_of,
-    redirect,
-    render,
-    require_admin,
-    require_member,
-)
+from node.web import forms
+from node.web.requests import current_user, int_param, path_id, pool_of, require_admin, require_member
+from node.web.templating import redirect, render, templates
 
 VISIBILITY_LABELS = {
     "public": "Publique",
@@ -129,7 +121,7 @@ async def community_page(request: Request) -> Response:
 
 async def follow(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     pool = pool_of(request)
     community = await communities.get_readable(pool, request.path_params["name"], user)
     if data.get("action") == "unfollow":
@@ -151,7 +143,7 @@ async def new_thread_page(request: Request) -> Response:
 
 async def new_thread(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     pool = pool_of(request)
     community = await communities.get_readable(pool, request.path_params["name"], user)
     title, body = _text(data, "title"), _text(data, "body")
@@ -192,7 +184,7 @@ async def thread_page(request: Request) -> Response:
 
 async def reply(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     thread_id = path_id(request)
     return await _reply(request, user, thread_id, _text(data, "body"), None)
 
@@ -220,7 +212,7 @@ async def _reply(request: Request, user: User, thread_id: int, body: str, parent
 
 async def animate_thread(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     thread_id = path_id(request)
     action = data.get("action")
     async with pool_of(request).acquire() as conn:
@@ -262,7 +254,7 @@ async def reply_to_post_page(request: Request) -> Response:
 
 async def reply_to_post(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     post = await threads.load_post(pool_of(request), path_id(request), user)
     return await _reply(request, user, post["thread_id"], _text(data, "body"), post["id"])
 
@@ -283,7 +275,7 @@ async def edit_page(request: Request) -> Response:
 
 async def edit(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     post = await _own_post(request, user)
     body = _text(data, "body")
     title = _text(data, "title") if post["is_opening"] else None
@@ -313,7 +305,7 @@ async def delete_page(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     post = await _deletable(request, user)
     try:
         async with pool_of(request).acquire() as conn:
@@ -331,7 +323,7 @@ async def history_page(request: Request) -> Response:
 
 async def expert_answer(request: Request) -> Response:
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     async with pool_of(request).acquire() as conn:
         await threads.set_expert_answer(conn, path_id(request), user, data.get("action") != "unmark")
     return redirect(f"/p/{path_id(request)}")
@@ -340,7 +332,7 @@ async def expert_answer(request: Request) -> Response:
 async def like(request: Request) -> Response:
     """« J'aime » / « Je n'aime plus » on a post (``action`` = like | unlike)."""
     user = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     post_id = path_id(request)
     action = data.get("action")
     async with pool_of(request).acquire() as conn:
@@ -383,7 +375,7 @@ async def admin_communities(request: Request) -> Response:
 
 async def admin_create_community(request: Request) -> Response:
     user = require_admin(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     values = _community_values(data)
     pool = pool_of(request)
     try:
@@ -455,7 +447,7 @@ def _render_admin_community(
 
 async def admin_update_community(request: Request) -> Response:
     user = require_admin(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     community = await _admin_community(request)
     pool = pool_of(request)
     values = _community_values(data)
@@ -542,7 +534,7 @@ def post_counts(request: Request) -> threads.PostCounts:
     return counts
 
 
-_post_template = rendering.templates.get_template("forum/_post.html")
+_post_template = templates.get_template("forum/_post.html")
 
 
 def _fragment(

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from node import media
 from node.errors import NotFound
-from node.web.rendering import current_user, pool_of, settings_of
+from node.web.requests import current_user, pool_of, settings_of
 
 CACHE_CONTROL = {
     "public": "private, max-age=86400",

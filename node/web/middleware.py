@@ -10,18 +10,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node import sessions
 from node.security import new_token
+from node.web.headers import STATIC_HEADERS
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-STATIC_HEADERS = {
-    "content-security-policy": CSP,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "x-frame-options": "DENY",
-    "permissions-policy": "geolocation=(), camera=(), microphone=()",
-}
 _STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
 # URLs that serve the HTML page or the ActivityStreams document depending on Accept
 # (federation.negotiation): caches must never hand one to a client asking for the other.

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from node.web.rendering import pool_of, render
+from node.web.requests import pool_of
+from node.web.templating import render
 
 
 async def charter(request: Request) -> Response:

@@ -16,8 +16,9 @@ from starlette.routing import BaseRoute, Route
 
 from node import markup, reports, threads
 from node.errors import BadRequest, Conflict
-from node.web import rendering
-from node.web.rendering import pool_of, redirect, render, require_member, settings_of
+from node.web import forms
+from node.web.requests import path_id, pool_of, require_member, settings_of
+from node.web.templating import redirect, render
 
 EXCERPT_CHARS = 300
 
@@ -48,21 +49,21 @@ def _form(
 async def report_page(request: Request) -> Response:
     member = require_member(request)
     target = await reports.reportable(
-        pool_of(request), rendering.path_id(request), member, settings_of(request).base_url
+        pool_of(request), path_id(request), member, settings_of(request).base_url
     )
     return _form(request, target)
 
 
 async def report(request: Request) -> Response:
     member = require_member(request)
-    data = await rendering.form(request)
+    data = await forms.form(request)
     pool = pool_of(request)
-    target = await reports.reportable(pool, rendering.path_id(request), member, settings_of(request).base_url)
+    target = await reports.reportable(pool, path_id(request), member, settings_of(request).base_url)
     raw = data.get("reason")
     kept = raw[: reports.REASON_MAX] if isinstance(raw, str) else ""
     forward = data.get("forward") == "1"
     try:
-        reason = rendering.field(data, "reason", max_length=reports.REASON_MAX)
+        reason = forms.field(data, "reason", max_length=reports.REASON_MAX)
         async with pool.acquire() as conn:
             await reports.file_report(conn, target, member, reason, forward=forward)
             thread_id, page = await threads.post_location(conn, target.id, member)

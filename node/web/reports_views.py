@@ -21,8 +21,9 @@ from starlette.routing import BaseRoute, Route
 
 from node import reports
 from node.i18n import _
-from node.web import rendering
-from node.web.rendering import path_id, pool_of, redirect, render, require_moderator, settings_of
+from node.web import forms
+from node.web.requests import int_param, path_id, pool_of, require_moderator, settings_of
+from node.web.templating import redirect, render
 
 PATH = "/moderation/signalements"
 # Filter names in the URL (French) and the states they stand for.
@@ -63,7 +64,7 @@ async def reports_page(request: Request) -> Response:
     require_moderator(request)
     filter_name = request.query_params.get("etat", "ouverts")
     state = FILTERS.get(filter_name, "open")
-    page = rendering.int_param(request.query_params.get("page"))
+    page = int_param(request.query_params.get("page"))
     base_url = settings_of(request).base_url
     listing = await reports.list_reports(pool_of(request), state, page, base_url)
     return render(
@@ -80,8 +81,8 @@ async def reports_page(request: Request) -> Response:
 
 async def _decide(request: Request, decision: str, done: str) -> Response:
     moderator = require_moderator(request)
-    data = await rendering.form(request)
-    note = rendering.field(data, "note", max_length=reports.NOTE_MAX, required=False)
+    data = await forms.form(request)
+    note = forms.field(data, "note", max_length=reports.NOTE_MAX, required=False)
     async with pool_of(request).acquire() as conn:
         await reports.decide(conn, path_id(request), decision, moderator, note)
     return redirect(f"{PATH}?fait={done}")

@@ -1,8 +1,8 @@
-"""Template rendering: compile-time translation of literal messages (node/web/rendering.py)."""
+"""Template rendering: compile-time translation of literal messages (node/web/templating.py)."""
 
 from __future__ import annotations
 
-from node.web.rendering import templates
+from node.web.templating import templates
 
 
 def test_literal_messages_are_translated_when_compiled_as_the_i18n_extension_would() -> None:

@@ -1,0 +1,16 @@
+"""Security headers sent with every answer (``SecurityHeadersMiddleware``) and with
+the answers built before the middleware runs (the inbox's fast path, error pages)."""
+
+from __future__ import annotations
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+STATIC_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "permissions-policy": "geolocation=(), camera=(), microphone=()",
+}

@@ -1,0 +1,96 @@
+"""Page rendering: the jinja2 environment (French dates, ``_()`` translated when a
+template is compiled) and ``render``, which hands every template the member, the
+settings and the form's CSRF token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from node import i18n
+from node.web.csrf import csrf_for
+from node.web.requests import current_user, settings_of
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+_MONTHS = [
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+]  # fmt: skip
+
+
+def format_datetime(value: datetime | None) -> str:
+    """French date and time, e.g. « 3 mars 2026 à 14:05 » (UTC)."""
+    if value is None:
+        return ""
+    value = value.astimezone(UTC)
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year} à {value:%H:%M}"
+
+
+class _CompileTimeGettext(CodeGenerator):
+    """Translates ``_("literal")`` once, when a template is compiled, instead of at
+    every render: the node speaks one language (``i18n.translations()``), so the
+    call's answer never changes. The result is what jinja2's newstyle gettext gives
+    (the translated text trusted as markup, ``%%`` → ``%``). Calls with arguments
+    (``_("… %(n)s", n=…)``) and ``{% trans %}`` blocks are left to the i18n extension."""
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        literal = node.args[0] if len(node.args) == 1 else None
+        if (
+            isinstance(node.node, nodes.Name)
+            and node.node.name == "_"
+            and isinstance(literal, nodes.Const)
+            and isinstance(literal.value, str)
+            and not node.kwargs
+            and node.dyn_args is None
+            and node.dyn_kwargs is None
+            and not frame.eval_ctx.volatile
+        ):
+            text = i18n.translations().gettext(literal.value)
+            text = text % {} if "%" in text else text
+            self.write(f"Markup({text!r})" if frame.eval_ctx.autoescape else repr(text))
+            return
+        super().visit_Call(node, frame, forward_caller=forward_caller)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+        cache_size=400,
+    )
+    env.install_gettext_translations(i18n.translations(), newstyle=True)  # type: ignore[attr-defined]
+    env.code_generator_class = _CompileTimeGettext
+    env.filters["datetime"] = format_datetime
+    env.filters["isodate"] = lambda v: v.astimezone(UTC).isoformat() if v else ""
+    return env
+
+
+templates = _env()
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    user = current_user(request)
+    html = templates.get_template(template).render(
+        request=request,
+        user=user,
+        settings=settings_of(request),
+        csrf_token=csrf_for(request),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
