@@ -70,11 +70,10 @@ def _verify(
     if not actor.public_key_pem:
         raise SignatureError(f"{actor.uri} has no public key")
     key = signatures.load_public_key(actor.public_key_pem)
-    signatures.verify_request(
+    signatures.verify_fetch(
         request.method,
         _target(request),
         request.headers,
-        None,
         params,
         key,
         expected_host=settings.domain,

@@ -52,7 +52,8 @@ API
   (no network), for unit tests of the verifier. ``VARIANTS`` lists the variants:
   ``ok``, ``hs2019``, ``unsigned``, ``wrong_key``, ``hmac_public_key``, ``stale_date``,
   ``future_date``, ``bad_digest``, ``unsigned_digest``, ``no_request_target``, ``no_host``,
-  ``no_date``, ``rsa_sha512``, ``rfc9421``.
+  ``no_date``, ``rsa_sha512``, ``rfc9421``, ``path_only`` (``(request-target)`` without the
+  query string, as NodeBB 4.15 signs its GETs).
 - ``Received(method, path, headers, body, json, signature_ok, signature_error, key_id)``;
   ``path`` includes the query string.
 """
@@ -102,6 +103,7 @@ VARIANTS = (
     "no_date",
     "rsa_sha512",
     "rfc9421",
+    "path_only",
 )
 _LAYOUTS = {
     "mastodon": {"Person": "/users/{}", "Group": "/users/{}", "Service": "/users/{}"},
@@ -158,6 +160,8 @@ def signed_headers(
     if variant == "rfc9421":
         return _rfc9421(method, url, body, key, headers)
     signed = _signed_list(method, body, variant)
+    if variant == "path_only":
+        target = target.partition("?")[0]
     message = generate_message(signed, headers, host=host, method=method, path=target)
     algorithm, signature = _signature(message, key, variant)
     headers["Signature"] = signatures.signature_header(key.key_id, algorithm, signed, signature)

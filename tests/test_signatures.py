@@ -72,6 +72,46 @@ def test_signed_get_covers_query_and_port(key: KeyPair) -> None:
     assert "does not verify" in refusal("GET", "/c/x/outbox?page=3", headers, None, key).reason
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_signed_get_without_the_query_in_its_target_verifies_as_a_fetch(key: KeyPair, method: str) -> None:
+    # Given a GET signed as NodeBB 4.15 signs it: (request-target) from the path alone
+    url = "https://node.example/t/7/context?page=1"
+    headers = signed_headers(method, url, None, key, "path_only")
+    before = dict(signatures.REQUEST_TARGET_FORMS)
+    # When it is verified as a fetch, Then the short form is accepted and counted
+    form = signatures.verify_fetch(
+        method, "/t/7/context?page=1", headers, parse(headers), load_public_key(key.public_pem)
+    )
+    assert form == "path_only"
+    assert signatures.REQUEST_TARGET_FORMS["path_only"] == before.get("path_only", 0) + 1
+    # But the strict verifier still refuses it, and another path does not verify either
+    assert "does not verify" in refusal(method, "/t/7/context?page=1", headers, None, key).reason
+    with pytest.raises(SignatureError):
+        signatures.verify_fetch(
+            method, "/t/8/context?page=1", headers, parse(headers), load_public_key(key.public_pem)
+        )
+    # And a full-form signature is counted as such
+    full = signed_headers(method, url, None, key)
+    assert (
+        signatures.verify_fetch(
+            method, "/t/7/context?page=1", full, parse(full), load_public_key(key.public_pem)
+        )
+        == "with_query"
+    )
+
+
+def test_posts_stay_strict_about_the_query_in_their_target(key: KeyPair) -> None:
+    # Given a POST to a URL with a query, signed over the path alone
+    body = b'{"type": "Follow"}'
+    headers = signed_headers("POST", INBOX + "?x=1", body, key, "path_only")
+    # Then neither verifier accepts it
+    assert "does not verify" in refusal("POST", "/inbox?x=1", headers, body, key).reason
+    with pytest.raises(SignatureError):
+        signatures.verify_fetch(
+            "POST", "/inbox?x=1", headers, parse(headers), load_public_key(key.public_pem)
+        )
+
+
 def test_key_id_with_percent_signs_is_kept_verbatim(key: KeyPair) -> None:
     key_id = "https://node.example/u/%C3%A9lise#main-key"
     headers = sign_request("GET", INBOX, None, key_id, key.private_pem)
@@ -342,11 +382,11 @@ async def test_fake_instances_accept_only_well_signed_deliveries() -> None:
         # When alice delivers a Follow signed correctly and in every broken way
         statuses = {v: (await sender.send(group.inbox, follow, variant=v)).status for v in VARIANTS}
         # Then the receiver fetched her key by its id, took the good ones (Host need not be
-        # signed on POST), refused the rest
+        # signed on POST; an inbox URL has no query to leave out), refused the rest
         accepted = {v for v, status in statuses.items() if status == 202}
-        assert accepted == {"ok", "hs2019", "no_host"}
+        assert accepted == {"ok", "hs2019", "no_host", "path_only"}
         assert {statuses[v] for v in VARIANTS if v not in accepted} == {401}
-        assert receiver.inbox_activities() == [follow] * 3
+        assert receiver.inbox_activities() == [follow] * 4
         assert group.inbox_path == "/c/lobby/inbox"
         key_fetch = next(r for r in sender.received if r.path == "/users/alice")
         assert key_fetch.signature_ok and key_fetch.key_id == receiver.instance_actor.key_id
