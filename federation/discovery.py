@@ -1,4 +1,4 @@
-"""Discovery: WebFinger, NodeInfo 2.1 and host-meta (design §3).
+"""Discovery: WebFinger, NodeInfo 2.0 and 2.1, and host-meta (design §3).
 
 Members and communities share one namespace, so ``acct:name@domain`` names at most
 one of them. Only approved members and federated communities (public or
@@ -21,8 +21,9 @@ from node.settings import Settings
 
 JRD = "application/jrd+json"
 AP_JSON = "application/activity+json"
-NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.1"
-NODEINFO_JSON = f'application/json; profile="{NODEINFO_SCHEMA}#"'
+NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/{}"
+# Both served: 2.0 is what Takahē and older crawlers read, 2.1 adds software.homepage.
+NODEINFO_VERSIONS = ("2.0", "2.1")
 PROFILE_PAGE = "http://webfinger.net/rel/profile-page"
 AS_TYPE = "https://www.w3.org/ns/activitystreams#type"
 SOFTWARE = "vbg-node"
@@ -98,8 +99,17 @@ def webfinger_to_jrd(settings: Settings, found: Found) -> dict[str, Any]:
     }
 
 
+def nodeinfo_content_type(version: str) -> str:
+    return f'application/json; profile="{NODEINFO_SCHEMA.format(version)}#"'
+
+
 def nodeinfo_links(settings: Settings) -> dict[str, Any]:
-    return {"links": [{"rel": NODEINFO_SCHEMA, "href": settings.url("/nodeinfo/2.1")}]}
+    return {
+        "links": [
+            {"rel": NODEINFO_SCHEMA.format(version), "href": settings.url(f"/nodeinfo/{version}")}
+            for version in NODEINFO_VERSIONS
+        ]
+    }
 
 
 COUNT_USAGE = """
@@ -128,17 +138,19 @@ def software_version() -> str:
         return "0.0.0"
 
 
-async def nodeinfo(conn: asyncpg.Connection, settings: Settings) -> dict[str, Any]:
-    """NodeInfo 2.1 with honest counts: approved members, members active in the last
-    month / half-year (a session or a post), local threads and replies still online."""
+async def nodeinfo(conn: asyncpg.Connection, settings: Settings, version: str = "2.1") -> dict[str, Any]:
+    """NodeInfo ``version`` (2.0 or 2.1) with honest counts: approved members, members
+    active in the last month / half-year (a session or a post), local threads and
+    replies still online. 2.0's schema allows only ``name`` and ``version`` in ``software``."""
+    if version not in NODEINFO_VERSIONS:
+        raise ValueError(f"NodeInfo {version!r} is not served")
     usage = await conn.fetchrow(COUNT_USAGE)
+    software = {"name": SOFTWARE, "version": software_version()}
+    if version == "2.1":
+        software["homepage"] = settings.url("/a-propos")
     return {
-        "version": "2.1",
-        "software": {
-            "name": SOFTWARE,
-            "version": software_version(),
-            "homepage": settings.url("/a-propos"),
-        },
+        "version": version,
+        "software": software,
         "protocols": ["activitypub"],
         "services": {"inbound": [], "outbound": []},
         "openRegistrations": False,

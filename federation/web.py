@@ -4,7 +4,7 @@
 the forum's HTML pages and match only ActivityPub requests (``Accept``); the others
 exist only for ActivityPub. Every refusal is a 404 identical to a missing object.
 
-    /.well-known/webfinger  /.well-known/nodeinfo  /nodeinfo/2.1  /.well-known/host-meta
+    /.well-known/webfinger  /.well-known/nodeinfo  /nodeinfo/2.0  /nodeinfo/2.1  /.well-known/host-meta
     /actor  /actor/outbox
     /u/{username}  /u/{username}/outbox  /u/{username}/followers
     /c/{name}  /c/{name}/outbox  /c/{name}/followers  /c/{name}/featured  /c/{name}/moderators
@@ -72,9 +72,16 @@ async def nodeinfo_links(request: Request) -> Response:
 
 
 async def nodeinfo(request: Request) -> Response:
+    version = request.path_params["version"]
+    if version not in discovery.NODEINFO_VERSIONS:
+        raise NotFound()
     async with pool_of(request).acquire() as conn:
-        doc = await discovery.nodeinfo(conn, settings_of(request))
-    return JSONResponse(doc, media_type=discovery.NODEINFO_JSON, headers={"access-control-allow-origin": "*"})
+        doc = await discovery.nodeinfo(conn, settings_of(request), version)
+    return JSONResponse(
+        doc,
+        media_type=discovery.nodeinfo_content_type(version),
+        headers={"access-control-allow-origin": "*"},
+    )
 
 
 async def host_meta(request: Request) -> Response:
@@ -259,7 +266,7 @@ routes: list[BaseRoute] = [
     *inbox.routes,  # POST /inbox, /u/{username}/inbox, /c/{name}/inbox, /actor/inbox
     Route("/.well-known/webfinger", webfinger, name="webfinger"),
     Route("/.well-known/nodeinfo", nodeinfo_links, name="nodeinfo_links"),
-    Route("/nodeinfo/2.1", nodeinfo, name="nodeinfo"),
+    Route("/nodeinfo/{version}", nodeinfo, name="nodeinfo"),
     Route("/.well-known/host-meta", host_meta, name="host_meta"),
     Route("/actor", application_actor, name="ap_instance_actor"),
     Route("/actor/outbox", application_outbox, name="ap_instance_outbox"),

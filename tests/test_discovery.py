@@ -140,7 +140,10 @@ async def test_nodeinfo_discovery_and_honest_counts(client: httpx.AsyncClient, p
     # Then the counts are exactly what the node holds
     assert links.headers["content-type"].startswith("application/json")
     assert links.json() == {
-        "links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.1", "href": f"{BASE}/nodeinfo/2.1"}]
+        "links": [
+            {"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0", "href": f"{BASE}/nodeinfo/2.0"},
+            {"rel": "http://nodeinfo.diaspora.software/ns/schema/2.1", "href": f"{BASE}/nodeinfo/2.1"},
+        ]
     }
     assert response.headers["content-type"] == (
         'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
@@ -154,6 +157,25 @@ async def test_nodeinfo_discovery_and_honest_counts(client: httpx.AsyncClient, p
     assert info["usage"]["localPosts"] == 2
     assert info["usage"]["localComments"] == 2
     assert info["metadata"]["nodeName"] == "Réseau VBG"
+
+
+async def test_nodeinfo_2_0_is_served_for_the_software_that_reads_only_it(client: httpx.AsyncClient) -> None:
+    # When a server that knows only NodeInfo 2.0 (Takahē, older crawlers) follows its link
+    links = (await client.get("/.well-known/nodeinfo")).json()["links"]
+    href = next(link["href"] for link in links if link["rel"].endswith("/schema/2.0"))
+    response = await client.get(href.removeprefix(BASE))
+
+    # Then it gets a 2.0 document, in 2.0's shape (software: name and version only)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == (
+        'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.0#"'
+    )
+    info = response.json()
+    assert info["version"] == "2.0"
+    assert set(info["software"]) == {"name", "version"} and info["software"]["name"] == "vbg-node"
+    assert info["protocols"] == ["activitypub"] and "users" in info["usage"]
+    # And a version we do not serve is a plain 404
+    assert (await client.get("/nodeinfo/1.0")).status_code == 404
 
 
 async def test_host_meta_points_to_webfinger(client: httpx.AsyncClient) -> None:
