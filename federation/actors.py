@@ -32,7 +32,7 @@ ACTOR_TYPES = frozenset({"Person", "Group", "Application", "Service", "Organizat
 REFRESH_AFTER = timedelta(days=1)
 
 
-class Fetcher(Protocol):
+class ObjectFetcher(Protocol):
     """What this module needs of the guarded fetcher (``federation.fetcher.Fetcher``)."""
 
     async def fetch_object(self, url: str) -> dict[str, Any]: ...
@@ -385,7 +385,7 @@ async def get_cached(conn: asyncpg.Connection, uri: str) -> Actor | None:
 
 
 async def get_or_fetch(
-    conn: asyncpg.Connection, fetcher: Fetcher, uri: str, *, refresh: bool = False
+    conn: asyncpg.Connection, fetcher: ObjectFetcher, uri: str, *, refresh: bool = False
 ) -> Actor:
     """The actor at ``uri``: from the cache when fresh, else fetched (signed) and cached.
     Our own actors are never fetched."""
@@ -397,7 +397,7 @@ async def get_or_fetch(
 
 
 async def by_key_id(
-    conn: asyncpg.Connection, fetcher: Fetcher, key_id: str, *, refresh: bool = False
+    conn: asyncpg.Connection, fetcher: ObjectFetcher, key_id: str, *, refresh: bool = False
 ) -> Actor:
     """The actor owning ``key_id`` (a signature's keyId), with its current public key.
 
@@ -425,7 +425,7 @@ async def by_key_id(
     return actor
 
 
-async def refresh(conn: asyncpg.Connection, fetcher: Fetcher, uri: str) -> Actor:
+async def refresh(conn: asyncpg.Connection, fetcher: ObjectFetcher, uri: str) -> Actor:
     """Refetch a remote actor now (an ``Update`` of the actor arrived, or its key changed)."""
     return await get_or_fetch(conn, fetcher, uri, refresh=True)
 

@@ -93,7 +93,7 @@ RETRY_STATUSES = frozenset({401, 408, 429})
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptOutcome:
     """What an attempt's answer means: the event of the state machine, and whether
     it says the instance itself is failing (transport error or 5xx)."""
 
@@ -101,35 +101,35 @@ class Outcome:
     instance_failure: bool = False
 
 
-def classify(status: int | None) -> Outcome:
+def classify(status: int | None) -> AttemptOutcome:
     """The outcome of an attempt from its HTTP status (``None``: no answer)."""
     if status is None or status >= 500:
-        return Outcome("retry", instance_failure=True)
+        return AttemptOutcome("retry", instance_failure=True)
     if 200 <= status < 300:
-        return Outcome("success")
+        return AttemptOutcome("success")
     if status in RETRY_STATUSES:
-        return Outcome("retry")
-    return Outcome("final")  # 3xx (redirects are not followed on POST), 410, other 4xx
+        return AttemptOutcome("retry")
+    return AttemptOutcome("final")  # 3xx (redirects are not followed on POST), 410, other 4xx
 
 
 @dataclass(frozen=True)
-class Step:
+class DeliveryStep:
     state: str
     delay: timedelta | None = None  # when state is pending: wait before the next attempt
 
 
-def next_step(outcome: Outcome, attempts: int, retry_after: timedelta | None = None) -> Step:
+def next_step(outcome: AttemptOutcome, attempts: int, retry_after: timedelta | None = None) -> DeliveryStep:
     """The state after attempt number ``attempts`` (1-based) ended with ``outcome``."""
     event = outcome.event
     if event == "retry" and attempts >= MAX_ATTEMPTS:
         event = "give_up"
     state = TRANSITIONS[("in_flight", event)]
     if state != "pending":
-        return Step(state)
+        return DeliveryStep(state)
     delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return Step(state, delay)
+    return DeliveryStep(state, delay)
 
 
 # ── fan-out ───────────────────────────────────────────────────────────────────
@@ -412,8 +412,8 @@ class Result:
     refused: bool = False  # never sent: instance policy or address guard said no (final)
 
     @property
-    def outcome(self) -> Outcome:
-        return Outcome("final") if self.refused else classify(self.status)
+    def outcome(self) -> AttemptOutcome:
+        return AttemptOutcome("final") if self.refused else classify(self.status)
 
 
 FINISH_JOBS = """
@@ -494,7 +494,9 @@ async def _finish_delivered(conn: asyncpg.Connection, results: Sequence[Result])
     return {row["domain"] for row in rows}
 
 
-async def _finish_others(conn: asyncpg.Connection, results: Sequence[tuple[Result, Outcome]]) -> set[int]:
+async def _finish_others(
+    conn: asyncpg.Connection, results: Sequence[tuple[Result, AttemptOutcome]]
+) -> set[int]:
     steps = [next_step(o, r.job.attempts, r.retry_after) for r, o in results]
     rows = await conn.fetch(
         FINISH_JOBS,
@@ -509,7 +511,7 @@ async def _finish_others(conn: asyncpg.Connection, results: Sequence[tuple[Resul
 
 
 async def _record_failures(
-    conn: asyncpg.Connection, results: Sequence[tuple[Result, Outcome]], alive: set[str]
+    conn: asyncpg.Connection, results: Sequence[tuple[Result, AttemptOutcome]], alive: set[str]
 ) -> None:
     """Count the instance failures (transport errors, 5xx) of instances that did not
     also answer a delivery of this batch."""

@@ -1,7 +1,7 @@
 """The inboxes (shared ``/inbox`` and per actor): verify, validate, store, answer 202.
 
 Nothing slow happens here (style rule 1); a worker runs the handlers
-(``federation.processing``). Every step refuses with a status and stores nothing::
+(``federation.inbox_worker``). Every step refuses with a status and stores nothing::
 
     size (Content-Length, then the bytes read) ─────────── 413
     Content-Type JSON-ish ─────────────────────────────── 415

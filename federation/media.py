@@ -110,7 +110,7 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class Step:
+class MediaStep:
     """What an attempt leads to: a final status, or ``pending`` again after ``delay``."""
 
     status: str
@@ -118,16 +118,16 @@ class Step:
     delay: timedelta | None = None
 
 
-def after_fetch_error(exc: FetchError, attempts: int) -> Step:
+def after_fetch_error(exc: FetchError, attempts: int) -> MediaStep:
     """The next step after a failed fetch (attempt number ``attempts``)."""
     if isinstance(exc, FetchRefused):
-        return Step("refused", exc.reason)
+        return MediaStep("refused", exc.reason)
     status = exc.remote_status
     if status is not None and 400 <= status < 500 and status not in RETRY_STATUSES:
-        return Step("failed", exc.reason)
+        return MediaStep("failed", exc.reason)
     if attempts <= len(RETRY_DELAYS):
-        return Step("pending", exc.reason, RETRY_DELAYS[attempts - 1])
-    return Step("failed", exc.reason)
+        return MediaStep("pending", exc.reason, RETRY_DELAYS[attempts - 1])
+    return MediaStep("failed", exc.reason)
 
 
 # ---------------------------------------------------------------- one row
@@ -167,7 +167,7 @@ async def handle(ctx: MediaContext, claim: Claim) -> str:
     """Fetch, clean and store one claimed row; returns its new status."""
     refusal = await _policy_refusal(ctx, claim)
     if refusal is not None:
-        return await _finish(ctx, claim, Step("refused", refusal))
+        return await _finish(ctx, claim, MediaStep("refused", refusal))
     try:
         fetched = await ctx.fetcher.fetch_media(
             claim.url, IMAGE_TYPES, MAX_BYTES, domain_ok=ctx.media_allowed
@@ -177,11 +177,11 @@ async def handle(ctx: MediaContext, claim: Claim) -> str:
     except FetchError as exc:
         return await _finish(ctx, claim, after_fetch_error(exc, claim.attempts))
     except images.ImageRefused as exc:
-        return await _finish(ctx, claim, Step("refused", str(exc)))
+        return await _finish(ctx, claim, MediaStep("refused", str(exc)))
     return await _store(ctx, claim, image)
 
 
-async def _finish(ctx: MediaContext, claim: Claim, step: Step) -> str:
+async def _finish(ctx: MediaContext, claim: Claim, step: MediaStep) -> str:
     error = step.error[:ERROR_MAX]
     if step.delay is not None:
         await ctx.pool.execute(RETRY, claim.id, claim.attempts, step.delay, error)

@@ -33,7 +33,7 @@ The group is the relay (FEP-1b12, as Lemmy's ``send_activity_in_community`` for 
 local community): a follower instance gets the member's activity once, inside the
 group's Announce, never a second bare copy. Followers on our own kind of node trust
 the embedded activity because the group's server is the activity's server
-(``handlers.announce``); others may fetch it at its id (``federation.sent``). The
+(``handlers.announce``); others may fetch it at its id (``federation.served_activities``). The
 bare activity goes where the group's relay does not help: to the people a post
 mentions (Mastodon notifies a reply to its user from a ``Create``, not from an
 ``Announce`` of one), and a ``Delete`` to every instance that received the post, so
@@ -72,12 +72,12 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
-class Context:
+class BuildContext:
     conn: asyncpg.Connection
     settings: Settings
 
 
-Builder = Callable[[Context, dict[str, Any]], Awaitable[list[Outgoing]]]
+Builder = Callable[[BuildContext, dict[str, Any]], Awaitable[list[Outgoing]]]
 
 
 # ── recipients ────────────────────────────────────────────────────────────────
@@ -94,7 +94,7 @@ ORDER BY f.created_at, a.id
 
 
 async def follower_inboxes(
-    ctx: Context, community_id: int, visibility: str, *, except_domain: str | None = None
+    ctx: BuildContext, community_id: int, visibility: str, *, except_domain: str | None = None
 ) -> list[str]:
     """The inboxes of the community's accepted followers, one per shared inbox;
     for a members-only community, followers on approved instances only."""
@@ -167,7 +167,7 @@ class _Scene:
     group_uri: str
 
 
-async def _scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:
+async def _scene(ctx: BuildContext, payload: dict[str, Any]) -> _Scene | None:
     view = await objects.load_post(ctx.conn, int(payload["post_id"]))
     if view.visibility == "local" or view.remote:
         return None  # never federated; remote posts travel as relay.announce
@@ -179,7 +179,11 @@ async def _scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:
 
 
 def _relayed(
-    ctx: Context, scene: _Scene, activity: dict[str, Any], followers: list[str], direct: Sequence[str] = ()
+    ctx: BuildContext,
+    scene: _Scene,
+    activity: dict[str, Any],
+    followers: list[str],
+    direct: Sequence[str] = (),
 ) -> list[Outgoing]:
     """The group's Announce of the member's activity to the followers (first: its
     jobs are claimed first), and the member's activity itself, stored (it is served
@@ -200,7 +204,7 @@ WHERE a.uri = ANY($1::text[]) AND NOT a.local AND a.deleted_at IS NULL
 """
 
 
-async def mentioned_inboxes(ctx: Context, scene: _Scene, obj: dict[str, Any]) -> list[str]:
+async def mentioned_inboxes(ctx: BuildContext, scene: _Scene, obj: dict[str, Any]) -> list[str]:
     """The inboxes of the remote actors a post mentions (not its group), one per
     shared inbox; for a members-only community, on approved instances only."""
     hrefs = [
@@ -221,7 +225,7 @@ def _default(scene: _Scene) -> tuple[list[str], list[str]]:
     return [scene.group_uri, followers], []
 
 
-async def post_created(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def post_created(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     scene = await _scene(ctx, payload)
     if scene is None or scene.view.deleted:
         return []  # deleted before it left: the Delete event speaks for it
@@ -241,7 +245,7 @@ async def post_created(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     return out
 
 
-async def post_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def post_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     scene = await _scene(ctx, payload)
     if scene is None or scene.view.deleted:
         return []
@@ -253,7 +257,7 @@ async def post_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     return _relayed(ctx, scene, update, inboxes, await mentioned_inboxes(ctx, scene, obj))
 
 
-async def post_deleted(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def post_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     scene = await _scene(ctx, payload)
     if scene is None:
         return []
@@ -277,7 +281,7 @@ def _tombstone_now(scene: _Scene) -> dict[str, Any]:
 
 
 def _featured_change(kind: str) -> Builder:
-    async def build(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    async def build(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
         scene = await _scene(ctx, payload)
         if scene is None or not scene.view.is_opening or scene.view.deleted:
             return []
@@ -306,7 +310,7 @@ ORDER BY id DESC LIMIT 1
 """
 
 
-async def post_liked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def post_liked(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     scene = await _like_scene(ctx, payload)
     if scene is None:
         return []
@@ -318,7 +322,7 @@ async def post_liked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     return _relayed(ctx, scene, like, inboxes)
 
 
-async def post_unliked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def post_unliked(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     scene = await _like_scene(ctx, payload)
     if scene is None:
         return []
@@ -331,7 +335,7 @@ async def post_unliked(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
     return _relayed(ctx, scene, undo, inboxes)
 
 
-async def _like_scene(ctx: Context, payload: dict[str, Any]) -> _Scene | None:
+async def _like_scene(ctx: BuildContext, payload: dict[str, Any]) -> _Scene | None:
     """Likes may be on remote posts too (the object keeps its own id)."""
     view = await objects.load_post(ctx.conn, int(payload["post_id"]))
     if view.visibility == "local" or view.deleted:
@@ -350,13 +354,13 @@ SELECT_ACTOR = "SELECT uri, inbox, shared_inbox, domain, local FROM actors WHERE
 SELECT_LOCAL_ACTOR = "SELECT uri FROM actors WHERE id = $1 AND local"
 
 
-async def _visibility(ctx: Context, community_id: int) -> str | None:
+async def _visibility(ctx: BuildContext, community_id: int) -> str | None:
     """The visibility of a federated community (None: missing or local)."""
     row = await ctx.conn.fetchrow(SELECT_COMMUNITY, community_id)
     return None if row is None or row["visibility"] == "local" else str(row["visibility"])
 
 
-async def _group_uri(ctx: Context, community_id: int) -> str:
+async def _group_uri(ctx: BuildContext, community_id: int) -> str:
     group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=community_id)
     return group.uri
 
@@ -369,7 +373,7 @@ def _ref(value: Any) -> str | None:
     return None
 
 
-async def relay_announce(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def relay_announce(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """A remote activity accepted in one of our groups, relayed unmodified (nothing at
     all, not even a stored Announce, when no other instance follows the group)."""
     community_id = int(payload["community_id"])
@@ -385,7 +389,7 @@ async def relay_announce(ctx: Context, payload: dict[str, Any]) -> list[Outgoing
     return [Outgoing(relayed, inboxes, _ref(activity.get("object")), _audience(visibility))]
 
 
-async def relay_announce_page(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def relay_announce_page(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """A remote member's new thread in a public group, boosted for Mastodon (by id:
     the Page is the author's server's to serve; nothing when no other instance follows)."""
     if await _visibility(ctx, int(payload["community_id"])) != "public":
@@ -404,7 +408,7 @@ async def relay_announce_page(ctx: Context, payload: dict[str, Any]) -> list[Out
 
 
 def _answer(kind: str) -> Builder:
-    async def build(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+    async def build(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
         follower = await ctx.conn.fetchrow(SELECT_ACTOR, int(payload["actor_id"]))
         speaker = await _answering_actor(ctx, payload)
         follow = payload["follow"]
@@ -425,7 +429,7 @@ def _answer(kind: str) -> Builder:
     return build
 
 
-async def _answering_actor(ctx: Context, payload: dict[str, Any]) -> str | None:
+async def _answering_actor(ctx: BuildContext, payload: dict[str, Any]) -> str | None:
     if payload.get("local_actor_id") is not None:
         uri: str | None = await ctx.conn.fetchval(SELECT_LOCAL_ACTOR, int(payload["local_actor_id"]))
         if uri is not None:
@@ -449,7 +453,7 @@ WHERE p.author_id = $1 AND p.deleted_at IS NULL AND c.visibility IN ('public', '
 """
 
 
-async def person_updated(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     member = await ctx.conn.fetchrow(SELECT_MEMBER, int(payload["user_id"]))
     if member is None:
         return []
@@ -473,7 +477,7 @@ WHERE r.id = $1 AND r.reporter_user_id IS NOT NULL AND NOT a.local AND a.deleted
 """
 
 
-async def report_forwarded(ctx: Context, payload: dict[str, Any]) -> list[Outgoing]:
+async def report_forwarded(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """A member's report, forwarded the way Mastodon forwards one: a ``Flag`` from the
     instance actor (so the member stays anonymous) naming the author and the post by
     id and carrying the reason, never the post's text; to the author's instance only."""
@@ -528,7 +532,7 @@ KEEP_PROCESSED = timedelta(days=7)
 SKIPPABLE = (AppError, KeyError, TypeError, ValueError)
 
 
-async def build(ctx: Context, kind: str, payload: dict[str, Any]) -> list[Outgoing]:
+async def build(ctx: BuildContext, kind: str, payload: dict[str, Any]) -> list[Outgoing]:
     """The activities one event becomes (empty for a kind we do not federate)."""
     builder = BUILDERS.get(kind)
     if builder is None:
@@ -541,7 +545,7 @@ async def process_pending(pool: asyncpg.Pool, settings: Settings, limit: int = 5
     (so an event is either fully enqueued or still pending); the number consumed."""
     async with pool.acquire() as conn, conn.transaction():
         events = await conn.fetch(CLAIM_EVENTS, limit)
-        ctx = Context(conn, settings)
+        ctx = BuildContext(conn, settings)
         for event in events:
             await _process_one(ctx, event)
         if events:
@@ -549,7 +553,7 @@ async def process_pending(pool: asyncpg.Pool, settings: Settings, limit: int = 5
     return len(events)
 
 
-async def _process_one(ctx: Context, event: asyncpg.Record) -> None:
+async def _process_one(ctx: BuildContext, event: asyncpg.Record) -> None:
     try:
         async with ctx.conn.transaction():  # a savepoint: a bad event leaves no half-enqueued jobs
             for out in await build(ctx, event["kind"], event["payload"]):

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from federation import actors, delivery, objects, urls
-from federation.actors import Fetcher
+from federation.actors import ObjectFetcher
 from federation.errors import FederationError
 from node import markup
 from node.settings import Settings
@@ -37,7 +37,7 @@ class NotAGroup(FederationError):
     default_message = "Cette adresse n'est pas celle d'une communauté distante."
 
 
-async def _remote_group(conn: asyncpg.Connection, fetcher: Fetcher, group_uri: str) -> actors.Actor:
+async def _remote_group(conn: asyncpg.Connection, fetcher: ObjectFetcher, group_uri: str) -> actors.Actor:
     group = await actors.get_or_fetch(conn, fetcher, group_uri)
     if group.local or group.kind != "Group":
         raise NotAGroup(f"{group_uri} is not a remote group")
@@ -60,7 +60,7 @@ async def _queue(
 
 
 async def follow_remote_group(
-    conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher, group_uri: str
+    conn: asyncpg.Connection, settings: Settings, fetcher: ObjectFetcher, group_uri: str
 ) -> str:
     """Our instance actor follows the remote group at ``group_uri``; returns the Follow's id."""
     group = await _remote_group(conn, fetcher, group_uri)
@@ -81,7 +81,7 @@ async def follow_remote_group(
 async def reply_to_remote_post(
     conn: asyncpg.Connection,
     settings: Settings,
-    fetcher: Fetcher,
+    fetcher: ObjectFetcher,
     *,
     user_id: int,
     group_uri: str,

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from federation import access, actors, collections, discovery, inbox, objects, sent, urls
+from federation import access, actors, collections, discovery, inbox, objects, served_activities, urls
 from federation.negotiation import ActivityResponse, APRoute
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
@@ -281,5 +281,5 @@ routes: list[BaseRoute] = [
     APRoute("/t/{thread_id:int}", thread, name="ap_thread"),
     Route("/t/{thread_id:int}/context", thread_context, name="ap_thread_context"),
     APRoute("/p/{post_id:int}", post, name="ap_post"),
-    Route("/activities/{uuid}", sent.activity, name="ap_activity"),
+    Route("/activities/{uuid}", served_activities.activity, name="ap_activity"),
 ]

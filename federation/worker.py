@@ -1,6 +1,6 @@
 """Federation workers: the delivery, inbox and media workers, run together.
 
-``DeliveryWorker`` (``federation.sender``: outbox events become delivery jobs, jobs
+``DeliveryWorker`` (``federation.delivery_worker``: outbox events become delivery jobs, jobs
 become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
 inbox's handlers) and :class:`MediaWorker` (``federation.media``: remote images fetched,
 cleaned and stored). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
@@ -21,7 +21,7 @@ import asyncpg
 from starlette.applications import Starlette
 
 from federation import fetcher
-from federation.sender import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
+from federation.delivery_worker import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
 from node import db
 from node.settings import Settings
 
@@ -82,14 +82,14 @@ class QueueWorker:
 
 
 class InboxWorker(QueueWorker):
-    """The inbox's handlers (``federation.processing.run``)."""
+    """The inbox's handlers (``federation.inbox_worker.run``)."""
 
     name = "inbox"
 
     def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
-        from federation import processing
+        from federation import inbox_worker
 
-        return processing.run
+        return inbox_worker.run
 
 
 class MediaWorker(QueueWorker):

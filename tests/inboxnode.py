@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from federation import access, policy, processing
+from federation import access, inbox_worker, policy
 from federation.fetcher import Fetcher
 from node.settings import Settings, load
 from node.web.app import create_app
@@ -57,7 +57,7 @@ class InboxNode:
     async def process(self) -> int:
         """Run the inbox worker until nothing is due."""
         total = 0
-        while done := await processing.process_pending(self.pool, self.settings, self.fetcher, 100):
+        while done := await inbox_worker.process_pending(self.pool, self.settings, self.fetcher, 100):
             total += done
         return total
 

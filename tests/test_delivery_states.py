@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from federation import delivery
-from federation.delivery import Outcome, Step, classify, next_step
+from federation.delivery import AttemptOutcome, DeliveryStep, classify, next_step
 
 
 def test_every_transition_joins_declared_states() -> None:
@@ -47,26 +47,26 @@ def test_retry_delays_grow_and_cover_about_two_days() -> None:
     ],
 )
 def test_classify(status: int | None, event: str, instance_failure: bool) -> None:
-    assert classify(status) == Outcome(event, instance_failure)
+    assert classify(status) == AttemptOutcome(event, instance_failure)
 
 
 def test_next_step_walks_the_delays_then_gives_up() -> None:
     retry = classify(500)
     steps = [next_step(retry, attempt) for attempt in range(1, delivery.MAX_ATTEMPTS + 1)]
-    assert steps[:-1] == [Step("pending", d) for d in delivery.RETRY_DELAYS]
-    assert steps[-1] == Step("dead")
+    assert steps[:-1] == [DeliveryStep("pending", d) for d in delivery.RETRY_DELAYS]
+    assert steps[-1] == DeliveryStep("dead")
 
 
 def test_final_and_success_steps() -> None:
-    assert next_step(classify(202), 1) == Step("done")
-    assert next_step(classify(410), 3) == Step("failed")
+    assert next_step(classify(202), 1) == DeliveryStep("done")
+    assert next_step(classify(410), 3) == DeliveryStep("failed")
 
 
 def test_retry_after_is_honoured_within_a_cap() -> None:
     busy = classify(429)
-    assert next_step(busy, 1, timedelta(minutes=20)) == Step("pending", timedelta(minutes=20))
-    assert next_step(busy, 1, timedelta(seconds=5)) == Step("pending", timedelta(minutes=1))
-    assert next_step(busy, 1, timedelta(days=9)) == Step("pending", delivery.MAX_RETRY_AFTER)
+    assert next_step(busy, 1, timedelta(minutes=20)) == DeliveryStep("pending", timedelta(minutes=20))
+    assert next_step(busy, 1, timedelta(seconds=5)) == DeliveryStep("pending", timedelta(minutes=1))
+    assert next_step(busy, 1, timedelta(days=9)) == DeliveryStep("pending", delivery.MAX_RETRY_AFTER)
 
 
 def test_pick_inboxes_prefers_shared_and_skips_ours() -> None:

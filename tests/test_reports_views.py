@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from federation import handlers
-from federation.handlers.base import Context, Sender
+from federation.handlers.base import Context, VerifiedActor
 from node import communities, threads
 from node.sessions import User
 from node.settings import Settings
@@ -20,7 +20,7 @@ PAGE = "/moderation/signalements"
 MASTO = "masto.example"
 
 
-async def remote_actor(pool: asyncpg.Pool, domain: str = MASTO, username: str = "mod") -> Sender:
+async def remote_actor(pool: asyncpg.Pool, domain: str = MASTO, username: str = "mod") -> VerifiedActor:
     row = await pool.fetchrow(
         "INSERT INTO actors (uri, kind, local, username, domain, display_name, url, inbox)"
         " VALUES ($1, 'Person', false, $2, $3, $4, $5, $6) RETURNING id, uri, domain",
@@ -31,10 +31,12 @@ async def remote_actor(pool: asyncpg.Pool, domain: str = MASTO, username: str = 
         f"https://{domain}/@{username}",
         f"https://{domain}/users/{username}/inbox",
     )
-    return Sender(row["id"], row["uri"], row["domain"])
+    return VerifiedActor(row["id"], row["uri"], row["domain"])
 
 
-async def handle(pool: asyncpg.Pool, settings: Settings, sender: Sender, activity: dict[str, Any]) -> str:
+async def handle(
+    pool: asyncpg.Pool, settings: Settings, sender: VerifiedActor, activity: dict[str, Any]
+) -> str:
     """Run the real handler of ``activity`` as the worker does (one transaction)."""
     async with pool.acquire() as conn, conn.transaction():
         outcome = await handlers.dispatch(Context(conn, settings, None, sender, activity))
@@ -44,7 +46,7 @@ async def handle(pool: asyncpg.Pool, settings: Settings, sender: Sender, activit
 _flags = iter(range(1, 10_000))
 
 
-def flag(sender: Sender, targets: list[str], text: str) -> dict[str, Any]:
+def flag(sender: VerifiedActor, targets: list[str], text: str) -> dict[str, Any]:
     return {
         "id": f"https://{sender.domain}/flags/{next(_flags)}",
         "type": "Flag",

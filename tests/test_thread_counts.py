@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from federation import handlers, policy
-from federation.handlers.base import Context, Sender
+from federation.handlers.base import Context, VerifiedActor
 from node import communities, threads
 from node.sessions import User
 from node.settings import Settings
@@ -23,7 +23,7 @@ MID = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 1, 20, 8, 30, tzinfo=UTC)
 
 
-async def remote_actor(pool: asyncpg.Pool, domain: str, username: str) -> Sender:
+async def remote_actor(pool: asyncpg.Pool, domain: str, username: str) -> VerifiedActor:
     row = await pool.fetchrow(
         "INSERT INTO actors (uri, kind, local, username, domain, inbox)"
         " VALUES ($1, 'Person', false, $2, $3, $4) RETURNING id, uri, domain",
@@ -32,13 +32,13 @@ async def remote_actor(pool: asyncpg.Pool, domain: str, username: str) -> Sender
         domain,
         f"https://{domain}/users/{username}/inbox",
     )
-    return Sender(row["id"], row["uri"], row["domain"])
+    return VerifiedActor(row["id"], row["uri"], row["domain"])
 
 
 _notes = iter(range(1, 10_000))
 
 
-async def remote_reply(pool: asyncpg.Pool, settings: Settings, sender: Sender, thread_id: int) -> str:
+async def remote_reply(pool: asyncpg.Pool, settings: Settings, sender: VerifiedActor, thread_id: int) -> str:
     """A Mastodon-shaped reply to our thread, run through the real Create handler."""
     note_id = f"https://{sender.domain}/notes/{next(_notes)}"
     activity: dict[str, Any] = {

@@ -16,7 +16,7 @@ from typing import Any
 
 from federation import validation
 from federation.errors import ValidationError
-from federation.handlers.base import Context, Outcome, Sender, foreign_id, ignored, ref, same_host
+from federation.handlers.base import Context, Outcome, VerifiedActor, foreign_id, ignored, ref, same_host
 
 RELAYED_TYPES = {"Create", "Update", "Delete", "Like", "Dislike", "Undo"}
 
@@ -56,7 +56,7 @@ async def _handle_refetched(ctx: Context, activity: dict[str, Any]) -> Outcome:
         conn=ctx.conn,
         settings=ctx.settings,
         fetcher=ctx.fetcher,
-        sender=Sender(actor.id, actor.uri, actor.domain),
+        sender=VerifiedActor(actor.id, actor.uri, actor.domain),
         activity=activity,
         recipient=ctx.recipient,
         depth=ctx.depth + 1,

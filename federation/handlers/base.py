@@ -5,7 +5,7 @@ verified sender, the activity) and returns an :class:`Outcome`: ``done`` when th
 activity changed something, ``ignored`` (with a reason) when it was understood and
 deliberately dropped. Raising :class:`RetryLater` asks the worker to try again later
 (a reply whose parent has not arrived yet); any other exception is a failure that the
-worker records and retries (see ``federation.processing``).
+worker records and retries (see ``federation.inbox_worker``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class RetryLater(Exception):
 
 
 @dataclass(frozen=True)
-class Sender:
+class VerifiedActor:
     """The verified remote actor an activity comes from (a row of ``actors``)."""
 
     id: int
@@ -56,7 +56,7 @@ class Context:
     conn: asyncpg.Connection
     settings: Settings
     fetcher: Any
-    sender: Sender
+    sender: VerifiedActor
     activity: dict[str, Any]
     recipient: str = ""
     depth: int = 0

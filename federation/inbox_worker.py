@@ -41,7 +41,7 @@ import asyncpg
 
 from federation import actors, delivery, wakeup
 from federation.handlers import content, create, dispatch
-from federation.handlers.base import Context, Outcome, RetryLater, Sender, done, ref
+from federation.handlers.base import Context, Outcome, RetryLater, VerifiedActor, done, ref
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ async def _context(
         conn=conn,
         settings=settings,
         fetcher=fetcher,
-        sender=Sender(actor.id, actor.uri, actor.domain),
+        sender=VerifiedActor(actor.id, actor.uri, actor.domain),
         activity=item.document,
         recipient=item.recipient,
         cache=cache,
