@@ -104,6 +104,45 @@ async def _create_community(conn: Any, args: argparse.Namespace) -> None:
     print(f"communauté créée : {args.name} (id {community_id}, visibilité {args.visibility})")
 
 
+def _rotate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--forget-retired",
+        action="store_true",
+        help="après redémarrage de tous les processus : retirer les anciennes clés du fichier",
+    )
+
+
+@admin_command("rotate-messages-key", "changer la clé de chiffrement des messages privés", _rotate_args)
+async def _rotate_messages_key(conn: Any, args: argparse.Namespace) -> None:
+    from node import messages
+
+    settings = settings_module.load()
+    done = await messages.rotate_node_key(conn, settings, forget_retired=args.forget_retired)
+    print(f"clé courante : {done.current_id} ; conversations rechiffrées : {done.rewrapped}")
+    if done.forgotten:
+        print(f"anciennes clés retirées : {', '.join(done.forgotten)}")
+    elif done.retired:
+        print(
+            f"anciennes clés conservées : {', '.join(done.retired)} — redémarrez tous les processus, "
+            "puis relancez avec --forget-retired (ou retirez-les de VBG_MESSAGES_KEY)"
+        )
+
+
+def _messages_remote_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("value", nargs="?", choices=("partners", "fediverse", "none"))
+
+
+@admin_command(
+    "messages-remote", "qui, hors du nœud, peut écrire en privé aux membres", _messages_remote_args
+)
+async def _messages_remote(conn: Any, args: argparse.Namespace) -> None:
+    from node import messages
+
+    if args.value is not None:
+        await messages.set_remote_policy(conn, args.value, actor_label="cli")
+    print(f"messages privés venant d'autres serveurs : {await messages.remote_policy(conn)}")
+
+
 def _load_plugins() -> None:
     """Import the modules that register more admin commands."""
     import importlib

@@ -29,6 +29,8 @@ class User:
     display_name: str
     role: str
     status: str
+    # private messages not yet read (node.messages), read with the session
+    unread_messages: int = 0
 
     @property
     def is_approved(self) -> bool:
@@ -58,7 +60,9 @@ VALUES ($1, $2, now() + $3::interval, $4, $5)
 RETURNING id, last_seen_at
 """
 SELECT_SESSION = """
-SELECT s.id AS session_id, s.last_seen_at, s.expires_at, u.id, u.username, u.display_name, u.role, u.status
+SELECT s.id AS session_id, s.last_seen_at, s.expires_at, u.id, u.username, u.display_name, u.role, u.status,
+       (SELECT coalesce(sum(p.unread), 0) FROM conversation_participants p
+        WHERE p.user_id = u.id AND p.left_at IS NULL)::int AS unread_messages
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.expires_at > now()
 """
@@ -84,7 +88,9 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Session
     row = await conn.fetchrow(SELECT_SESSION, token_hash(token))
     if row is None:
         return None
-    user = User(row["id"], row["username"], row["display_name"], row["role"], row["status"])
+    user = User(
+        row["id"], row["username"], row["display_name"], row["role"], row["status"], row["unread_messages"]
+    )
     return Session(row["session_id"], user, token, row["last_seen_at"], row["expires_at"])
 
 

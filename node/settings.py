@@ -49,6 +49,7 @@ DOCUMENTED: dict[str, str] = {
     "VBG_WORKERS_IN_SERVE": "0 to run no federation workers inside `serve` (run `vbg-node worker`).",
     "VBG_WEB_WORKERS": "Number of web processes `serve` starts (default 2; about one per CPU core).",
     "VBG_LOG_LEVEL": "Logging level (DEBUG, INFO, WARNING…).",
+    "VBG_MESSAGES_KEY": "Key(s) encrypting private messages at rest; generated into the data folder if unset.",
 }
 
 
@@ -85,6 +86,9 @@ class Settings:
     workers_in_serve: bool = True
     web_workers: int = DEFAULT_WEB_WORKERS
     log_level: str = "INFO"
+    # The keyring text of node.encryption (None: VBG_DATA_DIR/messages_key, read when needed)
+    messages_key: Secret | None = None
+    messages_key_from_env: bool = False
 
     @property
     def domain(self) -> str:
@@ -112,6 +116,18 @@ def _secret(data_dir: Path, env: dict[str, str]) -> Secret:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
     return Secret(path.read_text().strip())
+
+
+def _messages_key(data_dir: Path, env: dict[str, str]) -> Secret:
+    """The private messages' keyring (checked now: a bad key stops the node at start-up)."""
+    from node import encryption
+
+    text = env.get("VBG_MESSAGES_KEY") or encryption.load_or_create_file(data_dir)
+    try:
+        encryption.Keyring.parse(text)
+    except encryption.KeyringError as exc:
+        raise SettingsError(f"VBG_MESSAGES_KEY: {exc}") from exc
+    return Secret(text)
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -142,6 +158,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
             workers_in_serve=_bool(env.get("VBG_WORKERS_IN_SERVE"), default=True),
             web_workers=web_workers,
             log_level=(env.get("VBG_LOG_LEVEL") or "INFO").upper(),
+            messages_key=_messages_key(data_dir, env),
+            messages_key_from_env=bool(env.get("VBG_MESSAGES_KEY")),
         )
     except SettingsError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc

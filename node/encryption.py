@@ -1,0 +1,179 @@
+"""Encryption at rest for private messages (design §5): AES-256-GCM from ``cryptography``.
+
+Two levels of keys::
+
+    node key (VBG_MESSAGES_KEY, or VBG_DATA_DIR/messages_key; never in PostgreSQL)
+      └── wraps ──▶ one random key per conversation (conversations.wrapped_key, with key_id)
+                      └── seals ──▶ subject, bodies, attachments, outgoing activities
+
+A sealed value is ``nonce (12 bytes) ‖ ciphertext+tag``; its associated data names what it
+is (``conversation 12 subject`` …), so a ciphertext copied into another row or column does
+not open there. The node key is identified by a short fingerprint (``key_id``) stored next
+to each wrapped key: a keyring may hold several node keys (the first one wraps, every
+one unwraps), which is how ``vbg-node admin rotate-messages-key`` re-wraps without ever
+having a conversation it cannot open.
+
+What this protects against, and what not: a database dump, a backup or a stolen disk
+without the key file shows only ciphertext. Someone controlling the running server (or
+holding both the database and the key) reads everything: the server decrypts to show
+the messages to their participants.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from node.settings import Settings
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEY_FILE = "messages_key"
+
+
+class KeyringError(Exception):
+    """The node key is missing, malformed, or does not open a stored value."""
+
+
+def new_key() -> bytes:
+    return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+
+
+def encode_key(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode("ascii")
+
+
+def decode_key(text: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode("ascii") + b"==")
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise KeyringError("a messages key is not valid base64") from exc
+    if len(key) != KEY_BYTES:
+        raise KeyringError(f"a messages key must be {KEY_BYTES} bytes (base64), got {len(key)}")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """A key's fingerprint: stored with what it wraps, reveals nothing of the key."""
+    return hashlib.sha256(b"vbg-messages-key:" + key).hexdigest()[:16]
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    if len(sealed) < NONCE_BYTES + 16:
+        raise KeyringError("sealed value too short")
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+    except InvalidTag as exc:
+        raise KeyringError("sealed value does not open with this key") from exc
+
+
+@dataclass(frozen=True)
+class Wrapped:
+    key_id: str
+    wrapped: bytes
+
+
+class Keyring:
+    """The node keys: ``keys[0]`` wraps new conversation keys, all of them unwrap."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise KeyringError("no messages key")
+        self.keys = list(keys)
+        self._by_id = {key_id(k): k for k in keys}
+
+    @property
+    def current_id(self) -> str:
+        return key_id(self.keys[0])
+
+    def ids(self) -> list[str]:
+        return [key_id(k) for k in self.keys]
+
+    def wrap(self, conversation_key: bytes, conversation_id: int) -> Wrapped:
+        sealed = seal(self.keys[0], conversation_key, _wrap_aad(conversation_id))
+        return Wrapped(self.current_id, sealed)
+
+    def unwrap(self, wrapped: Wrapped, conversation_id: int) -> bytes:
+        key = self._by_id.get(wrapped.key_id)
+        if key is None:
+            raise KeyringError(f"messages key {wrapped.key_id} is not in the keyring")
+        return open_sealed(key, wrapped.wrapped, _wrap_aad(conversation_id))
+
+    @classmethod
+    def parse(cls, text: str) -> Keyring:
+        """Keys separated by commas or new lines, the current one first."""
+        parts = [p for p in text.replace(",", "\n").split() if p]
+        return cls([decode_key(p) for p in parts])
+
+    def dump(self) -> str:
+        return "".join(encode_key(k) + "\n" for k in self.keys)
+
+
+def _wrap_aad(conversation_id: int) -> bytes:
+    return f"vbg conversation {conversation_id} key".encode()
+
+
+def field_aad(conversation_id: int, what: str) -> bytes:
+    """Associated data of one sealed field, e.g. ``field_aad(12, "subject")``."""
+    return f"vbg conversation {conversation_id} {what}".encode()
+
+
+# -- where the keyring lives -----------------------------------------------------------
+
+
+def key_file(data_dir: Path) -> Path:
+    return data_dir / KEY_FILE
+
+
+def load_or_create_file(data_dir: Path) -> str:
+    """The keyring text of ``VBG_DATA_DIR/messages_key``, created (mode 0600) on first run."""
+    path = key_file(data_dir)
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            return path.read_text()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(encode_key(new_key()) + "\n")
+    return path.read_text()
+
+
+def write_file(data_dir: Path, keyring: Keyring) -> None:
+    """Replace the key file atomically (a crash leaves the old or the new one, whole)."""
+    path = key_file(data_dir)
+    tmp = path.with_name(f".{KEY_FILE}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(keyring.dump())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+_keyrings: dict[str, Keyring] = {}
+
+
+def keyring_of(settings: Settings) -> Keyring:
+    """The node's keyring (parsed once per process and keyring text)."""
+    secret = settings.messages_key
+    text = secret.reveal() if secret is not None else load_or_create_file(settings.data_dir)
+    keyring = _keyrings.get(text)
+    if keyring is None:
+        keyring = _keyrings[text] = Keyring.parse(text)
+    return keyring

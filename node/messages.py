@@ -1,0 +1,785 @@
+"""Private conversations: who is in them, what they say (sealed at rest), blocks,
+preferences and reports. Owns the tables of migration 0100.
+
+A conversation has a subject, participants (local members, or remote actors on
+other servers) and messages. Its subject and every body are sealed with the
+conversation's own key (``node.encryption``); nothing readable is stored. Only a
+participant who has not left reads a conversation: to everyone else — another
+member, a moderator, a visitor — it is missing (NotFound), whatever the reason.
+
+    start ──▶ conversation + participants + first message ──▶ reply … ──▶ leave
+                                     └── remote participants: outbox event
+                                         ``message.created {"message_id"}`` in the same
+                                         transaction (federation.outbox sends it)
+
+Blocks: a member's block hides every later message of the blocked person from
+them, and the blocked person is not told (their message is stored and shown to
+them and to the others as usual). Who may write to a member is their preference:
+``all`` (members of this node and of partner nodes), ``local`` or ``experts``.
+
+A participant may report a message: the report is their consent for the
+moderators to read that one message; every moderator who opens it is written to
+the audit log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeAlias
+
+import asyncpg
+
+from node import audit, encryption, markup
+from node.encryption import Keyring, Wrapped, field_aad, new_key, open_sealed, seal
+from node.errors import BadRequest, Conflict, NotFound
+from node.sessions import User
+from node.settings import Settings
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+MAX_SUBJECT = 200
+MAX_BODY = 20_000
+MAX_REASON = 1000
+MAX_RECIPIENTS = 20
+PAGE_SIZE = 30
+ACCEPT_FROM = ("all", "local", "experts")
+REMOTE_POLICIES = ("partners", "fediverse", "none")
+STAFF_ROLES = ("expert", "moderator", "admin")
+REFUSED = "{name} ne reçoit pas de messages de votre part (ses préférences le limitent)."
+
+
+@dataclass(frozen=True)
+class Party:
+    """A participant or an author: a local member (user_id) or a remote actor (actor_id)."""
+
+    user_id: int | None = None
+    actor_id: int | None = None
+
+
+# --- Input ------------------------------------------------------------------------
+
+
+def _text(value: str, name: str, max_length: int, label: str) -> str:
+    if "\x00" in value or "\ufffd" in value:
+        raise BadRequest(fields={name: f"{label} contient des caractères invalides."})
+    value = value.strip()
+    if not value:
+        raise BadRequest(fields={name: f"{label} est obligatoire."})
+    if len(value) > max_length:
+        raise BadRequest(fields={name: f"{label} est trop long ({max_length} caractères au plus)."})
+    return value
+
+
+def check_subject(subject: str) -> str:
+    return " ".join(_text(subject, "subject", MAX_SUBJECT, "Le sujet").split())
+
+
+def check_body(body: str) -> str:
+    return _text(body, "body", MAX_BODY, "Le message")
+
+
+# --- Sealing ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """Seals and opens the fields of one conversation with its key."""
+
+    conversation_id: int
+    key: bytes
+
+    def seal(self, what: str, text: str) -> bytes:
+        return seal(self.key, text.encode("utf-8"), field_aad(self.conversation_id, what))
+
+    def open(self, what: str, sealed: bytes) -> str:
+        return open_sealed(self.key, bytes(sealed), field_aad(self.conversation_id, what)).decode("utf-8")
+
+    def seal_bytes(self, what: str, data: bytes) -> bytes:
+        return seal(self.key, data, field_aad(self.conversation_id, what))
+
+    def open_bytes(self, what: str, sealed: bytes) -> bytes:
+        return open_sealed(self.key, bytes(sealed), field_aad(self.conversation_id, what))
+
+
+def sealer_of(keyring: Keyring, row: asyncpg.Record) -> Sealer:
+    """The sealer of a conversation row (``id``, ``key_id``, ``wrapped_key``)."""
+    wrapped = Wrapped(row["key_id"], bytes(row["wrapped_key"]))
+    return Sealer(row["id"], keyring.unwrap(wrapped, row["id"]))
+
+
+def _body_what(message_uuid: uuid.UUID, part: str) -> str:
+    return f"message {message_uuid} {part}"
+
+
+SELECT_KEY = "SELECT id, key_id, wrapped_key FROM conversations WHERE id = $1"
+
+
+async def sealer_for(conn: Conn, keyring: Keyring, conversation_id: int) -> Sealer:
+    row = await conn.fetchrow(SELECT_KEY, conversation_id)
+    if row is None:
+        raise NotFound()
+    return sealer_of(keyring, row)
+
+
+# --- Who may write to whom ------------------------------------------------------------
+
+SELECT_LOCAL_RECIPIENTS = """
+SELECT u.id, u.username, u.display_name, coalesce(p.accept_from, 'all') AS accept_from
+FROM users u LEFT JOIN message_preferences p ON p.user_id = u.id
+WHERE lower(u.username) = ANY ($1::text[]) AND u.status = 'approved'
+"""
+SELECT_REMOTE_POLICY = "SELECT value #>> '{}' FROM node_settings WHERE key = 'messages_remote'"
+SET_REMOTE_POLICY = """
+INSERT INTO node_settings (key, value) VALUES ('messages_remote', to_jsonb($1::text))
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
+"""
+
+
+def may_write(author: User | None, accept_from: str, *, remote_author: bool = False) -> bool:
+    """Does a recipient whose preference is ``accept_from`` accept this author?"""
+    if accept_from == "all":
+        return True
+    if remote_author or author is None:
+        return False
+    return accept_from == "local" or author.role in STAFF_ROLES
+
+
+async def remote_policy(conn: Conn) -> str:
+    value = await conn.fetchval(SELECT_REMOTE_POLICY)
+    return value if value in REMOTE_POLICIES else "partners"
+
+
+async def set_remote_policy(conn: asyncpg.Connection, value: str, *, actor_label: str) -> None:
+    if value not in REMOTE_POLICIES:
+        raise BadRequest(f"Valeur inconnue : {value}.")
+    async with conn.transaction():
+        await conn.execute(SET_REMOTE_POLICY, value)
+        await audit.record(conn, "messages.remote_policy", actor_label=actor_label, details={"value": value})
+
+
+@dataclass(frozen=True)
+class Recipient:
+    party: Party
+    name: str
+
+
+async def local_recipients(conn: Conn, author: User, usernames: Sequence[str]) -> list[Recipient]:
+    """The local members named (usernames, without duplicates or the author), each
+    accepting messages from ``author``; a French field error otherwise."""
+    wanted = list(dict.fromkeys(n.strip().lstrip("@").lower() for n in usernames if n.strip()))
+    wanted = [n for n in wanted if n != author.username.lower()]
+    if not wanted:
+        raise BadRequest(fields={"recipients": "Indiquez au moins un·e destinataire."})
+    if len(wanted) > MAX_RECIPIENTS:
+        raise BadRequest(fields={"recipients": f"{MAX_RECIPIENTS} destinataires au plus."})
+    rows = {r["username"].lower(): r for r in await conn.fetch(SELECT_LOCAL_RECIPIENTS, wanted)}
+    missing = [n for n in wanted if n not in rows]
+    if missing:
+        raise BadRequest(fields={"recipients": f"Membre introuvable : {', '.join(missing)}."})
+    for row in rows.values():
+        if not may_write(author, row["accept_from"]):
+            raise BadRequest(
+                fields={"recipients": REFUSED.format(name=row["display_name"] or row["username"])}
+            )
+    return [Recipient(Party(user_id=r["id"]), r["display_name"] or r["username"]) for r in rows.values()]
+
+
+# --- Writing ---------------------------------------------------------------------
+
+NEXT_CONVERSATION_ID = "SELECT nextval(pg_get_serial_sequence('conversations', 'id'))"
+INSERT_CONVERSATION = """
+INSERT INTO conversations (id, ap_context, key_id, wrapped_key, subject_sealed, created_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+INSERT_PARTICIPANTS = """
+INSERT INTO conversation_participants (conversation_id, user_id, actor_id, last_read_at)
+SELECT $1, t.user_id, t.actor_id, CASE WHEN t.reader THEN now() END
+FROM unnest($2::bigint[], $3::bigint[], $4::boolean[]) AS t(user_id, actor_id, reader)
+ON CONFLICT DO NOTHING
+"""
+INSERT_MESSAGE = """
+INSERT INTO messages (conversation_id, uuid, ap_id, author_user_id, author_actor_id, source_sealed, html_sealed,
+                      created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+# Everyone else who is still there and does not block the author has one more unread.
+COUNT_UNREAD = """
+UPDATE conversation_participants p SET unread = unread + 1
+WHERE p.conversation_id = $1 AND p.user_id IS NOT NULL AND p.left_at IS NULL
+  AND p.user_id IS DISTINCT FROM $2
+  AND NOT EXISTS (SELECT 1 FROM message_blocks b WHERE b.user_id = p.user_id
+                  AND (b.blocked_user_id = $2 OR b.blocked_actor_id = $3))
+"""
+BUMP_CONVERSATION = (
+    "UPDATE conversations SET last_message_at = greatest(last_message_at, now()) WHERE id = $1"
+)
+HAS_REMOTE = """
+SELECT EXISTS (SELECT 1 FROM conversation_participants
+               WHERE conversation_id = $1 AND actor_id IS NOT NULL AND left_at IS NULL)
+"""
+INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ('message.created', $1)"
+
+
+@dataclass(frozen=True)
+class Written:
+    conversation_id: int
+    message_id: int
+
+
+def context_uri(base_url: str) -> str:
+    return f"{base_url}/messages/c/{uuid.uuid4()}"
+
+
+def message_uri(base_url: str, message_uuid: uuid.UUID | str) -> str:
+    return f"{base_url}/messages/m/{message_uuid}"
+
+
+async def _new_conversation(
+    conn: asyncpg.Connection, keyring: Keyring, subject: str, context: str, created_by: int | None
+) -> Sealer:
+    conversation_id: int = await conn.fetchval(NEXT_CONVERSATION_ID)
+    sealer = Sealer(conversation_id, new_key())
+    wrapped = keyring.wrap(sealer.key, conversation_id)
+    await conn.execute(
+        INSERT_CONVERSATION,
+        conversation_id,
+        context,
+        wrapped.key_id,
+        wrapped.wrapped,
+        sealer.seal("subject", subject),
+        created_by,
+    )
+    return sealer
+
+
+async def _add_participants(
+    conn: asyncpg.Connection, conversation_id: int, parties: Sequence[Party], reader: Party
+) -> None:
+    await conn.execute(
+        INSERT_PARTICIPANTS,
+        conversation_id,
+        [p.user_id for p in parties],
+        [p.actor_id for p in parties],
+        [p == reader for p in parties],
+    )
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    author: Party
+    source: str
+    html: str
+    ap_id: str | None = None
+    created_at: datetime | None = None
+
+
+async def _add_message(conn: asyncpg.Connection, sealer: Sealer, message: NewMessage) -> int | None:
+    """Store one message (None: its ActivityPub id is already stored) and count it unread."""
+    message_uuid = uuid.uuid4()
+    message_id: int | None = await conn.fetchval(
+        INSERT_MESSAGE,
+        sealer.conversation_id,
+        message_uuid,
+        message.ap_id,
+        message.author.user_id,
+        message.author.actor_id,
+        sealer.seal(_body_what(message_uuid, "source"), message.source),
+        sealer.seal(_body_what(message_uuid, "html"), message.html),
+        message.created_at,
+    )
+    if message_id is None:
+        return None
+    await conn.execute(COUNT_UNREAD, sealer.conversation_id, message.author.user_id, message.author.actor_id)
+    await conn.execute(BUMP_CONVERSATION, sealer.conversation_id)
+    return message_id
+
+
+async def _emit_if_remote(conn: asyncpg.Connection, conversation_id: int, message_id: int) -> None:
+    if await conn.fetchval(HAS_REMOTE, conversation_id):
+        await conn.execute(INSERT_EVENT, {"message_id": message_id})
+
+
+async def start(
+    conn: asyncpg.Connection,
+    keyring: Keyring,
+    base_url: str,
+    author: User,
+    recipients: Sequence[Recipient],
+    subject: str,
+    body: str,
+) -> Written:
+    """Start a conversation between ``author`` and ``recipients`` (checked by
+    :func:`local_recipients` or the federation's resolver) with its first message."""
+    subject, body = check_subject(subject), check_body(body)
+    me = Party(user_id=author.id)
+    async with conn.transaction():
+        sealer = await _new_conversation(conn, keyring, subject, context_uri(base_url), author.id)
+        await _add_participants(conn, sealer.conversation_id, [me, *(r.party for r in recipients)], me)
+        message_id = await _add_message(conn, sealer, NewMessage(me, body, markup.render(body)))
+        assert message_id is not None
+        await _emit_if_remote(conn, sealer.conversation_id, message_id)
+    return Written(sealer.conversation_id, message_id)
+
+
+async def reply(
+    conn: asyncpg.Connection, keyring: Keyring, author: User, conversation_id: int, body: str
+) -> Written:
+    """A participant's answer (NotFound for anyone else, or after leaving)."""
+    body = check_body(body)
+    async with conn.transaction():
+        await _participant(conn, author, conversation_id, lock=True)
+        sealer = await sealer_for(conn, keyring, conversation_id)
+        message_id = await _add_message(
+            conn, sealer, NewMessage(Party(user_id=author.id), body, markup.render(body))
+        )
+        assert message_id is not None
+        await conn.execute(MARK_READ, conversation_id, author.id)
+        await _emit_if_remote(conn, conversation_id, message_id)
+    return Written(conversation_id, message_id)
+
+
+# --- Reading ---------------------------------------------------------------------
+
+SELECT_PARTICIPANT = """
+SELECT p.id, p.last_read_at, p.unread FROM conversation_participants p
+WHERE p.conversation_id = $1 AND p.user_id = $2 AND p.left_at IS NULL
+"""
+MARK_READ = """
+UPDATE conversation_participants SET unread = 0, last_read_at = now()
+WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
+"""
+LEAVE = """
+UPDATE conversation_participants SET left_at = now(), unread = 0
+WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
+"""
+# Messages a member sees: all of the conversation's but those written, after the
+# block, by someone they block.
+VISIBLE = """
+NOT EXISTS (SELECT 1 FROM message_blocks b
+            WHERE b.user_id = {viewer} AND b.created_at <= m.created_at
+              AND (b.blocked_user_id = m.author_user_id OR b.blocked_actor_id = m.author_actor_id))
+"""
+SELECT_MESSAGES = f"""
+SELECT m.id, m.uuid, m.ap_id, m.created_at, m.source_sealed, m.html_sealed, m.author_user_id, m.author_actor_id,
+       coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS author_name,
+       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS author_handle
+FROM messages m
+LEFT JOIN users u ON u.id = m.author_user_id
+LEFT JOIN actors a ON a.id = m.author_actor_id
+WHERE m.conversation_id = $1 AND {VISIBLE.format(viewer="$2")}
+ORDER BY m.created_at, m.id
+"""
+SELECT_PARTICIPANTS = """
+SELECT p.user_id, p.actor_id, p.left_at,
+       coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS name,
+       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS handle
+FROM conversation_participants p
+LEFT JOIN users u ON u.id = p.user_id
+LEFT JOIN actors a ON a.id = p.actor_id
+WHERE p.conversation_id = $1
+ORDER BY p.id
+"""
+SELECT_CONVERSATION = (
+    "SELECT id, key_id, wrapped_key, subject_sealed, ap_context, created_at FROM conversations WHERE id = $1"
+)
+
+
+async def _participant(conn: Conn, user: User, conversation_id: int, *, lock: bool = False) -> asyncpg.Record:
+    """The member's participation, if they are in the conversation and have not left."""
+    if not user.is_approved:
+        raise NotFound()
+    row = await conn.fetchrow(SELECT_PARTICIPANT + (" FOR UPDATE" if lock else ""), conversation_id, user.id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    uuid: uuid.UUID
+    author_name: str
+    author_handle: str
+    mine: bool
+    html: str
+    created_at: datetime
+    unread: bool
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    subject: str
+    participants: list[asyncpg.Record]
+    messages: list[Message]
+
+
+def _unread(message: asyncpg.Record, last_read_at: datetime | None, user: User) -> bool:
+    if message["author_user_id"] == user.id:
+        return False
+    return last_read_at is None or message["created_at"] > last_read_at
+
+
+async def conversation(conn: Conn, keyring: Keyring, user: User, conversation_id: int) -> Conversation:
+    """What ``user`` reads of a conversation (NotFound unless a current participant)."""
+    me = await _participant(conn, user, conversation_id)
+    row = await conn.fetchrow(SELECT_CONVERSATION, conversation_id)
+    sealer = sealer_of(keyring, row)
+    rows = await conn.fetch(SELECT_MESSAGES, conversation_id, user.id)
+    shown = [
+        Message(
+            r["id"],
+            r["uuid"],
+            r["author_name"] or "?",
+            r["author_handle"] or "",
+            r["author_user_id"] == user.id,
+            sealer.open(_body_what(r["uuid"], "html"), r["html_sealed"]),
+            r["created_at"],
+            _unread(r, me["last_read_at"], user),
+        )
+        for r in rows
+    ]
+    participants = await conn.fetch(SELECT_PARTICIPANTS, conversation_id)
+    return Conversation(conversation_id, sealer.open("subject", row["subject_sealed"]), participants, shown)
+
+
+async def mark_read(conn: Conn, user: User, conversation_id: int) -> None:
+    await _participant(conn, user, conversation_id)
+    await conn.execute(MARK_READ, conversation_id, user.id)
+
+
+async def leave(conn: Conn, user: User, conversation_id: int) -> None:
+    """The member leaves: the conversation disappears for them; the others keep it."""
+    await _participant(conn, user, conversation_id)
+    await conn.execute(LEAVE, conversation_id, user.id)
+
+
+LIST = f"""
+SELECT c.id, c.key_id, c.wrapped_key, c.subject_sealed, p.unread, last.created_at AS last_at,
+       (SELECT string_agg(coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username),
+                          ', ' ORDER BY o.id)
+        FROM conversation_participants o
+        LEFT JOIN users u ON u.id = o.user_id LEFT JOIN actors a ON a.id = o.actor_id
+        WHERE o.conversation_id = c.id AND o.user_id IS DISTINCT FROM $1 AND o.left_at IS NULL) AS others
+FROM conversation_participants p
+JOIN conversations c ON c.id = p.conversation_id
+CROSS JOIN LATERAL (SELECT max(m.created_at) AS created_at FROM messages m
+                    WHERE m.conversation_id = c.id AND {VISIBLE.format(viewer="$1")}) AS last
+WHERE p.user_id = $1 AND p.left_at IS NULL AND last.created_at IS NOT NULL
+ORDER BY last.created_at DESC, c.id DESC
+LIMIT $2 OFFSET $3
+"""
+
+
+@dataclass(frozen=True)
+class Summary:
+    id: int
+    subject: str
+    others: str
+    unread: int
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class Listing:
+    conversations: list[Summary]
+    page: int
+    has_next: bool
+
+
+async def listing(conn: Conn, keyring: Keyring, user: User, page: int = 1) -> Listing:
+    rows = await conn.fetch(LIST, user.id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+    shown = [
+        Summary(
+            r["id"],
+            sealer_of(keyring, r).open("subject", r["subject_sealed"]),
+            r["others"] or "",
+            r["unread"],
+            r["last_at"],
+        )
+        for r in rows[:PAGE_SIZE]
+    ]
+    return Listing(shown, page, len(rows) > PAGE_SIZE)
+
+
+UNREAD_TOTAL = """
+SELECT coalesce(sum(unread), 0) FROM conversation_participants WHERE user_id = $1 AND left_at IS NULL
+"""
+
+
+async def unread_total(conn: Conn, user_id: int) -> int:
+    total: int = await conn.fetchval(UNREAD_TOTAL, user_id)
+    return int(total)
+
+
+# --- Blocks and preferences ---------------------------------------------------------
+
+INSERT_BLOCK_USER = """
+INSERT INTO message_blocks (user_id, blocked_user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+"""
+INSERT_BLOCK_ACTOR = """
+INSERT INTO message_blocks (user_id, blocked_actor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+"""
+DELETE_BLOCK = "DELETE FROM message_blocks WHERE user_id = $1 AND id = $2"
+LIST_BLOCKS = """
+SELECT b.id, b.created_at,
+       coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS name,
+       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS handle
+FROM message_blocks b
+LEFT JOIN users u ON u.id = b.blocked_user_id LEFT JOIN actors a ON a.id = b.blocked_actor_id
+WHERE b.user_id = $1 ORDER BY b.created_at DESC
+"""
+SELECT_MEMBER_BY_NAME = "SELECT id FROM users WHERE lower(username) = lower($1) AND status <> 'pending'"
+
+
+async def block(conn: Conn, user: User, party: Party) -> None:
+    """``user`` no longer receives what ``party`` writes from now on (they are not told)."""
+    if party.user_id == user.id:
+        raise BadRequest(fields={"name": "Vous ne pouvez pas vous bloquer vous-même."})
+    if party.user_id is not None:
+        await conn.execute(INSERT_BLOCK_USER, user.id, party.user_id)
+    elif party.actor_id is not None:
+        await conn.execute(INSERT_BLOCK_ACTOR, user.id, party.actor_id)
+
+
+async def block_member(conn: Conn, user: User, username: str) -> None:
+    member_id = await conn.fetchval(SELECT_MEMBER_BY_NAME, username.strip().lstrip("@"))
+    if member_id is None:
+        raise BadRequest(fields={"name": "Membre introuvable."})
+    await block(conn, user, Party(user_id=member_id))
+
+
+async def unblock(conn: Conn, user: User, block_id: int) -> None:
+    if await conn.execute(DELETE_BLOCK, user.id, block_id) == "DELETE 0":
+        raise NotFound()
+
+
+async def blocks_of(conn: Conn, user: User) -> list[asyncpg.Record]:
+    return await conn.fetch(LIST_BLOCKS, user.id)
+
+
+SELECT_PREFERENCE = "SELECT accept_from FROM message_preferences WHERE user_id = $1"
+UPSERT_PREFERENCE = """
+INSERT INTO message_preferences (user_id, accept_from) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE SET accept_from = excluded.accept_from, updated_at = now()
+"""
+
+
+async def preference_of(conn: Conn, user_id: int) -> str:
+    value = await conn.fetchval(SELECT_PREFERENCE, user_id)
+    return str(value) if value else "all"
+
+
+async def set_preference(conn: Conn, user: User, accept_from: str) -> None:
+    if accept_from not in ACCEPT_FROM:
+        raise BadRequest(fields={"accept_from": "Choix invalide."})
+    await conn.execute(UPSERT_PREFERENCE, user.id, accept_from)
+
+
+# --- Reports ---------------------------------------------------------------------
+
+SELECT_MESSAGE_REF = f"""
+SELECT m.id, m.uuid, m.conversation_id, m.author_user_id FROM messages m
+WHERE m.id = $1 AND m.conversation_id = $2 AND {VISIBLE.format(viewer="$3")}
+"""
+INSERT_REPORT = """
+INSERT INTO message_reports (message_id, reporter_id, reason_sealed) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING id
+"""
+DUPLICATE_REPORT = "Vous avez déjà signalé ce message ; l'équipe de modération ne l'a pas encore traité."
+
+
+async def message_ref(conn: Conn, user: User, conversation_id: int, message_id: int) -> asyncpg.Record:
+    """A message the participant sees (NotFound otherwise)."""
+    await _participant(conn, user, conversation_id)
+    row = await conn.fetchrow(SELECT_MESSAGE_REF, message_id, conversation_id, user.id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+async def report(
+    conn: asyncpg.Connection, keyring: Keyring, user: User, conversation_id: int, message_id: int, reason: str
+) -> int:
+    """File a participant's report of one message (not their own)."""
+    reason = _text(reason, "reason", MAX_REASON, "La raison")
+    async with conn.transaction():
+        ref = await message_ref(conn, user, conversation_id, message_id)
+        if ref["author_user_id"] == user.id:
+            raise BadRequest(fields={"reason": "Vous ne pouvez pas signaler votre propre message."})
+        sealer = await sealer_for(conn, keyring, conversation_id)
+        report_id = await conn.fetchval(
+            INSERT_REPORT, message_id, user.id, sealer.seal(f"report of {ref['uuid']} by {user.id}", reason)
+        )
+        if report_id is None:
+            raise Conflict(DUPLICATE_REPORT)
+    return int(report_id)
+
+
+LIST_REPORTS = """
+SELECT r.id, r.state, r.created_at, r.resolved_at, ru.username AS reporter, rb.username AS resolved_by_name
+FROM message_reports r
+LEFT JOIN users ru ON ru.id = r.reporter_id
+LEFT JOIN users rb ON rb.id = r.resolved_by
+WHERE r.state = $1
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT 100
+"""
+SELECT_REPORT = """
+SELECT r.id, r.state, r.created_at, r.reporter_id, r.reason_sealed, ru.username AS reporter,
+       m.id AS message_id, m.uuid, m.html_sealed, m.created_at AS message_at, m.author_user_id,
+       coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS author_name,
+       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS author_handle,
+       c.id AS conversation_id, c.key_id, c.wrapped_key
+FROM message_reports r
+JOIN messages m ON m.id = r.message_id
+JOIN conversations c ON c.id = m.conversation_id
+LEFT JOIN users ru ON ru.id = r.reporter_id
+LEFT JOIN users u ON u.id = m.author_user_id
+LEFT JOIN actors a ON a.id = m.author_actor_id
+WHERE r.id = $1
+"""
+DECIDE_REPORT = """
+UPDATE message_reports SET state = $2, resolved_at = now(), resolved_by = $3
+WHERE id = $1 AND state = 'open' RETURNING id
+"""
+COUNT_OPEN_REPORTS = "SELECT count(*) FROM message_reports WHERE state = 'open'"
+
+
+def _require_moderator(user: User) -> None:
+    if not user.is_moderator:
+        raise NotFound()
+
+
+async def reports(conn: Conn, moderator: User, state: str = "open") -> list[asyncpg.Record]:
+    """The moderators' list: who reported and when, never what (opening one is audited)."""
+    _require_moderator(moderator)
+    return await conn.fetch(LIST_REPORTS, state if state in ("open", "resolved", "dismissed") else "open")
+
+
+async def count_open_reports(conn: Conn) -> int:
+    count: int = await conn.fetchval(COUNT_OPEN_REPORTS)
+    return count
+
+
+@dataclass(frozen=True)
+class OpenedReport:
+    row: asyncpg.Record
+    reason: str
+    html: str
+    author_name: str
+    author_handle: str
+
+
+async def open_report(
+    conn: asyncpg.Connection, keyring: Keyring, moderator: User, report_id: int
+) -> OpenedReport:
+    """One reported message, for a moderator; the opening is written to the audit log."""
+    _require_moderator(moderator)
+    async with conn.transaction():
+        row = await conn.fetchrow(SELECT_REPORT, report_id)
+        if row is None:
+            raise NotFound()
+        await audit.record(
+            conn,
+            "message_report.open",
+            actor_id=moderator.id,
+            target_type="message_report",
+            target_id=report_id,
+        )
+    sealer = Sealer(
+        row["conversation_id"],
+        keyring.unwrap(Wrapped(row["key_id"], bytes(row["wrapped_key"])), row["conversation_id"]),
+    )
+    reason = sealer.open(f"report of {row['uuid']} by {row['reporter_id']}", row["reason_sealed"])
+    html = sealer.open(_body_what(row["uuid"], "html"), row["html_sealed"])
+    return OpenedReport(row, reason, html, row["author_name"] or "?", row["author_handle"] or "")
+
+
+async def decide_report(conn: asyncpg.Connection, moderator: User, report_id: int, state: str) -> None:
+    _require_moderator(moderator)
+    if state not in ("resolved", "dismissed"):
+        raise BadRequest("Décision inconnue.")
+    async with conn.transaction():
+        if await conn.fetchval(DECIDE_REPORT, report_id, state, moderator.id) is None:
+            raise NotFound()
+        await audit.record(
+            conn,
+            f"message_report.{state}",
+            actor_id=moderator.id,
+            target_type="message_report",
+            target_id=report_id,
+        )
+
+
+# --- Key rotation -----------------------------------------------------------------
+
+SELECT_TO_REWRAP = (
+    "SELECT id, key_id, wrapped_key FROM conversations WHERE key_id <> $1 ORDER BY id LIMIT $2 FOR UPDATE"
+)
+REWRAP = "UPDATE conversations SET key_id = $2, wrapped_key = $3 WHERE id = $1"
+KEYS_IN_USE = "SELECT DISTINCT key_id FROM conversations"
+
+
+async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring, batch: int = 500) -> int:
+    """Wrap every conversation key with the keyring's current node key (batches of
+    ``batch``, one transaction each); the number re-wrapped. Contents are untouched:
+    they stay sealed with their conversation's key."""
+    done = 0
+    while True:
+        async with conn.transaction():
+            rows = await conn.fetch(SELECT_TO_REWRAP, keyring.current_id, batch)
+            for row in rows:
+                wrapped = keyring.wrap(
+                    keyring.unwrap(Wrapped(row["key_id"], bytes(row["wrapped_key"])), row["id"]), row["id"]
+                )
+                await conn.execute(REWRAP, row["id"], wrapped.key_id, wrapped.wrapped)
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+
+
+async def key_ids_in_use(conn: Conn) -> set[str]:
+    return {r["key_id"] for r in await conn.fetch(KEYS_IN_USE)}
+
+
+@dataclass(frozen=True)
+class Rotation:
+    current_id: str
+    rewrapped: int
+    retired: list[str]  # key ids still in the keyring, no longer the current one
+    forgotten: list[str]
+
+
+async def rotate_node_key(
+    conn: asyncpg.Connection, settings: Settings, *, forget_retired: bool = False
+) -> Rotation:
+    """``vbg-node admin rotate-messages-key``.
+
+    Key file (``VBG_DATA_DIR/messages_key``): a new node key goes first in the file
+    (the old ones stay, so running processes still open what they wrap), then every
+    conversation key is re-wrapped with it. Once every process has been restarted,
+    ``forget_retired`` re-wraps any straggler and removes the old keys from the file.
+    ``VBG_MESSAGES_KEY``: the operator puts the new key first in the variable; this
+    re-wraps everything with it; the old key is then removed from the variable by hand.
+    """
+    keyring = encryption.keyring_of(settings)
+    if settings.messages_key_from_env or forget_retired:
+        rewrapped = await rewrap_all(conn, keyring)
+    else:
+        keyring = encryption.Keyring([encryption.new_key(), *keyring.keys])
+        encryption.write_file(settings.data_dir, keyring)
+        rewrapped = await rewrap_all(conn, keyring)
+    forgotten: list[str] = []
+    if forget_retired and not settings.messages_key_from_env:
+        in_use = await key_ids_in_use(conn)
+        kept = [k for i, k in enumerate(keyring.keys) if i == 0 or encryption.key_id(k) in in_use]
+        forgotten = [i for i in keyring.ids() if i not in {encryption.key_id(k) for k in kept}]
+        keyring = encryption.Keyring(kept)
+        encryption.write_file(settings.data_dir, keyring)
+    return Rotation(keyring.current_id, rewrapped, keyring.ids()[1:], forgotten)
