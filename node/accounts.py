@@ -78,6 +78,7 @@ SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))
     OR EXISTS (SELECT 1 FROM communities WHERE lower(name) = lower($1))
 """
 EMAIL_TAKEN = "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))"
+SELECT_ID_BY_NAME = "SELECT id FROM users WHERE lower(username) = lower($1)"
 
 
 def check_username(username: str) -> str:
@@ -165,6 +166,11 @@ async def create_user(
                 target_id=user_id,
                 details={"username": username, "role": role},
             )
+    return user_id
+
+
+async def user_id_by_name(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> int | None:
+    user_id: int | None = await conn.fetchval(SELECT_ID_BY_NAME, username.strip())
     return user_id
 
 

@@ -8,11 +8,12 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from node import accounts, communities, db
+from node import accounts, communities, db, recovery
 from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
@@ -55,6 +56,7 @@ async def _with_connection(settings: Settings, dsn: str, fn: AdminCommand, args:
     conn = await db.connect(dsn)
     try:
         await db.migrate(conn)
+        args.settings = settings
         await fn(conn, args)
     finally:
         await conn.close()
@@ -62,7 +64,7 @@ async def _with_connection(settings: Settings, dsn: str, fn: AdminCommand, args:
 
 def _create_user_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name")
-    p.add_argument("--password", required=True)
+    p.add_argument("--password", help="sans mot de passe, un lien à usage unique est affiché pour le choisir")
     p.add_argument("--role", choices=accounts.ROLES, default="member")
     p.add_argument("--email")
     p.add_argument("--display-name")
@@ -70,16 +72,45 @@ def _create_user_args(p: argparse.ArgumentParser) -> None:
 
 @admin_command("create-user", "créer un compte (approuvé)", _create_user_args)
 async def _create_user(conn: Any, args: argparse.Namespace) -> None:
+    # Without --password (kept out of the shell history), the account gets an unusable
+    # random password and the person chooses hers through a one-time link.
+    password = args.password or secrets.token_urlsafe(32)
     user_id = await accounts.create_user(
         conn,
         args.name,
-        args.password,
+        password,
         email=args.email,
         display_name=args.display_name,
         role=args.role,
         audit_label="cli",
     )
     print(f"compte créé : {args.name} (id {user_id}, rôle {args.role})")
+    if not args.password:
+        await _print_reset_link(conn, args.settings, user_id)
+
+
+async def _print_reset_link(conn: Any, settings: Settings, user_id: int) -> None:
+    link = await recovery.issue(conn, user_id, via="cli", actor_label="cli")
+    print(
+        f"lien pour choisir le mot de passe (usage unique, valable jusqu'au {link.expires_at:%Y-%m-%d %H:%M} UTC) :"
+    )
+    print(settings.url(link.path()))
+
+
+def _reset_password_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name")
+
+
+@admin_command(
+    "reset-password",
+    "créer un lien à usage unique pour choisir un nouveau mot de passe",
+    _reset_password_args,
+)
+async def _reset_password(conn: Any, args: argparse.Namespace) -> None:
+    user_id = await accounts.user_id_by_name(conn, args.name)
+    if user_id is None:
+        raise AppError(f"aucun compte nommé {args.name!r}")
+    await _print_reset_link(conn, args.settings, user_id)
 
 
 def _create_community_args(p: argparse.ArgumentParser) -> None:

@@ -200,8 +200,12 @@ async def waiting(request: Request) -> Response:
 # ---------------------------------------------------------------- login and logout
 
 
+LOGIN_NOTICES = {"reinitialise": "Votre mot de passe a été changé. Connectez-vous avec le nouveau."}
+
+
 def render_login(request: Request, status: int = 200, **context: Any) -> Response:
     context.setdefault("next", safe_next(request.query_params.get("next")))
+    context.setdefault("notice", LOGIN_NOTICES.get(request.query_params.get("fait", ""), ""))
     context.setdefault("username", "")
     return render(request, "accounts/login.html", status_code=status, **context)
 

@@ -74,6 +74,7 @@ def all_routes() -> list[BaseRoute]:
         forum_views,
         media_views,
         pages,
+        recovery_views,
         report_form_views,
         reports_views,
     )
@@ -87,6 +88,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(reports_views.routes)
     routes.extend(report_form_views.routes)
     routes.extend(media_views.routes)
+    routes.extend(recovery_views.routes)
     return routes
 
 
