@@ -59,6 +59,7 @@ from yarl import URL
 from federation import delivery, fetcher, keys, outbox, policy, signatures
 from federation.delivery import Job, Result
 from federation.errors import FetchError
+from node import metrics
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -554,6 +555,7 @@ class DeliveryWorker:
     def _record(self, result: Result) -> None:
         """Keep a result for the next flush; wake the loop when one is due (the first
         result starts the FLUSH_DELAY clock, a full batch or the last one flushes now)."""
+        metrics.count_delivery("refused" if result.refused else result.outcome.event)
         if not self._results:
             self._results_since = time.monotonic()
             self._wake.set()

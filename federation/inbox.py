@@ -36,6 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from federation import access, actors, policy, signatures, urls, validation
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
+from node import metrics
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
 from node.web.headers import STATIC_HEADERS
@@ -102,8 +103,13 @@ class Inbox:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        recipient = await self.recipient(request)
-        await accept(request, recipient=recipient)
+        try:
+            recipient = await self.recipient(request)
+            await accept(request, recipient=recipient)
+        except AppError as exc:
+            metrics.count_inbox("refused", f"{exc.status} {type(exc).__name__}")
+            raise
+        metrics.count_inbox("accepted")
         await send(ACCEPTED_START)
         await send(ACCEPTED_BODY)
 

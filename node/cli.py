@@ -9,11 +9,14 @@ import gc
 import logging
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from node import accounts, communities, db, recovery
+from node import accounts, communities, db, logs, metrics, recovery
 from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
@@ -190,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="lancer le serveur web (et les workers)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    sub.add_parser("worker", help="lancer les workers de fédération seuls")
+    serve.add_argument("--metrics-address", help="hôte:port des métriques Prometheus (VBG_METRICS_ADDRESS)")
+    worker = sub.add_parser("worker", help="lancer les workers de fédération seuls")
+    worker.add_argument("--metrics-address", help="hôte:port des métriques Prometheus (VBG_METRICS_ADDRESS)")
     sub.add_parser("migrate", help="appliquer les migrations de la base")
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -205,19 +210,40 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    with database(settings) as dsn:
-        asyncio.run(_migrate(dsn))
-        os.environ["DATABASE_URL"] = dsn
-        print(f"vbg-node : nœud prêt sur {settings.base_url} (écoute {host}:{port})", flush=True)
-        Granian(
-            target="node.web.app:app_from_env",
-            factory=True,
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            workers=settings.web_workers,
-            log_access=False,
-        ).serve()
+    # Before anything imports prometheus-client: the web processes forked by granian
+    # write their counters there, and the exporter below adds them up.
+    metrics_dir = Path(tempfile.gettempdir()) / f"vbg-node-metrics-{os.getpid()}"
+    metrics.prepare_multiprocess(metrics_dir)
+    try:
+        with database(settings) as dsn:
+            asyncio.run(_migrate(dsn))
+            os.environ["DATABASE_URL"] = dsn
+            exporter = _start_exporter(args.metrics_address or settings.metrics_address, dsn)
+            print(f"vbg-node : nœud prêt sur {settings.base_url} (écoute {host}:{port})", flush=True)
+            Granian(
+                target="node.web.app:app_from_env",
+                factory=True,
+                address=host,
+                port=port,
+                interface=Interfaces.ASGI,
+                workers=settings.web_workers,
+                log_access=False,
+                log_dictconfig=logs.granian_config(settings.log_format),
+            ).serve()
+            if exporter is not None:
+                exporter.shutdown()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _start_exporter(address: str | None, dsn: str) -> Any:
+    """The Prometheus exporter on ``address`` (None when no address is set)."""
+    if not address:
+        return None
+    try:
+        return metrics.serve_exporter(address, dsn)
+    except (OSError, ValueError) as exc:
+        raise AppError(f"métriques : impossible d'écouter sur {address} ({exc})") from exc
 
 
 async def _migrate(dsn: str) -> list[int]:
@@ -228,7 +254,7 @@ async def _migrate(dsn: str) -> list[int]:
         await conn.close()
 
 
-def run_worker(settings: Settings) -> None:
+def run_worker(settings: Settings, args: argparse.Namespace | None = None) -> None:
     from federation import worker
 
     # What the modules loaded so far allocated stays out of the garbage collector's
@@ -239,8 +265,14 @@ def run_worker(settings: Settings) -> None:
     gc.set_threshold(7000, 10, 10)
     # uvloop, as granian gives ``serve``: less CPU per delivery POST than asyncio's
     # own loop (bench/delivery.py).
+    address = getattr(args, "metrics_address", None) or settings.metrics_address
     with database(settings) as dsn, asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(worker.run_forever(settings, dsn))
+        exporter = _start_exporter(address, dsn)
+        try:
+            runner.run(worker.run_forever(settings, dsn))
+        finally:
+            if exporter is not None:
+                exporter.shutdown()
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -258,12 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as exc:
         print(f"vbg-node : {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "serve":
             serve(settings, args)
         elif args.command == "worker":
-            run_worker(settings)
+            run_worker(settings, args)
         elif args.command == "migrate":
             with database(settings) as dsn:
                 applied = asyncio.run(_migrate(dsn))

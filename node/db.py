@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )
 """
 SELECT_VERSIONS = "SELECT version FROM schema_migrations"
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 INSERT_VERSION = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)"
 
 
@@ -76,6 +77,14 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     return applied_now
+
+
+async def pending_migrations(conn: asyncpg.Connection) -> list[int]:
+    """Versions of the migration files not applied to this database (all of them when
+    it was never migrated)."""
+    exists = await conn.fetchval(MIGRATIONS_TABLE_EXISTS)
+    done = {r["version"] for r in await conn.fetch(SELECT_VERSIONS)} if exists else set()
+    return [m.version for m in migrations() if m.version not in done]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -50,7 +50,10 @@ DOCUMENTED: dict[str, str] = {
     "VBG_WEB_WORKERS": "Number of web processes `serve` starts (default 2; about one per CPU core).",
     "VBG_LOG_LEVEL": "Logging level (DEBUG, INFO, WARNING…).",
     "VBG_MESSAGES_KEY": "Key(s) encrypting private messages at rest; generated into the data folder if unset.",
+    "VBG_LOG_FORMAT": "text (default) or json: one JSON object a line, never any message content.",
+    "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
 }
+LOG_FORMATS = ("text", "json")
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -72,6 +75,16 @@ def _int(name: str, value: str | None, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
 
 
+def _address(name: str, value: str) -> str:
+    """``host:port`` (or empty)."""
+    if not value:
+        return ""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"{name} must be host:port, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     base_url: str
@@ -89,6 +102,8 @@ class Settings:
     # The keyring text of node.encryption (None: VBG_DATA_DIR/messages_key, read when needed)
     messages_key: Secret | None = None
     messages_key_from_env: bool = False
+    log_format: str = "text"
+    metrics_address: str = ""
 
     @property
     def domain(self) -> str:
@@ -143,6 +158,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
         raise SettingsError(f"VBG_BASE_URL must be an http(s) URL without a path, got {base_url!r}")
     data_dir = Path(env.get("VBG_DATA_DIR") or "data").resolve()
+    log_format = (env.get("VBG_LOG_FORMAT") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"VBG_LOG_FORMAT must be text or json, got {log_format!r}")
+    metrics_address = _address("VBG_METRICS_ADDRESS", env.get("VBG_METRICS_ADDRESS") or "")
     proxies = frozenset(p.strip() for p in (env.get("VBG_TRUSTED_PROXIES") or "").split(",") if p.strip())
     try:
         return Settings(
@@ -160,6 +179,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
             log_level=(env.get("VBG_LOG_LEVEL") or "INFO").upper(),
             messages_key=_messages_key(data_dir, env),
             messages_key_from_env=bool(env.get("VBG_MESSAGES_KEY")),
+            log_format=log_format,
+            metrics_address=metrics_address,
         )
     except SettingsError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc

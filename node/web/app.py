@@ -21,7 +21,7 @@ from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
 from node.web.headers import STATIC_HEADERS
-from node.web.middleware import SecurityHeadersMiddleware, SessionMiddleware
+from node.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware, SessionMiddleware
 from node.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ def all_routes() -> list[BaseRoute]:
         recovery_views,
         report_form_views,
         reports_views,
+        status_views,
     )
 
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
@@ -89,6 +90,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(report_form_views.routes)
     routes.extend(media_views.routes)
     routes.extend(recovery_views.routes)
+    routes.extend(status_views.routes)
     return routes
 
 
@@ -130,7 +132,11 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
 
     app = Starlette(
         routes=all_routes(),
-        middleware=[Middleware(SecurityHeadersMiddleware), Middleware(SessionMiddleware)],
+        middleware=[
+            Middleware(MetricsMiddleware),
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(SessionMiddleware),
+        ],
         exception_handlers={AppError: app_error, HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )

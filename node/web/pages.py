@@ -1,13 +1,26 @@
-"""Pages that belong to no area: the charter, the about page, the health check."""
+"""Pages that belong to no area: the charter, the about page, the health checks.
+
+``/healthz`` says the process is up (it answers without the database: a supervisor
+restarts a process that stops answering it); ``/readyz`` says the node can serve —
+PostgreSQL answers within ``READY_TIMEOUT`` and every migration file is applied — and
+answers 503 with the reason otherwise (a load balancer stops sending it traffic).
+"""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from node import db
 from node.web.requests import pool_of
 from node.web.templating import render
+
+READY_TIMEOUT = 3.0  # seconds
+PLAIN_HEADERS = {"cache-control": "no-store"}
 
 
 async def charter(request: Request) -> Response:
@@ -19,12 +32,24 @@ async def about(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    await pool_of(request).fetchval("SELECT 1")
-    return PlainTextResponse("ok")
+    return PlainTextResponse("ok", headers=PLAIN_HEADERS)
+
+
+async def ready(request: Request) -> Response:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), pool_of(request).acquire() as conn:
+            pending = await db.pending_migrations(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return PlainTextResponse("base de données injoignable", status_code=503, headers=PLAIN_HEADERS)
+    if pending:
+        listed = ", ".join(f"{v:04d}" for v in pending)
+        return PlainTextResponse(f"migrations en attente : {listed}", status_code=503, headers=PLAIN_HEADERS)
+    return PlainTextResponse("prêt", headers=PLAIN_HEADERS)
 
 
 routes: list[BaseRoute] = [
     Route("/charte", charter, name="charter"),
     Route("/a-propos", about, name="about"),
     Route("/healthz", health, name="health"),
+    Route("/readyz", ready, name="ready"),
 ]
