@@ -16,14 +16,15 @@ from starlette.routing import BaseRoute, Route
 
 from node import accounts, recovery
 from node.errors import BadRequest
-from node.web import rendering
+from node.web import forms
 from node.web.accounts_views import FormReader
-from node.web.rendering import path_id, pool_of, redirect, render, require_admin, settings_of
+from node.web.requests import path_id, pool_of, require_admin, settings_of
+from node.web.templating import redirect, render
 
 
 async def issue_link(request: Request) -> Response:
     admin = require_admin(request)
-    await rendering.form(request)
+    await forms.form(request)
     user_id = path_id(request)
     pool = pool_of(request)
     member = await accounts.member(pool, user_id)
@@ -64,7 +65,7 @@ async def reset_page(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    reader = FormReader(await rendering.form(request))
+    reader = FormReader(await forms.form(request))
     new = reader.text("new_password")
     confirm = reader.text("new_password_confirm", required=False)
     pool = pool_of(request)
