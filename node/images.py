@@ -45,11 +45,11 @@ class CleanImage:
     height: int
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, formats: tuple[str, ...]) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            image = Image.open(io.BytesIO(data), formats=formats)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise ImageRefused("too many pixels") from exc
         except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -59,8 +59,8 @@ def _open(data: bytes) -> Image.Image:
     return image
 
 
-def _pixels(image: Image.Image) -> Image.Image:
-    """The first frame, upright and at most MAX_SIDE on its long side, as RGB or RGBA."""
+def _pixels(image: Image.Image, max_side: int) -> Image.Image:
+    """The first frame, upright and at most ``max_side`` on its long side, as RGB or RGBA."""
     try:
         image.seek(0)
         image.load()
@@ -69,22 +69,23 @@ def _pixels(image: Image.Image) -> Image.Image:
         raise ImageRefused("damaged image") from exc
     alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
     converted = upright.convert("RGBA" if alpha else "RGB")
-    converted.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    converted.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     # A new image built from the pixel data alone: whatever ``info`` the decoder
     # filled (exif, icc_profile, xmp, comment, text chunks, dpi …) stays behind.
     return Image.frombytes(converted.mode, converted.size, converted.tobytes())
 
 
-def clean(data: bytes) -> CleanImage:
-    """The image in ``data`` re-encoded without metadata; ImageRefused otherwise."""
-    image = _open(data)
+def clean(data: bytes, *, max_side: int = MAX_SIDE, formats: tuple[str, ...] = FORMATS) -> CleanImage:
+    """The image in ``data`` re-encoded without metadata; ImageRefused otherwise.
+    ``formats`` narrows the accepted formats (uploads take no GIF)."""
+    image = _open(data, formats)
     source = image.format or ""
     if source not in OUTPUTS:
         raise ImageRefused("format not accepted")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            pixels = _pixels(image)
+            pixels = _pixels(image, max_side)
         except Image.DecompressionBombWarning as exc:
             raise ImageRefused("too many pixels") from exc
     fmt, media_type, extension = OUTPUTS[source]

@@ -34,6 +34,7 @@ class Secret:
 
 
 DEFAULT_WEB_WORKERS = 2  # about one web process per core of a small server
+DEFAULT_UPLOAD_MAX_MB = 25
 
 # name -> one-line description; README's configuration table must list each one.
 DOCUMENTED: dict[str, str] = {
@@ -52,6 +53,7 @@ DOCUMENTED: dict[str, str] = {
     "VBG_MESSAGES_KEY": "Key(s) encrypting private messages at rest; generated into the data folder if unset.",
     "VBG_LOG_FORMAT": "text (default) or json: one JSON object a line, never any message content.",
     "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
+    "VBG_UPLOAD_MAX_MB": "Largest file a member may upload, in megabytes (default 25).",
 }
 LOG_FORMATS = ("text", "json")
 
@@ -104,6 +106,11 @@ class Settings:
     messages_key_from_env: bool = False
     log_format: str = "text"
     metrics_address: str = ""
+    upload_max_mb: int = DEFAULT_UPLOAD_MAX_MB
+
+    @property
+    def upload_max_bytes(self) -> int:
+        return self.upload_max_mb * 1024 * 1024
 
     @property
     def domain(self) -> str:
@@ -152,6 +159,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
     web_workers = _int("VBG_WEB_WORKERS", env.get("VBG_WEB_WORKERS"), DEFAULT_WEB_WORKERS)
     if not 1 <= web_workers <= 64:
         raise SettingsError(f"VBG_WEB_WORKERS must be from 1 to 64, got {web_workers}")
+    upload_max_mb = _int("VBG_UPLOAD_MAX_MB", env.get("VBG_UPLOAD_MAX_MB"), DEFAULT_UPLOAD_MAX_MB)
+    if not 1 <= upload_max_mb <= 2048:
+        raise SettingsError(f"VBG_UPLOAD_MAX_MB must be from 1 to 2048, got {upload_max_mb}")
     host = env.get("VBG_HOST") or "127.0.0.1"
     base_url = (env.get("VBG_BASE_URL") or f"http://{host}:{port}").rstrip("/")
     parts = urlsplit(base_url)
@@ -181,6 +191,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
             messages_key_from_env=bool(env.get("VBG_MESSAGES_KEY")),
             log_format=log_format,
             metrics_address=metrics_address,
+            upload_max_mb=upload_max_mb,
         )
     except SettingsError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc
