@@ -1,5 +1,5 @@
 """Forms that carry files (``multipart/form-data``): streamed by ``node.uploads``, CSRF
-checked like every other form (``rendering.form``).
+checked like every other form (``node.web.forms.form``).
 
 A view handling such a form::
 
@@ -18,11 +18,10 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from node import uploads
-from node.errors import BadRequest, Forbidden
-from node.security import csrf_valid
-from node.web.rendering import csrf_binding, form, settings_of
-
-CSRF_MESSAGE = "Jeton de sécurité (CSRF) manquant ou invalide. Rechargez la page et réessayez."
+from node.errors import BadRequest
+from node.web.csrf import check_csrf
+from node.web.forms import form
+from node.web.requests import settings_of
 
 
 async def upload_form(request: Request) -> uploads.ReceivedForm:
@@ -41,10 +40,9 @@ async def upload_form(request: Request) -> uploads.ReceivedForm:
     received = await uploads.receive(
         request.stream(), content_type, directory=uploads.temp_dir(settings), max_file_bytes=cap
     )
-    token = received.fields.get("csrf_token")
-    if not isinstance(token, str) or not csrf_valid(
-        settings.secret_key.reveal(), csrf_binding(request), token
-    ):
+    try:
+        check_csrf(request, received.fields)
+    except BaseException:
         received.discard()
-        raise Forbidden(CSRF_MESSAGE)
+        raise
     return received
