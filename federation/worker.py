@@ -1,9 +1,10 @@
-"""Federation workers: the delivery, inbox and media workers, run together.
+"""Workers: the delivery, inbox, media and mail workers, run together.
 
 ``DeliveryWorker`` (``federation.delivery_worker``: outbox events become delivery jobs, jobs
 become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
-inbox's handlers) and :class:`MediaWorker` (``federation.media``: remote images fetched,
-cleaned and stored). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
+inbox's handlers), :class:`MediaWorker` (``federation.media``: remote images fetched,
+cleaned and stored) and :class:`MailWorker` (``federation.mailer``: queued e-mails
+sent through SMTP). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
 runs them in the web process through :func:`start_in_app` / :func:`stop` (app life
 span).
 """
@@ -22,6 +23,7 @@ from starlette.applications import Starlette
 
 from federation import fetcher
 from federation.delivery_worker import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
+from federation.mailer import MailWorker
 from node import db
 from node.settings import Settings
 
@@ -105,7 +107,7 @@ class MediaWorker(QueueWorker):
 
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]
 # Each runs in ``vbg-node worker`` and inside ``serve``.
-FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker, MediaWorker]
+FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker, MediaWorker, MailWorker]
 
 
 async def start_all(settings: Settings, pool: asyncpg.Pool) -> list[Worker]:

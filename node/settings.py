@@ -11,7 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class SettingsError(Exception):
@@ -54,6 +54,8 @@ DOCUMENTED: dict[str, str] = {
     "VBG_LOG_FORMAT": "text (default) or json: one JSON object a line, never any message content.",
     "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
     "VBG_UPLOAD_MAX_MB": "Largest file a member may upload, in megabytes (default 25).",
+    "VBG_SMTP_URL": "SMTP server for outgoing e-mail (smtp://user:pass@host:587?starttls=1, smtps://…); unset: no e-mail.",
+    "VBG_MAIL_FROM": "Sender address of the node's e-mails (default: ne-pas-repondre@ the node's host).",
 }
 LOG_FORMATS = ("text", "json")
 
@@ -88,6 +90,70 @@ def _address(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class SmtpConfig:
+    """Where and how the mail worker sends (``VBG_SMTP_URL``).
+
+    ``smtp://[user[:password]@]host[:port][?starttls=1][&timeout=S]`` (port 25; with
+    ``starttls=1`` the session is upgraded to TLS and fails if the server cannot) or
+    ``smtps://…`` (TLS from the first byte, port 465). User and password are
+    percent-decoded; certificates are always verified."""
+
+    host: str
+    port: int
+    tls: str  # 'none', 'starttls' or 'implicit'
+    username: str | None = None
+    password: Secret | None = None
+    timeout: float = 30.0
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise SettingsError("VBG_SMTP_URL must look like smtp://host:587?starttls=1 or smtps://host:465")
+    if parts.path not in {"", "/"} or parts.fragment:
+        raise SettingsError("VBG_SMTP_URL takes no path")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - {"starttls", "timeout"}
+    if unknown:
+        raise SettingsError(f"VBG_SMTP_URL: unknown parameter {sorted(unknown)[0]!r}")
+    try:
+        starttls = _bool(query.get("starttls", [""])[-1])
+    except SettingsError as exc:
+        raise SettingsError(f"VBG_SMTP_URL: starttls: {exc}") from exc
+    if parts.scheme == "smtps" and starttls:
+        raise SettingsError("VBG_SMTP_URL: smtps:// is TLS already, starttls=1 makes no sense")
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 25)
+        timeout = float(query.get("timeout", ["30"])[-1])
+    except ValueError as exc:
+        raise SettingsError(f"VBG_SMTP_URL: {exc}") from exc
+    if not 0 < timeout <= 600:
+        raise SettingsError("VBG_SMTP_URL: timeout must be from 0 to 600 seconds")
+    tls = "implicit" if parts.scheme == "smtps" else ("starttls" if starttls else "none")
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=Secret(unquote(parts.password)) if parts.password else None,
+        timeout=timeout,
+    )
+
+
+def _mail_from(value: str | None, base_url: str) -> str:
+    from email.headerregistry import Address
+
+    address = value or f"ne-pas-repondre@{urlsplit(base_url).hostname}"
+    try:
+        Address(addr_spec=address)
+    except (ValueError, IndexError) as exc:
+        raise SettingsError(f"VBG_MAIL_FROM must be an e-mail address, got {address!r}") from exc
+    if "@" not in address:
+        raise SettingsError(f"VBG_MAIL_FROM must be an e-mail address, got {address!r}")
+    return address
+
+
+@dataclass(frozen=True)
 class Settings:
     base_url: str
     data_dir: Path
@@ -111,6 +177,8 @@ class Settings:
     @property
     def upload_max_bytes(self) -> int:
         return self.upload_max_mb * 1024 * 1024
+    smtp: SmtpConfig | None = None  # None: the node sends no e-mail
+    mail_from: str = "ne-pas-repondre@localhost"
 
     @property
     def domain(self) -> str:
@@ -192,6 +260,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
             log_format=log_format,
             metrics_address=metrics_address,
             upload_max_mb=upload_max_mb,
+            smtp=parse_smtp_url(env["VBG_SMTP_URL"]) if env.get("VBG_SMTP_URL") else None,
+            mail_from=_mail_from(env.get("VBG_MAIL_FROM"), base_url),
         )
     except SettingsError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc
