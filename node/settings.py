@@ -173,12 +173,12 @@ class Settings:
     log_format: str = "text"
     metrics_address: str = ""
     upload_max_mb: int = DEFAULT_UPLOAD_MAX_MB
+    smtp: SmtpConfig | None = None  # None: the node sends no e-mail
+    mail_from: str = "ne-pas-repondre@localhost"
 
     @property
     def upload_max_bytes(self) -> int:
         return self.upload_max_mb * 1024 * 1024
-    smtp: SmtpConfig | None = None  # None: the node sends no e-mail
-    mail_from: str = "ne-pas-repondre@localhost"
 
     @property
     def domain(self) -> str:
