@@ -417,6 +417,7 @@ class Conversation:
     subject: str
     participants: list[asyncpg.Record]
     messages: list[Message]
+    unread: int  # the reader's unread count here, before this reading
 
 
 def _unread(message: asyncpg.Record, last_read_at: datetime | None, user: User) -> bool:
@@ -445,7 +446,8 @@ async def conversation(conn: Conn, keyring: Keyring, user: User, conversation_id
         for r in rows
     ]
     participants = await conn.fetch(SELECT_PARTICIPANTS, conversation_id)
-    return Conversation(conversation_id, sealer.open("subject", row["subject_sealed"]), participants, shown)
+    subject = sealer.open("subject", row["subject_sealed"])
+    return Conversation(conversation_id, subject, participants, shown, me["unread"])
 
 
 async def mark_read(conn: Conn, user: User, conversation_id: int) -> None:
@@ -545,6 +547,38 @@ async def block(conn: Conn, user: User, party: Party) -> None:
         await conn.execute(INSERT_BLOCK_USER, user.id, party.user_id)
     elif party.actor_id is not None:
         await conn.execute(INSERT_BLOCK_ACTOR, user.id, party.actor_id)
+
+
+SELECT_OTHER_PARTICIPANT = """
+SELECT user_id, actor_id FROM conversation_participants
+WHERE conversation_id = $1 AND (user_id = $2 OR actor_id = $3) AND user_id IS DISTINCT FROM $4
+"""
+
+
+def party_key(participant: asyncpg.Record) -> str:
+    """How a page names a participant in a form: ``u12`` (member) or ``a34`` (remote actor)."""
+    if participant["user_id"] is not None:
+        return f"u{participant['user_id']}"
+    return f"a{participant['actor_id']}"
+
+
+async def participant_party(conn: Conn, user: User, conversation_id: int, key: str) -> Party:
+    """Another participant of a conversation ``user`` is in, named by :func:`party_key`."""
+    await _participant(conn, user, conversation_id)
+    kind, number = key[:1], key[1:]
+    if kind not in ("u", "a") or not number.isdigit() or len(number) > 18:
+        raise NotFound()
+    wanted = int(number)
+    row = await conn.fetchrow(
+        SELECT_OTHER_PARTICIPANT,
+        conversation_id,
+        wanted if kind == "u" else None,
+        wanted if kind == "a" else None,
+        user.id,
+    )
+    if row is None:
+        raise NotFound()
+    return Party(row["user_id"], row["actor_id"])
 
 
 async def block_member(conn: Conn, user: User, username: str) -> None:

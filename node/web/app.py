@@ -73,6 +73,7 @@ def all_routes() -> list[BaseRoute]:
         admin_views,
         forum_views,
         media_views,
+        messages_views,
         pages,
         recovery_views,
         report_form_views,
@@ -91,6 +92,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(media_views.routes)
     routes.extend(recovery_views.routes)
     routes.extend(status_views.routes)
+    routes.extend(messages_views.routes)
     return routes
 
 

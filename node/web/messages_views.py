@@ -1,0 +1,320 @@
+"""Private conversations (``node.messages``) as pages.
+
+Routes (anyone but a current participant — another member, a moderator, a visitor —
+gets the same missing page as for a conversation that does not exist)::
+
+    GET      /messages                               the member's conversations (``?page=``)
+    GET/POST /messages/nouveau                       start a conversation (``?a=username`` fills in)
+    GET/POST /messages/preferences                   who may write to me; my blocks
+    POST     /messages/bloques/{id}/retirer          lift a block
+    GET      /messages/{id}                          a conversation (marks it read)
+    POST     /messages/{id}/repondre                 answer
+    POST     /messages/{id}/lu                       mark read
+    GET/POST /messages/{id}/quitter                  leave (confirmation)
+    POST     /messages/{id}/bloquer                  block a participant (``participant``)
+    GET/POST /messages/{id}/m/{mid}/signaler         report one message to the moderators
+    GET      /moderation/messages                    reported messages (moderators): who, when, never what
+    GET      /moderation/messages/{id}               one reported message (each opening is audited)
+    POST     /moderation/messages/{id}/decision      resolve or dismiss
+
+Page titles say « Messages privés », never a subject or a body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from node import encryption, messages
+from node.encryption import Keyring
+from node.errors import BadRequest, Conflict, NotFound
+from node.web import forms
+from node.web.requests import (
+    int_param,
+    path_id,
+    pool_of,
+    require_member,
+    require_moderator,
+    settings_of,
+)
+from node.web.templating import redirect, render
+
+ACCEPT_LABELS = {
+    "all": "Tout membre de ce nœud ou d'un nœud partenaire",
+    "local": "Les membres de ce nœud seulement",
+    "experts": "Les expert·e·s et l'équipe de modération seulement",
+}
+
+
+def _keyring(request: Request) -> Keyring:
+    return encryption.keyring_of(settings_of(request))
+
+
+def _text(data: FormData, name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _errors(exc: BadRequest) -> dict[str, str]:
+    return exc.fields or {"_": exc.message}
+
+
+# ---------------------------------------------------------------- list and new
+
+
+async def inbox_page(request: Request) -> Response:
+    user = require_member(request)
+    page = int_param(request.query_params.get("page"))
+    listing = await messages.listing(pool_of(request), _keyring(request), user, page)
+    return render(request, "messages/list.html", listing=listing)
+
+
+def _new_form(request: Request, status: int = 200, **values: str | dict[str, str]) -> Response:
+    errors = values.pop("errors", {})
+    return render(
+        request,
+        "messages/new.html",
+        status,
+        values=values,
+        errors=errors,
+        subject_max=messages.MAX_SUBJECT,
+        body_max=messages.MAX_BODY,
+    )
+
+
+async def new_page(request: Request) -> Response:
+    require_member(request)
+    return _new_form(request, recipients=request.query_params.get("a", "")[:200])
+
+
+async def start(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    names, subject, body = _text(data, "recipients"), _text(data, "subject"), _text(data, "body")
+    try:
+        async with pool_of(request).acquire() as conn:
+            recipients = await messages.local_recipients(conn, user, names.replace(";", ",").split(","))
+            written = await messages.start(
+                conn, _keyring(request), settings_of(request).base_url, user, recipients, subject, body
+            )
+    except BadRequest as exc:
+        kept = {"recipients": names[:500], "subject": subject[: messages.MAX_SUBJECT], "body": body}
+        return _new_form(request, 400, errors=_errors(exc), **kept)
+    return redirect(f"/messages/{written.conversation_id}#m{written.message_id}")
+
+
+# ---------------------------------------------------------------- one conversation
+
+
+async def conversation_page(request: Request) -> Response:
+    user = require_member(request)
+    conversation_id = path_id(request)
+    pool = pool_of(request)
+    shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
+    if shown.unread or any(m.unread for m in shown.messages):
+        await messages.mark_read(pool, user, conversation_id)
+        # This page's header already counts what the member is reading now as read.
+        own = await messages.unread_total(pool, user.id)
+        request.state.user = replace(user, unread_messages=own)
+    return render(
+        request,
+        "messages/conversation.html",
+        conversation=shown,
+        party_key=messages.party_key,
+        errors={},
+        body="",
+        body_max=messages.MAX_BODY,
+        reported=request.query_params.get("signale") == "1",
+    )
+
+
+async def reply(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    conversation_id = path_id(request)
+    body = _text(data, "body")
+    pool = pool_of(request)
+    try:
+        async with pool.acquire() as conn:
+            written = await messages.reply(conn, _keyring(request), user, conversation_id, body)
+    except BadRequest as exc:
+        shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
+        return render(
+            request,
+            "messages/conversation.html",
+            400,
+            conversation=shown,
+            party_key=messages.party_key,
+            errors=_errors(exc),
+            body=body,
+            body_max=messages.MAX_BODY,
+            reported=False,
+        )
+    return redirect(f"/messages/{conversation_id}#m{written.message_id}")
+
+
+async def mark_read(request: Request) -> Response:
+    user = require_member(request)
+    await forms.form(request)
+    await messages.mark_read(pool_of(request), user, path_id(request))
+    return redirect("/messages")
+
+
+async def leave_page(request: Request) -> Response:
+    user = require_member(request)
+    shown = await messages.conversation(pool_of(request), _keyring(request), user, path_id(request))
+    return render(request, "messages/leave.html", conversation=shown)
+
+
+async def leave(request: Request) -> Response:
+    user = require_member(request)
+    await forms.form(request)
+    await messages.leave(pool_of(request), user, path_id(request))
+    return redirect("/messages?quitte=1")
+
+
+async def block(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    conversation_id = path_id(request)
+    pool = pool_of(request)
+    party = await messages.participant_party(pool, user, conversation_id, _text(data, "participant"))
+    await messages.block(pool, user, party)
+    return redirect(f"/messages/{conversation_id}?bloque=1")
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _report_form(
+    request: Request, conversation_id: int, message: messages.Message, status: int = 200, **extra: object
+) -> Response:
+    context = {"reason": "", "errors": {}, **extra}
+    return render(
+        request,
+        "messages/report.html",
+        status,
+        conversation_id=conversation_id,
+        message=message,
+        reason_max=messages.MAX_REASON,
+        **context,
+    )
+
+
+async def _reported_message(request: Request) -> tuple[int, messages.Message]:
+    user = require_member(request)
+    conversation_id, message_id = path_id(request), path_id(request, "mid")
+    shown = await messages.conversation(pool_of(request), _keyring(request), user, conversation_id)
+    for message in shown.messages:
+        if message.id == message_id and not message.mine:
+            return conversation_id, message
+    raise NotFound()
+
+
+async def report_page(request: Request) -> Response:
+    conversation_id, message = await _reported_message(request)
+    return _report_form(request, conversation_id, message)
+
+
+async def report(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    conversation_id, message = await _reported_message(request)
+    reason = _text(data, "reason")
+    try:
+        async with pool_of(request).acquire() as conn:
+            await messages.report(conn, _keyring(request), user, conversation_id, message.id, reason)
+    except BadRequest as exc:
+        return _report_form(request, conversation_id, message, 400, reason=reason[:1000], errors=_errors(exc))
+    except Conflict as exc:
+        return _report_form(
+            request, conversation_id, message, 409, reason=reason[:1000], errors={"_": exc.message}
+        )
+    return redirect(f"/messages/{conversation_id}?signale=1")
+
+
+# ---------------------------------------------------------------- preferences and blocks
+
+
+async def preferences_page(
+    request: Request, status: int = 200, errors: dict[str, str] | None = None
+) -> Response:
+    user = require_member(request)
+    pool = pool_of(request)
+    return render(
+        request,
+        "messages/preferences.html",
+        status,
+        accept_from=await messages.preference_of(pool, user.id),
+        labels=ACCEPT_LABELS,
+        blocks=await messages.blocks_of(pool, user),
+        errors=errors or {},
+        saved=request.query_params.get("ok") == "1",
+    )
+
+
+async def save_preferences(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    try:
+        await messages.set_preference(pool_of(request), user, _text(data, "accept_from"))
+    except BadRequest as exc:
+        return await preferences_page(request, 400, _errors(exc))
+    return redirect("/messages/preferences?ok=1")
+
+
+async def unblock(request: Request) -> Response:
+    user = require_member(request)
+    await forms.form(request)
+    await messages.unblock(pool_of(request), user, path_id(request))
+    return redirect("/messages/preferences?ok=1")
+
+
+# ---------------------------------------------------------------- moderators
+
+
+async def reports_page(request: Request) -> Response:
+    moderator = require_moderator(request)
+    state = request.query_params.get("etat", "open")
+    rows = await messages.reports(pool_of(request), moderator, state)
+    return render(request, "moderation/message_reports.html", reports=rows, state=state)
+
+
+async def report_view(request: Request) -> Response:
+    moderator = require_moderator(request)
+    async with pool_of(request).acquire() as conn:
+        opened = await messages.open_report(conn, _keyring(request), moderator, path_id(request))
+    return render(request, "moderation/message_report.html", report=opened)
+
+
+async def decide(request: Request) -> Response:
+    moderator = require_moderator(request)
+    data = await forms.form(request)
+    async with pool_of(request).acquire() as conn:
+        await messages.decide_report(conn, moderator, path_id(request), _text(data, "decision"))
+    return redirect("/moderation/messages")
+
+
+routes: list[BaseRoute] = [
+    Route("/messages", inbox_page, methods=["GET"], name="messages"),
+    Route("/messages/nouveau", new_page, methods=["GET"], name="message_new_page"),
+    Route("/messages/nouveau", start, methods=["POST"], name="message_new"),
+    Route("/messages/preferences", preferences_page, methods=["GET"], name="message_preferences_page"),
+    Route("/messages/preferences", save_preferences, methods=["POST"], name="message_preferences"),
+    Route("/messages/bloques/{id}/retirer", unblock, methods=["POST"], name="message_unblock"),
+    Route("/messages/{id}", conversation_page, methods=["GET"], name="conversation"),
+    Route("/messages/{id}/repondre", reply, methods=["POST"], name="conversation_reply"),
+    Route("/messages/{id}/lu", mark_read, methods=["POST"], name="conversation_read"),
+    Route("/messages/{id}/quitter", leave_page, methods=["GET"], name="conversation_leave_page"),
+    Route("/messages/{id}/quitter", leave, methods=["POST"], name="conversation_leave"),
+    Route("/messages/{id}/bloquer", block, methods=["POST"], name="conversation_block"),
+    Route("/messages/{id}/m/{mid}/signaler", report_page, methods=["GET"], name="message_report_page"),
+    Route("/messages/{id}/m/{mid}/signaler", report, methods=["POST"], name="message_report"),
+    Route("/moderation/messages", reports_page, methods=["GET"], name="message_reports"),
+    Route("/moderation/messages/{id}", report_view, methods=["GET"], name="message_report_view"),
+    Route("/moderation/messages/{id}/decision", decide, methods=["POST"], name="message_report_decide"),
+]
