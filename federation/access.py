@@ -1,20 +1,19 @@
-"""Who may read what over ActivityPub (design §1 and §3).
+"""Who is asking, over ActivityPub: the requester that ``node.access`` decides for.
 
-    actors (Person, Group) ── anyone, in both modes: unsigned GETs are allowed, or nobody
-                              could verify our signatures (the instance actor is served
-                              to every GET, signed or not: two authorized-fetch servers
-                              would deadlock otherwise); a GET signed by a domain our
-                              instance policy refuses gets nothing
-    public content         ── open mode: as actors.
-                              allowlist mode ("only listed instances may talk to us or
-                              read anything", design §1): only a verified GET signed by
-                              an instance the policy lets in. Browsers still read the
-                              HTML pages of public communities: that is the forum's side.
-    members-only content   ── only a GET signed by an APPROVED instance (``instances.approved``)
-                              that the instance policy still lets in, signature verified
-    local content          ── never
+The rule (who may read what) lives in ``node.access``; this module only turns a GET
+into a :class:`node.access.Requester`, once per request (kept on ``request.state``):
 
-A refusal is answered by the caller exactly like a missing object (404): no oracle.
+    no Signature header, or one that does not verify ── unsigned
+    signed by a suspended domain                     ── blocked (not verified: a forger
+                                                         naming a blocked domain only
+                                                         refuses itself)
+    signed by a domain the policy does not let in    ── refused (allowlist mode)
+    signed, verified, let in                         ── allowed
+    … and the instance approved by our moderators    ── partner (members-only content)
+
+The node's federation mode travels with the requester (``open_mode``: public content
+is then served to unsigned GETs too). A refusal is answered by the caller exactly
+like a missing object (404): no oracle.
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from starlette.requests import Request
 
 from federation import actors, policy, signatures
 from federation.errors import FederationError, SignatureError
+from node import access
+from node.access import Kind, Requester
 from node.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,38 +109,42 @@ async def verified_signer(
     return actor
 
 
-async def _signed_by_refused_domain(request: Request, conn: asyncpg.Connection, settings: Settings) -> bool:
-    """A signature naming a domain the policy refuses (checked without verifying: a
-    forger naming a blocked domain only refuses itself)."""
-    try:
-        params = signatures.parse(request.headers)
-    except SignatureError:
-        return False
-    domain = actors.host_of(params.key_id)
-    return not domain or not await policy.inbound_allowed(conn, domain, own_domain=settings.domain)
-
-
 async def instance_approved(conn: asyncpg.Connection, domain: str) -> bool:
     approved: bool | None = await conn.fetchval(SELECT_APPROVED, domain)
     return bool(approved)
 
 
-async def may_read_actor(request: Request, conn: asyncpg.Connection, settings: Settings) -> bool:
-    """May the sender of this GET read an actor document (Person, Group) and its key?"""
-    return not await _signed_by_refused_domain(request, conn, settings)
+async def _classify(request: Request, conn: asyncpg.Connection, settings: Settings) -> Requester:
+    current = await policy.current_policy(conn)
+    open_mode = current.mode == "open"
+    try:
+        params = signatures.parse(request.headers)
+    except SignatureError:
+        return Requester(Kind.UNSIGNED, open_mode)
+    domain = actors.host_of(params.key_id)
+    if not domain:
+        return Requester(Kind.UNSIGNED, open_mode)
+    decision = policy.decide(current, domain, settings.domain)
+    if decision.reason == "suspended":
+        return Requester(Kind.BLOCKED, open_mode, domain)
+    if not decision.allowed_inbound:
+        return Requester(Kind.REFUSED, open_mode, domain)
+    signer = await verified_signer(request, conn, settings)
+    if signer is None:
+        return Requester(Kind.UNSIGNED, open_mode)
+    partner = decision.allowed_outbound and await instance_approved(conn, signer.domain)
+    return Requester(Kind.PARTNER if partner else Kind.ALLOWED, open_mode, signer.domain)
+
+
+async def requester(request: Request, conn: asyncpg.Connection, settings: Settings) -> Requester:
+    """Who sent this GET, decided once per request (the signature is verified at most once)."""
+    known: Requester | None = getattr(request.state, "ap_requester", None)
+    if known is None:
+        known = await _classify(request, conn, settings)
+        request.state.ap_requester = known
+    return known
 
 
 async def may_read(request: Request, conn: asyncpg.Connection, settings: Settings, visibility: str) -> bool:
     """May the sender of this GET read content of this visibility (``public``, ``members``, ``local``)?"""
-    if visibility == "public":
-        if (await policy.current_policy(conn)).mode == "open":
-            return not await _signed_by_refused_domain(request, conn, settings)
-        return await verified_signer(request, conn, settings) is not None
-    if visibility != "members":
-        return False
-    signer = await verified_signer(request, conn, settings)
-    if signer is None:
-        return False
-    return await instance_approved(conn, signer.domain) and await policy.outbound_allowed(
-        conn, signer.domain, own_domain=settings.domain
-    )
+    return access.may_read(await requester(request, conn, settings), visibility)

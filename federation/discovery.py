@@ -2,7 +2,10 @@
 
 Members and communities share one namespace, so ``acct:name@domain`` names at most
 one of them. Only approved members and federated communities (public or
-members-only) are found; anything else answers 404 like an unknown name.
+members-only) can be found; anything else answers 404 like an unknown name. Who may
+find which is ``node.access.may_discover`` (decided by the caller, ``federation.web``):
+public actors — public communities, members who posted in one — and the instance
+actor by anyone not blocked; members-only ones only by approved partners.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncpg
 
 from federation import urls
 from federation.actors import host_of
+from node import threads
 from node.settings import Settings
 
 JRD = "application/jrd+json"
@@ -28,9 +32,10 @@ PROFILE_PAGE = "http://webfinger.net/rel/profile-page"
 AS_TYPE = "https://www.w3.org/ns/activitystreams#type"
 SOFTWARE = "vbg-node"
 
-SELECT_MEMBER = "SELECT username FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
+SELECT_MEMBER = "SELECT id, username FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
 SELECT_COMMUNITY = (
-    "SELECT name FROM communities WHERE lower(name) = lower($1) AND visibility IN ('public', 'members')"
+    "SELECT name, visibility FROM communities WHERE lower(name) = lower($1)"
+    " AND visibility IN ('public', 'members')"
 )
 _ACTOR_PATH = re.compile(r"^/(u|c)/([A-Za-z0-9_]+)$")
 
@@ -42,6 +47,7 @@ class Found:
     name: str
     uri: str
     kind: str
+    visibility: str = "public"  # node.access: who may discover it (the instance actor: anyone)
 
 
 def _parse_resource(resource: str, settings: Settings) -> tuple[str, str | None] | None:
@@ -75,13 +81,16 @@ async def find(conn: asyncpg.Connection, settings: Settings, resource: str) -> F
         return None
     name, kind = parsed
     if kind in (None, "Person"):
-        username = await conn.fetchval(SELECT_MEMBER, name)
-        if username:
-            return Found(username, urls.person(settings, username), "Person")
+        member = await conn.fetchrow(SELECT_MEMBER, name)
+        if member:
+            username = member["username"]
+            visibility = await threads.member_visibility(conn, member["id"])
+            return Found(username, urls.person(settings, username), "Person", visibility)
     if kind in (None, "Group"):
-        community = await conn.fetchval(SELECT_COMMUNITY, name)
+        community = await conn.fetchrow(SELECT_COMMUNITY, name)
         if community:
-            return Found(community, urls.group(settings, community), "Group")
+            uri = urls.group(settings, community["name"])
+            return Found(community["name"], uri, "Group", community["visibility"])
     if kind in (None, "Application") and name.lower() == settings.domain.lower():
         return Found(settings.domain, urls.instance_actor(settings), "Application")
     return None

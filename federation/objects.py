@@ -95,6 +95,21 @@ def public_key(actor: Actor) -> dict[str, str]:
 # --- actors ---------------------------------------------------------------------
 
 
+def key_only_actor(actor: Actor, kind: str, username: str) -> dict[str, Any]:
+    """What a stranger gets of a Person or Group (``node.access.Decision.KEY_ONLY``): what
+    verifying its signatures and delivering to it need, no name, summary, icon or count
+    (Mastodon's authorized-fetch shape)."""
+    return {
+        "id": actor.uri,
+        "type": kind,
+        "preferredUsername": username,
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "publicKey": public_key(actor),
+    }
+
+
 def person_to_ap(settings: Settings, actor: Actor, user: asyncpg.Record) -> dict[str, Any]:
     """A member. Only identity shown on their profile: no profession, e-mail or organisation."""
     return {

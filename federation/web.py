@@ -22,6 +22,9 @@ from starlette.routing import BaseRoute, Route
 
 from federation import access, actors, collections, discovery, inbox, objects, served_activities, urls
 from federation.negotiation import ActivityResponse, APRoute
+from node import access as node_access
+from node import threads
+from node.access import Decision
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
 from node.web.requests import pool_of, settings_of
@@ -59,6 +62,10 @@ async def webfinger(request: Request) -> Response:
     settings = settings_of(request)
     async with pool_of(request).acquire() as conn:
         found = await discovery.find(conn, settings, resource)
+        if found is not None and found.kind != "Application":
+            requester = await access.requester(request, conn, settings)
+            if not node_access.may_discover(requester, found.visibility):
+                found = None
     cors = {"access-control-allow-origin": "*"}
     if found is None:
         return JSONResponse({"error": "Ressource introuvable."}, status_code=404, headers=cors)
@@ -93,15 +100,18 @@ async def host_meta(request: Request) -> Response:
 # --- actors ---------------------------------------------------------------------
 
 
-async def _refuse_policy(request: Request, conn: asyncpg.Connection, visibility: str = "public") -> None:
+async def _refuse_unless(request: Request, conn: asyncpg.Connection, visibility: str) -> None:
+    """404 (like a missing object) unless the sender may read content of ``visibility``."""
     if not await access.may_read(request, conn, settings_of(request), visibility):
         raise NotFound()
 
 
-async def _refuse_actor(request: Request, conn: asyncpg.Connection) -> None:
-    """Actor documents stay readable unsigned in every mode (their keys verify signatures)."""
-    if not await access.may_read_actor(request, conn, settings_of(request)):
+async def _actor_form(request: Request, conn: asyncpg.Connection, visibility: str) -> Decision:
+    requester = await access.requester(request, conn, settings_of(request))
+    decision = node_access.actor_decision(requester, visibility)
+    if decision is Decision.NONE:
         raise NotFound()
+    return decision
 
 
 async def application_actor(request: Request) -> Response:
@@ -132,8 +142,10 @@ async def person(request: Request) -> Response:
     settings = settings_of(request)
     async with pool_of(request).acquire() as conn:
         user = await _member(conn, request.path_params["username"])
-        await _refuse_actor(request, conn)
+        form = await _actor_form(request, conn, await threads.member_visibility(conn, user["id"]))
         actor = await actors.ensure_local_actor(conn, settings, "Person", user_id=user["id"])
+    if form is Decision.KEY_ONLY:
+        return ActivityResponse(objects.key_only_actor(actor, "Person", user["username"]))
     return ActivityResponse(objects.person_to_ap(settings, actor, user))
 
 
@@ -141,8 +153,10 @@ async def group(request: Request) -> Response:
     settings = settings_of(request)
     async with pool_of(request).acquire() as conn:
         community = await _community(conn, request.path_params["name"])
-        await _refuse_actor(request, conn)
+        form = await _actor_form(request, conn, community["visibility"])
         actor = await actors.ensure_local_actor(conn, settings, "Group", community_id=community["id"])
+    if form is Decision.KEY_ONLY:
+        return ActivityResponse(objects.key_only_actor(actor, "Group", community["name"]))
     return ActivityResponse(objects.group_to_ap(settings, actor, community))
 
 
@@ -155,53 +169,62 @@ async def application_outbox(request: Request) -> Response:
     )
 
 
+async def _readable_member(request: Request, conn: asyncpg.Connection) -> asyncpg.Record:
+    """The member of the path, if the sender may read what their actor shows in full."""
+    user = await _member(conn, request.path_params["username"])
+    await _refuse_unless(request, conn, await threads.member_visibility(conn, user["id"]))
+    return user
+
+
 async def person_outbox(request: Request) -> Response:
     # A member's activity is not aggregated anywhere: their posts live in communities.
     async with pool_of(request).acquire() as conn:
-        user = await _member(conn, request.path_params["username"])
-        await _refuse_policy(request, conn)
+        user = await _readable_member(request, conn)
     uri = urls.person(settings_of(request), user["username"])
     return ActivityResponse(collections.empty_collection(f"{uri}/outbox"))
 
 
 async def person_followers(request: Request) -> Response:
     async with pool_of(request).acquire() as conn:
-        user = await _member(conn, request.path_params["username"])
-        await _refuse_policy(request, conn)
+        user = await _readable_member(request, conn)
     uri = urls.person(settings_of(request), user["username"])
     return ActivityResponse(collections.count_only(f"{uri}/followers", 0))
+
+
+async def _readable_community(request: Request, conn: asyncpg.Connection) -> asyncpg.Record:
+    """The community of the path, if the sender may read its content (its real
+    visibility: a members-only group's collections are 404 to all but partners)."""
+    community = await _community(conn, request.path_params["name"])
+    await _refuse_unless(request, conn, community["visibility"])
+    return community
 
 
 async def group_outbox(request: Request) -> Response:
     settings = settings_of(request)
     page = _page(request)
     async with pool_of(request).acquire() as conn:
-        community = await _community(conn, request.path_params["name"])
-        await _refuse_policy(request, conn)
+        community = await _readable_community(request, conn)
         doc = await collections.outbox(conn, settings, community, page)
     return ActivityResponse(doc)
 
 
 async def group_followers(request: Request) -> Response:
     async with pool_of(request).acquire() as conn:
-        community = await _community(conn, request.path_params["name"])
-        await _refuse_policy(request, conn)
+        community = await _readable_community(request, conn)
         doc = await collections.group_followers(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
 
 async def group_featured(request: Request) -> Response:
     async with pool_of(request).acquire() as conn:
-        community = await _community(conn, request.path_params["name"])
-        await _refuse_policy(request, conn, community["visibility"])
+        community = await _readable_community(request, conn)
         doc = await collections.featured(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
 
 async def group_moderators(request: Request) -> Response:
     async with pool_of(request).acquire() as conn:
-        community = await _community(conn, request.path_params["name"])
-        await _refuse_policy(request, conn)
+        community = await _readable_community(request, conn)
         doc = await collections.moderators(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
@@ -218,7 +241,7 @@ async def _readable(request: Request, conn: asyncpg.Connection, view: objects.Po
     """404 unless the sender may read the post; posts written elsewhere are not ours to serve."""
     if view.remote:
         raise NotFound()
-    await _refuse_policy(request, conn, view.visibility)
+    await _refuse_unless(request, conn, view.visibility)
 
 
 async def thread(request: Request) -> Response:
@@ -250,7 +273,7 @@ async def thread_context(request: Request) -> Response:
     page = _page(request)
     async with pool_of(request).acquire() as conn:
         state = await collections.context_state(conn, request.path_params["thread_id"])
-        await _refuse_policy(request, conn, state.visibility)
+        await _refuse_unless(request, conn, state.visibility)
         headers = {"etag": state.etag, "vary": "Accept"}
         if _etag_matches(request, state.etag):
             return Response(status_code=304, headers=headers)

@@ -8,7 +8,7 @@ from typing import TypeAlias
 
 import asyncpg
 
-from node import audit
+from node import access, audit
 from node.accounts import name_taken
 from node.errors import BadRequest, Conflict, NotFound
 from node.sessions import User
@@ -64,7 +64,7 @@ async def create_community(
     return community_id
 
 
-# --- Visibility: the one place that decides who may read what -------------------
+# --- Visibility: the rule itself is node.access (one place for HTML and ActivityPub) ---
 #
 # public   anyone (anonymous visitors included)
 # members  approved members of this node (remote approved instances: federation side)
@@ -76,11 +76,11 @@ async def create_community(
 
 def is_reader(user: User | None) -> bool:
     """True for an approved member: such a person reads every community of the node."""
-    return user is not None and user.is_approved
+    return access.of_user(user).is_reader
 
 
 def can_read(user: User | None, visibility: str) -> bool:
-    return visibility == "public" or is_reader(user)
+    return access.may_read(access.of_user(user), visibility)
 
 
 def readable_sql(alias: str, param: str) -> str:

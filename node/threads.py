@@ -23,7 +23,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from node import audit, markup
+from node import access, audit, markup
 from node.communities import (
     Community,
     author_shown_sql,
@@ -604,3 +604,22 @@ async def followed_threads(conn: Connection, viewer: User, page: int) -> ThreadL
 async def public_threads(conn: Connection, limit: int = 10) -> list[asyncpg.Record]:
     """The latest threads of public communities (the anonymous home page)."""
     return list(await conn.fetch(LIST_PUBLIC_THREADS, None, limit))
+
+
+# --- A member's exposure (node.access.member_visibility) ------------------------
+
+POSTS_PUBLICLY = """
+SELECT EXISTS (
+    SELECT 1 FROM posts p
+    JOIN threads t ON t.id = p.thread_id
+    JOIN communities c ON c.id = t.community_id
+    WHERE p.author_id = $1 AND c.visibility = 'public' AND p.deleted_at IS NULL AND t.deleted_at IS NULL
+)
+"""
+
+
+async def member_visibility(conn: Connection, user_id: int) -> str:
+    """``public`` once the member has a post online in a public community (their name is
+    on public pages then), else ``members``: what their actor document may show whom."""
+    public: bool = await conn.fetchval(POSTS_PUBLICLY, user_id)
+    return access.member_visibility(public)

@@ -20,6 +20,7 @@ from node.settings import Secret, Settings, load
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user
+from tests.test_objects import approve, partner, signed_get  # noqa: F401  (partner: a fixture)
 
 AP = {"Accept": "application/activity+json"}
 BASE = "http://testserver"
@@ -108,12 +109,13 @@ async def test_local_signer_is_the_instance_actor(pool: asyncpg.Pool, settings: 
 # --- our actor documents ----------------------------------------------------------
 
 
-async def test_person_document(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    # Given an approved member
+async def test_person_document(client: httpx.AsyncClient, pool: asyncpg.Pool, partner: FakeInstance) -> None:  # noqa: F811
+    # Given an approved member, and an approved partner instance
     await make_user(pool, "amina", display_name="Amina K.", organisation="Hôpital Nord")
+    await approve(pool, partner)
 
-    # When a server fetches her actor
-    response = await client.get("/u/amina", headers=AP)
+    # When the partner fetches her actor
+    response = await signed_get(client, "/u/amina", partner.add_actor("alice"))
 
     # Then it is a Person with keys, inbox, shared inbox and nothing private
     assert response.status_code == 200
@@ -141,12 +143,17 @@ async def test_only_approved_members_have_an_actor(client: httpx.AsyncClient, po
         assert (await client.get(f"/u/{name}", headers=AP)).status_code == 404
 
 
-async def test_group_document_members_only(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    # Given a members-only community
+async def test_group_document_members_only(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    partner: FakeInstance,  # noqa: F811
+) -> None:
+    # Given a members-only community, and an approved partner instance
     await make_community(pool, "medical", visibility="members", title="Prise en charge médicale")
+    await approve(pool, partner)
 
-    # When a server fetches its actor
-    group = (await client.get("/c/medical", headers=AP)).json()
+    # When the partner fetches its actor
+    group = (await signed_get(client, "/c/medical", partner.add_actor("alice"))).json()
 
     # Then it is a FEP-1b12 Group that approves its followers
     validation.validate_emitted(group)
@@ -165,6 +172,8 @@ async def test_group_document_members_only(client: httpx.AsyncClient, pool: asyn
 
 async def test_group_document_public_and_local(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     await make_community(pool, "juridique", visibility="public")
+    async with pool.acquire() as conn:  # open mode: unsigned GETs read public documents
+        await policy.set_federation_mode(conn, "open")
     await make_community(pool, "interne", visibility="local")
 
     public = (await client.get("/c/juridique", headers=AP)).json()
@@ -176,8 +185,8 @@ async def test_group_document_public_and_local(client: httpx.AsyncClient, pool: 
 
 
 async def test_moderators_collection(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    # Given a community with an expert, a node moderator, and an ordinary member
-    community = await make_community(pool, "medical")
+    # Given a public community with an expert, a node moderator, and an ordinary member
+    community = await make_community(pool, "medical", visibility="public")
     expert = await make_user(pool, "docteure", role="expert")
     await make_user(pool, "moderatrice", role="moderator")
     await make_user(pool, "membre")

@@ -7,8 +7,9 @@ import httpx
 import pytest
 
 from node.errors import Conflict
+from tests.fakefedi import AS_ACCEPT, FakeActor, FakeInstance, signed_headers
 from tests.helpers import make_community, make_user
-from tests.test_objects import make_reply, make_thread
+from tests.test_objects import approve, make_reply, make_thread, partner, settings  # noqa: F401  (fixtures)
 
 BASE = "http://testserver"
 AP_JSON = "application/activity+json"
@@ -18,6 +19,17 @@ async def webfinger(client: httpx.AsyncClient, resource: str) -> httpx.Response:
     return await client.get("/.well-known/webfinger", params={"resource": resource})
 
 
+async def signed_webfinger(client: httpx.AsyncClient, resource: str, signer: FakeActor) -> httpx.Response:
+    url = f"{BASE}/.well-known/webfinger?resource={resource}"  # ':', '/' and '@' need no escape here
+    headers = signed_headers("GET", url, None, signer.key, "ok", {"Accept": AS_ACCEPT})
+    return await client.get(url.removeprefix(BASE), headers=headers)
+
+
+async def posts_publicly(pool: asyncpg.Pool, user_id: int) -> None:
+    community = await make_community(pool, "juridique", visibility="public")
+    await make_thread(pool, community, user_id)
+
+
 def self_link(jrd: dict[str, object]) -> dict[str, object]:
     links = jrd["links"]
     assert isinstance(links, list)
@@ -25,8 +37,8 @@ def self_link(jrd: dict[str, object]) -> dict[str, object]:
 
 
 async def test_webfinger_finds_a_member(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    # Given an approved member
-    await make_user(pool, "amina")
+    # Given an approved member who posted in a public community (her name is public)
+    await posts_publicly(pool, await make_user(pool, "amina"))
 
     # When a server looks up @amina@testserver
     response = await webfinger(client, "acct:amina@testserver")
@@ -45,23 +57,20 @@ async def test_webfinger_finds_a_member(client: httpx.AsyncClient, pool: asyncpg
     ]
 
 
-async def test_webfinger_finds_a_community(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+async def test_webfinger_finds_a_public_community(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     await make_community(pool, "juridique", visibility="public")
-    await make_community(pool, "medical", visibility="members")
 
-    for name in ("juridique", "medical"):
-        jrd = (await webfinger(client, f"acct:{name}@testserver")).json()
-        link = self_link(jrd)
-        assert link["href"] == f"{BASE}/c/{name}"
-        assert link["properties"] == {"https://www.w3.org/ns/activitystreams#type": "Group"}
+    jrd = (await webfinger(client, "acct:juridique@testserver")).json()
+    link = self_link(jrd)
+    assert link["href"] == f"{BASE}/c/juridique"
+    assert link["properties"] == {"https://www.w3.org/ns/activitystreams#type": "Group"}
 
     # Mastodon's search form sends "@name@domain" shapes too
     assert (await webfinger(client, "@juridique@testserver")).status_code == 200
 
 
 async def test_webfinger_accepts_the_actor_url(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    await make_user(pool, "amina")
-    await make_community(pool, "juridique", visibility="public")
+    await posts_publicly(pool, await make_user(pool, "amina"))
 
     member = (await webfinger(client, f"{BASE}/u/amina")).json()
     group = (await webfinger(client, f"{BASE}/c/juridique")).json()
@@ -99,8 +108,10 @@ async def test_webfinger_refuses_unknown_hidden_and_foreign(
 async def test_members_and_communities_share_one_namespace(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
-    # Given a member named "juridique"
-    await make_user(pool, "juridique")
+    # Given a member named "juridique" who posted publicly
+    juridique = await make_user(pool, "juridique")
+    community = await make_community(pool, "ouverte", visibility="public")
+    await make_thread(pool, community, juridique)
 
     # When a community with the same name is created, Then it is refused
     with pytest.raises(Conflict):
@@ -109,6 +120,32 @@ async def test_members_and_communities_share_one_namespace(
     # And the name keeps resolving to the member only
     jrd = (await webfinger(client, "acct:juridique@testserver")).json()
     assert self_link(jrd)["href"] == f"{BASE}/u/juridique"
+
+
+async def test_webfinger_tells_strangers_nothing_of_members_only_names(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    partner: FakeInstance,  # noqa: F811
+) -> None:
+    # Given a member who never posted publicly, and a members-only community
+    await make_user(pool, "amina")
+    await make_community(pool, "medical", visibility="members")
+    unknown = await webfinger(client, "acct:personne@testserver")
+    resources = ["acct:amina@testserver", f"{BASE}/u/amina", "acct:medical@testserver"]
+    alice = partner.add_actor("alice")
+
+    # When an unsigned request, or an allowed but not approved instance, looks them up
+    for resource in resources:
+        # Then each answers exactly like an unknown name
+        response = await webfinger(client, resource)
+        assert (response.status_code, response.content) == (404, unknown.content), resource
+        response = await signed_webfinger(client, resource, alice)
+        assert (response.status_code, response.content) == (404, unknown.content), resource
+
+    # But an approved partner (a signed request) finds them
+    await approve(pool, partner)
+    for resource in resources:
+        assert (await signed_webfinger(client, resource, alice)).status_code == 200, resource
 
 
 async def test_nodeinfo_discovery_and_honest_counts(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:

@@ -323,14 +323,28 @@ async def test_public_group_outbox_announces_its_threads(
     assert all(i["object"]["type"] == "Create" for i in items)
 
 
-async def test_members_only_group_outbox_is_empty(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    amina = await make_user(pool, "amina")
+async def test_members_only_group_collections_are_missing_to_strangers(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a members-only community holding a thread, its author an expert of it
+    amina = await make_user(pool, "amina", role="moderator")
     community = await make_community(pool, "medical", visibility="members")
-    await make_thread(pool, community, amina)
+    await make_thread(pool, community, amina, "Cas confidentiel")
+    missing = await get_ap(client, "/c/inconnue/outbox")
 
-    outbox = (await get_ap(client, "/c/medical/outbox")).json()
-
-    assert outbox["totalItems"] == 0 and outbox["orderedItems"] == []
+    # When an unsigned GET asks for any of its collections, or a page of its outbox
+    for path in (
+        "/c/medical/outbox",
+        "/c/medical/outbox?page=1",
+        "/c/medical/outbox?page=2",
+        "/c/medical/followers",
+        "/c/medical/featured",
+        "/c/medical/moderators",
+    ):
+        response = await get_ap(client, path)
+        # Then it answers exactly like a missing object: no thread, no name, no count
+        assert (response.status_code, response.content) == (404, missing.content), path
+        assert "amina" not in response.text and "confidentiel" not in response.text
 
 
 async def test_followers_are_a_count_and_featured_lists_pinned_threads(
@@ -444,9 +458,13 @@ async def test_members_only_content_is_404_to_unsigned_gets(
         missing = await get_ap(client, "/t/999999")
         assert (response.status_code, response.content) == (404, missing.content), path
 
-    # And the group's actor itself stays public (it is how partners find and follow it)
+    # And the group's actor is served key-only (its key verifies its signatures)
     group = await get_ap(client, "/c/medical")
-    assert group.status_code == 200 and group.json()["manuallyApprovesFollowers"] is True
+    assert group.status_code == 200
+    assert set(group.json()) == {
+        "@context", "id", "type", "preferredUsername", "inbox", "outbox", "endpoints", "publicKey"
+    }  # fmt: skip
+    validation.validate_emitted(group.json(), "key_only_actor")
 
 
 async def test_members_only_content_needs_an_approved_instance(
