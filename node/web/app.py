@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,8 +21,10 @@ from node import db, sessions
 from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
+from node.web import kept_forms
 from node.web.headers import STATIC_HEADERS
 from node.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware, SessionMiddleware
+from node.web.requests import current_user
 from node.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -37,25 +40,50 @@ def _wants_json(request: Request) -> bool:
     )
 
 
-def error_response(
+async def error_response(
     request: Request, status: int, message: str, fields: dict[str, str] | None = None
 ) -> Response:
     if _wants_json(request) or request.method == "POST" and "json" in request.headers.get("content-type", ""):
         return JSONResponse({"error": message, "fields": fields or {}}, status_code=status)
     if "state" not in request.scope or not hasattr(request.state, "csrf_binding"):
         return PlainTextResponse(message, status_code=status)
+    data = await kept_forms.submitted(request) if request.method == "POST" else None
+    if data is not None:
+        return form_again(request, status, message, fields or {}, data)
     return render(request, "error.html", status_code=status, message=message, fields=fields or {})
+
+
+def form_again(
+    request: Request, status: int, message: str, fields: dict[str, str], data: FormData
+) -> Response:
+    """The refused form, as typed, with a button to send it again (kept_forms)."""
+    kept, dropped = kept_forms.kept_fields(data)
+    user = current_user(request)
+    action = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return render(
+        request,
+        "form_again.html",
+        status_code=status,
+        message=message,
+        fields=fields,
+        kept=kept,
+        dropped=dropped,
+        action=action,
+        # A logged-out member logs in in another tab, then sends again from here.
+        can_resend=status != 404 or user is None,
+        login_first=kept_forms.needs_login(request, user),
+    )
 
 
 async def app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return error_response(request, exc.status, exc.message, exc.fields)
+    return await error_response(request, exc.status, exc.message, exc.fields)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     messages = {404: "Page introuvable.", 405: "Méthode non autorisée."}
-    return error_response(request, exc.status_code, messages.get(exc.status_code, "Requête invalide."))
+    return await error_response(request, exc.status_code, messages.get(exc.status_code, "Requête invalide."))
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,11 @@ from starlette.requests import Request
 from node.errors import Forbidden
 from node.web.requests import settings_of
 
+STALE_FORM = (
+    "Ce formulaire n'est plus valable : votre session a changé depuis l'ouverture de la page "
+    "(connexion dans un autre onglet, session terminée, page restée ouverte longtemps)."
+)
+
 
 def csrf_token(secret: str, binding: str) -> str:
     """The CSRF token for a browser, bound to its session or anonymous cookie."""
@@ -44,4 +49,4 @@ def check_csrf(request: Request, data: FormData) -> None:
     if not isinstance(token, str) or not csrf_valid(
         settings_of(request).secret_key.reveal(), csrf_binding(request), token
     ):
-        raise Forbidden("Jeton de sécurité (CSRF) manquant ou invalide. Rechargez la page et réessayez.")
+        raise Forbidden(STALE_FORM)

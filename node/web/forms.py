@@ -42,6 +42,8 @@ async def form(request: Request) -> FormData:
         data = await request.form()
     except (UnicodeDecodeError, ValueError, AssertionError) as exc:
         raise BadRequest("Le formulaire envoyé est illisible.") from exc
+    # Kept so that a refusal shows the form again as typed (node/web/kept_forms.py).
+    request.state.form_data = data
     check_csrf(request, data)
     return data
 

@@ -42,7 +42,7 @@ from starlette.routing import BaseRoute, Route
 from node import communities, markup, media, search, threads
 from node.accounts import PROFESSIONS
 from node.communities import Community
-from node.errors import BadRequest, Conflict, NotFound
+from node.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from node.i18n import _
 from node.sessions import User
 from node.web import forms
@@ -195,16 +195,20 @@ async def _reply(request: Request, user: User, thread_id: int, body: str, parent
         async with pool.acquire() as conn:
             post_id = await threads.create_reply(conn, thread_id, user, body, parent_id)
             _, page = await threads.post_location(conn, post_id, user)
-    except BadRequest as exc:
+    except (BadRequest, Forbidden, TooManyRequests) as exc:
+        # Validation, a lock set while the member was writing, a posting limit: the
+        # reply page comes back with the text as typed (nothing typed is lost).
         ref = await threads.load_thread(pool, thread_id, user)
         return render(
             request,
             "forum/reply.html",
-            400,
+            exc.status,
             thread=ref,
             parent=None,
             body=body[: threads.MAX_BODY],
-            errors=_errors(exc),
+            errors=_errors(exc) if isinstance(exc, BadRequest) else {},
+            refusal="" if isinstance(exc, BadRequest) else exc.message,
+            locked=exc.message == threads.LOCKED_MESSAGE,
             action=f"/p/{parent_id}/repondre" if parent_id else f"/t/{thread_id}/repondre",
         )
     return redirect(f"/t/{thread_id}?page={page}#p{post_id}")
@@ -243,6 +247,7 @@ async def reply_to_post_page(request: Request) -> Response:
     return render(
         request,
         "forum/reply.html",
+        locked=thread["locked"] and not threads.may_animate(user, thread),
         thread=thread,
         parent=post,
         excerpt=markup.to_plain(post["source"], 300),
