@@ -16,7 +16,7 @@ from typing import Any
 
 from federation import policy, policy_csv
 from node import settings as settings_module
-from node.cli import admin_command
+from node.admin_commands import admin_command
 from node.errors import BadRequest
 
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import asyncpg
 from starlette.applications import Starlette
 
-from federation import fetcher
+from federation import access, fetcher, inbox_worker, media
 from federation.delivery_worker import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
 from federation.mailer import MailWorker
 from node import db
@@ -58,8 +58,6 @@ class QueueWorker:
         raise NotImplementedError
 
     async def start(self) -> None:
-        from federation import access
-
         self._fetcher = access.make_fetcher(self.pool, self.settings)
         run = self.loop()
         self._task = asyncio.create_task(
@@ -89,8 +87,6 @@ class InboxWorker(QueueWorker):
     name = "inbox"
 
     def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
-        from federation import inbox_worker
-
         return inbox_worker.run
 
 
@@ -100,8 +96,6 @@ class MediaWorker(QueueWorker):
     name = "media"
 
     def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
-        from federation import media
-
         return media.run
 
 

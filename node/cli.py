@@ -12,32 +12,26 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from node import accounts, communities, db, logs, metrics, recovery
+from federation import cli as federation_cli  # noqa: F401  (registers the instance policy commands)
+from node import (
+    accounts,
+    communities,
+    db,
+    demo,  # noqa: F401  (registers seed-demo)
+    logs,
+    metrics,
+    recovery,
+)
 from node import settings as settings_module
+from node.admin_commands import ADMIN_COMMANDS, AdminCommand, admin_command
 from node.errors import AppError
 from node.settings import Settings
 
 log = logging.getLogger("vbg-node")
-
-AdminCommand = Callable[[Any, argparse.Namespace], Awaitable[None]]
-# name -> (handler, configure parser); other packages (federation) add theirs.
-ADMIN_COMMANDS: dict[str, tuple[AdminCommand, Callable[[argparse.ArgumentParser], None], str]] = {}
-
-
-def admin_command(
-    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
-) -> Callable[[AdminCommand], AdminCommand]:
-    """Register ``vbg-node admin NAME``: ``configure`` adds its arguments to the parser."""
-
-    def register(handler: AdminCommand) -> AdminCommand:
-        ADMIN_COMMANDS[name] = (handler, configure, help)
-        return handler
-
-    return register
 
 
 @contextlib.contextmanager
@@ -177,17 +171,7 @@ async def _messages_remote(conn: Any, args: argparse.Namespace) -> None:
     print(f"messages privés venant d'autres serveurs : {await messages.remote_policy(conn)}")
 
 
-def _load_plugins() -> None:
-    """Import the modules that register more admin commands."""
-    import importlib
-
-    for module in ("node.demo", "federation.cli"):
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(module)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    _load_plugins()
     parser = argparse.ArgumentParser(prog="vbg-node", description="Nœud du Réseau VBG")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="lancer le serveur web (et les workers)")
@@ -255,6 +239,8 @@ async def _migrate(dsn: str) -> list[int]:
 
 
 def run_worker(settings: Settings, args: argparse.Namespace | None = None) -> None:
+    # Imported here, not at the top: the workers bring aiohttp (~10 MB), which the
+    # other commands (and serve's supervisor process) do without.
     from federation import worker
 
     # What the modules loaded so far allocated stays out of the garbage collector's
@@ -312,8 +298,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy: plugins (federation.cli)
-    # register their admin commands on ``node.cli``.
-    from node.cli import main as _main
-
-    raise SystemExit(_main())
+    raise SystemExit(main())

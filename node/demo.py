@@ -17,7 +17,7 @@ import asyncpg
 
 from node import accounts, communities, threads
 from node import settings as settings_module
-from node.cli import admin_command
+from node.admin_commands import admin_command
 from node.sessions import User
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation import validation
+from federation import actors, validation
 from federation.errors import ValidationError
 from federation.handlers.base import Context, Outcome, VerifiedActor, foreign_id, ignored, ref, same_host
 
@@ -43,8 +43,7 @@ async def handle(ctx: Context) -> Outcome:
 
 
 async def _handle_refetched(ctx: Context, activity: dict[str, Any]) -> Outcome:
-    from federation import actors
-    from federation.handlers import dispatch
+    from federation.handlers import dispatch  # the registry imports this module: resolved at call time
 
     actor_uri = ref(activity.get("actor"))
     if actor_uri is None or not same_host(actor_uri, ref(activity)):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation import attachments
+from federation import actors, attachments
 from federation.handlers import content, create
 from federation.handlers.base import (
     Context,
@@ -79,7 +79,5 @@ async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
 async def _refresh_actor(ctx: Context, obj: dict[str, Any]) -> Outcome:
     if ref(obj) != ctx.sender.uri:
         return ignored("update of another actor")
-    from federation import actors
-
     await actors.refresh(ctx.conn, ctx.fetcher, ctx.sender.uri)
     return done("actor refreshed")

@@ -27,7 +27,7 @@ from node import accounts, ratelimit, sessions
 from node.errors import AppError, BadRequest, NotFound, TooManyRequests
 from node.i18n import _
 from node.web import forms
-from node.web.middleware import session_cookie
+from node.web.headers import session_cookie
 from node.web.requests import client_ip, current_user, path_id, pool_of, require_member, settings_of
 from node.web.templating import redirect, render
 

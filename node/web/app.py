@@ -17,11 +17,26 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from federation import web as federation_web
+from federation.admin_pages import deliveries as delivery_pages
+from federation.admin_pages import policy as policy_pages
 from node import db, sessions
 from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
-from node.web import kept_forms
+from node.web import (
+    accounts_views,
+    admin_views,
+    forum_views,
+    kept_forms,
+    media_views,
+    messages_views,
+    pages,
+    recovery_views,
+    report_form_views,
+    reports_views,
+    status_views,
+)
 from node.web.headers import STATIC_HEADERS
 from node.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware, SessionMiddleware
 from node.web.requests import current_user
@@ -93,28 +108,12 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def all_routes() -> list[BaseRoute]:
-    from federation import admin_views as federation_admin_views
-    from federation import policy_views
-    from federation import web as federation_web
-    from node.web import (
-        accounts_views,
-        admin_views,
-        forum_views,
-        media_views,
-        messages_views,
-        pages,
-        recovery_views,
-        report_form_views,
-        reports_views,
-        status_views,
-    )
-
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
     # Federation routes come first: they match only ActivityPub requests (Accept /
     # Content-Type) on URLs that are also HTML pages.
-    for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_views):
+    for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_pages):
         routes.extend(module.routes)
-    routes.extend(federation_admin_views.routes)
+    routes.extend(delivery_pages.routes)
     routes.extend(reports_views.routes)
     routes.extend(report_form_views.routes)
     routes.extend(media_views.routes)
@@ -144,6 +143,8 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
         # Federation workers run in this process only when it owns its pool (serve).
         workers_here = own_pool and settings.workers_in_serve
         if workers_here:
+            # Imported here, not at the top: the workers bring aiohttp (~10 MB), which a
+            # web process that runs no worker (VBG_WORKERS_IN_SERVE=0) does without.
             from federation import worker
 
             await worker.start_in_app(app)

@@ -14,3 +14,13 @@ STATIC_HEADERS = {
     "x-frame-options": "DENY",
     "permissions-policy": "geolocation=(), camera=(), microphone=()",
 }
+
+
+def session_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
+    """A ``Set-Cookie`` value: never readable by scripts, not sent on cross-site POSTs."""
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if secure:
+        parts.append("Secure")
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    return "; ".join(parts)

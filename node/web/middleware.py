@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node import metrics, sessions
 from node.security import new_token
-from node.web.headers import STATIC_HEADERS
+from node.web.headers import STATIC_HEADERS, session_cookie
 
 _STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
 # URLs that serve the HTML page or the ActivityStreams document depending on Accept
@@ -38,15 +38,6 @@ def _cookies(scope: Scope) -> dict[str, str]:
 def _is_inbox_post(scope: Scope) -> bool:
     """A POST to an ActivityPub inbox (``/inbox`` or ``…/inbox``: routes of federation.inbox)."""
     return scope["method"] == "POST" and (scope["path"] == "/inbox" or scope["path"].endswith("/inbox"))
-
-
-def session_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
-    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
-    if secure:
-        parts.append("Secure")
-    if max_age is not None:
-        parts.append(f"Max-Age={max_age}")
-    return "; ".join(parts)
 
 
 class SessionMiddleware:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from federation import policy, policy_csv
+from federation.handlers import follow  # approving an instance answers its pending follows
 from node.errors import AppError, BadRequest
 from node.i18n import _
 from node.sessions import User
@@ -195,8 +196,6 @@ async def export_blocks(request: Request) -> Response:
 
 
 async def decide_instance(request: Request) -> Response:
-    from federation.handlers import follow  # the inbox's service: approving answers pending follows
-
     async def action(conn: asyncpg.Connection, data: FormData, user: User) -> str:
         domain = policy.normalise_domain(forms.field(data, "domain", max_length=300))
         decision = forms.field(data, "decision", max_length=20)
