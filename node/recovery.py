@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from node import audit, sessions
+from node import audit, mail, sessions
 from node.accounts import check_password
 from node.errors import BadRequest
 from node.security import hash_password, new_token, token_hash
@@ -44,6 +44,12 @@ WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > now()
 """
 # The row is locked so that two uses of one link at once set the password once.
 SELECT_LIVE_LOCKED = SELECT_LIVE + " FOR UPDATE OF r"
+SELECT_BY_LOGIN = """
+SELECT id, username, email, status FROM users
+WHERE lower(email) = lower($1) OR lower(username) = lower($1)
+ORDER BY lower(username) = lower($1) DESC
+LIMIT 1
+"""
 SPEND_ALL = "UPDATE password_resets SET used_at = now() WHERE user_id = $1 AND used_at IS NULL"
 SET_PASSWORD = "UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1"
 
@@ -137,3 +143,44 @@ async def use(conn: asyncpg.Connection, token: str, new: str, confirm: str) -> T
             details={"username": target.username},
         )
     return target
+
+
+RESET_MAIL = """Bonjour,
+
+Une demande de nouveau mot de passe a été faite pour le compte « {username} » sur {node}.
+
+Pour choisir un nouveau mot de passe, ouvrez ce lien dans l'heure qui vient (il ne sert qu'une fois) :
+{url}
+
+Si vous n'avez rien demandé, ignorez ce message : votre mot de passe ne change pas.
+"""
+
+
+async def send_by_email(conn: asyncpg.Connection, login: str, *, base_url: str, node_name: str) -> None:
+    """Queue a one-hour link to the account whose e-mail or username is ``login``.
+
+    Silent when there is no such account, or it is refused or suspended, or it has no
+    real address: the page answers the same in every case (no oracle)."""
+    login = login.strip()
+    if not login or len(login) > 254:
+        return
+    row = await conn.fetchrow(SELECT_BY_LOGIN, login)
+    if row is None or row["status"] not in ("approved", "pending") or row["email"].endswith("@localhost"):
+        return
+    async with conn.transaction():
+        link = await issue(
+            conn,
+            row["id"],
+            via="email",
+            actor_id=row["id"],
+            actor_label=row["username"],
+            lifetime=EMAIL_LIFETIME,
+        )
+        await mail.enqueue_mail(
+            conn,
+            to=row["email"],
+            subject=f"{node_name} : choisir un nouveau mot de passe",
+            body=RESET_MAIL.format(username=row["username"], node=node_name, url=base_url + link.path()),
+            kind="password_reset",
+            user_id=row["id"],
+        )

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from federation import mailer
 from node import cli
+from node.settings import Settings, parse_smtp_url
+from node.web.app import create_app
 from tests.conftest import TEST_SECRET
 from tests.helpers import login, make_user, new_client, post_form
+from tests.smtpserver import Recorder, smtp_server
 
 NEW_PASSWORD = "un-tout-nouveau-secret"
 _LINK = re.compile(r"https?://[^\s\"<]+/reinitialiser/[A-Za-z0-9_-]+")
@@ -141,3 +147,58 @@ async def test_the_command_line_recreates_a_lost_admin_and_resets_passwords(
     assert await asyncio.to_thread(cli.main, ["admin", "reset-password", "personne"]) == 1
     labels = await pool.fetch("SELECT actor_label FROM audit_log WHERE action = 'password.reset_link'")
     assert {r["actor_label"] for r in labels} == {"cli"}
+
+
+# ---------------------------------------------------------------- by e-mail
+
+
+def mailing_app(settings: Settings, pool: asyncpg.Pool, server: Recorder) -> tuple[Any, Settings]:
+    smtp = parse_smtp_url(f"smtp://127.0.0.1:{server.port}?timeout=5")
+    return create_app(replace(settings, smtp=smtp), pool=pool), replace(settings, smtp=smtp)
+
+
+async def test_a_forgotten_password_is_reset_by_an_emailed_link_and_the_answer_reveals_nothing(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    await make_user(pool, "amina", email="amina@example.org")
+    async with smtp_server() as server:
+        app, mailing = mailing_app(settings, pool, server)
+        async with new_client(app) as browser:
+            # When she asks by e-mail address, and someone asks for an unknown address
+            known = await post_form(browser, "/mot-de-passe-oublie", {"login": "Amina@Example.org"})
+            unknown = await post_form(browser, "/mot-de-passe-oublie", {"login": "personne@example.org"})
+            # Then both answers are the same page
+            assert known.status_code == unknown.status_code == 200
+            assert known.text == unknown.text
+            assert "Si un compte correspond" in known.text
+            # And one e-mail leaves, through the worker, with a one-hour link
+            assert await mailer.process_due(pool, mailing) == 1
+            [got] = server.received
+            assert got.rcpt_tos == ["amina@example.org"]
+            path = link_path(got.message.get_content())
+            assert (await choose(browser, path, NEW_PASSWORD)).status_code == 303
+            await login(browser, "amina", NEW_PASSWORD)
+    lifetime = await pool.fetchval("SELECT expires_at - created_at FROM password_resets WHERE via = 'email'")
+    assert lifetime.total_seconds() == 3600
+
+
+async def test_without_smtp_the_page_sends_to_an_admin(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    await make_user(pool, "amina", email="amina@example.org")
+    page = await client.get("/mot-de-passe-oublie")
+    assert "n'envoie pas d'e-mails" in page.text
+    sent = await post_form(client, "/mot-de-passe-oublie", {"login": "amina"}, page="/connexion")
+    assert sent.status_code == 400
+    assert await pool.fetchval("SELECT count(*) FROM mail_queue") == 0
+
+
+async def test_requests_for_one_account_are_limited(settings: Settings, pool: asyncpg.Pool) -> None:
+    await make_user(pool, "amina", email="amina@example.org")
+    async with smtp_server() as server:
+        app, _ = mailing_app(settings, pool, server)
+        async with new_client(app) as browser:
+            answers = [
+                (await post_form(browser, "/mot-de-passe-oublie", {"login": "amina"})).status_code
+                for _ in range(4)
+            ]
+    assert answers == [200, 200, 200, 429]
+    assert await pool.fetchval("SELECT count(*) FROM mail_queue") == 3

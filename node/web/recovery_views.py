@@ -4,6 +4,9 @@ Routes::
 
     POST     /admin/membres/{id}/lien-de-reinitialisation  an admin issues a one-time link (shown once,
                                                            to pass on by phone or in person)
+    GET/POST /mot-de-passe-oublie                          ask for a link by e-mail (when the node sends
+                                                           e-mail); the answer never says whether the
+                                                           account exists
     GET/POST /reinitialiser/{token}                        choose a new password through a live link
                                                            (ends every session of the account)
 """
@@ -14,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import accounts, recovery
-from node.errors import BadRequest
+from node import accounts, mail, ratelimit, recovery
+from node.errors import BadRequest, TooManyRequests
 from node.web import forms
 from node.web.accounts_views import FormReader
-from node.web.requests import path_id, pool_of, require_admin, settings_of
+from node.web.requests import client_ip, path_id, pool_of, require_admin, settings_of
 from node.web.templating import redirect, render
 
 
@@ -81,7 +84,52 @@ async def reset(request: Request) -> Response:
     return redirect("/connexion?fait=reinitialise")
 
 
+# (requests, window in seconds): per client address, and per account asked about.
+FORGOT_PER_ADDRESS = (10, 60 * 60)
+FORGOT_PER_LOGIN = (3, 60 * 60)
+
+
+def render_forgot(request: Request, status: int = 200, **context: object) -> Response:
+    return render(
+        request,
+        "accounts/forgot.html",
+        status_code=status,
+        mail_enabled=mail.enabled(settings_of(request)),
+        **context,
+    )
+
+
+async def forgot_page(request: Request) -> Response:
+    return render_forgot(request, login="")
+
+
+async def forgot(request: Request) -> Response:
+    data = await forms.form(request)
+    raw = data.get("login")
+    login = raw.strip()[:254] if isinstance(raw, str) else ""
+    settings = settings_of(request)
+    if not mail.enabled(settings):
+        return render_forgot(request, 400, login=login)
+    if not login:
+        return render_forgot(
+            request,
+            400,
+            login="",
+            errors={"login": "Indiquez votre adresse e-mail ou votre nom d'utilisateur."},
+        )
+    pool = pool_of(request)
+    if not await ratelimit.hit(pool, f"forgot:ip:{client_ip(request)}", *FORGOT_PER_ADDRESS) or not (
+        await ratelimit.hit(pool, f"forgot:login:{login.lower()[:64]}", *FORGOT_PER_LOGIN)
+    ):
+        raise TooManyRequests("Trop de demandes de nouveau mot de passe. Réessayez dans une heure.")
+    async with pool.acquire() as conn:
+        await recovery.send_by_email(conn, login, base_url=settings.base_url, node_name=settings.node_name)
+    return render_forgot(request, sent=True, login="")
+
+
 routes: list[BaseRoute] = [
+    Route("/mot-de-passe-oublie", forgot_page, methods=["GET"], name="password_forgot_page"),
+    Route("/mot-de-passe-oublie", forgot, methods=["POST"], name="password_forgot"),
     Route(
         "/admin/membres/{id:int}/lien-de-reinitialisation",
         issue_link,
