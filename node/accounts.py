@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from node import audit, sessions
+from node import audit, mail, sessions
 from node.errors import BadRequest, Conflict, NotFound
+from node.i18n import _
 from node.security import hash_password, needs_rehash, verify_password
 from node.sessions import User
+from node.settings import Settings
 
 ROLES = ("member", "expert", "moderator", "admin")
 ROLE_LABELS = {
@@ -69,15 +71,16 @@ MAX_LENGTHS = {
 
 INSERT_USER = """
 INSERT INTO users (username, display_name, email, password_hash, role, status, profession,
-                   profession_detail, organisation, country, motivation, charter_accepted_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+                   profession_detail, organisation, country, motivation, charter_accepted_at, email_conflict)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12)
 RETURNING id
 """
 NAME_TAKEN = """
 SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))
     OR EXISTS (SELECT 1 FROM communities WHERE lower(name) = lower($1))
 """
-EMAIL_TAKEN = "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))"
+# The account that owns an address (a flagged registration owns nothing: migration 0076).
+EMAIL_OWNER = "SELECT id FROM users WHERE lower(email) = lower($1) AND NOT email_conflict"
 SELECT_ID_BY_NAME = "SELECT id FROM users WHERE lower(username) = lower($1)"
 
 
@@ -127,36 +130,12 @@ async def create_user(
     audit_label: str | None = None,
 ) -> int:
     """Create a member (approved by default, as from the command line); return its id."""
-    username = check_username(username)
-    check_password(password)
-    if role not in ROLES:
-        raise BadRequest(fields={"role": "Rôle inconnu."})
-    if profession not in PROFESSIONS:
-        raise BadRequest(fields={"profession": "Profession inconnue."})
+    account = NewAccount(
+        username, password, email, display_name, role, status, profession,
+        profession_detail, organisation, country, motivation,
+    )  # fmt: skip
     async with conn.transaction():
-        if await name_taken(conn, username):
-            raise Conflict(fields={"username": "Ce nom d'utilisateur est déjà pris."})
-        if email and await conn.fetchval(EMAIL_TAKEN, email):
-            raise Conflict(fields={"email": "Cette adresse e-mail est déjà utilisée par un compte."})
-        try:
-            user_id: int = await conn.fetchval(
-                INSERT_USER,
-                username,
-                display_name or username,
-                email or f"{username}@localhost",
-                hash_password(password),
-                role,
-                status,
-                profession,
-                profession_detail,
-                organisation,
-                country,
-                motivation,
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise Conflict(
-                fields={"username": "Ce nom d'utilisateur ou cette adresse est déjà utilisé."}
-            ) from exc
+        user_id, owner_id = await _insert_account(conn, account, flag_taken_email=False)
         if audit_label is not None:
             await audit.record(
                 conn,
@@ -164,8 +143,82 @@ async def create_user(
                 actor_label=audit_label,
                 target_type="user",
                 target_id=user_id,
-                details={"username": username, "role": role},
+                details={"username": account.username, "role": role},
             )
+    return user_id
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    username: str
+    password: str
+    email: str | None
+    display_name: str | None
+    role: str
+    status: str
+    profession: str
+    profession_detail: str
+    organisation: str
+    country: str
+    motivation: str
+
+
+async def _insert_account(
+    conn: asyncpg.Connection, account: NewAccount, *, flag_taken_email: bool
+) -> tuple[int, int | None]:
+    """Insert ``account``; return its id and the id of the account already owning its
+    e-mail address (None when the address is new).
+
+    An address already used is refused (Conflict), or, with ``flag_taken_email``
+    (registration: the registrant must not learn whose address it is), kept with
+    ``email_conflict`` set. Both outcomes do the same work: look the address up, hash
+    the password, insert — no stopwatch tells them apart."""
+    username = check_username(account.username)
+    check_password(account.password)
+    if account.role not in ROLES:
+        raise BadRequest(fields={"role": "Rôle inconnu."})
+    if account.profession not in PROFESSIONS:
+        raise BadRequest(fields={"profession": "Profession inconnue."})
+    if await name_taken(conn, username):
+        raise Conflict(fields={"username": "Ce nom d'utilisateur est déjà pris."})
+    owner_id: int | None = await conn.fetchval(EMAIL_OWNER, account.email) if account.email else None
+    if owner_id is not None and not flag_taken_email:
+        raise Conflict(fields={"email": "Cette adresse e-mail est déjà utilisée par un compte."})
+    password_hash = hash_password(account.password)
+    try:
+        async with conn.transaction():  # a savepoint: the race below may retry
+            user_id = await _insert(conn, account, username, password_hash, owner_id is not None)
+    except asyncpg.UniqueViolationError as exc:
+        if flag_taken_email and exc.constraint_name != "users_email_key":
+            raise Conflict(fields={"username": "Ce nom d'utilisateur est déjà pris."}) from exc
+        if not flag_taken_email:
+            raise Conflict(
+                fields={"username": "Ce nom d'utilisateur ou cette adresse est déjà utilisé."}
+            ) from exc
+        # The address was taken between the look-up and the insert (a concurrent registration).
+        owner_id = await conn.fetchval(EMAIL_OWNER, account.email)
+        user_id = await _insert(conn, account, username, password_hash, True)
+    return user_id, owner_id
+
+
+async def _insert(
+    conn: asyncpg.Connection, account: NewAccount, username: str, password_hash: str, conflict: bool
+) -> int:
+    user_id: int = await conn.fetchval(
+        INSERT_USER,
+        username,
+        account.display_name or username,
+        account.email or f"{username}@localhost",
+        password_hash,
+        account.role,
+        account.status,
+        account.profession,
+        account.profession_detail,
+        account.organisation,
+        account.country,
+        account.motivation,
+        conflict,
+    )
     return user_id
 
 
@@ -222,24 +275,58 @@ def registration_errors(reg: Registration) -> dict[str, str]:
     return errors
 
 
-async def register(conn: asyncpg.Connection, reg: Registration) -> int:
-    """Create a *pending* account from a registration; nothing is written on error."""
+async def register(conn: asyncpg.Connection, reg: Registration, settings: Settings) -> int:
+    """Create a *pending* account from a registration; nothing is written on error.
+
+    A taken username is said (usernames are public handles); an e-mail address already
+    used is NOT (issue 8: whose address belongs to a member is nobody's business). The
+    registrant gets the same answer either way, and the address receives one e-mail
+    either way: "we received your request" for a new address, "someone asked for an
+    account with your address, which already has one" for a used one — only the owner
+    of the address learns which. The flagged request waits in the moderators' queue,
+    which says so and cannot approve it."""
     errors = registration_errors(reg)
     if errors:
         raise BadRequest(fields=errors)
-    return await create_user(
-        conn,
-        reg.username,
-        reg.password,
-        email=check_email(reg.email),
-        display_name=reg.display_name.strip(),
-        status="pending",
-        profession=reg.profession,
-        profession_detail=reg.profession_detail.strip(),
-        organisation=reg.organisation.strip(),
-        country=reg.country.strip(),
-        motivation=reg.motivation.strip(),
-    )
+    email = check_email(reg.email)
+    account = NewAccount(
+        reg.username, reg.password, email, reg.display_name.strip(), "member", "pending", reg.profession,
+        reg.profession_detail.strip(), reg.organisation.strip(), reg.country.strip(), reg.motivation.strip(),
+    )  # fmt: skip
+    async with conn.transaction():
+        user_id, owner_id = await _insert_account(conn, account, flag_taken_email=True)
+        if owner_id is None:
+            await _mail_received(conn, settings, email, user_id, account.username)
+        else:
+            await _mail_address_in_use(conn, settings, email, owner_id)
+    return user_id
+
+
+async def _mail_received(
+    conn: asyncpg.Connection, settings: Settings, email: str, user_id: int, username: str
+) -> None:
+    body = _(
+        "Bonjour,\n\nNous avons bien reçu votre demande de compte « %(username)s » sur %(node)s.\n"
+        "Les modératrices et modérateurs du nœud vont l'examiner ; vous pourrez vous connecter "
+        "dès qu'elle sera validée : %(url)s\n\n"
+        "Si vous n'avez pas fait cette demande, vous pouvez ignorer ce message."
+    ) % {"username": username, "node": settings.node_name, "url": settings.url("/connexion")}
+    subject = _("Votre demande d'inscription sur %(node)s") % {"node": settings.node_name}
+    await mail.enqueue_mail(conn, to=email, subject=subject, body=body, kind="registration", user_id=user_id)
+
+
+async def _mail_address_in_use(
+    conn: asyncpg.Connection, settings: Settings, email: str, owner_id: int
+) -> None:
+    body = _(
+        "Bonjour,\n\nQuelqu'un vient de demander un compte sur %(node)s avec votre adresse e-mail, "
+        "qui est déjà celle de votre compte. Cette demande ne sera pas validée.\n\n"
+        "Si c'était vous : vous avez déjà un compte, connectez-vous ici : %(url)s "
+        "(mot de passe oublié : demandez un lien aux administrateurs du nœud).\n"
+        "Sinon, vous pouvez ignorer ce message."
+    ) % {"node": settings.node_name, "url": settings.url("/connexion")}
+    subject = _("Votre demande d'inscription sur %(node)s") % {"node": settings.node_name}
+    await mail.enqueue_mail(conn, to=email, subject=subject, body=body, kind="registration", user_id=owner_id)
 
 
 # ---------------------------------------------------------------- login
@@ -274,13 +361,14 @@ async def authenticate(
 
 SELECT_PENDING = """
 SELECT id, username, display_name, email, profession, profession_detail, organisation, country,
-       motivation, created_at
+       motivation, created_at, email_conflict
 FROM users WHERE status = 'pending' ORDER BY created_at, id
 """
 APPROVE = """
 UPDATE users SET status = 'approved', reviewed_at = now(), reviewed_by = $2, refusal_reason = NULL
-WHERE id = $1 AND status = 'pending' RETURNING username
+WHERE id = $1 AND status = 'pending' AND NOT email_conflict RETURNING username
 """
+IS_EMAIL_CONFLICT = "SELECT email_conflict FROM users WHERE id = $1 AND status = 'pending'"
 REFUSE = """
 UPDATE users SET status = 'refused', reviewed_at = now(), reviewed_by = $2, refusal_reason = $3
 WHERE id = $1 AND status = 'pending' RETURNING username
@@ -296,6 +384,11 @@ async def approve(conn: asyncpg.Connection, user_id: int, moderator: User) -> No
     """Approve a pending account; the person's open sessions see it at once."""
     async with conn.transaction():
         username = await conn.fetchval(APPROVE, user_id, moderator.id)
+        if username is None and await conn.fetchval(IS_EMAIL_CONFLICT, user_id):
+            raise Conflict(
+                "Cette adresse e-mail est déjà celle d'un autre compte : cette demande ne peut pas être "
+                "validée (refusez-la)."
+            )
         if username is None:
             raise NotFound("Cette demande n'existe pas ou a déjà été traitée.")
         await audit.record(

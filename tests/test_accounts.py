@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.helpers import PASSWORD, csrf, login, make_community, make_user, post_form
+from tests.helpers import PASSWORD, csrf, login, make_community, make_user, new_client, post_form
 
 
 def registration(**overrides: str) -> dict[str, str]:
@@ -107,26 +109,67 @@ async def test_invalid_utf8_in_the_form_body_is_refused(
     assert await user_count(pool) == 0
 
 
-async def test_duplicate_username_and_email_are_refused(
-    client: httpx.AsyncClient, pool: asyncpg.Pool
-) -> None:
+async def test_a_taken_username_is_said(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     # Given an existing member
     await make_user(pool, "fatou", email="fatou@example.org")
 
-    # When someone registers the same name (any case), or the same address
+    # When someone registers the same name (any case): usernames are public handles
     same_name = await post_form(
         client, "/inscription", registration(username="FATOU", email="autre@example.org")
     )
-    same_mail = await post_form(
-        client, "/inscription", registration(username="fatou2", email="Fatou@Example.org")
-    )
 
-    # Then each gets a clear error and no account is added
+    # Then they get a clear error and no account is added
     assert same_name.status_code == 409
     assert "Ce nom d&#39;utilisateur est déjà pris." in same_name.text
-    assert same_mail.status_code == 409
-    assert "Cette adresse e-mail est déjà utilisée" in same_mail.text
     assert await user_count(pool) == 1
+
+
+async def _register_as_a_newcomer(app: Any, username: str, email: str) -> tuple[httpx.Response, str]:
+    """One registration from a fresh browser: the answer and the page it leads to."""
+    async with new_client(app) as browser:
+        response = await post_form(browser, "/inscription", registration(username=username, email=email))
+        page = await browser.get(response.headers.get("location", "/"))
+    # the session's own CSRF token differs, as it does between any two sessions
+    return response, re.sub(r'value="[0-9a-f]{64}"', "TOKEN", page.text.replace(username, "NOM"))
+
+
+async def test_registration_does_not_say_whose_email_is_a_members(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+) -> None:
+    # Given an existing member with her address
+    fatou = await make_user(pool, "fatou", email="fatou@example.org")
+
+    # When one person registers with a new address, another with hers (any case)
+    new, new_page = await _register_as_a_newcomer(app, "awa", "awa@example.org")
+    taken, taken_page = await _register_as_a_newcomer(app, "intrus", "Fatou@Example.org")
+
+    # Then both get the same answer, the same cookies and the same page
+    assert (new.status_code, new.headers["location"]) == (303, "/en-attente")
+    assert (taken.status_code, taken.headers["location"]) == (303, "/en-attente")
+    assert sorted(new.cookies) == sorted(taken.cookies)
+    assert new_page == taken_page and "en attente de validation" in new_page
+    assert "adresse" not in taken_page
+
+    # And each address gets one e-mail: only its owner learns which case it was
+    mails = await pool.fetch("SELECT recipient, user_id, kind, body FROM mail_queue ORDER BY id")
+    assert [(m["recipient"], m["kind"]) for m in mails] == [
+        ("awa@example.org", "registration"),
+        ("Fatou@Example.org", "registration"),
+    ]
+    assert "bien reçu votre demande" in mails[0]["body"]
+    assert mails[1]["user_id"] == fatou and "déjà celle de votre compte" in mails[1]["body"]
+
+    # And the flagged request waits for the moderators, who cannot approve it
+    intrus = await pool.fetchrow("SELECT id, status, email_conflict FROM users WHERE username = 'intrus'")
+    assert intrus["status"] == "pending" and intrus["email_conflict"] is True
+    await make_user(pool, "moderatrice", role="moderator")
+    await login(client, "moderatrice")
+    queue = await client.get("/moderation")
+    assert "déjà celle d'un autre compte" in queue.text
+    assert f"/moderation/inscriptions/{intrus['id']}/approuver" not in queue.text
+    refused = await post_form(client, f"/moderation/inscriptions/{intrus['id']}/approuver", {})
+    assert refused.status_code == 409
+    assert await pool.fetchval("SELECT status FROM users WHERE id = $1", intrus["id"]) == "pending"
 
 
 async def test_a_member_cannot_take_the_name_of_a_community(

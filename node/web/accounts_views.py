@@ -178,7 +178,7 @@ async def register(request: Request) -> Response:
         return render_register(request, reader.values, errors, status=400)
     try:
         async with pool_of(request).acquire() as conn:
-            user_id = await accounts.register(conn, registration)
+            user_id = await accounts.register(conn, registration, settings_of(request))
     except AppError as exc:
         return render_register(request, reader.values, exc.fields or {"form": exc.message}, exc.status)
     await open_session(request, user_id)
