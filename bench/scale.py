@@ -41,6 +41,7 @@ from procs import pct  # noqa: E402
 
 from node import db  # noqa: E402
 from node.settings import load  # noqa: E402
+from node.threads import ListCursor  # noqa: E402
 from node.web.app import create_app  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 40
@@ -58,6 +59,11 @@ async def ensure_dataset(server: str, scale: int, keep: bool) -> str:
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists and keep:
+            conn = await db.connect(_dsn(server, name))
+            try:
+                await db.migrate(conn)
+            finally:
+                await conn.close()
             return _dsn(server, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -91,7 +97,6 @@ async def _pages(conn: asyncpg.Connection) -> dict[str, str]:
     thread = await conn.fetchval(
         "SELECT id FROM threads WHERE reply_count BETWEEN 20 AND 40 ORDER BY id LIMIT 1"
     )
-    deep = max(1, community["threads"] // 25 // 2)
     return {
         "search: one common word": "/recherche?q=survivante",
         "search: two words": "/recherche?q=zone+rurale",
@@ -99,9 +104,22 @@ async def _pages(conn: asyncpg.Connection) -> dict[str, str]:
         "search: common word, page 5": "/recherche?q=survivante&page=5",
         "home (member)": "/",
         "community, page 1": f"/c/{community['name']}",
-        f"community, page {deep}": f"/c/{community['name']}?page={deep}",
+        "community, halfway down": f"/c/{community['name']}?avant={await _halfway(conn, community['name'])}",
         "thread page": f"/t/{thread}",
     }
+
+
+async def _halfway(conn: asyncpg.Connection, community: str) -> str:
+    """The list cursor of the thread halfway down a community's history (a page a
+    member reaches by following « Plus anciennes » a hundred times at 10×)."""
+    row = await conn.fetchrow(
+        "SELECT t.pinned, t.last_activity_at, t.id FROM threads t JOIN communities c ON c.id = t.community_id "
+        "WHERE c.name = $1 AND t.deleted_at IS NULL ORDER BY t.pinned DESC, t.last_activity_at DESC, t.id DESC "
+        "OFFSET (SELECT count(*) / 2 FROM threads WHERE community_id = (SELECT id FROM communities WHERE name = $1)) "
+        "LIMIT 1",
+        community,
+    )
+    return ListCursor(row["pinned"], row["last_activity_at"], row["id"]).token()
 
 
 async def _measure(client: httpx.AsyncClient, path: str, requests: int) -> list[float]:

@@ -29,37 +29,40 @@ PAGE_SIZE = 20
 MAX_QUERY = 200
 SNIPPET_CHARS = 240
 
-# Ranking every match of a common word grows with the node (0.9 s at 120,000 posts):
-# only the CANDIDATES most recent readable matches are ranked — the planner walks the
-# posts backwards by id and stops there for a common word, or takes the GIN index for a
-# rare one — so a search costs the same at any size. Older matches of a common word are
-# reached by adding words; recency breaks ties in rank.
+# Ranking every match grows with the node (a common word: 0.9 s at 120,000 posts), and so
+# does any single plan for "the most recent matches": a backward walk over the posts is
+# endless for a rare word, the GIN index visits every match of a common one. So matches
+# are gathered window by window of post ids, newest first (the first window WINDOW ids
+# wide, each next one twice the last), until CANDIDATES are found: each window's heap
+# visits stay within it, a common word stops in the first, a rare one costs its few
+# matches. Only those candidates are ranked; recency breaks ties.
 CANDIDATES = 500
+WINDOW = 10_000
 CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
-SEARCH = f"""
-WITH candidates AS (
-    SELECT p.id, p.thread_id, p.is_opening, p.author_id, p.remote_author_id, p.created_at,
-           ts_rank(p.search_vector, q) AS rank,
-           t.title, c.name AS community_name, c.title AS community_title
-    FROM websearch_to_tsquery('french', vbg_fold($1)) q,
-         posts p
-    JOIN threads t ON t.id = p.thread_id
-    JOIN communities c ON c.id = t.community_id
-    LEFT JOIN actors a ON a.id = p.remote_author_id
-    LEFT JOIN actors ta ON ta.id = t.remote_author_id
-    WHERE p.search_vector @@ q AND p.deleted_at IS NULL AND t.deleted_at IS NULL
-      AND {readable_sql("c", "$2")} AND {listed_sql("a", "$2::boolean")} AND {listed_sql("ta", "$2::boolean")}
-    ORDER BY p.id DESC
-    LIMIT {CANDIDATES}
-)
-SELECT m.id, m.thread_id, m.is_opening, left(p.source, 5000) AS source, m.created_at, m.title,
-       m.community_name, m.community_title, {AUTHOR_NAME.format(u="u", a="a")} AS author_name
-FROM candidates m
-JOIN posts p ON p.id = m.id
-LEFT JOIN users u ON u.id = m.author_id
-LEFT JOIN actors a ON a.id = m.remote_author_id
-ORDER BY m.rank DESC, m.created_at DESC, m.id DESC
-LIMIT $3 OFFSET $4
+NEWEST_POST = "SELECT coalesce(max(id), 0) FROM posts"
+# $1 query, $2 the viewer reads members-only communities, ids in ($3, $4], $5 how many.
+WINDOW_MATCHES = f"""
+SELECT p.id, ts_rank(p.search_vector, q) AS rank, p.created_at
+FROM websearch_to_tsquery('french', vbg_fold($1)) q,
+     posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN actors a ON a.id = p.remote_author_id
+LEFT JOIN actors ta ON ta.id = t.remote_author_id
+WHERE p.search_vector @@ q AND p.id > $3 AND p.id <= $4 AND p.deleted_at IS NULL AND t.deleted_at IS NULL
+  AND {readable_sql("c", "$2")} AND {listed_sql("a", "$2::boolean")} AND {listed_sql("ta", "$2::boolean")}
+ORDER BY p.id DESC
+LIMIT $5
+"""
+SHOWN = f"""
+SELECT p.id, p.thread_id, p.is_opening, left(p.source, 5000) AS source, t.title,
+       c.name AS community_name, c.title AS community_title, {AUTHOR_NAME.format(u="u", a="a")} AS author_name
+FROM posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN users u ON u.id = p.author_id
+LEFT JOIN actors a ON a.id = p.remote_author_id
+WHERE p.id = ANY($1::bigint[])
 """
 
 # Same folding as the SQL function vbg_fold (migration 0001), word by word.
@@ -132,13 +135,32 @@ def snippet(source: str, terms: list[str]) -> Markup:
     return Markup("".join(parts))
 
 
-async def _matches(conn: Connection, query: str, reader: bool, page: int) -> list[asyncpg.Record]:
-    """Run SEARCH planned for this very query: a prepared statement's generic plan (chosen
-    after five runs) cannot know whether the words are common or rare, and its pick for
-    one is 30 times slower for the other."""
+async def _candidates(conn: asyncpg.Connection, query: str, reader: bool) -> list[asyncpg.Record]:
+    """The CANDIDATES most recent matches the viewer may read, window by window. Each
+    window is planned for its own words and range: a prepared statement's generic plan
+    (PostgreSQL's pick after five runs) cannot know whether the words are common or rare."""
+    found: list[asyncpg.Record] = []
+    high: int = await conn.fetchval(NEWEST_POST)
+    width = WINDOW
+    while high > 0 and len(found) < CANDIDATES:
+        low = max(0, high - width)
+        found += await conn.fetch(WINDOW_MATCHES, query, reader, low, high, CANDIDATES - len(found))
+        high, width = low, width * 2
+    return found
+
+
+async def _matches(
+    conn: Connection, query: str, reader: bool, page: int
+) -> tuple[list[asyncpg.Record], bool]:
+    """The page's posts, best first, and whether another page follows."""
     async with _connection(conn) as c, c.transaction():
         await c.execute(CUSTOM_PLAN)
-        return list(await c.fetch(SEARCH, query, reader, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE))
+        candidates = await _candidates(c, query, reader)
+        candidates.sort(key=lambda r: (r["rank"], r["created_at"], r["id"]), reverse=True)
+        start = (page - 1) * PAGE_SIZE
+        ids = [r["id"] for r in candidates[start : start + PAGE_SIZE]]
+        rows = {r["id"]: r for r in await c.fetch(SHOWN, ids)} if ids else {}
+    return [rows[i] for i in ids if i in rows], len(candidates) > start + PAGE_SIZE
 
 
 @asynccontextmanager
@@ -155,7 +177,7 @@ async def search(conn: Connection, query: str, viewer: User | None, page: int = 
     query = " ".join(query.split())[:MAX_QUERY]
     if not query:
         return Results(query, [], page, False)
-    rows = await _matches(conn, query, is_reader(viewer), page)
+    rows, has_next = await _matches(conn, query, is_reader(viewer), page)
     terms = query_terms(query)
     results = [
         Result(
@@ -168,6 +190,6 @@ async def search(conn: Connection, query: str, viewer: User | None, page: int = 
             r["is_opening"],
             snippet(r["source"], terms),
         )
-        for r in rows[:PAGE_SIZE]
+        for r in rows
     ]
-    return Results(query, results, page, len(rows) > PAGE_SIZE)
+    return Results(query, results, page, has_next)

@@ -16,9 +16,10 @@ vector is kept by a trigger (migration 0020).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -537,52 +538,146 @@ async def history(
 
 # --- Reading: thread lists -------------------------------------------------------------
 
+# Thread lists go page by page with a keyset — "the threads after the last one shown" —
+# never with OFFSET and never with a total count: a page deep in a community's history,
+# or the home of a member who follows every community, costs what a first page does.
 LIST_COLUMNS = f"""
 SELECT t.id, t.title, t.pinned, t.locked, t.reply_count, t.created_at, t.last_activity_at,
        t.expert_answer_id IS NOT NULL AS answered,
        c.name AS community_name, c.title AS community_title,
        {AUTHOR_NAME.format(u="u", a="a")} AS author_name,
-       ($1::bigint IS NOT NULL AND (r.read_at IS NULL OR t.last_activity_at > r.read_at)) AS unread,
-       count(*) OVER () AS total
-FROM threads t
-JOIN communities c ON c.id = t.community_id
+       ($1::bigint IS NOT NULL AND (r.read_at IS NULL OR t.last_activity_at > r.read_at)) AS unread
+"""
+LIST_JOINS = """
 LEFT JOIN users u ON u.id = t.author_id
 LEFT JOIN actors a ON a.id = t.remote_author_id
 LEFT JOIN thread_reads r ON r.thread_id = t.id AND r.user_id = $1
 """
 # Members miss threads of hidden authors; visitors (no member id in $1) silenced ones too.
 LISTED = listed_sql("a", "$1::bigint IS NOT NULL")
-LIST_COMMUNITY_THREADS = f"""{LIST_COLUMNS}
+# $2 community, ($3, $4, $5) the cursor (pinned, last activity, id), $6 how many.
+LIST_COMMUNITY_THREADS = {
+    direction: f"""{LIST_COLUMNS}
+FROM threads t JOIN communities c ON c.id = t.community_id {LIST_JOINS}
 WHERE t.community_id = $2 AND t.deleted_at IS NULL AND {LISTED}
-ORDER BY t.pinned DESC, t.last_activity_at DESC, t.id DESC
-LIMIT $3 OFFSET $4
+  AND (t.pinned, t.last_activity_at, t.id) {op} ($3, $4, $5)
+ORDER BY t.pinned {order}, t.last_activity_at {order}, t.id {order}
+LIMIT $6
 """
-LIST_FOLLOWED_THREADS = f"""{LIST_COLUMNS}
-WHERE t.community_id IN (SELECT community_id FROM community_follows WHERE user_id = $1)
-  AND t.deleted_at IS NULL AND {readable_sql("c", "$2")} AND {LISTED}
-ORDER BY t.last_activity_at DESC, t.id DESC
-LIMIT $3 OFFSET $4
+    for direction, op, order in (("older", "<", "DESC"), ("newer", ">", "ASC"))
+}
+# The home: each followed community's next threads by its own index (migration 0115),
+# merged — the work grows with the communities followed, not with their history.
+# $2 the viewer reads members-only communities, ($3, $4) the cursor (pinned threads are
+# not first at home), $5 how many.
+LIST_FOLLOWED_THREADS = {
+    direction: f"""{LIST_COLUMNS}
+FROM community_follows f
+JOIN communities c ON c.id = f.community_id AND {readable_sql("c", "$2")}
+CROSS JOIN LATERAL (
+    SELECT t.* FROM threads t LEFT JOIN actors a ON a.id = t.remote_author_id
+    WHERE t.community_id = f.community_id AND t.deleted_at IS NULL AND {LISTED}
+      AND (t.last_activity_at, t.id) {op} ($3, $4)
+    ORDER BY t.last_activity_at {order}, t.id {order}
+    LIMIT $5
+) t {LIST_JOINS}
+WHERE f.user_id = $1
+ORDER BY t.last_activity_at {order}, t.id {order}
+LIMIT $5
 """
+    for direction, op, order in (("older", "<", "DESC"), ("newer", ">", "ASC"))
+}
 LIST_PUBLIC_THREADS = f"""{LIST_COLUMNS}
+FROM threads t JOIN communities c ON c.id = t.community_id {LIST_JOINS}
 WHERE c.visibility = 'public' AND t.deleted_at IS NULL AND {LISTED}
 ORDER BY t.last_activity_at DESC, t.id DESC
 LIMIT $2
 """
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"([01])\.(\d{1,17})\.(\d{1,19})")
+
+
+@dataclass(frozen=True)
+class ListCursor:
+    """A place in a thread list: the (pinned, last activity, id) of a thread, as
+    ``?avant=`` (the threads listed after it) or ``?apres=`` (those before it)."""
+
+    pinned: bool
+    at: datetime
+    id: int
+
+    def token(self) -> str:
+        return f"{int(self.pinned)}.{(self.at - _EPOCH) // timedelta(microseconds=1)}.{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> ListCursor:
+        """The cursor a token names; anything else is a missing page."""
+        match = _CURSOR.fullmatch(token)
+        if match is None or not 0 < int(match[3]) <= MAX_BIGINT:
+            raise NotFound()
+        pinned, micros, thread_id = match.groups()
+        try:
+            at = _EPOCH + timedelta(microseconds=int(micros))
+        except OverflowError as exc:
+            raise NotFound() from exc
+        return cls(pinned == "1", at, int(thread_id))
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> ListCursor:
+        return cls(row["pinned"], row["last_activity_at"], row["id"])
+
+
+MAX_BIGINT = 2**63 - 1
+LIST_START = ListCursor(True, datetime.max.replace(tzinfo=UTC), MAX_BIGINT)
+
+
+@dataclass(frozen=True)
+class ListPosition:
+    """Where a list page starts: at the top, after a thread (``avant``), or before one (``apres``)."""
+
+    cursor: ListCursor = LIST_START
+    newer: bool = False
+
+    @classmethod
+    def from_query(cls, older_than: str | None, newer_than: str | None) -> ListPosition:
+        if newer_than:
+            return cls(ListCursor.parse(newer_than), newer=True)
+        return cls(ListCursor.parse(older_than)) if older_than else cls()
+
+    @property
+    def at_top(self) -> bool:
+        return self.cursor == LIST_START
 
 
 @dataclass
 class ThreadList:
+    """One page of threads, with the tokens of the pages around it (None: no such page)."""
+
     threads: list[asyncpg.Record]
-    page: int
-    pages: int
+    newer: str | None
+    older: str | None
 
 
-async def _list(conn: Connection, query: str, viewer_id: int | None, arg: object, page: int) -> ThreadList:
-    rows = await conn.fetch(query, viewer_id, arg, LIST_PAGE_SIZE, (page - 1) * LIST_PAGE_SIZE)
-    total = rows[0]["total"] if rows else 0
-    if not rows and page > 1:
-        raise NotFound()
-    return ThreadList(list(rows), page, page_count(total, LIST_PAGE_SIZE))
+async def _list(
+    conn: Connection, queries: dict[str, str], args: tuple[object, ...], at: ListPosition
+) -> ThreadList:
+    query = queries["newer" if at.newer else "older"]
+    rows = list(await conn.fetch(query, *args, LIST_PAGE_SIZE + 1))
+    more = len(rows) > LIST_PAGE_SIZE
+    rows = rows[:LIST_PAGE_SIZE]
+    if at.newer:
+        rows.reverse()
+    if not rows:
+        if not at.at_top:
+            raise NotFound()
+        return ThreadList([], None, None)
+    has_newer = more if at.newer else not at.at_top
+    has_older = True if at.newer else more
+    return ThreadList(
+        rows,
+        ListCursor.of(rows[0]).token() if has_newer else None,
+        ListCursor.of(rows[-1]).token() if has_older else None,
+    )
 
 
 def _member_id(viewer: User | None) -> int | None:
@@ -590,15 +685,18 @@ def _member_id(viewer: User | None) -> int | None:
 
 
 async def community_threads(
-    conn: Connection, community: Community, viewer: User | None, page: int
+    conn: Connection, community: Community, viewer: User | None, at: ListPosition = ListPosition()
 ) -> ThreadList:
     """A community's threads: pinned first, then by last activity (the caller checked visibility)."""
-    return await _list(conn, LIST_COMMUNITY_THREADS, _member_id(viewer), community.id, page)
+    c = at.cursor
+    args = (_member_id(viewer), community.id, c.pinned, c.at, c.id)
+    return await _list(conn, LIST_COMMUNITY_THREADS, args, at)
 
 
-async def followed_threads(conn: Connection, viewer: User, page: int) -> ThreadList:
+async def followed_threads(conn: Connection, viewer: User, at: ListPosition = ListPosition()) -> ThreadList:
     """The member's home: threads of the communities they follow, by last activity."""
-    return await _list(conn, LIST_FOLLOWED_THREADS, _member_id(viewer), is_reader(viewer), page)
+    args = (_member_id(viewer), is_reader(viewer), at.cursor.at, at.cursor.id)
+    return await _list(conn, LIST_FOLLOWED_THREADS, args, at)
 
 
 async def public_threads(conn: Connection, limit: int = 10) -> list[asyncpg.Record]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+import pytest
 
 from node import communities, search, threads
 from node.sessions import User
@@ -111,3 +112,28 @@ async def test_results_are_paginated(pool: asyncpg.Pool, client: httpx.AsyncClie
     assert "page=2" in first.text
     second = await client.get("/recherche", params={"q": "procedure", "page": "2"})
     assert second.text.count("Question juridique") == 2
+
+
+async def test_matches_are_gathered_newest_first_window_by_window(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rare word in the oldest post, and a common word in every post
+    await make_community(pool, "medical", visibility="public")
+    amina = await member(pool, "amina")
+    await start(pool, amina, "medical", "Fistule obstétricale", "Orientation vers la chirurgie réparatrice.")
+    made = [
+        await start(pool, amina, "medical", f"Accueil {i}", "Accueil de la survivante.") for i in range(6)
+    ]
+    # And windows one post id wide, three candidates at most
+    monkeypatch.setattr(search, "WINDOW", 1)
+    monkeypatch.setattr(search, "CANDIDATES", 3)
+    monkeypatch.setattr(search, "PAGE_SIZE", 2)
+    # When the rare word is searched, the windows widen down to the first post
+    rare = await search.search(pool, "fistule", None)
+    assert [r.title for r in rare.results] == ["Fistule obstétricale"] and not rare.has_next
+    # And a common word ranks only the three most recent matches, over two pages
+    first = await search.search(pool, "survivante", None)
+    second = await search.search(pool, "survivante", None, page=2)
+    found = [r.thread_id for r in first.results + second.results]
+    assert sorted(found) == sorted(m.thread_id for m in made[-3:])
+    assert first.has_next and not second.has_next

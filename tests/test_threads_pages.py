@@ -299,8 +299,60 @@ async def test_community_threads_are_paginated_pinned_first_then_by_activity(
     titles = re.findall(r"<strong>(Discussion \d+)</strong>", page.text)
     assert len(titles) == 30
     assert titles[:3] == ["Discussion 00", "Discussion 31", "Discussion 30"]
-    second = await client.get("/c/medical?page=2")
+    assert 'rel="prev"' not in page.text
+    # The next page starts after the last thread shown (a keyset, not an offset)
+    second = await client.get(_link(page.text, "next"))
     assert re.findall(r"<strong>(Discussion \d+)</strong>", second.text) == ["Discussion 02", "Discussion 01"]
+    assert 'rel="next"' not in second.text
+    # And going back gives the first page again, pinned thread first
+    back = await client.get(_link(second.text, "prev"))
+    assert re.findall(r"<strong>(Discussion \d+)</strong>", back.text) == titles
+
+
+async def test_a_new_reply_does_not_repeat_threads_across_pages(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    # Given a member's home with two pages of threads
+    await make_community(pool, "medical")
+    amina = await member(pool, "amina")
+    made = [await start(pool, amina, f"Discussion {i:02d}") for i in range(35)]
+    async with pool.acquire() as conn:
+        medical = await communities.find(conn, "medical")
+        assert medical is not None
+        await communities.follow(conn, amina, medical)
+    await login(client, "amina")
+    first = await client.get("/")
+    shown = re.findall(r"<strong>(Discussion \d+)</strong>", first.text)
+    assert shown[0] == "Discussion 34" and len(shown) == 30
+    # When an old thread of the second page gets a reply before the member turns the page
+    async with pool.acquire() as conn:
+        await threads.create_reply(conn, made[1].thread_id, amina, "Une réponse qui remonte le fil")
+    second = await client.get(_link(first.text, "next"))
+    # Then the second page goes on after the last thread shown, with no thread twice
+    rest = re.findall(r"<strong>(Discussion \d+)</strong>", second.text)
+    assert rest == ["Discussion 04", "Discussion 03", "Discussion 02", "Discussion 00"]
+
+
+async def test_malformed_list_cursors_are_missing_pages(
+    pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> None:
+    await make_community(pool, "medical", visibility="public")
+    for query in (
+        "avant=abc",
+        "avant=1.2",
+        "apres=2.1.1",
+        "avant=0.99999999999999999.1",
+        "avant=0.1.0",
+        "avant=0.1.99999999999999999999",
+        "avant=0.1.1%00",
+    ):
+        assert (await client.get(f"/c/medical?{query}")).status_code == 404, query
+
+
+def _link(html: str, rel: str) -> str:
+    match = re.search(rf'<a href="([^"]+)" rel="{rel}"', html)
+    assert match, f"no {rel} link"
+    return match.group(1).replace("&amp;", "&")
 
 
 async def test_out_of_range_ids_are_missing_pages(client: httpx.AsyncClient) -> None:

@@ -60,6 +60,11 @@ def _page(request: Request) -> int:
     return int_param(request.query_params.get("page"))
 
 
+def _list_position(request: Request) -> threads.ListPosition:
+    params = request.query_params
+    return threads.ListPosition.from_query(params.get("avant"), params.get("apres"))
+
+
 def _viewer(request: Request) -> User | None:
     """The person reading: pending, refused or suspended accounts read like visitors."""
     user = current_user(request)
@@ -91,7 +96,7 @@ async def home(request: Request) -> Response:
             communities=await communities.list_readable(pool, None),
             latest=await threads.public_threads(pool),
         )
-    listing = await threads.followed_threads(pool, user, _page(request))
+    listing = await threads.followed_threads(pool, user, _list_position(request))
     return render(request, "home.html", listing=listing)
 
 
@@ -105,7 +110,7 @@ async def community_page(request: Request) -> Response:
     viewer = _viewer(request)
     pool = pool_of(request)
     community = await communities.get_readable(pool, request.path_params["name"], viewer)
-    listing = await threads.community_threads(pool, community, viewer, _page(request))
+    listing = await threads.community_threads(pool, community, viewer, _list_position(request))
     following = viewer is not None and await communities.is_following(pool, viewer, community.id)
     return render(
         request,
