@@ -46,7 +46,8 @@ WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > now()
 SELECT_LIVE_LOCKED = SELECT_LIVE + " FOR UPDATE OF r"
 SELECT_BY_LOGIN = """
 SELECT id, username, email, status FROM users
-WHERE lower(email) = lower($1) OR lower(username) = lower($1)
+WHERE (lower(email) = lower($1) OR lower(username) = lower($1))
+  AND NOT email_conflict  -- a registration that gave another account's address owns no mailbox (0076)
 ORDER BY lower(username) = lower($1) DESC
 LIMIT 1
 """

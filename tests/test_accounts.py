@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from node import recovery
 from tests.helpers import PASSWORD, csrf, login, make_community, make_user, new_client, post_form
 
 
@@ -415,3 +416,21 @@ async def test_a_person_not_yet_approved_logs_in_to_the_waiting_page(
     assert response.headers["location"] == "/en-attente"
     assert (await client.get("/en-attente")).status_code == 200
     assert (await client.get("/compte")).status_code == 404
+
+
+async def test_a_flagged_registration_owns_no_mailbox(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+) -> None:
+    # Given a member, and a registration that gave her address
+    fatou = await make_user(pool, "fatou", email="fatou@example.org")
+    await _register_as_a_newcomer(app, "intrus", "fatou@example.org")
+    await pool.execute("DELETE FROM mail_queue")
+
+    # When a reset link is asked by that address, or by the flagged account's name
+    async with pool.acquire() as conn:
+        await recovery.send_by_email(conn, "FATOU@example.org", base_url="http://testserver", node_name="N")
+        await recovery.send_by_email(conn, "intrus", base_url="http://testserver", node_name="N")
+
+    # Then only the owner's account gets one
+    mails = await pool.fetch("SELECT user_id, body FROM mail_queue")
+    assert [m["user_id"] for m in mails] == [fatou] and "« fatou »" in mails[0]["body"]
