@@ -672,6 +672,8 @@ def office_text(path: Path, kind: str) -> str:
 
 
 def _pdf_carried(pdf: object) -> list[str]:
+    """Files embedded in the PDF (their own metadata is out of our reach) are reported;
+    annotations keep their text but lose their author and dates (``/T``, ``/M``)."""
     import pikepdf
 
     assert isinstance(pdf, pikepdf.Pdf)
@@ -681,19 +683,12 @@ def _pdf_carried(pdf: object) -> list[str]:
         carried.append(
             "des fichiers joints : " + ", ".join(display_name(str(a), 80) for a in attachments[:10])
         )
-    annotated = 0
     for page in pdf.pages:
         for annot in page.obj.get("/Annots", []) or []:
-            if isinstance(annot, pikepdf.Dictionary) and annot.get("/Subtype") not in (
-                pikepdf.Name.Link,
-                pikepdf.Name.Widget,
-            ):
-                annotated += 1
+            if isinstance(annot, pikepdf.Dictionary):
                 for key in ("/T", "/M", "/CreationDate"):
                     if key in annot:
                         del annot[key]
-    if annotated:
-        carried.append(f"{annotated} annotation(s) ou commentaire(s) (leurs auteur·e·s ont été retiré·e·s)")
     return carried
 
 

@@ -27,6 +27,7 @@ from node.settings import Settings
 from node.web import (
     accounts_views,
     admin_views,
+    document_views,
     forum_views,
     kept_forms,
     media_views,
@@ -117,6 +118,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(reports_views.routes)
     routes.extend(report_form_views.routes)
     routes.extend(media_views.routes)
+    routes.extend(document_views.routes)
     routes.extend(recovery_views.routes)
     routes.extend(status_views.routes)
     routes.extend(messages_views.routes)

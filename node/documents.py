@@ -1,0 +1,569 @@
+"""The documents space: each community's library (migration 0095; this module owns its tables).
+
+A document is the opening post of a thread of its own — its discussion — so it is
+read, replied to, reported and federated like a thread (a ``Page`` with a ``Document``
+attachment, ``federation.objects``). Its files are versions: the highest number is the
+current one, the others stay downloadable. Files live in ``node.storage`` (area
+``documents``) under random names; this module records names, never paths.
+
+    upload (node.web.document_views) ── uploads.clean ── storage.put_file ──> create_document
+         nothing carried ─────────> published: the thread is created (outbox event, same transaction)
+         carried metadata ────────> draft: seen by its uploader only ── confirm_draft ──> published
+                                                                     └─ discard_draft (files to the trash)
+    add_version ── the author, the community's experts, moderators ── post.updated event
+    set_featured ── experts of the community, moderators (audited)
+    delete_document ── the author, or a moderator with a reason (audited): the opening post
+         deleted (federated Delete), every file name to ``document_trash``; the caller empties
+         the trash after the commit (:func:`empty_trash`)
+
+Who may read: exactly who may read the community (``communities.can_read``) — anything
+else, drafts of others, deleted documents and hidden remote authors all answer NotFound.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import TypeAlias
+
+import asyncpg
+
+from node import audit, threads
+from node.communities import Community, author_shown_sql, can_read, is_reader, listed_sql, readable_sql
+from node.errors import BadRequest, Forbidden, NotFound
+from node.sessions import User
+from node.storage import Storage
+
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+DOC_TYPES = {
+    "protocole": "Protocole",
+    "fiche": "Fiche pratique",
+    "formation": "Formation",
+    "rapport": "Rapport",
+    "modele": "Modèle de formulaire",
+    "autre": "Autre",
+}
+LANGUAGES = {
+    "fr": "Français",
+    "en": "Anglais",
+    "es": "Espagnol",
+    "pt": "Portugais",
+    "ar": "Arabe",
+    "sw": "Swahili",
+}
+MAX_TITLE = 200
+MAX_DESCRIPTION = 20_000
+MAX_TAGS = 10
+MAX_TAG = 40
+PAGE_SIZE = 30
+MAX_QUERY = 200
+TAG_RE = re.compile(r"^[\w\- ]{1,40}$")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a member says about a document (the upload and edit forms)."""
+
+    title: str
+    description: str = ""
+    doc_type: str = "autre"
+    tags: tuple[str, ...] = ()
+    language: str = "fr"
+    origin: str = ""
+    licence: str = ""
+    issued_on: date | None = None
+
+
+def parse_tags(raw: str) -> tuple[str, ...]:
+    """« santé, Accueil ; urgence » → ('santé', 'accueil', 'urgence'): lower case, unique, in order."""
+    tags: list[str] = []
+    for part in re.split(r"[,;]", raw):
+        tag = " ".join(part.split()).lower().lstrip("#")
+        if not tag:
+            continue
+        if not TAG_RE.match(tag):
+            raise BadRequest(
+                fields={"tags": f"Étiquette invalide : « {tag[:MAX_TAG]} » (lettres, chiffres, tirets)."}
+            )
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise BadRequest(fields={"tags": f"{MAX_TAGS} étiquettes au plus."})
+    return tuple(tags)
+
+
+def _text(value: str, name: str, limit: int, *, required: bool = False) -> str:
+    value = value.strip()
+    if "\x00" in value:
+        raise BadRequest(fields={name: "Ce champ contient des caractères invalides."})
+    if required and not value:
+        raise BadRequest(fields={name: "Ce champ est obligatoire."})
+    if len(value) > limit:
+        raise BadRequest(fields={name: f"Ce champ est trop long ({limit} caractères au plus)."})
+    return value
+
+
+def check_metadata(fields: dict[str, str]) -> Metadata:
+    """The form's fields checked, with French field errors."""
+    doc_type = fields.get("doc_type", "autre")
+    if doc_type not in DOC_TYPES:
+        raise BadRequest(fields={"doc_type": "Type de document inconnu."})
+    language = fields.get("language", "fr")
+    if language not in LANGUAGES:
+        raise BadRequest(fields={"language": "Langue inconnue."})
+    issued_on = None
+    if fields.get("issued_on", "").strip():
+        try:
+            issued_on = date.fromisoformat(fields["issued_on"].strip())
+        except ValueError as exc:
+            raise BadRequest(fields={"issued_on": "Date invalide (AAAA-MM-JJ)."}) from exc
+    return Metadata(
+        title=" ".join(_text(fields.get("title", ""), "title", MAX_TITLE, required=True).split()),
+        description=_text(fields.get("description", ""), "description", MAX_DESCRIPTION),
+        doc_type=doc_type,
+        tags=parse_tags(fields.get("tags", "")),
+        language=language,
+        origin=_text(fields.get("origin", ""), "origin", 200),
+        licence=_text(fields.get("licence", ""), "licence", 100),
+        issued_on=issued_on,
+    )
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A cleaned file already in storage, as the service records it."""
+
+    stored_name: str
+    media_type: str
+    size: int
+    file_name: str
+    text: str = ""
+    carried: tuple[str, ...] = ()
+    thumbnail_name: str | None = None
+
+
+# --- Writing ---------------------------------------------------------------------
+
+INSERT_DOCUMENT = """
+INSERT INTO documents (community_id, author_id, title, description, doc_type, tags, language, origin,
+                       licence, issued_on, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING id
+"""
+INSERT_VERSION = """
+INSERT INTO document_versions (document_id, number, stored_name, thumbnail_name, media_type, size, file_name,
+                               extracted_text, carried, note, uploaded_by)
+VALUES ($1, coalesce((SELECT max(number) FROM document_versions WHERE document_id = $1), 0) + 1,
+        $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING number
+"""
+REFRESH_SEARCH = """
+UPDATE documents d SET updated_at = now(), search_vector =
+       setweight(to_tsvector('french', vbg_fold(d.title || ' ' || array_to_string(d.tags, ' '))), 'A')
+    || setweight(to_tsvector('french', vbg_fold(d.description)), 'B')
+    || setweight(to_tsvector('french', vbg_fold(coalesce(
+           (SELECT left(v.extracted_text, 200000) FROM document_versions v
+            WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1), ''))), 'C')
+WHERE d.id = $1
+"""
+PUBLISH = "UPDATE documents SET thread_id = $2, status = 'published' WHERE id = $1"
+SELECT_REF = f"""
+SELECT d.id, d.thread_id, d.community_id, d.author_id, d.remote, d.status, d.title, d.description,
+       d.featured_at, c.name AS community_name, c.visibility, t.remote_author_id,
+       (SELECT id FROM posts WHERE thread_id = d.thread_id AND is_opening) AS opening_id,
+       EXISTS (SELECT 1 FROM community_experts e WHERE e.community_id = d.community_id AND e.user_id = $2)
+           AS viewer_is_expert
+FROM documents d
+JOIN communities c ON c.id = d.community_id
+LEFT JOIN threads t ON t.id = d.thread_id
+WHERE d.id = $1 AND d.deleted_at IS NULL AND (d.thread_id IS NULL OR t.deleted_at IS NULL)
+  AND {author_shown_sql("t.remote_author_id")}
+"""
+INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+SET_FEATURED = (
+    "UPDATE documents SET featured_at = CASE WHEN $2 THEN now() END, featured_by = $3 WHERE id = $1"
+)
+MARK_DELETED = "UPDATE documents SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
+TRASH_FILES = """
+INSERT INTO document_trash (stored_name)
+SELECT n FROM document_versions v, unnest(ARRAY[v.stored_name, v.thumbnail_name]) n
+WHERE v.document_id = $1 AND n IS NOT NULL
+ON CONFLICT DO NOTHING
+"""
+CLEAR_FILES = """
+UPDATE document_versions SET stored_name = NULL, thumbnail_name = NULL,
+       status = CASE WHEN status = 'stored' THEN 'failed' ELSE status END
+WHERE document_id = $1
+"""
+CLAIM_TRASH = "SELECT stored_name FROM document_trash ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+DELETE_TRASH = "DELETE FROM document_trash WHERE stored_name = ANY($1::text[])"
+
+
+def _discussion_body(meta: Metadata) -> str:
+    return meta.description or f"Document : {meta.title}"
+
+
+async def _insert_version(
+    conn: asyncpg.Connection, document_id: int, file: NewFile, by: User, note: str
+) -> int:
+    number: int = await conn.fetchval(
+        INSERT_VERSION, document_id, file.stored_name, file.thumbnail_name, file.media_type, file.size,
+        file.file_name, file.text, list(file.carried), note, by.id,
+    )  # fmt: skip
+    await conn.execute(REFRESH_SEARCH, document_id)
+    return number
+
+
+async def _start_discussion(
+    conn: asyncpg.Connection, community: Community, author: User, meta: Metadata
+) -> int:
+    created = await threads.create_thread(conn, community, author, meta.title, _discussion_body(meta))
+    return created.thread_id
+
+
+async def create_document(
+    conn: asyncpg.Connection, community: Community, author: User, meta: Metadata, file: NewFile
+) -> int:
+    """Record an uploaded document: published with its discussion thread at once, or a
+    draft waiting for the uploader's confirmation when ``file.carried`` is not empty."""
+    if not is_reader(author) or not can_read(author, community.visibility):
+        raise NotFound()
+    status = "draft" if file.carried else "published"
+    async with conn.transaction():
+        document_id: int = await conn.fetchval(
+            INSERT_DOCUMENT, community.id, author.id, meta.title, meta.description, meta.doc_type,
+            list(meta.tags), meta.language, meta.origin, meta.licence, meta.issued_on, status,
+        )  # fmt: skip
+        await _insert_version(conn, document_id, file, author, "")
+        if status == "published":
+            await conn.execute(PUBLISH, document_id, await _start_discussion(conn, community, author, meta))
+    return document_id
+
+
+async def _ref(
+    conn: Connection, document_id: int, viewer: User | None, *, lock: bool = False
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        SELECT_REF + (" FOR UPDATE OF d" if lock else ""), document_id, viewer.id if viewer else None
+    )
+    if row is None or not can_read(viewer, row["visibility"]):
+        raise NotFound()
+    if row["status"] == "draft" and (viewer is None or row["author_id"] != viewer.id):
+        raise NotFound()
+    return row
+
+
+async def confirm_draft(conn: asyncpg.Connection, document_id: int, author: User) -> None:
+    """The uploader saw what the file still carries and publishes it anyway."""
+    async with conn.transaction():
+        ref = await _ref(conn, document_id, author, lock=True)
+        if ref["status"] != "draft":
+            return
+        community = Community(ref["community_id"], ref["community_name"], "", "", "", ref["visibility"])
+        meta = Metadata(title=ref["title"], description=ref["description"])
+        await conn.execute(PUBLISH, document_id, await _start_discussion(conn, community, author, meta))
+
+
+async def discard_draft(conn: asyncpg.Connection, document_id: int, author: User) -> None:
+    async with conn.transaction():
+        ref = await _ref(conn, document_id, author, lock=True)
+        if ref["status"] != "draft":
+            raise NotFound()
+        await conn.execute(TRASH_FILES, document_id)
+        await conn.execute("DELETE FROM documents WHERE id = $1", document_id)
+
+
+def may_manage(viewer: User | None, ref: asyncpg.Record) -> bool:
+    """New versions and featuring: the author, the community's experts, moderators."""
+    if viewer is None or not viewer.is_approved:
+        return False
+    return (
+        viewer.is_moderator
+        or bool(ref["viewer_is_expert"])
+        or (ref["author_id"] == viewer.id and not ref["remote"])
+    )
+
+
+def may_feature(viewer: User | None, ref: asyncpg.Record) -> bool:
+    return (
+        viewer is not None and viewer.is_approved and (viewer.is_moderator or bool(ref["viewer_is_expert"]))
+    )
+
+
+async def _emit_updated(conn: asyncpg.Connection, ref: asyncpg.Record, actor: User) -> None:
+    if ref["visibility"] == "local" or ref["opening_id"] is None:
+        return
+    payload = {
+        "post_id": ref["opening_id"],
+        "thread_id": ref["thread_id"],
+        "community_id": ref["community_id"],
+        "actor_user_id": actor.id,
+    }
+    await conn.execute(INSERT_EVENT, "post.updated", payload)
+
+
+async def add_version(
+    conn: asyncpg.Connection, document_id: int, actor: User, file: NewFile, note: str = ""
+) -> int:
+    """A new current file; the earlier ones stay downloadable. Returns its number."""
+    note = " ".join(note.split())
+    if len(note) > 500:
+        raise BadRequest(fields={"note": "La note est trop longue (500 caractères au plus)."})
+    async with conn.transaction():
+        ref = await _ref(conn, document_id, actor, lock=True)
+        if ref["remote"] or ref["status"] != "published" or not may_manage(actor, ref):
+            raise Forbidden(
+                "Seuls l'auteur·e, les expert·e·s de la communauté et les modérateur·rice·s peuvent déposer une nouvelle version."
+            )
+        number = await _insert_version(conn, document_id, file, actor, note)
+        await _emit_updated(conn, ref, actor)
+    return number
+
+
+async def set_featured(conn: asyncpg.Connection, document_id: int, actor: User, featured: bool) -> None:
+    async with conn.transaction():
+        ref = await _ref(conn, document_id, actor, lock=True)
+        if ref["status"] != "published" or not may_feature(actor, ref):
+            raise Forbidden(
+                "Seul·e·s les expert·e·s de la communauté et les modérateur·rice·s peuvent mettre un document en avant."
+            )
+        await conn.execute(SET_FEATURED, document_id, featured, actor.id)
+        await audit.record(
+            conn, "document.feature" if featured else "document.unfeature", actor_id=actor.id,
+            actor_label=actor.username, target_type="document", target_id=document_id,
+        )  # fmt: skip
+
+
+async def delete_document(conn: asyncpg.Connection, document_id: int, actor: User, reason: str = "") -> None:
+    """Remove a document: its author, or a moderator with a reason (audited). Its
+    discussion's opening post is deleted (a federated Delete) and its files go to the
+    trash; call :func:`empty_trash` after the commit."""
+    async with conn.transaction():
+        ref = await _ref(conn, document_id, actor, lock=True)
+        own = ref["author_id"] == actor.id and not ref["remote"]
+        if not own and not actor.is_moderator:
+            raise Forbidden("Vous ne pouvez supprimer que vos propres documents.")
+        if ref["opening_id"] is not None:
+            await threads.delete_post(conn, ref["opening_id"], actor, reason)
+        elif not own and not reason.strip():
+            raise BadRequest(fields={"reason": "Indiquez la raison de la suppression."})
+        await conn.execute(MARK_DELETED, document_id)
+        await conn.execute(TRASH_FILES, document_id)
+        await conn.execute(CLEAR_FILES, document_id)
+        if not own:
+            await audit.record(
+                conn, "document.delete", actor_id=actor.id, actor_label=actor.username,
+                target_type="document", target_id=document_id, reason=" ".join(reason.split()),
+            )  # fmt: skip
+
+
+async def empty_trash(pool: asyncpg.Pool, store: Storage, limit: int = 200) -> int:
+    """Delete from storage the files of removed documents, then their names."""
+    removed = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            names = [r["stored_name"] for r in await conn.fetch(CLAIM_TRASH, limit)]
+            for name in names:
+                await store.delete(name)
+            if names:
+                await conn.execute(DELETE_TRASH, names)
+        removed += len(names)
+        if len(names) < limit:
+            return removed
+
+
+# --- Reading ---------------------------------------------------------------------
+
+CURRENT = """
+JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status AS file_status, v.thumbnail_name
+              FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
+"""
+LIST = f"""
+SELECT d.id, d.title, d.doc_type, d.tags, d.language, d.origin, d.issued_on, d.updated_at, d.featured_at,
+       d.thread_id, c.name AS community_name, c.title AS community_title, t.reply_count,
+       v.number AS version, v.media_type, v.size, v.file_status, v.thumbnail_name,
+       CASE WHEN $6::text IS NULL THEN 0 ELSE ts_rank(d.search_vector, websearch_to_tsquery('french', vbg_fold($6))) END AS rank
+FROM documents d
+JOIN communities c ON c.id = d.community_id
+JOIN threads t ON t.id = d.thread_id
+LEFT JOIN actors a ON a.id = t.remote_author_id
+{CURRENT}
+WHERE d.deleted_at IS NULL AND d.status = 'published' AND t.deleted_at IS NULL
+  AND {readable_sql("c", "$1")} AND {listed_sql("a", "$1::boolean")}
+  AND ($2::bigint IS NULL OR d.community_id = $2)
+  AND ($3::text IS NULL OR d.doc_type = $3)
+  AND ($4::text IS NULL OR d.tags @> ARRAY[$4::text])
+  AND ($5::text IS NULL OR d.language = $5)
+  AND ($6::text IS NULL OR d.search_vector @@ websearch_to_tsquery('french', vbg_fold($6)))
+ORDER BY rank DESC, (d.featured_at IS NULL), d.updated_at DESC, d.id DESC
+LIMIT $7 OFFSET $8
+"""
+
+
+@dataclass(frozen=True)
+class Filters:
+    community_id: int | None = None
+    doc_type: str | None = None
+    tag: str | None = None
+    language: str | None = None
+    query: str | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, str], community_id: int | None = None) -> Filters:
+        """Query-string filters; unknown values are ignored (a link never errors)."""
+        doc_type = params.get("type") if params.get("type") in DOC_TYPES else None
+        language = params.get("langue") if params.get("langue") in LANGUAGES else None
+        tag = " ".join((params.get("etiquette") or "").split()).lower()[:MAX_TAG] or None
+        query = " ".join((params.get("q") or "").split())[:MAX_QUERY] or None
+        return cls(community_id, doc_type, tag, language, query)
+
+    def query_string(self, **change: str | None) -> str:
+        values = {"q": self.query, "type": self.doc_type, "etiquette": self.tag, "langue": self.language}
+        values.update(change)
+        from urllib.parse import urlencode
+
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+@dataclass(frozen=True)
+class Listing:
+    documents: list[asyncpg.Record]
+    page: int
+    has_next: bool
+
+
+async def list_documents(conn: Connection, viewer: User | None, filters: Filters, page: int = 1) -> Listing:
+    """Published documents the viewer may read, featured first then latest (best match
+    first when searching)."""
+    rows = await conn.fetch(
+        LIST, is_reader(viewer), filters.community_id, filters.doc_type, filters.tag, filters.language,
+        filters.query, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE,
+    )  # fmt: skip
+    return Listing(rows[:PAGE_SIZE], page, len(rows) > PAGE_SIZE)
+
+
+SELECT_DOCUMENT = """
+SELECT d.*, c.name AS community_name, c.title AS community_title, c.visibility,
+       u.username AS author_username, u.display_name AS author_display_name,
+       coalesce(nullif(ra.display_name, ''), ra.username) AS remote_author_name, ra.domain AS remote_domain
+FROM documents d
+JOIN communities c ON c.id = d.community_id
+LEFT JOIN users u ON u.id = d.author_id
+LEFT JOIN threads t ON t.id = d.thread_id
+LEFT JOIN actors ra ON ra.id = t.remote_author_id
+WHERE d.id = $1
+"""
+SELECT_VERSIONS = """
+SELECT v.number, v.status, v.stored_name, v.thumbnail_name, v.media_type, v.size, v.file_name, v.carried,
+       v.note, v.created_at, v.remote_url, u.display_name AS uploader
+FROM document_versions v LEFT JOIN users u ON u.id = v.uploaded_by
+WHERE v.document_id = $1 ORDER BY v.number DESC
+"""
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    ref: asyncpg.Record
+    document: asyncpg.Record
+    versions: list[asyncpg.Record]
+
+    @property
+    def current(self) -> asyncpg.Record:
+        return self.versions[0]
+
+
+async def load_document(conn: Connection, document_id: int, viewer: User | None) -> DocumentPage:
+    ref = await _ref(conn, document_id, viewer)
+    document = await conn.fetchrow(SELECT_DOCUMENT, document_id)
+    versions = await conn.fetch(SELECT_VERSIONS, document_id)
+    if document is None or not versions:
+        raise NotFound()
+    return DocumentPage(ref, document, list(versions))
+
+
+SELECT_FILE = f"""
+SELECT v.stored_name, v.thumbnail_name, v.media_type, v.size, v.status, v.remote_url, d.title,
+       d.status AS document_status, d.author_id, c.visibility
+FROM document_versions v
+JOIN documents d ON d.id = v.document_id
+JOIN communities c ON c.id = d.community_id
+LEFT JOIN threads t ON t.id = d.thread_id
+WHERE v.document_id = $1 AND v.number = $2 AND d.deleted_at IS NULL
+  AND (d.thread_id IS NULL OR t.deleted_at IS NULL) AND {author_shown_sql("t.remote_author_id")}
+"""
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One version's file as the download route needs it (access not yet decided)."""
+
+    stored_name: str | None
+    thumbnail_name: str | None
+    media_type: str
+    size: int
+    status: str
+    remote_url: str | None
+    title: str
+    visibility: str
+    draft_of: int | None  # the uploader's id while a draft: nobody else may read it
+
+
+async def file_ref(conn: Connection, document_id: int, number: int) -> FileRef:
+    """The file of version ``number``; NotFound for a missing or deleted one. The caller
+    decides access with :func:`may_read_file` or, for a server, the federation rule."""
+    row = await conn.fetchrow(SELECT_FILE, document_id, number)
+    if row is None:
+        raise NotFound()
+    draft_of = row["author_id"] if row["document_status"] == "draft" else None
+    return FileRef(
+        row["stored_name"], row["thumbnail_name"], row["media_type"], row["size"], row["status"],
+        row["remote_url"], row["title"], row["visibility"], draft_of,
+    )  # fmt: skip
+
+
+def may_read_file(viewer: User | None, ref: FileRef) -> bool:
+    if ref.draft_of is not None:
+        return viewer is not None and viewer.is_approved and viewer.id == ref.draft_of
+    return can_read(viewer, ref.visibility)
+
+
+SELECT_FOR_THREAD = """
+SELECT d.id, d.doc_type, d.status, v.number, v.media_type, v.size, v.file_name, v.stored_name
+FROM documents d
+JOIN LATERAL (SELECT * FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
+WHERE d.thread_id = $1 AND d.deleted_at IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class ThreadDocument:
+    """The document a thread discusses, as the thread page and its Page show it."""
+
+    id: int
+    doc_type: str
+    version: int
+    media_type: str
+    size: int
+    file_name: str
+    stored: bool
+
+
+async def for_thread(conn: Connection, thread_id: int) -> ThreadDocument | None:
+    row = await conn.fetchrow(SELECT_FOR_THREAD, thread_id)
+    if row is None or row["status"] != "published":
+        return None
+    return ThreadDocument(
+        row["id"], row["doc_type"], row["number"], row["media_type"], row["size"], row["file_name"],
+        row["stored_name"] is not None,
+    )  # fmt: skip
+
+
+def human_size(size: int) -> str:
+    """« 850 octets », « 12 Ko », « 3,4 Mo » (French units, 1 Ko = 1024 octets)."""
+    if size < 1024:
+        return f"{size} octets"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} Ko"
+    return f"{size / (1024 * 1024):.1f} Mo".replace(".", ",")

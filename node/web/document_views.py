@@ -1,0 +1,390 @@
+"""The documents space (``node.documents``): libraries, upload, versions, downloads.
+
+Routes::
+
+    GET      /documents                          library of every community the viewer may read
+                                                 (``?q=&type=&etiquette=&langue=&page=``: full-text search and filters)
+    GET      /c/{name}/documents                 one community's library (same filters)
+    GET/POST /c/{name}/documents/nouveau         upload a document (members)
+    GET      /documents/{id}                     the document: description, file size, versions, discussion link
+    GET      /documents/{id}/v/{number}          a version's file (Range requests; attachment, sandboxed)
+    GET      /documents/{id}/v/{number}/apercu   its thumbnail (images, PDF first page)
+    POST     /documents/{id}/version             upload a new version (author, experts, moderators)
+    POST     /documents/{id}/confirmer           publish a draft whose file still carries metadata
+    POST     /documents/{id}/abandonner          drop such a draft
+    POST     /documents/{id}/mise-en-avant       feature / unfeature (experts, moderators)
+    GET/POST /documents/{id}/supprimer           delete (the author; moderators with a reason)
+
+Files are served to who may read the community: an approved member here, or an
+approved partner instance by a signed GET (``federation.access.may_read``); everyone
+else gets the same 404 as for a missing file. Reporting a document is reporting its
+discussion's opening post (``/p/{id}/signaler``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import unicodedata
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from node import communities, documents, uploads
+from node.errors import AppError, BadRequest, NotFound
+from node.sessions import User
+from node.storage import Storage, storage_for
+from node.web import forms
+from node.web.requests import current_user, int_param, path_id, pool_of, require_member, settings_of
+from node.web.templating import redirect, render
+from node.web.upload_forms import upload_form
+
+AREA = "documents"
+FILE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
+CACHE_CONTROL = {"public": "private, max-age=3600", "members": "private, max-age=600"}
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+
+
+def store_of(request: Request) -> Storage:
+    return storage_for(settings_of(request), AREA)
+
+
+def _viewer(request: Request) -> User | None:
+    user = current_user(request)
+    return user if user is not None and user.is_approved else None
+
+
+def _context(**extra: Any) -> dict[str, Any]:
+    return {
+        "doc_types": documents.DOC_TYPES,
+        "languages": documents.LANGUAGES,
+        "human_size": documents.human_size,
+        "kinds": {k.media_type: k.label for k in uploads.KINDS.values()},
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------- libraries
+
+
+def _params(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+
+
+async def library(request: Request) -> Response:
+    viewer = _viewer(request)
+    filters = documents.Filters.from_params(_params(request))
+    page = int_param(request.query_params.get("page"))
+    listing = await documents.list_documents(pool_of(request), viewer, filters, page)
+    return render(
+        request,
+        "documents/library.html",
+        **_context(listing=listing, filters=filters, community=None, base="/documents"),
+    )
+
+
+async def community_library(request: Request) -> Response:
+    viewer = _viewer(request)
+    pool = pool_of(request)
+    community = await communities.get_readable(pool, request.path_params["name"], viewer)
+    filters = documents.Filters.from_params(_params(request), community.id)
+    page = int_param(request.query_params.get("page"))
+    listing = await documents.list_documents(pool, viewer, filters, page)
+    base = f"/c/{community.name}/documents"
+    return render(
+        request,
+        "documents/library.html",
+        **_context(listing=listing, filters=filters, community=community, base=base),
+    )
+
+
+# ---------------------------------------------------------------- upload
+
+
+def _fields(received: uploads.ReceivedForm) -> dict[str, str]:
+    return {k: v for k, v in received.fields.items() if isinstance(v, str)}
+
+
+async def upload_page(request: Request) -> Response:
+    user = require_member(request)
+    community = await communities.get_readable(pool_of(request), request.path_params["name"], user)
+    return _upload_form(request, community, {}, {})
+
+
+def _upload_form(
+    request: Request,
+    community: communities.Community,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    limit = uploads.megabytes(settings_of(request).upload_max_bytes)
+    return render(
+        request, "documents/upload.html", status_code=status,
+        **_context(community=community, values=values, errors=errors, limit=limit, accepted=uploads.ACCEPTED_LABEL),
+    )  # fmt: skip
+
+
+async def store_clean(request: Request, received: uploads.ReceivedForm) -> documents.NewFile:
+    """The received file checked and cleaned (in a thread), then moved into storage with
+    its thumbnail; BadRequest (French) when there is no acceptable file."""
+    upload = received.file("file")
+    if upload is None:
+        raise BadRequest(fields={"file": "Choisissez un fichier."})
+    settings = settings_of(request)
+    clean = await asyncio.to_thread(uploads.clean, upload.path, uploads.temp_dir(settings))
+    store = store_of(request)
+    try:
+        thumb = await asyncio.to_thread(uploads.thumbnail, clean.path, clean.kind.key)
+        name = await store.put_file(clean.path, clean.kind.extension)
+    finally:
+        clean.discard()
+    thumb_name = None
+    if thumb is not None:
+        thumb_name = await store.put(_once(thumb), "jpg")
+    base = os.path.splitext(upload.client_name)[0] or "document"
+    return documents.NewFile(
+        name,
+        clean.kind.media_type,
+        clean.size,
+        f"{base}.{clean.kind.extension}",
+        clean.text,
+        clean.carried,
+        thumb_name,
+    )
+
+
+async def _once(data: bytes) -> Any:
+    yield data
+
+
+async def _forget(request: Request, file: documents.NewFile) -> None:
+    store = store_of(request)
+    await store.delete(file.stored_name)
+    if file.thumbnail_name:
+        await store.delete(file.thumbnail_name)
+
+
+async def upload(request: Request) -> Response:
+    user = require_member(request)
+    pool = pool_of(request)
+    try:
+        received = await upload_form(request)
+    except AppError as exc:
+        if exc.status not in (400, 413):
+            raise
+        community = await communities.get_readable(pool, request.path_params["name"], user)
+        return _upload_form(request, community, {}, exc.fields or {"_": exc.message}, exc.status)
+    try:
+        community = await communities.get_readable(pool, request.path_params["name"], user)
+        values = _fields(received)
+        try:
+            meta = documents.check_metadata(values)
+            file = await store_clean(request, received)
+        except BadRequest as exc:
+            return _upload_form(request, community, values, exc.fields or {"_": exc.message}, 400)
+    finally:
+        received.discard()
+    try:
+        async with pool.acquire() as conn:
+            document_id = await documents.create_document(conn, community, user, meta, file)
+    except BaseException:
+        await _forget(request, file)
+        raise
+    return redirect(f"/documents/{document_id}")
+
+
+# ---------------------------------------------------------------- document page
+
+
+async def document_page(request: Request) -> Response:
+    viewer = _viewer(request)
+    pool = pool_of(request)
+    page = await documents.load_document(pool, path_id(request), viewer)
+    return render(
+        request, "documents/document.html",
+        **_context(
+            page=page, doc=page.document, current=page.current, versions=page.versions,
+            may_manage=documents.may_manage(viewer, page.ref), may_feature=documents.may_feature(viewer, page.ref),
+            limit=uploads.megabytes(settings_of(request).upload_max_bytes), errors={},
+        ),
+    )  # fmt: skip
+
+
+async def new_version(request: Request) -> Response:
+    user = require_member(request)
+    pool = pool_of(request)
+    document_id = path_id(request)
+    try:
+        received = await upload_form(request)
+    except AppError as exc:
+        if exc.status not in (400, 413):
+            raise
+        return await _version_error(request, document_id, user, exc)
+    try:
+        await documents.load_document(pool, document_id, user)
+        try:
+            file = await store_clean(request, received)
+        except BadRequest as exc:
+            return await _version_error(request, document_id, user, exc)
+        note = forms.field(received.fields, "note", max_length=500, required=False)
+    finally:
+        received.discard()
+    try:
+        async with pool.acquire() as conn:
+            await documents.add_version(conn, document_id, user, file, note)
+    except BaseException:
+        await _forget(request, file)
+        raise
+    return redirect(f"/documents/{document_id}")
+
+
+async def _version_error(request: Request, document_id: int, user: User, exc: AppError) -> Response:
+    page = await documents.load_document(pool_of(request), document_id, user)
+    return render(
+        request, "documents/document.html", status_code=exc.status,
+        **_context(
+            page=page, doc=page.document, current=page.current, versions=page.versions,
+            may_manage=documents.may_manage(user, page.ref), may_feature=documents.may_feature(user, page.ref),
+            limit=uploads.megabytes(settings_of(request).upload_max_bytes), errors=exc.fields or {"_": exc.message},
+        ),
+    )  # fmt: skip
+
+
+async def confirm(request: Request) -> Response:
+    user = require_member(request)
+    await forms.form(request)
+    document_id = path_id(request)
+    async with pool_of(request).acquire() as conn:
+        await documents.confirm_draft(conn, document_id, user)
+    return redirect(f"/documents/{document_id}")
+
+
+async def abandon(request: Request) -> Response:
+    user = require_member(request)
+    await forms.form(request)
+    pool = pool_of(request)
+    async with pool.acquire() as conn:
+        await documents.discard_draft(conn, path_id(request), user)
+    await documents.empty_trash(pool, store_of(request))
+    return redirect("/documents")
+
+
+async def feature(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    document_id = path_id(request)
+    async with pool_of(request).acquire() as conn:
+        await documents.set_featured(conn, document_id, user, data.get("action") != "unfeature")
+    return redirect(f"/documents/{document_id}")
+
+
+async def delete_page(request: Request) -> Response:
+    user = require_member(request)
+    page = await documents.load_document(pool_of(request), path_id(request), user)
+    return render(request, "documents/delete.html", **_context(doc=page.document, errors={}))
+
+
+async def delete(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    pool = pool_of(request)
+    document_id = path_id(request)
+    reason = forms.field(data, "reason", max_length=500, required=False)
+    try:
+        async with pool.acquire() as conn:
+            document = await documents.load_document(conn, document_id, user)
+            await documents.delete_document(conn, document_id, user, reason)
+    except BadRequest as exc:
+        return render(
+            request,
+            "documents/delete.html",
+            status_code=400,
+            **_context(doc=document.document, errors=exc.fields),
+        )
+    await documents.empty_trash(pool, store_of(request))
+    return redirect(f"/c/{document.document['community_name']}/documents")
+
+
+# ---------------------------------------------------------------- files
+
+
+async def _may_read(request: Request, ref: documents.FileRef) -> bool:
+    """A member who may read the community, else a signed GET from an instance the
+    federation rule lets read this visibility (approved partners for members-only)."""
+    viewer = _viewer(request)
+    if documents.may_read_file(viewer, ref):
+        return True
+    if (
+        ref.draft_of is not None
+        or "signature" not in request.headers
+        and "signature-input" not in request.headers
+    ):
+        return False
+    from federation import access
+
+    async with pool_of(request).acquire() as conn:
+        return await access.may_read(request, conn, settings_of(request), ref.visibility)
+
+
+def download_name(title: str, media_type: str) -> str:
+    """An ASCII-safe file name from the title and the extension the content decided."""
+    kind = uploads.BY_MEDIA_TYPE.get(media_type)
+    extension = kind.extension if kind else "bin"
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_title).strip("-").lower()[:80] or "document"
+    return f"{slug}.{extension}"
+
+
+async def _serve(
+    request: Request, ref: documents.FileRef, name: str | None, media_type: str, inline: bool
+) -> Response:
+    if name is None or not await _may_read(request, ref):
+        raise NotFound()
+    path = store_of(request).local_path(name)
+    if path is None:
+        raise NotFound()
+    try:
+        stat = await asyncio.to_thread(os.stat, path)
+    except FileNotFoundError as exc:  # deleted meanwhile: as missing
+        raise NotFound() from exc
+    headers = dict(FILE_HEADERS, **{"Cache-Control": CACHE_CONTROL.get(ref.visibility, "private, no-store")})
+    return FileResponse(
+        path, headers=headers, media_type=media_type, filename=download_name(ref.title, media_type),
+        stat_result=stat, content_disposition_type="inline" if inline else "attachment",
+    )  # fmt: skip
+
+
+async def version_file(request: Request) -> Response:
+    number = path_id(request, "number")
+    ref = await documents.file_ref(pool_of(request), path_id(request), number)
+    return await _serve(request, ref, ref.stored_name, ref.media_type, ref.media_type in INLINE_TYPES)
+
+
+async def version_thumbnail(request: Request) -> Response:
+    number = path_id(request, "number")
+    ref = await documents.file_ref(pool_of(request), path_id(request), number)
+    return await _serve(request, ref, ref.thumbnail_name, "image/jpeg", True)
+
+
+routes: list[BaseRoute] = [
+    Route("/documents", library, methods=["GET"], name="documents"),
+    Route("/c/{name}/documents", community_library, methods=["GET"], name="community_documents"),
+    Route("/c/{name}/documents/nouveau", upload_page, methods=["GET"], name="document_upload_page"),
+    Route("/c/{name}/documents/nouveau", upload, methods=["POST"], name="document_upload"),
+    Route("/documents/{id}", document_page, methods=["GET"], name="document"),
+    Route("/documents/{id}/v/{number}", version_file, methods=["GET"], name="document_file"),
+    Route("/documents/{id}/v/{number}/apercu", version_thumbnail, methods=["GET"], name="document_thumbnail"),
+    Route("/documents/{id}/version", new_version, methods=["POST"], name="document_version"),
+    Route("/documents/{id}/confirmer", confirm, methods=["POST"], name="document_confirm"),
+    Route("/documents/{id}/abandonner", abandon, methods=["POST"], name="document_abandon"),
+    Route("/documents/{id}/mise-en-avant", feature, methods=["POST"], name="document_feature"),
+    Route("/documents/{id}/supprimer", delete_page, methods=["GET"], name="document_delete_page"),
+    Route("/documents/{id}/supprimer", delete, methods=["POST"], name="document_delete"),
+]
