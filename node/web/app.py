@@ -175,7 +175,17 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.server_may_read = server_may_read
     return app
+
+
+async def server_may_read(request: Request, visibility: str) -> bool:
+    """The federation's rule for a signed GET of content of ``visibility`` (files of the
+    documents space ask it: node.web.document_views)."""
+    from federation import access
+
+    async with request.app.state.pool.acquire() as conn:
+        return await access.may_read(request, conn, request.app.state.settings, visibility)
 
 
 def app_from_env() -> Starlette:

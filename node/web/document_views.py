@@ -16,7 +16,8 @@ Routes::
     GET/POST /documents/{id}/supprimer           delete (the author; moderators with a reason)
 
 Files are served to who may read the community: an approved member here, or an
-approved partner instance by a signed GET (``federation.access.may_read``); everyone
+approved partner instance by a signed GET (``app.state.server_may_read``, wired by
+``node.web.app`` to ``federation.access.may_read``); everyone
 else gets the same 404 as for a missing file. Reporting a document is reporting its
 discussion's opening post (``/p/{id}/signaler``).
 """
@@ -27,6 +28,7 @@ import asyncio
 import os
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -43,6 +45,9 @@ from node.web.templating import redirect, render
 from node.web.upload_forms import upload_form
 
 AREA = "documents"
+# Set by the composition root (node.web.app) to the federation's rule: may the server
+# that signed this GET read content of this visibility? (node never imports federation)
+ServerReader = Callable[[Request, str], Awaitable[bool]]
 FILE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; sandbox",
     "X-Content-Type-Options": "nosniff",
@@ -321,16 +326,11 @@ async def _may_read(request: Request, ref: documents.FileRef) -> bool:
     viewer = _viewer(request)
     if documents.may_read_file(viewer, ref):
         return True
-    if (
-        ref.draft_of is not None
-        or "signature" not in request.headers
-        and "signature-input" not in request.headers
-    ):
+    signed = "signature" in request.headers or "signature-input" in request.headers
+    if ref.draft_of is not None or not signed:
         return False
-    from federation import access
-
-    async with pool_of(request).acquire() as conn:
-        return await access.may_read(request, conn, settings_of(request), ref.visibility)
+    server_may_read: ServerReader | None = getattr(request.app.state, "server_may_read", None)
+    return server_may_read is not None and await server_may_read(request, ref.visibility)
 
 
 def download_name(title: str, media_type: str) -> str:
