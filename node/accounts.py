@@ -517,6 +517,14 @@ async def update_profile(pool: asyncpg.Pool, user_id: int, update: ProfileUpdate
             await tx.execute(INSERT_PERSON_UPDATED, {"user_id": user_id})
 
 
+SET_TIMEZONE = "UPDATE users SET timezone = $2 WHERE id = $1"
+
+
+async def set_timezone(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, name: str) -> None:
+    """``name``: an IANA zone checked by the caller (node.timezones.valid), or '' for the node's."""
+    await conn.execute(SET_TIMEZONE, user_id, name)
+
+
 async def change_password(
     conn: asyncpg.Connection,
     session: sessions.Session,

@@ -31,6 +31,7 @@ class User:
     status: str
     # private messages not yet read (node.messages), read with the session
     unread_messages: int = 0
+    timezone: str = ""  # empty: the node's VBG_TIMEZONE
 
     @property
     def is_approved(self) -> bool:
@@ -61,6 +62,7 @@ RETURNING id, last_seen_at
 """
 SELECT_SESSION = """
 SELECT s.id AS session_id, s.last_seen_at, s.expires_at, u.id, u.username, u.display_name, u.role, u.status,
+       u.timezone,
        (SELECT coalesce(sum(p.unread), 0) FROM conversation_participants p
         WHERE p.user_id = u.id AND p.left_at IS NULL)::int AS unread_messages
 FROM sessions s JOIN users u ON u.id = s.user_id
@@ -89,7 +91,13 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Session
     if row is None:
         return None
     user = User(
-        row["id"], row["username"], row["display_name"], row["role"], row["status"], row["unread_messages"]
+        row["id"],
+        row["username"],
+        row["display_name"],
+        row["role"],
+        row["status"],
+        row["unread_messages"],
+        row["timezone"],
     )
     return Session(row["session_id"], user, token, row["last_seen_at"], row["expires_at"])
 

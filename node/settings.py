@@ -8,7 +8,9 @@ loudly at start-up rather than at the first request.
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -55,6 +57,8 @@ DOCUMENTED: dict[str, str] = {
     "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
     "VBG_UPLOAD_MAX_MB": "Largest file a member may upload, in megabytes (default 25).",
     "VBG_SMTP_URL": "SMTP server for outgoing e-mail (smtp://user:pass@host:587?starttls=1, smtps://…); unset: no e-mail.",
+    "VBG_CONTACT_EMAIL": "Address to reach the node's managers: footer, about page, refusal and suspension messages.",
+    "VBG_TIMEZONE": "Default time zone of dates shown (IANA name, e.g. Africa/Lubumbashi); members may choose theirs.",
     "VBG_MAIL_FROM": "Sender address of the node's e-mails (default: ne-pas-repondre@ the node's host).",
 }
 LOG_FORMATS = ("text", "json")
@@ -175,6 +179,8 @@ class Settings:
     upload_max_mb: int = DEFAULT_UPLOAD_MAX_MB
     smtp: SmtpConfig | None = None  # None: the node sends no e-mail
     mail_from: str = "ne-pas-repondre@localhost"
+    contact_email: str = ""  # empty: no contact address shown
+    timezone: str = "UTC"
 
     @property
     def upload_max_bytes(self) -> int:
@@ -191,6 +197,23 @@ class Settings:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+
+def _contact(value: str) -> str:
+    value = value.strip()
+    if value and not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", value):
+        raise SettingsError(f"VBG_CONTACT_EMAIL must be an e-mail address, got {value!r}")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"VBG_TIMEZONE must be an IANA time zone such as Africa/Kinshasa, got {value!r}"
+        ) from exc
+    return value
 
 
 def _secret(data_dir: Path, env: dict[str, str]) -> Secret:
@@ -262,6 +285,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
             upload_max_mb=upload_max_mb,
             smtp=parse_smtp_url(env["VBG_SMTP_URL"]) if env.get("VBG_SMTP_URL") else None,
             mail_from=_mail_from(env.get("VBG_MAIL_FROM"), base_url),
+            contact_email=_contact(env.get("VBG_CONTACT_EMAIL") or ""),
+            timezone=_timezone(env.get("VBG_TIMEZONE") or "UTC"),
         )
     except SettingsError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc

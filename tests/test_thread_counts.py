@@ -143,7 +143,7 @@ async def test_replies_of_a_suspended_instance_leave_thread_lists_until_the_bloc
     home = listed((await client.get("/")).text)
     for page in (community, home):
         assert [title for title, _ in page] == ["Sujet récent", "Sujet ancien"]
-        assert page[1][1] == "1 réponse · activité 20 janvier 2026 à 08:30"
+        assert page[1][1] == "1 réponse · activité 20 janvier 2026 à 08:30 (UTC)"
 
     # When the suspension is lifted, the reply counts again
     await lift(pool, "spam.example")

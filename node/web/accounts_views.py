@@ -9,6 +9,7 @@ Routes::
     GET      /compte                       own profile, password, sessions
     POST     /compte/profil                edit own profile
     POST     /compte/mot-de-passe          change password (ends every other session)
+    POST     /compte/fuseau-horaire        choose the time zone dates are shown in
     POST     /compte/sessions/{id}/fin     end one of one's sessions
     GET      /u/{username}                 profile page (approved members only)
 """
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import accounts, ratelimit, sessions
+from node import accounts, ratelimit, sessions, timezones
 from node.errors import AppError, BadRequest, NotFound, TooManyRequests
 from node.i18n import _
 from node.web import forms
@@ -42,6 +43,7 @@ DONE_MESSAGES = {
     "profil": "Votre profil a été enregistré.",
     "mot-de-passe": "Votre mot de passe a été changé ; vos autres sessions ont été fermées.",
     "session": "La session a été fermée.",
+    "fuseau": "Votre fuseau horaire a été enregistré.",
 }
 
 
@@ -226,7 +228,10 @@ async def login(request: Request) -> Response:
         error = _("Nom d'utilisateur ou mot de passe incorrect.")
         return render_login(request, 400, error=error, username=username[:64], next=next_url)
     if credentials.status == "suspended":
-        error = _("Ce compte est suspendu. Contactez les administrateurs du nœud.")
+        error = _("Ce compte est suspendu. Contactez les administrateur·rice·s du nœud.")
+        contact = settings_of(request).contact_email
+        if contact:
+            error += " " + _("Adresse : %(contact)s") % {"contact": contact}
         return render_login(request, 403, error=error, username=username[:64], next=next_url)
     await open_session(request, credentials.user_id)
     return redirect(next_url if credentials.status == "approved" else "/en-attente")
@@ -260,6 +265,7 @@ async def render_account(
         professions=accounts.PROFESSIONS,
         limits=accounts.MAX_LENGTHS,
         role_label=accounts.ROLE_LABELS[user.role],
+        zones=timezones.COMMON,
         done=DONE_MESSAGES.get(request.query_params.get("fait", "")),
         **context,
     )
@@ -312,6 +318,16 @@ async def change_password(request: Request) -> Response:
     return redirect("/compte?fait=mot-de-passe")
 
 
+async def set_timezone(request: Request) -> Response:
+    user = require_member(request)
+    data = await forms.form(request)
+    name = forms.field(data, "timezone", max_length=64, required=False)
+    if name and not timezones.valid(name):
+        return await render_account(request, 400, {"timezone": "Choisissez un fuseau horaire dans la liste."})
+    await accounts.set_timezone(pool_of(request), user.id, name)
+    return redirect("/compte?fait=fuseau")
+
+
 async def end_session(request: Request) -> Response:
     user = require_member(request)
     await forms.form(request)
@@ -352,6 +368,7 @@ routes: list[BaseRoute] = [
     Route("/compte", account, methods=["GET"], name="account"),
     Route("/compte/profil", update_profile, methods=["POST"], name="account_profile"),
     Route("/compte/mot-de-passe", change_password, methods=["POST"], name="account_password"),
+    Route("/compte/fuseau-horaire", set_timezone, methods=["POST"], name="account_timezone"),
     Route("/compte/sessions/{id:int}/fin", end_session, methods=["POST"], name="account_end_session"),
     Route("/u/{username}", profile, methods=["GET"], name="profile"),
 ]

@@ -66,7 +66,9 @@ async def error_response(
     data = await kept_forms.submitted(request) if request.method == "POST" else None
     if data is not None:
         return form_again(request, status, message, fields or {}, data)
-    return render(request, "error.html", status_code=status, message=message, fields=fields or {})
+    return render(
+        request, "error.html", status_code=status, status=status, message=message, fields=fields or {}
+    )
 
 
 def form_again(

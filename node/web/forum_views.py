@@ -47,7 +47,7 @@ from node.i18n import _
 from node.sessions import User
 from node.web import forms
 from node.web.requests import current_user, int_param, path_id, pool_of, require_admin, require_member
-from node.web.templating import redirect, render, templates
+from node.web.templating import current_zone, redirect, render, templates
 
 VISIBILITY_LABELS = {
     "public": "Publique",
@@ -167,7 +167,13 @@ async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
     pool = pool_of(request)
     head = await threads.thread_head(pool, path_id(request), viewer, _page(request), post_counts(request))
-    key = (head.thread["id"], head.page, head.thread["version"], head.thread["policy_version"])
+    key = (
+        head.thread["id"],
+        head.page,
+        head.thread["version"],
+        head.thread["policy_version"],
+        current_zone(),
+    )
     cache = pages_cache(request)
     posts = cache.get(key)
     if posts is None:
@@ -571,6 +577,7 @@ def _fragment(
         post["parent_author"],
         post["likes_count"],
         shown,
+        current_zone(),  # dates are shown in the reader's time zone
     )
     cached = fragments.get(key)
     if cached is None:

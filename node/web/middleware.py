@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from node import metrics, sessions
 from node.security import new_token
 from node.web.headers import STATIC_HEADERS, session_cookie
+from node.web.templating import use_zone
 
 _STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
 # URLs that serve the HTML page or the ActivityStreams document depending on Accept
@@ -84,6 +85,9 @@ class SessionMiddleware:
                     session_cookie(sessions.ANON_COOKIE, anon, secure=settings.secure_cookies)
                 )
             state["csrf_binding"] = "a:" + anon
+
+        user = state["user"]
+        use_zone(user.timezone if user is not None and user.timezone else settings.timezone)
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == "http.response.start":

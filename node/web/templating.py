@@ -4,9 +4,11 @@ settings and the form's CSRF token."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from jinja2 import nodes
@@ -14,7 +16,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from node import i18n
+from node import i18n, timezones
 from node.web.csrf import csrf_for
 from node.web.requests import current_user, settings_of
 
@@ -26,12 +28,25 @@ _MONTHS = [
 ]  # fmt: skip
 
 
+# The zone dates are shown in for this request: the member's, else the node's. Set by
+# SessionMiddleware (use_zone) once it knows who is asking.
+_zone: ContextVar[str] = ContextVar("vbg_zone", default="UTC")
+
+
+def use_zone(name: str) -> None:
+    _zone.set(name)
+
+
+def current_zone() -> str:
+    return _zone.get()
+
+
 def format_datetime(value: datetime | None) -> str:
-    """French date and time, e.g. « 3 mars 2026 à 14:05 » (UTC)."""
+    """French date and time in the reader's zone, labelled: « 3 mars 2026 à 14:05 (UTC+1) »."""
     if value is None:
         return ""
-    value = value.astimezone(UTC)
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year} à {value:%H:%M}"
+    value = value.astimezone(timezones.zone(_zone.get()))
+    return f"{value.day} {_MONTHS[value.month - 1]} {value.year} à {value:%H:%M} ({timezones.label(value)})"
 
 
 class _CompileTimeGettext(CodeGenerator):
@@ -74,7 +89,21 @@ def _env() -> jinja2.Environment:
     env.code_generator_class = _CompileTimeGettext
     env.filters["datetime"] = format_datetime
     env.filters["isodate"] = lambda v: v.astimezone(UTC).isoformat() if v else ""
+    env.globals["login_href"] = login_href
     return env
+
+
+# Pages after which coming back makes no sense: login goes to the home page instead.
+_NO_RETURN = ("/connexion", "/inscription", "/deconnexion", "/reinitialiser/", "/mot-de-passe-oublie")
+
+
+def login_href(request: Request) -> str:
+    """The login page, coming back to this page afterwards (``?next=``)."""
+    path = request.url.path
+    if request.method != "GET" or path.startswith(_NO_RETURN):
+        return "/connexion"
+    here = path + (f"?{request.url.query}" if request.url.query else "")
+    return "/connexion?" + urlencode({"next": here})
 
 
 templates = _env()
