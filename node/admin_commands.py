@@ -6,7 +6,7 @@ options are a public interface (scripts call them)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 AdminCommand = Callable[[Any, argparse.Namespace], Awaitable[None]]
@@ -21,6 +21,24 @@ def admin_command(
 
     def register(handler: AdminCommand) -> AdminCommand:
         ADMIN_COMMANDS[name] = (handler, configure, help)
+        return handler
+
+    return register
+
+
+RawCommand = Callable[[Any, str, argparse.Namespace], Coroutine[Any, Any, None]]
+# Admin commands that see the database as it is (no migration first): they get the
+# settings and the DSN, not a connection (check, backup, restore).
+RAW_ADMIN_COMMANDS: dict[str, tuple[RawCommand, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+def raw_admin_command(
+    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[RawCommand], RawCommand]:
+    """Register ``vbg-node admin NAME`` run on the unmigrated database."""
+
+    def register(handler: RawCommand) -> RawCommand:
+        RAW_ADMIN_COMMANDS[name] = (handler, configure, help)
         return handler
 
     return register

@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from federation import checks as federation_checks  # noqa: F401  (registers the network checks)
 from federation import cli as federation_cli  # noqa: F401  (registers the instance policy commands)
 from node import (
     accounts,
+    admin_ops,  # noqa: F401  (registers check, backup, restore)
     communities,
     db,
     demo,  # noqa: F401  (registers seed-demo)
@@ -27,7 +29,7 @@ from node import (
     recovery,
 )
 from node import settings as settings_module
-from node.admin_commands import ADMIN_COMMANDS, AdminCommand, admin_command
+from node.admin_commands import ADMIN_COMMANDS, RAW_ADMIN_COMMANDS, AdminCommand, admin_command
 from node.errors import AppError
 from node.settings import Settings
 
@@ -183,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="appliquer les migrations de la base")
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    for name, (_handler, configure, help_text) in sorted(ADMIN_COMMANDS.items()):
+    commands = {**ADMIN_COMMANDS, **RAW_ADMIN_COMMANDS}
+    for name, (_handler, configure, help_text) in sorted(commands.items()):
         configure(admin_sub.add_parser(name, help=help_text))
     return parser
 
@@ -286,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             with database(settings) as dsn:
                 applied = asyncio.run(_migrate(dsn))
             print(f"migrations appliquées : {applied or 'aucune (à jour)'}")
+        elif args.admin_command in RAW_ADMIN_COMMANDS:
+            raw = RAW_ADMIN_COMMANDS[args.admin_command][0]
+            with database(settings) as dsn:
+                asyncio.run(raw(settings, dsn, args))
         else:
             handler = ADMIN_COMMANDS[args.admin_command][0]
             with database(settings) as dsn:
