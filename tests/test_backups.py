@@ -22,7 +22,7 @@ from federation import actors
 from node import communities, db, messages, threads
 from node.sessions import User
 from node.settings import Settings, load
-from tests.conftest import TEST_SECRET, _with_database, drop_test_database
+from tests.conftest import ROOT, TEST_SECRET, _with_database, drop_test_database
 from tests.helpers import make_community, make_user
 from tests.interop import VBG_NODE
 
@@ -217,7 +217,7 @@ async def test_restore_refuses_a_different_secret_in_the_environment(
 
 async def test_the_daily_rotation_keeps_the_newest_archives(database_url: str, tmp_path: Path) -> None:
     # Given the rotation script of deploy/, keeping 2, with the real command
-    script = Path(__file__).resolve().parents[1] / "deploy" / "vbg-node-backup.sh"
+    script = ROOT / "deploy" / "vbg-node-backup.sh"
     backups = tmp_path / "sauvegardes"
     env = {**node_env(database_url, tmp_path / "data"), "BACKUP_DIR": str(backups), "KEEP": "2",
            "VBG_NODE": VBG_NODE}  # fmt: skip
