@@ -1,4 +1,4 @@
-"""Collections we serve: a thread's context (FEP-7888/f228), a group's outbox,
+"""Collections we serve: a thread's context (FEP-7888/f228), a post's replies, a group's outbox,
 followers (a count only, for privacy), featured (pinned threads) and moderators.
 
 Pages are numbered from 1 (``?page=N``). Who may see a collection is decided by the
@@ -112,6 +112,62 @@ async def context_page(
         doc["prev"] = _page_url(cid, page - 1)
     if page < _last_page(state.total, CONTEXT_PAGE_SIZE):
         doc["next"] = _page_url(cid, page + 1)
+    return doc
+
+
+# --- replies of a post ----------------------------------------------------------
+
+REPLIES_PAGE_SIZE = 50
+# Direct answers to a post; for an opening post also the replies stored without a
+# parent (they answer the thread). Hidden authors stay out, as in the context.
+_REPLIES_OF = f"""
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.thread_id = $1 AND NOT p.is_opening AND p.deleted_at IS NULL
+  AND (p.parent_id = $2 OR ($3::boolean AND p.parent_id IS NULL))
+  AND {author_shown_sql("p.remote_author_id")}
+"""
+COUNT_REPLIES = f"SELECT count(*) {_REPLIES_OF}"
+SELECT_REPLIES = f"""
+SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id {_REPLIES_OF}
+ORDER BY p.created_at, p.id
+LIMIT $4 OFFSET $5
+"""
+
+
+async def replies(
+    conn: asyncpg.Connection, settings: Settings, view: objects.PostView, page: int | None
+) -> dict[str, Any]:
+    """The ``replies`` collection of one of our posts (who may read it is the caller's
+    decision): an ``OrderedCollection`` of the direct answers' ids, oldest first, in
+    pages of ``REPLIES_PAGE_SIZE`` (``?page=N``)."""
+    row = view.row
+    args = (row["thread_id"], row["id"], view.is_opening)
+    total: int = await conn.fetchval(COUNT_REPLIES, *args)
+    uri = urls.replies(objects.post_id(settings, row))
+    last = _last_page(total, REPLIES_PAGE_SIZE)
+    if page is None:
+        return {
+            "id": uri,
+            "type": "OrderedCollection",
+            "partOf": objects.post_id(settings, row),
+            "totalItems": total,
+            "first": _page_url(uri, 1),
+            "last": _page_url(uri, last),
+        }
+    if page < 1 or page > last:
+        raise NotFound()
+    rows = await conn.fetch(SELECT_REPLIES, *args, REPLIES_PAGE_SIZE, (page - 1) * REPLIES_PAGE_SIZE)
+    doc: dict[str, Any] = {
+        "id": _page_url(uri, page),
+        "type": "OrderedCollectionPage",
+        "partOf": uri,
+        "totalItems": total,
+        "orderedItems": [objects.post_id(settings, r) for r in rows],
+    }
+    if page > 1:
+        doc["prev"] = _page_url(uri, page - 1)
+    if page < last:
+        doc["next"] = _page_url(uri, page + 1)
     return doc
 
 

@@ -355,6 +355,11 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
         "sensitive": False,
         "tag": tags,
     }
+    if not view.remote:
+        # Direct answers, paged and oldest first (federation.collections.replies):
+        # Mastodon backfills a post's replies from here.
+        replies = urls.replies(doc["id"])
+        doc["replies"] = {"id": replies, "type": "OrderedCollection", "first": f"{replies}?page=1"}
     if view.is_opening:
         doc["name"] = row["title"]
         doc["commentsEnabled"] = not row["locked"]

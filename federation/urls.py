@@ -38,6 +38,11 @@ def post(s: Settings, post_id: int) -> str:
     return f"{s.base_url}/p/{post_id}"
 
 
+def replies(object_url: str) -> str:
+    """The ``replies`` collection of one of our posts (``/t/{id}`` or ``/p/{id}``)."""
+    return f"{object_url}/replies"
+
+
 def new_activity(s: Settings) -> str:
     return f"{s.base_url}/activities/{uuid.uuid4()}"
 

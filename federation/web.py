@@ -8,7 +8,7 @@ exist only for ActivityPub. Every refusal is a 404 identical to a missing object
     /actor  /actor/outbox
     /u/{username}  /u/{username}/outbox  /u/{username}/followers
     /c/{name}  /c/{name}/outbox  /c/{name}/followers  /c/{name}/featured  /c/{name}/moderators
-    /t/{id}  /t/{id}/context  /p/{id}  /activities/{uuid}
+    /t/{id}  /t/{id}/context  /t/{id}/replies  /p/{id}  /p/{id}/replies  /activities/{uuid}
 """
 
 from __future__ import annotations
@@ -262,6 +262,30 @@ async def post(request: Request) -> Response:
     return _object_response(settings, view)
 
 
+async def _replies(request: Request, view: objects.PostView) -> Response:
+    page = _page(request)
+    async with pool_of(request).acquire() as conn:
+        await _readable(request, conn, view)
+        if view.deleted:
+            raise NotFound()
+        doc = await collections.replies(conn, settings_of(request), view, page)
+    return ActivityResponse(doc, headers={"vary": "Accept"})
+
+
+async def thread_replies(request: Request) -> Response:
+    async with pool_of(request).acquire() as conn:
+        view = await objects.load_thread(conn, request.path_params["thread_id"])
+    return await _replies(request, view)
+
+
+async def post_replies(request: Request) -> Response:
+    async with pool_of(request).acquire() as conn:
+        view = await objects.load_post(conn, request.path_params["post_id"])
+    if view.is_opening:
+        raise NotFound()  # an opening post's collection is its thread's
+    return await _replies(request, view)
+
+
 def _etag_matches(request: Request, etag: str) -> bool:
     wanted = request.headers.get("if-none-match", "")
     tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
@@ -303,6 +327,8 @@ routes: list[BaseRoute] = [
     Route("/c/{name}/moderators", group_moderators, name="ap_group_moderators"),
     APRoute("/t/{thread_id:int}", thread, name="ap_thread"),
     Route("/t/{thread_id:int}/context", thread_context, name="ap_thread_context"),
+    Route("/t/{thread_id:int}/replies", thread_replies, name="ap_thread_replies"),
+    Route("/p/{post_id:int}/replies", post_replies, name="ap_post_replies"),
     APRoute("/p/{post_id:int}", post, name="ap_post"),
     Route("/activities/{uuid}", served_activities.activity, name="ap_activity"),
 ]
