@@ -16,13 +16,14 @@ answered)::
                    to the followers                        P's own activity (stored, served
                    (in this order)                         at its id) only to
     post.created   G: Announce{Create}, then for a public  mentioned
-                   thread G: Announce{Page}
+                   post G: Announce{Page or Note id}
     post.updated   G: Announce{Update}                     mentioned
     post.deleted   G: Announce{Delete}                     followers ∪ the ledger's inboxes
     thread.pinned  G: Announce{Add{Page → featured}}       nobody      (unpinned: Remove)
     post.liked     G: Announce{Like{post}}                 nobody      (unliked: Undo{Like})
-    relay.announce          G: Announce{activity, unmodified} to followers but the origin instance
-    relay.announce_page     G: Announce{Page id} (public groups) to followers but the origin instance
+    relay.announce          G: Announce{activity, unmodified} to every follower instance, the origin's too
+    relay.announce_page     G: Announce{Page id} (public groups) to every follower instance
+    relay.announce_object   G: Announce{Page or Note id} (public groups) to every follower instance
     follow.accept / reject  G: Accept|Reject{Follow with plain URI actor/object} to the follower's inbox
     person.updated          P: Update{Person} (name or bio changed) to the followers of every community
                             where the member has a post, so other servers refresh their copy
@@ -38,6 +39,14 @@ bare activity goes where the group's relay does not help: to the people a post
 mentions (Mastodon notifies a reply to its user from a ``Create``, not from an
 ``Announce`` of one), and a ``Delete`` to every instance that received the post, so
 Mastodon, which ignores a group's ``Announce{Delete}``, removes the boosted Page too.
+
+Every follower instance gets the relay, the author's own included (Lemmy does the
+same): a Mastodon user there who follows the group sees the group's boost only if it
+comes. Two shapes go to every follower instance for a public post, because the
+threadiverse and Mastodon-API servers read different ones (docs/federation.md):
+``Announce{Create{…}}`` (FEP-1b12; Lemmy, PieFed, Mbin, vbg-node) and ``Announce`` of
+the object's id (Mastodon and Takahē fetch it, store it as a status — a reply joins its
+thread's context — and show the group's boost; an embedded activity they drop).
 
 Public content is addressed to Public; members-only content to ``[group,
 group/followers]`` and never to Public.
@@ -93,19 +102,12 @@ ORDER BY f.created_at, a.id
 """
 
 
-async def follower_inboxes(
-    ctx: BuildContext, community_id: int, visibility: str, *, except_domain: str | None = None
-) -> list[str]:
-    """The inboxes of the community's accepted followers, one per shared inbox;
-    for a members-only community, followers on approved instances only."""
+async def follower_inboxes(ctx: BuildContext, community_id: int, visibility: str) -> list[str]:
+    """The inboxes of the community's accepted followers, one per shared inbox (so an
+    instance with many followers gets one copy); for a members-only community,
+    followers on approved instances only."""
     rows = await ctx.conn.fetch(FOLLOWERS, community_id, visibility == "members")
-    recipients = [
-        (r["inbox"], r["shared_inbox"]) for r in rows if except_domain is None or r["domain"] != except_domain
-    ]
-    inboxes = delivery.pick_inboxes(recipients, ctx.settings.domain)
-    if except_domain is not None:
-        inboxes = [url for url in inboxes if delivery.domain_of(url) != except_domain]
-    return inboxes
+    return delivery.pick_inboxes([(r["inbox"], r["shared_inbox"]) for r in rows], ctx.settings.domain)
 
 
 def _union(*lists: list[str]) -> list[str]:
@@ -234,15 +236,18 @@ async def post_created(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgo
     create = envelope(ctx.settings, "Create", scene.person_uri, obj, to, cc, audience=scene.group_uri)
     inboxes = await follower_inboxes(ctx, scene.view.community_id, scene.view.visibility)
     out = _relayed(ctx, scene, create, inboxes, await mentioned_inboxes(ctx, scene, obj))
-    if scene.view.is_opening and scene.view.visibility == "public":
-        # Mastodon shows a new thread as the group's boost of the Page (never replies);
-        # queued last, so every instance gets the thread itself before any boost.
-        out.append(
-            Outgoing(
-                announce(ctx.settings, scene.group_uri, "public", obj), inboxes, scene.object_uri, "public"
-            )
-        )
+    if scene.view.visibility == "public":
+        # Mastodon-API servers show a post as the group's boost of its id (a reply then
+        # joins its thread's context); queued last, so every instance gets the
+        # Announce{Create} before any boost.
+        out.append(boost(ctx, scene.group_uri, scene.object_uri, inboxes))
     return out
+
+
+def boost(ctx: BuildContext, group_uri: str, object_uri: str, inboxes: list[str]) -> Outgoing:
+    """The group's ``Announce`` of a public post's id (not embedded: Takahē takes an
+    embedded object's ``inReplyTo`` for the boosted post, Mastodon refetches it anyway)."""
+    return Outgoing(announce(ctx.settings, group_uri, "public", object_uri), inboxes, object_uri, "public")
 
 
 async def post_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
@@ -381,8 +386,7 @@ async def relay_announce(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
     activity = payload["activity"]
     if visibility is None or not isinstance(activity, dict):
         return []
-    origin = delivery.domain_of(_ref(activity.get("actor")) or str(activity.get("id", "")))
-    inboxes = await follower_inboxes(ctx, community_id, visibility, except_domain=origin)
+    inboxes = await follower_inboxes(ctx, community_id, visibility)
     if not inboxes:
         return []
     relayed = announce(ctx.settings, await _group_uri(ctx, community_id), visibility, activity)
@@ -390,21 +394,27 @@ async def relay_announce(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
 
 
 async def relay_announce_page(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
-    """A remote member's new thread in a public group, boosted for Mastodon (by id:
-    the Page is the author's server's to serve; nothing when no other instance follows)."""
-    if await _visibility(ctx, int(payload["community_id"])) != "public":
-        return []
+    """A remote member's new thread in a public group, boosted for Mastodon."""
     view = await objects.load_thread(ctx.conn, int(payload["thread_id"]))
-    if view.deleted:
+    return await _boost_remote(ctx, int(payload["community_id"]), view)
+
+
+async def relay_announce_object(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
+    """A remote member's thread or reply in a public group, boosted for Mastodon-API servers."""
+    view = await objects.load_post(ctx.conn, int(payload["post_id"]))
+    return await _boost_remote(ctx, int(payload["community_id"]), view)
+
+
+async def _boost_remote(ctx: BuildContext, community_id: int, view: objects.PostView) -> list[Outgoing]:
+    """By id (the post is its author's server's to serve), to every follower instance,
+    the author's own too; nothing when nobody follows or the post is gone."""
+    if await _visibility(ctx, community_id) != "public" or view.deleted or view.community_id != community_id:
         return []
-    page_uri = objects.post_id(ctx.settings, view.row)
-    inboxes = await follower_inboxes(
-        ctx, view.community_id, "public", except_domain=delivery.domain_of(page_uri)
-    )
+    inboxes = await follower_inboxes(ctx, community_id, "public")
     if not inboxes:
         return []
-    group_uri = await _group_uri(ctx, view.community_id)
-    return [Outgoing(announce(ctx.settings, group_uri, "public", page_uri), inboxes, page_uri, "public")]
+    group_uri = await _group_uri(ctx, community_id)
+    return [boost(ctx, group_uri, objects.post_id(ctx.settings, view.row), inboxes)]
 
 
 def _answer(kind: str) -> Builder:
@@ -508,6 +518,7 @@ BUILDERS: dict[str, Builder] = {
     "post.unliked": post_unliked,
     "relay.announce": relay_announce,
     "relay.announce_page": relay_announce_page,
+    "relay.announce_object": relay_announce_object,
     "follow.accept": _answer("Accept"),
     "follow.reject": _answer("Reject"),
     "person.updated": person_updated,

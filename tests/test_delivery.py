@@ -89,12 +89,12 @@ async def test_new_public_thread_reaches_two_instances_signed(
         thread_id = await public_thread_followed_by(fed_settings, pool, peers)
         # When the worker runs
         await deliver_all(fed_settings, pool)
-        # Then each instance received the group's Announce{Create} then Announce{Page} (no bare
+        # Then each instance received the group's Announce{Create} then its Announce of the Page id (no bare
         # Create from the member: the group is the relay), all well signed
         for peer in peers:
             assert all(r.signature_ok for r in peer.received), [r.signature_error for r in peer.received]
             got = posted(peer)
-            assert [kinds([a]) for a in got] == [["Announce/Create"], ["Announce/Page"]]
+            assert [kinds([a]) for a in got] == [["Announce/Create"], ["Announce/id"]]
             assert {a["actor"] for a in got} == {"http://testserver/c/medical"}
             assert got[0]["object"]["actor"] == "http://testserver/u/amina"
             assert {r.headers["Host"] for r in peer.received} == {peer.domain}
@@ -119,10 +119,10 @@ async def test_three_followers_on_one_instance_get_one_post_per_activity(
         # Then the shared inbox got each activity once
         (peer,) = peers
         assert [r.path for r in peer.received] == ["/inbox"] * 2
-        assert kinds(posted(peer)) == ["Announce/Create", "Announce/Page"]
+        assert kinds(posted(peer)) == ["Announce/Create", "Announce/id"]
 
 
-async def test_a_reply_is_delivered_without_page_boost(
+async def test_a_reply_is_delivered_relayed_then_boosted_by_id(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
     async with fakes(1) as peers:
@@ -137,10 +137,11 @@ async def test_a_reply_is_delivered_without_page_boost(
 
         await new_reply(pool, thread_id, User(author, "amina", "Amina", "member", "approved"))
         await deliver_all(fed_settings, pool)
-        # Then the instance gets the group's Announce{Create{Note}} only
+        # Then the instance gets the group's Announce{Create{Note}}, then its Announce of the Note's id
         got = posted(peers[0])
-        assert kinds(got) == ["Announce/Create"]
-        assert {a["object"]["object"]["type"] for a in got if a["type"] == "Announce"} == {"Note"}
+        assert [kinds([a]) for a in got] == [["Announce/Create"], ["Announce/id"]]
+        assert got[0]["object"]["object"]["type"] == "Note"
+        assert got[1]["object"] == got[0]["object"]["object"]["id"]
 
 
 # ── answers and the state machine ─────────────────────────────────────────────

@@ -220,6 +220,25 @@ async def test_members_communities_take_posts_from_approved_instances_only(
     assert [e["kind"] for e in await node.events()] == ["relay.announce"]
 
 
+async def test_a_reply_its_author_addressed_to_a_few_is_never_boosted_by_id(
+    node: InboxNode, masto: FakeInstance
+) -> None:
+    # Given a local thread in a public community
+    await make_community(node.pool, "medical", visibility="public")
+    thread_id, _ = await local_thread(node, "medical")
+    alice = masto.add_actor("alice")
+    # When a Mastodon reply to it comes addressed to its author and alice's followers only
+    reply = ap.mastodon_note(
+        masto, alice, node.url("/u/amina"), "Merci !", in_reply_to=node.url(f"/t/{thread_id}")
+    )
+    for doc in (reply, reply["object"]):
+        doc["to"] = [node.url("/u/amina")]
+    await deliver(node, masto, reply, alice, "/u/amina/inbox")
+    # Then it joins the thread, but the group does not boost it to the world
+    assert await node.pool.fetchval("SELECT reply_count FROM threads WHERE id = $1", thread_id) == 1
+    assert [e["kind"] for e in await node.events()] == ["relay.announce"]
+
+
 async def test_a_reply_to_our_post_arriving_at_a_members_inbox_joins_the_thread(
     node: InboxNode, masto: FakeInstance
 ) -> None:
@@ -234,13 +253,15 @@ async def test_a_reply_to_our_post_arriving_at_a_members_inbox_joins_the_thread(
 
     await deliver(node, masto, reply, alice, "/u/amina/inbox")
 
-    # Then it is a reply in that thread, and the group relays it
+    # Then it is a reply in that thread, and the group relays it, then boosts it by id (public)
     row = await node.pool.fetchrow(
-        "SELECT thread_id, parent_id FROM posts WHERE ap_id = $1", reply["object"]["id"]
+        "SELECT id, thread_id, parent_id FROM posts WHERE ap_id = $1", reply["object"]["id"]
     )
     assert (row["thread_id"], row["parent_id"]) == (thread_id, post_id)
     assert await node.pool.fetchval("SELECT reply_count FROM threads WHERE id = $1", thread_id) == 1
-    assert [e["kind"] for e in await node.events()] == ["relay.announce"]
+    events = await node.events()
+    assert [e["kind"] for e in events] == ["relay.announce", "relay.announce_object"]
+    assert events[1]["post_id"] == row["id"]
 
 
 async def test_a_reply_to_a_remote_post_we_store_joins_its_thread(
@@ -561,3 +582,19 @@ async def test_a_failing_handler_is_recorded_and_retried_not_sent_back(
     item = (await node.items())[0]
     assert (item["status"], item["attempts"]) == ("pending", 1)
     assert "remote answered 404" in item["error"]
+
+
+async def test_our_own_activity_relayed_back_by_a_remote_group_is_ignored_without_a_fetch(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given a Lemmy group that relays to every follower instance, ours included (Lemmy does)
+    group = lemmy.add_actor("tenforward", type="Group")
+    ours = {"id": node.url("/activities/1b2c"), "type": "Create", "actor": node.url("/u/amina"),
+            "to": [ap.PUBLIC], "object": {"id": node.url("/p/77"), "type": "Note", "content": "<p>Salut</p>",
+                                           "attributedTo": node.url("/u/amina"), "to": [ap.PUBLIC]}}  # fmt: skip
+    announce = {"id": ap.activity_id(lemmy, "Announce"), "type": "Announce", "actor": group.id,
+                "to": [ap.PUBLIC], "object": ours}  # fmt: skip
+    # When its Announce of what our member wrote there arrives
+    await deliver(node, lemmy, announce, group)
+    # Then it is ignored, and nothing is fetched from ourselves
+    assert await outcome(node, announce) == ("ignored", "our own activity, relayed back")

@@ -35,7 +35,9 @@ def by_kind(rows: list[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:
     for row in rows:
         activity = row["activity"]
         inner = activity["object"]
-        name = activity["type"] + ("/" + inner["type"] if activity["type"] == "Announce" else "")
+        # The group's boost of a post by id is "Announce/id"
+        inner_type = inner["type"] if isinstance(inner, dict) else "id"
+        name = activity["type"] + ("/" + inner_type if activity["type"] == "Announce" else "")
         out.setdefault(name, []).append(row)
     return out
 
@@ -56,12 +58,10 @@ async def test_public_thread_goes_to_followers_as_the_groups_announces_only(
         # When a member opens a thread and the outbox is processed
         created = await new_thread(pool, group, author)
         await process_outbox(fed_settings, pool)
-        # Then the group's Announce{Create} and Announce{Page} go to both shared inboxes, every
-        # Announce{Create} queued before any Announce{Page}; the member's Create goes nowhere itself
+        # Then the group's Announce{Create} and its Announce of the Page's id go to both shared
+        # inboxes, every Announce{Create} queued before any boost; the member's Create goes nowhere itself
         rows = await jobs(pool)
-        assert [name for r in rows for name in by_kind([r])] == ["Announce/Create"] * 2 + [
-            "Announce/Page"
-        ] * 2
+        assert [name for r in rows for name in by_kind([r])] == ["Announce/Create"] * 2 + ["Announce/id"] * 2
         found = by_kind(rows)
         for group_rows in found.values():
             assert sorted(r["inbox"] for r in group_rows) == sorted([a.url("/inbox"), b.url("/inbox")])
@@ -76,11 +76,12 @@ async def test_public_thread_goes_to_followers_as_the_groups_announces_only(
         # And the Create is stored as sent, served at its id to whoever refetches it
         stored = await pool.fetchval("SELECT json FROM activities WHERE uri = $1", create["id"])
         assert stored == {"@context": stored["@context"], **create}
-        boost = found["Announce/Page"][0]["activity"]
-        assert boost["object"]["id"] == create["object"]["id"]
+        boost = found["Announce/id"][0]["activity"]
+        assert boost["object"] == create["object"]["id"]
+        assert boost["actor"] == "http://testserver/c/medical" and PUBLIC in boost["to"]
 
 
-async def test_reply_produces_no_page_boost(
+async def test_public_reply_is_also_boosted_by_id_for_mastodon_api_servers(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
     # Given a public thread already sent to one follower instance
@@ -94,12 +95,35 @@ async def test_reply_produces_no_page_boost(
         # When a member replies
         await new_reply(pool, created.thread_id, author)
         await process_outbox(fed_settings, pool)
-        # Then only the group's Announce{Create{Note}} goes out
-        found = by_kind((await jobs(pool))[before:])
-        assert sorted(found) == ["Announce/Create"]
+        # Then the group's Announce{Create{Note}} goes out, then its Announce of the Note's id
+        # (what a Mastodon-API server stores as a status in the thread's context)
+        rows = (await jobs(pool))[before:]
+        assert [name for r in rows for name in by_kind([r])] == ["Announce/Create", "Announce/id"]
+        found = by_kind(rows)
         note = found["Announce/Create"][0]["activity"]["object"]["object"]
         assert note["type"] == "Note"
         assert note["inReplyTo"] == f"http://testserver/t/{created.thread_id}"
+        assert found["Announce/id"][0]["activity"]["object"] == note["id"]
+        assert found["Announce/id"][0]["inbox"] == a.url("/inbox")
+
+
+async def test_members_only_posts_are_never_boosted_by_id(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a members-only community followed from an approved instance
+    async with fakes(1) as (a,):
+        group = await community(pool, "medical", "members")
+        await approve_instance(pool, a)
+        await follower(pool, group, a, "alice")
+        author = await member(pool)
+        # When a member opens a thread and replies
+        created = await new_thread(pool, group, author)
+        await new_reply(pool, created.thread_id, author)
+        await process_outbox(fed_settings, pool)
+        # Then only the group's Announce{Create} goes out, never addressed to Public
+        rows = await jobs(pool)
+        assert [name for r in rows for name in by_kind([r])] == ["Announce/Create"] * 2
+        assert all(PUBLIC not in addressed(r["activity"]) for r in rows)
 
 
 INSERT_REMOTE_REPLY = """
@@ -305,13 +329,13 @@ def olga_says_hello(origin: FakeInstance) -> dict[str, Any]:
     }
 
 
-async def test_relay_announce_skips_the_origin_instance(
+async def test_relay_announce_reaches_every_follower_instance_the_origin_included_once(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
-    # Given followers on the origin instance and on two others
+    # Given two followers on the origin instance (one shared inbox) and one on each of two others
     async with fakes(3) as (origin, b, c):
         group = await community(pool, "medical", "public")
-        for fake, name in ((origin, "olga"), (b, "bob"), (c, "carl")):
+        for fake, name in ((origin, "olga"), (origin, "oscar"), (b, "bob"), (c, "carl")):
             await follower(pool, group, fake, name)
         activity = olga_says_hello(origin)
         # When the inbox asks the group to relay an accepted activity
@@ -321,43 +345,70 @@ async def test_relay_announce_skips_the_origin_instance(
                 {"community_id": group.id, "activity": activity},
             )
         await process_outbox(fed_settings, pool)
-        # Then Announce{activity}, unmodified, goes to every follower instance but the origin
+        # Then Announce{activity}, unmodified, goes to every follower instance, the origin's
+        # too (its own users follow the group), once per instance
         rows = await jobs(pool)
-        assert {r["domain"] for r in rows} == {b.domain, c.domain}
+        assert sorted(r["domain"] for r in rows) == sorted([origin.domain, b.domain, c.domain])
         assert all(r["activity"]["object"] == activity for r in rows)
         assert rows[0]["activity"]["actor"] == "http://testserver/c/medical"
 
 
-async def test_a_relay_with_no_other_follower_instance_sends_and_stores_nothing(
+async def test_the_authors_own_instance_gets_the_relay_and_the_boost_once_each(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
-    # Given a public group whose only follower is on the origin instance, and a thread there
+    # Given a public group followed by two users of the origin instance (one shared
+    # inbox), where olga of that instance opened a thread and replied in it
     async with fakes(1) as (origin,):
         group = await community(pool, "medical", "public")
-        await follower(pool, group, origin, "olga")
+        olga = await follower(pool, group, origin, "olga")
+        await follower(pool, group, origin, "oscar")
         created = await new_thread(pool, group, await member(pool))
+        reply = await pool.fetchval(INSERT_REMOTE_REPLY, created.thread_id, olga, origin.new_id("notes"))
         await process_outbox(fed_settings, pool)
-        stored = await pool.fetchval("SELECT count(*) FROM activities")
+        await pool.execute("DELETE FROM delivery_jobs")
         activity = olga_says_hello(origin)
-        # When the group is asked to relay olga's activity and to boost a thread by id
+        # When the group is asked to relay olga's activity and to boost her reply by id
         async with pool.acquire() as conn:
             await conn.executemany(
                 "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)",
                 [
                     ("relay.announce", {"community_id": group.id, "activity": activity}),
-                    ("relay.announce_page", {"community_id": group.id, "thread_id": created.thread_id}),
+                    ("relay.announce_object", {"community_id": group.id, "post_id": reply}),
                 ],
             )
-        await pool.execute("DELETE FROM delivery_jobs")
         await process_outbox(fed_settings, pool)
-        # Then the Announce{activity} would only go back to its origin: no job, no stored
-        # Announce; the boost of our own thread still reaches olga's instance
+        # Then olga's instance gets each once: a Mastodon user there who follows the group
+        # sees the group's boost of her post
         rows = await jobs(pool)
-        assert [(r["domain"], r["activity"]["object"]) for r in rows] == [
-            (origin.domain, f"http://testserver/t/{created.thread_id}")
+        assert [(r["domain"], by_kind([r]).popitem()[0]) for r in rows] == [
+            (origin.domain, "Announce/Create"),
+            (origin.domain, "Announce/id"),
         ]
-        assert await pool.fetchval("SELECT count(*) FROM activities") == stored + 1
+        assert rows[0]["activity"]["object"] == activity
+        assert rows[1]["activity"]["object"] == await pool.fetchval(
+            "SELECT ap_id FROM posts WHERE id = $1", reply
+        )
         assert await pool.fetchval("SELECT count(*) FROM outbox_events WHERE processed_at IS NULL") == 0
+
+
+async def test_a_relay_with_no_follower_sends_and_stores_nothing(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a public group nobody follows
+    async with fakes(1) as (origin,):
+        group = await community(pool, "medical", "public")
+        origin.add_actor("olga")
+        stored = await pool.fetchval("SELECT count(*) FROM activities")
+        # When the group is asked to relay an activity
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox_events (kind, payload) VALUES ('relay.announce', $1)",
+                {"community_id": group.id, "activity": olga_says_hello(origin)},
+            )
+        await process_outbox(fed_settings, pool)
+        # Then no job and no stored Announce
+        assert await jobs(pool) == []
+        assert await pool.fetchval("SELECT count(*) FROM activities") == stored
 
 
 async def test_update_and_pin_are_relayed(

@@ -30,6 +30,10 @@ async def handle(ctx: Context) -> Outcome:
     inner_id = ref(obj)
     if inner_id is None:
         return ignored("relayed activity without id")
+    if same_host(inner_id, ctx.settings.base_url):
+        # A group elsewhere relays what one of our members did there (it relays to every
+        # follower instance, the author's too): we sent it, we have it.
+        return ignored("our own activity, relayed back")
     if same_host(inner_id, ctx.sender.uri) and same_host(ref(obj.get("actor")), ctx.sender.uri):
         try:
             validation.validate_incoming(obj)

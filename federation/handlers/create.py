@@ -7,7 +7,7 @@
 Refused (ignored) when the community is ``local``, when a members-only community's
 instance is not approved, when the thread is locked or deleted, or when a Delete of
 the object already arrived. Accepted content is relayed by the group (FEP-1b12);
-a new thread of a public community is also announced as a ``Page`` for Mastodon.
+a new thread or reply of a public community is also announced by id for Mastodon.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from federation.handlers.base import (
     same_host,
     tombstoned,
 )
+from federation.objects import PUBLIC
 
 POST_TYPES = {"Note", "Page", "Article"}
 
@@ -131,8 +132,20 @@ async def _store_reply(ctx: Context, obj: dict[str, Any], parent_uri: str) -> Ou
     if not await may_interact(ctx, community):
         return ignored(f"instance may not post in a {community.visibility} community")
     post_id = await content.store_reply(ctx, parent.thread_id, parent.id, content.from_ap(obj))
-    await relay(ctx, community.id)
+    # A public reply in a public community: also the group's boost of its id, what
+    # Mastodon-API servers show (never a boost of what its author addressed to a few).
+    boost = None
+    if community.visibility == "public" and _addressed_to_public(obj):
+        boost = ("relay.announce_object", {"community_id": community.id, "post_id": post_id})
+    await relay(ctx, community.id, also=boost)
     return done(f"reply {post_id} in thread {parent.thread_id}")
+
+
+PUBLIC_NAMES = {PUBLIC, "as:Public", "Public"}
+
+
+def _addressed_to_public(obj: dict[str, Any]) -> bool:
+    return not PUBLIC_NAMES.isdisjoint([*refs(obj.get("to")), *refs(obj.get("cc"))])
 
 
 def _mentions(obj: dict[str, Any]) -> list[str]:
