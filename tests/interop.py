@@ -7,7 +7,10 @@
 - The interop kit of ``../shared/interop`` (README there): :func:`fedify_workdir` installs
   the Fedify peer once per ``package.json`` (cached under /tmp), :func:`make_ca`,
   :class:`TlsProxy` (nginx), :class:`Hosts` (/etc/hosts entries) and :class:`FedifyPeer`
-  (the peer process and its loopback control API).
+  (the peer process and its loopback control API); :func:`takahe_install` installs Takahē
+  once per kit version (code and venv cached under /tmp, a migrated and bootstrapped
+  template database kept on the test PostgreSQL server) and :class:`TakahePeer` runs it
+  (web + worker) on a copy of that database and speaks its Mastodon client API.
 
 Everything waits with a deadline (:func:`eventually`), never a fixed sleep.
 """
@@ -39,7 +42,7 @@ from federation.fetcher import Fetcher
 from node import communities, db, threads
 from node.sessions import User
 from node.settings import Settings, load
-from tests.conftest import ROOT, TEST_SECRET, create_test_database, drop_test_database
+from tests.conftest import ROOT, TEST_SECRET, _with_database, create_test_database, drop_test_database
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user
 from tests.liveserver import LiveNode, free_port, stop_process
@@ -358,3 +361,141 @@ class TlsClientFake(FakeInstance):
         await self._client.close()
         tls = ssl.create_default_context(cafile=self.ca_file)
         self._client = aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(ssl=tls))
+
+
+# ── Takahē (a Mastodon-API server) ─────────────────────────────────────────────
+
+TAKAHE_KIT = (
+    INTEROP / "setup_takahe_peer.sh",
+    INTEROP / "takahe" / "bootstrap.py",
+    INTEROP / "takahe" / "takahe-d45f22c.tar.gz",
+)
+
+
+@dataclass(frozen=True)
+class TakaheInstall:
+    """Takahē's code and venv (``workdir``), the template database of a fresh instance
+    (``template``: its users and a bearer token exist) and what the bootstrap printed."""
+
+    workdir: Path
+    template: str
+    bootstrap: dict[str, Any]
+
+
+def takahe_missing() -> str | None:
+    """Why the Takahē interop test cannot run here, or None."""
+    missing = interop_missing()
+    if missing:
+        return missing
+    if not all(path.exists() for path in TAKAHE_KIT):
+        return f"no Takahē kit under {INTEROP}"
+    return None
+
+
+async def takahe_install(server_dsn: str, domain: str) -> TakaheInstall:
+    """Takahē ready to copy: installed once per version of the kit under
+    /tmp/vbg-takahe-peer-KEY (about 3 minutes the first time: pip compiles two C
+    extensions), and migrated once per PostgreSQL server into the template database
+    ``vbg_takahe_tpl_KEY`` (kept between runs; its bootstrap output beside the code)."""
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in TAKAHE_KIT) + domain.encode()).hexdigest()[:12]
+    workdir = Path("/tmp") / f"vbg-takahe-peer-{key}"
+    template = f"vbg_takahe_tpl_{key}"
+    saved = workdir / f"bootstrap-{template}.json"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        exists = await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", template)
+        if exists and saved.exists():
+            return TakaheInstall(workdir, template, json.loads(saved.read_text()))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{template}"')
+    finally:
+        await admin.close()
+    dsn = _with_database(server_dsn, template).replace("postgresql://", "postgres://", 1)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", str(TAKAHE_KIT[0]), str(workdir), dsn, domain],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    line = next((x for x in result.stdout.splitlines() if x.startswith("BOOTSTRAP ")), None)
+    if result.returncode != 0 or line is None:
+        raise RuntimeError(f"setup_takahe_peer.sh failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    bootstrap = json.loads(line.removeprefix("BOOTSTRAP "))
+    saved.write_text(json.dumps(bootstrap))
+    return TakaheInstall(workdir, template, bootstrap)
+
+
+class TakahePeer:
+    """A running Takahē: its web process (uvicorn, behind :class:`TlsProxy`) and its
+    ``runstator`` worker, on their own database; a client of its Mastodon API acting as
+    the bootstrap's first user (``tina``)."""
+
+    def __init__(
+        self, install: TakaheInstall, dsn: str, ca_file: str, rundir: Path, *, listen: str, port: int
+    ) -> None:
+        self.install, self.dsn, self.ca_file, self.rundir = install, dsn, ca_file, rundir
+        self.listen, self.port = listen, port
+        self.origin = f"https://{install.bootstrap['domain']}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._ssl = ssl.create_default_context(cafile=ca_file)
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SSL_CERT_FILE": self.ca_file,
+            "TAKAHE_DATABASE_SERVER": self.dsn.replace("postgresql://", "postgres://", 1),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start(self, timeout: float = 90.0) -> TakahePeer:
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        w = self.install.workdir
+        commands = {
+            "web": [str(w / "venv/bin/uvicorn"), "takahe.asgi:application", "--host", self.listen,
+                    "--port", str(self.port), "--proxy-headers", "--forwarded-allow-ips", "*"],
+            "stator": [str(w / "venv/bin/python"), "manage.py", "runstator"],
+        }  # fmt: skip
+        for name, command in commands.items():
+            log = (self.rundir / f"takahe-{name}.log").open("ab")
+            self.processes.append(
+                subprocess.Popen(command, cwd=w, env=self._env(), stdout=log, stderr=subprocess.STDOUT)
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"takahē exited:\n{self.log()}")
+            try:
+                self.api("GET", "/api/v1/instance")
+                return self
+            except (OSError, AssertionError):
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"takahē did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        parts = []
+        for name in ("web", "stator"):
+            path = self.rundir / f"takahe-{name}.log"
+            if path.exists():
+                parts.append(f"--- takahē {name} ---\n" + path.read_text(errors="replace")[-4000:])
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop_process(process)
+        self.processes = []
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One Mastodon client API call as the bootstrap user; its JSON answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"authorization": f"Bearer {self.install.bootstrap['token']}", "accept": "application/json"}
+        if data is not None:
+            headers["content-type"] = "application/json"
+        request = urllib.request.Request(self.origin + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=self._ssl) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read()[:2000]!r}") from exc
+
+    async def aapi(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return await asyncio.to_thread(self.api, method, path, body)
