@@ -43,8 +43,11 @@ class Sizes:
     instances: int
 
     @classmethod
-    def at(cls, scale: int) -> Sizes:
-        return cls(200 * scale, 30 * scale, 20_000 * scale, 100_000 * scale, 1_000 * scale)
+    def at(cls, scale: float) -> Sizes:
+        def n(one: int, least: int) -> int:
+            return max(least, round(one * scale))
+
+        return cls(n(200, 2), n(30, 2), n(20_000, 10), n(100_000, 10), n(1_000, 1))
 
 
 # Vocabulary of the network: some words in most posts (« survivante », « prise en
@@ -193,7 +196,7 @@ async def _federation(conn: asyncpg.Connection, sizes: Sizes) -> None:
     await conn.execute(INSERT_FOLLOWERS)
 
 
-async def generate(conn: asyncpg.Connection, scale: int = 1) -> Sizes:
+async def generate(conn: asyncpg.Connection, scale: float = 1) -> Sizes:
     """Fill an empty, migrated database with the data set at ``scale``; returns its sizes."""
     sizes = Sizes.at(scale)
     await _members(conn, sizes.members)
@@ -215,7 +218,7 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dsn", required=True)
-    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--scale", type=float, default=1)
     args = parser.parse_args()
     conn = await db.connect(args.dsn)
     try:

@@ -57,6 +57,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import figures  # noqa: E402
+
 from federation import actors, delivery, policy  # noqa: E402
 from node import db, threads  # noqa: E402
 from node.accounts import create_user  # noqa: E402
@@ -477,9 +479,12 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--only", choices=("queue", "fanout"), help="run one part only")
     args = parser.parse_args()
+    if figures.smoke():
+        args.instances, args.rounds, args.processes, args.jobs = 20, 2, "1", 1000
 
     signs = sign_rate()
     print(f"RSA-2048 signatures (cryptography), one core: {signs:,.0f}/CPU-s")
+    figures.record("raw RSA-2048 sign rate, one core", signs, "/s", group="machine")
 
     if args.only != "fanout":
         await report_queue(args.jobs)
@@ -491,6 +496,7 @@ async def main() -> None:
 async def report_queue(jobs: int) -> None:
     async with Database() as dsn:
         q = await queue_rate(dsn, jobs)
+    figures.record("delivery queue, claims + completions", q["per_cpu_s"], "/CPU-s", target=10_000)
     print(
         f"queue: {q['jobs']:,} claims+completions in {q['wall']:.2f} s wall; "
         f"CPU {q['python_cpu']:.2f} s Python + {q['pg_cpu']:.2f} s PostgreSQL "
@@ -519,6 +525,12 @@ async def report_fan_out(instances: int, rounds_: int, counts: list[int], signs:
             )
         warm = rounds[1:] or rounds
         best = min(rounds, key=lambda r: r["thread_everywhere_s"])
+        label = f"{count} worker process{'es' if count > 1 else ''}"
+        figures.record(f"fan-out cold, {label}", rounds[0]["ratio"], "× sign rate", target=0.6)
+        figures.record(f"fan-out warm, {label}", statistics.median(r["ratio"] for r in warm), "× sign rate",
+                       target=0.8)  # fmt: skip
+        figures.record(f"one thread to {instances:,} instances, {label}", best["thread_everywhere_s"], "s",
+                       target=0.5, better="lower")  # fmt: skip
         print(
             f"{count} worker process(es): deliveries per sender CPU-second, warm rounds: median "
             f"{statistics.median(r['ratio'] for r in warm):.2f}× the sign rate "

@@ -56,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import figures  # noqa: E402
 from procs import cpu_of, pct, postmaster_pid, tree  # noqa: E402
 
 from federation import policy  # noqa: E402
@@ -262,6 +263,8 @@ async def main() -> None:
     if args.run_worker:
         await run_worker(args.run_worker)
         return
+    if figures.smoke():
+        args.requests = 100
 
     verify_before = raw_verify_rate()
     work = Path(tempfile.mkdtemp(prefix="vbg-bench-inbox-"))
@@ -348,6 +351,13 @@ async def main() -> None:
         print(f"PostgreSQL fsync={fsync}, synchronous_commit={sync_commit}; {done} items done, {not_done} not done,"
               f" {threads} remote threads, {events} outbox events")  # fmt: skip
         rate, detail = per_cpu_s(n, cpu_a, "web", "inbox worker", "PostgreSQL")
+        figures.record("raw RSA-2048 verify rate, one core", verify_rate, "/s", group="machine")
+        figures.record(
+            "inbox, full processing into a thread", rate / verify_rate, "× verify rate", target=0.025
+        )
+        figures.record("inbox, p99 at 16 senders", pct(lat_a, 0.99) * 1000, "ms", target=30, better="lower")
+        figures.record("web process RSS after verifying and fetching keys", web_rss / 2**20, "MB", target=80,
+                       better="lower")  # fmt: skip
         print(f"\nweb: vbg-node serve with {args.web_workers} web process(es) (VBG_WEB_WORKERS), "
               f"largest RSS after the run {web_rss / 1024 / 1024:.1f} MB")  # fmt: skip
         print(f"A. {n} signed Create{{Note}} from {args.concurrency} concurrent senders, each verified, validated, "
@@ -359,6 +369,8 @@ async def main() -> None:
         print(f"   all 202 in {answered_a:.2f} s, all processed in {wall_a:.2f} s; "
               f"latency {latency_line(lat_a)} (target p99 ≤ 30 ms)")  # fmt: skip
         rate, detail = per_cpu_s(n, cpu_b, "web", "PostgreSQL")
+        figures.record("inbox acceptance (verified, validated, stored)", rate / verify_rate, "× verify rate",
+                       target=0.04)  # fmt: skip
         print(f"B. inbox alone (worker paused): {rate:,.0f} verified, validated, durably stored per CPU-second "
               f"({detail}); latency {latency_line(lat_b)}")  # fmt: skip
         rate, detail = per_cpu_s(n, cpu_w, "inbox worker", "PostgreSQL")

@@ -36,6 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import figures  # noqa: E402
 from dataset import BENCH_MEMBER, BENCH_PASSWORD, generate  # noqa: E402
 from procs import pct  # noqa: E402
 
@@ -52,9 +53,9 @@ def _dsn(server: str, name: str) -> str:
     return urlunsplit(urlsplit(server)._replace(path="/" + name))
 
 
-async def ensure_dataset(server: str, scale: int, keep: bool) -> str:
+async def ensure_dataset(server: str, scale: float, keep: bool) -> str:
     """A database holding the data set at ``scale`` (built now unless kept from a run before)."""
-    name = f"vbg_bench_scale_{scale}x"
+    name = f"vbg_bench_scale_{scale:g}x".replace(".", "_")
     admin = await asyncpg.connect(server)
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
@@ -74,7 +75,7 @@ async def ensure_dataset(server: str, scale: int, keep: bool) -> str:
         await db.migrate(conn)
         started = time.perf_counter()
         sizes = await generate(conn, scale)
-        print(f"  data set {scale}×: {sizes} written in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"  data set {scale:g}×: {sizes} written in {time.perf_counter() - started:.0f} s", flush=True)
     finally:
         await conn.close()
     return _dsn(server, name)
@@ -171,28 +172,32 @@ def _target(label: str) -> float | None:
     return None
 
 
-def report(figures: dict[int, dict[str, list[float]]]) -> None:
-    scales = sorted(figures)
-    labels: list[str] = list(figures[scales[0]])
+def report(by_scale: dict[float, dict[str, list[float]]]) -> None:
+    scales = sorted(by_scale)
+    labels: list[str] = list(by_scale[scales[0]])
     head = "".join(f"{f'{s}× p50 / p99 (ms)':>26}" for s in scales)
     print(f"\n{'page':<36}{head}   target p99")
     for label in labels:
         cells = "".join(
-            f"{statistics.median(figures[s][label]):>13.1f} / {pct(figures[s][label], 0.99):>8.1f}  "
+            f"{statistics.median(by_scale[s][label]):>13.1f} / {pct(by_scale[s][label], 0.99):>8.1f}  "
             for s in scales
         )
         target = _target(label)
-        last = pct(figures[scales[-1]][label], 0.99)
+        last = pct(by_scale[scales[-1]][label], 0.99)
         verdict = "" if target is None else f"≤ {target:.0f}  {'✓' if last <= target else '✗'}"
         print(f"{label:<36}{cells} {verdict}")
+    for s in scales:
+        for label in labels:
+            p99 = pct(by_scale[s][label], 0.99)
+            figures.record(f"{label}, p99", p99, "ms", target=_target(label), better="lower", group=f"{s:g}×")
 
 
-def summary(figures: dict[int, dict[str, list[float]]]) -> dict[str, dict[str, dict[str, float]]]:
+def summary(by_scale: dict[float, dict[str, list[float]]]) -> dict[str, dict[str, dict[str, float]]]:
     agg: Callable[[list[float]], dict[str, float]] = lambda t: {  # noqa: E731
         "p50_ms": round(statistics.median(t), 2),
         "p99_ms": round(pct(t, 0.99), 2),
     }
-    return {f"{s}x": {label: agg(t) for label, t in figures[s].items()} for s in sorted(figures)}
+    return {f"{s}x": {label: agg(t) for label, t in by_scale[s].items()} for s in sorted(by_scale)}
 
 
 async def main() -> None:
@@ -204,19 +209,21 @@ async def main() -> None:
     parser.add_argument("--keep", action="store_true", help="reuse a data set built by an earlier run")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
+    if figures.smoke():
+        args.scales, args.requests = "0.01", 5
     server = os.environ.get("DATABASE_URL")
     embedded = None
     if not server:
         embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-pg-")))
         server = embedded.start("postgres")
     try:
-        figures = {}
-        for scale in (int(s) for s in args.scales.split(",")):
+        by_scale: dict[float, dict[str, list[float]]] = {}
+        for scale in (float(s) for s in args.scales.split(",")):
             dsn = await ensure_dataset(server, scale, args.keep)
-            figures[scale] = await measure_scale(dsn, args.requests)
-        report(figures)
+            by_scale[scale] = await measure_scale(dsn, args.requests)
+        report(by_scale)
         if args.json:
-            args.json.write_text(json.dumps(summary(figures), indent=2))
+            args.json.write_text(json.dumps(summary(by_scale), indent=2))
     finally:
         if embedded is not None:
             embedded.stop()

@@ -40,6 +40,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import figures  # noqa: E402
 from procs import cpu_of, pct, postmaster_pid, tree  # noqa: E402
 
 from node import db, sessions, threads  # noqa: E402
@@ -171,6 +172,8 @@ async def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load with wrk")
     args = parser.parse_args()
+    if figures.smoke():
+        args.duration, args.requests = 1.0, 200
 
     work = Path(tempfile.mkdtemp(prefix="vbg-bench-"))
     embedded = db.EmbeddedPostgres(work)
@@ -226,6 +229,11 @@ async def main() -> None:
         print(f"latency: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms "
               f"(targets ≤ 50 ms, ≤ 150 ms)")  # fmt: skip
         print(f"largest web process RSS: {rss / 1024 / 1024:.1f} MB (target ≤ 80 MB per process)")
+        figures.record("thread page, weight gzip", page_gzip / 1024, "KB", target=20, better="lower")
+        figures.record("thread page, pages per CPU-second", count / (app_cpu + pg_cpu), "/CPU-s", target=800)
+        figures.record("thread page, p50 at 64 clients", p50 * 1000, "ms", target=50, better="lower")
+        figures.record("thread page, p99 at 64 clients", p99 * 1000, "ms", target=150, better="lower")
+        figures.record("web process RSS serving pages", rss / 2**20, "MB", target=80, better="lower")
     finally:
         if server is not None:
             server.terminate()

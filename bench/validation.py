@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import figures  # noqa: E402
+
 from federation import validation  # noqa: E402
 
 SAMPLES = {
@@ -62,6 +64,7 @@ def measure(label: str, path: Path, seconds: float) -> None:
     bare = rate(lambda: checker.is_valid(doc), seconds)
 
     print(f"{label} ({len(raw)} bytes, {path.relative_to(ROOT)})")
+    figures.record(f"schema validation, {label}", full, "/CPU-s")
     print(f"  json.loads                 {parse:>10,.0f} /CPU-s")
     print(f"  validate_incoming          {full:>10,.0f} /CPU-s  ({1e6 / full:.1f} µs each)")
     print(f"  jsonschema-rs is_valid     {bare:>10,.0f} /CPU-s  ({1e6 / bare:.1f} µs each)")
@@ -72,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="CPU seconds per measurement")
     args = parser.parse_args()
+    if figures.smoke():
+        args.seconds = 0.05
 
     start = time.process_time()
     names = validation.load_all()
