@@ -173,6 +173,12 @@ async def find(conn: Connection, name: str) -> Community | None:
     return _community(row) if row else None
 
 
+async def by_id(conn: Connection, community_id: int) -> Community | None:
+    """The community ``community_id`` whatever its visibility (services)."""
+    row = await conn.fetchrow(SELECT_BY_ID, community_id)
+    return _community(row) if row else None
+
+
 async def get_readable(conn: Connection, name: str, user: User | None) -> Community:
     """The community named ``name`` if ``user`` may read it, else NotFound."""
     community = await find(conn, name)

@@ -200,6 +200,13 @@ DO NOTHING
 RETURNING id
 """
 INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+# A Flag from another server; a repeated Flag (same activity id) is one report.
+INSERT_REMOTE_REPORT = """
+INSERT INTO reports (reporter_actor_id, activity_id, target_ids, post_ids, community_id, content)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (activity_id) DO NOTHING
+RETURNING id
+"""
 
 
 @dataclass(frozen=True)
@@ -269,4 +276,21 @@ async def file_report(
             target_id=report_id,
             details={"post_id": target.id, "target": target.ap_id, "forwarded": forwarded},
         )
+    return report_id
+
+
+async def file_remote_report(
+    conn: asyncpg.Connection,
+    reporter_actor_id: int,
+    activity_id: str | None,
+    target_ids: list[str],
+    post_ids: list[int],
+    community_id: int | None,
+    content: str,
+) -> int | None:
+    """A report received from another server (a Flag), kept for our moderators; None
+    when that Flag was received already."""
+    report_id: int | None = await conn.fetchval(
+        INSERT_REMOTE_REPORT, reporter_actor_id, activity_id, target_ids, post_ids, community_id, content
+    )
     return report_id

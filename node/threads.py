@@ -324,6 +324,283 @@ async def liked_by(conn: Connection, user_id: int, post_ids: list[int]) -> set[i
     return {r["post_id"] for r in await conn.fetch(SELECT_LIKED, user_id, post_ids)}
 
 
+# --- Remote posts ---------------------------------------------------------------------
+# What other servers send, stored by federation's handlers after their protocol checks
+# (signature, author, addressing, policy). The handlers never write these tables
+# themselves (tests/test_boundaries.py). Reads of remote_tombstones and inbox_items
+# below are federation's tables, read so a thread and its relay are one statement.
+
+POST_REF_COLUMNS = """
+SELECT p.id, p.thread_id, t.community_id, p.is_opening, p.remote_author_id,
+       p.deleted_at IS NOT NULL AS deleted, t.locked, t.deleted_at IS NOT NULL AS thread_deleted
+FROM posts p JOIN threads t ON t.id = p.thread_id
+"""
+SELECT_REF_BY_ID = POST_REF_COLUMNS + "WHERE p.id = $1"
+SELECT_REF_BY_AP_ID = POST_REF_COLUMNS + "WHERE p.ap_id = $1"
+SELECT_OPENING_REF = POST_REF_COLUMNS + "WHERE p.thread_id = $1 AND p.is_opening"
+
+
+@dataclass(frozen=True)
+class PostRef:
+    """Where a post sits and who wrote it, for the federation's checks."""
+
+    id: int
+    thread_id: int
+    community_id: int
+    is_opening: bool
+    remote_author_id: int | None
+    deleted: bool
+    thread_locked: bool
+    thread_deleted: bool
+
+
+def _post_ref(row: asyncpg.Record | None) -> PostRef | None:
+    if row is None:
+        return None
+    return PostRef(
+        row["id"],
+        row["thread_id"],
+        row["community_id"],
+        row["is_opening"],
+        row["remote_author_id"],
+        row["deleted"],
+        row["locked"],
+        row["thread_deleted"],
+    )
+
+
+async def post_ref(conn: Connection, post_id: int) -> PostRef | None:
+    return _post_ref(await conn.fetchrow(SELECT_REF_BY_ID, post_id))
+
+
+async def opening_post_ref(conn: Connection, thread_id: int) -> PostRef | None:
+    return _post_ref(await conn.fetchrow(SELECT_OPENING_REF, thread_id))
+
+
+async def post_ref_by_ap_id(conn: Connection, ap_id: str) -> PostRef | None:
+    return _post_ref(await conn.fetchrow(SELECT_REF_BY_AP_ID, ap_id))
+
+
+INSERT_REMOTE_REPLY = """
+INSERT INTO posts (thread_id, parent_id, source, content_html, ap_id, remote_author_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id
+"""
+INSERT_REMOTE_EDIT = """
+INSERT INTO post_edits (post_id, editor_actor_id, previous_title, previous_source)
+SELECT p.id, $2, CASE WHEN p.is_opening THEN t.title END, p.source
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.id = $1
+"""
+# A new thread, its opening post and the group's relay events in one statement, unless
+# a Delete of the object arrived first or the object is already stored (then: NULL).
+INSERT_REMOTE_THREAD = """
+WITH fresh AS (
+    SELECT WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = $3)
+             AND NOT EXISTS (SELECT FROM posts WHERE ap_id = $3)
+), thread AS (
+    INSERT INTO threads (community_id, title, ap_id, remote_author_id)
+    SELECT $1, $2, $3, $4 FROM fresh
+    RETURNING id
+), post AS (
+    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
+    SELECT id, true, $5, $6, $3, $4 FROM thread
+), events AS (
+    INSERT INTO outbox_events (kind, payload)
+    SELECT 'relay.announce', $7::jsonb FROM thread
+    UNION ALL
+    SELECT 'relay.announce_page', jsonb_build_object('community_id', $1::bigint, 'thread_id', id)
+    FROM thread WHERE $8
+)
+SELECT id FROM thread
+"""
+# store_remote_thread for many at once (the inbox worker's batches): the relay events
+# take the activity straight from its inbox row (no JSON encoded again), in the order
+# of the items; a NULL thread id for an object already deleted or stored. Ids are
+# distinct (the caller's duty): two rows with one id would violate ap_id's key.
+INSERT_REMOTE_THREADS = """
+WITH input AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::boolean[])
+        AS i (item_id, community_id, author_id, ap_id, title, source, content_html, announce_page)
+), fresh AS (
+    SELECT * FROM input i
+    WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = i.ap_id)
+      AND NOT EXISTS (SELECT FROM posts WHERE ap_id = i.ap_id)
+), thread AS (
+    INSERT INTO threads (community_id, title, ap_id, remote_author_id)
+    SELECT community_id, title, ap_id, author_id FROM fresh ORDER BY item_id
+    RETURNING id, ap_id
+), post AS (
+    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
+    SELECT t.id, true, f.source, f.content_html, f.ap_id, f.author_id
+    FROM thread t JOIN fresh f USING (ap_id)
+), events AS (
+    INSERT INTO outbox_events (kind, payload)
+    SELECT e.kind, e.payload FROM (
+        SELECT f.item_id, 0 AS n, 'relay.announce' AS kind,
+               jsonb_build_object('community_id', f.community_id, 'activity', x.document) AS payload
+        FROM thread t JOIN fresh f USING (ap_id) JOIN inbox_items x ON x.id = f.item_id
+        UNION ALL
+        SELECT f.item_id, 1, 'relay.announce_page',
+               jsonb_build_object('community_id', f.community_id, 'thread_id', t.id)
+        FROM thread t JOIN fresh f USING (ap_id) WHERE f.announce_page
+    ) e ORDER BY e.item_id, e.n
+)
+SELECT i.item_id, t.id AS thread_id FROM input i LEFT JOIN thread t USING (ap_id)
+"""
+SOFT_DELETE_AUTHOR_POSTS = """
+UPDATE posts SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
+RETURNING thread_id
+"""
+# Reply counts and last activity of the threads it answered (migration 0072).
+RECOUNT_THREADS = "SELECT vbg_threads_recount($1::bigint[])"
+SOFT_DELETE_AUTHOR_THREADS = """
+UPDATE threads SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
+"""
+RECOUNT_LIKES = """
+UPDATE posts p SET likes_count = (SELECT count(*) FROM post_likes l WHERE l.post_id = p.id)
+WHERE p.id = ANY($1::bigint[])
+"""
+DELETE_AUTHOR_LIKES = "DELETE FROM post_likes WHERE actor_id = $1 RETURNING post_id"
+INSERT_REMOTE_LIKE = """
+INSERT INTO post_likes (post_id, actor_id, activity_id) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+RETURNING post_id
+"""
+DELETE_REMOTE_LIKE = "DELETE FROM post_likes WHERE post_id = $1 AND actor_id = $2 RETURNING post_id"
+DELETE_REMOTE_LIKE_BY_ACTIVITY = (
+    "DELETE FROM post_likes WHERE activity_id = $1 AND actor_id = $2 RETURNING post_id"
+)
+
+
+@dataclass(frozen=True)
+class RemoteThread:
+    """A new thread to store for a stored inbox activity (``item_id``: its
+    ``inbox_items`` row, whose document the group relays)."""
+
+    item_id: int
+    community_id: int
+    author_id: int
+    ap_id: str
+    title: str
+    source: str
+    content_html: str
+    announce_page: bool
+
+
+async def store_remote_thread(
+    conn: asyncpg.Connection,
+    thread: RemoteThread,
+    relay: Mapping[str, Any],
+) -> int | None:
+    """A new thread opened by a remote author, with the group's relay events
+    (``relay``: the ``relay.announce`` payload; ``announce_page``: also its Page), in
+    one round trip; None when the object was deleted already or is stored already."""
+    thread_id: int | None = await conn.fetchval(
+        INSERT_REMOTE_THREAD,
+        thread.community_id,
+        thread.title,
+        thread.ap_id,
+        thread.author_id,
+        thread.source,
+        thread.content_html,
+        relay,
+        thread.announce_page,
+    )
+    return thread_id
+
+
+async def store_remote_threads(conn: asyncpg.Connection, new: list[RemoteThread]) -> dict[int, int | None]:
+    """What store_remote_thread does, for many in one round trip: item id → its thread
+    id (None: deleted or stored already)."""
+    rows = await conn.fetch(
+        INSERT_REMOTE_THREADS,
+        [n.item_id for n in new],
+        [n.community_id for n in new],
+        [n.author_id for n in new],
+        [n.ap_id for n in new],
+        [n.title for n in new],
+        [n.source for n in new],
+        [n.content_html for n in new],
+        [n.announce_page for n in new],
+    )
+    return {r["item_id"]: r["thread_id"] for r in rows}
+
+
+async def store_remote_reply(
+    conn: asyncpg.Connection,
+    thread_id: int,
+    parent_id: int,
+    author_id: int,
+    ap_id: str,
+    source: str,
+    content_html: str,
+) -> int:
+    """A remote author's reply in ``thread_id``; the thread is bumped. Returns the post id."""
+    post_id: int = await conn.fetchval(
+        INSERT_REMOTE_REPLY, thread_id, parent_id, source, content_html, ap_id, author_id
+    )
+    await conn.execute(BUMP_THREAD, thread_id)
+    return post_id
+
+
+async def apply_remote_edit(
+    conn: asyncpg.Connection, post: PostRef, editor_actor_id: int, title: str, source: str, content_html: str
+) -> None:
+    """A remote author's new version of ``post``; the previous one goes to the history
+    (and, for an opening post, the thread takes the new title)."""
+    await conn.execute(INSERT_REMOTE_EDIT, post.id, editor_actor_id)
+    await conn.execute(UPDATE_POST, post.id, source, content_html)
+    if post.is_opening:
+        await conn.execute(UPDATE_TITLE, post.thread_id, title)
+
+
+async def remove_remote_post(conn: asyncpg.Connection, post: PostRef) -> None:
+    """Soft-delete ``post`` as the forum does for a local one: the tombstone stays,
+    a reply leaves the thread's count (and its expert-answer mark)."""
+    await conn.execute(DELETE_POST, post.id)
+    if not post.is_opening:
+        await conn.execute(DROP_REPLY, post.thread_id, post.id)
+
+
+async def remove_remote_author(conn: asyncpg.Connection, actor_id: int) -> int:
+    """Everything a deleted remote actor wrote or liked goes: its posts and the threads
+    it opened are soft-deleted (counts recomputed), its likes dropped. Returns how many
+    posts were deleted."""
+    threads = [r["thread_id"] for r in await conn.fetch(SOFT_DELETE_AUTHOR_POSTS, actor_id)]
+    await conn.execute(RECOUNT_THREADS, sorted(set(threads)))
+    await conn.execute(SOFT_DELETE_AUTHOR_THREADS, actor_id)
+    liked = [r["post_id"] for r in await conn.fetch(DELETE_AUTHOR_LIKES, actor_id)]
+    await conn.execute(RECOUNT_LIKES, liked)
+    return len(threads)
+
+
+async def set_remote_like(
+    conn: asyncpg.Connection, post_id: int, actor_id: int, activity_id: str | None
+) -> bool:
+    """A remote actor's like of a post (one per actor and post); False when already liked."""
+    if await conn.fetchval(INSERT_REMOTE_LIKE, post_id, actor_id, activity_id) is None:
+        return False
+    await conn.execute(ADD_TO_LIKES, post_id, 1)
+    return True
+
+
+async def remove_remote_like(
+    conn: asyncpg.Connection, actor_id: int, *, activity_id: str | None = None, post_id: int | None = None
+) -> int | None:
+    """Take back a remote actor's like, named by the Like's id or else by the post;
+    returns the post it was on (None: no such like)."""
+    found = None
+    if activity_id:
+        found = await conn.fetchval(DELETE_REMOTE_LIKE_BY_ACTIVITY, activity_id, actor_id)
+    if found is None and post_id is not None:
+        found = await conn.fetchval(DELETE_REMOTE_LIKE, post_id, actor_id)
+    if found is not None:
+        await conn.execute(ADD_TO_LIKES, found, -1)
+    return found
+
+
 async def _audit(
     conn: asyncpg.Connection, action: str, actor: User, target_type: str, target_id: int, reason: str = ""
 ) -> None:

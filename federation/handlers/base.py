@@ -18,7 +18,12 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from node import communities, threads
+from node.communities import Community
 from node.settings import Settings
+from node.threads import PostRef
+
+__all__ = ["Community", "PostRef"]  # re-exported: the handlers name them from here
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PUBLIC_ALIASES = {PUBLIC, "as:Public", "Public"}
@@ -128,17 +133,6 @@ def local_path(settings: Settings, uri: str | None) -> str | None:
     return path or "/"
 
 
-@dataclass(frozen=True)
-class Community:
-    id: int
-    name: str
-    visibility: str
-
-
-SELECT_COMMUNITY = "SELECT id, name, visibility FROM communities WHERE lower(name) = lower($1)"
-SELECT_COMMUNITY_BY_ID = "SELECT id, name, visibility FROM communities WHERE id = $1"
-
-
 async def local_group(ctx: Context, uri: str | None) -> Community | None:
     """Our community named by its actor URI (``/c/{name}``)."""
     path = local_path(ctx.settings, uri)
@@ -146,56 +140,19 @@ async def local_group(ctx: Context, uri: str | None) -> Community | None:
         return None
     key = ("group", path[3:])
     if key not in ctx.cache:
-        row = await ctx.conn.fetchrow(SELECT_COMMUNITY, path[3:])
-        ctx.cache[key] = Community(row["id"], row["name"], row["visibility"]) if row else None
+        ctx.cache[key] = await communities.find(ctx.conn, path[3:])
     community: Community | None = ctx.cache[key]
     return community
 
 
 async def community_by_id(conn: asyncpg.Connection, community_id: int) -> Community:
-    row = await conn.fetchrow(SELECT_COMMUNITY_BY_ID, community_id)
-    return Community(row["id"], row["name"], row["visibility"])
-
-
-@dataclass(frozen=True)
-class PostRef:
-    id: int
-    thread_id: int
-    community_id: int
-    is_opening: bool
-    remote_author_id: int | None
-    deleted: bool
-    thread_locked: bool
-    thread_deleted: bool
-
-
-_POST_COLUMNS = """
-SELECT p.id, p.thread_id, t.community_id, p.is_opening, p.remote_author_id,
-       p.deleted_at IS NOT NULL AS deleted, t.locked, t.deleted_at IS NOT NULL AS thread_deleted
-FROM posts p JOIN threads t ON t.id = p.thread_id
-"""
-SELECT_POST_BY_ID = _POST_COLUMNS + "WHERE p.id = $1"
-SELECT_POST_BY_AP_ID = _POST_COLUMNS + "WHERE p.ap_id = $1"
-SELECT_OPENING_POST = _POST_COLUMNS + "WHERE p.thread_id = $1 AND p.is_opening"
-
-
-def _post(row: asyncpg.Record | None) -> PostRef | None:
-    if row is None:
-        return None
-    return PostRef(
-        row["id"],
-        row["thread_id"],
-        row["community_id"],
-        row["is_opening"],
-        row["remote_author_id"],
-        row["deleted"],
-        row["locked"],
-        row["thread_deleted"],
-    )
+    community = await communities.by_id(conn, community_id)
+    assert community is not None, "a stored post's community exists (foreign key)"
+    return community
 
 
 async def post_by_id(ctx: Context, post_id: int) -> PostRef | None:
-    return _post(await ctx.conn.fetchrow(SELECT_POST_BY_ID, post_id))
+    return await threads.post_ref(ctx.conn, post_id)
 
 
 def _local_id(path: str, prefix: str) -> int | None:
@@ -212,11 +169,11 @@ async def find_post(ctx: Context, uri: str | None) -> PostRef | None:
     if path is not None:
         post_id = _local_id(path, "/p/")
         if post_id is not None:
-            return _post(await ctx.conn.fetchrow(SELECT_POST_BY_ID, post_id))
+            return await threads.post_ref(ctx.conn, post_id)
         thread_id = _local_id(path, "/t/")
         if thread_id is not None:
-            return _post(await ctx.conn.fetchrow(SELECT_OPENING_POST, thread_id))
-    return _post(await ctx.conn.fetchrow(SELECT_POST_BY_AP_ID, uri))
+            return await threads.opening_post_ref(ctx.conn, thread_id)
+    return await threads.post_ref_by_ap_id(ctx.conn, uri)
 
 
 # -- rules shared by several verbs -----------------------------------------------------

@@ -20,6 +20,7 @@ import nh3
 
 from federation import attachments
 from federation.handlers.base import Context
+from node import threads
 
 TITLE_MAX = 200
 BODY_MAX = 100_000
@@ -129,38 +130,19 @@ def from_ap(obj: dict[str, Any]) -> RemotePost:
     )
 
 
-INSERT_REPLY = """
-INSERT INTO posts (thread_id, parent_id, source, content_html, ap_id, remote_author_id)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id
-"""
-BUMP_THREAD = """
-UPDATE threads SET reply_count = reply_count + 1, last_activity_at = now() WHERE id = $1
-"""
-
-
-# A new thread, its opening post and the group's relay events in one statement, unless
-# a Delete of the object arrived first or the object is already stored (then: NULL).
-INSERT_NEW_THREAD = """
-WITH fresh AS (
-    SELECT WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = $3)
-             AND NOT EXISTS (SELECT FROM posts WHERE ap_id = $3)
-), thread AS (
-    INSERT INTO threads (community_id, title, ap_id, remote_author_id)
-    SELECT $1, $2, $3, $4 FROM fresh
-    RETURNING id
-), post AS (
-    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
-    SELECT id, true, $5, $6, $3, $4 FROM thread
-), events AS (
-    INSERT INTO outbox_events (kind, payload)
-    SELECT 'relay.announce', $7::jsonb FROM thread
-    UNION ALL
-    SELECT 'relay.announce_page', jsonb_build_object('community_id', $1::bigint, 'thread_id', id)
-    FROM thread WHERE $8
-)
-SELECT id FROM thread
-"""
+def _remote_thread(
+    item_id: int, community_id: int, author_id: int, post: RemotePost, announce_page: bool
+) -> threads.RemoteThread:
+    return threads.RemoteThread(
+        item_id,
+        community_id,
+        author_id,
+        post.ap_id,
+        post.title,
+        post.source,
+        post.content_html,
+        announce_page,
+    )
 
 
 async def store_new_thread(
@@ -170,17 +152,8 @@ async def store_new_thread(
     as received; ``announce_page``: also its Page, for Mastodon), in one round trip;
     None when the object was deleted already or is stored already."""
     relay = {"community_id": community_id, "activity": ctx.activity}
-    thread_id: int | None = await ctx.conn.fetchval(
-        INSERT_NEW_THREAD,
-        community_id,
-        post.title,
-        post.ap_id,
-        ctx.sender.id,
-        post.source,
-        post.content_html,
-        relay,
-        announce_page,
-    )
+    new = _remote_thread(0, community_id, ctx.sender.id, post, announce_page)
+    thread_id = await threads.store_remote_thread(ctx.conn, new, relay)
     if thread_id is not None and post.media:
         await attachments.store_for_objects(ctx.conn, {post.ap_id: post.media})
     return thread_id
@@ -198,57 +171,11 @@ class NewThread:
     announce_page: bool
 
 
-# What store_new_thread does, for many activities at once (the worker's batches): the
-# relay events take the activity straight from its inbox row (no JSON encoded again),
-# in the order of the items; a NULL thread id for an object already deleted or stored.
-# Ids are distinct (the caller's duty): two rows with one id would violate ap_id's key.
-INSERT_NEW_THREADS = """
-WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::boolean[])
-        AS i (item_id, community_id, author_id, ap_id, title, source, content_html, announce_page)
-), fresh AS (
-    SELECT * FROM input i
-    WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = i.ap_id)
-      AND NOT EXISTS (SELECT FROM posts WHERE ap_id = i.ap_id)
-), thread AS (
-    INSERT INTO threads (community_id, title, ap_id, remote_author_id)
-    SELECT community_id, title, ap_id, author_id FROM fresh ORDER BY item_id
-    RETURNING id, ap_id
-), post AS (
-    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
-    SELECT t.id, true, f.source, f.content_html, f.ap_id, f.author_id
-    FROM thread t JOIN fresh f USING (ap_id)
-), events AS (
-    INSERT INTO outbox_events (kind, payload)
-    SELECT e.kind, e.payload FROM (
-        SELECT f.item_id, 0 AS n, 'relay.announce' AS kind,
-               jsonb_build_object('community_id', f.community_id, 'activity', x.document) AS payload
-        FROM thread t JOIN fresh f USING (ap_id) JOIN inbox_items x ON x.id = f.item_id
-        UNION ALL
-        SELECT f.item_id, 1, 'relay.announce_page',
-               jsonb_build_object('community_id', f.community_id, 'thread_id', t.id)
-        FROM thread t JOIN fresh f USING (ap_id) WHERE f.announce_page
-    ) e ORDER BY e.item_id, e.n
-)
-SELECT i.item_id, t.id AS thread_id FROM input i LEFT JOIN thread t USING (ap_id)
-"""
-
-
 async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> dict[int, int | None]:
     """Store ``new`` in one round trip: item id → its thread id (None: deleted or stored already)."""
-    rows = await conn.fetch(
-        INSERT_NEW_THREADS,
-        [n.item_id for n in new],
-        [n.community_id for n in new],
-        [n.author_id for n in new],
-        [n.post.ap_id for n in new],
-        [n.post.title for n in new],
-        [n.post.source for n in new],
-        [n.post.content_html for n in new],
-        [n.announce_page for n in new],
+    stored = await threads.store_remote_threads(
+        conn, [_remote_thread(n.item_id, n.community_id, n.author_id, n.post, n.announce_page) for n in new]
     )
-    stored = {r["item_id"]: r["thread_id"] for r in rows}
     media = {n.post.ap_id: n.post.media for n in new if n.post.media and stored.get(n.item_id) is not None}
     if media:  # the rare post with attachments: the statement above stays as it was
         await attachments.store_for_objects(conn, media)
@@ -257,15 +184,8 @@ async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> d
 
 async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: RemotePost) -> int:
     """A reply by the sender in ``thread_id``; returns the post id."""
-    post_id: int = await ctx.conn.fetchval(
-        INSERT_REPLY,
-        thread_id,
-        parent_id,
-        post.source,
-        post.content_html,
-        post.ap_id,
-        ctx.sender.id,
+    post_id = await threads.store_remote_reply(
+        ctx.conn, thread_id, parent_id, ctx.sender.id, post.ap_id, post.source, post.content_html
     )
-    await ctx.conn.execute(BUMP_THREAD, thread_id)
     await attachments.store_for_post(ctx.conn, post_id, post.media)
     return post_id

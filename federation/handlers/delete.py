@@ -22,26 +22,9 @@ from federation.handlers.base import (
     relay,
     remember,
 )
-
-SOFT_DELETE_POST = "UPDATE posts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
-# As the forum does for a local reply (node.threads.DROP_REPLY): the tombstone stays, the count drops.
-DROP_REPLY = "UPDATE threads SET reply_count = greatest(reply_count - 1, 0) WHERE id = $1"
+from node import threads
 
 MARK_ACTOR_DELETED = "UPDATE actors SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
-SOFT_DELETE_ACTOR_POSTS = """
-UPDATE posts SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
-RETURNING thread_id
-"""
-# Reply counts and last activity of the threads it answered (migration 0072).
-RECOUNT_THREADS = "SELECT vbg_threads_recount($1::bigint[])"
-SOFT_DELETE_ACTOR_THREADS = """
-UPDATE threads SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
-"""
-RECOUNT_LIKES = """
-UPDATE posts p SET likes_count = (SELECT count(*) FROM post_likes l WHERE l.post_id = p.id)
-WHERE p.id = ANY($1::bigint[])
-"""
-DELETE_ACTOR_LIKES = "DELETE FROM post_likes WHERE actor_id = $1 RETURNING post_id"
 DELETE_ACTOR_FOLLOWS = "DELETE FROM community_followers WHERE actor_id = $1"
 
 
@@ -59,9 +42,7 @@ async def handle(ctx: Context) -> Outcome:
         return ignored("only the author may delete")
     if post.deleted:
         return ignored("post already deleted")
-    await ctx.conn.execute(SOFT_DELETE_POST, post.id)
-    if not post.is_opening:
-        await ctx.conn.execute(DROP_REPLY, post.thread_id)
+    await threads.remove_remote_post(ctx.conn, post)
     await relay(ctx, post.community_id)
     return done(f"post {post.id} deleted")
 
@@ -69,10 +50,6 @@ async def handle(ctx: Context) -> Outcome:
 async def _delete_actor(ctx: Context) -> Outcome:
     await remember(ctx, ctx.sender.uri, "deleted")
     await ctx.conn.execute(MARK_ACTOR_DELETED, ctx.sender.id)
-    threads = [r["thread_id"] for r in await ctx.conn.fetch(SOFT_DELETE_ACTOR_POSTS, ctx.sender.id)]
-    await ctx.conn.execute(RECOUNT_THREADS, sorted(set(threads)))
-    await ctx.conn.execute(SOFT_DELETE_ACTOR_THREADS, ctx.sender.id)
-    liked = [r["post_id"] for r in await ctx.conn.fetch(DELETE_ACTOR_LIKES, ctx.sender.id)]
-    await ctx.conn.execute(RECOUNT_LIKES, liked)
+    removed = await threads.remove_remote_author(ctx.conn, ctx.sender.id)
     await ctx.conn.execute(DELETE_ACTOR_FOLLOWS, ctx.sender.id)
-    return done(f"actor deleted ({len(threads)} posts)")
+    return done(f"actor deleted ({removed} posts)")

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from federation import policy
 from federation.handlers.base import Context, Outcome, done, find_post, ignored, refs
+from node import reports
 
 CONTENT_MAX = 5_000
 TARGETS_MAX = 50
-INSERT_REPORT = """
-INSERT INTO reports (reporter_actor_id, activity_id, target_ids, post_ids, community_id, content)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (activity_id) DO NOTHING
-RETURNING id
-"""
 
 
 async def handle(ctx: Context) -> Outcome:
@@ -35,8 +30,8 @@ async def handle(ctx: Context) -> Outcome:
             post_ids.append(post.id)
             community_id = community_id or post.community_id
     text = ctx.activity.get("content") or ctx.activity.get("summary") or ""
-    report_id = await ctx.conn.fetchval(
-        INSERT_REPORT,
+    report_id = await reports.file_remote_report(
+        ctx.conn,
         ctx.sender.id,
         ctx.activity.get("id"),
         targets,

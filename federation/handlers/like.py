@@ -21,15 +21,7 @@ from federation.handlers.base import (
     relay,
     tombstoned,
 )
-
-INSERT_LIKE = """
-INSERT INTO post_likes (post_id, actor_id, activity_id) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING
-RETURNING post_id
-"""
-DELETE_LIKE = "DELETE FROM post_likes WHERE post_id = $1 AND actor_id = $2 RETURNING post_id"
-DELETE_LIKE_BY_ID = "DELETE FROM post_likes WHERE activity_id = $1 AND actor_id = $2 RETURNING post_id"
-ADD_TO_COUNT = "UPDATE posts SET likes_count = greatest(likes_count + $2, 0) WHERE id = $1"
+from node import threads
 
 
 async def handle(ctx: Context) -> Outcome:
@@ -40,9 +32,8 @@ async def handle(ctx: Context) -> Outcome:
         return ignored("like of a post we do not store")
     if not await _may_like(ctx, post):
         return ignored("instance may not interact with this community")
-    if await ctx.conn.fetchval(INSERT_LIKE, post.id, ctx.sender.id, ctx.activity.get("id")) is None:
+    if not await threads.set_remote_like(ctx.conn, post.id, ctx.sender.id, ctx.activity.get("id")):
         return ignored("already liked")
-    await ctx.conn.execute(ADD_TO_COUNT, post.id, 1)
     await relay(ctx, post.community_id)
     return done(f"post {post.id} liked")
 
@@ -57,17 +48,14 @@ async def handle_dislike(ctx: Context) -> Outcome:
 
 async def undo_like(ctx: Context, like_id: str | None, object_uri: str | None) -> Outcome:
     """Remove the sender's like, matched by the Like's id or by the liked post."""
-    post_id = None
-    if like_id:
-        post_id = await ctx.conn.fetchval(DELETE_LIKE_BY_ID, like_id, ctx.sender.id)
+    post_id = await threads.remove_remote_like(ctx.conn, ctx.sender.id, activity_id=like_id)
     post = None
     if post_id is None and object_uri:
         post = await find_post(ctx, object_uri)
         if post is not None:
-            post_id = await ctx.conn.fetchval(DELETE_LIKE, post.id, ctx.sender.id)
+            post_id = await threads.remove_remote_like(ctx.conn, ctx.sender.id, post_id=post.id)
     if post_id is None:
         return done("like not found: undo remembered")
-    await ctx.conn.execute(ADD_TO_COUNT, post_id, -1)
     post = post or await post_by_id(ctx, post_id)
     if post is not None:
         await relay(ctx, post.community_id)

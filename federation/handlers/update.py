@@ -26,19 +26,9 @@ from federation.handlers.base import (
     relay,
     tombstoned,
 )
+from node import threads
 
 ACTOR_TYPES = {"Person", "Group", "Service", "Application", "Organization"}
-
-INSERT_EDIT = """
-INSERT INTO post_edits (post_id, editor_actor_id, previous_title, previous_source)
-SELECT p.id, $2, CASE WHEN p.is_opening THEN t.title END, p.source
-FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.id = $1
-"""
-UPDATE_POST = """
-UPDATE posts SET source = $2, content_html = $3, updated_at = now() WHERE id = $1
-"""
-UPDATE_THREAD_TITLE = "UPDATE threads SET title = $2 WHERE id = $1"
 
 
 async def handle(ctx: Context) -> Outcome:
@@ -67,11 +57,10 @@ async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
     if post.deleted or post.thread_deleted:
         return ignored("post deleted")
     edited = content.from_ap(obj)
-    await ctx.conn.execute(INSERT_EDIT, post.id, ctx.sender.id)
-    await ctx.conn.execute(UPDATE_POST, post.id, edited.source, edited.content_html)
+    await threads.apply_remote_edit(
+        ctx.conn, post, ctx.sender.id, edited.title, edited.source, edited.content_html
+    )
     await attachments.replace_for_post(ctx.conn, post.id, edited.media)
-    if post.is_opening:
-        await ctx.conn.execute(UPDATE_THREAD_TITLE, post.thread_id, edited.title)
     await relay(ctx, post.community_id)
     return done(f"post {post.id} edited")
 

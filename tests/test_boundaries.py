@@ -1,0 +1,68 @@
+"""The boundary between the forum (``node``) and ActivityPub (``federation``), read from
+the source: federation runs no SQL on a forum table (``node.tables.FORUM_TABLES``); it
+calls the owner's functions. The import rules are import-linter contracts
+(``pyproject.toml``, run by ``./dev test``)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from pathlib import Path
+
+from node.tables import FORUM_TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WITH)\b")
+TABLE_REF = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_]+)", re.IGNORECASE)
+
+# Statements not yet moved to their owner in node/ (file → count). This list only
+# shrinks: a new statement on a forum table fails the test, and so does a moved one
+# left listed here.
+NOT_YET_MOVED: dict[str, int] = {
+    "federation/actors.py": 2,
+    "federation/attachments.py": 1,
+    "federation/collections.py": 5,
+    "federation/discovery.py": 3,
+    "federation/inbox.py": 2,
+    "federation/media.py": 2,
+    "federation/outbox.py": 4,
+    "federation/served_activities.py": 1,
+    "federation/web.py": 2,
+}
+
+
+def forum_sql_in(package: str) -> list[tuple[str, int, list[str]]]:
+    """(file, line, forum tables) for every SQL string constant under ``package``."""
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
+                tables = sorted({t.lower() for t in TABLE_REF.findall(node.value)} & FORUM_TABLES.keys())
+                if tables:
+                    found.append((str(path.relative_to(ROOT)), node.lineno, tables))
+    return found
+
+
+def test_federation_runs_no_sql_on_forum_tables() -> None:
+    found = forum_sql_in("federation")
+    counts = Counter(path for path, _, _ in found)
+    grown = {p: n for p, n in counts.items() if n > NOT_YET_MOVED.get(p, 0)}
+    assert not grown, (
+        "federation/ reads or writes a forum table: call the owner in node/ (node/tables.py) instead: "
+        + "; ".join(f"{p}:{line} {tables}" for p, line, tables in found if p in grown)
+    )
+    assert counts == Counter(NOT_YET_MOVED), "statements moved to node/: shrink NOT_YET_MOVED to " + str(
+        dict(sorted(counts.items()))
+    )
+
+
+def test_the_scanner_sees_forum_sql() -> None:
+    # A check that finds nothing proves nothing: node/ itself is full of forum SQL.
+    tables = {t for _, _, ts in forum_sql_in("node") for t in ts}
+    assert {"posts", "threads", "post_likes", "users", "communities", "reports"} <= tables
+
+
+def test_every_forum_table_has_an_owner_module_that_exists() -> None:
+    for table, owner in FORUM_TABLES.items():
+        assert (ROOT / (owner.replace(".", "/") + ".py")).is_file(), (table, owner)
