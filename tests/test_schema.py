@@ -15,8 +15,12 @@ def test_schema_file_matches_the_migrations(database_url: str) -> None:
     # Then the file says the same
     written = SCHEMA_FILE.read_text(encoding="utf-8") if SCHEMA_FILE.exists() else ""
     diff = "".join(
-        list(difflib.unified_diff(written.splitlines(True), built.splitlines(True), "node/schema.sql", "migrations"))[
-            :60
-        ]
+        list(
+            difflib.unified_diff(
+                written.splitlines(True), built.splitlines(True), "node/schema.sql", "migrations"
+            )
+        )[:60]
     )
-    assert written == built, f"node/schema.sql is out of date with node/migrations: run `{REGENERATE}`\n{diff}"
+    assert written == built, (
+        f"node/schema.sql is out of date with node/migrations: run `{REGENERATE}`\n{diff}"
+    )
