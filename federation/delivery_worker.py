@@ -56,7 +56,7 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
-from federation import delivery, fetcher, keys, outbox, policy, signatures
+from federation import delivery, fetcher, keys, outbox, policy, private_messages, signatures
 from federation.delivery import Job, Result
 from federation.errors import FetchError
 from node import metrics
@@ -295,7 +295,8 @@ class BatchLoader:
         missing = [i for i in wanted if i not in self._payloads]
         if missing:
             for row in await conn.fetch(SELECT_ACTIVITIES, missing):
-                self._remember(row["id"], row["actor_uri"], row["body"].encode())
+                body = private_messages.open_body(self.settings, row["body"])
+                self._remember(row["id"], row["actor_uri"], body)
         signers = await self._signers_of(conn, {self._payloads[i][0] for i in wanted if i in self._payloads})
         payloads = {}
         for i in wanted:

@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from federation import access, actors, policy, signatures, urls, validation
+from federation import access, actors, policy, private_messages, signatures, urls, validation
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node import metrics
@@ -174,6 +174,10 @@ async def accept(request: Request, *, recipient: str) -> None:
     activity_id = ref(doc)
     if activity_id is None:
         raise ValidationError("activity without id", message="Activité sans identifiant.")
+    if kind == "Create" and private_messages.is_direct(settings, doc):
+        # A private message waits for the worker sealed, never readable in inbox_items.
+        doc = private_messages.seal_document(settings, doc)
+        body = json.dumps(doc).encode("utf-8")
     await state.writer.store(Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain))
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import asyncpg
 
-from federation import actors, delivery, wakeup
+from federation import actors, delivery, private_messages, wakeup
 from federation.handlers import content, create, dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, VerifiedActor, done, ref
 from node.settings import Settings
@@ -290,7 +290,7 @@ async def _context(
         settings=settings,
         fetcher=fetcher,
         sender=VerifiedActor(actor.id, actor.uri, actor.domain),
-        activity=item.document,
+        activity=private_messages.open_document(settings, item.document),
         recipient=item.recipient,
         cache=cache,
     )

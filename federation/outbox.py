@@ -508,6 +508,13 @@ async def report_forwarded(ctx: BuildContext, payload: dict[str, Any]) -> list[O
     return [Outgoing(flag, inboxes, None, "direct")]
 
 
+async def message_created(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
+    """A private message (``node.messages``): see ``federation.private_messages``."""
+    from federation import private_messages
+
+    return await private_messages.message_created(ctx, payload)
+
+
 BUILDERS: dict[str, Builder] = {
     "post.created": post_created,
     "post.updated": post_updated,
@@ -523,6 +530,7 @@ BUILDERS: dict[str, Builder] = {
     "follow.reject": _answer("Reject"),
     "person.updated": person_updated,
     "report.forwarded": report_forwarded,
+    "message.created": message_created,
 }
 
 

@@ -114,6 +114,23 @@ class Keyring:
             raise KeyringError(f"messages key {wrapped.key_id} is not in the keyring")
         return open_sealed(key, wrapped.wrapped, _wrap_aad(conversation_id))
 
+    def seal_transit(self, data: bytes, label: str) -> str:
+        """Seal a short-lived value (a private message waiting in a queue) directly
+        under the current node key: ``key_id.base64``."""
+        sealed = seal(self.keys[0], data, _transit_aad(label))
+        return f"{self.current_id}.{base64.b64encode(sealed).decode('ascii')}"
+
+    def open_transit(self, text: str, label: str) -> bytes:
+        kid, _, data = text.partition(".")
+        key = self._by_id.get(kid)
+        if key is None:
+            raise KeyringError(f"messages key {kid} is not in the keyring")
+        try:
+            sealed = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise KeyringError("sealed value is not base64") from exc
+        return open_sealed(key, sealed, _transit_aad(label))
+
     @classmethod
     def parse(cls, text: str) -> Keyring:
         """Keys separated by commas or new lines, the current one first."""
@@ -126,6 +143,10 @@ class Keyring:
 
 def _wrap_aad(conversation_id: int) -> bytes:
     return f"vbg conversation {conversation_id} key".encode()
+
+
+def _transit_aad(label: str) -> bytes:
+    return f"vbg transit {label}".encode()
 
 
 def field_aad(conversation_id: int, what: str) -> bytes:

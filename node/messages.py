@@ -25,10 +25,10 @@ the audit log.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -104,7 +104,7 @@ class Sealer:
         return open_sealed(self.key, bytes(sealed), field_aad(self.conversation_id, what))
 
 
-def sealer_of(keyring: Keyring, row: asyncpg.Record) -> Sealer:
+def sealer_of(keyring: Keyring, row: Mapping[str, Any]) -> Sealer:
     """The sealer of a conversation row (``id``, ``key_id``, ``wrapped_key``)."""
     wrapped = Wrapped(row["key_id"], bytes(row["wrapped_key"]))
     return Sealer(row["id"], keyring.unwrap(wrapped, row["id"]))
@@ -817,3 +817,236 @@ async def rotate_node_key(
         keyring = encryption.Keyring(kept)
         encryption.write_file(settings.data_dir, keyring)
     return Rotation(keyring.current_id, rewrapped, keyring.ids()[1:], forgotten)
+
+
+# --- Other servers (called by federation: node makes no network call) ----------------
+
+SELECT_KNOWN_ACTORS = """
+SELECT a.id, a.uri, a.username, a.domain, a.display_name, coalesce(i.approved, false) AS partner
+FROM actors a LEFT JOIN instances i ON i.domain = a.domain
+WHERE NOT a.local AND a.deleted_at IS NULL AND a.kind = 'Person'
+  AND (a.uri = ANY ($1::text[]) OR lower(a.username || '@' || a.domain) = ANY ($1::text[]))
+"""
+
+
+def remote_allowed(policy: str, partner: bool) -> bool:
+    """May we exchange private messages with a member of that server?"""
+    return policy == "fediverse" or (policy == "partners" and partner)
+
+
+async def remote_recipients(conn: Conn, handles: Sequence[str]) -> list[Recipient]:
+    """Remote members already known to the node (``name@domain`` or actor URL), on
+    servers the messages policy allows; a French field error otherwise."""
+    wanted = list(
+        dict.fromkeys(h.strip().lstrip("@").lower() if "://" not in h else h.strip() for h in handles)
+    )
+    if not wanted:
+        return []
+    policy = await remote_policy(conn)
+    rows = await conn.fetch(SELECT_KNOWN_ACTORS, wanted)
+    found: list[Recipient] = []
+    for handle in wanted:
+        row = next((r for r in rows if handle in (r["uri"], f"{r['username']}@{r['domain']}".lower())), None)
+        if row is None or not remote_allowed(policy, row["partner"]):
+            raise BadRequest(fields={"recipients": f"Membre d'un nœud partenaire introuvable : {handle}."})
+        found.append(Recipient(Party(actor_id=row["id"]), row["display_name"] or row["username"]))
+    return found
+
+
+async def recipients(conn: Conn, author: User, names: Sequence[str]) -> list[Recipient]:
+    """Local usernames and remote handles (``name@domain``) of a new conversation."""
+    local = [n for n in names if n.strip() and "@" not in n.strip().lstrip("@")]
+    remote = [n for n in names if n.strip() and "@" in n.strip().lstrip("@")]
+    found = await local_recipients(conn, author, local) if local or not remote else []
+    found += await remote_recipients(conn, remote)
+    if len(found) > MAX_RECIPIENTS:
+        raise BadRequest(fields={"recipients": f"{MAX_RECIPIENTS} destinataires au plus."})
+    return found
+
+
+@dataclass(frozen=True)
+class OutgoingParty:
+    uri: str | None  # a remote actor's id (None for a local member)
+    inbox: str | None
+    username: str | None  # a local member's
+    partner: bool
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A local member's message as it leaves for the other servers (opened)."""
+
+    uuid: uuid.UUID
+    author_username: str
+    context: str
+    subject: str
+    source: str
+    html: str
+    created_at: datetime
+    previous: str | None  # the ActivityPub id of the message before it (inReplyTo)
+    others: list[OutgoingParty]
+
+
+SELECT_OUTGOING = """
+SELECT m.id, m.uuid, m.created_at, m.source_sealed, m.html_sealed, m.author_user_id, u.username,
+       c.id AS conversation_id, c.ap_context, c.key_id, c.wrapped_key, c.subject_sealed
+FROM messages m JOIN conversations c ON c.id = m.conversation_id JOIN users u ON u.id = m.author_user_id
+WHERE m.id = $1
+"""
+SELECT_PREVIOUS = """
+SELECT coalesce(ap_id, $4 || '/messages/m/' || uuid::text) FROM messages
+WHERE conversation_id = $1 AND (created_at, id) < ($2, $3)
+ORDER BY created_at DESC, id DESC LIMIT 1
+"""
+SELECT_OUTGOING_PARTIES = """
+SELECT a.uri, a.inbox, u.username, coalesce(i.approved, false) AS partner
+FROM conversation_participants p
+LEFT JOIN users u ON u.id = p.user_id
+LEFT JOIN actors a ON a.id = p.actor_id
+LEFT JOIN instances i ON i.domain = a.domain
+WHERE p.conversation_id = $1 AND p.left_at IS NULL AND p.user_id IS DISTINCT FROM $2
+ORDER BY p.id
+"""
+
+
+async def outgoing(conn: Conn, keyring: Keyring, base_url: str, message_id: int) -> OutgoingMessage | None:
+    """What ``federation.outbox`` sends for one local message (None: not a local one)."""
+    row = await conn.fetchrow(SELECT_OUTGOING, message_id)
+    if row is None:
+        return None
+    sealer = sealer_of(
+        keyring, {"id": row["conversation_id"], "key_id": row["key_id"], "wrapped_key": row["wrapped_key"]}
+    )
+    previous = await conn.fetchval(
+        SELECT_PREVIOUS, row["conversation_id"], row["created_at"], row["id"], base_url
+    )
+    parties = await conn.fetch(SELECT_OUTGOING_PARTIES, row["conversation_id"], row["author_user_id"])
+    return OutgoingMessage(
+        row["uuid"],
+        row["username"],
+        row["ap_context"],
+        sealer.open("subject", row["subject_sealed"]),
+        sealer.open(_body_what(row["uuid"], "source"), row["source_sealed"]),
+        sealer.open(_body_what(row["uuid"], "html"), row["html_sealed"]),
+        row["created_at"],
+        previous,
+        [OutgoingParty(p["uri"], p["inbox"], p["username"], p["partner"]) for p in parties],
+    )
+
+
+SELECT_SERVED = """
+SELECT m.id FROM messages m
+WHERE m.uuid = $1 AND m.author_user_id IS NOT NULL
+  AND EXISTS (SELECT 1 FROM conversation_participants p JOIN actors a ON a.id = p.actor_id
+              WHERE p.conversation_id = m.conversation_id AND a.domain = $2)
+"""
+SELECT_CONTEXT_SERVED = """
+SELECT c.id FROM conversations c
+WHERE c.ap_context = $1
+  AND EXISTS (SELECT 1 FROM conversation_participants p JOIN actors a ON a.id = p.actor_id
+              WHERE p.conversation_id = c.id AND a.domain = $2)
+"""
+SELECT_CONTEXT_ITEMS = """
+SELECT coalesce(ap_id, $2 || '/messages/m/' || uuid::text) AS uri FROM messages
+WHERE conversation_id = $1 ORDER BY created_at, id
+"""
+
+
+async def served_to_server(
+    conn: Conn, keyring: Keyring, base_url: str, message_uuid: uuid.UUID, domain: str
+) -> OutgoingMessage | None:
+    """A local message for a signed GET from ``domain``: only a participant's server gets it."""
+    message_id = await conn.fetchval(SELECT_SERVED, message_uuid, domain)
+    return None if message_id is None else await outgoing(conn, keyring, base_url, message_id)
+
+
+async def context_for_server(conn: Conn, base_url: str, context: str, domain: str) -> list[str] | None:
+    """The ids of a conversation's messages, for a participant's server only (else None)."""
+    conversation_id = await conn.fetchval(SELECT_CONTEXT_SERVED, context, domain)
+    if conversation_id is None:
+        return None
+    return [r["uri"] for r in await conn.fetch(SELECT_CONTEXT_ITEMS, conversation_id, base_url)]
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A private message from another server, verified and parsed by federation."""
+
+    author_actor_id: int
+    author_partner: bool
+    ap_id: str
+    context: str | None
+    in_reply_to: str | None
+    subject: str | None
+    html: str
+    source: str
+    local_user_ids: list[int]
+    other_actor_ids: list[int]
+
+
+SELECT_LOCAL_TARGETS = """
+SELECT u.id FROM users u LEFT JOIN message_preferences p ON p.user_id = u.id
+WHERE u.id = ANY ($1::bigint[]) AND u.status = 'approved'
+  AND coalesce(p.accept_from, 'all') = 'all'
+  AND NOT EXISTS (SELECT 1 FROM message_blocks b WHERE b.user_id = u.id AND b.blocked_actor_id = $2)
+"""
+SELECT_BY_CONTEXT = "SELECT id, key_id, wrapped_key FROM conversations WHERE ap_context = $1"
+SELECT_BY_MESSAGE = """
+SELECT c.id, c.key_id, c.wrapped_key FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE m.ap_id = $1 OR m.uuid::text = $2
+"""
+IS_PARTICIPANT = """
+SELECT EXISTS (SELECT 1 FROM conversation_participants WHERE conversation_id = $1 AND actor_id = $2)
+"""
+SUBJECT_OF_LINE = 80
+
+
+def _subject_of(message: IncomingMessage) -> str:
+    if message.subject and message.subject.strip():
+        return " ".join(message.subject.split())[:MAX_SUBJECT]
+    first = markup.to_plain(message.source, SUBJECT_OF_LINE)
+    return first or "(sans sujet)"
+
+
+async def _existing(
+    conn: asyncpg.Connection, keyring: Keyring, base_url: str, message: IncomingMessage
+) -> Sealer | None:
+    row = await conn.fetchrow(SELECT_BY_CONTEXT, message.context) if message.context else None
+    if row is None and message.in_reply_to:
+        prefix = f"{base_url}/messages/m/"
+        local = message.in_reply_to[len(prefix) :] if message.in_reply_to.startswith(prefix) else ""
+        row = await conn.fetchrow(SELECT_BY_MESSAGE, message.in_reply_to, local)
+    return None if row is None else sealer_of(keyring, row)
+
+
+async def receive_remote(
+    conn: asyncpg.Connection, keyring: Keyring, base_url: str, message: IncomingMessage
+) -> int | None:
+    """Store a private message from another server; its id, or None when dropped: the
+    messages policy refuses its server, or none of the local people it is addressed to
+    accepts it (a preference, or a block: the sender is not told)."""
+    if not remote_allowed(await remote_policy(conn), message.author_partner):
+        return None
+    targets = [
+        r["id"]
+        for r in await conn.fetch(SELECT_LOCAL_TARGETS, message.local_user_ids, message.author_actor_id)
+    ]
+    if not targets:
+        return None
+    author = Party(actor_id=message.author_actor_id)
+    async with conn.transaction():
+        sealer = await _existing(conn, keyring, base_url, message)
+        if sealer is None:
+            sealer = await _new_conversation(
+                conn, keyring, _subject_of(message), message.context or message.ap_id, None
+            )
+            parties = [
+                author,
+                *(Party(user_id=u) for u in targets),
+                *(Party(actor_id=a) for a in message.other_actor_ids),
+            ]
+            await _add_participants(conn, sealer.conversation_id, parties, author)
+        elif not await conn.fetchval(IS_PARTICIPANT, sealer.conversation_id, message.author_actor_id):
+            return None  # nobody joins a conversation by writing to it
+        html = markup.sanitize(message.html)
+        return await _add_message(conn, sealer, NewMessage(author, message.source, html, message.ap_id))

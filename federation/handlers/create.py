@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from federation import private_messages
 from federation.handlers import content
 from federation.handlers.base import (
     Community,
@@ -38,6 +39,8 @@ POST_TYPES = {"Note", "Page", "Article"}
 
 
 async def handle(ctx: Context) -> Outcome:
+    if private_messages.is_direct(ctx.settings, ctx.activity):
+        return await private_messages.receive(ctx)
     obj = await embedded_object(ctx)
     if obj is None:
         return ignored("object missing or not on the author's server")
@@ -83,6 +86,8 @@ async def new_thread(ctx: Context, item_id: int) -> content.NewThread | None:
     (a reply, an object to fetch, a refused group …), with the same checks."""
     obj = ctx.activity.get("object")
     if not isinstance(obj, dict) or obj.get("type") not in POST_TYPES:
+        return None
+    if private_messages.is_direct(ctx.settings, ctx.activity):
         return None
     if ctx.sender.uri not in refs(obj.get("attributedTo")) or ref(obj.get("inReplyTo")) is not None:
         return None

@@ -114,6 +114,9 @@ def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
     # Federation routes come first: they match only ActivityPub requests (Accept /
     # Content-Type) on URLs that are also HTML pages.
+    from federation import private_messages
+
+    routes.extend(private_messages.routes)
     for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_pages):
         routes.extend(module.routes)
     routes.extend(delivery_pages.routes)

@@ -97,7 +97,7 @@ async def start(request: Request) -> Response:
     names, subject, body = _text(data, "recipients"), _text(data, "subject"), _text(data, "body")
     try:
         async with pool_of(request).acquire() as conn:
-            recipients = await messages.local_recipients(conn, user, names.replace(";", ",").split(","))
+            recipients = await messages.recipients(conn, user, names.replace(";", ",").split(","))
             written = await messages.start(
                 conn, _keyring(request), settings_of(request).base_url, user, recipients, subject, body
             )
