@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from federation import private_messages
 from federation import web as federation_web
 from federation.admin_pages import deliveries as delivery_pages
 from federation.admin_pages import policy as policy_pages
@@ -114,8 +115,6 @@ def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
     # Federation routes come first: they match only ActivityPub requests (Accept /
     # Content-Type) on URLs that are also HTML pages.
-    from federation import private_messages
-
     routes.extend(private_messages.routes)
     for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_pages):
         routes.extend(module.routes)
