@@ -331,7 +331,11 @@ async def _mail_address_in_use(
 
 # ---------------------------------------------------------------- login
 
-SELECT_LOGIN = "SELECT id, status, password_hash FROM users WHERE lower(username) = lower($1)"
+# A member logs in with her username or her e-mail address (usernames cannot hold « @ »).
+SELECT_LOGIN = """
+SELECT id, status, password_hash FROM users
+WHERE CASE WHEN strpos($1, '@') > 0 THEN lower(email) = lower($1) ELSE lower(username) = lower($1) END
+"""
 UPDATE_HASH = "UPDATE users SET password_hash = $2 WHERE id = $1"
 
 

@@ -23,6 +23,17 @@ async def hit(conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, win
     return hits <= limit
 
 
+REFUND = """
+UPDATE rate_limits SET hits = hits - 1
+WHERE key = $1 AND window_start = to_timestamp(floor(extract(epoch FROM now()) / $2) * $2) AND hits > 0
+"""
+
+
+async def refund(conn: asyncpg.Connection | asyncpg.Pool, key: str, window_seconds: int) -> None:
+    """Take back one attempt counted by :func:`hit` in the current window (it succeeded)."""
+    await conn.execute(REFUND, key, window_seconds)
+
+
 async def exceeded(
     conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, window_seconds: int
 ) -> bool:

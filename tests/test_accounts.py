@@ -348,7 +348,7 @@ async def test_unknown_user_and_wrong_password_get_the_same_answer(
 
     # Then both answers are identical but for the name typed in
     assert wrong.status_code == nobody.status_code == 400
-    assert "Nom d&#39;utilisateur ou mot de passe incorrect." in wrong.text
+    assert "Identifiant ou mot de passe incorrect." in wrong.text
     assert nobody.text == wrong.text.replace('value="amina"', 'value="personne"')
     assert "set-cookie" not in nobody.headers or "vbg_session=" not in nobody.headers["set-cookie"]
 

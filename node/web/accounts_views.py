@@ -32,8 +32,9 @@ from node.web.headers import session_cookie
 from node.web.requests import client_ip, current_user, path_id, pool_of, require_member, settings_of
 from node.web.templating import redirect, render
 
-# Rate limits: (attempts, window in seconds). Counted on every attempt, before any
-# password is checked, so that parallel guesses cannot slip through.
+# Rate limits: (attempts, window in seconds). Login attempts are counted before the
+# password is checked, so that parallel guesses cannot slip through, and a successful
+# one is taken back: only failures count (a training room behind one address logs in).
 LOGIN_PER_ACCOUNT = (10, 15 * 60)
 LOGIN_PER_ADDRESS = (30, 15 * 60)
 REGISTER_PER_ADDRESS = (10, 60 * 60)
@@ -224,8 +225,11 @@ async def login(request: Request) -> Response:
     await check_limit(request, address_key, LOGIN_PER_ADDRESS)
     await check_limit(request, account_key, LOGIN_PER_ACCOUNT)
     credentials = await accounts.authenticate(pool_of(request), username, password)
+    if credentials is not None:
+        await ratelimit.refund(pool_of(request), address_key, LOGIN_PER_ADDRESS[1])
+        await ratelimit.refund(pool_of(request), account_key, LOGIN_PER_ACCOUNT[1])
     if credentials is None:
-        error = _("Nom d'utilisateur ou mot de passe incorrect.")
+        error = _("Identifiant ou mot de passe incorrect.")
         return render_login(request, 400, error=error, username=username[:64], next=next_url)
     if credentials.status == "suspended":
         error = _("Ce compte est suspendu. Contactez les administrateur·rice·s du nœud.")

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import communities, markup, media, search, threads
+from node import communities, markup, media, ratelimit, search, threads
 from node.accounts import PROFESSIONS
 from node.communities import Community
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
@@ -139,6 +139,23 @@ async def follow(request: Request) -> Response:
 
 # ---------------------------------------------------------------- threads
 
+# Posting limits per member, (posts, window in seconds): a person writing fast is never
+# stopped, a runaway script or a stolen session flooding a community is.
+POSTS_PER_MINUTE = (8, 60)
+POSTS_PER_HOUR = (60, 60 * 60)
+POSTING_TOO_FAST = (
+    "Vous publiez très vite : pour protéger les communautés, le nombre de messages par minute "
+    "et par heure est limité. Attendez une minute, puis publiez de nouveau."
+)
+
+
+async def check_posting_limit(request: Request, user: User) -> None:
+    """Count one post of ``user``; TooManyRequests (the view keeps the text) past a limit."""
+    pool = pool_of(request)
+    for limit in (POSTS_PER_MINUTE, POSTS_PER_HOUR):
+        if not await ratelimit.hit(pool, f"post:user:{user.id}:{limit[1]}", *limit):
+            raise TooManyRequests(POSTING_TOO_FAST)
+
 
 async def new_thread_page(request: Request) -> Response:
     user = require_member(request)
@@ -153,12 +170,14 @@ async def new_thread(request: Request) -> Response:
     community = await communities.get_readable(pool, request.path_params["name"], user)
     title, body = _text(data, "title"), _text(data, "body")
     try:
+        await check_posting_limit(request, user)
         async with pool.acquire() as conn:
             created = await threads.create_thread(conn, community, user, title, body)
-    except BadRequest as exc:
+    except (BadRequest, TooManyRequests) as exc:
         values = {"title": title[: threads.MAX_TITLE], "body": body[: threads.MAX_BODY]}
+        errors = _errors(exc) if isinstance(exc, BadRequest) else {"form": exc.message}
         return render(
-            request, "forum/new_thread.html", 400, community=community, values=values, errors=_errors(exc)
+            request, "forum/new_thread.html", exc.status, community=community, values=values, errors=errors
         )
     return redirect(f"/t/{created.thread_id}")
 
@@ -203,6 +222,7 @@ async def reply(request: Request) -> Response:
 async def _reply(request: Request, user: User, thread_id: int, body: str, parent_id: int | None) -> Response:
     pool = pool_of(request)
     try:
+        await check_posting_limit(request, user)
         async with pool.acquire() as conn:
             post_id = await threads.create_reply(conn, thread_id, user, body, parent_id)
             _, page = await threads.post_location(conn, post_id, user)
