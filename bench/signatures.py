@@ -1,12 +1,12 @@
 """Signature benchmark: RSA-2048 signs and verifies per CPU-second on this machine.
 
-Measured in the same run so ratios survive a noisy machine (design §4's library split):
+Measured in the same run so ratios survive a noisy machine (docs/architecture.md §4's library split):
 
 - ``cryptography`` alone: PKCS#1 v1.5 SHA-256 sign and verify of a signing string;
 - httpsig's own path (pycryptodome): a ``HeaderSigner`` reused, and one built per
   request (key import each time); its ``HeaderVerifier`` (built per request, as it must be);
 - ours, end to end: ``sign_request`` (Date, Digest, signing string, Signature header)
-  and ``parse`` + ``verify_request`` (every design §4 check, cached key).
+  and ``parse`` + ``verify_request`` (every docs/architecture.md §4 check, cached key).
 
 Prints figures; asserts nothing. One core, single thread; CPU time, not wall time.
 

@@ -22,9 +22,8 @@ from urllib.parse import urldefrag, urlsplit
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from federation import keys, policy, urls, validation
+from federation import keys, policy, remote_html, urls, validation
 from federation.errors import SignatureError, ValidationError
-from federation.objects import clean_html
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -337,7 +336,7 @@ def parse_actor(doc: dict[str, Any], uri: str, *, wanted_key: str | None = None)
         username=(_str(doc.get("preferredUsername")) or path_tail)[:200],
         domain=host_of(uri),
         display_name=(_str(doc.get("name")) or "")[:200],
-        summary_html=clean_html(_str(doc.get("summary")) or "")[:20000],
+        summary_html=remote_html.sanitize(_str(doc.get("summary")) or "")[:20000],
         url=_link(doc.get("url")),
         inbox=inbox,
         shared_inbox=_str(endpoints.get("sharedInbox")),

@@ -1,4 +1,4 @@
-"""``vbg-node admin`` commands of the instance policy (design §6).
+"""``vbg-node admin`` commands of the instance policy (docs/architecture.md §6).
 
 The command names and options are a public interface (scripts call them):
 block-domain, unblock-domain, list-blocks, export-blocks, import-blocks,

@@ -1,4 +1,4 @@
-"""Outgoing delivery: jobs, claims, retries, instance health and the ledger (design §4).
+"""Outgoing delivery: jobs, claims, retries, instance health and the ledger (docs/architecture.md §4).
 
 One job delivers one activity to one inbox (after shared-inbox de-duplication), at
 least once. Its life is a declared state machine — the only place where states,

@@ -1,4 +1,4 @@
-"""Discovery: WebFinger, NodeInfo 2.0 and 2.1, and host-meta (design §3).
+"""Discovery: WebFinger, NodeInfo 2.0 and 2.1, and host-meta (docs/architecture.md §3).
 
 Members and communities share one namespace, so ``acct:name@domain`` names at most
 one of them. Only approved members and federated communities (public or

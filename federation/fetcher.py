@@ -1,4 +1,4 @@
-"""The one guarded fetcher for every remote URL (design §4).
+"""The one guarded fetcher for every remote URL (docs/architecture.md §4).
 
     url ──check_url──> scheme (https; http only in dev), domain policy hook, literal IP
         ──guarded session──> every address the socket connects to is checked

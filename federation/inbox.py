@@ -338,7 +338,7 @@ class Signed:
         )
 
     def verify(self, actor: actors.Actor) -> None:
-        """SignatureError (401) unless ``actor``'s key signed this request as design §4 says."""
+        """SignatureError (401) unless ``actor``'s key signed this request as docs/architecture.md §4 says."""
         if not actor.public_key_pem:
             raise SignatureError("signer without public key")
         signatures.verify_request(

@@ -159,7 +159,7 @@ async def _process_batch(
                 return 0
             await conn.execute(LOCK_KEYS, sorted(set().union(*(_lock_keys(i.document) for i in items))))
             senders = await _senders(conn, items)
-            # Each sender's signature was verified on arrival: its instance is up (design §4).
+            # Each sender's signature was verified on arrival: its instance is up (docs/architecture.md §4).
             await delivery.mark_alive_many(conn, [s.domain for s in senders.values()])
             outcomes = await _run_all(conn, settings, fetcher, items, senders)
             await conn.execute(

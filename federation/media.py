@@ -1,4 +1,4 @@
-"""The media worker: remote images fetched, cleaned and stored (design §4 and §5).
+"""The media worker: remote images fetched, cleaned and stored (docs/architecture.md §4 and §5).
 
 Each ``remote_media`` row of kind ``image`` (migration 0075, listed by
 ``federation.attachments`` when its post arrived) is a small state machine — the

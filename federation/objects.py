@@ -59,7 +59,9 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 
 def clean_html(value: str) -> str:
-    """HTML limited to Mastodon's sanitiser set; links get ``rel="nofollow noopener noreferrer"``."""
+    """Our own HTML as it goes out, limited to Mastodon's sanitiser set; links get
+    ``rel="nofollow noopener noreferrer"``. (HTML from other servers goes through
+    ``federation.remote_html``.)"""
     return nh3.clean(
         value,
         tags=ALLOWED_TAGS,

@@ -1,4 +1,4 @@
-"""Outbox events → activities → delivery jobs (design §2, FEP-1b12).
+"""Outbox events → activities → delivery jobs (docs/architecture.md §2, FEP-1b12).
 
 Node services write ``outbox_events`` rows in the transaction of the change they
 describe; a worker consumes them here::

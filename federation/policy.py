@@ -1,4 +1,4 @@
-"""Instance policy: who may federate with this node (design §1 and §3, issue 3).
+"""Instance policy: who may federate with this node (docs/architecture.md §1 and §3).
 
 Three inputs decide, for a remote domain, what it may do:
 

@@ -1,4 +1,4 @@
-"""Domain block lists in Mastodon's CSV format (design §3).
+"""Domain block lists in Mastodon's CSV format (docs/architecture.md §3).
 
     #domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate
     spam.example,suspend,false,false,Spam,false

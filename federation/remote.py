@@ -1,10 +1,10 @@
 """Our actors speaking to a remote group: the first two pieces of "remote communities".
 
-Following remote communities, showing their threads and replying from the UI is the
-next issue; until then these two functions are what the node needs to take part in a
+Following remote communities, showing their threads and replying from the UI are not
+built yet; until then these two functions are what the node needs to take part in a
 partner community at all (and what the multi-node tests drive):
 
-- :func:`follow_remote_group`: the instance actor follows a remote ``Group`` (design §3:
+- :func:`follow_remote_group`: the instance actor follows a remote ``Group`` (docs/architecture.md §3:
   the node subscribes once for all its members); the group's ``Accept``/``Reject`` is
   recorded by ``handlers.accept`` in ``follow_answers``.
 - :func:`reply_to_remote_post`: a member's ``Create{Note}`` answering a remote post,
@@ -90,7 +90,7 @@ async def reply_to_remote_post(
 ) -> str:
     """Member ``user_id`` answers the remote post ``in_reply_to`` of the remote group;
     returns the Note's id. The Note lives inside its Create (``/activities/{uuid}#note``)
-    until remote threads are stored locally (next issue)."""
+    until remote threads are stored locally (not built yet)."""
     group = await _remote_group(conn, fetcher, group_uri)
     person = await actors.ensure_local_actor(conn, settings, "Person", user_id=user_id)
     create_id = urls.new_activity(settings)

@@ -1,4 +1,4 @@
-"""HTTP signatures, draft-cavage as Mastodon speaks it (design §4).
+"""HTTP signatures, draft-cavage as Mastodon speaks it (docs/architecture.md §4).
 
 Outgoing::
 
@@ -73,7 +73,7 @@ def _httpsig_strings() -> ModuleType:
     the package's ``__init__``: that one imports setuptools' deprecated ``pkg_resources``
     only to read its own version (~6.5 MB of memory and ~0.3 s in every process, and an
     ImportError once setuptools drops it) and httpsig's signer and verifier, which we do
-    not use (design §4). Falls back to the plain import if the layout ever changes."""
+    not use (docs/architecture.md §4). Falls back to the plain import if the layout ever changes."""
     spec = importlib.util.find_spec("httpsig")
     if spec is not None and spec.submodule_search_locations:
         path = Path(next(iter(spec.submodule_search_locations))) / "utils.py"
@@ -364,7 +364,7 @@ def verify_request(
     origin: str | None = None,
     header_lines: Sequence[tuple[str, str]] | None = None,
 ) -> None:
-    """Raise SignatureError (401) unless the request is signed as design §4 requires.
+    """Raise SignatureError (401) unless the request is signed as docs/architecture.md §4 requires.
 
     ``headers`` are the request's headers as received; ``expected_host`` (the node's
     domain), when given, must be the ``Host`` the request came with, so a request

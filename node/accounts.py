@@ -108,7 +108,7 @@ def check_email(email: str) -> str:
 
 
 async def name_taken(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
-    """Members and communities share one namespace (design §3: WebFinger)."""
+    """Members and communities share one namespace (docs/architecture.md §3: WebFinger)."""
     taken: bool = await conn.fetchval(NAME_TAKEN, name)
     return taken
 

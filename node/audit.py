@@ -1,4 +1,4 @@
-"""Append-only audit log of moderator and admin actions (design §5)."""
+"""Append-only audit log of moderator and admin actions (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

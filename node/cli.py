@@ -1,4 +1,4 @@
-"""The ``vbg-node`` command (design §6): serve, worker, migrate, admin …"""
+"""The ``vbg-node`` command (docs/architecture.md §6): serve, worker, migrate, admin …"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Encryption at rest for private messages (design §5): AES-256-GCM from ``cryptography``.
+"""Encryption at rest for private messages (docs/architecture.md §5): AES-256-GCM from ``cryptography``.
 
 Two levels of keys::
 

@@ -1,4 +1,4 @@
-"""Images made safe to store and serve (design §5): type by content, an allowlist,
+"""Images made safe to store and serve (docs/architecture.md §5): type by content, an allowlist,
 pixels re-encoded so that no metadata survives.
 
     bytes ──Pillow, formats JPEG/PNG/WebP/GIF only (the bytes decide, not a header)──>

@@ -1,6 +1,6 @@
 """Logging set-up: plain text lines, or one JSON object a line (``VBG_LOG_FORMAT=json``).
 
-The node never logs message content (design §5): log calls carry ids, statuses and
+The node never logs message content (docs/architecture.md §5): log calls carry ids, statuses and
 reasons. The JSON lines carry exactly what the text lines do — time, level, logger,
 the event's text, the process id, and the traceback of an exception — so switching
 format reveals nothing more.

@@ -21,7 +21,7 @@ Finished rows (``sent``, ``failed``, ``dropped``) keep their address and subject
 worker deletes them. Deleting a member deletes her queued messages (foreign key).
 
 What goes into a message is the caller's business, with one rule for every caller:
-**never the text of a members-only post or of a private message** (design §5) — say who
+**never the text of a members-only post or of a private message** (docs/architecture.md §5) — say who
 and where, and link to the page.
 """
 

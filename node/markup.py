@@ -3,7 +3,7 @@
 Two layers, because one bug in either must not open a hole:
 markdown-it-py renders CommonMark (+ tables, strikethrough) with raw HTML
 disabled and its own link validation; nh3 then keeps only an allowlist close to
-Mastodon's sanitiser (design §3), http/https/mailto links with
+Mastodon's sanitiser (docs/architecture.md §3), http/https/mailto links with
 ``rel="nofollow noopener noreferrer"``, and no images at all (an image would
 make every reader's browser call a third-party server).
 """

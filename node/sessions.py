@@ -1,4 +1,4 @@
-"""Server-side sessions (design §5).
+"""Server-side sessions (docs/architecture.md §5).
 
 The browser holds a random token in an ``HttpOnly`` cookie; the ``sessions`` table
 holds its SHA-256 only, so a database leak does not leak live sessions. A session

@@ -1,6 +1,6 @@
-"""Settings, read once from the environment (design §6).
+"""Settings, read once from the environment (docs/architecture.md §6).
 
-Every setting is documented in README.md; ``tests/test_settings.py`` checks that
+Every setting is documented in README.md; ``tests/test_foundation.py`` checks that
 the table and this module agree. A missing or malformed required value fails
 loudly at start-up rather than at the first request.
 """

@@ -3,7 +3,7 @@
     Storage (the seam)
      ├── LocalStorage       files under ``<VBG_DATA_DIR>/<area>/`` (this module)
      └── (next) S3Storage   an S3-compatible object store, for nodes that outgrow one disk
-                            (design §6: "PostgreSQL with a replica and object storage for files")
+                            (docs/architecture.md §6: "PostgreSQL with a replica and object storage for files")
 
 Callers never build a file path from user input: a stored object is known by a random
 name this module makes (:func:`new_name`: 32 URL-safe characters and an extension from a

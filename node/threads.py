@@ -4,7 +4,7 @@ reading them (thread pages, thread lists, unread markers).
 Every write loads its target through the visibility rules of
 ``node.communities`` (what may not be read is missing: NotFound), runs in one
 transaction, and — when the community federates — writes its outbox event in
-that same transaction (design §2):
+that same transaction (docs/architecture.md §2):
 
     kind  post.created | post.updated | post.deleted | thread.pinned | thread.unpinned
           | post.liked | post.unliked

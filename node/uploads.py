@@ -1,5 +1,5 @@
 """Uploaded files: received as a stream, typed by their content, cleaned of metadata
-(design §5). Used by the documents space and by message attachments.
+(docs/architecture.md §5). Used by the documents space and by message attachments.
 
     request body ──:func:`receive` (multipart, streamed)──> ReceivedForm
         text fields (small, capped) + each file part written to a temporary file under

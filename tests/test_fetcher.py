@@ -1,4 +1,4 @@
-"""The guarded fetcher (design §4), against real fake instances on loopback."""
+"""The guarded fetcher (docs/architecture.md §4), against real fake instances on loopback."""
 
 from __future__ import annotations
 

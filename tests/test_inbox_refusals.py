@@ -1,4 +1,4 @@
-"""Every refusal of design §4, at the real inbox over HTTP: each request is refused with
+"""Every refusal of docs/architecture.md §4, at the real inbox over HTTP: each request is refused with
 its status, and nothing is stored, processed or relayed."""
 
 from __future__ import annotations

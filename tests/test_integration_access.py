@@ -1,4 +1,4 @@
-"""Allowlist mode ("only listed instances may talk to us or read anything", design §1):
+"""Allowlist mode ("only listed instances may talk to us or read anything", docs/architecture.md §1):
 the ActivityStreams documents of public content go only to GETs signed by a listed
 instance; actor documents stay readable by anyone (their keys verify signatures), and so
 do the HTML pages of public communities (the forum's side)."""

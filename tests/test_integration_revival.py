@@ -1,5 +1,5 @@
 """An instance marked unreachable comes back on its first verified signed request
-(design §4): the inbox worker, processing what that instance sent, clears its health
+(docs/architecture.md §4): the inbox worker, processing what that instance sent, clears its health
 record and makes the deliveries waiting for it due at once."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HTTP signatures (design §4): what we send verifies, and every forgery is refused with 401."""
+"""HTTP signatures (docs/architecture.md §4): what we send verifies, and every forgery is refused with 401."""
 
 from __future__ import annotations
 
@@ -194,7 +194,7 @@ def test_reference_request_from_the_specification_verifies() -> None:
         verify_request("POST", "/foo?param=value&pet=dog", SPEC_HEADERS, SPEC_BODY, params, key)
 
 
-# ---------------------------------------------------------------- refusals (design §4)
+# ---------------------------------------------------------------- refusals (docs/architecture.md §4)
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])

@@ -1,4 +1,4 @@
-"""Accept / Reject of a Follow this node sent (remote communities, next issue).
+"""Accept / Reject of a Follow this node sent (remote communities: federation/remote.py).
 
 Recorded in ``follow_answers`` only, matched later by the Follow's id or by the pair
 (follower, followed); the followed actor is the sender.

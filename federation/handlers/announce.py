@@ -41,7 +41,7 @@ async def handle(ctx: Context) -> Outcome:
             return ignored("relayed activity does not validate")
         return await _handle_refetched(ctx, obj)
     if obj.get("type") == "Delete":
-        return ignored("relayed Delete cannot be refetched (remote moderation: next issue)")
+        return ignored("relayed Delete cannot be refetched (remote moderation is not built yet)")
     fetched: dict[str, Any] = await ctx.fetcher.fetch_object(inner_id)
     return await _handle_refetched(ctx, fetched)
 

@@ -238,7 +238,7 @@ def as_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-# -- origin rule (design §4) ----------------------------------------------------------
+# -- origin rule (docs/architecture.md §4) ----------------------------------------------------------
 
 ORIGIN_BOUND = {"Create", "Update", "Delete"}
 

@@ -2,7 +2,7 @@
 (``posts.source``: the Markdown source when given, else the text; the search vector
 is kept by a trigger, migration 0020).
 
-Remote HTML is cleaned with an allowlist close to Mastodon's sanitiser (design §3):
+Remote HTML is cleaned with an allowlist close to Mastodon's sanitiser (docs/architecture.md §3):
 formatting, links (http/https only, ``rel="nofollow noopener noreferrer"``) and the
 ``h-card``/``mention``/``hashtag`` spans; no images, no styles, no scripts. Attachments
 (images, links) are listed next to the post (``federation.attachments``).
@@ -10,58 +10,20 @@ formatting, links (http/https only, ``rel="nofollow noopener noreferrer"``) and 
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import nh3
 
 from federation import attachments
 from federation.handlers.base import Context
+from federation.remote_html import sanitize, to_text
 from node import threads
 
 TITLE_MAX = 200
 BODY_MAX = 100_000
-ALLOWED_TAGS = {
-    "p", "br", "span", "a", "abbr", "del", "s", "pre", "blockquote", "code", "b", "strong",
-    "u", "i", "em", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "sup", "sub",
-}  # fmt: skip
-ALLOWED_ATTRIBUTES = {
-    "a": {"href", "translate"},
-    "span": {"translate"},
-    "abbr": {"title"},
-    "ol": {"start", "reversed"},
-    "li": {"value"},
-}
-# nh3 keeps a ``class`` attribute reduced to these values (``class`` itself must not be listed above).
-ALLOWED_CLASSES = {
-    "a": {"mention", "hashtag", "u-url", "status-link", "unhandled-link"},
-    "span": {"h-card", "mention", "hashtag", "invisible", "ellipsis", "u-url"},
-}
-_cleaner = nh3.Cleaner(
-    tags=ALLOWED_TAGS,
-    clean_content_tags={"script", "style"},
-    attributes=ALLOWED_ATTRIBUTES,
-    allowed_classes=ALLOWED_CLASSES,
-    link_rel="nofollow noopener noreferrer",
-    url_schemes={"http", "https"},
-    url_relative="deny",
-)
-_text_cleaner = nh3.Cleaner(tags=set(), clean_content_tags={"script", "style"}, attributes={})
-_BLOCK_END = re.compile(r"(?i)</(p|h[1-6]|li|blockquote|pre)>|<br\s*/?>")
 _LEADING_MENTIONS = re.compile(r"^(?:[@!][\w.\-]+(?:@[\w.\-:]+)?[\s,:]*)+")
-
-
-def sanitize(content: str) -> str:
-    return _cleaner.clean(content[:BODY_MAX]).strip()
-
-
-def to_text(content: str) -> str:
-    """Plain text of an HTML fragment, one line per block."""
-    marked = _BLOCK_END.sub(lambda m: m.group(0) + "\n", content[:BODY_MAX])
-    return html.unescape(_text_cleaner.clean(marked)).strip()
 
 
 def _content(obj: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Activities we understand and deliberately drop (no behaviour on this node yet).
 
 Block/Add/Remove/Lock from remote group moderators act on remote communities
-(next issue); a Block by a remote user concerns that user's server only; Move,
+(not built yet: docs/architecture.md §3); a Block by a remote user concerns that user's server only; Move,
 EmojiReact and Dislike have no counterpart in the forum.
 """
 

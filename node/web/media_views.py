@@ -4,7 +4,7 @@ Routes::
 
     GET  /media/{name}    a stored image; missing and not allowed answer the same 404
 
-Headers (design §5): the stored type, ``nosniff``, ``Content-Security-Policy:
+Headers (docs/architecture.md §5): the stored type, ``nosniff``, ``Content-Security-Policy:
 default-src 'none'``, ``inline`` with a neutral file name, and a private cache only
 (never a shared one: members-only media stay with the member's browser, and briefly,
 as a workstation may be shared).
