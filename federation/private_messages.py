@@ -34,7 +34,7 @@ from federation import access, actors, objects, urls
 from federation.handlers.base import PUBLIC_ALIASES, Context, Outcome, done, ignored, local_path, ref, refs
 from federation.negotiation import ActivityResponse, wants_activitypub
 from federation.outbox import BuildContext, Outgoing
-from node import encryption, messages
+from node import accounts, encryption, messages
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -174,11 +174,9 @@ async def message_created(ctx: BuildContext, payload: dict[str, Any]) -> list[Ou
     return [Outgoing(sealed, list(dict.fromkeys(inboxes)), None, "direct")]
 
 
-SELECT_AUTHOR = "SELECT id FROM users WHERE username = $1"
-
-
 async def _author_id(ctx: BuildContext, message: messages.OutgoingMessage) -> int:
-    author: int = await ctx.conn.fetchval(SELECT_AUTHOR, message.author_username)
+    author = await accounts.user_id_by_name(ctx.conn, message.author_username)
+    assert author is not None, "a message's author is one of our accounts"
     return author
 
 
@@ -193,7 +191,6 @@ def plain_text(html: str) -> str:
     return unescape(nh3.clean(spaced, tags=set())).strip()
 
 
-SELECT_MEMBER_IDS = "SELECT id FROM users WHERE lower(username) = ANY ($1::text[])"
 SELECT_KNOWN = "SELECT id FROM actors WHERE uri = ANY ($1::text[]) AND NOT local AND deleted_at IS NULL"
 
 
@@ -204,7 +201,7 @@ async def receive(ctx: Context) -> Outcome:
         return ignored("private message attributed to another actor")
     uris = addressees(ctx.activity)
     names = [n.lower() for n in local_people(ctx.settings, uris)]
-    user_ids = [r["id"] for r in await ctx.conn.fetch(SELECT_MEMBER_IDS, names)]
+    user_ids = await accounts.user_ids_by_names(ctx.conn, names)
     others = [u for u in uris if u != ctx.sender.uri and local_path(ctx.settings, u) is None]
     other_ids = [r["id"] for r in await ctx.conn.fetch(SELECT_KNOWN, others)] if others else []
     html = str(obj.get("content") or "")

@@ -82,6 +82,7 @@ SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))
 # The account that owns an address (a flagged registration owns nothing: migration 0076).
 EMAIL_OWNER = "SELECT id FROM users WHERE lower(email) = lower($1) AND NOT email_conflict"
 SELECT_ID_BY_NAME = "SELECT id FROM users WHERE lower(username) = lower($1)"
+SELECT_IDS_BY_NAMES = "SELECT id FROM users WHERE lower(username) = ANY ($1::text[])"
 
 
 def check_username(username: str) -> str:
@@ -220,6 +221,11 @@ async def _insert(
         conflict,
     )
     return user_id
+
+
+async def user_ids_by_names(conn: asyncpg.Connection | asyncpg.Pool, names: list[str]) -> list[int]:
+    """The ids of the accounts named ``names`` (case-insensitive); unknown names are skipped."""
+    return [r["id"] for r in await conn.fetch(SELECT_IDS_BY_NAMES, [n.lower() for n in names])]
 
 
 async def user_id_by_name(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> int | None:
