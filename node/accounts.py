@@ -281,6 +281,14 @@ def registration_errors(reg: Registration) -> dict[str, str]:
     return errors
 
 
+async def username_errors(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> dict[str, str]:
+    """A taken username, said with the form's other errors (one round, not two). Only
+    usernames: whether an e-mail address is a member's is never said (issue 8)."""
+    if _error_of(check_username, username) or not await name_taken(conn, check_username(username)):
+        return {}
+    return {"username": "Ce nom d'utilisateur est déjà pris."}
+
+
 async def register(conn: asyncpg.Connection, reg: Registration, settings: Settings) -> int:
     """Create a *pending* account from a registration; nothing is written on error.
 
@@ -293,6 +301,7 @@ async def register(conn: asyncpg.Connection, reg: Registration, settings: Settin
     which says so and cannot approve it."""
     errors = registration_errors(reg)
     if errors:
+        errors = {**await username_errors(conn, reg.username), **errors}
         raise BadRequest(fields=errors)
     email = check_email(reg.email)
     account = NewAccount(

@@ -178,6 +178,7 @@ async def register(request: Request) -> Response:
     registration = read_registration(reader)
     if reader.errors:
         errors = reader.merge(accounts.registration_errors(registration))
+        errors = {**await accounts.username_errors(pool_of(request), registration.username), **errors}
         return render_register(request, reader.values, errors, status=400)
     try:
         async with pool_of(request).acquire() as conn:

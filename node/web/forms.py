@@ -11,6 +11,42 @@ from node.web.csrf import check_csrf
 
 MAX_FORM_BYTES = 2 * 1024 * 1024
 
+# The label of each form field, as the error summary names it (« Pays : Ce champ est
+# obligatoire. ») and the page that keeps a refused form shows it (kept_forms).
+FIELD_LABELS = {
+    "username": "Nom d'utilisateur",
+    "display_name": "Nom affiché",
+    "email": "Adresse e-mail",
+    "password": "Mot de passe",
+    "password_confirm": "Confirmation du mot de passe",
+    "current_password": "Mot de passe actuel",
+    "new_password": "Nouveau mot de passe",
+    "new_password_confirm": "Confirmation du nouveau mot de passe",
+    "profession": "Profession",
+    "profession_detail": "Précision sur la profession",
+    "organisation": "Organisation",
+    "country": "Pays",
+    "motivation": "Motivation",
+    "charter": "Charte",
+    "bio": "Présentation",
+    "title": "Titre",
+    "body": "Votre texte",
+    "source": "Texte",
+    "reason": "Raison",
+    "description": "Description",
+    "rules": "Règles",
+    "name": "Nom",
+    "login": "Adresse e-mail ou nom d'utilisateur",
+    "timezone": "Fuseau horaire",
+    "note": "Note",
+    "domain": "Domaine",
+    "file": "Fichier",
+    "subject": "Sujet",
+    "public_comment": "Commentaire public",
+    "private_comment": "Commentaire privé",
+    "totp_code": "Code à usage unique",
+}
+
 
 def _is_utf8(body: bytes) -> bool:
     try:

@@ -18,32 +18,11 @@ from dataclasses import dataclass
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from node.web.forms import MAX_FORM_BYTES
+from node.web.forms import FIELD_LABELS, MAX_FORM_BYTES
 
 # Fields shown with a label; other short fields (choices, ids, ``action``) go back
 # as hidden inputs.
-LABELS = {
-    "body": "Votre texte",
-    "source": "Votre texte",
-    "title": "Titre",
-    "reason": "Raison",
-    "motivation": "Motivation",
-    "bio": "Présentation",
-    "description": "Description",
-    "rules": "Règles",
-    "display_name": "Nom affiché",
-    "username": "Nom d'utilisateur",
-    "email": "Adresse e-mail",
-    "organisation": "Organisation",
-    "country": "Pays",
-    "profession_detail": "Profession (précision)",
-    "note": "Note",
-    "public_comment": "Commentaire public",
-    "private_comment": "Commentaire privé",
-    "name": "Nom",
-    "domain": "Domaine",
-    "subject": "Sujet",
-}
+LABELS = {**FIELD_LABELS, "body": "Votre texte", "source": "Votre texte"}
 LONG = {"body", "source", "reason", "motivation", "bio", "description", "rules", "note", "private_comment"}
 NEVER_KEPT = {"csrf_token", "totp", "code", "recovery_code"}
 # Forms anyone may send: no need to be logged in to send them again.

@@ -13,11 +13,13 @@ from urllib.parse import urlencode
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from node import i18n, timezones
 from node.web.csrf import csrf_for
+from node.web.forms import FIELD_LABELS
 from node.web.requests import current_user, settings_of
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -90,11 +92,20 @@ def _env() -> jinja2.Environment:
     env.filters["datetime"] = format_datetime
     env.filters["isodate"] = lambda v: v.astimezone(UTC).isoformat() if v else ""
     env.globals["login_href"] = login_href
+    env.globals["field_labels"] = FIELD_LABELS
+    env.globals["nav_current"] = nav_current
     return env
 
 
 # Pages after which coming back makes no sense: login goes to the home page instead.
 _NO_RETURN = ("/connexion", "/inscription", "/deconnexion", "/reinitialiser/", "/mot-de-passe-oublie")
+
+
+def nav_current(request: Request, href: str) -> Markup:
+    """`` aria-current="page"`` on the navigation link of the area being shown."""
+    path = request.url.path
+    here = path == href if href == "/" else path == href or path.startswith(href + "/")
+    return Markup(' aria-current="page"') if here else Markup("")
 
 
 def login_href(request: Request) -> str:
