@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation import keys, policy, remote_html, urls, validation
 from federation.errors import SignatureError, ValidationError
+from node import accounts, communities
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -96,8 +97,6 @@ SELECT_BY_USER = f"SELECT {ACTOR_COLUMNS} FROM actors WHERE user_id = $1"
 SELECT_BY_COMMUNITY = f"SELECT {ACTOR_COLUMNS} FROM actors WHERE community_id = $1"
 SELECT_BY_URI = f"SELECT {ACTOR_COLUMNS} FROM actors WHERE uri = $1"
 SELECT_BY_KEY_ID = f"SELECT {ACTOR_COLUMNS} FROM actors WHERE public_key_id = $1"
-SELECT_USER = "SELECT username, display_name FROM users WHERE id = $1"
-SELECT_COMMUNITY = "SELECT name, title, visibility FROM communities WHERE id = $1"
 INSERT_LOCAL = f"""
 INSERT INTO actors (uri, kind, local, user_id, community_id, username, domain, display_name, url,
                     inbox, shared_inbox, outbox, followers, featured, moderators, public_key_id,
@@ -131,23 +130,21 @@ async def _spec(
     conn: asyncpg.Connection, settings: Settings, kind: str, user_id: int | None, community_id: int | None
 ) -> _LocalSpec:
     if kind == "Person" and user_id is not None and community_id is None:
-        user = await conn.fetchrow(SELECT_USER, user_id)
-        if user is None:
-            raise NotFound()
+        user = await accounts.member(conn, user_id)
         uri = urls.person(settings, user["username"])
         return _LocalSpec(
             uri, kind, user["username"], user["display_name"], f"{uri}/inbox", f"{uri}/outbox",
             f"{uri}/followers", None, None, False,
         )  # fmt: skip
     if kind == "Group" and community_id is not None and user_id is None:
-        community = await conn.fetchrow(SELECT_COMMUNITY, community_id)
+        community = await communities.by_id(conn, community_id)
         if community is None:
             raise NotFound()
-        uri = urls.group(settings, community["name"])
+        uri = urls.group(settings, community.name)
         return _LocalSpec(
-            uri, kind, community["name"], community["title"], f"{uri}/inbox", f"{uri}/outbox",
+            uri, kind, community.name, community.title, f"{uri}/inbox", f"{uri}/outbox",
             f"{uri}/followers", f"{uri}/featured", f"{uri}/moderators",
-            community["visibility"] == "members",
+            community.visibility == "members",
         )  # fmt: skip
     if kind == "Application" and user_id is None and community_id is None:
         uri = urls.instance_actor(settings)

@@ -20,7 +20,8 @@ import asyncpg
 
 from federation import urls
 from federation.actors import host_of
-from node import threads
+from node import accounts, communities, threads
+from node import usage as node_usage
 from node.settings import Settings
 
 JRD = "application/jrd+json"
@@ -32,11 +33,6 @@ PROFILE_PAGE = "http://webfinger.net/rel/profile-page"
 AS_TYPE = "https://www.w3.org/ns/activitystreams#type"
 SOFTWARE = "vbg-node"
 
-SELECT_MEMBER = "SELECT id, username FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
-SELECT_COMMUNITY = (
-    "SELECT name, visibility FROM communities WHERE lower(name) = lower($1)"
-    " AND visibility IN ('public', 'members')"
-)
 _ACTOR_PATH = re.compile(r"^/(u|c)/([A-Za-z0-9_]+)$")
 
 
@@ -81,13 +77,13 @@ async def find(conn: asyncpg.Connection, settings: Settings, resource: str) -> F
         return None
     name, kind = parsed
     if kind in (None, "Person"):
-        member = await conn.fetchrow(SELECT_MEMBER, name)
+        member = await accounts.approved_member(conn, name)
         if member:
             username = member["username"]
             visibility = await threads.member_visibility(conn, member["id"])
             return Found(username, urls.person(settings, username), "Person", visibility)
     if kind in (None, "Group"):
-        community = await conn.fetchrow(SELECT_COMMUNITY, name)
+        community = await communities.find_federated(conn, name)
         if community:
             uri = urls.group(settings, community["name"])
             return Found(community["name"], uri, "Group", community["visibility"])
@@ -121,25 +117,6 @@ def nodeinfo_links(settings: Settings) -> dict[str, Any]:
     }
 
 
-COUNT_USAGE = """
-SELECT
-    (SELECT count(*) FROM users WHERE status = 'approved') AS total,
-    (SELECT count(*) FROM users u WHERE u.status = 'approved' AND (
-        EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.last_seen_at > now() - interval '30 days')
-        OR EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND p.created_at > now() - interval '30 days')
-    )) AS active_month,
-    (SELECT count(*) FROM users u WHERE u.status = 'approved' AND (
-        EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.last_seen_at > now() - interval '180 days')
-        OR EXISTS (SELECT 1 FROM posts p WHERE p.author_id = u.id AND p.created_at > now() - interval '180 days')
-    )) AS active_halfyear,
-    (SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
-     WHERE p.remote_author_id IS NULL AND t.remote_author_id IS NULL
-       AND t.deleted_at IS NULL AND p.deleted_at IS NULL) AS local_posts,
-    (SELECT count(*) FROM posts p
-     WHERE NOT p.is_opening AND p.remote_author_id IS NULL AND p.deleted_at IS NULL) AS local_comments
-"""
-
-
 def software_version() -> str:
     try:
         return importlib.metadata.version(SOFTWARE)
@@ -153,7 +130,7 @@ async def nodeinfo(conn: asyncpg.Connection, settings: Settings, version: str = 
     replies still online. 2.0's schema allows only ``name`` and ``version`` in ``software``."""
     if version not in NODEINFO_VERSIONS:
         raise ValueError(f"NodeInfo {version!r} is not served")
-    usage = await conn.fetchrow(COUNT_USAGE)
+    usage = await node_usage.counts(conn)
     software = {"name": SOFTWARE, "version": software_version()}
     if version == "2.1":
         software["homepage"] = settings.url("/a-propos")

@@ -36,7 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from federation import access, actors, policy, private_messages, signatures, urls, validation
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
-from node import metrics
+from node import accounts, communities, metrics
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
 from node.web.headers import STATIC_HEADERS
@@ -53,12 +53,6 @@ class UnsupportedMediaType(AppError):
     default_message = "Type de contenu non pris en charge : ActivityStreams JSON attendu."
 
 
-SELECT_MEMBER = "SELECT 1 FROM users WHERE lower(username) = lower($1) AND status = 'approved'"
-SELECT_FEDERATED_COMMUNITY = (
-    "SELECT name FROM communities WHERE lower(name) = lower($1) AND visibility <> 'local'"
-)
-
-
 # -- endpoints --------------------------------------------------------------------------
 
 
@@ -69,17 +63,17 @@ async def shared_inbox(request: Request) -> str:
 async def person_inbox(request: Request) -> str:
     username = request.path_params["username"]
     async with request.app.state.pool.acquire() as conn:
-        if await conn.fetchval(SELECT_MEMBER, username) is None:
+        if await accounts.approved_member(conn, username) is None:
             raise NotFound()
     return urls.person(settings_of(request), username)
 
 
 async def group_inbox(request: Request) -> str:
     async with request.app.state.pool.acquire() as conn:
-        name = await conn.fetchval(SELECT_FEDERATED_COMMUNITY, request.path_params["name"])
-    if name is None:
+        community = await communities.find_federated(conn, request.path_params["name"])
+    if community is None:
         raise NotFound()
-    return urls.group(settings_of(request), name)
+    return urls.group(settings_of(request), community["name"])
 
 
 async def instance_inbox(request: Request) -> str:

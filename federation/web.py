@@ -23,20 +23,11 @@ from starlette.routing import BaseRoute, Route
 from federation import access, actors, collections, discovery, inbox, objects, served_activities, urls
 from federation.negotiation import ActivityResponse, APRoute
 from node import access as node_access
-from node import threads
+from node import accounts, communities, threads
 from node.access import Decision
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
 from node.web.requests import pool_of, settings_of
-
-SELECT_MEMBER = """
-SELECT id, username, display_name, bio, created_at FROM users
-WHERE lower(username) = lower($1) AND status = 'approved'
-"""
-SELECT_COMMUNITY = """
-SELECT id, name, title, description, visibility, created_at FROM communities
-WHERE lower(name) = lower($1) AND visibility IN ('public', 'members')
-"""
 
 
 def _page(request: Request) -> int | None:
@@ -124,7 +115,7 @@ async def application_actor(request: Request) -> Response:
 
 
 async def _member(conn: asyncpg.Connection, username: str) -> asyncpg.Record:
-    user = await conn.fetchrow(SELECT_MEMBER, username)
+    user = await accounts.approved_member(conn, username)
     if user is None:
         raise NotFound()
     return user
@@ -132,7 +123,7 @@ async def _member(conn: asyncpg.Connection, username: str) -> asyncpg.Record:
 
 async def _community(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
     """A federated community (public or members-only); a local one does not exist here."""
-    community = await conn.fetchrow(SELECT_COMMUNITY, name)
+    community = await communities.find_federated(conn, name)
     if community is None:
         raise NotFound()
     return community

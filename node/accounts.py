@@ -82,6 +82,10 @@ SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))
 # The account that owns an address (a flagged registration owns nothing: migration 0076).
 EMAIL_OWNER = "SELECT id FROM users WHERE lower(email) = lower($1) AND NOT email_conflict"
 SELECT_ID_BY_NAME = "SELECT id FROM users WHERE lower(username) = lower($1)"
+SELECT_APPROVED_MEMBER = """
+SELECT id, username, display_name, bio, created_at FROM users
+WHERE lower(username) = lower($1) AND status = 'approved'
+"""
 SELECT_IDS_BY_NAMES = "SELECT id FROM users WHERE lower(username) = ANY ($1::text[])"
 
 
@@ -221,6 +225,12 @@ async def _insert(
         conflict,
     )
     return user_id
+
+
+async def approved_member(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> asyncpg.Record | None:
+    """The approved member named ``username`` (id, username, display_name, bio,
+    created_at); None for anyone else (pending, suspended, unknown)."""
+    return await conn.fetchrow(SELECT_APPROVED_MEMBER, username)
 
 
 async def user_ids_by_names(conn: asyncpg.Connection | asyncpg.Pool, names: list[str]) -> list[int]:

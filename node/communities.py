@@ -126,6 +126,11 @@ class Community:
 COMMUNITY_COLUMNS = "c.id, c.name, c.title, c.description, c.rules, c.visibility"
 SELECT_BY_NAME = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE lower(c.name) = lower($1)"
 SELECT_BY_ID = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = $1"
+# Federated: public or members-only (a local community does not exist for other servers).
+SELECT_FEDERATED = f"""
+SELECT {COMMUNITY_COLUMNS}, c.created_at FROM communities c
+WHERE lower(c.name) = lower($1) AND c.visibility <> 'local'
+"""
 LIST_READABLE = f"""
 SELECT {COMMUNITY_COLUMNS},
        (SELECT count(*) FROM threads t LEFT JOIN actors a ON a.id = t.remote_author_id
@@ -171,6 +176,12 @@ async def find(conn: Connection, name: str) -> Community | None:
     """The community named ``name`` whatever its visibility (admin and services)."""
     row = await conn.fetchrow(SELECT_BY_NAME, name)
     return _community(row) if row else None
+
+
+async def find_federated(conn: Connection, name: str) -> asyncpg.Record | None:
+    """The community named ``name`` if it federates (public or members-only): id, name,
+    title, description, rules, visibility, created_at."""
+    return await conn.fetchrow(SELECT_FEDERATED, name)
 
 
 async def by_id(conn: Connection, community_id: int) -> Community | None:
