@@ -29,7 +29,7 @@ import aiosmtplib
 import asyncpg
 
 from federation import wakeup
-from node import mail
+from node import mail, notification_mail
 from node.mail import Failure, QueuedMail, Step
 from node.settings import Settings, SmtpConfig
 
@@ -94,7 +94,8 @@ async def _send_one(smtp: aiosmtplib.SMTP, settings: Settings, m: QueuedMail) ->
 
 
 async def process_due(pool: asyncpg.Pool, settings: Settings, limit: int = mail.BATCH) -> int:
-    """Purge old finished rows, then send (or, without SMTP, drop) what is due;
+    """Purge old finished rows, queue the notification e-mails that fell due
+    (``node.notification_mail``), then send (or, without SMTP, drop) what is due;
     returns how many messages were handled."""
     await mail.purge_finished(pool)
     if settings.smtp is None:
@@ -102,6 +103,7 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, limit: int = mail.
         if dropped:
             log.info("mail: %d queued message(s) dropped: VBG_SMTP_URL is not set", dropped)
         return dropped
+    await notification_mail.compose_due(pool, settings)
     claimed = await mail.claim_due(pool, limit)
     if not claimed:
         return 0

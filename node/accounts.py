@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from node import audit, mail, sessions
+from node import audit, mail, notifications, sessions
 from node.errors import BadRequest, Conflict, NotFound
 from node.i18n import _
 from node.security import hash_password, needs_rehash, verify_password
@@ -322,6 +322,7 @@ async def register(conn: asyncpg.Connection, reg: Registration, settings: Settin
         user_id, owner_id = await _insert_account(conn, account, flag_taken_email=True)
         if owner_id is None:
             await _mail_received(conn, settings, email, user_id, account.username)
+            await notifications.notify_moderators(conn, "new_application", applicant_id=user_id)
         else:
             await _mail_address_in_use(conn, settings, email, owner_id)
     return user_id
@@ -429,6 +430,7 @@ async def approve(conn: asyncpg.Connection, user_id: int, moderator: User) -> No
             target_id=user_id,
             details={"username": username},
         )
+        await notifications.notify_member(conn, user_id, "registration_approved", actor_id=moderator.id)
 
 
 async def refuse(conn: asyncpg.Connection, user_id: int, moderator: User, reason: str) -> None:
@@ -449,6 +451,9 @@ async def refuse(conn: asyncpg.Connection, user_id: int, moderator: User, reason
             target_id=user_id,
             reason=reason,
             details={"username": username},
+        )
+        await notifications.notify_member(
+            conn, user_id, "registration_refused", actor_id=moderator.id, reason=reason
         )
 
 

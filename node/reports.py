@@ -25,7 +25,7 @@ from typing import TypeAlias
 
 import asyncpg
 
-from node import audit, threads
+from node import audit, notifications, threads
 from node.errors import Conflict, NotFound
 from node.i18n import _
 from node.sessions import User
@@ -82,7 +82,7 @@ WHERE p.id = ANY ($1::bigint[])
 DECIDE = """
 UPDATE reports SET state = $2, resolved_at = now(), resolved_by = $3, resolution_note = $4
 WHERE id = $1 AND state = 'open'
-RETURNING id, activity_id, target_ids, post_ids,
+RETURNING id, activity_id, target_ids, post_ids, reporter_user_id,
           (SELECT uri FROM actors WHERE id = reporter_actor_id) AS reporter
 """
 EXISTS = "SELECT state FROM reports WHERE id = $1"
@@ -179,6 +179,10 @@ async def decide(conn: asyncpg.Connection, report_id: int, decision: str, modera
                 "post_ids": list(row["post_ids"]),
             },
         )
+        if row["reporter_user_id"] is not None:
+            await notifications.notify_member(
+                conn, row["reporter_user_id"], "report_handled", actor_id=moderator.id, report_id=report_id
+            )
 
 
 # --- Reports by our members --------------------------------------------------------
@@ -276,6 +280,7 @@ async def file_report(
             target_id=report_id,
             details={"post_id": target.id, "target": target.ap_id, "forwarded": forwarded},
         )
+        await notifications.notify_moderators(conn, "new_report", actor_id=member.id, report_id=report_id)
     return report_id
 
 
@@ -289,8 +294,10 @@ async def file_remote_report(
     content: str,
 ) -> int | None:
     """A report received from another server (a Flag), kept for our moderators; None
-    when that Flag was received already."""
+    when that Flag was received already. The moderators are notified."""
     report_id: int | None = await conn.fetchval(
         INSERT_REMOTE_REPORT, reporter_actor_id, activity_id, target_ids, post_ids, community_id, content
     )
+    if report_id is not None:
+        await notifications.notify_moderators(conn, "new_report", report_id=report_id)
     return report_id

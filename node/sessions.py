@@ -32,6 +32,8 @@ class User:
     # private messages not yet read (node.messages), read with the session
     unread_messages: int = 0
     timezone: str = ""  # empty: the node's VBG_TIMEZONE
+    # unread notifications (node.notifications), read with the session, capped at 100
+    unread_notifications: int = 0
 
     @property
     def is_approved(self) -> bool:
@@ -64,7 +66,9 @@ SELECT_SESSION = """
 SELECT s.id AS session_id, s.last_seen_at, s.expires_at, u.id, u.username, u.display_name, u.role, u.status,
        u.timezone,
        (SELECT coalesce(sum(p.unread), 0) FROM conversation_participants p
-        WHERE p.user_id = u.id AND p.left_at IS NULL)::int AS unread_messages
+        WHERE p.user_id = u.id AND p.left_at IS NULL)::int AS unread_messages,
+       (SELECT count(*) FROM (SELECT 1 FROM notifications n
+        WHERE n.user_id = u.id AND n.read_at IS NULL LIMIT 100) unread)::int AS unread_notifications
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.expires_at > now()
 """
@@ -98,6 +102,7 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Session
         row["status"],
         row["unread_messages"],
         row["timezone"],
+        row["unread_notifications"],
     )
     return Session(row["session_id"], user, token, row["last_seen_at"], row["expires_at"])
 

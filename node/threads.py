@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from node import access, audit, markup
+from node import access, audit, markup, notifications
 from node.communities import (
     Community,
     author_shown_sql,
@@ -199,6 +199,7 @@ async def create_thread(
     async with conn.transaction():
         thread = await conn.fetchrow(INSERT_THREAD, community.id, author.id, title)
         post_id: int = await conn.fetchval(INSERT_POST, thread["id"], author.id, None, True, body, html)
+        await notifications.auto_follow(conn, author.id, thread["id"])
         ref = {
             "thread_id": thread["id"],
             "community_id": community.id,
@@ -223,6 +224,8 @@ async def create_reply(
         parent_id = await _check_parent(conn, ref, parent_id)
         post_id: int = await conn.fetchval(INSERT_POST, thread_id, author.id, parent_id, False, body, html)
         await conn.execute(BUMP_THREAD, thread_id)
+        await notifications.notify_reply(conn, post_id)
+        await notifications.auto_follow(conn, author.id, thread_id)
         await _emit(conn, "post.created", ref, post_id, author)
     return post_id
 
@@ -287,6 +290,15 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
             await conn.execute(DROP_REPLY, ref["thread_id"], post_id)
         if not own:
             await _audit(conn, "post.delete", actor, "post", post_id, reason)
+            if ref["author_id"] is not None:
+                await notifications.notify_member(
+                    conn,
+                    ref["author_id"],
+                    "moderation",
+                    thread_id=ref["thread_id"],
+                    post_id=post_id,
+                    reason=reason,
+                )
         await _emit(conn, "post.deleted", ref, post_id, actor)
 
 
@@ -654,6 +666,7 @@ async def set_expert_answer(conn: asyncpg.Connection, post_id: int, actor: User,
         if marked and current != post_id:
             await conn.execute(SET_EXPERT_ANSWER, ref["thread_id"], post_id)
             await _audit(conn, "thread.expert_answer", actor, "post", post_id)
+            await notifications.notify_expert_answer(conn, post_id, actor.id)
         elif not marked and current == post_id:
             await conn.execute(SET_EXPERT_ANSWER, ref["thread_id"], None)
             await _audit(conn, "thread.expert_answer_remove", actor, "post", post_id)
@@ -672,7 +685,9 @@ SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.c
        (SELECT value #>> '{{}}' FROM node_settings WHERE key = 'policy_version') AS policy_version,
        EXISTS (SELECT 1 FROM community_experts e
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,
-       (SELECT r.read_at FROM thread_reads r WHERE r.thread_id = t.id AND r.user_id = $2) AS read_at
+       (SELECT r.read_at FROM thread_reads r WHERE r.thread_id = t.id AND r.user_id = $2) AS read_at,
+       coalesce((SELECT f.following FROM thread_follows f WHERE f.thread_id = t.id AND f.user_id = $2), false)
+           AS following
 FROM threads t JOIN communities c ON c.id = t.community_id
 WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_id")}
 """
@@ -689,6 +704,7 @@ AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, '
 SELECT_PAGE_POSTS = f"""
 SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
        p.likes_count, {AUTHOR_NAME.format(u="u", a="a")} AS author_name, u.profession AS author_profession,
+       u.username AS author_username,
        a.username AS remote_username, a.domain AS remote_domain,
        pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
        left(pp.source, 200) AS parent_source,
@@ -739,6 +755,8 @@ async def thread_head(
     limit, offset = (PAGE_SIZE + 1, 0) if page == 1 else (PAGE_SIZE, 1 + (page - 1) * PAGE_SIZE)
     if viewer_id is not None:
         await mark_read(conn, viewer_id, thread, thread["read_at"])
+        if viewer is not None and viewer.unread_notifications:  # known from the session: no query otherwise
+            await notifications.mark_thread_read(conn, viewer_id, thread_id)
     animate = may_animate(viewer, thread)
     can_reply = is_reader(viewer) and (not thread["locked"] or animate)
     return ThreadHead(thread, page, pages, animate, can_reply, limit, offset)

@@ -33,6 +33,7 @@ from node.web import (
     kept_forms,
     media_views,
     messages_views,
+    notification_views,
     pages,
     recovery_views,
     report_form_views,
@@ -126,6 +127,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(recovery_views.routes)
     routes.extend(status_views.routes)
     routes.extend(messages_views.routes)
+    routes.extend(notification_views.routes)
     return routes
 
 

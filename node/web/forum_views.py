@@ -586,6 +586,7 @@ def _fragment(
         post["deleted_at"],
         post["content_html"],
         post["author_name"],
+        post["author_username"],
         post["author_profession"],
         post["remote_username"],
         post["remote_domain"],
@@ -623,6 +624,7 @@ _LABELS = {
     "like": "J'aime",
     "unlike": "Je n'aime plus",
     "report": "Signaler",
+    "save": "Enregistrer",
 }
 
 
@@ -640,6 +642,7 @@ class PostLinks:
     mark: str
     unmark: str
     report: str
+    save: str
 
     @classmethod
     def of(cls, pid: int) -> PostLinks:
@@ -667,6 +670,7 @@ class PostLinks:
             button("expert", "mark"),
             button("expert", "unmark"),
             link("signaler", "report"),
+            button("enregistrer", "save"),
         )
 
 
@@ -741,6 +745,7 @@ class _Actions:
             parts.append(links.unmark if self.expert_answer_id == post.id else links.mark)
         if not own:
             parts.append(links.report)
+        parts.append(links.save)
         return f'<p class="actions">{" ".join(parts)}</p>' if parts else ""
 
 
