@@ -10,6 +10,7 @@ import httpx
 from node import accounts, notifications, reports, threads
 from node.communities import find
 from node.sessions import User
+from node.settings import Settings
 from tests.helpers import login, make_community, make_user, post_form
 
 
@@ -166,9 +167,7 @@ async def test_registrations_and_reports_reach_moderators_and_back(pool: asyncpg
     )
 
 
-async def test_the_registration_form_notifies_moderators(
-    client: httpx.AsyncClient, pool: asyncpg.Pool
-) -> None:
+async def test_the_registration_form_notifies_moderators(settings: Settings, pool: asyncpg.Pool) -> None:
     mod = await member(pool, "modo", role="moderator")
     async with pool.acquire() as conn:
         await accounts.register(
@@ -186,6 +185,7 @@ async def test_the_registration_form_notifies_moderators(
                 motivation="Je travaille avec des survivantes.",
                 charter_accepted=True,
             ),
+            settings,
         )
     assert [k for k, _ in await received(pool, mod)] == ["new_application"]
 
