@@ -23,8 +23,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
+
+from node import documents, uploads
 
 MAX_ATTACHMENTS = 4
 URL_MAX = 2048
@@ -127,6 +130,62 @@ def from_ap(obj: dict[str, Any]) -> tuple[Attachment, ...]:
         if len(found) == MAX_ATTACHMENTS:
             break
     return tuple(found)
+
+
+# ---------------------------------------------------------------- documents
+
+# What makes a remote post a document of the library: a file attachment declared as one
+# of the kinds uploads accept (images aside: those are the post's pictures), or, as Mbin
+# and Lemmy send files (a Link without a media type), a URL whose path ends like one.
+DOCUMENT_TYPES = frozenset(k.media_type for k in uploads.KINDS.values()) - IMAGE_TYPES
+DOCUMENT_SUFFIXES = (".pdf", ".odt", ".ods", ".odp", ".docx", ".xlsx", ".pptx", ".csv", ".txt")
+UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+def _is_document(url: str, media_type: str) -> bool:
+    if media_type in DOCUMENT_TYPES:
+        return True
+    return media_type in UNTYPED and urlsplit(url).path.lower().endswith(DOCUMENT_SUFFIXES)
+
+
+def _size(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62 else 0
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str))[:20] if isinstance(value, list) else ()
+
+
+def _text(value: Any, limit: int) -> str:
+    return " ".join(value.split())[:limit] if isinstance(value, str) else ""
+
+
+def document_of(obj: dict[str, Any]) -> documents.RemoteDocument | None:
+    """The remote Page's (or Note's) first file attachment as a library document, with
+    the fields a vbg node sends under ``vbgDocument``; None for other posts."""
+    if obj.get("inReplyTo") or not isinstance(obj.get("id"), str):
+        return None
+    for entry in _entries(obj.get("attachment"))[: MAX_ATTACHMENTS * 4]:
+        if not isinstance(entry, dict):
+            continue
+        url, media_type = _url_and_type(entry)
+        if url is None or not _is_document(url, media_type):
+            continue
+        file = documents.RemoteFile(url, media_type, _text(entry.get("name"), 200), _size(entry.get("size")))
+        extra: dict[str, Any] = obj["vbgDocument"] if isinstance(obj.get("vbgDocument"), dict) else {}
+        hashtags = [
+            t["name"] for t in _entries(obj.get("tag")) if isinstance(t, dict) and t.get("type") == "Hashtag"
+        ]
+        return documents.RemoteDocument(
+            page_id=obj["id"],
+            file=file,
+            doc_type=_text(extra.get("docType"), 20) or "autre",
+            tags=_strings(extra.get("tags")) or _strings(hashtags),
+            language=_text(extra.get("language"), 3) or "fr",
+            origin=_text(extra.get("origin"), 200),
+            licence=_text(extra.get("licence"), 100),
+        )
+    return None
 
 
 # ---------------------------------------------------------------- storing the rows

@@ -374,11 +374,14 @@ class Fetcher:
         max_bytes: int,
         *,
         domain_ok: DomainAllowed | None = None,
+        accept: str = "image/*",
+        deadline: float | None = None,
     ) -> Media:
         """A media file (an image to clean): same guards and signed GET, a
         ``Content-Type`` among ``allowed_types``, at most ``max_bytes`` decompressed,
         within ``limits.media_deadline``. ``domain_ok`` is asked about every host on the
         way (the media worker's ``reject_media`` check) besides the instance policy.
+        ``accept`` and ``deadline`` (seconds) suit larger files (the documents worker).
         A refusal by the guards is FetchRefused; what the peer answered, FetchError."""
 
         async def read(response: aiohttp.ClientResponse) -> Media:
@@ -396,10 +399,10 @@ class Fetcher:
                 raise FetchRefused(exc.reason) from exc
             return Media(kind, body)
 
-        deadline = self.limits.media_deadline
+        deadline = deadline or self.limits.media_deadline
         timeout = aiohttp.ClientTimeout(total=deadline, sock_connect=self.limits.connect_timeout)
         async with _TranslatedTimeout(deadline):
-            return await self._follow(url, "image/*", read, domain_ok=domain_ok, client_timeout=timeout)
+            return await self._follow(url, accept, read, domain_ok=domain_ok, client_timeout=timeout)
 
     async def post_activity(
         self, inbox_url: str, body: bytes, key_id: str, private_key: RSAPrivateKey

@@ -195,7 +195,9 @@ async def _run_all(
         group = waiting[:]
         waiting.clear()
         try:
-            stored = await content.store_new_threads(conn, [new for _, _, new in group])
+            stored = await content.store_new_threads(
+                conn, [new for _, _, new in group], settings.remote_documents
+            )
         except Exception as exc:
             raise _ItemFailed(group[0][0]) from exc
         for index, ctx, new in group:

@@ -18,11 +18,13 @@ import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import asyncpg
 import nh3
 
 from federation import urls
+from node import documents
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -215,6 +217,8 @@ class PostView:
     """One post with what its ActivityStreams form needs (thread, community, authors)."""
 
     row: asyncpg.Record
+    # the document this thread discusses (opening posts of the documents space only)
+    document: documents.ThreadDocument | None = None
 
     @property
     def community_id(self) -> int:
@@ -362,6 +366,8 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
         # Mastodon backfills a post's replies from here.
         replies = urls.replies(doc["id"])
         doc["replies"] = {"id": replies, "type": "OrderedCollection", "first": f"{replies}?page=1"}
+    if view.document is not None:
+        _attach_document(settings, doc, view.document)
     if view.is_opening:
         doc["name"] = row["title"]
         doc["commentsEnabled"] = not row["locked"]
@@ -377,19 +383,49 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
     return doc
 
 
-async def load_post(conn: asyncpg.Connection, post_id_: int) -> PostView:
-    row = await conn.fetchrow(SELECT_POST, post_id_)
+def _attach_document(settings: Settings, doc: dict[str, Any], document: documents.ThreadDocument) -> None:
+    """A document's discussion Page carries its current file as a ``Document`` attachment
+    (url, mediaType, name, size: the size lets low-bandwidth nodes decide before fetching)
+    and its library fields under ``vbgDocument`` (plain JSON, ignored by other servers);
+    its tags are also ``Hashtag`` tags, as Mastodon and Lemmy show them."""
+    doc["attachment"] = [
+        {
+            "type": "Document",
+            "url": settings.url(document.file_path),
+            "mediaType": document.media_type,
+            "name": document.file_name,
+            "size": document.size,
+        }
+    ]
+    doc["vbgDocument"] = {
+        "docType": document.doc_type,
+        "language": document.language,
+        "licence": document.licence,
+        "origin": document.origin,
+        "tags": list(document.tags),
+        "version": document.version,
+    }
+    doc["tag"] = [
+        *doc["tag"],
+        *({"type": "Hashtag", "name": f"#{t}", "href": settings.url(f"/documents?{urlencode({'etiquette': t})}")}
+          for t in document.tags),
+    ]  # fmt: skip
+
+
+async def _view(conn: asyncpg.Connection, row: asyncpg.Record | None) -> PostView:
     if row is None:
         raise NotFound()
-    return PostView(row)
+    document = await documents.for_thread(conn, row["thread_id"]) if row["is_opening"] else None
+    return PostView(row, document if document is not None and not document.remote else None)
+
+
+async def load_post(conn: asyncpg.Connection, post_id_: int) -> PostView:
+    return await _view(conn, await conn.fetchrow(SELECT_POST, post_id_))
 
 
 async def load_thread(conn: asyncpg.Connection, thread_id: int) -> PostView:
     """A thread as its opening post."""
-    row = await conn.fetchrow(SELECT_OPENING, thread_id)
-    if row is None:
-        raise NotFound()
-    return PostView(row)
+    return await _view(conn, await conn.fetchrow(SELECT_OPENING, thread_id))
 
 
 async def pinned_threads(conn: asyncpg.Connection, community_id: int) -> list[PostView]:

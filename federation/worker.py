@@ -1,4 +1,4 @@
-"""Workers: the delivery, inbox, media and mail workers, run together.
+"""Workers: the delivery, inbox, media, documents and mail workers, run together.
 
 ``DeliveryWorker`` (``federation.delivery_worker``: outbox events become delivery jobs, jobs
 become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import asyncpg
 from starlette.applications import Starlette
 
-from federation import access, fetcher, inbox_worker, media
+from federation import access, documents_worker, fetcher, inbox_worker, media
 from federation.delivery_worker import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
 from federation.mailer import MailWorker
 from node import db
@@ -99,9 +99,18 @@ class MediaWorker(QueueWorker):
         return media.run
 
 
+class DocumentsWorker(QueueWorker):
+    """Files of remote documents fetched, cleaned and stored (``federation.documents_worker.run``)."""
+
+    name = "documents"
+
+    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+        return documents_worker.run
+
+
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]
 # Each runs in ``vbg-node worker`` and inside ``serve``.
-FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker, MediaWorker, MailWorker]
+FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker, MediaWorker, DocumentsWorker, MailWorker]
 
 
 async def start_all(settings: Settings, pool: asyncpg.Pool) -> list[Worker]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TypeAlias
 
 import asyncpg
@@ -530,7 +530,8 @@ def may_read_file(viewer: User | None, ref: FileRef) -> bool:
 
 
 SELECT_FOR_THREAD = """
-SELECT d.id, d.doc_type, d.status, v.number, v.media_type, v.size, v.file_name, v.stored_name
+SELECT d.id, d.doc_type, d.status, d.remote, d.tags, d.language, d.licence, d.origin,
+       v.number, v.media_type, v.size, v.file_name, v.stored_name
 FROM documents d
 JOIN LATERAL (SELECT * FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
 WHERE d.thread_id = $1 AND d.deleted_at IS NULL
@@ -539,7 +540,7 @@ WHERE d.thread_id = $1 AND d.deleted_at IS NULL
 
 @dataclass(frozen=True)
 class ThreadDocument:
-    """The document a thread discusses, as the thread page and its Page show it."""
+    """The document a thread discusses, as its Page (``federation.objects``) carries it."""
 
     id: int
     doc_type: str
@@ -548,15 +549,26 @@ class ThreadDocument:
     size: int
     file_name: str
     stored: bool
+    remote: bool
+    tags: tuple[str, ...]
+    language: str
+    licence: str
+    origin: str
+
+    @property
+    def file_path(self) -> str:
+        return f"/documents/{self.id}/v/{self.version}"
 
 
 async def for_thread(conn: Connection, thread_id: int) -> ThreadDocument | None:
+    """The published document whose discussion is ``thread_id``, if any."""
     row = await conn.fetchrow(SELECT_FOR_THREAD, thread_id)
     if row is None or row["status"] != "published":
         return None
     return ThreadDocument(
         row["id"], row["doc_type"], row["number"], row["media_type"], row["size"], row["file_name"],
-        row["stored_name"] is not None,
+        row["stored_name"] is not None, row["remote"], tuple(row["tags"]), row["language"], row["licence"],
+        row["origin"],
     )  # fmt: skip
 
 
@@ -567,3 +579,164 @@ def human_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.0f} Ko"
     return f"{size / (1024 * 1024):.1f} Mo".replace(".", ",")
+
+
+# --- Documents from other servers (called by federation: inbox handlers, documents worker) ---
+#
+# A remote Page with a file attachment (ours, Lemmy, PieFed, Mbin, NodeBB …) that became a
+# thread of one of our communities is also a document of its library. Its file's version
+# row is a small state machine (the worker's side is federation/documents_worker.py):
+#
+#     link ── VBG_REMOTE_DOCUMENTS=link: a link to the origin, never fetched
+#       └──── =open: request_fetch() on the first opening of its page ──> pending
+#     pending ── claim (attempts + 1, leased) ── fetched, typed, cleaned, stored ──> stored
+#                                             ── refused by policy, type or size ─> refused
+#                                             ── 4xx / no retry left ─────────────> failed
+#                                             └─ network error, 5xx: pending again later
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    url: str
+    media_type: str  # as declared (never trusted: the bytes decide)
+    name: str
+    size: int  # as declared, 0 when unknown
+
+
+@dataclass(frozen=True)
+class RemoteDocument:
+    """A document as another server describes it (``vbgDocument`` when a vbg node sent it)."""
+
+    page_id: str
+    file: RemoteFile
+    doc_type: str = "autre"
+    tags: tuple[str, ...] = ()
+    language: str = "fr"
+    origin: str = ""
+    licence: str = ""
+
+
+def _safe_tags(tags: tuple[str, ...]) -> list[str]:
+    kept: list[str] = []
+    for raw in tags:
+        tag = " ".join(str(raw).split()).lower().lstrip("#")[:MAX_TAG]
+        if tag and TAG_RE.match(tag) and tag not in kept:
+            kept.append(tag)
+    return kept[:MAX_TAGS]
+
+
+INSERT_REMOTE = """
+WITH doc AS (
+    INSERT INTO documents (thread_id, community_id, remote, title, description, doc_type, tags, language,
+                           origin, licence)
+    SELECT t.id, t.community_id, true, left(t.title, 200), left(p.source, 20000), $2, $3, $4, $5, $6
+    FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
+    WHERE t.ap_id = $1 AND t.deleted_at IS NULL
+    ON CONFLICT (thread_id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO document_versions (document_id, number, status, media_type, size, file_name, remote_url)
+SELECT id, 1, $7, $8, $9, $10, $11 FROM doc
+RETURNING document_id
+"""
+NOTIFY = "SELECT pg_notify('vbg_documents', '')"
+
+
+async def record_remote(conn: asyncpg.Connection, document: RemoteDocument, mode: str) -> int | None:
+    """List a remote thread's file in its community's library (in the handler's
+    transaction); ``mode`` is VBG_REMOTE_DOCUMENTS. Returns the document id, None when
+    the thread is unknown or already has its document."""
+    doc_type = document.doc_type if document.doc_type in DOC_TYPES else "autre"
+    language = document.language if re.fullmatch(r"[a-z]{2,3}", document.language) else "fr"
+    status = "pending" if mode == "fetch" else "link"
+    file = document.file
+    document_id: int | None = await conn.fetchval(
+        INSERT_REMOTE, document.page_id, doc_type, _safe_tags(document.tags), language,
+        document.origin[:200], document.licence[:100], status, file.media_type[:100], max(file.size, 0),
+        file.name[:200], file.url,
+    )  # fmt: skip
+    if document_id is not None:
+        await conn.execute(REFRESH_SEARCH, document_id)
+        if status == "pending":
+            await conn.execute(NOTIFY)
+    return document_id
+
+
+REQUEST_FETCH = """
+UPDATE document_versions SET status = 'pending', next_attempt_at = now()
+WHERE document_id = $1 AND status = 'link' AND attempts = 0 AND remote_url IS NOT NULL
+RETURNING id
+"""
+
+
+async def request_fetch(conn: Connection, document_id: int) -> None:
+    """VBG_REMOTE_DOCUMENTS=open: a member opened the page, fetch its files now."""
+    if await conn.fetch(REQUEST_FETCH, document_id):
+        await conn.execute(NOTIFY)
+
+
+CLAIM_REMOTE = """
+WITH due AS (
+    SELECT v.id, a.domain AS author_domain FROM document_versions v
+    JOIN documents d ON d.id = v.document_id
+    JOIN threads t ON t.id = d.thread_id
+    LEFT JOIN actors a ON a.id = t.remote_author_id
+    WHERE v.status = 'pending' AND v.next_attempt_at <= now() AND d.deleted_at IS NULL
+    ORDER BY v.next_attempt_at, v.id
+    LIMIT $1
+    FOR UPDATE OF v SKIP LOCKED
+)
+UPDATE document_versions v SET attempts = v.attempts + 1, next_attempt_at = now() + $2::interval
+FROM due WHERE v.id = due.id
+RETURNING v.id, v.remote_url, v.attempts, due.author_domain
+"""
+FINISH_REMOTE = """
+UPDATE document_versions SET status = $3, error = $4
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+"""
+RETRY_REMOTE = """
+UPDATE document_versions SET next_attempt_at = now() + $3::interval, error = $4
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+"""
+STORE_REMOTE = """
+UPDATE document_versions SET status = 'stored', error = '', stored_name = $3, thumbnail_name = $4,
+       media_type = $5, size = $6, extracted_text = $7, carried = $8
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+RETURNING document_id
+"""
+
+
+@dataclass(frozen=True)
+class RemoteClaim:
+    version_id: int
+    url: str
+    attempts: int
+    author_domain: str | None
+
+
+async def claim_remote(pool: asyncpg.Pool, limit: int, lease: timedelta) -> list[RemoteClaim]:
+    rows = await pool.fetch(CLAIM_REMOTE, limit, lease)
+    return [RemoteClaim(r["id"], r["remote_url"], r["attempts"], r["author_domain"]) for r in rows]
+
+
+async def finish_remote(
+    pool: asyncpg.Pool, claim: RemoteClaim, status: str, error: str, retry_in: timedelta | None = None
+) -> None:
+    if retry_in is not None:
+        await pool.execute(RETRY_REMOTE, claim.version_id, claim.attempts, retry_in, error[:500])
+    else:
+        await pool.execute(FINISH_REMOTE, claim.version_id, claim.attempts, status, error[:500])
+
+
+async def store_remote(pool: asyncpg.Pool, claim: RemoteClaim, file: NewFile) -> bool:
+    """The fetched and cleaned file recorded; False when the version is gone or was
+    claimed again meanwhile (the caller then deletes the stored files)."""
+    async with pool.acquire() as conn, conn.transaction():
+        document_id = await conn.fetchval(
+            STORE_REMOTE, claim.version_id, claim.attempts, file.stored_name, file.thumbnail_name,
+            file.media_type, file.size, file.text, list(file.carried),
+        )  # fmt: skip
+        if document_id is None:
+            return False
+        await conn.execute(REFRESH_SEARCH, document_id)
+    return True

@@ -37,6 +37,7 @@ class Secret:
 
 DEFAULT_WEB_WORKERS = 2  # about one web process per core of a small server
 DEFAULT_UPLOAD_MAX_MB = 25
+REMOTE_DOCUMENTS = ("fetch", "open", "link")  # the first is the default
 
 # name -> one-line description; README's configuration table must list each one.
 DOCUMENTED: dict[str, str] = {
@@ -56,6 +57,7 @@ DOCUMENTED: dict[str, str] = {
     "VBG_LOG_FORMAT": "text (default) or json: one JSON object a line, never any message content.",
     "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
     "VBG_UPLOAD_MAX_MB": "Largest file a member may upload, in megabytes (default 25).",
+    "VBG_REMOTE_DOCUMENTS": "Files of documents from other servers: fetch (now), open (on first open) or link (never).",
     "VBG_SMTP_URL": "SMTP server for outgoing e-mail (smtp://user:pass@host:587?starttls=1, smtps://…); unset: no e-mail.",
     "VBG_CONTACT_EMAIL": "Address to reach the node's managers: footer, about page, refusal and suspension messages.",
     "VBG_TIMEZONE": "Default time zone of dates shown (IANA name, e.g. Africa/Lubumbashi); members may choose theirs.",
@@ -72,6 +74,14 @@ def _bool(value: str | None, default: bool = False) -> bool:
     if value.lower() in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"expected a boolean, got {value!r}")
+
+
+def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
+    if value is None or value == "":
+        return choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _int(name: str, value: str | None, default: int) -> int:
@@ -177,6 +187,7 @@ class Settings:
     log_format: str = "text"
     metrics_address: str = ""
     upload_max_mb: int = DEFAULT_UPLOAD_MAX_MB
+    remote_documents: str = "fetch"
     smtp: SmtpConfig | None = None  # None: the node sends no e-mail
     mail_from: str = "ne-pas-repondre@localhost"
     contact_email: str = ""  # empty: no contact address shown
@@ -283,6 +294,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
             log_format=log_format,
             metrics_address=metrics_address,
             upload_max_mb=upload_max_mb,
+            remote_documents=_choice(
+                "VBG_REMOTE_DOCUMENTS", env.get("VBG_REMOTE_DOCUMENTS"), REMOTE_DOCUMENTS
+            ),
             smtp=parse_smtp_url(env["VBG_SMTP_URL"]) if env.get("VBG_SMTP_URL") else None,
             mail_from=_mail_from(env.get("VBG_MAIL_FROM"), base_url),
             contact_email=_contact(env.get("VBG_CONTACT_EMAIL") or ""),

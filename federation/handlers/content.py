@@ -20,6 +20,7 @@ from federation import attachments
 from federation.handlers.base import Context
 from federation.remote_html import sanitize, to_text
 from node import threads
+from node import documents
 
 TITLE_MAX = 200
 BODY_MAX = 100_000
@@ -69,6 +70,8 @@ class RemotePost:
     content_html: str
     text: str
     media: tuple[attachments.Attachment, ...] = ()  # listed in remote_media with the post
+    # a file attachment that makes the thread a document of its community's library
+    document: documents.RemoteDocument | None = None
 
 
 def from_ap(obj: dict[str, Any]) -> RemotePost:
@@ -89,6 +92,7 @@ def from_ap(obj: dict[str, Any]) -> RemotePost:
         content_html=content_html,
         text=text,
         media=attachments.from_ap(obj),
+        document=attachments.document_of(obj),
     )
 
 
@@ -118,6 +122,8 @@ async def store_new_thread(
     thread_id = await threads.store_remote_thread(ctx.conn, new, relay)
     if thread_id is not None and post.media:
         await attachments.store_for_objects(ctx.conn, {post.ap_id: post.media})
+    if thread_id is not None and post.document is not None:
+        await documents.record_remote(ctx.conn, post.document, ctx.settings.remote_documents)
     return thread_id
 
 
@@ -133,7 +139,9 @@ class NewThread:
     announce_page: bool
 
 
-async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> dict[int, int | None]:
+async def store_new_threads(
+    conn: asyncpg.Connection, new: list[NewThread], remote_documents: str = "fetch"
+) -> dict[int, int | None]:
     """Store ``new`` in one round trip: item id → its thread id (None: deleted or stored already)."""
     stored = await threads.store_remote_threads(
         conn, [_remote_thread(n.item_id, n.community_id, n.author_id, n.post, n.announce_page) for n in new]
@@ -141,6 +149,9 @@ async def store_new_threads(conn: asyncpg.Connection, new: list[NewThread]) -> d
     media = {n.post.ap_id: n.post.media for n in new if n.post.media and stored.get(n.item_id) is not None}
     if media:  # the rare post with attachments: the statement above stays as it was
         await attachments.store_for_objects(conn, media)
+    for n in new:
+        if n.post.document is not None and stored.get(n.item_id) is not None:
+            await documents.record_remote(conn, n.post.document, remote_documents)
     return stored
 
 

@@ -28,7 +28,7 @@ import asyncio
 import os
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -165,7 +165,7 @@ async def store_clean(request: Request, received: uploads.ReceivedForm) -> docum
     )
 
 
-async def _once(data: bytes) -> Any:
+async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
@@ -212,6 +212,8 @@ async def document_page(request: Request) -> Response:
     viewer = _viewer(request)
     pool = pool_of(request)
     page = await documents.load_document(pool, path_id(request), viewer)
+    if page.document["remote"] and viewer is not None and settings_of(request).remote_documents == "open":
+        await documents.request_fetch(pool, page.document["id"])  # fetched on first open
     return render(
         request, "documents/document.html",
         **_context(

@@ -1,0 +1,186 @@
+"""Documents over ActivityPub: our document's Page carries a Document attachment; a
+Lemmy-style post with a PDF joins the library, its file fetched through the guarded
+fetcher, checked and cleaned again (or linked, per VBG_REMOTE_DOCUMENTS); a Delete
+removes it and its file."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pikepdf
+import pytest
+
+from federation import documents_worker, objects
+from node import documents, threads
+from node.communities import get_readable
+from node.sessions import User
+from tests import inboxnode as ap
+from tests.fakefedi import FakeActor, FakeInstance
+from tests.helpers import login, make_user
+from tests.inboxnode import InboxNode, fake_fixture, node_fixture
+from tests.samples_uploads import AUTHOR, pdf_with_author
+
+fixture_node = node_fixture("medical")
+fixture_lemmy = fake_fixture("lemmy", "127.0.0.74", "lemmy")
+
+FILE = "/pictrs/files/protocole-accueil.pdf"
+
+
+def pdf_page(
+    fake: FakeInstance, actor: FakeActor, group: str, url: str, media_type: str = "application/pdf"
+) -> dict[str, Any]:
+    activity = ap.lemmy_page(fake, actor, group, "Protocole d'accueil", "Le protocole validé en 2026.")
+    activity["object"]["attachment"] = [
+        {"type": "Document", "url": url, "mediaType": media_type, "name": "Protocole"}
+    ]
+    return activity
+
+
+async def deliver(node: InboxNode, fake: FakeInstance, activity: dict[str, Any], actor: FakeActor) -> None:
+    response = await fake.send(node.url("/inbox"), activity, actor=actor)
+    assert response.status == 202, response.text
+    await node.process()
+
+
+async def run_documents(node: InboxNode) -> int:
+    total = 0
+    while done := await documents_worker.process_due(node.pool, node.settings, node.fetcher):
+        total += done
+    return total
+
+
+async def versions(node: InboxNode) -> list[dict[str, Any]]:
+    return [dict(r) for r in await node.pool.fetch("SELECT * FROM document_versions ORDER BY id")]
+
+
+def stored_files(node: InboxNode) -> list[str]:
+    folder = node.settings.data_dir / "documents"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+async def browser(node: InboxNode) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=node.app, client=("203.0.113.9", 50002))
+    async with httpx.AsyncClient(transport=transport, base_url=node.base_url) as client:
+        await make_user(node.pool, "amina")
+        await login(client, "amina")
+        yield client
+
+
+async def test_a_lemmy_post_with_a_pdf_joins_the_library_with_its_file_cleaned(
+    node: InboxNode, lemmy: FakeInstance, browser: httpx.AsyncClient
+) -> None:
+    # Given a Lemmy user posts a PDF (with its author in its metadata) to our public community
+    lemmy.add_response(FILE, pdf_with_author(), content_type="application/pdf")
+    alice = lemmy.add_actor("alice")
+    activity = pdf_page(lemmy, alice, node.group("medical"), lemmy.url(FILE))
+
+    # When it arrives and the documents worker runs
+    await deliver(node, lemmy, activity, alice)
+    [version] = await versions(node)
+    assert version["status"] == "pending"
+    await run_documents(node)
+
+    # Then the file was fetched with a signed GET, checked and stored without its metadata
+    [version] = await versions(node)
+    assert version["status"] == "stored", version["error"]
+    fetches = [r for r in lemmy.received if r.path == FILE]
+    assert fetches and "signature" in {k.lower() for k in fetches[0].headers}
+    document_id = version["document_id"]
+    served = await browser.get(f"/documents/{document_id}/v/1")
+    assert served.status_code == 200 and served.headers["content-disposition"].startswith("attachment;")
+    with pikepdf.open(io.BytesIO(served.content)) as pdf:
+        assert "/Author" not in pdf.docinfo
+    assert AUTHOR.encode() not in served.content
+    # And the library lists it, and its text is searchable
+    library = await browser.get("/documents?q=protocole")
+    assert f'href="/documents/{document_id}"' in library.text
+
+    # When Lemmy deletes the post
+    await deliver(node, lemmy, ap.delete_of(lemmy, alice, activity["object"]["id"]), alice)
+    await run_documents(node)
+
+    # Then the document and its files are gone
+    assert stored_files(node) == []
+    assert (await browser.get(f"/documents/{document_id}")).status_code == 404
+    assert f'href="/documents/{document_id}"' not in (await browser.get("/documents")).text
+
+
+async def test_html_served_as_a_pdf_is_refused_and_never_stored(
+    node: InboxNode, lemmy: FakeInstance, browser: httpx.AsyncClient
+) -> None:
+    lemmy.add_response(FILE, b"<html><script>alert(1)</script></html>", content_type="application/pdf")
+    alice = lemmy.add_actor("alice")
+    await deliver(node, lemmy, pdf_page(lemmy, alice, node.group("medical"), lemmy.url(FILE)), alice)
+
+    await run_documents(node)
+
+    [version] = await versions(node)
+    assert version["status"] == "refused" and stored_files(node) == []
+    page = await browser.get(f"/documents/{version['document_id']}")
+    assert f'href="{lemmy.url(FILE)}"' in page.text  # shown as a link to its origin
+
+
+async def test_link_only_and_on_first_open_modes(
+    node: InboxNode, lemmy: FakeInstance, browser: httpx.AsyncClient
+) -> None:
+    lemmy.add_response(FILE, pdf_with_author(with_image=False), content_type="application/pdf")
+    alice = lemmy.add_actor("alice")
+    node.app.state.settings = dataclasses.replace(node.settings, remote_documents="open")
+    node = dataclasses.replace(node, settings=node.app.state.settings)
+    await deliver(node, lemmy, pdf_page(lemmy, alice, node.group("medical"), lemmy.url(FILE)), alice)
+
+    # Nothing is fetched until a member opens the page
+    [version] = await versions(node)
+    assert version["status"] == "link"
+    await run_documents(node)
+    assert not [r for r in lemmy.received if r.path == FILE]
+    await browser.get(f"/documents/{version['document_id']}")
+    await run_documents(node)
+    [version] = await versions(node)
+    assert version["status"] == "stored"
+
+
+async def test_our_document_page_carries_a_document_attachment(node: InboxNode, tmp_path: Path) -> None:
+    # Given a document uploaded in a public community
+    amina_id = await make_user(node.pool, "amina")
+    amina = User(amina_id, "amina", "Amina", "member", "approved")
+    community = await get_readable(node.pool, "medical", amina)
+    file = documents.NewFile("A" * 32 + ".pdf", "application/pdf", 12345, "protocole.pdf", "texte")
+    meta = documents.Metadata(
+        "Protocole", "Le protocole.", "protocole", ("accueil",), "fr", "Panzi", "CC BY 4.0"
+    )
+    async with node.pool.acquire() as conn:
+        document_id = await documents.create_document(conn, community, amina, meta, file)
+        thread_id = await conn.fetchval("SELECT thread_id FROM documents WHERE id = $1", document_id)
+        view = await objects.load_thread(conn, thread_id)
+
+    page = objects.post_to_ap(node.settings, view)
+
+    assert page["type"] == "Page" and page["name"] == "Protocole"
+    assert page["attachment"] == [
+        {
+            "type": "Document",
+            "url": node.url(f"/documents/{document_id}/v/1"),
+            "mediaType": "application/pdf",
+            "name": "protocole.pdf",
+            "size": 12345,
+        }
+    ]
+    assert page["vbgDocument"]["docType"] == "protocole"
+    assert {"type": "Hashtag", "name": "#accueil", "href": node.url("/documents?etiquette=accueil")} in page[
+        "tag"
+    ]
+    # and the Create went out with the thread (outbox event in the same transaction)
+    assert [e["thread_id"] for e in await node.events("post.created")] == [thread_id]
+    # a deletion of the discussion's opening post removes the document (trigger)
+    async with node.pool.acquire() as conn:
+        opening = await conn.fetchval("SELECT id FROM posts WHERE thread_id = $1 AND is_opening", thread_id)
+        await threads.delete_post(conn, opening, amina)
+    assert await node.pool.fetchval("SELECT deleted_at IS NOT NULL FROM documents WHERE id = $1", document_id)
+    assert await node.pool.fetchval("SELECT count(*) FROM document_trash") == 1
