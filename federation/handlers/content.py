@@ -19,8 +19,7 @@ import asyncpg
 from federation import attachments
 from federation.handlers.base import Context
 from federation.remote_html import sanitize, to_text
-from node import threads
-from node import documents
+from node import documents, threads
 
 TITLE_MAX = 200
 BODY_MAX = 100_000
