@@ -18,6 +18,46 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.document_versions_trash() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO document_trash (stored_name)
+    SELECT n FROM unnest(ARRAY[OLD.stored_name, OLD.thumbnail_name]) n WHERE n IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.documents_follow_thread() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    gone_thread bigint;
+BEGIN
+    IF TG_TABLE_NAME = 'threads' THEN
+        gone_thread := NEW.id;
+    ELSE
+        gone_thread := NEW.thread_id;
+    END IF;
+    WITH gone AS (
+        UPDATE documents SET deleted_at = now()
+        WHERE thread_id = gone_thread AND deleted_at IS NULL
+        RETURNING id
+    ), files AS (
+        INSERT INTO document_trash (stored_name)
+        SELECT n FROM document_versions v JOIN gone ON gone.id = v.document_id,
+             unnest(ARRAY[v.stored_name, v.thumbnail_name]) n
+        WHERE n IS NOT NULL
+        ON CONFLICT DO NOTHING
+    )
+    UPDATE document_versions v
+    SET stored_name = NULL, thumbnail_name = NULL,
+        status = CASE WHEN v.status IN ('stored', 'pending') THEN 'failed' ELSE v.status END
+    FROM gone WHERE v.document_id = gone.id;
+    PERFORM pg_notify('vbg_documents', '');
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.posts_bump_thread_version() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -202,6 +242,15 @@ CREATE FUNCTION public.vbg_fold(t text) RETURNS text
         'àâäáãåāçćčéèêëēėęíìîïīįñńóòôöõøōúùûüūýÿžźż''’',
         'aaaaaaaccceeeeeeeiiiiiinnooooooouuuuuyyzzz  '),
         'œ', 'oe'), 'æ', 'ae')
+$$;
+
+CREATE FUNCTION public.vbg_notifications_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('vbg_sessions', u::text) FROM (SELECT DISTINCT user_id AS u FROM changed) d;
+    RETURN NULL;
+END
 $$;
 
 CREATE FUNCTION public.vbg_notify_delivery() RETURNS trigger
@@ -394,6 +443,12 @@ CREATE SEQUENCE public.audit_log_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.audit_log_id_seq OWNED BY public.audit_log.id;
+
+CREATE TABLE public.bookmarks (
+    user_id bigint NOT NULL,
+    post_id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
 
 CREATE TABLE public.communities (
     id bigint NOT NULL,
@@ -795,6 +850,42 @@ CREATE TABLE public.node_settings (
     updated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.notification_settings (
+    user_id bigint NOT NULL,
+    email_mode text DEFAULT 'daily'::text NOT NULL,
+    muted_kinds text[] DEFAULT '{}'::text[] NOT NULL,
+    last_digest_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT notification_settings_email_mode_check CHECK ((email_mode = ANY (ARRAY['off'::text, 'immediate'::text, 'daily'::text, 'weekly'::text])))
+);
+
+CREATE TABLE public.notifications (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    kind text NOT NULL,
+    actor_user_id bigint,
+    actor_remote_id bigint,
+    thread_id bigint,
+    post_id bigint,
+    report_id bigint,
+    subject_user_id bigint,
+    reason text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    read_at timestamp with time zone,
+    emailed_at timestamp with time zone,
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['reply_followed'::text, 'reply_to_me'::text, 'expert_answer'::text, 'mention'::text, 'registration_approved'::text, 'registration_refused'::text, 'moderation'::text, 'report_handled'::text, 'new_report'::text, 'new_application'::text]))),
+    CONSTRAINT notifications_reason_check CHECK ((length(reason) <= 2000))
+);
+
+CREATE SEQUENCE public.notifications_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.notifications_id_seq OWNED BY public.notifications.id;
+
 CREATE TABLE public.outbox_events (
     id bigint NOT NULL,
     kind text NOT NULL,
@@ -1007,6 +1098,13 @@ CREATE TABLE public.site_pages (
     CONSTRAINT site_pages_slug_check CHECK ((slug = 'legal'::text))
 );
 
+CREATE TABLE public.thread_follows (
+    user_id bigint NOT NULL,
+    thread_id bigint NOT NULL,
+    following boolean DEFAULT true NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.thread_reads (
     user_id bigint NOT NULL,
     thread_id bigint NOT NULL,
@@ -1107,6 +1205,8 @@ ALTER TABLE ONLY public.message_reports ALTER COLUMN id SET DEFAULT nextval('pub
 
 ALTER TABLE ONLY public.messages ALTER COLUMN id SET DEFAULT nextval('public.messages_id_seq'::regclass);
 
+ALTER TABLE ONLY public.notifications ALTER COLUMN id SET DEFAULT nextval('public.notifications_id_seq'::regclass);
+
 ALTER TABLE ONLY public.outbox_events ALTER COLUMN id SET DEFAULT nextval('public.outbox_events_id_seq'::regclass);
 
 ALTER TABLE ONLY public.password_resets ALTER COLUMN id SET DEFAULT nextval('public.password_resets_id_seq'::regclass);
@@ -1148,6 +1248,9 @@ ALTER TABLE ONLY public.actors
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.bookmarks
+    ADD CONSTRAINT bookmarks_pkey PRIMARY KEY (user_id, post_id);
 
 ALTER TABLE ONLY public.communities
     ADD CONSTRAINT communities_pkey PRIMARY KEY (id);
@@ -1245,6 +1348,12 @@ ALTER TABLE ONLY public.messages
 ALTER TABLE ONLY public.node_settings
     ADD CONSTRAINT node_settings_pkey PRIMARY KEY (key);
 
+ALTER TABLE ONLY public.notification_settings
+    ADD CONSTRAINT notification_settings_pkey PRIMARY KEY (user_id);
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.outbox_events
     ADD CONSTRAINT outbox_events_pkey PRIMARY KEY (id);
 
@@ -1299,6 +1408,9 @@ ALTER TABLE ONLY public.sessions
 ALTER TABLE ONLY public.site_pages
     ADD CONSTRAINT site_pages_pkey PRIMARY KEY (slug);
 
+ALTER TABLE ONLY public.thread_follows
+    ADD CONSTRAINT thread_follows_pkey PRIMARY KEY (user_id, thread_id);
+
 ALTER TABLE ONLY public.thread_reads
     ADD CONSTRAINT thread_reads_pkey PRIMARY KEY (user_id, thread_id);
 
@@ -1318,6 +1430,8 @@ CREATE UNIQUE INDEX actors_acct ON public.actors USING btree (lower(username), d
 CREATE INDEX actors_domain ON public.actors USING btree (domain);
 
 CREATE INDEX actors_policy_keys ON public.actors USING gin (policy_keys) WHERE (NOT local);
+
+CREATE INDEX bookmarks_user ON public.bookmarks USING btree (user_id, created_at DESC);
 
 CREATE UNIQUE INDEX communities_name_key ON public.communities USING btree (lower(name));
 
@@ -1375,6 +1489,18 @@ CREATE UNIQUE INDEX message_reports_open ON public.message_reports USING btree (
 
 CREATE INDEX messages_conversation ON public.messages USING btree (conversation_id, created_at, id);
 
+CREATE UNIQUE INDEX notifications_once_post ON public.notifications USING btree (user_id, kind, post_id) WHERE (post_id IS NOT NULL);
+
+CREATE UNIQUE INDEX notifications_once_report ON public.notifications USING btree (user_id, kind, report_id) WHERE ((report_id IS NOT NULL) AND (post_id IS NULL));
+
+CREATE UNIQUE INDEX notifications_once_subject ON public.notifications USING btree (user_id, kind, subject_user_id) WHERE (subject_user_id IS NOT NULL);
+
+CREATE INDEX notifications_to_email ON public.notifications USING btree (created_at) WHERE ((emailed_at IS NULL) AND (read_at IS NULL));
+
+CREATE INDEX notifications_unread ON public.notifications USING btree (user_id) WHERE (read_at IS NULL);
+
+CREATE INDEX notifications_user ON public.notifications USING btree (user_id, id DESC);
+
 CREATE INDEX outbox_events_pending ON public.outbox_events USING btree (id) WHERE (processed_at IS NULL);
 
 CREATE INDEX password_resets_user ON public.password_resets USING btree (user_id) WHERE (used_at IS NULL);
@@ -1407,6 +1533,8 @@ CREATE UNIQUE INDEX reports_open_by_member ON public.reports USING btree (report
 
 CREATE INDEX sessions_user ON public.sessions USING btree (user_id);
 
+CREATE INDEX thread_follows_thread ON public.thread_follows USING btree (thread_id) INCLUDE (user_id) WHERE following;
+
 CREATE INDEX threads_activity ON public.threads USING btree (last_activity_at DESC, id DESC);
 
 CREATE INDEX threads_community_activity ON public.threads USING btree (community_id, pinned DESC, last_activity_at DESC, id DESC);
@@ -1433,6 +1561,12 @@ CREATE TRIGGER conversation_participants_unread AFTER UPDATE OF unread, left_at 
 
 CREATE TRIGGER delivery_jobs_notify AFTER INSERT ON public.delivery_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_delivery();
 
+CREATE TRIGGER document_versions_trash AFTER DELETE ON public.document_versions FOR EACH ROW EXECUTE FUNCTION public.document_versions_trash();
+
+CREATE TRIGGER documents_follow_opening_post AFTER UPDATE OF deleted_at ON public.posts FOR EACH ROW WHEN ((new.is_opening AND (new.deleted_at IS NOT NULL) AND (old.deleted_at IS NULL))) EXECUTE FUNCTION public.documents_follow_thread();
+
+CREATE TRIGGER documents_follow_thread AFTER UPDATE OF deleted_at ON public.threads FOR EACH ROW WHEN (((new.deleted_at IS NOT NULL) AND (old.deleted_at IS NULL))) EXECUTE FUNCTION public.documents_follow_thread();
+
 CREATE TRIGGER domain_allows_policy_version AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON public.domain_allows FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_bump_policy_version();
 
 CREATE TRIGGER domain_blocks_flag_actors AFTER INSERT OR DELETE OR UPDATE ON public.domain_blocks FOR EACH ROW EXECUTE FUNCTION public.vbg_domain_blocks_flag_actors();
@@ -1444,6 +1578,12 @@ CREATE TRIGGER domain_blocks_policy_version AFTER INSERT OR DELETE OR UPDATE OR 
 CREATE TRIGGER mail_queue_notify AFTER INSERT ON public.mail_queue FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_mail();
 
 CREATE TRIGGER node_settings_policy_version AFTER INSERT OR UPDATE ON public.node_settings FOR EACH ROW WHEN ((new.key = 'federation_mode'::text)) EXECUTE FUNCTION public.vbg_bump_policy_version();
+
+CREATE TRIGGER notifications_deleted AFTER DELETE ON public.notifications REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notifications_changed();
+
+CREATE TRIGGER notifications_inserted AFTER INSERT ON public.notifications REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notifications_changed();
+
+CREATE TRIGGER notifications_updated AFTER UPDATE ON public.notifications REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notifications_changed();
 
 CREATE TRIGGER outbox_events_notify AFTER INSERT ON public.outbox_events FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_outbox();
 
@@ -1479,6 +1619,12 @@ ALTER TABLE ONLY public.actors
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_actor_id_fkey FOREIGN KEY (actor_id) REFERENCES public.users(id);
+
+ALTER TABLE ONLY public.bookmarks
+    ADD CONSTRAINT bookmarks_post_id_fkey FOREIGN KEY (post_id) REFERENCES public.posts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.bookmarks
+    ADD CONSTRAINT bookmarks_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.communities
     ADD CONSTRAINT communities_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id);
@@ -1576,6 +1722,30 @@ ALTER TABLE ONLY public.messages
 ALTER TABLE ONLY public.messages
     ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES public.conversations(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.notification_settings
+    ADD CONSTRAINT notification_settings_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_actor_remote_id_fkey FOREIGN KEY (actor_remote_id) REFERENCES public.actors(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_actor_user_id_fkey FOREIGN KEY (actor_user_id) REFERENCES public.users(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_post_id_fkey FOREIGN KEY (post_id) REFERENCES public.posts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_report_id_fkey FOREIGN KEY (report_id) REFERENCES public.reports(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_subject_user_id_fkey FOREIGN KEY (subject_user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES public.threads(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.password_resets
     ADD CONSTRAINT password_resets_issued_by_fkey FOREIGN KEY (issued_by) REFERENCES public.users(id) ON DELETE SET NULL;
 
@@ -1632,6 +1802,12 @@ ALTER TABLE ONLY public.sessions
 
 ALTER TABLE ONLY public.site_pages
     ADD CONSTRAINT site_pages_updated_by_fkey FOREIGN KEY (updated_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.thread_follows
+    ADD CONSTRAINT thread_follows_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES public.threads(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.thread_follows
+    ADD CONSTRAINT thread_follows_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.thread_reads
     ADD CONSTRAINT thread_reads_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES public.threads(id) ON DELETE CASCADE;
