@@ -64,3 +64,18 @@ def new_client(app: Any) -> httpx.AsyncClient:
     """Another browser on the same app (use with ``async with``), e.g. an anonymous visitor."""
     transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50001))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def add_thread(pool: asyncpg.Pool, community_id: int, author_id: int) -> None:
+    """Thread 1 with its opening post 1 (plain SQL: only the rows matter here)."""
+    thread_id = await pool.fetchval(
+        "INSERT INTO threads (community_id, author_id, title) VALUES ($1, $2, 'Un fil') RETURNING id",
+        community_id,
+        author_id,
+    )
+    await pool.execute(
+        "INSERT INTO posts (thread_id, author_id, is_opening, source, content_html)"
+        " VALUES ($1, $2, true, 'Bonjour', '<p>Bonjour</p>')",
+        thread_id,
+        author_id,
+    )

@@ -27,11 +27,13 @@ from starlette.applications import Starlette
 
 from federation import access, inbox_worker, policy
 from federation.fetcher import Fetcher
+from node import communities, threads
+from node.sessions import User
 from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeActor, FakeInstance
-from tests.helpers import make_community
+from tests.helpers import make_community, make_user
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -217,3 +219,15 @@ def like(fake: FakeInstance, actor: FakeActor, object_id: str, kind: str = "Like
 def flag(fake: FakeInstance, actor: FakeActor, targets: list[str], text: str) -> dict[str, Any]:
     return {"@context": AS_CONTEXT, "id": activity_id(fake, "Flag"), "type": "Flag", "actor": actor.id,
             "content": text, "object": targets}  # fmt: skip
+
+
+async def local_thread(node: InboxNode, community: str, title: str = "Question locale") -> tuple[int, int]:
+    """A thread written by a local member: (thread id, opening post id)."""
+    user_id = await make_user(node.pool, "amina")
+    async with node.pool.acquire() as conn:
+        found = await communities.find(conn, community)
+        assert found is not None
+        author = User(user_id, "amina", "Amina", "member", "approved")
+        created = await threads.create_thread(conn, found, author, title, "Corps de la question.")
+        await conn.execute("DELETE FROM outbox_events")  # only what the inbox emits is looked at
+    return created.thread_id, created.post_id

@@ -10,9 +10,7 @@ import pytest
 from federation import policy, validation
 from node import access
 from node.access import Decision, Kind, Requester
-from tests.fakefedi import FakeInstance
-from tests.helpers import make_community, make_user
-from tests.test_objects import (  # noqa: F401  (fixtures)
+from tests.ap_kit import (  # noqa: F401  (fixtures)
     approve,
     get_ap,
     make_thread,
@@ -20,6 +18,8 @@ from tests.test_objects import (  # noqa: F401  (fixtures)
     settings,
     signed_get,
 )
+from tests.fakefedi import FakeInstance
+from tests.helpers import make_community, make_user
 
 KEY_ONLY_FIELDS = {"@context", "id", "type", "preferredUsername", "inbox", "outbox", "endpoints", "publicKey"}
 

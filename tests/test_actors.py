@@ -17,10 +17,10 @@ from federation import actors, keys, policy, signatures, validation
 from federation.errors import SignatureError, ValidationError
 from federation.fetcher import Fetcher
 from node.settings import Secret, Settings, load
+from tests.ap_kit import approve, partner, signed_get  # noqa: F401  (partner: a fixture)
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user
-from tests.test_objects import approve, partner, signed_get  # noqa: F401  (partner: a fixture)
 
 AP = {"Accept": "application/activity+json"}
 BASE = "http://testserver"

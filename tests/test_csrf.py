@@ -11,72 +11,13 @@ cannot be filled that way adds its value to ``NAMED_VALUES``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import asyncpg
 import httpx
-from starlette.convertors import FloatConvertor, IntegerConvertor, PathConvertor, UUIDConvertor
-from starlette.routing import BaseRoute, Mount, Route
 
-from tests.helpers import login, make_community, make_user
-
-# Plausible values for path parameters: names and ids that exist in the database
-# the test builds, so that views reach their form handling.
-NAMED_VALUES = {"username": "admin", "name": "medical", "domain": "example.org"}
-_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
-
-
-def post_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
-    """(full path template, route) of every route accepting POST, recursively."""
-    for route in routes:
-        if isinstance(route, Mount):
-            yield from post_routes(route.routes, prefix + route.path)
-        elif isinstance(route, Route) and (route.methods is None or "POST" in route.methods):
-            yield prefix + route.path, route
-
-
-def plausible(route: Route, name: str) -> str:
-    convertor: Any = route.param_convertors.get(name)
-    if isinstance(convertor, IntegerConvertor):
-        return "1"
-    if isinstance(convertor, FloatConvertor):
-        return "1.0"
-    if isinstance(convertor, UUIDConvertor):
-        return "00000000-0000-4000-8000-000000000001"
-    if isinstance(convertor, PathConvertor):
-        return "medical/1"
-    if name == "id" or name.endswith("_id"):
-        return "1"
-    return NAMED_VALUES.get(name, "medical")
-
-
-def concrete(path: str, route: Route) -> str:
-    return _PARAM.sub(lambda m: plausible(route, m.group(1)), path)
-
-
-def checked_routes(app: Any) -> list[str]:
-    return [
-        concrete(path, route)
-        for path, route in post_routes(app.routes)
-        if not getattr(route.endpoint, "csrf_exempt", False)
-    ]
-
-
-async def add_thread(pool: asyncpg.Pool, community_id: int, author_id: int) -> None:
-    """Thread 1 with its opening post 1 (plain SQL: only the rows matter here)."""
-    thread_id = await pool.fetchval(
-        "INSERT INTO threads (community_id, author_id, title) VALUES ($1, $2, 'Un fil') RETURNING id",
-        community_id,
-        author_id,
-    )
-    await pool.execute(
-        "INSERT INTO posts (thread_id, author_id, is_opening, source, content_html)"
-        " VALUES ($1, $2, true, 'Bonjour', '<p>Bonjour</p>')",
-        thread_id,
-        author_id,
-    )
+from tests.helpers import add_thread, login, make_community, make_user
+from tests.routes import checked_routes
 
 
 async def counts(pool: asyncpg.Pool) -> tuple[int, ...]:

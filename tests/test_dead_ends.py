@@ -12,8 +12,16 @@ import pytest
 
 from node.settings import Settings, SettingsError, load
 from node.web.app import create_app
-from tests.helpers import PASSWORD, csrf_from, login, make_community, make_user, new_client, post_form
-from tests.test_csrf import add_thread
+from tests.helpers import (
+    PASSWORD,
+    add_thread,
+    csrf_from,
+    login,
+    make_community,
+    make_user,
+    new_client,
+    post_form,
+)
 
 CONTACT = "responsables@vbg.example.org"
 

@@ -16,8 +16,7 @@ from aiohttp import web
 
 from federation import delivery, policy
 from node.settings import Settings
-from tests.fakefedi import FakeInstance
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     community,
     deliver_all,
     fakes,
@@ -30,25 +29,13 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     new_reply,
     new_thread,
     posted,
+    public_thread_followed_by,
     trust_us,
     worker,
 )
+from tests.fakefedi import FakeInstance
 
 Setup = tuple[Settings, asyncpg.Pool]
-
-
-async def public_thread_followed_by(
-    settings: Settings, pool: asyncpg.Pool, peers: list[FakeInstance], *, per_peer: int = 1
-) -> int:
-    """A public community followed from each peer; a member opens a thread; its id."""
-    group = await community(pool, "medical", "public")
-    for peer in peers:
-        for n in range(per_peer):
-            await follower(pool, group, peer, f"user{n}")
-    author = await member(pool)
-    await trust_us(pool, settings, peers, users=[author], groups=[group])
-    created = await new_thread(pool, group, author)
-    return created.thread_id
 
 
 def status_route(fake: FakeInstance, statuses: list[int], headers: dict[str, str] | None = None) -> None:

@@ -8,8 +8,7 @@ import httpx
 from aiohttp import web
 
 from node.settings import Settings
-from tests.helpers import login, make_user, new_client
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     approve_instance,
     community,
     deliver_all,
@@ -21,6 +20,7 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     new_thread,
     trust_us,
 )
+from tests.helpers import login, make_user, new_client
 
 PAGE = "/admin/federation/livraisons"
 SECRET_TITLE = "Situation confidentielle d'une patiente"

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from node.errors import Conflict
+from tests.ap_kit import approve, make_reply, make_thread, partner, settings  # noqa: F401  (fixtures)
 from tests.fakefedi import AS_ACCEPT, FakeActor, FakeInstance, signed_headers
 from tests.helpers import make_community, make_user
-from tests.test_objects import approve, make_reply, make_thread, partner, settings  # noqa: F401  (fixtures)
 
 BASE = "http://testserver"
 AP_JSON = "application/activity+json"

@@ -14,10 +14,10 @@ import pikepdf
 from PIL import Image
 
 from node.settings import Settings
+from tests.ap_kit import approve, partner, settings, signed_get  # noqa: F401  (fixtures)
 from tests.fakefedi import FakeInstance
 from tests.helpers import csrf, login, make_community, make_user, new_client
 from tests.samples_uploads import AUTHOR, docx, jpeg_with_gps, pdf_with_author
-from tests.test_objects import approve, partner, settings, signed_get  # noqa: F401  (fixtures)
 
 FIELDS = {
     "title": "Protocole de prise en charge médicale",

@@ -9,8 +9,7 @@ import httpx
 
 from node.web.accounts_views import LOGIN_PER_ADDRESS
 from node.web.forum_views import POSTS_PER_MINUTE
-from tests.helpers import PASSWORD, login, make_community, make_user, post_form
-from tests.test_csrf import add_thread
+from tests.helpers import PASSWORD, add_thread, login, make_community, make_user, post_form
 
 
 async def test_a_training_room_behind_one_address_logs_in_past_the_address_limit(

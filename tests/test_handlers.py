@@ -10,12 +10,10 @@ from urllib.parse import urlsplit
 
 from federation import actors
 from federation.handlers import follow as follow_handler
-from node import communities, threads
-from node.sessions import User
 from tests import inboxnode as ap
 from tests.fakefedi import FakeActor, FakeInstance
 from tests.helpers import make_community, make_user
-from tests.inboxnode import InboxNode, fake_fixture, node_fixture
+from tests.inboxnode import InboxNode, fake_fixture, local_thread, node_fixture
 
 fixture_node = node_fixture()
 
@@ -40,18 +38,6 @@ async def outcome(node: InboxNode, activity: dict[str, Any]) -> tuple[str, str]:
     )
     assert row is not None
     return row["status"], row["outcome"]
-
-
-async def local_thread(node: InboxNode, community: str, title: str = "Question locale") -> tuple[int, int]:
-    """A thread written by a local member: (thread id, opening post id)."""
-    user_id = await make_user(node.pool, "amina")
-    async with node.pool.acquire() as conn:
-        found = await communities.find(conn, community)
-        assert found is not None
-        author = User(user_id, "amina", "Amina", "member", "approved")
-        created = await threads.create_thread(conn, found, author, title, "Corps de la question.")
-        await conn.execute("DELETE FROM outbox_events")  # only what the inbox emits is looked at
-    return created.thread_id, created.post_id
 
 
 # -- Follow -------------------------------------------------------------------------------

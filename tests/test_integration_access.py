@@ -12,9 +12,7 @@ import httpx
 
 from federation import actors, policy
 from node.settings import Settings
-from tests.fakefedi import FakeInstance
-from tests.helpers import make_community, make_user, new_client
-from tests.test_objects import (  # noqa: F401  (fixtures)
+from tests.ap_kit import (  # noqa: F401  (fixtures)
     get_ap,
     make_reply,
     make_thread,
@@ -22,6 +20,8 @@ from tests.test_objects import (  # noqa: F401  (fixtures)
     settings,
     signed_get,
 )
+from tests.fakefedi import FakeInstance
+from tests.helpers import make_community, make_user, new_client
 
 
 async def public_paths(pool: asyncpg.Pool) -> list[str]:

@@ -10,8 +10,7 @@ import httpx
 
 from node import threads
 from node.settings import Settings
-from tests.helpers import csrf_from, login, make_user, new_client
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     community,
     deliver_all,
     fakes,
@@ -26,6 +25,7 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     process_outbox,
     trust_us,
 )
+from tests.helpers import csrf_from, login, make_user, new_client
 
 ACTION_FORM = '<form id="actions-form" method="post" action="/t/{thread}"><input type="hidden" name="csrf_token" value="{token}"></form>'
 LIKE_BUTTON = 'form="actions-form" formaction="/p/{id}/aimer" name="action" value="{action}">'

@@ -7,8 +7,7 @@ from __future__ import annotations
 from tests import inboxnode as ap
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community
-from tests.inboxnode import InboxNode, fake_fixture, node_fixture
-from tests.test_handlers import local_thread
+from tests.inboxnode import InboxNode, fake_fixture, local_thread, node_fixture
 
 MARK_UNREACHABLE = """
 INSERT INTO instances (domain, failure_count, failing_since, last_failure_at, unreachable_since)

@@ -7,7 +7,7 @@ import asyncpg
 import httpx
 
 from federation import policy
-from tests.test_delivery_kit import community, member, new_thread
+from tests.delivery_kit import community, member, new_thread
 
 AP = {"accept": "application/activity+json"}
 

@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.helpers import csrf_from, login, make_community, make_user, new_client, post_form
-from tests.test_csrf import add_thread, checked_routes
+from tests.helpers import add_thread, csrf_from, login, make_community, make_user, new_client, post_form
+from tests.routes import checked_routes
 
 CASE = "Résumé du cas : patiente vue le 3 mars, <suivi> & orientation"
 TITLE = "Orientation juridique à Bukavu"

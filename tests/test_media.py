@@ -29,8 +29,8 @@ from tests import inboxnode as ap
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeActor, FakeInstance
 from tests.helpers import login, make_community, make_user
+from tests.image_samples import GPS_MARKERS, assert_no_metadata, jpeg_with_metadata
 from tests.inboxnode import InboxNode, fake_fixture, node_fixture
-from tests.test_images import GPS_MARKERS, assert_no_metadata, jpeg_with_metadata
 
 fixture_node = node_fixture("medical")
 fixture_masto = fake_fixture("masto", "127.0.0.71")

@@ -8,8 +8,8 @@ import pytest
 
 from federation import policy
 from federation.negotiation import wants_activitypub
+from tests.ap_kit import make_thread
 from tests.helpers import make_community, make_user
-from tests.test_objects import make_thread
 
 LD_AS = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 

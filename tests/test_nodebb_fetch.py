@@ -8,14 +8,14 @@ import asyncpg
 import httpx
 
 from federation import signatures
-from tests.fakefedi import FakeInstance
-from tests.test_objects import (  # noqa: F401  (fixtures)
+from tests.ap_kit import (  # noqa: F401  (fixtures)
     approve,
     members_only_paths,
     partner,
     settings,
     signed_get,
 )
+from tests.fakefedi import FakeInstance
 
 
 async def test_nodebb_reads_a_members_only_context_once_its_instance_is_approved(

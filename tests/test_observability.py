@@ -18,10 +18,15 @@ from node.web.app import create_app
 from tests import inboxnode as ap
 from tests import pgcluster
 from tests.conftest import TEST_SECRET
+from tests.delivery_kit import (  # noqa: F401
+    deliver_all,
+    fakes,
+    fixture_fed_settings,
+    fixture_open_node,
+    public_thread_followed_by,
+)
 from tests.helpers import login, make_user
 from tests.liveserver import free_port
-from tests.test_delivery import public_thread_followed_by
-from tests.test_delivery_kit import deliver_all, fakes, fixture_fed_settings, fixture_open_node  # noqa: F401
 
 
 async def test_healthz_says_the_process_is_up(client: httpx.AsyncClient) -> None:

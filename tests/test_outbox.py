@@ -14,8 +14,7 @@ from federation import delivery, policy
 from federation.objects import PUBLIC
 from node import threads
 from node.settings import Settings
-from tests.fakefedi import FakeInstance
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     approve_instance,
     community,
     fakes,
@@ -28,6 +27,7 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     new_thread,
     process_outbox,
 )
+from tests.fakefedi import FakeInstance
 
 
 def by_kind(rows: list[asyncpg.Record]) -> dict[str, list[asyncpg.Record]]:

@@ -20,9 +20,7 @@ import asyncpg
 from node import encryption, messages
 from node.sessions import User
 from node.settings import Settings
-from tests.fakefedi import FakeActor, FakeInstance
-from tests.inboxnode import AS_CONTEXT, PUBLIC, running_node
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     INSERT_REMOTE,
     approve_instance,
     deliver_all,
@@ -34,6 +32,8 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     process_outbox,
     trust_us,
 )
+from tests.fakefedi import FakeActor, FakeInstance
+from tests.inboxnode import AS_CONTEXT, PUBLIC, running_node
 
 SUBJECT = "Orientation Mme Colibri-Pangolin"
 BODY = "Elle est hébergée chez sa sœur, **rue Tamanoir**."

@@ -7,9 +7,7 @@ import asyncpg
 import httpx
 
 from federation import collections
-from tests.fakefedi import FakeInstance
-from tests.helpers import make_community, make_user
-from tests.test_objects import (  # noqa: F401  (fixtures)
+from tests.ap_kit import (  # noqa: F401  (fixtures)
     BASE,
     approve,
     get_ap,
@@ -21,6 +19,8 @@ from tests.test_objects import (  # noqa: F401  (fixtures)
     settings,
     signed_get,
 )
+from tests.fakefedi import FakeInstance
+from tests.helpers import make_community, make_user
 
 
 async def test_pages_and_notes_carry_paged_ordered_replies(

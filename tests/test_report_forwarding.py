@@ -12,8 +12,7 @@ from federation import actors, policy, validation
 from node import reports
 from node.sessions import User
 from node.settings import Settings
-from tests.fakefedi import FakeInstance
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     community,
     deliver_all,
     fakes,
@@ -26,6 +25,7 @@ from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
     posted,
     process_outbox,
 )
+from tests.fakefedi import FakeInstance
 
 INSERT_REMOTE_REPLY = """
 INSERT INTO posts (thread_id, parent_id, remote_author_id, source, content_html, ap_id)

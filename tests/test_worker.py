@@ -15,7 +15,7 @@ from federation.worker import FACTORIES, DeliveryWorker, WorkerConfig
 from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import ROOT, TEST_SECRET
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     community,
     fakes,
     fixture_fed_settings,

@@ -1,7 +1,7 @@
 """Factories shared by the outgoing-federation tests (no tests here).
 
 Fixtures are named ``fixture_*`` so that test modules can import them without their
-parameters shadowing the import: ``from tests.test_delivery_kit import fixture_fed_settings``.
+parameters shadowing the import: ``from tests.delivery_kit import fixture_fed_settings``.
 
 A node whose settings let it talk to loopback peers, local members and communities,
 remote followers living on ``tests.fakefedi.FakeInstance`` servers, and a delivery
@@ -209,3 +209,17 @@ async def process_outbox(settings: Settings, pool: asyncpg.Pool) -> None:
 
     while await outbox.process_pending(pool, settings):
         pass
+
+
+async def public_thread_followed_by(
+    settings: Settings, pool: asyncpg.Pool, peers: list[FakeInstance], *, per_peer: int = 1
+) -> int:
+    """A public community followed from each peer; a member opens a thread; its id."""
+    group = await community(pool, "medical", "public")
+    for peer in peers:
+        for n in range(per_peer):
+            await follower(pool, group, peer, f"user{n}")
+    author = await member(pool)
+    await trust_us(pool, settings, peers, users=[author], groups=[group])
+    created = await new_thread(pool, group, author)
+    return created.thread_id
