@@ -367,7 +367,7 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
         replies = urls.replies(doc["id"])
         doc["replies"] = {"id": replies, "type": "OrderedCollection", "first": f"{replies}?page=1"}
     if view.document is not None:
-        _attach_document(settings, doc, view.document)
+        attach_document(settings, doc, view.document)
     if view.is_opening:
         doc["name"] = row["title"]
         doc["commentsEnabled"] = not row["locked"]
@@ -383,7 +383,7 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
     return doc
 
 
-def _attach_document(settings: Settings, doc: dict[str, Any], document: documents.ThreadDocument) -> None:
+def attach_document(settings: Settings, doc: dict[str, Any], document: documents.ThreadDocument) -> None:
     """A document's discussion Page carries its current file as a ``Document`` attachment
     (url, mediaType, name, size: the size lets low-bandwidth nodes decide before fetching)
     and its library fields under ``vbgDocument`` (plain JSON, ignored by other servers);

@@ -9,6 +9,9 @@ partner community at all (and what the multi-node tests drive):
   recorded by ``handlers.accept`` in ``follow_answers``.
 - :func:`reply_to_remote_post`: a member's ``Create{Note}`` answering a remote post,
   sent to the group's inbox; the group stores it and relays it to its followers.
+- :func:`share_document` / :func:`withdraw`: a member publishes one of our documents in
+  a partner's community (a ``Page`` with its ``Document`` attachment: the partner's
+  library lists it and fetches the file from us with a signed GET), and deletes it there.
 
 Both queue an activity for the delivery workers (``delivery.enqueue``: stored in
 ``activities``, hence served at its id, then signed by its actor's key and POSTed).
@@ -26,7 +29,7 @@ import asyncpg
 from federation import actors, delivery, objects, urls
 from federation.actors import ObjectFetcher
 from federation.errors import FederationError
-from node import markup
+from node import documents, markup
 from node.settings import Settings
 
 
@@ -123,3 +126,65 @@ async def reply_to_remote_post(
     )
     await _queue(conn, settings, create, group, object_uri=str(note["id"]), audience="members")
     return str(note["id"])
+
+
+async def share_document(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    fetcher: ObjectFetcher,
+    *,
+    user_id: int,
+    group_uri: str,
+    document_id: int,
+) -> str:
+    """Member ``user_id`` publishes our document ``document_id`` in the remote group;
+    returns the Page's id (``/activities/{uuid}#page``, as a reply's Note)."""
+    group = await _remote_group(conn, fetcher, group_uri)
+    shared = await documents.shareable(conn, document_id)
+    person = await actors.ensure_local_actor(conn, settings, "Person", user_id=user_id)
+    create_id = urls.new_activity(settings)
+    body = shared.description or shared.title
+    content = markup.render(body)
+    page: dict[str, Any] = {
+        "id": f"{create_id}#page",
+        "type": "Page",
+        "name": shared.title,
+        "attributedTo": person.uri,
+        "audience": group.uri,
+        "to": [group.uri],
+        "cc": [],
+        "content": content,
+        "contentMap": {"fr": content},
+        "mediaType": "text/html",
+        "published": objects.iso(datetime.now(UTC)),
+        "source": {"content": body, "mediaType": "text/markdown"},
+        "tag": [{"type": "Mention", "href": group.uri, "name": f"@{group.username}@{group.domain}"}],
+    }
+    objects.attach_document(settings, page, shared.file)
+    create = objects.with_context(
+        {"id": create_id, "type": "Create", "actor": person.uri, "object": page, "to": page["to"], "cc": [],
+         "audience": group.uri}
+    )  # fmt: skip
+    await _queue(conn, settings, create, group, object_uri=str(page["id"]), audience="members")
+    return str(page["id"])
+
+
+async def withdraw(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    fetcher: ObjectFetcher,
+    *,
+    user_id: int,
+    group_uri: str,
+    object_id: str,
+) -> str:
+    """Member ``user_id`` deletes what they published in the remote group (``Delete``
+    of ``object_id``, a Tombstone); returns the Delete's id."""
+    group = await _remote_group(conn, fetcher, group_uri)
+    person = await actors.ensure_local_actor(conn, settings, "Person", user_id=user_id)
+    delete = objects.with_context(
+        {"id": urls.new_activity(settings), "type": "Delete", "actor": person.uri,
+         "object": {"id": object_id, "type": "Tombstone"}, "to": [group.uri], "cc": [], "audience": group.uri}
+    )  # fmt: skip
+    await _queue(conn, settings, delete, group, object_uri=None, audience="members")
+    return str(delete["id"])

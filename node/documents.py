@@ -740,3 +740,29 @@ async def store_remote(pool: asyncpg.Pool, claim: RemoteClaim, file: NewFile) ->
             return False
         await conn.execute(REFRESH_SEARCH, document_id)
     return True
+
+
+SELECT_SHAREABLE = """
+SELECT d.id, d.title, d.description, d.thread_id FROM documents d
+JOIN communities c ON c.id = d.community_id
+WHERE d.id = $1 AND d.deleted_at IS NULL AND d.status = 'published' AND NOT d.remote
+  AND c.visibility <> 'local'
+"""
+
+
+@dataclass(frozen=True)
+class Shareable:
+    """One of our documents as a member shares it with a partner's community."""
+
+    title: str
+    description: str
+    file: ThreadDocument
+
+
+async def shareable(conn: Connection, document_id: int) -> Shareable:
+    """A published document of ours in a federated community; NotFound otherwise."""
+    row = await conn.fetchrow(SELECT_SHAREABLE, document_id)
+    file = await for_thread(conn, row["thread_id"]) if row is not None else None
+    if row is None or file is None:
+        raise NotFound()
+    return Shareable(row["title"], row["description"], file)

@@ -84,7 +84,9 @@ async def test_a_member_uploads_a_pdf_and_finds_it_in_both_libraries_with_its_si
         assert f'href="/documents/{doc}"' in listing.text and "Protocole" in listing.text
     # And its discussion is a thread of the community
     thread = re.search(r'href="/t/(\d+)"', page.text)
-    assert thread and (await client.get(f"/t/{thread.group(1)}")).status_code == 200
+    discussion = await client.get(f"/t/{thread.group(1)}") if thread else None
+    assert discussion is not None and discussion.status_code == 200
+    assert f'href="/documents/{doc}/v/1" download' in discussion.text  # the file, from its discussion
 
 
 async def test_the_file_is_served_as_a_sandboxed_attachment_with_ranges_and_no_metadata(

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import communities, markup, media, ratelimit, search, threads
+from node import communities, documents, markup, media, ratelimit, search, threads
 from node.accounts import PROFESSIONS
 from node.communities import Community
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
@@ -202,11 +202,15 @@ async def thread_page(request: Request) -> Response:
         cache.put(key, posts)
     # Which posts the viewer likes: one query, only when some post of the page has likes.
     liked = await threads.liked_by(pool, viewer.id, [p.id for p in posts if p.likes]) if viewer else set()
+    # The document this thread discusses (documents space), shown above page 1.
+    document = await documents.for_thread(pool, head.thread["id"]) if head.page == 1 else None
     return render(
         request,
         "forum/thread.html",
         page=head,
         thread=head.thread,
+        document=document,
+        human_size=documents.human_size,
         posts=_posts_html(head, posts, viewer, liked),
         action_form=ACTION_FORM,
     )
