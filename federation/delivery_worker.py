@@ -365,6 +365,7 @@ class DeliveryWorker:
         self._results: list[Result] = []
         self._results_since = 0.0  # when the oldest unrecorded result arrived
         self._wake = asyncio.Event()
+        self.asleep = asyncio.Event()  # set while the worker waits for work (or a poll)
         self._outbox_due = True
         self._claim_due = True
         self._stopping = False
@@ -588,11 +589,15 @@ class DeliveryWorker:
         self._wake.set()
 
     async def _sleep(self, seconds: float, *, poll: bool = True) -> None:
+        if poll:
+            self.asleep.set()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except TimeoutError:
             if poll:
                 self._outbox_due = self._claim_due = True  # the poll: retries that fell due
+        finally:
+            self.asleep.clear()
 
     async def _shutdown(self) -> None:
         self._stopping = True  # senders take no new job

@@ -324,7 +324,13 @@ async def prune(conn: asyncpg.Connection | asyncpg.Pool, keep: timedelta = KEEP_
 
 
 async def run(
-    pool: asyncpg.Pool, settings: Settings, fetcher: Any, stop: asyncio.Event, *, batch: int = 50
+    pool: asyncpg.Pool,
+    settings: Settings,
+    fetcher: Any,
+    stop: asyncio.Event,
+    asleep: asyncio.Event | None = None,
+    *,
+    batch: int = 50,
 ) -> None:
     """Process the inbox until ``stop`` is set: drain (after a batch that was not full,
     ``BATCH_WINDOW`` before the next claim), then sleep until NOTIFY or poll."""
@@ -336,4 +342,4 @@ async def run(
                 await asyncio.wait_for(stop.wait(), BATCH_WINDOW)
         return count > 0
 
-    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL)
+    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL, asleep)

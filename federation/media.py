@@ -243,7 +243,13 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, 
     return removed + len(claims)
 
 
-async def run(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, stop: asyncio.Event) -> None:
+async def run(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    fetcher: Fetcher,
+    stop: asyncio.Event,
+    asleep: asyncio.Event | None = None,
+) -> None:
     """Handle remote media until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
 
     async def step() -> bool:
@@ -253,4 +259,4 @@ async def run(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, stop: as
             log.error("media worker: %r", exc)
             return False
 
-    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL)
+    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL, asleep)

@@ -18,10 +18,12 @@ async def drain_on_notify(
     stop: asyncio.Event,
     step: Callable[[], Awaitable[bool]],
     poll_interval: float,
+    asleep: asyncio.Event | None = None,
 ) -> None:
     """Run ``step`` until ``stop`` is set; ``step`` answers whether to run again at
     once (it did some work), else the loop waits as the docstring says. One pool
-    connection is held for LISTEN the whole time."""
+    connection is held for LISTEN the whole time. ``asleep`` (optional) is set while
+    the loop waits, so a caller can tell « idle, listening » from « working »."""
     wake = asyncio.Event()
 
     def on_notify(*_args: Any) -> None:
@@ -34,8 +36,12 @@ async def drain_on_notify(
                 wake.clear()
                 if await step():
                     continue
+                if asleep is not None:
+                    asleep.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(wake, stop), poll_interval)
+                if asleep is not None:
+                    asleep.clear()
         finally:
             await listener.remove_listener(channel, on_notify)
 

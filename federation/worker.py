@@ -51,6 +51,7 @@ class QueueWorker:
         self.settings = settings
         self.pool = pool
         self._stop = asyncio.Event()
+        self.asleep = asyncio.Event()  # set while the loop waits for work (wakeup.drain_on_notify)
         self._task: asyncio.Task[None] | None = None
         self._fetcher: fetcher.Fetcher | None = None
 
@@ -61,7 +62,8 @@ class QueueWorker:
         self._fetcher = access.make_fetcher(self.pool, self.settings)
         run = self.loop()
         self._task = asyncio.create_task(
-            run(self.pool, self.settings, self._fetcher, self._stop), name=f"vbg-{self.name}-worker"
+            run(self.pool, self.settings, self._fetcher, self._stop, self.asleep),
+            name=f"vbg-{self.name}-worker",
         )
 
     async def stop(self) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -79,3 +82,22 @@ async def add_thread(pool: asyncpg.Pool, community_id: int, author_id: int) -> N
         thread_id,
         author_id,
     )
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], what: str, *, within: float = 20.0, every: float = 0.05
+) -> T:
+    """What ``probe`` returns once it is truthy; fails naming ``what`` after ``within``
+    seconds. The one way tests wait for something asynchronous (a worker, a NOTIFY,
+    another process): never a fixed sleep."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within:.0f}s: {what}")
+        await asyncio.sleep(every)

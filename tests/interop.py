@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ from node.sessions import User
 from node.settings import Settings, load
 from tests.conftest import ROOT, TEST_SECRET, _with_database, create_test_database, drop_test_database
 from tests.fakefedi import FakeInstance
-from tests.helpers import make_community, make_user
+from tests.helpers import eventually, make_community, make_user
 from tests.liveserver import LiveNode, free_port, stop_process
 
 INTEROP = ROOT.parent / "shared" / "interop"
@@ -54,20 +54,6 @@ VBG_NODE = str(Path(sys.executable).parent / "vbg-node")
 STEP_DEADLINE = 20.0  # seconds any one federation step may take
 
 T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], what: str, *, within: float = STEP_DEADLINE, every: float = 0.2
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within:.0f}s: {what}")
-        await asyncio.sleep(every)
 
 
 # ── real node processes ───────────────────────────────────────────────────────

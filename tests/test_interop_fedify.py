@@ -28,13 +28,13 @@ import aiohttp
 import pytest
 
 from tests import inboxnode as ap
+from tests.helpers import eventually
 from tests.interop import (
     FedifyPeer,
     NodeSpec,
     RealNode,
     TlsClientFake,
     TlsProxy,
-    eventually,
     fedify_workdir,
     hosts,
     interop_missing,

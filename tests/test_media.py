@@ -28,7 +28,7 @@ from node.settings import Settings, load
 from tests import inboxnode as ap
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeActor, FakeInstance
-from tests.helpers import login, make_community, make_user
+from tests.helpers import eventually, login, make_community, make_user
 from tests.image_samples import GPS_MARKERS, assert_no_metadata, jpeg_with_metadata
 from tests.inboxnode import InboxNode, fake_fixture, node_fixture
 
@@ -207,7 +207,7 @@ async def test_the_worker_is_woken_by_notify(node: InboxNode, masto: FakeInstanc
     worker = federation_worker.MediaWorker(node.settings, node.pool)
     await worker.start()
     try:
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(worker.asleep.wait(), 5)  # it has looked once and is now asleep
         serve_photo(masto)
         alice = masto.add_actor("alice")
 
@@ -215,10 +215,10 @@ async def test_the_worker_is_woken_by_notify(node: InboxNode, masto: FakeInstanc
         await deliver(node, masto, photo_note(masto, alice, node.group("medical"), masto.url(PHOTO)), alice)
 
         # Then the photo is stored within moments
-        for _ in range(100):
-            if (await rows(node))[0]["status"] == "stored":
-                break
-            await asyncio.sleep(0.05)
+        async def stored() -> bool:
+            return bool((await rows(node))[0]["status"] == "stored")
+
+        await eventually(stored, "the photo is stored", within=5)
     finally:
         await worker.stop()
     assert (await rows(node))[0]["status"] == "stored"

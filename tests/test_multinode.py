@@ -30,7 +30,8 @@ from federation.handlers import follow as follow_handler
 from node import threads
 from tests import inboxnode as ap
 from tests.fakefedi import FakeInstance
-from tests.interop import NodeSpec, RealNode, eventually, real_nodes
+from tests.helpers import eventually
+from tests.interop import NodeSpec, RealNode, real_nodes
 
 pytestmark = pytest.mark.federation
 

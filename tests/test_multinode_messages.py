@@ -17,7 +17,8 @@ from federation import actors
 from federation.handlers import follow as follow_handler
 from node import encryption, messages
 from node.sessions import User
-from tests.interop import NodeSpec, RealNode, eventually, real_nodes
+from tests.helpers import eventually
+from tests.interop import NodeSpec, RealNode, real_nodes
 
 pytestmark = pytest.mark.federation
 

@@ -3,7 +3,6 @@ query, and an ended session or a changed account is evicted by NOTIFY at once.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from node import sessions
-from tests.helpers import login, make_user
+from tests.helpers import eventually, login, make_user
 
 
 @pytest.fixture
@@ -26,11 +25,10 @@ async def cache(app, database_url: str) -> AsyncIterator[sessions.SessionCache]:
 
 
 async def eventually_anonymous(client: httpx.AsyncClient) -> bool:
-    for _ in range(50):
-        if (await client.get("/compte")).status_code == 404:
-            return True
-        await asyncio.sleep(0.02)
-    return False
+    async def anonymous() -> bool:
+        return (await client.get("/compte")).status_code == 404
+
+    return await eventually(anonymous, "the session is gone", within=2)
 
 
 async def test_a_session_ended_elsewhere_is_evicted_from_the_cache(
@@ -84,7 +82,11 @@ async def test_the_cache_is_bypassed_once_its_listener_is_lost(
     # When the listening connection goes away
     assert cache._listener is not None
     cache._listener.terminate()
-    await asyncio.sleep(0.05)
+
+    async def given_up() -> bool:
+        return not cache.active
+
+    await eventually(given_up, "the cache gives itself up", within=2)
     # Then the cache is emptied and no longer used
     assert not cache.active and cache._items == {}
     assert (await client.get("/compte")).status_code == 200  # read from the database again

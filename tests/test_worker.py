@@ -85,7 +85,7 @@ async def test_notify_wakes_a_sleeping_worker(
         worker = DeliveryWorker(fed_settings, pool, WorkerConfig(poll_interval=60))
         await worker.start()
         try:
-            await asyncio.sleep(0.2)  # it has looked once and is now asleep
+            await asyncio.wait_for(worker.asleep.wait(), 5)  # it has looked once and is now asleep
             # When a thread is opened (outbox_events INSERT → NOTIFY)
             await new_thread(pool, group, author)
             # Then deliveries arrive within a second or two
