@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from federation import keys, policy, remote_html, urls, validation
 from federation.errors import SignatureError, ValidationError
-from node import accounts, communities
+from node import accounts, communities, db
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -201,6 +201,12 @@ async def ensure_local_actor(
 async def instance_actor(conn: asyncpg.Connection, settings: Settings) -> Actor:
     """The node's ``Application`` actor (``/actor``): signs fetches and server-level activities."""
     return await ensure_local_actor(conn, settings, "Application")
+
+
+@db.on_first_start
+async def _instance_actor_at_start(conn: asyncpg.Connection, settings: Settings) -> None:
+    """The instance actor exists before any process needs it (see ``node.db.FIRST_START``)."""
+    await instance_actor(conn, settings)
 
 
 def private_key(settings: Settings, actor: Actor) -> rsa.RSAPrivateKey:

@@ -146,7 +146,7 @@ async def run_forever(settings: Settings, dsn: str) -> None:
     pool = await db.create_pool(dsn, min_size=2, max_size=6)
     try:
         async with pool.acquire() as conn:
-            await db.migrate(conn)
+            await db.migrate(conn, settings)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from federation import actors as federation_actors  # noqa: F401  (registers the first-start rows)
 from federation import checks as federation_checks  # noqa: F401  (registers the network checks)
 from federation import cli as federation_cli  # noqa: F401  (registers the instance policy commands)
 from node import (
@@ -54,7 +55,7 @@ def database(settings: Settings) -> Iterator[str]:
 async def _with_connection(settings: Settings, dsn: str, fn: AdminCommand, args: argparse.Namespace) -> None:
     conn = await db.connect(dsn)
     try:
-        await db.migrate(conn)
+        await db.migrate(conn, settings)
         args.settings = settings
         await fn(conn, args)
     finally:
@@ -203,7 +204,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     metrics.prepare_multiprocess(metrics_dir)
     try:
         with database(settings) as dsn:
-            asyncio.run(_migrate(dsn))
+            asyncio.run(_migrate(dsn, settings))
             os.environ["DATABASE_URL"] = dsn
             exporter = _start_exporter(args.metrics_address or settings.metrics_address, dsn)
             print(f"vbg-node : nœud prêt sur {settings.base_url} (écoute {host}:{port})", flush=True)
@@ -233,10 +234,10 @@ def _start_exporter(address: str | None, dsn: str) -> Any:
         raise AppError(f"métriques : impossible d'écouter sur {address} ({exc})") from exc
 
 
-async def _migrate(dsn: str) -> list[int]:
+async def _migrate(dsn: str, settings: Settings) -> list[int]:
     conn = await db.connect(dsn)
     try:
-        return await db.migrate(conn)
+        return await db.migrate(conn, settings)
     finally:
         await conn.close()
 
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             run_worker(settings, args)
         elif args.command == "migrate":
             with database(settings) as dsn:
-                applied = asyncio.run(_migrate(dsn))
+                applied = asyncio.run(_migrate(dsn, settings))
             print(f"migrations appliquées : {applied or 'aucune (à jour)'}")
         elif args.admin_command in RAW_ADMIN_COMMANDS:
             raw = RAW_ADMIN_COMMANDS[args.admin_command][0]

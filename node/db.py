@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,22 @@ def migrations() -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations; return the versions applied now."""
+FirstStart = Callable[[asyncpg.Connection, Any], Awaitable[None]]
+# Rows every process needs and the first one to start creates (the instance actor and its
+# keys): written under the migration lock, so processes starting at the same instant on
+# an empty database never race (or deadlock) creating them. Packages register theirs.
+FIRST_START: list[FirstStart] = []
+
+
+def on_first_start(fn: FirstStart) -> FirstStart:
+    """Register ``fn(conn, settings)``, run by :func:`migrate` under its lock."""
+    FIRST_START.append(fn)
+    return fn
+
+
+async def migrate(conn: asyncpg.Connection, settings: Any = None) -> list[int]:
+    """Apply pending migrations; return the versions applied now. With ``settings``,
+    also write the shared first-start rows (:data:`FIRST_START`), under the same lock."""
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
     try:
@@ -74,6 +89,10 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 await conn.execute(INSERT_VERSION, m.version, m.name)
             log.info("applied migration %04d_%s", m.version, m.name)
             applied_now.append(m.version)
+        if settings is not None:
+            for hook in FIRST_START:
+                async with conn.transaction():
+                    await hook(conn, settings)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     return applied_now

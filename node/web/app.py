@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
                 raise settings_module.SettingsError("DATABASE_URL is required to start the web app")
             app.state.pool = await db.create_pool(settings.database_url)
             async with app.state.pool.acquire() as conn:
-                await db.migrate(conn)
+                await db.migrate(conn, settings)
             # Sessions cached in this process, evicted by NOTIFY (see sessions.SessionCache).
             app.state.session_cache = sessions.SessionCache()
             await app.state.session_cache.start(settings.database_url)
