@@ -214,7 +214,9 @@ async def test_two_serve_and_two_worker_processes_share_one_database(
                 jobs = await pool.fetch("SELECT domain, state, last_status, last_error FROM delivery_jobs")
                 got = {f.domain: len({a["id"] for a in f.inbox_activities()} & sent) for f in fakes}
                 bad = [(r.path, r.signature_error) for f in fakes for r in f.received if not r.signature_ok]
-                raise AssertionError(f"sent {len(sent)}, received {got}, jobs {jobs[:5]}, refused {bad[:3]}") from None
+                raise AssertionError(
+                    f"sent {len(sent)}, received {got}, jobs {jobs[:5]}, refused {bad[:3]}"
+                ) from None
             sent = await relayed(pool)
             assert len(sent) == 24  # per thread: Announce{Create Page}, Announce{Page}, Announce{Create Note}
             await asyncio.sleep(1.0)  # a duplicate, if any, would arrive now
