@@ -218,7 +218,9 @@ async def test_two_serve_and_two_worker_processes_share_one_database(
                     f"sent {len(sent)}, received {got}, jobs {jobs[:5]}, refused {bad[:3]}"
                 ) from None
             sent = await relayed(pool)
-            assert len(sent) >= 24  # per thread at least Announce{Create Page}, Announce{Page}, Announce{Create Note}
+            assert (
+                len(sent) >= 24
+            )  # per thread at least Announce{Create Page}, Announce{Page}, Announce{Create Note}
             await asyncio.sleep(1.0)  # a duplicate, if any, would arrive now
             # Then each instance received each activity exactly once
             for fake in fakes:
