@@ -10,6 +10,8 @@ from typing import Any
 from starlette.convertors import FloatConvertor, IntegerConvertor, PathConvertor, UUIDConvertor
 from starlette.routing import BaseRoute, Mount, Route
 
+from node.web.requests import IdConvertor
+
 # Plausible values for path parameters: names and ids that exist in the database
 # the test builds, so that views reach their form handling.
 NAMED_VALUES = {"username": "admin", "name": "medical", "domain": "example.org"}
@@ -29,7 +31,7 @@ def post_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple
 
 def plausible(route: Route, name: str) -> str:
     convertor: Any = route.param_convertors.get(name)
-    if isinstance(convertor, IntegerConvertor):
+    if isinstance(convertor, IntegerConvertor | IdConvertor):
         return "1"
     if isinstance(convertor, FloatConvertor):
         return "1.0"

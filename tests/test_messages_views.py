@@ -177,7 +177,7 @@ def conversation_routes(app: Any) -> list[tuple[str, str]]:
     """(method, path template) of every route touching one conversation."""
     found = []
     for path, route in routes_of(app.routes):
-        if path.startswith("/messages/{id}"):
+        if re.match(r"/messages/\{id(:\w+)?\}", path):
             for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
                 found.append((method, path))
     return found
@@ -212,8 +212,11 @@ async def test_every_conversation_url_answers_outsiders_like_a_missing_one(
     message_id = str(await pool.fetchval("SELECT id FROM messages"))
     bruno_key = f"u{await pool.fetchval('SELECT id FROM users WHERE username = $1', 'bruno')}"
     routes = conversation_routes(app)
-    assert ("GET", "/messages/{id}") in routes and ("POST", "/messages/{id}/repondre") in routes
-    assert ("POST", "/messages/{id}/m/{mid}/signaler") in routes and ("POST", "/messages/{id}/lu") in routes
+    assert ("GET", "/messages/{id:id}") in routes and ("POST", "/messages/{id:id}/repondre") in routes
+    assert ("POST", "/messages/{id:id}/m/{mid:id}/signaler") in routes and (
+        "POST",
+        "/messages/{id:id}/lu",
+    ) in routes
     form = {"body": "intrusion", "reason": "intrusion", "participant": bruno_key}
     before = await state_of(pool)
 

@@ -374,6 +374,6 @@ routes: list[BaseRoute] = [
     Route("/compte/profil", update_profile, methods=["POST"], name="account_profile"),
     Route("/compte/mot-de-passe", change_password, methods=["POST"], name="account_password"),
     Route("/compte/fuseau-horaire", set_timezone, methods=["POST"], name="account_timezone"),
-    Route("/compte/sessions/{id:int}/fin", end_session, methods=["POST"], name="account_end_session"),
+    Route("/compte/sessions/{id:id}/fin", end_session, methods=["POST"], name="account_end_session"),
     Route("/u/{username}", profile, methods=["GET"], name="profile"),
 ]

@@ -182,14 +182,14 @@ async def reactivate(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/moderation", queue, methods=["GET"], name="moderation_queue"),
     Route(
-        "/moderation/inscriptions/{id:int}/approuver", approve, methods=["POST"], name="registration_approve"
+        "/moderation/inscriptions/{id:id}/approuver", approve, methods=["POST"], name="registration_approve"
     ),
-    Route("/moderation/inscriptions/{id:int}/refuser", refuse, methods=["POST"], name="registration_refuse"),
+    Route("/moderation/inscriptions/{id:id}/refuser", refuse, methods=["POST"], name="registration_refuse"),
     Route("/admin", admin_index, methods=["GET"], name="admin_index"),
     Route("/admin/membres", members, methods=["GET"], name="admin_members"),
-    Route("/admin/membres/{id:int}", member, methods=["GET"], name="admin_member"),
-    Route("/admin/membres/{id:int}/role", change_role, methods=["POST"], name="admin_member_role"),
-    Route("/admin/membres/{id:int}/experts", set_experts, methods=["POST"], name="admin_member_experts"),
-    Route("/admin/membres/{id:int}/suspendre", suspend, methods=["POST"], name="admin_member_suspend"),
-    Route("/admin/membres/{id:int}/reactiver", reactivate, methods=["POST"], name="admin_member_reactivate"),
+    Route("/admin/membres/{id:id}", member, methods=["GET"], name="admin_member"),
+    Route("/admin/membres/{id:id}/role", change_role, methods=["POST"], name="admin_member_role"),
+    Route("/admin/membres/{id:id}/experts", set_experts, methods=["POST"], name="admin_member_experts"),
+    Route("/admin/membres/{id:id}/suspendre", suspend, methods=["POST"], name="admin_member_suspend"),
+    Route("/admin/membres/{id:id}/reactiver", reactivate, methods=["POST"], name="admin_member_reactivate"),
 ]

@@ -44,6 +44,7 @@ from node.web.headers import STATIC_HEADERS
 from node.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware, SessionMiddleware
 from node.web.requests import current_user
 from node.web.templating import render
+from node.web.unreadable import UnreadableURL
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -113,7 +114,11 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def all_routes() -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
+    # First: a path or query string that is not text (NUL, not UTF-8) never reaches a view.
+    routes: list[BaseRoute] = [
+        UnreadableURL(),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
     # Federation routes come first: they match only ActivityPub requests (Accept /
     # Content-Type) on URLs that are also HTML pages.
     routes.extend(private_messages.routes)

@@ -131,7 +131,7 @@ routes: list[BaseRoute] = [
     Route("/mot-de-passe-oublie", forgot_page, methods=["GET"], name="password_forgot_page"),
     Route("/mot-de-passe-oublie", forgot, methods=["POST"], name="password_forgot"),
     Route(
-        "/admin/membres/{id:int}/lien-de-reinitialisation",
+        "/admin/membres/{id:id}/lien-de-reinitialisation",
         issue_link,
         methods=["POST"],
         name="admin_member_reset_link",

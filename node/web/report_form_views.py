@@ -76,6 +76,6 @@ async def report(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/p/{id}/signaler", report_page, methods=["GET"], name="post_report_page"),
-    Route("/p/{id}/signaler", report, methods=["POST"], name="post_report"),
+    Route("/p/{id:id}/signaler", report_page, methods=["GET"], name="post_report_page"),
+    Route("/p/{id:id}/signaler", report, methods=["POST"], name="post_report"),
 ]

@@ -98,6 +98,6 @@ async def dismiss(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route(PATH, reports_page, methods=["GET"], name="moderation_reports"),
-    Route(PATH + "/{id:int}/traiter", resolve, methods=["POST"], name="report_resolve"),
-    Route(PATH + "/{id:int}/classer", dismiss, methods=["POST"], name="report_dismiss"),
+    Route(PATH + "/{id:id}/traiter", resolve, methods=["POST"], name="report_resolve"),
+    Route(PATH + "/{id:id}/classer", dismiss, methods=["POST"], name="report_dismiss"),
 ]

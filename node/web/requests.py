@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import asyncpg
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
 from node.errors import NotFound
@@ -61,17 +62,48 @@ def int_param(value: str | None, default: int = 1, *, minimum: int = 1, maximum:
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
 
 
+def _ids_up_to(maximum: int) -> str:
+    """A regex matching exactly the decimal numbers 1..``maximum``, without leading zeros."""
+    top = str(maximum)
+    shorter = f"[1-9][0-9]{{0,{len(top) - 2}}}"
+    same_length = []
+    for i, digit in enumerate(top):
+        low = "1" if i == 0 else "0"
+        if digit > low:
+            rest = len(top) - i - 1
+            same_length.append(f"{top[:i]}[{low}-{int(digit) - 1}][0-9]{{{rest}}}")
+    return "|".join([shorter, *same_length, top])
+
+
+class IdConvertor(Convertor[int]):
+    """``{name:id}``: the one converter of every id in a URL (HTML and ActivityPub).
+
+    It matches only 1..2**63-1 written plainly, so anything else (letters, a sign,
+    leading zeros, a number beyond a bigint) matches no route: the app's 404, exactly
+    what a missing object answers — never a 500 from the database."""
+
+    regex = f"(?:{_ids_up_to(MAX_ID)})"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        if not 0 < int(value) <= MAX_ID:
+            raise ValueError("an id is a positive bigint")
+        return str(int(value))
+
+
+# Registered when this module is first imported: every module that declares routes with
+# ``{…:id}`` imports it first (starlette compiles a route's pattern when it is built).
+register_url_convertor("id", IdConvertor())
+
+
 def path_id(request: Request, name: str = "id") -> int:
-    """A positive integer id from the path; anything else, or out of a bigint's range,
-    is a missing page."""
+    """The id ``{name:id}`` of the path (the converter already checked its range)."""
     value = request.path_params.get(name)
-    try:
-        number = value if isinstance(value, int) else int(str(value))
-    except ValueError as exc:
-        raise NotFound() from exc
-    if not 0 < number <= MAX_ID:
+    if not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise NotFound()
-    return number
+    return value
 
 
 def client_ip(request: Request) -> str:
