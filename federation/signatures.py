@@ -57,6 +57,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
+from urllib.request import parse_http_list
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -296,10 +297,19 @@ _PARAM = re.compile(r'([A-Za-z]+)="([^"\\]*)"')
 
 
 def _parse_params(raw: str) -> Mapping[str, str]:
-    """Signature parameters, lower-cased names; httpsig's parser for anything unusual."""
+    """Signature parameters, lower-cased names; httpsig's parser for anything unusual.
+
+    A parameter given twice (two ``keyId``, two ``signature`` …) makes the header
+    ambiguous — parsers differ on which one counts — so it is refused (401)."""
     if _SIMPLE_PARAMS.fullmatch(raw):
-        return {name.lower(): value for name, value in _PARAM.findall(raw)}
-    return {k.lower(): v for k, v in parse_signature_header(raw).items()}
+        names = [name.lower() for name, _ in _PARAM.findall(raw)]
+        values = {name.lower(): value for name, value in _PARAM.findall(raw)}
+    else:
+        names = [item.partition("=")[0].strip().lower() for item in parse_http_list(raw)]
+        values = {k.lower(): v for k, v in parse_signature_header(raw).items()}
+    if len(names) != len(set(names)):
+        raise SignatureError("signature header repeats a parameter")
+    return values
 
 
 def _parse_rfc9421(headers: Mapping[str, str]) -> SignatureParams:

@@ -397,7 +397,6 @@ async def test_fake_instances_accept_only_well_signed_deliveries() -> None:
     [
         'keyId="https://a.example/u/x#main-key",algorithm="rsa-sha256",headers="(request-target) host date",signature="YQ=="',
         ' keyId="a" , signature="YQ==" ',
-        'keyId="a",signature="YQ==",keyId="b"',
         'keyId="a,b",signature="YQ=="',
         'keyId=a,signature="YQ=="',
         'keyId="a\\"b",signature="YQ=="',
@@ -408,6 +407,16 @@ def test_signature_parameters_read_as_httpsig_reads_them(value: str) -> None:
     # The fast path for ordinary headers and httpsig's parser must never disagree
     theirs = {k.lower(): v for k, v in parse_signature_header(value).items()}
     assert dict(signatures._parse_params(value)) == theirs
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['keyId="a",signature="YQ==",keyId="b"', 'keyId="a", signature="YQ==", KEYID=a'],
+)
+def test_a_repeated_signature_parameter_is_ambiguous_and_refused(value: str) -> None:
+    # (httpsig keeps the last one; another parser may keep the first: issue 8)
+    with pytest.raises(SignatureError, match="repeats"):
+        signatures._parse_params(value)
 
 
 def test_httpsig_string_helpers_load_without_pkg_resources() -> None:
