@@ -244,7 +244,8 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int = MAX_
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: thousands of nested arrays or objects (the decoder recurses)
         raise ValidationError("malformed JSON", message="JSON illisible.") from exc
     if not isinstance(doc, dict):
         raise ValidationError("JSON body is not an object", message="Un objet JSON est attendu.")
