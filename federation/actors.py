@@ -253,6 +253,10 @@ ON CONFLICT (uri) DO UPDATE SET
 WHERE NOT actors.local
 RETURNING {ACTOR_COLUMNS}
 """
+# Two processes storing the same new actor at once (two first requests from it) would
+# race on the unique uri, key id and handle: each store takes these transaction locks
+# first, always in this order (uri, key id, handle), so the second waits and updates.
+LOCK_NAME = "SELECT pg_advisory_xact_lock(hashtextextended($1, 8))"
 # A key id moves with its actor; if another (stale) row still claims it, release it first.
 RELEASE_KEY_ID = "UPDATE actors SET public_key_id = NULL WHERE public_key_id = $1 AND uri <> $2 AND NOT local"
 # Same for the (username, domain, kind) handle: an actor that moved leaves its old row behind.
@@ -362,6 +366,9 @@ async def store_remote(
     validation.validate_object(doc)
     p = parse_actor(doc, uri, wanted_key=wanted_key)
     async with conn.transaction():
+        for name in (uri, p.key_id, f"{p.username.lower()}@{p.domain}/{p.kind}"):
+            if name is not None:
+                await conn.execute(LOCK_NAME, f"actor:{name}")
         if p.key_id is not None:
             await conn.execute(RELEASE_KEY_ID, p.key_id, uri)
         await conn.execute(RELEASE_HANDLE, p.username, p.domain, p.kind, uri)
