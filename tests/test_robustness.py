@@ -25,6 +25,11 @@ AP = {"Accept": "application/activity+json"}
 BASE = "http://testserver"
 
 
+def page(response: httpx.Response) -> bytes:
+    """A response's bytes, but for the « Se connecter » link that returns to the page asked."""
+    return re.sub(rb"/connexion\?next=[^\"]*", b"/connexion", response.content)
+
+
 def routes_of(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, Route]]:
     found: list[tuple[str, Route]] = []
     for route in routes:
@@ -44,7 +49,7 @@ def test_every_id_in_every_route_goes_through_the_one_converter(app: Any) -> Non
         (path, name, route)
         for path, route in routes_of(app.routes)
         for name in re.findall(r"{([^}:]+)", path)
-        if name in ("id", "mid") or name.endswith("_id")
+        if name in ("id", "mid", "number") or name.endswith("_id")
     ]
     assert len(ids) > 30  # the forum's, the federation's, the admin's …
 
@@ -63,7 +68,7 @@ async def test_ids_outside_a_bigint_are_missing_pages(client: httpx.AsyncClient,
     for bad in (str(MAX_ID + 1), "99999999999999999999999", "0", "-1", "007", "1e3", "abc", str(MAX_ID)):
         for path in (f"/t/{bad}", f"/p/{bad}", f"/t/{bad}/context", f"/p/{bad}/historique"):
             html = await client.get(path)
-            assert (html.status_code, html.content) == (404, html_missing.content), path
+            assert (html.status_code, page(html)) == (404, page(html_missing)), path
             as_ap = await client.get(path, headers=AP)
             assert (as_ap.status_code, as_ap.content) == (404, ap_missing.content), path
 
@@ -111,7 +116,7 @@ async def test_unreadable_urls_are_404_or_400_never_500(
             response = await client.request(method, url, headers=headers)
             assert response.status_code == 404, (method, url)
             if method == "GET":
-                assert response.content == missing.content, url
+                assert page(response) == page(missing), url
     for url in BAD_QUERIES:
         # When a parameter does, Then it is a clear 400
         response = await client.get(url, headers=headers)
