@@ -30,7 +30,7 @@ from typing import TypeAlias
 import asyncpg
 
 from node import audit, threads
-from node.communities import Community, author_shown_sql, can_read, is_reader, listed_sql, readable_sql
+from node.communities import Community, author_shown_sql, can_read, is_reader, readable_sql
 from node.errors import BadRequest, Forbidden, NotFound
 from node.sessions import User
 from node.storage import Storage
@@ -376,29 +376,42 @@ async def empty_trash(pool: asyncpg.Pool, store: Storage, limit: int = 200) -> i
 
 # --- Reading ---------------------------------------------------------------------
 
-CURRENT = """
-JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status AS file_status, v.thumbnail_name
-              FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
+# A library page in two steps: the page's ids first, in an order an index gives
+# (documents_community_list or documents_featured_list, migration 0097) so PostgreSQL
+# stops after the page; then the rows and their current version for those ids only.
+# Only the filters asked for are in the statement (no « $n IS NULL OR … »: a generic
+# plan would not use the indexes). Deleted discussions need no join: a trigger
+# (migration 0096) deletes their document.
+LIST_IDS = f"""
+SELECT d.id{{rank}} FROM documents d JOIN communities c ON c.id = d.community_id
+WHERE d.deleted_at IS NULL AND d.status = 'published' AND {readable_sql("c", "$1")}
+  AND (NOT d.remote OR NOT EXISTS (
+      SELECT 1 FROM threads t JOIN actors a ON a.id = t.remote_author_id
+      WHERE t.id = d.thread_id AND CASE WHEN $1::boolean THEN a.hidden ELSE a.silenced END))
+  {{filters}}
+ORDER BY {{order}}
+LIMIT $2 OFFSET $3
 """
-LIST = f"""
+BROWSE_ORDER = "(d.featured_at IS NULL), d.updated_at DESC, d.id DESC"
+SEARCH_RANK = ", ts_rank(d.search_vector, websearch_to_tsquery('french', vbg_fold({q}))) AS rank"
+SEARCH_ORDER = "rank DESC, d.updated_at DESC, d.id DESC"
+FILTERS = {
+    "community_id": "AND d.community_id = {p}::bigint",
+    "doc_type": "AND d.doc_type = {p}::text",
+    "tag": "AND d.tags @> ARRAY[{p}::text]",
+    "language": "AND d.language = {p}::text",
+    "query": "AND d.search_vector @@ websearch_to_tsquery('french', vbg_fold({p}::text))",
+}
+LIST_ROWS = """
 SELECT d.id, d.title, d.doc_type, d.tags, d.language, d.origin, d.issued_on, d.updated_at, d.featured_at,
-       d.thread_id, c.name AS community_name, c.title AS community_title, t.reply_count,
-       v.number AS version, v.media_type, v.size, v.file_status, v.thumbnail_name,
-       CASE WHEN $6::text IS NULL THEN 0 ELSE ts_rank(d.search_vector, websearch_to_tsquery('french', vbg_fold($6))) END AS rank
-FROM documents d
+       d.thread_id, c.name AS community_name, c.title AS community_title,
+       v.number AS version, v.media_type, v.size, v.status AS file_status, v.thumbnail_name
+FROM unnest($1::bigint[]) WITH ORDINALITY AS page (id, n)
+JOIN documents d ON d.id = page.id
 JOIN communities c ON c.id = d.community_id
-JOIN threads t ON t.id = d.thread_id
-LEFT JOIN actors a ON a.id = t.remote_author_id
-{CURRENT}
-WHERE d.deleted_at IS NULL AND d.status = 'published' AND t.deleted_at IS NULL
-  AND {readable_sql("c", "$1")} AND {listed_sql("a", "$1::boolean")}
-  AND ($2::bigint IS NULL OR d.community_id = $2)
-  AND ($3::text IS NULL OR d.doc_type = $3)
-  AND ($4::text IS NULL OR d.tags @> ARRAY[$4::text])
-  AND ($5::text IS NULL OR d.language = $5)
-  AND ($6::text IS NULL OR d.search_vector @@ websearch_to_tsquery('french', vbg_fold($6)))
-ORDER BY rank DESC, (d.featured_at IS NULL), d.updated_at DESC, d.id DESC
-LIMIT $7 OFFSET $8
+JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status, v.thumbnail_name
+              FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
+ORDER BY page.n
 """
 
 
@@ -437,11 +450,34 @@ class Listing:
 async def list_documents(conn: Connection, viewer: User | None, filters: Filters, page: int = 1) -> Listing:
     """Published documents the viewer may read, featured first then latest (best match
     first when searching)."""
-    rows = await conn.fetch(
-        LIST, is_reader(viewer), filters.community_id, filters.doc_type, filters.tag, filters.language,
-        filters.query, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE,
-    )  # fmt: skip
-    return Listing(rows[:PAGE_SIZE], page, len(rows) > PAGE_SIZE)
+    query, args = _list_ids_sql(filters)
+    ids = [
+        r["id"]
+        for r in await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, *args)
+    ]
+    rows = await conn.fetch(LIST_ROWS, ids[:PAGE_SIZE]) if ids else []
+    return Listing(list(rows), page, len(ids) > PAGE_SIZE)
+
+
+def _list_ids_sql(filters: Filters) -> tuple[str, list[object]]:
+    """LIST_IDS with the filters that are set, their values as $4, $5 …"""
+    parts: list[str] = []
+    args: list[object] = []
+    query_param = ""
+    for name, fragment in FILTERS.items():
+        value = getattr(filters, name)
+        if value is None:
+            continue
+        args.append(value)
+        placeholder = f"${len(args) + 3}"
+        parts.append(fragment.format(p=placeholder))
+        if name == "query":
+            query_param = placeholder
+    if query_param:
+        rank, order = SEARCH_RANK.format(q=f"{query_param}::text"), SEARCH_ORDER
+    else:
+        rank, order = "", BROWSE_ORDER
+    return LIST_IDS.format(rank=rank, filters="\n  ".join(parts), order=order), args
 
 
 SELECT_DOCUMENT = """

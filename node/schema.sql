@@ -1457,7 +1457,7 @@ CREATE INDEX document_versions_due ON public.document_versions USING btree (next
 
 CREATE INDEX documents_community_list ON public.documents USING btree (community_id, ((featured_at IS NULL)), updated_at DESC, id DESC) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
 
-CREATE INDEX documents_list ON public.documents USING btree (updated_at DESC, id DESC) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
+CREATE INDEX documents_featured_list ON public.documents USING btree (((featured_at IS NULL)), updated_at DESC, id DESC) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
 
 CREATE INDEX documents_search ON public.documents USING gin (search_vector);
 
