@@ -22,8 +22,9 @@ from urllib.parse import urldefrag, urlsplit
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from federation import keys, policy, remote_html, urls, validation
+from federation import keys, remote_html, urls, validation
 from federation.errors import SignatureError, ValidationError
+from federation.policy import host_of
 from node import accounts, communities, db
 from node.errors import NotFound
 from node.settings import Settings
@@ -75,15 +76,6 @@ class Actor:
     def delivery_inbox(self) -> str | None:
         """Where to deliver: the shared inbox when there is one."""
         return self.shared_inbox or self.inbox
-
-
-def host_of(uri: str) -> str:
-    """Normalised domain of a URL (``policy.domain_of_url``: lower case, IDNA, default port
-    dropped), the form of ``actors.domain``; "" for something that is not an http(s) URL."""
-    try:
-        return policy.domain_of_url(uri)
-    except policy.InvalidDomain:
-        return ""
 
 
 # --- local actors ---------------------------------------------------------------

@@ -30,6 +30,7 @@ import ipaddress
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -148,6 +149,20 @@ def domain_of_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidDomain()
     return normalise_domain(parts.netloc)
+
+
+@lru_cache(maxsize=4096)  # actors' and key ids' URIs come again and again
+def host_of(uri: str | None) -> str:
+    """The one host normaliser of the federation: the domain of an http(s) URI as
+    :func:`domain_of_url` gives it (lower case, IDNA, default port dropped, no trailing
+    dot) — the form of ``actors.domain`` and of the instance policy; "" for anything
+    that is not an http(s) URL with a valid host."""
+    if not uri:
+        return ""
+    try:
+        return domain_of_url(uri)
+    except InvalidDomain:
+        return ""
 
 
 # ---------------------------------------------------------------------------

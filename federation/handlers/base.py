@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from federation.policy import host_of
 from node import communities, threads
 from node.communities import Community
 from node.settings import Settings
@@ -85,22 +86,6 @@ def refs(value: Any) -> list[str]:
     """Ids from a property that may be one value or a list (to, cc, object …)."""
     items = value if isinstance(value, list) else [value]
     return [r for r in (ref(item) for item in items) if r]
-
-
-@lru_cache(maxsize=4096)  # actors' URIs come again and again
-def host_of(uri: str | None) -> str:
-    """The normalised host (lower case, no default port, no trailing dot) of a URI."""
-    if not uri:
-        return ""
-    try:
-        parts = urlsplit(uri)
-        host = (parts.hostname or "").rstrip(".").lower()
-        port = parts.port
-    except ValueError:
-        return ""
-    if port and not (parts.scheme == "https" and port == 443 or parts.scheme == "http" and port == 80):
-        return f"{host}:{port}"
-    return host
 
 
 def same_host(a: str | None, b: str | None) -> bool:
