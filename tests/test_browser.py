@@ -169,3 +169,51 @@ async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, nod
     assert "CSRF" in await page.content()
     await page.goto(node.url + "/c/medical")
     assert "Sans jeton" not in await page.content()
+
+
+async def test_follow_a_thread_then_open_the_notification_of_a_reply(
+    browser: Browser, node: LiveNode, pool: asyncpg.Pool
+) -> None:
+    from node import threads
+    from node.communities import find
+    from node.sessions import User
+
+    base = node.url
+    # Given a thread by the moderator, and two members
+    await make_user(pool, "amina", display_name="Amina S.")
+    await make_user(pool, "bea", display_name="Béa L.")
+    moderator_id = await pool.fetchval("SELECT id FROM users WHERE username = 'moderatrice'")
+    async with pool.acquire() as conn:
+        community = await find(conn, "medical")
+        assert community is not None
+        moderator = User(moderator_id, "moderatrice", "Mme Modératrice", "moderator", "approved")
+        created = await threads.create_thread(conn, community, moderator, "Suivi après PPE", "Quel suivi ?")
+
+    # When Amina follows the thread (« Suivre ce fil »)
+    amina = await (await browser.new_context()).new_page()
+    await login(amina, base, "amina")
+    await amina.goto(f"{base}/t/{created.thread_id}")
+    assert await amina.query_selector("#unread-notifications") is None
+    await amina.click("form[action$='/suivre'] button")
+    assert "Ne plus suivre ce fil" in await amina.content()
+
+    # And Béa replies in it
+    bea = await (await browser.new_context()).new_page()
+    await login(bea, base, "bea")
+    await bea.goto(f"{base}/t/{created.thread_id}")
+    await bea.fill("textarea[name=body]", "Un contrôle sérologique à six semaines.")
+    await bea.click(f"form[action='/t/{created.thread_id}/repondre'] button")
+    reply_anchor = bea.url.split("#")[1]
+
+    # Then Amina sees the count in the header of her next page
+    await amina.goto(base + "/communautes")
+    assert await amina.inner_text("#unread-notifications") == "1"
+    # And the notification on /notifications; opening it lands on the reply
+    await amina.click("#nav-notifications")
+    item = await amina.inner_text("ul.notifications li")
+    assert "Béa L." in item and "Suivi après PPE" in item
+    await amina.click("ul.notifications li form button")
+    assert amina.url.endswith("#" + reply_anchor)
+    assert "Un contrôle sérologique à six semaines." in await amina.inner_text(f"#{reply_anchor}")
+    # And the count is gone
+    assert await amina.query_selector("#unread-notifications") is None

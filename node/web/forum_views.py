@@ -46,6 +46,7 @@ from node.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyReques
 from node.i18n import _
 from node.sessions import User
 from node.web import forms
+from node.web.notification_views import forget_count
 from node.web.requests import current_user, int_param, path_id, pool_of, require_admin, require_member
 from node.web.templating import current_zone, redirect, render, templates
 
@@ -204,6 +205,8 @@ async def thread_page(request: Request) -> Response:
     liked = await threads.liked_by(pool, viewer.id, [p.id for p in posts if p.likes]) if viewer else set()
     # The document this thread discusses (documents space), shown above page 1.
     document = await documents.for_thread(pool, head.thread["id"]) if head.page == 1 else None
+    if viewer is not None and viewer.unread_notifications:  # thread_head marked this thread's read
+        forget_count(request, viewer.id)
     return render(
         request,
         "forum/thread.html",

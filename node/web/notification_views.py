@@ -45,6 +45,14 @@ EMAIL_LABELS = {
 }
 
 
+def forget_count(request: Request, user_id: int) -> None:
+    """This process's cached session of the member shows her count anew at once (the
+    trigger's NOTIFY evicts it too, but may arrive after the redirect's next page)."""
+    cache = getattr(request.app.state, "session_cache", None)
+    if cache is not None:
+        cache.evict_user(user_id)
+
+
 async def notifications_page(request: Request) -> Response:
     user = require_member(request)
     page = await notifications.page_for(pool_of(request), user, int_param(request.query_params.get("page")))
@@ -55,6 +63,7 @@ async def open_one(request: Request) -> Response:
     user = require_member(request)
     await forms.form(request)
     target = await notifications.open_notification(pool_of(request), user, path_id(request))
+    forget_count(request, user.id)
     return redirect(target)
 
 
@@ -62,6 +71,7 @@ async def mark_all_read(request: Request) -> Response:
     user = require_member(request)
     await forms.form(request)
     await notifications.mark_all_read(pool_of(request), user.id)
+    forget_count(request, user.id)
     return redirect("/notifications")
 
 
