@@ -157,8 +157,15 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, 
     return removed + len(claims)
 
 
-async def run(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, stop: asyncio.Event) -> None:
-    """Fetch remote documents until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
+async def run(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    fetcher: Fetcher,
+    stop: asyncio.Event,
+    asleep: asyncio.Event | None = None,
+) -> None:
+    """Fetch remote documents until ``stop`` is set: drain, then sleep until NOTIFY or poll
+    (``asleep`` set meanwhile)."""
 
     async def step() -> bool:
         try:
@@ -167,4 +174,4 @@ async def run(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, stop: as
             log.error("documents worker: %r", exc)
             return False
 
-    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL)
+    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL, asleep)

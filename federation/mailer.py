@@ -114,8 +114,11 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, limit: int = mail.
     return len(claimed)
 
 
-async def run(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
-    """Send queued mail until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
+async def run(
+    pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event, asleep: asyncio.Event | None = None
+) -> None:
+    """Send queued mail until ``stop`` is set: drain, then sleep until NOTIFY or poll
+    (``asleep`` set meanwhile)."""
 
     async def step() -> bool:
         try:
@@ -124,7 +127,7 @@ async def run(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> No
             log.error("mail worker: %r", exc)
             return False
 
-    await wakeup.drain_on_notify(pool, mail.CHANNEL, stop, step, mail.POLL_INTERVAL)
+    await wakeup.drain_on_notify(pool, mail.CHANNEL, stop, step, mail.POLL_INTERVAL, asleep)
 
 
 class MailWorker:
@@ -136,10 +139,13 @@ class MailWorker:
         self.settings = settings
         self.pool = pool
         self._stop = asyncio.Event()
+        self.asleep = asyncio.Event()  # set while the loop waits for work (wakeup.drain_on_notify)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(run(self.pool, self.settings, self._stop), name="vbg-mail-worker")
+        self._task = asyncio.create_task(
+            run(self.pool, self.settings, self._stop, self.asleep), name="vbg-mail-worker"
+        )
 
     async def stop(self) -> None:
         self._stop.set()
