@@ -101,6 +101,13 @@ def author_shown_sql(author: str) -> str:
     return f"NOT EXISTS (SELECT 1 FROM actors ha WHERE ha.id = {author} AND ha.hidden)"
 
 
+def author_listed_sql(author: str, member: str) -> str:
+    """:func:`listed_sql` for an author id column (``actors.id``, NULL for a local member),
+    as a per-row lookup: a planner never turns it into a join over every actor, and a
+    local author costs nothing."""
+    return f"({author} IS NULL OR (SELECT {listed_sql('la', member)} FROM actors la WHERE la.id = {author}))"
+
+
 def listed_sql(actor: str, member: str) -> str:
     """SQL condition for lists and search, on the author's ``actors`` row LEFT JOINed as
     ``actor`` (NULLs for a local member): members miss hidden authors, visitors silenced

@@ -1539,7 +1539,7 @@ CREATE INDEX threads_activity ON public.threads USING btree (last_activity_at DE
 
 CREATE INDEX threads_community_activity ON public.threads USING btree (community_id, pinned DESC, last_activity_at DESC, id DESC);
 
-CREATE INDEX threads_community_recent ON public.threads USING btree (community_id, last_activity_at DESC, id DESC) WHERE (deleted_at IS NULL);
+CREATE INDEX threads_community_recent ON public.threads USING btree (community_id, last_activity_at DESC, id DESC) INCLUDE (remote_author_id) WHERE (deleted_at IS NULL);
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email)) WHERE (NOT email_conflict);
 

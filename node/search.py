@@ -19,7 +19,7 @@ from typing import TypeAlias
 import asyncpg
 from markupsafe import Markup, escape
 
-from node.communities import is_reader, listed_sql, readable_sql
+from node.communities import author_listed_sql, is_reader, readable_sql
 from node.sessions import User
 from node.threads import AUTHOR_NAME
 
@@ -41,16 +41,17 @@ WINDOW = 10_000
 CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
 NEWEST_POST = "SELECT coalesce(max(id), 0) FROM posts"
 # $1 query, $2 the viewer reads members-only communities, ids in ($3, $4], $5 how many.
+# Whether the viewer may see a match is asked per post by its thread's primary key (a
+# scalar subquery stays a lookup: as a join, the planner hashes every thread at 10×).
 WINDOW_MATCHES = f"""
 SELECT p.id, ts_rank(p.search_vector, q) AS rank, p.created_at
 FROM websearch_to_tsquery('french', vbg_fold($1)) q,
      posts p
-JOIN threads t ON t.id = p.thread_id
-JOIN communities c ON c.id = t.community_id
-LEFT JOIN actors a ON a.id = p.remote_author_id
-LEFT JOIN actors ta ON ta.id = t.remote_author_id
-WHERE p.search_vector @@ q AND p.id > $3 AND p.id <= $4 AND p.deleted_at IS NULL AND t.deleted_at IS NULL
-  AND {readable_sql("c", "$2")} AND {listed_sql("a", "$2::boolean")} AND {listed_sql("ta", "$2::boolean")}
+WHERE p.search_vector @@ q AND p.id > $3 AND p.id <= $4 AND p.deleted_at IS NULL
+  AND {author_listed_sql("p.remote_author_id", "$2::boolean")}
+  AND (SELECT t.deleted_at IS NULL AND {author_listed_sql("t.remote_author_id", "$2::boolean")}
+              AND (SELECT {readable_sql("c", "$2")} FROM communities c WHERE c.id = t.community_id)
+       FROM threads t WHERE t.id = p.thread_id)
 ORDER BY p.id DESC
 LIMIT $5
 """

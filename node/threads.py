@@ -27,6 +27,7 @@ import asyncpg
 from node import access, audit, markup, notifications
 from node.communities import (
     Community,
+    author_listed_sql,
     author_shown_sql,
     can_read,
     federated,
@@ -866,19 +867,26 @@ LIMIT $6
 # $2 the viewer reads members-only communities, ($3, $4) the cursor (pinned threads are
 # not first at home), $5 how many.
 LIST_FOLLOWED_THREADS = {
-    direction: f"""{LIST_COLUMNS}
-FROM community_follows f
-JOIN communities c ON c.id = f.community_id AND {readable_sql("c", "$2")}
-CROSS JOIN LATERAL (
-    SELECT t.* FROM threads t LEFT JOIN actors a ON a.id = t.remote_author_id
-    WHERE t.community_id = f.community_id AND t.deleted_at IS NULL AND {LISTED}
-      AND (t.last_activity_at, t.id) {op} ($3, $4)
-    ORDER BY t.last_activity_at {order}, t.id {order}
+    direction: f"""
+WITH shown AS (
+    SELECT n.id, n.last_activity_at
+    FROM community_follows f
+    JOIN communities c ON c.id = f.community_id AND {readable_sql("c", "$2")}
+    CROSS JOIN LATERAL (
+        SELECT t.id, t.last_activity_at FROM threads t
+        WHERE t.community_id = f.community_id AND t.deleted_at IS NULL
+          AND {author_listed_sql("t.remote_author_id", "$1::bigint IS NOT NULL")}
+          AND (t.last_activity_at, t.id) {op} ($3, $4)
+        ORDER BY t.last_activity_at {order}, t.id {order}
+        LIMIT $5
+    ) n
+    WHERE f.user_id = $1
+    ORDER BY n.last_activity_at {order}, n.id {order}
     LIMIT $5
-) t {LIST_JOINS}
-WHERE f.user_id = $1
+)
+{LIST_COLUMNS}
+FROM shown JOIN threads t ON t.id = shown.id JOIN communities c ON c.id = t.community_id {LIST_JOINS}
 ORDER BY t.last_activity_at {order}, t.id {order}
-LIMIT $5
 """
     for direction, op, order in (("older", "<", "DESC"), ("newer", ">", "ASC"))
 }

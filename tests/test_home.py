@@ -61,11 +61,11 @@ async def test_member_sees_activity_of_followed_communities_with_unread_markers(
     await login(client, "binta")
     page = await client.get("/")
     assert "Question psy" not in page.text
-    main = page.text.split("<main>")[1]
+    main = page.text.split("<main")[1]
     assert main.index("Question médicale") < main.index("Question publique")
     assert main.count("nouveau</span>") == 2
     await client.get(f"/t/{medical}")
-    assert (await client.get("/")).text.split("<main>")[1].count("nouveau</span>") == 1
+    assert (await client.get("/")).text.split("<main")[1].count("nouveau</span>") == 1
     assert 'href="/communautes"' in page.text
 
 

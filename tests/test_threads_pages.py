@@ -63,7 +63,7 @@ async def test_bad_thread_input_shows_the_form_again_with_a_french_error(
     ):
         response = await post_form(client, "/c/medical/nouveau", form)
         assert response.status_code == 400
-        assert "Le formulaire contient des erreurs" in response.text
+        assert "Le formulaire contient" in response.text
     assert await pool.fetchval("SELECT count(*) FROM threads") == 0
 
 
@@ -92,7 +92,7 @@ async def test_markdown_attacks_are_neutralised_on_the_page(
     response = await post_form(client, "/c/medical/nouveau", {"title": "<b>Titre</b>", "body": body})
     page = await client.get(response.headers["location"])
     assert "<script>" not in page.text and "<iframe" not in page.text and "<b>Titre" not in page.text
-    assert 'href="javascript' not in page.text and "data:image" not in page.text.split("<main>")[1]
+    assert 'href="javascript' not in page.text and "data:image" not in page.text.split("<main")[1]
 
 
 async def test_reply_to_a_reply_shows_its_context(pool: asyncpg.Pool, client: httpx.AsyncClient) -> None:
