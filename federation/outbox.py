@@ -27,6 +27,9 @@ answered)::
     follow.accept / reject  G: Accept|Reject{Follow with plain URI actor/object} to the follower's inbox
     person.updated          P: Update{Person} (name or bio changed) to the followers of every community
                             where the member has a post, so other servers refresh their copy
+    person.deleted          P: Delete{Person} (the member deleted her account) to the followers of
+                            every community where she posted (listed in the event: her posts may
+                            be gone by now), signed with her key one last time
     report.forwarded        I: Flag{[author, post]} with the member's reason, to the remote author's
                             instance (``I`` = the instance actor: the reporting member is never named)
 
@@ -477,6 +480,18 @@ async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
     return [Outgoing(activity, inboxes, actor.uri, "public")]
 
 
+async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
+    """``Delete{Person}`` as Mastodon sends it when an account is deleted: object = the
+    actor's id, to Public; other servers then drop their copy of the member."""
+    communities = payload.get("communities", [])
+    inboxes = _union(*[await follower_inboxes(ctx, int(c["id"]), str(c["visibility"])) for c in communities])
+    if not inboxes:
+        return []
+    actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=int(payload["user_id"]))
+    activity = envelope(ctx.settings, "Delete", actor.uri, actor.uri, [PUBLIC], [])
+    return [Outgoing(activity, inboxes, actor.uri, "public")]
+
+
 # A member's open report of a post by a remote author (node.reports.file_report).
 SELECT_FORWARDED_REPORT = """
 SELECT r.content, r.target_ids, a.uri AS author_uri, a.inbox, a.shared_inbox
@@ -529,6 +544,7 @@ BUILDERS: dict[str, Builder] = {
     "follow.accept": _answer("Accept"),
     "follow.reject": _answer("Reject"),
     "person.updated": person_updated,
+    "person.deleted": person_deleted,
     "report.forwarded": report_forwarded,
     "message.created": message_created,
 }

@@ -45,6 +45,7 @@ STATUS_LABELS = {
     "approved": "Validé",
     "refused": "Refusé",
     "suspended": "Suspendu",
+    "deleted": "Supprimé",
 }
 USERNAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
@@ -60,6 +61,7 @@ MAX_LENGTHS = {
     "current_password": MAX_PASSWORD,
     "new_password": MAX_PASSWORD,
     "new_password_confirm": MAX_PASSWORD,
+    "email_password": MAX_PASSWORD,
     "profession": 20,
     "profession_detail": 120,
     "organisation": 120,

@@ -101,3 +101,12 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {within:.0f}s: {what}")
         await asyncio.sleep(every)
+
+
+_NEXT = re.compile(r"\?next=[^\"]*\"")
+
+
+def without_next(html: str) -> str:
+    """A page without its ``?next=`` login links: two missing pages at different URLs
+    then read the same (each link brings its own visitor back to where she was)."""
+    return _NEXT.sub('"', html)

@@ -39,12 +39,22 @@ LOGIN_PER_ACCOUNT = (10, 15 * 60)
 LOGIN_PER_ADDRESS = (30, 15 * 60)
 REGISTER_PER_ADDRESS = (10, 60 * 60)
 MAX_LOGIN_FIELD = 1024
-SECRET_FIELDS = {"password", "password_confirm", "current_password", "new_password", "new_password_confirm"}
+SECRET_FIELDS = {
+    "password",
+    "password_confirm",
+    "current_password",
+    "new_password",
+    "new_password_confirm",
+    "email_password",
+}
 DONE_MESSAGES = {
     "profil": "Votre profil a été enregistré.",
     "mot-de-passe": "Votre mot de passe a été changé ; vos autres sessions ont été fermées.",
     "session": "La session a été fermée.",
     "fuseau": "Votre fuseau horaire a été enregistré.",
+    "adresse": "Votre adresse e-mail a été changée.",
+    "adresse-envoyee": "Un lien de confirmation vient de partir vers la nouvelle adresse : ouvrez-le dans les 48 heures. "
+    "Votre adresse actuelle reste valable d'ici là.",
 }
 
 
@@ -204,7 +214,10 @@ async def waiting(request: Request) -> Response:
 # ---------------------------------------------------------------- login and logout
 
 
-LOGIN_NOTICES = {"reinitialise": "Votre mot de passe a été changé. Connectez-vous avec le nouveau."}
+LOGIN_NOTICES = {
+    "reinitialise": "Votre mot de passe a été changé. Connectez-vous avec le nouveau.",
+    "adresse": "Votre nouvelle adresse e-mail est confirmée.",
+}
 
 
 def render_login(request: Request, status: int = 200, **context: Any) -> Response:
@@ -259,7 +272,9 @@ async def render_account(
 ) -> Response:
     user = require_member(request)
     pool = pool_of(request)
-    context.setdefault("values", dict(await accounts.own_profile(pool, user.id)))
+    own = dict(await accounts.own_profile(pool, user.id))
+    context.setdefault("values", own)
+    context.setdefault("email_value", "")
     return render(
         request,
         "accounts/account.html",
@@ -271,6 +286,7 @@ async def render_account(
         limits=accounts.MAX_LENGTHS,
         role_label=accounts.ROLE_LABELS[user.role],
         zones=timezones.COMMON,
+        account_email=own["email"],
         done=DONE_MESSAGES.get(request.query_params.get("fait", "")),
         **context,
     )

@@ -26,6 +26,7 @@ from node import settings as settings_module
 from node.errors import AppError
 from node.settings import Settings
 from node.web import (
+    account_life_views,
     accounts_views,
     admin_views,
     document_views,
@@ -130,6 +131,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(media_views.routes)
     routes.extend(document_views.routes)
     routes.extend(recovery_views.routes)
+    routes.extend(account_life_views.routes)
     routes.extend(status_views.routes)
     routes.extend(messages_views.routes)
     routes.extend(notification_views.routes)
