@@ -17,7 +17,7 @@ from node.settings import Settings, parse_smtp_url
 from node.web.app import create_app
 from tests.helpers import PASSWORD, login, make_user, new_client, post_form
 from tests.smtpserver import smtp_server
-from tests.test_delivery_kit import (  # noqa: F401  (fixtures)
+from tests.delivery_kit import (  # noqa: F401  (fixtures)
     community,
     fakes,
     fixture_fed_settings,
