@@ -15,8 +15,6 @@ from federation import mailer
 from node import account_deletion, accounts
 from node.settings import Settings, parse_smtp_url
 from node.web.app import create_app
-from tests.helpers import PASSWORD, login, make_user, new_client, post_form
-from tests.smtpserver import smtp_server
 from tests.delivery_kit import (  # noqa: F401  (fixtures)
     community,
     fakes,
@@ -28,6 +26,8 @@ from tests.delivery_kit import (  # noqa: F401  (fixtures)
     new_thread,
     process_outbox,
 )
+from tests.helpers import PASSWORD, login, make_user, new_client, post_form
+from tests.smtpserver import smtp_server
 
 
 async def test_my_data_downloads_as_a_zip_of_json_and_html(
