@@ -2,7 +2,7 @@
 
 Builds the data set of bench/dataset.py at each scale asked (1× = 20,000 threads and
 120,000 posts; 10× = 200,000 and 1,200,000) in a database of its own, kept between runs
-(``--keep``: the 10× set takes minutes to write), then asks the real app in this process
+(``--fresh`` rebuilds them: the 10× set takes minutes to write), then asks the real app in this process
 (ASGI, no network) for each page in turn, as the logged-in bench member unless said:
 search (a common word, two words, a rare word, as a visitor), the member's home, a
 community's first page and a page deep in its history, a thread page. One request at a
@@ -13,7 +13,7 @@ Prints p50 / p99 per page and scale, side by side; asserts nothing. Targets (iss
 within 10 % of its 1× figure.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/scale.py \
-        [--scales 1,10] [--requests 200] [--keep] [--json FILE]
+        [--scales 1,10] [--requests 200] [--fresh] [--json FILE]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import figures  # noqa: E402
-from dataset import BENCH_MEMBER, BENCH_PASSWORD, generate  # noqa: E402
+from dataset import BENCH_MEMBER, BENCH_PASSWORD, Sizes, generate  # noqa: E402
 from procs import pct  # noqa: E402
 
 from node import db  # noqa: E402
@@ -53,18 +53,26 @@ def _dsn(server: str, name: str) -> str:
     return urlunsplit(urlsplit(server)._replace(path="/" + name))
 
 
+async def _kept(dsn: str, scale: float) -> bool:
+    """Whether a data set kept from an earlier run has this scale's threads (then it is
+    brought up to the current migrations and reused)."""
+    conn = await db.connect(dsn)
+    try:
+        await db.migrate(conn)
+        return bool(await conn.fetchval("SELECT count(*) FROM threads") == Sizes.at(scale).threads)
+    except asyncpg.PostgresError:
+        return False
+    finally:
+        await conn.close()
+
+
 async def ensure_dataset(server: str, scale: float, keep: bool) -> str:
     """A database holding the data set at ``scale`` (built now unless kept from a run before)."""
     name = f"vbg_bench_scale_{scale:g}x".replace(".", "_")
     admin = await asyncpg.connect(server)
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists and keep:
-            conn = await db.connect(_dsn(server, name))
-            try:
-                await db.migrate(conn)
-            finally:
-                await conn.close()
+        if exists and keep and await _kept(_dsn(server, name), scale):
             return _dsn(server, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -206,7 +214,9 @@ async def main() -> None:
     )
     parser.add_argument("--scales", default="1,10")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--keep", action="store_true", help="reuse a data set built by an earlier run")
+    parser.add_argument(
+        "--fresh", action="store_true", help="rebuild the data sets even if an earlier run kept them"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     if figures.smoke():
@@ -219,7 +229,7 @@ async def main() -> None:
     try:
         by_scale: dict[float, dict[str, list[float]]] = {}
         for scale in (float(s) for s in args.scales.split(",")):
-            dsn = await ensure_dataset(server, scale, args.keep)
+            dsn = await ensure_dataset(server, scale, keep=not args.fresh)
             by_scale[scale] = await measure_scale(dsn, args.requests)
         report(by_scale)
         if args.json:
