@@ -68,18 +68,33 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(b"vbg-messages-key:" + key).hexdigest()[:16]
 
 
+class Cipher:
+    """AES-256-GCM with one key (its key schedule computed once: a page opening twenty
+    messages pays it once, not twenty times)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        if len(sealed) < NONCE_BYTES + 16:
+            raise KeyringError("sealed value too short")
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+        except InvalidTag as exc:
+            raise KeyringError("sealed value does not open with this key") from exc
+
+
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    return Cipher(key).seal(plaintext, aad)
 
 
 def open_sealed(key: bytes, sealed: bytes, aad: bytes) -> bytes:
-    if len(sealed) < NONCE_BYTES + 16:
-        raise KeyringError("sealed value too short")
-    try:
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
-    except InvalidTag as exc:
-        raise KeyringError("sealed value does not open with this key") from exc
+    return Cipher(key).open(sealed, aad)
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class Keyring:
             raise KeyringError("no messages key")
         self.keys = list(keys)
         self._by_id = {key_id(k): k for k in keys}
+        self._ciphers = {key_id(k): Cipher(k) for k in keys}
 
     @property
     def current_id(self) -> str:
@@ -105,14 +121,14 @@ class Keyring:
         return [key_id(k) for k in self.keys]
 
     def wrap(self, conversation_key: bytes, conversation_id: int) -> Wrapped:
-        sealed = seal(self.keys[0], conversation_key, _wrap_aad(conversation_id))
+        sealed = self._ciphers[self.current_id].seal(conversation_key, _wrap_aad(conversation_id))
         return Wrapped(self.current_id, sealed)
 
     def unwrap(self, wrapped: Wrapped, conversation_id: int) -> bytes:
-        key = self._by_id.get(wrapped.key_id)
-        if key is None:
+        cipher = self._ciphers.get(wrapped.key_id)
+        if cipher is None:
             raise KeyringError(f"messages key {wrapped.key_id} is not in the keyring")
-        return open_sealed(key, wrapped.wrapped, _wrap_aad(conversation_id))
+        return cipher.open(wrapped.wrapped, _wrap_aad(conversation_id))
 
     def seal_transit(self, data: bytes, label: str) -> str:
         """Seal a short-lived value (a private message waiting in a queue) directly

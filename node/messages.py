@@ -33,7 +33,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from node import audit, encryption, markup
-from node.encryption import Keyring, Wrapped, field_aad, new_key, open_sealed, seal
+from node.encryption import Cipher, Keyring, Wrapped, field_aad, new_key
 from node.errors import BadRequest, Conflict, NotFound
 from node.sessions import User
 from node.settings import Settings
@@ -84,24 +84,25 @@ def check_body(body: str) -> str:
 # --- Sealing ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Sealer:
     """Seals and opens the fields of one conversation with its key."""
 
-    conversation_id: int
-    key: bytes
+    def __init__(self, conversation_id: int, key: bytes) -> None:
+        self.conversation_id = conversation_id
+        self.key = key
+        self.cipher = Cipher(key)
 
     def seal(self, what: str, text: str) -> bytes:
-        return seal(self.key, text.encode("utf-8"), field_aad(self.conversation_id, what))
+        return self.cipher.seal(text.encode("utf-8"), field_aad(self.conversation_id, what))
 
     def open(self, what: str, sealed: bytes) -> str:
-        return open_sealed(self.key, bytes(sealed), field_aad(self.conversation_id, what)).decode("utf-8")
+        return self.cipher.open(bytes(sealed), field_aad(self.conversation_id, what)).decode("utf-8")
 
     def seal_bytes(self, what: str, data: bytes) -> bytes:
-        return seal(self.key, data, field_aad(self.conversation_id, what))
+        return self.cipher.seal(data, field_aad(self.conversation_id, what))
 
     def open_bytes(self, what: str, sealed: bytes) -> bytes:
-        return open_sealed(self.key, bytes(sealed), field_aad(self.conversation_id, what))
+        return self.cipher.open(bytes(sealed), field_aad(self.conversation_id, what))
 
 
 def sealer_of(keyring: Keyring, row: Mapping[str, Any]) -> Sealer:

@@ -1,0 +1,191 @@
+"""Private messages benchmark (issue 15): messages sent and read per CPU-second, with
+encryption at rest on and off. Target: encryption costs less than 10 %.
+
+Prints figures; asserts nothing. Starts its own embedded PostgreSQL so that its CPU
+can be counted (CPU = this process + the PostgreSQL backend serving it). The node's own
+service functions run (``node.messages``: checks, Markdown rendering, SQL, unread
+counters, sealing); "off" runs the very same code with the AES-GCM seal and open
+(and the key wrap) replaced by identity functions, so the difference is the cost of
+encryption alone. Rounds alternate on/off to spread a loaded machine's noise.
+
+- sent: one member answers in conversations with another (``messages.reply``: one
+  transaction, a sealed source and HTML per message);
+- read: a member opens a conversation of 20 messages (``messages.conversation``:
+  the subject and 20 bodies opened) — 20 messages read per opening.
+
+    .venv/bin/python bench/messages.py [--messages 2000] [--reads 1500] [--rounds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+import figures  # noqa: E402
+import psutil  # noqa: E402
+from procs import cpu_of  # noqa: E402
+
+from node import db, encryption, messages  # noqa: E402
+from node.accounts import create_user  # noqa: E402
+from node.sessions import User  # noqa: E402
+
+BODY = (
+    "Bonjour, la personne que nous suivons souhaite **porter plainte** ; pouvez-vous la recevoir jeudi ?\n\n"
+    "- certificat médical fait le 3\n- hébergement d'urgence trouvé\n\nMerci, à bientôt."
+)
+BASE = "http://bench.invalid"
+
+
+@contextlib.contextmanager
+def encryption_off() -> Iterator[None]:
+    """The same code with sealing and opening as identity functions."""
+    saved = (
+        encryption.Cipher.seal,
+        encryption.Cipher.open,
+        encryption.Keyring.wrap,
+        encryption.Keyring.unwrap,
+    )
+
+    def wrap(self: encryption.Keyring, key: bytes, conversation_id: int) -> encryption.Wrapped:
+        return encryption.Wrapped(self.current_id, key)
+
+    def unwrap(self: encryption.Keyring, wrapped: encryption.Wrapped, conversation_id: int) -> bytes:
+        return wrapped.wrapped
+
+    encryption.Cipher.seal = lambda self, plaintext, aad: plaintext  # type: ignore[method-assign]
+    encryption.Cipher.open = lambda self, sealed, aad: sealed  # type: ignore[method-assign]
+    encryption.Keyring.wrap = wrap  # type: ignore[method-assign]
+    encryption.Keyring.unwrap = unwrap  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        encryption.Cipher.seal, encryption.Cipher.open, encryption.Keyring.wrap, encryption.Keyring.unwrap = (
+            saved  # type: ignore[method-assign]
+        )
+
+
+async def members(pool: object, tag: str) -> tuple[User, User]:
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        a = await create_user(conn, f"amina{tag}", "mot-de-passe-solide-123")
+        b = await create_user(conn, f"bruno{tag}", "mot-de-passe-solide-123")
+    return User(a, f"amina{tag}", "Amina", "member", "approved"), User(
+        b, f"bruno{tag}", "Bruno", "member", "approved"
+    )
+
+
+async def send(pool: object, keyring: encryption.Keyring, count: int, pair: tuple[User, User]) -> None:
+    amina, bruno = pair
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        found = await messages.local_recipients(conn, amina, [bruno.username])
+        written = await messages.start(conn, keyring, BASE, amina, found, "Sujet du banc", BODY)
+        for i in range(count - 1):
+            author = bruno if i % 2 == 0 else amina
+            await messages.reply(conn, keyring, author, written.conversation_id, BODY)
+
+
+async def read(pool: object, keyring: encryption.Keyring, count: int, pair: tuple[User, User]) -> float:
+    amina, bruno = pair
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        found = await messages.local_recipients(conn, amina, [bruno.username])
+        written = await messages.start(conn, keyring, BASE, amina, found, "Sujet du banc", BODY)
+        for _ in range(19):
+            await messages.reply(conn, keyring, bruno, written.conversation_id, BODY)
+    cpu0 = cpu_now()
+    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+        for _ in range(count):
+            shown = await messages.conversation(conn, keyring, bruno, written.conversation_id)
+            assert len(shown.messages) == 20
+    return cpu0
+
+
+class OneConnection:
+    """One connection used for everything (its backend is the one whose CPU is counted)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        yield self.conn
+
+
+PG_ROOT: list[int] = []  # the pid of our pool's PostgreSQL backend
+
+
+def cpu_now() -> float:
+    """CPU seconds so far of this process and of the PostgreSQL backend serving it
+    (the pool holds one connection; the cluster's background processes, whose
+    autovacuum workers come and go, would only add noise)."""
+    return time.process_time() + (cpu_of([psutil.Process(PG_ROOT[0])]) if PG_ROOT else 0.0)
+
+
+async def timed_send(pool: object, keyring: encryption.Keyring, count: int, tag: str) -> float:
+    pair = await members(pool, tag)  # (argon2 hashing: outside the measure)
+    start = cpu_now()
+    await send(pool, keyring, count, pair)
+    return count / max(cpu_now() - start, 1e-6)
+
+
+async def timed_read(pool: object, keyring: encryption.Keyring, count: int, tag: str) -> float:
+    pair = await members(pool, tag)
+    start = await read(pool, keyring, count, pair)
+    return count * 20 / max(cpu_now() - start, 1e-6)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--reads", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    if figures.smoke():
+        args.messages, args.reads, args.rounds = 100, 20, 1
+    work = Path(tempfile.mkdtemp(prefix="vbg-bench-messages-"))
+    embedded = db.EmbeddedPostgres(work)
+    dsn = embedded.start("bench")
+    try:
+        conn = await db.connect(dsn)
+        await db.migrate(conn)
+        await conn.close()
+        pool = OneConnection(await db.connect(dsn))
+        PG_ROOT[:] = [await pool.conn.fetchval("SELECT pg_backend_pid()")]
+        keyring = encryption.Keyring([encryption.new_key()])
+        results: dict[str, dict[str, list[float]]] = {
+            "on": {"sent": [], "read": []},
+            "off": {"sent": [], "read": []},
+        }
+        for round_ in range(args.rounds):
+            for mode in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
+                tag = f"{mode}{round_}"
+                with encryption_off() if mode == "off" else contextlib.nullcontext():
+                    results[mode]["sent"].append(await timed_send(pool, keyring, args.messages, tag))
+                    results[mode]["read"].append(await timed_read(pool, keyring, args.reads, tag + "r"))
+        await pool.conn.close()
+    finally:
+        embedded.stop()
+    print(
+        f"{os.cpu_count()} cores; CPU = this process + its PostgreSQL backend; {args.rounds} rounds, best of each"
+    )
+    for what in ("sent", "read"):
+        on, off = max(results["on"][what]), max(results["off"][what])
+        cost = (off - on) / off * 100
+        print(
+            f"messages {what} per CPU-second: encryption on {on:.0f}, off {off:.0f} → cost {cost:.1f} % (target < 10 %)"
+        )
+        figures.record(f"private messages {what} per CPU-second (encrypted)", on, "/CPU-s")
+        figures.record(f"private messages {what}: cost of encryption", cost, "%", target=10, better="lower")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
