@@ -5,22 +5,40 @@ sessions cached in the web process (evicted by NOTIFY when a count changes)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, async_playwright
 
-from tests.helpers import make_user
+from tests.helpers import PASSWORD, make_user
 from tests.liveserver import LiveNode
-from tests.test_browser import CHROMIUM_ARGS, browser, login  # noqa: F401  (fixture)
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed"),
 ]
-assert CHROMIUM_ARGS
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        chromium = shutil.which("chromium") or "/usr/bin/chromium"
+        b = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def login(page: Page, base: str, username: str) -> None:
+    await page.goto(base + "/connexion")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("form[action^='/connexion'] button")
 
 
 @pytest.fixture
@@ -40,7 +58,7 @@ async def unread(page: Page, base: str) -> str:
     return " ".join((await page.inner_text("#nav-messages")).split())
 
 
-async def test_start_a_conversation_reply_and_unread_counts(browser: Browser, node: LiveNode) -> None:  # noqa: F811
+async def test_start_a_conversation_reply_and_unread_counts(browser: Browser, node: LiveNode) -> None:
     base = node.url
     amina = await (await browser.new_context()).new_page()
     bruno = await (await browser.new_context()).new_page()
