@@ -695,6 +695,25 @@ CREATE SEQUENCE public.domain_blocks_id_seq
 
 ALTER SEQUENCE public.domain_blocks_id_seq OWNED BY public.domain_blocks.id;
 
+CREATE TABLE public.email_changes (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    new_email text NOT NULL,
+    token_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone
+);
+
+CREATE SEQUENCE public.email_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.email_changes_id_seq OWNED BY public.email_changes.id;
+
 CREATE TABLE public.follow_answers (
     activity_id text NOT NULL,
     answer text NOT NULL,
@@ -1159,9 +1178,10 @@ CREATE TABLE public.users (
     password_changed_at timestamp with time zone DEFAULT now() NOT NULL,
     email_conflict boolean DEFAULT false NOT NULL,
     timezone text DEFAULT ''::text NOT NULL,
+    deleted_at timestamp with time zone,
     CONSTRAINT users_profession_check CHECK ((profession = ANY (ARRAY['medical'::text, 'paramedical'::text, 'psychosocial'::text, 'juridique'::text, 'projet'::text, 'autre'::text]))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['member'::text, 'expert'::text, 'moderator'::text, 'admin'::text]))),
-    CONSTRAINT users_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'refused'::text, 'suspended'::text])))
+    CONSTRAINT users_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'refused'::text, 'suspended'::text, 'deleted'::text])))
 );
 
 CREATE SEQUENCE public.users_id_seq
@@ -1194,6 +1214,8 @@ ALTER TABLE ONLY public.documents ALTER COLUMN id SET DEFAULT nextval('public.do
 ALTER TABLE ONLY public.domain_allows ALTER COLUMN id SET DEFAULT nextval('public.domain_allows_id_seq'::regclass);
 
 ALTER TABLE ONLY public.domain_blocks ALTER COLUMN id SET DEFAULT nextval('public.domain_blocks_id_seq'::regclass);
+
+ALTER TABLE ONLY public.email_changes ALTER COLUMN id SET DEFAULT nextval('public.email_changes_id_seq'::regclass);
 
 ALTER TABLE ONLY public.inbox_items ALTER COLUMN id SET DEFAULT nextval('public.inbox_items_id_seq'::regclass);
 
@@ -1311,6 +1333,12 @@ ALTER TABLE ONLY public.domain_blocks
 
 ALTER TABLE ONLY public.domain_blocks
     ADD CONSTRAINT domain_blocks_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.email_changes
+    ADD CONSTRAINT email_changes_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.email_changes
+    ADD CONSTRAINT email_changes_token_hash_key UNIQUE (token_hash);
 
 ALTER TABLE ONLY public.follow_answers
     ADD CONSTRAINT follow_answers_pkey PRIMARY KEY (activity_id);
@@ -1466,6 +1494,8 @@ CREATE INDEX documents_tags ON public.documents USING gin (tags);
 CREATE INDEX domain_allows_host ON public.domain_allows USING btree (host);
 
 CREATE INDEX domain_blocks_host ON public.domain_blocks USING btree (host);
+
+CREATE INDEX email_changes_user ON public.email_changes USING btree (user_id) WHERE (used_at IS NULL);
 
 CREATE INDEX follow_answers_follow ON public.follow_answers USING btree (follow_id);
 
@@ -1685,6 +1715,9 @@ ALTER TABLE ONLY public.domain_allows
 
 ALTER TABLE ONLY public.domain_blocks
     ADD CONSTRAINT domain_blocks_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.email_changes
+    ADD CONSTRAINT email_changes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.instances
     ADD CONSTRAINT instances_approved_by_fkey FOREIGN KEY (approved_by) REFERENCES public.users(id);
