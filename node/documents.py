@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeAlias
+from urllib.parse import quote
 
 import asyncpg
 
-from node import audit, threads
+from node import audit, threads, uploads
 from node.communities import Community, author_shown_sql, can_read, is_reader, readable_sql
 from node.errors import BadRequest, Forbidden, NotFound
 from node.sessions import User
@@ -376,25 +377,36 @@ async def empty_trash(pool: asyncpg.Pool, store: Storage, limit: int = 200) -> i
 
 # --- Reading ---------------------------------------------------------------------
 
-# A library page in two steps: the page's ids first, in an order an index gives
-# (documents_community_list or documents_featured_list, migration 0097) so PostgreSQL
-# stops after the page; then the rows and their current version for those ids only.
+# A library page in one statement, two steps: the page's ids first, in an order an index
+# gives (documents_community_list or documents_featured_list, migration 0097) so
+# PostgreSQL stops after the page; then the rows and their current version for those only.
 # Only the filters asked for are in the statement (no « $n IS NULL OR … »: a generic
 # plan would not use the indexes). Deleted discussions need no join: a trigger
 # (migration 0096) deletes their document.
-LIST_IDS = f"""
-SELECT d.id{{rank}} FROM documents d JOIN communities c ON c.id = d.community_id
-WHERE d.deleted_at IS NULL AND d.status = 'published' AND {readable_sql("c", "$1")}
-  AND (NOT d.remote OR NOT EXISTS (
-      SELECT 1 FROM threads t JOIN actors a ON a.id = t.remote_author_id
-      WHERE t.id = d.thread_id AND CASE WHEN $1::boolean THEN a.hidden ELSE a.silenced END))
-  {{filters}}
+LIST = f"""
+WITH page AS MATERIALIZED (
+    SELECT d.id{{rank}} FROM documents d JOIN communities c ON c.id = d.community_id
+    WHERE d.deleted_at IS NULL AND d.status = 'published' AND {readable_sql("c", "$1")}
+      AND (NOT d.remote OR NOT EXISTS (
+          SELECT 1 FROM threads t JOIN actors a ON a.id = t.remote_author_id
+          WHERE t.id = d.thread_id AND CASE WHEN $1::boolean THEN a.hidden ELSE a.silenced END))
+      {{filters}}
+    ORDER BY {{page_order}}
+    LIMIT $2 OFFSET $3
+)
+SELECT d.id, d.title, d.doc_type, d.tags, d.language, d.origin, d.issued_on, d.updated_at, d.featured_at,
+       d.thread_id, c.name AS community_name, c.title AS community_title,
+       v.number AS version, v.media_type, v.size, v.status AS file_status, v.thumbnail_name
+FROM page
+JOIN documents d ON d.id = page.id
+JOIN communities c ON c.id = d.community_id
+JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status, v.thumbnail_name
+              FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
 ORDER BY {{order}}
-LIMIT $2 OFFSET $3
 """
 BROWSE_ORDER = "(d.featured_at IS NULL), d.updated_at DESC, d.id DESC"
 SEARCH_RANK = ", ts_rank(d.search_vector, websearch_to_tsquery('french', vbg_fold({q}))) AS rank"
-SEARCH_ORDER = "rank DESC, d.updated_at DESC, d.id DESC"
+SEARCH_ORDER = "page.rank DESC, d.updated_at DESC, d.id DESC"
 FILTERS = {
     "community_id": "AND d.community_id = {p}::bigint",
     "doc_type": "AND d.doc_type = {p}::text",
@@ -402,17 +414,6 @@ FILTERS = {
     "language": "AND d.language = {p}::text",
     "query": "AND d.search_vector @@ websearch_to_tsquery('french', vbg_fold({p}::text))",
 }
-LIST_ROWS = """
-SELECT d.id, d.title, d.doc_type, d.tags, d.language, d.origin, d.issued_on, d.updated_at, d.featured_at,
-       d.thread_id, c.name AS community_name, c.title AS community_title,
-       v.number AS version, v.media_type, v.size, v.status AS file_status, v.thumbnail_name
-FROM unnest($1::bigint[]) WITH ORDINALITY AS page (id, n)
-JOIN documents d ON d.id = page.id
-JOIN communities c ON c.id = d.community_id
-JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status, v.thumbnail_name
-              FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
-ORDER BY page.n
-"""
 
 
 @dataclass(frozen=True)
@@ -440,9 +441,39 @@ class Filters:
         return urlencode({k: v for k, v in values.items() if v})
 
 
+@dataclass(frozen=True, slots=True)
+class LibraryItem:
+    """One line of a library page, its labels ready (templates read attributes, not records)."""
+
+    id: int
+    title: str
+    type_label: str
+    tags: tuple[tuple[str, str], ...]  # (tag, its value quoted for a link's query string)
+    language_label: str
+    origin: str
+    updated_at: datetime
+    featured: bool
+    community_name: str
+    community_title: str
+    version: int
+    kind_label: str
+    size_label: str
+    stored: bool
+
+
+def _item(r: asyncpg.Record) -> LibraryItem:
+    kind = uploads.BY_MEDIA_TYPE.get(r["media_type"])
+    return LibraryItem(
+        r["id"], r["title"], DOC_TYPES.get(r["doc_type"], r["doc_type"]), tuple((t, quote(t)) for t in r["tags"]),
+        LANGUAGES.get(r["language"], r["language"]), r["origin"], r["updated_at"], r["featured_at"] is not None,
+        r["community_name"], r["community_title"], r["version"], kind.label if kind else r["media_type"],
+        human_size(r["size"]) if r["size"] else "", r["file_status"] == "stored",
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Listing:
-    documents: list[asyncpg.Record]
+    documents: list[LibraryItem]
     page: int
     has_next: bool
 
@@ -450,17 +481,13 @@ class Listing:
 async def list_documents(conn: Connection, viewer: User | None, filters: Filters, page: int = 1) -> Listing:
     """Published documents the viewer may read, featured first then latest (best match
     first when searching)."""
-    query, args = _list_ids_sql(filters)
-    ids = [
-        r["id"]
-        for r in await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, *args)
-    ]
-    rows = await conn.fetch(LIST_ROWS, ids[:PAGE_SIZE]) if ids else []
-    return Listing(list(rows), page, len(ids) > PAGE_SIZE)
+    query, args = _list_sql(filters)
+    rows = await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, *args)
+    return Listing([_item(r) for r in rows[:PAGE_SIZE]], page, len(rows) > PAGE_SIZE)
 
 
-def _list_ids_sql(filters: Filters) -> tuple[str, list[object]]:
-    """LIST_IDS with the filters that are set, their values as $4, $5 …"""
+def _list_sql(filters: Filters) -> tuple[str, list[object]]:
+    """LIST with the filters that are set, their values as $4, $5 …"""
     parts: list[str] = []
     args: list[object] = []
     query_param = ""
@@ -477,7 +504,8 @@ def _list_ids_sql(filters: Filters) -> tuple[str, list[object]]:
         rank, order = SEARCH_RANK.format(q=f"{query_param}::text"), SEARCH_ORDER
     else:
         rank, order = "", BROWSE_ORDER
-    return LIST_IDS.format(rank=rank, filters="\n  ".join(parts), order=order), args
+    page_order = order.replace("page.rank", "rank")
+    return LIST.format(rank=rank, filters="\n      ".join(parts), page_order=page_order, order=order), args
 
 
 SELECT_DOCUMENT = """
