@@ -55,6 +55,7 @@ DOCUMENTED: dict[str, str] = {
     "VBG_LOG_LEVEL": "Logging level (DEBUG, INFO, WARNING…).",
     "VBG_MESSAGES_KEY": "Key(s) encrypting private messages at rest; generated into the data folder if unset.",
     "VBG_LOG_FORMAT": "text (default) or json: one JSON object a line, never any message content.",
+    "VBG_REPLICA_DATABASE_URL": "PostgreSQL URL of a streaming read replica for pages and search (unset: none).",
     "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
     "VBG_UPLOAD_MAX_MB": "Largest file a member may upload, in megabytes (default 25).",
     "VBG_REMOTE_DOCUMENTS": "Files of documents from other servers: fetch (now), open (on first open) or link (never).",
@@ -186,6 +187,7 @@ class Settings:
     messages_key_from_env: bool = False
     log_format: str = "text"
     metrics_address: str = ""
+    replica_database_url: str | None = None
     upload_max_mb: int = DEFAULT_UPLOAD_MAX_MB
     remote_documents: str = "fetch"
     smtp: SmtpConfig | None = None  # None: the node sends no e-mail
@@ -293,6 +295,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
             messages_key_from_env=bool(env.get("VBG_MESSAGES_KEY")),
             log_format=log_format,
             metrics_address=metrics_address,
+            replica_database_url=env.get("VBG_REPLICA_DATABASE_URL") or None,
             upload_max_mb=upload_max_mb,
             remote_documents=_choice(
                 "VBG_REMOTE_DOCUMENTS", env.get("VBG_REMOTE_DOCUMENTS"), REMOTE_DOCUMENTS

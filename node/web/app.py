@@ -138,9 +138,14 @@ def all_routes() -> list[BaseRoute]:
     return routes
 
 
-def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = None) -> Starlette:
-    """Build the app. With ``pool`` given (tests), the caller owns the pool;
-    otherwise the app opens one on ``settings.database_url`` and migrates."""
+def create_app(
+    settings: Settings | None = None, pool: asyncpg.Pool | None = None, read_pool: asyncpg.Pool | None = None
+) -> Starlette:
+    """Build the app. With ``pool`` given (tests), the caller owns the pool (and
+    ``read_pool``, a read replica's); otherwise the app opens one on
+    ``settings.database_url`` and migrates, and one on the replica when
+    ``VBG_REPLICA_DATABASE_URL`` is set (pages and search read there:
+    ``node.web.requests.read_pool_of``)."""
     settings = settings or settings_module.load()
 
     @contextlib.asynccontextmanager
@@ -155,6 +160,8 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
             # Sessions cached in this process, evicted by NOTIFY (see sessions.SessionCache).
             app.state.session_cache = sessions.SessionCache()
             await app.state.session_cache.start(settings.database_url)
+            if settings.replica_database_url:
+                app.state.read_pool = await db.create_pool(settings.replica_database_url)
         # Federation workers run in this process only when it owns its pool (serve).
         workers_here = own_pool and settings.workers_in_serve
         if workers_here:
@@ -175,6 +182,8 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
             if own_pool:
                 await app.state.session_cache.stop()
                 await app.state.pool.close()
+                if app.state.read_pool is not None:
+                    await app.state.read_pool.close()
 
     app = Starlette(
         routes=all_routes(),
@@ -188,6 +197,7 @@ def create_app(settings: Settings | None = None, pool: asyncpg.Pool | None = Non
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.read_pool = read_pool
     app.state.server_may_read = server_may_read
     return app
 

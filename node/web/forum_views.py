@@ -47,7 +47,15 @@ from node.i18n import _
 from node.sessions import User
 from node.web import forms
 from node.web.notification_views import forget_count
-from node.web.requests import current_user, int_param, path_id, pool_of, require_admin, require_member
+from node.web.requests import (
+    current_user,
+    int_param,
+    path_id,
+    pool_of,
+    read_pool_of,
+    require_admin,
+    require_member,
+)
 from node.web.templating import current_zone, redirect, render, templates
 
 VISIBILITY_LABELS = {
@@ -89,7 +97,7 @@ async def home(request: Request) -> Response:
     user = current_user(request)
     if user is not None and not user.is_approved:
         return redirect("/en-attente")
-    pool = pool_of(request)
+    pool = read_pool_of(request)
     if user is None:
         return render(
             request,
@@ -103,13 +111,13 @@ async def home(request: Request) -> Response:
 
 async def community_list(request: Request) -> Response:
     viewer = _viewer(request)
-    rows = await communities.list_readable(pool_of(request), viewer)
+    rows = await communities.list_readable(read_pool_of(request), viewer)
     return render(request, "forum/communities.html", communities=rows, labels=VISIBILITY_LABELS)
 
 
 async def community_page(request: Request) -> Response:
     viewer = _viewer(request)
-    pool = pool_of(request)
+    pool = read_pool_of(request)
     community = await communities.get_readable(pool, request.path_params["name"], viewer)
     listing = await threads.community_threads(pool, community, viewer, _list_position(request))
     following = viewer is not None and await communities.is_following(pool, viewer, community.id)
@@ -185,7 +193,8 @@ async def new_thread(request: Request) -> Response:
 
 async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
-    pool = pool_of(request)
+    # a member's visit marks the thread read (a write): the primary; visitors: the replica
+    pool = read_pool_of(request) if viewer is None else pool_of(request)
     head = await threads.thread_head(pool, path_id(request), viewer, _page(request), post_counts(request))
     key = (
         head.thread["id"],
@@ -392,7 +401,7 @@ async def like(request: Request) -> Response:
 
 async def search_page(request: Request) -> Response:
     query = request.query_params.get("q", "").replace("\x00", "")
-    results = await search.search(pool_of(request), query, _viewer(request), _page(request))
+    results = await search.search(read_pool_of(request), query, _viewer(request), _page(request))
     return render(request, "forum/search.html", results=results)
 
 

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from node import metrics, sessions
 from node.security import new_token
 from node.web.headers import STATIC_HEADERS, session_cookie
+from node.web.requests import RECENT_WRITE_COOKIE, RECENT_WRITE_SECONDS
 from node.web.templating import use_zone
 
 _STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
@@ -85,6 +86,17 @@ class SessionMiddleware:
                     session_cookie(sessions.ANON_COOKIE, anon, secure=settings.secure_cookies)
                 )
             state["csrf_binding"] = "a:" + anon
+
+        if (
+            scope["method"] not in ("GET", "HEAD")
+            and getattr(scope["app"].state, "read_pool", None) is not None
+        ):
+            # This browser writes: its next pages read the primary (node.web.requests.read_pool_of)
+            state["set_cookies"].append(
+                session_cookie(
+                    RECENT_WRITE_COOKIE, "1", secure=settings.secure_cookies, max_age=RECENT_WRITE_SECONDS
+                )
+            )
 
         user = state["user"]
         use_zone(user.timezone if user is not None and user.timezone else settings.timezone)

@@ -24,6 +24,22 @@ def pool_of(request: Request) -> asyncpg.Pool:
     return pool
 
 
+RECENT_WRITE_COOKIE = "vbg_w"
+RECENT_WRITE_SECONDS = 15  # longer than any replica lag we accept before /readyz-style alarms
+
+
+def read_pool_of(request: Request) -> asyncpg.Pool:
+    """The pool a page reads from: the read replica (``VBG_REPLICA_DATABASE_URL``) for
+    GET requests, except from a browser that wrote something in the last
+    ``RECENT_WRITE_SECONDS`` (``RECENT_WRITE_COOKIE``, set on its POSTs by the session
+    middleware): it must see its own write, which the replica may not have yet. Views
+    whose GET writes (a member's thread page marks it read) use :func:`pool_of`."""
+    replica: asyncpg.Pool | None = getattr(request.app.state, "read_pool", None)
+    if replica is None or request.method not in ("GET", "HEAD") or RECENT_WRITE_COOKIE in request.cookies:
+        return pool_of(request)
+    return replica
+
+
 def current_user(request: Request) -> User | None:
     user: User | None = getattr(request.state, "user", None)
     return user
