@@ -704,8 +704,8 @@ WHERE p.thread_id = $1 AND a.hidden IS NOT TRUE
 AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, ''), {a}.username, '?')"
 SELECT_PAGE_POSTS = f"""
 SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
-       p.likes_count, {AUTHOR_NAME.format(u="u", a="a")} AS author_name, u.profession AS author_profession,
-       u.username AS author_username,
+       p.likes_count, p.shares_count, {AUTHOR_NAME.format(u="u", a="a")} AS author_name,
+       u.profession AS author_profession, u.username AS author_username,
        a.username AS remote_username, a.domain AS remote_domain,
        pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
        left(pp.source, 200) AS parent_source,

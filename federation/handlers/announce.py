@@ -1,7 +1,8 @@
 """Announce: a boost of an object, or a group relaying someone's activity (FEP-1b12).
 
-A boost (``object`` is a URI or an object, not an activity) is ignored: the forum has
-no timeline of boosts. A relayed activity from another server than the group's is
+A boost (``object`` is a URI or an object, not an activity) of a post we store is
+counted on that post (``node.shares``, shown « partagé N fois »), once per actor; a
+group's Announce of a post is its relay, not a boost, and is not counted. A relayed activity from another server than the group's is
 never trusted as embedded: it is fetched again from its own origin (the guarded
 fetcher checks that the returned id is the URL asked for), its actor must be on that
 origin, and it is then handled as if its actor had sent it. When the activity's id
@@ -16,9 +17,41 @@ from typing import Any
 
 from federation import actors, validation
 from federation.errors import ValidationError
-from federation.handlers.base import Context, Outcome, VerifiedActor, foreign_id, ignored, ref, same_host
+from federation.handlers.base import (
+    Context,
+    Outcome,
+    VerifiedActor,
+    community_by_id,
+    done,
+    find_post,
+    foreign_id,
+    ignored,
+    may_interact,
+    ref,
+    same_host,
+    tombstoned,
+)
+from node import shares
 
 RELAYED_TYPES = {"Create", "Update", "Delete", "Like", "Dislike", "Undo"}
+SELECT_KIND = "SELECT kind FROM actors WHERE id = $1"
+
+
+async def _boost(ctx: Context, object_uri: str | None) -> Outcome:
+    """A boost: counted when it is a person's (or a bot's) boost of a post we store."""
+    activity_id = ref(ctx.activity)
+    if activity_id is None or await tombstoned(ctx, activity_id):
+        return ignored("boost already undone")
+    post = await find_post(ctx, object_uri)
+    if post is None or post.deleted or post.thread_deleted:
+        return ignored("boost of a post we do not store")
+    if await ctx.conn.fetchval(SELECT_KIND, ctx.sender.id) == "Group":
+        return ignored("a group's relay of a post, not a boost")
+    if not await may_interact(ctx, await community_by_id(ctx.conn, post.community_id)):
+        return ignored("instance may not interact with this community")
+    if not await shares.record_share(ctx.conn, post.id, ctx.sender.id, activity_id):
+        return ignored("already shared")
+    return done(f"post {post.id} shared")
 
 
 async def handle(ctx: Context) -> Outcome:
@@ -26,7 +59,7 @@ async def handle(ctx: Context) -> Outcome:
     if ctx.depth > 0:
         return ignored("announce inside an announce")
     if not isinstance(obj, dict) or obj.get("type") not in RELAYED_TYPES:
-        return ignored("boost: nothing to do")
+        return await _boost(ctx, ref(obj))
     inner_id = ref(obj)
     if inner_id is None:
         return ignored("relayed activity without id")

@@ -3,7 +3,8 @@
 - Undo{Follow}: the follower row goes (matched by the Follow's id, or by the pair
   (sender, followed group) when the Follow is given without a usable id).
 - Undo{Like}: the like goes and the count follows (``like.undo_like``).
-- Undo{Dislike}, Undo{Announce} and others: understood, nothing to do.
+- Undo{Announce}: the boost is no longer counted (``node.shares``).
+- Undo{Dislike} and others: understood, nothing to do.
 The undone activity's id is remembered in every case, so when the Undo overtakes its
 Follow or Like, the late original is ignored.
 """
@@ -17,11 +18,13 @@ from federation.handlers.base import (
     Context,
     Outcome,
     done,
+    find_post,
     ignored,
     local_group,
     ref,
     remember,
 )
+from node import shares
 
 DELETE_FOLLOW_BY_ID = """
 DELETE FROM community_followers WHERE follow_activity_id = $1 AND actor_id = $2 RETURNING community_id
@@ -47,6 +50,8 @@ async def handle(ctx: Context) -> Outcome:
         return await _undo_follow(ctx, inner_id, ref(inner.get("object")))
     if kind == "Like":
         return await like.undo_like(ctx, inner_id, ref(inner.get("object")))
+    if kind == "Announce":
+        return await _undo_share(ctx, inner_id, ref(inner.get("object")))
     if kind is None:
         return done("undo of an activity not received yet: remembered")
     return ignored(f"undo of {kind}: nothing to do")
@@ -63,6 +68,14 @@ async def _inner(ctx: Context) -> dict[str, Any] | None:
             return dict(row["document"])
         return {"id": obj}
     return None
+
+
+async def _undo_share(ctx: Context, announce_id: str | None, object_uri: str | None) -> Outcome:
+    post = await find_post(ctx, object_uri) if object_uri else None
+    post_id = await shares.undo_share(ctx.conn, ctx.sender.id, announce_id, post.id if post else None)
+    if post_id is None:
+        return done("boost not found: undo remembered")
+    return done(f"boost of post {post_id} undone")
 
 
 async def _undo_follow(ctx: Context, follow_id: str | None, object_uri: str | None) -> Outcome:

@@ -613,6 +613,7 @@ def _fragment(
         post["parent_source"],
         post["parent_author"],
         post["likes_count"],
+        post["shares_count"],
         shown,
         current_zone(),  # dates are shown in the reader's time zone
     )
