@@ -2,8 +2,8 @@
 
 The command names and options are a public interface (scripts call them):
 block-domain, unblock-domain, list-blocks, export-blocks, import-blocks,
-federation-mode, allow-domain, disallow-domain, list-allows. Every change is
-audited with the label ``cli``.
+federation-mode, allow-domain, disallow-domain, list-allows, approve-instance,
+unapprove-instance. Every change is audited with the label ``cli``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from federation import policy, policy_csv
+from federation.handlers import follow  # approving an instance answers its pending follows
 from node import settings as settings_module
 from node.admin_commands import admin_command
 from node.errors import BadRequest
@@ -136,7 +137,45 @@ def _allow_args(p: argparse.ArgumentParser) -> None:
 @admin_command("allow-domain", "autoriser un domaine (mode allowlist)", _allow_args)
 async def allow_domain(conn: Any, args: argparse.Namespace) -> None:
     domain = await policy.allow_domain(conn, args.domain, policy.CLI, note=args.note)
-    print(f"{domain} : autorisé")
+    print(f"{domain} : autorisé (communautés publiques)")
+    print(
+        "Les communautés réservées aux membres demandent en plus une approbation de l'instance : "
+        f"vbg-node admin approve-instance {domain}"
+    )
+
+
+def _instance_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("domain")
+
+
+@admin_command(
+    "approve-instance",
+    "approuver une instance partenaire (lecture et abonnement aux communautés réservées aux membres)",
+    _instance_args,
+)
+async def approve_instance(conn: Any, args: argparse.Namespace) -> None:
+    domain = policy.normalise_domain(args.domain)
+    accepted = await follow.approve_instance(conn, domain, None, label=policy.CLI.label)
+    print(f"{domain} : instance approuvée — elle peut lire et suivre les communautés réservées aux membres")
+    print(f"demandes d'abonnement acceptées : {accepted}")
+    if not await policy.inbound_allowed(conn, domain, own_domain=_own_domain()):
+        print(
+            f"attention : {domain} n'est pas autorisé par la politique (vbg-node admin allow-domain {domain})"
+        )
+
+
+@admin_command(
+    "unapprove-instance",
+    "retirer l'approbation d'une instance (plus rien des communautés réservées aux membres)",
+    _instance_args,
+)
+async def unapprove_instance(conn: Any, args: argparse.Namespace) -> None:
+    domain = policy.normalise_domain(args.domain)
+    refused = await follow.refuse_instance(conn, domain, None, label=policy.CLI.label)
+    print(
+        f"{domain} : approbation retirée — plus aucun contenu réservé aux membres ne lui est servi ni envoyé"
+    )
+    print(f"demandes d'abonnement refusées : {refused}")
 
 
 @admin_command("disallow-domain", "retirer un domaine de la liste autorisée", _domain_arg)

@@ -383,9 +383,9 @@ async def takahe_install(server_dsn: str, domain: str) -> TakaheInstall:
     /tmp/vbg-takahe-peer-KEY (about 3 minutes the first time: pip compiles two C
     extensions), and migrated once per PostgreSQL server into the template database
     ``vbg_takahe_tpl_KEY`` (kept between runs; its bootstrap output beside the code)."""
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in TAKAHE_KIT) + domain.encode()).hexdigest()[:12]
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in TAKAHE_KIT)).hexdigest()[:12]
     workdir = Path("/tmp") / f"vbg-takahe-peer-{key}"
-    template = f"vbg_takahe_tpl_{key}"
+    template = f"vbg_takahe_tpl_{key}_{hashlib.sha256(domain.encode()).hexdigest()[:6]}"
     saved = workdir / f"bootstrap-{template}.json"
     admin = await asyncpg.connect(server_dsn)
     try:

@@ -10,6 +10,7 @@ import pytest
 
 from node import cli
 from tests.conftest import TEST_SECRET
+from tests.helpers import make_community
 
 MASTODON_EXPORT = """\
 #domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate
@@ -191,3 +192,63 @@ async def test_import_of_a_missing_file_is_a_clear_error(
 ) -> None:
     assert await vbg("import-blocks", str(tmp_path / "absent.csv")) == 1
     assert "Fichier illisible" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("node_env")
+async def test_allow_domain_says_members_only_communities_also_need_approval(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await vbg("allow-domain", "chu-partenaire.example") == 0
+    out = capsys.readouterr().out
+    assert "chu-partenaire.example : autorisé" in out
+    assert "réservées aux membres demandent en plus une approbation" in out
+    assert "vbg-node admin approve-instance chu-partenaire.example" in out
+
+
+@pytest.mark.usefixtures("node_env")
+async def test_approve_and_unapprove_an_instance_from_the_command_line(
+    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a members-only community and a pending follow from an allowed partner
+    community = await make_community(pool, "medical", visibility="members")
+    actor = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, inbox)"
+        " VALUES ('https://chu.example/u/bob', 'Person', false, 'bob', 'chu.example', 'https://chu.example/inbox')"
+        " RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state)"
+        " VALUES ($1, $2, 'https://chu.example/follows/1', 'pending')",
+        community,
+        actor,
+    )
+    assert await vbg("allow-domain", "chu.example") == 0
+    capsys.readouterr()
+    # When the admin approves the instance
+    assert await vbg("approve-instance", "CHU.example") == 0
+    # Then it says what that opens, the follow is accepted and an Accept is queued, audited as the CLI
+    out = capsys.readouterr().out
+    assert "chu.example : instance approuvée" in out and "demandes d'abonnement acceptées : 1" in out
+    assert await pool.fetchval("SELECT approved FROM instances WHERE domain = 'chu.example'") is True
+    assert (
+        await pool.fetchval("SELECT state FROM community_followers WHERE actor_id = $1", actor) == "accepted"
+    )
+    assert await pool.fetchval("SELECT count(*) FROM outbox_events WHERE kind = 'follow.accept'") == 1
+    # When it takes the approval back
+    assert await vbg("unapprove-instance", "chu.example") == 0
+    assert "chu.example : approbation retirée" in capsys.readouterr().out
+    assert await pool.fetchval("SELECT approved FROM instances WHERE domain = 'chu.example'") is False
+    audit = await pool.fetch(
+        "SELECT action, actor_label FROM audit_log WHERE target_id = 'chu.example' ORDER BY id"
+    )
+    assert [tuple(r) for r in audit] == [
+        ("federation.allow_domain", "cli"),
+        ("instance.approve", "cli"),
+        ("instance.refuse", "cli"),
+    ]
+
+
+@pytest.mark.usefixtures("node_env")
+async def test_approving_an_instance_the_policy_refuses_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await vbg("approve-instance", "inconnu.example") == 0
+    assert "n'est pas autorisé par la politique" in capsys.readouterr().out

@@ -137,19 +137,25 @@ SELECT document FROM inbox_items WHERE activity_id = $1
 """
 
 
-async def approve_instance(conn: asyncpg.Connection, domain: str, moderator_id: int | None) -> int:
+async def approve_instance(
+    conn: asyncpg.Connection, domain: str, moderator_id: int | None, *, label: str = ""
+) -> int:
     """Approve a partner instance: it may follow and read members-only communities.
-    Every pending follow from it is accepted. Returns how many were accepted."""
-    return await _decide_instance(conn, domain, moderator_id, approve=True)
+    Every pending follow from it is accepted. Returns how many were accepted.
+    ``label`` names who decided in the audit log when no moderator did (``cli``)."""
+    return await _decide_instance(conn, domain, moderator_id, approve=True, label=label)
 
 
-async def refuse_instance(conn: asyncpg.Connection, domain: str, moderator_id: int | None) -> int:
-    """Refuse a partner instance: its pending follows are rejected. Returns how many."""
-    return await _decide_instance(conn, domain, moderator_id, approve=False)
+async def refuse_instance(
+    conn: asyncpg.Connection, domain: str, moderator_id: int | None, *, label: str = ""
+) -> int:
+    """Refuse (or stop approving) a partner instance: it no longer reads members-only
+    communities and its pending follows are rejected. Returns how many."""
+    return await _decide_instance(conn, domain, moderator_id, approve=False, label=label)
 
 
 async def _decide_instance(
-    conn: asyncpg.Connection, domain: str, moderator_id: int | None, *, approve: bool
+    conn: asyncpg.Connection, domain: str, moderator_id: int | None, *, approve: bool, label: str
 ) -> int:
     domain = domain.strip().lower()
     state, kind = ("accepted", "follow.accept") if approve else ("rejected", "follow.reject")
@@ -163,6 +169,7 @@ async def _decide_instance(
             conn,
             "instance.approve" if approve else "instance.refuse",
             actor_id=moderator_id,
+            actor_label=label,
             target_type="instance",
             target_id=domain,
             details={"follows": len(rows)},
