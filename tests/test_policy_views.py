@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from node import sessions
-from tests.helpers import csrf_from, make_user
+from tests.helpers import csrf_from, make_community, make_user
 
 PAGE = "/admin/federation"
 
@@ -161,3 +161,35 @@ async def test_admin_approves_a_partner_instance(client: httpx.AsyncClient, pool
     response = await submit(client, "/instances", {"domain": "partner.example", "decision": "approve"})
     assert response.status_code == 303
     assert await pool.fetchval("SELECT approved FROM instances WHERE domain = 'partner.example'") is True
+
+
+async def test_a_pending_partner_follow_shows_with_what_approving_opens(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a follow of a members-only community, pending, from a domain we hold no instance row for
+    await log_in_as(client, pool, "admin", "admin")
+    community = await make_community(pool, "medical", visibility="members")
+    actor = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, inbox)"
+        " VALUES ('https://chu.example/u/bob', 'Person', false, 'bob', 'chu.example', 'https://chu.example/inbox')"
+        " RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state)"
+        " VALUES ($1, $2, 'https://chu.example/follows/1', 'pending')",
+        community,
+        actor,
+    )
+    # When the admin opens the federation page
+    page = (await client.get(PAGE)).text
+    # Then the domain is listed with its pending follow and what approving it would open
+    assert "chu.example" in page
+    assert "Approuver ouvrira à chu.example la lecture" in page
+    title = await pool.fetchval("SELECT title FROM communities WHERE id = $1", community)
+    assert f"demandes en attente pour : {title}" in page.replace("&#39;", "'")
+    # And approving it from there accepts the follow
+    response = await submit(client, "/instances", {"domain": "chu.example", "decision": "approve"})
+    assert response.status_code == 303
+    assert (
+        await pool.fetchval("SELECT state FROM community_followers WHERE actor_id = $1", actor) == "accepted"
+    )

@@ -36,14 +36,23 @@ DONE_MESSAGES = {
     "refuse": "Instance refusée.",
 }
 
+# Known instances and every domain with a pending follow (even one we hold no row
+# for yet), with the communities approving it would open to that domain.
 SELECT_INSTANCES = """
-SELECT * FROM (
-    SELECT i.domain, i.software, i.approved, i.approved_at, i.unreachable_since,
-           (SELECT count(*) FROM community_followers f JOIN actors a ON a.id = f.actor_id
-            WHERE a.domain = i.domain AND f.state = 'pending') AS pending
-    FROM instances i
-) s
-ORDER BY pending > 0 DESC, domain
+WITH pending AS (
+    SELECT a.domain, count(*) AS pending, array_agg(DISTINCT c.title ORDER BY c.title) AS communities
+    FROM community_followers f
+    JOIN actors a ON a.id = f.actor_id
+    JOIN communities c ON c.id = f.community_id
+    WHERE f.state = 'pending'
+    GROUP BY a.domain
+)
+SELECT d.domain, i.software, coalesce(i.approved, false) AS approved, i.approved_at, i.unreachable_since,
+       coalesce(p.pending, 0) AS pending, coalesce(p.communities, '{}') AS communities
+FROM (SELECT domain FROM instances UNION SELECT domain FROM pending) d
+LEFT JOIN instances i ON i.domain = d.domain
+LEFT JOIN pending p ON p.domain = d.domain
+ORDER BY coalesce(p.pending, 0) > 0 DESC, d.domain
 LIMIT 500
 """
 
