@@ -177,6 +177,7 @@ UPDATE threads SET reply_count = greatest(reply_count - 1, 0),
        expert_answer_id = CASE WHEN expert_answer_id = $2 THEN NULL ELSE expert_answer_id END
 WHERE id = $1
 """
+REMOVE_THREAD = "UPDATE threads SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id"
 SET_PINNED = "UPDATE threads SET pinned = $2 WHERE id = $1"
 SET_LOCKED = "UPDATE threads SET locked = $2 WHERE id = $1"
 SET_EXPERT_ANSWER = "UPDATE threads SET expert_answer_id = $2 WHERE id = $1"
@@ -272,7 +273,9 @@ async def edit_post(
 
 async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reason: str = "") -> None:
     """Soft-delete a post: its author, or a moderator (audited, with a reason).
-    A tombstone stays in the thread; an opening post leaves the thread in place."""
+    A tombstone stays in the thread; an opening post deleted by its author leaves the
+    thread in place, one removed by a moderator takes the whole thread away (lists,
+    search, pages; its ActivityPub ids answer a Tombstone)."""
     _require_member(actor)
     reason = " ".join(reason.split())
     if len(reason) > MAX_REASON:
@@ -289,6 +292,8 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
         await conn.execute(DELETE_POST, post_id)
         if not ref["is_opening"]:
             await conn.execute(DROP_REPLY, ref["thread_id"], post_id)
+        elif not own:
+            await remove_thread(conn, ref["thread_id"])
         if not own:
             await _audit(conn, "post.delete", actor, "post", post_id, reason)
             if ref["author_id"] is not None:
@@ -301,6 +306,14 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
                     reason=reason,
                 )
         await _emit(conn, "post.deleted", ref, post_id, actor)
+
+
+async def remove_thread(conn: asyncpg.Connection, thread_id: int) -> bool:
+    """Take a thread away whose opening post is gone (removed by a moderator, or
+    deleted by its remote author: a Note's title *is* its first line). It leaves every
+    list and search; its posts stay as tombstones for the ActivityPub ids. False when
+    it was removed already. The caller emits what must go out."""
+    return await conn.fetchval(REMOVE_THREAD, thread_id) is not None
 
 
 INSERT_LIKE = """
@@ -571,10 +584,14 @@ async def apply_remote_edit(
 
 async def remove_remote_post(conn: asyncpg.Connection, post: PostRef) -> None:
     """Soft-delete ``post`` as the forum does for a local one: the tombstone stays,
-    a reply leaves the thread's count (and its expert-answer mark)."""
+    a reply leaves the thread's count (and its expert-answer mark). An opening post
+    takes its thread away (:func:`remove_thread`): NodeBB and Lemmy remove the topic,
+    and a Note's title is its deleted text's first line."""
     await conn.execute(DELETE_POST, post.id)
     if not post.is_opening:
         await conn.execute(DROP_REPLY, post.thread_id, post.id)
+    else:
+        await remove_thread(conn, post.thread_id)
 
 
 async def remove_remote_author(conn: asyncpg.Connection, actor_id: int) -> int:

@@ -1,8 +1,10 @@
 """Delete: an author removes a post, or an actor removes itself.
 
 - Delete{object id | Tombstone} by the author: the post is soft-deleted as the forum
-  does for a local post (a tombstone stays in the thread, the thread stays in place)
-  and the group relays the Delete. The object id is remembered in ``remote_tombstones`` in every case, so a
+  does for a local post (a tombstone stays in the thread) and the group relays the
+  Delete. The Delete of a thread's opening post removes the whole thread
+  (``node.threads.remove_thread``), as NodeBB and Lemmy remove the topic: its title may
+  be the deleted text's first line. The object id is remembered in ``remote_tombstones`` in every case, so a
   Create or Update arriving later is ignored (the first Delete wins).
 - Delete{actor} by that actor: the actor is marked deleted, its posts and the
   threads it opened are soft-deleted (titles included), its follows of our communities and its likes are dropped.
