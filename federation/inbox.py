@@ -156,6 +156,10 @@ async def accept(request: Request, *, recipient: str) -> None:
         if actor is None:
             return
         check_actor(doc, actor.uri)
+        if validation.canonicalise(doc):
+            # A type array or an inReplyTo list/Link/object: stored in the one shape
+            # handlers read (the signature was checked on the body as received).
+            body = json.dumps(doc, ensure_ascii=False).encode()
         kind = _validate(doc)
         if kind is None:
             await state.gate.confirm(pool, domain)

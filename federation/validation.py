@@ -148,9 +148,11 @@ def is_public(address: object) -> bool:
 def validate_incoming(document: object) -> str:
     """Check an activity received in an inbox; return its type.
 
-    Raises :class:`UnsupportedType` for a verb we do not handle and
+    The shapes of :func:`canonicalise` are first spelt the one way handlers read
+    (in place). Raises :class:`UnsupportedType` for a verb we do not handle and
     :class:`ValidationError` for anything malformed.
     """
+    canonicalise(document)
     doc, kind = _check_envelope(document, "activity")
     if kind not in ACTIVITY_TYPES:
         raise _unsupported("activity", kind)
@@ -160,7 +162,9 @@ def validate_incoming(document: object) -> str:
 
 
 def validate_object(document: object) -> str:
-    """Check a fetched (or embedded) object, actor or collection; return its type."""
+    """Check a fetched (or embedded) object, actor or collection; return its type
+    (after :func:`canonicalise`, in place)."""
+    canonicalise(document)
     doc, kind = _check_envelope(document, "object")
     name = OBJECT_TYPES.get(kind)
     if name is None:
@@ -422,6 +426,73 @@ def _unsupported(what: str, kind: str) -> UnsupportedType:
         f"unsupported {what} type {shown}",
         message=_("Type ActivityPub non pris en charge : %s.") % shown,
     )
+
+
+# --- canonical shapes -----------------------------------------------------------
+
+# Every type a handler tells apart; the first of these in a ``type`` array is kept.
+KNOWN_TYPES = ACTIVITY_TYPES | frozenset(OBJECT_TYPES) | {"Link", "Mention", "Hashtag", "Image", "Document"}
+REPLY_LINK_TYPES = frozenset({"Link"})
+MAX_REPLY_TARGETS = 16
+
+
+def canonicalise(document: object) -> bool:
+    """Spell, in place, the shapes ActivityStreams allows but handlers do not read:
+
+    - ``type`` as an array (``["Note", "Article"]``): the first type we know, else the first;
+    - ``inReplyTo`` as an array, a ``Link`` (``href``), an embedded object (``id``) or a
+      collection (``items``/``orderedItems``): the first http(s) URI it names (a reply
+      answers one post here), ``null`` when it names none.
+
+    Applies to the document and to the objects it embeds (``object``, two levels).
+    Returns whether anything changed (the inbox then stores the canonical text)."""
+    if not isinstance(document, dict):
+        return False
+    changed = False
+    node: Any = document
+    for _level in range(3):
+        if not isinstance(node, dict):
+            break
+        changed |= _canonical_type(node)
+        if "inReplyTo" in node and not (node["inReplyTo"] is None or isinstance(node["inReplyTo"], str)):
+            node["inReplyTo"] = _reply_target(node["inReplyTo"], 0)
+            changed = True
+        node = node.get("object")
+    return changed
+
+
+def _canonical_type(node: dict[str, Any]) -> bool:
+    kinds = node.get("type")
+    if not isinstance(kinds, list):
+        return False
+    names = [k for k in kinds if isinstance(k, str) and k]
+    node["type"] = next((k for k in names if k in KNOWN_TYPES), names[0] if names else None)
+    return True
+
+
+def _reply_target(value: object, depth: int) -> str | None:
+    """The first http(s) URI a reply target names (see :func:`canonicalise`)."""
+    if depth > 3:
+        return None
+    if isinstance(value, str):
+        return value if value[:8].lower().startswith(("https://", "http://")) else None
+    if isinstance(value, list):
+        for item in value[:MAX_REPLY_TARGETS]:
+            found = _reply_target(item, depth + 1)
+            if found:
+                return found
+        return None
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("type")
+    if kind in REPLY_LINK_TYPES or (isinstance(kind, list) and "Link" in kind):
+        return _reply_target(value.get("href"), depth + 1)
+    if kind in COLLECTION_TYPES:
+        # Its first item; a collection given by id alone stays an unknown parent (never
+        # None: that would turn the reply into a new thread at once).
+        found = _reply_target(value.get("orderedItems", value.get("items")), depth + 1)
+        return found or _reply_target(value.get("id"), depth + 1)
+    return _reply_target(value.get("id", value.get("href")), depth + 1)
 
 
 # --- normalisation -----------------------------------------------------------

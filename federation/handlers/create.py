@@ -4,6 +4,9 @@
   groups, without ``inReplyTo``: a new thread (a Note's first line is its title).
 - ``inReplyTo`` one of our posts (ours by URL, or a remote post we store by its id):
   a reply in that thread, wherever the activity arrived (group, member or shared inbox).
+- ``inReplyTo`` a post we do not store: dropped ("reply to a post we do not store")
+  unless addressed to one of our groups; then it waits ``ORPHAN_WAIT`` for its parent
+  and becomes a thread of its own if the parent never comes.
 Refused (ignored) when the community is ``local``, when a members-only community's
 instance is not approved, when the thread is locked or deleted, or when a Delete of
 the object already arrived. Accepted content is relayed by the group (FEP-1b12);
@@ -12,6 +15,8 @@ a new thread or reply of a public community is also announced by id for Mastodon
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
 
 from federation import private_messages
@@ -34,6 +39,8 @@ from federation.handlers.base import (
     tombstoned,
 )
 from federation.objects import PUBLIC
+
+log = logging.getLogger(__name__)
 
 POST_TYPES = {"Note", "Page", "Article"}
 
@@ -128,9 +135,7 @@ async def _store_checked(ctx: Context, obj: dict[str, Any]) -> Outcome:
 async def _store_reply(ctx: Context, obj: dict[str, Any], parent_uri: str) -> Outcome:
     parent = await find_post(ctx, parent_uri)
     if parent is None:
-        if await addressed_group(ctx, obj) is not None:
-            raise RetryLater("parent post not known yet")
-        return ignored("reply to a post we do not store")
+        return await _orphan(ctx, obj)
     if parent.thread_deleted or parent.thread_locked:
         return ignored("thread locked or deleted")
     community = await community_by_id(ctx.conn, parent.community_id)
@@ -144,6 +149,32 @@ async def _store_reply(ctx: Context, obj: dict[str, Any], parent_uri: str) -> Ou
         boost = ("relay.announce_object", {"community_id": community.id, "post_id": post_id})
     await relay(ctx, community.id, also=boost)
     return done(f"reply {post_id} in thread {parent.thread_id}")
+
+
+# How long a reply addressed to one of our groups waits for the post it answers (the
+# inbox worker retries after 30 s, 2 min, 10 min: it is decided at the fourth attempt).
+ORPHAN_WAIT = timedelta(minutes=10)
+SELECT_WAITED = "SELECT now() - received_at FROM inbox_items WHERE activity_id = $1"
+
+
+async def _orphan(ctx: Context, obj: dict[str, Any]) -> Outcome:
+    """A reply to a post we do not store: dropped (with its reason) unless addressed to
+    one of our groups; then it waits for its parent, and becomes a thread of its own
+    when the parent has not come within ``ORPHAN_WAIT``."""
+    community = await addressed_group(ctx, obj)
+    if community is None:
+        return ignored("reply to a post we do not store")
+    waited = await ctx.conn.fetchval(SELECT_WAITED, ref(ctx.activity))
+    if waited is None or waited < ORPHAN_WAIT:
+        raise RetryLater("parent post not known yet")
+    if not await may_interact(ctx, community):
+        return ignored(f"instance may not post in a {community.visibility} community")
+    public = community.visibility == "public"
+    thread_id = await content.store_new_thread(ctx, community.id, content.from_ap(obj), announce_page=public)
+    if thread_id is None:
+        return ignored("object already stored")
+    log.info("reply %s: its parent never arrived, stored as thread %s", ref(obj), thread_id)
+    return done(f"thread {thread_id}: parent never arrived")
 
 
 PUBLIC_NAMES = {PUBLIC, "as:Public", "Public"}
