@@ -442,7 +442,7 @@ def canonicalise(document: object) -> bool:
     - ``type`` as an array (``["Note", "Article"]``): the first type we know, else the first;
     - ``inReplyTo`` as an array, a ``Link`` (``href``), an embedded object (``id``) or a
       collection (``items``/``orderedItems``): the first http(s) URI it names (a reply
-      answers one post here), ``null`` when it names none.
+      answers one post here); one that names none is left for the schema to refuse.
 
     Applies to the document and to the objects it embeds (``object``, two levels).
     Returns whether anything changed (the inbox then stores the canonical text)."""
@@ -454,9 +454,12 @@ def canonicalise(document: object) -> bool:
         if not isinstance(node, dict):
             break
         changed |= _canonical_type(node)
-        if "inReplyTo" in node and not (node["inReplyTo"] is None or isinstance(node["inReplyTo"], str)):
-            node["inReplyTo"] = _reply_target(node["inReplyTo"], 0)
-            changed = True
+        target = node.get("inReplyTo")
+        if isinstance(target, (list, dict)):
+            found = _reply_target(target, 0)
+            if found is not None:  # else left as sent: the schema refuses it, clearly
+                node["inReplyTo"] = found
+                changed = True
         node = node.get("object")
     return changed
 

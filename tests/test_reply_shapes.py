@@ -131,3 +131,14 @@ async def test_a_reply_to_a_post_we_do_not_store_addressed_to_no_group_is_droppe
     )
     await deliver(node, masto, reply, alice)
     assert await outcome(node, reply) == ("ignored", "reply to a post we do not store")
+
+
+@pytest.mark.parametrize(
+    "value", [12, [], {"type": "Link"}, [{"type": "Note"}], {"type": "Collection", "items": []}]
+)
+def test_a_reply_target_naming_no_uri_is_refused_clearly(value: Any) -> None:
+    doc = real_reply()
+    doc["object"]["inReplyTo"] = value
+    with pytest.raises(validation.ValidationError) as caught:
+        validation.validate_incoming(doc)
+    assert "object.inReplyTo" in str(caught.value.reason)

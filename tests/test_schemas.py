@@ -237,7 +237,8 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ),
     ("tag a string", put("#vbg", "object", "tag"), "object.tag: must be a tag, an array of tags or null"),
     ("@context a number", put(1, "@context"), "@context: must be a JSON-LD @context"),
-    ("type not a string", put(["Create"], "type"), "type: missing or not a string"),
+    ("type not a string", put(12, "type"), "type: missing or not a string"),
+    ("type an empty array", put([], "type"), "type: missing or not a string"),
     ("type missing", drop("type"), "type: missing or not a string"),
 ]
 
