@@ -174,7 +174,7 @@ async def test_a_takahe_user_follows_a_community_and_sees_its_threads_and_replie
     for shown, what in (
         ("nous faisons pareil", "tina's reply"),
         ("partagé 1 fois", "tina's boost"),
-        ("1 J&#39;aime", "tina's favourite"),
+        ('<span class="likes">1 J\'aime</span>', "tina's favourite"),
     ):
 
         async def page_shows(text: str = shown) -> bool:
