@@ -210,6 +210,14 @@ async def list_readable(conn: Connection, user: User | None) -> list[asyncpg.Rec
     return await conn.fetch(LIST_READABLE, user.id if user else None, is_reader(user))
 
 
+SELECT_TITLES = "SELECT id, title FROM communities WHERE id = ANY($1::bigint[])"
+
+
+async def titles(conn: Connection, community_ids: list[int]) -> dict[int, str]:
+    """The titles of these communities (for the admin pages), by id."""
+    return {r["id"]: r["title"] for r in await conn.fetch(SELECT_TITLES, community_ids)}
+
+
 async def list_all(conn: Connection) -> list[Community]:
     return [_community(r) for r in await conn.fetch(LIST_ALL)]
 

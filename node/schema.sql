@@ -971,6 +971,13 @@ CREATE TABLE public.post_likes (
     CONSTRAINT post_likes_one_liker CHECK (((actor_id IS NULL) <> (user_id IS NULL)))
 );
 
+CREATE TABLE public.post_shares (
+    post_id bigint NOT NULL,
+    actor_id bigint NOT NULL,
+    activity_id text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.posts (
     id bigint NOT NULL,
     thread_id bigint NOT NULL,
@@ -985,7 +992,8 @@ CREATE TABLE public.posts (
     search_vector tsvector,
     ap_id text,
     remote_author_id bigint,
-    likes_count integer DEFAULT 0 NOT NULL
+    likes_count integer DEFAULT 0 NOT NULL,
+    shares_count integer DEFAULT 0 NOT NULL
 );
 
 CREATE SEQUENCE public.posts_id_seq
@@ -1394,6 +1402,12 @@ ALTER TABLE ONLY public.password_resets
 ALTER TABLE ONLY public.post_edits
     ADD CONSTRAINT post_edits_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.post_shares
+    ADD CONSTRAINT post_shares_activity_id_key UNIQUE (activity_id);
+
+ALTER TABLE ONLY public.post_shares
+    ADD CONSTRAINT post_shares_pkey PRIMARY KEY (post_id, actor_id);
+
 ALTER TABLE ONLY public.posts
     ADD CONSTRAINT posts_ap_id_key UNIQUE (ap_id);
 
@@ -1544,6 +1558,8 @@ CREATE INDEX post_likes_actor ON public.post_likes USING btree (actor_id) WHERE 
 CREATE UNIQUE INDEX post_likes_post_actor ON public.post_likes USING btree (post_id, actor_id);
 
 CREATE UNIQUE INDEX post_likes_post_user ON public.post_likes USING btree (post_id, user_id);
+
+CREATE INDEX post_shares_actor ON public.post_shares USING btree (actor_id);
 
 CREATE UNIQUE INDEX posts_one_opening ON public.posts USING btree (thread_id) WHERE is_opening;
 
@@ -1802,6 +1818,12 @@ ALTER TABLE ONLY public.post_likes
 
 ALTER TABLE ONLY public.post_likes
     ADD CONSTRAINT post_likes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.post_shares
+    ADD CONSTRAINT post_shares_actor_id_fkey FOREIGN KEY (actor_id) REFERENCES public.actors(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.post_shares
+    ADD CONSTRAINT post_shares_post_id_fkey FOREIGN KEY (post_id) REFERENCES public.posts(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.posts
     ADD CONSTRAINT posts_author_id_fkey FOREIGN KEY (author_id) REFERENCES public.users(id);

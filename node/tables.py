@@ -27,6 +27,7 @@ FORUM_TABLES: dict[str, str] = {
     "threads": "node.threads",
     "posts": "node.threads",
     "post_likes": "node.threads",
+    "post_shares": "node.shares",
     "post_edits": "node.threads",
     "thread_reads": "node.threads",
     "reports": "node.reports",

@@ -231,3 +231,21 @@ async def local_thread(node: InboxNode, community: str, title: str = "Question l
         created = await threads.create_thread(conn, found, author, title, "Corps de la question.")
         await conn.execute("DELETE FROM outbox_events")  # only what the inbox emits is looked at
     return created.thread_id, created.post_id
+
+
+async def deliver(
+    node: InboxNode, fake: FakeInstance, activity: dict[str, Any], actor: FakeActor, path: str = "/inbox"
+) -> None:
+    """``fake`` posts ``activity`` signed by ``actor`` (202 expected), then the worker runs."""
+    response = await fake.send(node.url(path), activity, actor=actor)
+    assert response.status == 202, response.text
+    await node.process()
+
+
+async def outcome(node: InboxNode, activity: dict[str, Any]) -> tuple[str, str]:
+    """(status, outcome) of the stored activity."""
+    row = await node.pool.fetchrow(
+        "SELECT status, outcome FROM inbox_items WHERE activity_id = $1", activity["id"]
+    )
+    assert row is not None
+    return row["status"], row["outcome"]

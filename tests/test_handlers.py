@@ -5,15 +5,14 @@ order-tolerant."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from federation import actors
 from federation.handlers import follow as follow_handler
 from tests import inboxnode as ap
-from tests.fakefedi import FakeActor, FakeInstance
+from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user
-from tests.inboxnode import InboxNode, fake_fixture, local_thread, node_fixture
+from tests.inboxnode import InboxNode, deliver, fake_fixture, local_thread, node_fixture, outcome
 
 fixture_node = node_fixture()
 
@@ -22,22 +21,6 @@ fixture_masto = fake_fixture("masto", "127.0.0.51")
 
 
 fixture_lemmy = fake_fixture("lemmy", "127.0.0.52", "lemmy")
-
-
-async def deliver(
-    node: InboxNode, fake: FakeInstance, activity: dict[str, Any], actor: FakeActor, path: str = "/inbox"
-) -> None:
-    response = await fake.send(node.url(path), activity, actor=actor)
-    assert response.status == 202, response.text
-    await node.process()
-
-
-async def outcome(node: InboxNode, activity: dict[str, Any]) -> tuple[str, str]:
-    row = await node.pool.fetchrow(
-        "SELECT status, outcome FROM inbox_items WHERE activity_id = $1", activity["id"]
-    )
-    assert row is not None
-    return row["status"], row["outcome"]
 
 
 # -- Follow -------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ from tests import inboxnode as ap
 from tests.conftest import SHARED_SAMPLES
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community
-from tests.inboxnode import InboxNode, fake_fixture, node_fixture
-from tests.test_handlers import deliver, local_thread, outcome
+from tests.inboxnode import InboxNode, deliver, fake_fixture, local_thread, node_fixture, outcome
 
 fixture_node = node_fixture()
 fixture_masto = fake_fixture("masto", "127.0.0.57")

@@ -9,8 +9,7 @@ from typing import Any
 from tests import inboxnode as ap
 from tests.fakefedi import FakeActor, FakeInstance
 from tests.helpers import make_community, new_client
-from tests.inboxnode import InboxNode, fake_fixture, node_fixture
-from tests.test_handlers import deliver, local_thread, outcome
+from tests.inboxnode import InboxNode, deliver, fake_fixture, local_thread, node_fixture, outcome
 
 fixture_node = node_fixture()
 fixture_masto = fake_fixture("masto", "127.0.0.54")

@@ -10,8 +10,7 @@ from node.sessions import User
 from tests import inboxnode as ap
 from tests.fakefedi import FakeInstance
 from tests.helpers import make_community, make_user, new_client
-from tests.inboxnode import InboxNode, fake_fixture, node_fixture
-from tests.test_handlers import deliver, local_thread
+from tests.inboxnode import InboxNode, deliver, fake_fixture, local_thread, node_fixture
 
 fixture_node = node_fixture()
 fixture_masto = fake_fixture("masto", "127.0.0.56")

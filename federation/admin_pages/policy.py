@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from federation import policy, policy_csv
 from federation.handlers import follow  # approving an instance answers its pending follows
+from node import communities
 from node.errors import AppError, BadRequest
 from node.i18n import _
 from node.sessions import User
@@ -40,21 +41,31 @@ DONE_MESSAGES = {
 # for yet), with the communities approving it would open to that domain.
 SELECT_INSTANCES = """
 WITH pending AS (
-    SELECT a.domain, count(*) AS pending, array_agg(DISTINCT c.title ORDER BY c.title) AS communities
+    SELECT a.domain, count(*) AS pending, array_agg(DISTINCT f.community_id) AS community_ids
     FROM community_followers f
     JOIN actors a ON a.id = f.actor_id
-    JOIN communities c ON c.id = f.community_id
     WHERE f.state = 'pending'
     GROUP BY a.domain
 )
 SELECT d.domain, i.software, coalesce(i.approved, false) AS approved, i.approved_at, i.unreachable_since,
-       coalesce(p.pending, 0) AS pending, coalesce(p.communities, '{}') AS communities
+       coalesce(p.pending, 0) AS pending, coalesce(p.community_ids, '{}') AS community_ids
 FROM (SELECT domain FROM instances UNION SELECT domain FROM pending) d
 LEFT JOIN instances i ON i.domain = d.domain
 LEFT JOIN pending p ON p.domain = d.domain
 ORDER BY coalesce(p.pending, 0) > 0 DESC, d.domain
 LIMIT 500
 """
+
+
+async def _instances(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Known instances and pending ones, each with the titles of the communities its
+    pending follows ask for (what approving it would open)."""
+    rows = await pool.fetch(SELECT_INSTANCES)
+    async with pool.acquire() as conn:
+        titles = await communities.titles(conn, sorted({i for r in rows for i in r["community_ids"]}))
+    return [
+        {**dict(r), "communities": sorted(titles[i] for i in r["community_ids"] if i in titles)} for r in rows
+    ]
 
 
 def _who(user: User) -> policy.Who:
@@ -71,7 +82,7 @@ async def _page(request: Request, status_code: int = 200, **context: Any) -> Res
         mode=await policy.federation_mode(pool),
         blocks=await policy.list_blocks(pool),
         allows=await policy.list_allows(pool),
-        instances=await pool.fetch(SELECT_INSTANCES),
+        instances=await _instances(pool),
         severities=policy.SEVERITIES,
         done=_(DONE_MESSAGES[done]) if done in DONE_MESSAGES else "",
         own_domain=settings_of(request).domain,
