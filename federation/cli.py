@@ -178,10 +178,10 @@ async def unapprove_instance(conn: Any, args: argparse.Namespace) -> None:
     print(f"demandes d'abonnement refusées : {refused}")
 
 
-@admin_command("disallow-domain", "retirer un domaine de la liste autorisée", _domain_arg)
+@admin_command("disallow-domain", "retirer un domaine de la liste d'autorisation", _domain_arg)
 async def disallow_domain(conn: Any, args: argparse.Namespace) -> None:
     domain = await policy.disallow_domain(conn, args.domain, policy.CLI, reason=args.reason)
-    print(f"{domain} : retiré de la liste autorisée")
+    print(f"{domain} : retiré de la liste d'autorisation")
 
 
 @admin_command("list-allows", "lister les domaines autorisés", _no_args)

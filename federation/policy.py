@@ -519,7 +519,9 @@ async def disallow_domain(conn: asyncpg.Connection, domain: str, who: Who = CLI,
     domain = normalise_domain(domain)
     async with conn.transaction():
         if await conn.fetchval(DELETE_ALLOW, domain) is None:
-            raise NotFound(_("Ce domaine n'est pas dans la liste autorisée : {domain}").format(domain=domain))
+            raise NotFound(
+                _("Ce domaine n'est pas dans la liste d'autorisation : {domain}").format(domain=domain)
+            )
         await audit.record(
             conn,
             "federation.disallow_domain",

@@ -101,7 +101,7 @@ async def test_admin_switches_mode_and_edits_the_allowlist(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await log_in_as(client, pool, "admin", "admin")
-    assert "Actuellement : liste autorisée" in (await client.get(PAGE)).text
+    assert "Actuellement : liste d'autorisation" in (await client.get(PAGE)).text
     assert (
         await submit(client, "/autorises", {"domain": "partner.example", "note": "CHU"})
     ).status_code == 303

@@ -80,6 +80,11 @@ def _viewer(request: Request) -> User | None:
     return user if user is not None and user.is_approved else None
 
 
+def _preview(data: FormData, body: str) -> str | None:
+    """The rendered text when « Aperçu » was pressed (nothing is saved), else None."""
+    return markup.render(body[: threads.MAX_BODY]) if data.get("apercu") else None
+
+
 def _errors(exc: BadRequest) -> dict[str, str]:
     return exc.fields or {"_": exc.message}
 
@@ -178,6 +183,12 @@ async def new_thread(request: Request) -> Response:
     pool = pool_of(request)
     community = await communities.get_readable(pool, request.path_params["name"], user)
     title, body = _text(data, "title"), _text(data, "body")
+    preview = _preview(data, body)
+    if preview is not None:
+        values = {"title": title[: threads.MAX_TITLE], "body": body[: threads.MAX_BODY]}
+        return render(
+            request, "forum/new_thread.html", community=community, values=values, errors={}, preview=preview
+        )
     try:
         await check_posting_limit(request, user)
         async with pool.acquire() as conn:
@@ -232,11 +243,27 @@ async def reply(request: Request) -> Response:
     user = require_member(request)
     data = await forms.form(request)
     thread_id = path_id(request)
-    return await _reply(request, user, thread_id, _text(data, "body"), None)
+    return await _reply(
+        request, user, thread_id, _text(data, "body"), None, _preview(data, _text(data, "body"))
+    )
 
 
-async def _reply(request: Request, user: User, thread_id: int, body: str, parent_id: int | None) -> Response:
+async def _reply(
+    request: Request, user: User, thread_id: int, body: str, parent_id: int | None, preview: str | None = None
+) -> Response:
     pool = pool_of(request)
+    if preview is not None:
+        ref = await threads.load_thread(pool, thread_id, user)
+        return render(
+            request,
+            "forum/reply.html",
+            thread=ref,
+            parent=None,
+            body=body[: threads.MAX_BODY],
+            errors={},
+            preview=preview,
+            action=f"/p/{parent_id}/repondre" if parent_id else f"/t/{thread_id}/repondre",
+        )
     try:
         await check_posting_limit(request, user)
         async with pool.acquire() as conn:
@@ -308,7 +335,8 @@ async def reply_to_post(request: Request) -> Response:
     user = require_member(request)
     data = await forms.form(request)
     post = await threads.load_post(pool_of(request), path_id(request), user)
-    return await _reply(request, user, post["thread_id"], _text(data, "body"), post["id"])
+    body = _text(data, "body")
+    return await _reply(request, user, post["thread_id"], body, post["id"], _preview(data, body))
 
 
 async def _own_post(request: Request, user: User) -> asyncpg.Record:
@@ -331,6 +359,10 @@ async def edit(request: Request) -> Response:
     post = await _own_post(request, user)
     body = _text(data, "body")
     title = _text(data, "title") if post["is_opening"] else None
+    preview = _preview(data, body)
+    if preview is not None:
+        values = {"title": (title or "")[: threads.MAX_TITLE], "body": body[: threads.MAX_BODY]}
+        return render(request, "forum/edit.html", post=post, values=values, errors={}, preview=preview)
     try:
         async with pool_of(request).acquire() as conn:
             await threads.edit_post(conn, post["id"], user, body, title)
@@ -636,8 +668,8 @@ _LABELS = {
     "edit": "Modifier",
     "delete": "Supprimer",
     "history": "Historique",
-    "mark": "Marquer « réponse de l'expert »",
-    "unmark": "Retirer « réponse de l'expert »",
+    "mark": "Marquer « réponse de l'expert·e »",
+    "unmark": "Retirer « réponse de l'expert·e »",
     "like": "J'aime",
     "unlike": "Je n'aime plus",
     "report": "Signaler",

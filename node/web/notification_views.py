@@ -31,7 +31,7 @@ KIND_LABELS = {
     "reply_followed": "Réponses dans les fils que je suis",
     "reply_to_me": "Réponses à mes messages",
     "mention": "Mentions « @nom »",
-    "expert_answer": "Réponse de l'expert dans mes fils",
+    "expert_answer": "Réponse de l'expert·e dans mes fils",
     "moderation": "Décisions de modération sur mes messages",
     "report_handled": "Suites données à mes signalements",
     "new_report": "Nouveaux signalements (modération)",

@@ -1,0 +1,33 @@
+"""« Aperçu »: the server renders a message before it is published (no script)."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+
+from tests.helpers import add_thread, login, make_community, make_user, post_form
+
+
+async def test_the_preview_button_renders_the_text_and_publishes_nothing(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await make_user(pool, "amina")
+    community_id = await make_community(pool, "medical")
+    await add_thread(pool, community_id, author_id=1)
+    await login(client, "amina")
+    text = "Un point **important** :\n\n- premier\n- second <script>alert(1)</script>"
+    for path, page, form in (
+        ("/t/1/repondre", "/t/1", {"body": text}),
+        ("/p/1/repondre", "/p/1/repondre", {"body": text}),
+        ("/c/medical/nouveau", "/c/medical/nouveau", {"title": "Un titre", "body": text}),
+        ("/p/1/modifier", "/p/1/modifier", {"title": "Un titre", "body": text}),
+    ):
+        response = await post_form(client, path, {**form, "apercu": "1"}, page=page)
+        assert response.status_code == 200, path
+        assert 'id="apercu"' in response.text and "<strong>important</strong>" in response.text
+        assert "<li>premier</li>" in response.text and "<script>alert" not in response.text
+        assert "Un point **important**" in response.text  # the text stays in the form
+    assert await pool.fetchval("SELECT count(*) FROM posts") == 1
+    assert await pool.fetchval("SELECT source FROM posts") == "Bonjour"
+    assert await pool.fetchval("SELECT source FROM posts") == "Bonjour"
+    assert await pool.fetchval("SELECT count(*) FROM threads") == 1
