@@ -216,7 +216,9 @@ async def test_expert_pins_locks_and_marks_the_expert_answer(
         await post_form(client, f"/p/{answer}/expert", {"action": "mark"}, page=thread_path)
     ).status_code == 303
     page = await client.get(thread_path)
-    assert f'class="post expert" id="p{answer}"' in page.text and "Réponse de l'expert·e</strong>" in page.text
+    assert (
+        f'class="post expert" id="p{answer}"' in page.text and "Réponse de l'expert·e</strong>" in page.text
+    )
     assert "verrouillé" in page.text and "épinglé" in page.text
     # A simple member can neither animate nor reply to the locked thread
     async with new_client(app) as browser:
