@@ -726,6 +726,38 @@ async def record_remote(conn: asyncpg.Connection, document: RemoteDocument, mode
     return document_id
 
 
+INSERT_REMOTE_VERSION = """
+WITH doc AS (
+    SELECT d.id, (SELECT v.remote_url FROM document_versions v WHERE v.document_id = d.id
+                  ORDER BY v.number DESC LIMIT 1) AS current_url
+    FROM documents d JOIN threads t ON t.id = d.thread_id
+    WHERE t.ap_id = $1 AND d.remote AND d.deleted_at IS NULL
+    FOR UPDATE OF d
+)
+INSERT INTO document_versions (document_id, number, status, media_type, size, file_name, remote_url)
+SELECT id, (SELECT max(number) + 1 FROM document_versions WHERE document_id = doc.id), $2, $3, $4, $5, $6
+FROM doc WHERE current_url IS DISTINCT FROM $6
+RETURNING document_id
+"""
+
+
+async def record_remote_update(conn: asyncpg.Connection, document: RemoteDocument, mode: str) -> None:
+    """An Update of a remote document's Page: a file at a new URL is its new version
+    (the old one stays); a thread that had no document yet gets one."""
+    if await record_remote(conn, document, mode) is not None:
+        return
+    status = "pending" if mode == "fetch" else "link"
+    file = document.file
+    document_id = await conn.fetchval(
+        INSERT_REMOTE_VERSION, document.page_id, status, file.media_type[:100], max(file.size, 0),
+        file.name[:200], file.url,
+    )  # fmt: skip
+    if document_id is not None:
+        await conn.execute(REFRESH_SEARCH, document_id)
+        if status == "pending":
+            await conn.execute(NOTIFY)
+
+
 REQUEST_FETCH = """
 UPDATE document_versions SET status = 'pending', next_attempt_at = now()
 WHERE document_id = $1 AND status = 'link' AND attempts = 0 AND remote_url IS NOT NULL

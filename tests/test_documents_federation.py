@@ -184,3 +184,33 @@ async def test_our_document_page_carries_a_document_attachment(node: InboxNode, 
         await threads.delete_post(conn, opening, amina)
     assert await node.pool.fetchval("SELECT deleted_at IS NOT NULL FROM documents WHERE id = $1", document_id)
     assert await node.pool.fetchval("SELECT count(*) FROM document_trash") == 1
+
+
+async def test_an_update_with_a_new_file_is_a_new_version(node: InboxNode, lemmy: FakeInstance) -> None:
+    # Given a Lemmy post with a PDF, fetched and stored
+    lemmy.add_response(FILE, pdf_with_author(with_image=False), content_type="application/pdf")
+    lemmy.add_response(
+        "/pictrs/files/v2.pdf",
+        pdf_with_author("Version revue", with_image=False),
+        content_type="application/pdf",
+    )
+    alice = lemmy.add_actor("alice")
+    activity = pdf_page(lemmy, alice, node.group("medical"), lemmy.url(FILE))
+    await deliver(node, lemmy, activity, alice)
+    await run_documents(node)
+
+    # When its author edits the post with a new file
+    page = dict(
+        activity["object"],
+        attachment=[
+            {"type": "Document", "url": lemmy.url("/pictrs/files/v2.pdf"), "mediaType": "application/pdf"}
+        ],
+    )
+    await deliver(node, lemmy, ap.update_of(lemmy, alice, page), alice)
+    await run_documents(node)
+
+    # Then the new file is version 2 and the first stays
+    assert [(v["number"], v["status"]) for v in await versions(node)] == [(1, "stored"), (2, "stored")]
+    # and the same Update again adds nothing
+    await deliver(node, lemmy, ap.update_of(lemmy, alice, page), alice)
+    assert len(await versions(node)) == 2

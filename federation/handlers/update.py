@@ -2,7 +2,7 @@
 
 - Update{Page|Article|Note} from its author edits the stored post (the previous
   version goes to ``post_edits``, visible to moderators; its attachments replace the
-  old ones) and is relayed by the group.
+  old ones; a document's new file becomes its new version) and is relayed by the group.
   An Update of an object we never stored is treated as its Create (Lemmy sends
   Update for posts edited before we followed); after a Delete it is ignored.
 - Update{Person|Group|Service|Application|Organization} of the sender itself refreshes
@@ -26,7 +26,7 @@ from federation.handlers.base import (
     relay,
     tombstoned,
 )
-from node import threads
+from node import documents, threads
 
 ACTOR_TYPES = {"Person", "Group", "Service", "Application", "Organization"}
 
@@ -61,6 +61,8 @@ async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
         ctx.conn, post, ctx.sender.id, edited.title, edited.source, edited.content_html
     )
     await attachments.replace_for_post(ctx.conn, post.id, edited.media)
+    if edited.document is not None and post.is_opening:
+        await documents.record_remote_update(ctx.conn, edited.document, ctx.settings.remote_documents)
     await relay(ctx, post.community_id)
     return done(f"post {post.id} edited")
 
