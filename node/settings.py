@@ -56,6 +56,12 @@ DOCUMENTED: dict[str, str] = {
     "VBG_MESSAGES_KEY": "Key(s) encrypting private messages at rest; generated into the data folder if unset.",
     "VBG_LOG_FORMAT": "text (default) or json: one JSON object a line, never any message content.",
     "VBG_REPLICA_DATABASE_URL": "PostgreSQL URL of a streaming read replica for pages and search (unset: none).",
+    "VBG_S3_BUCKET": "Bucket of an S3-compatible object store for uploaded files (unset: the data folder).",
+    "VBG_S3_ENDPOINT": "URL of the S3-compatible service (unset: AWS).",
+    "VBG_S3_REGION": "Region of the object store (default us-east-1).",
+    "VBG_S3_ACCESS_KEY": "Access key of the object store.",
+    "VBG_S3_SECRET_KEY": "Secret key of the object store.",
+    "VBG_S3_PREFIX": "Prefix of the node's keys in the bucket (default none).",
     "VBG_METRICS_ADDRESS": "host:port of the Prometheus exporter (unset: none); keep it off the public network.",
     "VBG_UPLOAD_MAX_MB": "Largest file a member may upload, in megabytes (default 25).",
     "VBG_REMOTE_DOCUMENTS": "Files of documents from other servers: fetch (now), open (on first open) or link (never).",
@@ -188,6 +194,12 @@ class Settings:
     log_format: str = "text"
     metrics_address: str = ""
     replica_database_url: str | None = None
+    s3_bucket: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: Secret | None = None
+    s3_prefix: str = ""
     upload_max_mb: int = DEFAULT_UPLOAD_MAX_MB
     remote_documents: str = "fetch"
     smtp: SmtpConfig | None = None  # None: the node sends no e-mail
@@ -296,6 +308,12 @@ def load(env: dict[str, str] | None = None) -> Settings:
             log_format=log_format,
             metrics_address=metrics_address,
             replica_database_url=env.get("VBG_REPLICA_DATABASE_URL") or None,
+            s3_bucket=env.get("VBG_S3_BUCKET") or "",
+            s3_endpoint=env.get("VBG_S3_ENDPOINT") or "",
+            s3_region=env.get("VBG_S3_REGION") or "us-east-1",
+            s3_access_key=env.get("VBG_S3_ACCESS_KEY") or "",
+            s3_secret_key=Secret(env["VBG_S3_SECRET_KEY"]) if env.get("VBG_S3_SECRET_KEY") else None,
+            s3_prefix=env.get("VBG_S3_PREFIX") or "",
             upload_max_mb=upload_max_mb,
             remote_documents=_choice(
                 "VBG_REMOTE_DOCUMENTS", env.get("VBG_REMOTE_DOCUMENTS"), REMOTE_DOCUMENTS

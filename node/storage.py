@@ -2,7 +2,8 @@
 
     Storage (the seam)
      ├── LocalStorage       files under ``<VBG_DATA_DIR>/<area>/`` (this module)
-     └── (next) S3Storage   an S3-compatible object store, for nodes that outgrow one disk
+     └── S3Storage          an S3-compatible object store (``VBG_S3_BUCKET`` …), for nodes that
+                            outgrow one disk or run web processes on several machines
                             (docs/architecture.md §6: "PostgreSQL with a replica and object storage for files")
 
 Callers never build a file path from user input: a stored object is known by a random
@@ -26,9 +27,10 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from node.settings import Settings
 
@@ -158,6 +160,112 @@ class LocalStorage:
         return self._path(name)
 
 
+class S3Storage:
+    """Objects of one area as ``<prefix><area>/<name>`` keys of an S3-compatible bucket
+    (AWS S3, MinIO, Garage, Ceph RGW, Scaleway, OVH…), through boto3 in a thread.
+
+    The object store is infrastructure of the node, like PostgreSQL: it is reached with
+    the node's own credentials at a configured endpoint, never at an address taken from
+    remote content. Uploads of a finished file use boto3's multipart transfer (bounded
+    memory); reads come back as a spooled temporary file (seekable, in memory up to
+    ``SPOOL_BYTES``, then on disk)."""
+
+    SPOOL_BYTES = 8 * 1024 * 1024
+
+    def __init__(self, client: Any, bucket: str, area: str, prefix: str = "") -> None:
+        if not AREA.match(area):
+            raise StorageError(f"bad area {area!r}")
+        self.area = area
+        self.client = client
+        self.bucket = bucket
+        self.prefix = f"{prefix}{area}/"
+
+    def _key(self, name: str) -> str:
+        return self.prefix + _checked(name)
+
+    async def put(self, chunks: AsyncIterable[bytes], extension: str) -> str:
+        name = new_name(extension)
+        spool = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_BYTES)  # noqa: SIM115 (closed below)
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(spool.write, chunk)
+            await asyncio.to_thread(spool.seek, 0)
+            await asyncio.to_thread(self.client.upload_fileobj, spool, self.bucket, self._key(name))
+        finally:
+            spool.close()
+        return name
+
+    async def put_file(self, path: Path, extension: str) -> str:
+        name = new_name(extension)
+        await asyncio.to_thread(self.client.upload_file, str(path), self.bucket, self._key(name))
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return name
+
+    def _download(self, name: str) -> BinaryIO:
+        spool = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_BYTES)  # noqa: SIM115 (the caller closes it)
+        try:
+            self.client.download_fileobj(self.bucket, self._key(name), spool)
+        except Exception as exc:
+            spool.close()
+            raise _translated(exc, name) from exc
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
+
+    async def open(self, name: str) -> BinaryIO:
+        return await asyncio.to_thread(self._download, name)
+
+    async def delete(self, name: str) -> None:
+        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=self._key(name))
+
+    def _size(self, name: str) -> int:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except Exception as exc:
+            raise _translated(exc, name) from exc
+        return int(head["ContentLength"])
+
+    async def size(self, name: str) -> int:
+        return await asyncio.to_thread(self._size, name)
+
+    def local_path(self, name: str) -> Path | None:
+        _checked(name)
+        return None
+
+
+def _translated(exc: Exception, name: str) -> Exception:
+    """boto3's "no such key" as FileNotFoundError (the seam's contract); any other
+    failure as StorageError."""
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    if code in {"404", "NoSuchKey", "NotFound"}:
+        return FileNotFoundError(name)
+    return StorageError(f"object store: {type(exc).__name__} {code}".strip())
+
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client for the node's object store (``VBG_S3_*`` settings)."""
+    import boto3  # only a node with an object store needs it (pip install 'vbg-node[s3]')
+    from botocore.config import Config
+
+    secret = settings.s3_secret_key.reveal() if settings.s3_secret_key else None
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint or None,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key or None,
+        aws_secret_access_key=secret,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+_clients: dict[tuple[str, str, str], Any] = {}
+
+
 def storage_for(settings: Settings, area: str) -> Storage:
-    """The store of ``area`` for this node (local folder under VBG_DATA_DIR today)."""
+    """The store of ``area`` for this node: the object store when ``VBG_S3_BUCKET`` is
+    set, else a folder under VBG_DATA_DIR."""
+    if settings.s3_bucket:
+        key = (settings.s3_endpoint, settings.s3_bucket, settings.s3_access_key)
+        if key not in _clients:
+            _clients[key] = s3_client(settings)
+        return S3Storage(_clients[key], settings.s3_bucket, area, settings.s3_prefix)
     return LocalStorage(settings.data_dir, area)

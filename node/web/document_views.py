@@ -28,11 +28,12 @@ import asyncio
 import os
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from node import communities, documents, uploads
@@ -349,18 +350,43 @@ async def _serve(
 ) -> Response:
     if name is None or not await _may_read(request, ref):
         raise NotFound()
-    path = store_of(request).local_path(name)
-    if path is None:
-        raise NotFound()
+    store = store_of(request)
+    path = store.local_path(name)
+    headers = dict(FILE_HEADERS, **{"Cache-Control": CACHE_CONTROL.get(ref.visibility, "private, no-store")})
+    if path is None:  # an object store (node.storage.S3Storage): stream what it gives back
+        return await _stream_stored(
+            store, name, headers, media_type, download_name(ref.title, media_type), inline
+        )
     try:
         stat = await asyncio.to_thread(os.stat, path)
     except FileNotFoundError as exc:  # deleted meanwhile: as missing
         raise NotFound() from exc
-    headers = dict(FILE_HEADERS, **{"Cache-Control": CACHE_CONTROL.get(ref.visibility, "private, no-store")})
     return FileResponse(
         path, headers=headers, media_type=media_type, filename=download_name(ref.title, media_type),
         stat_result=stat, content_disposition_type="inline" if inline else "attachment",
     )  # fmt: skip
+
+
+async def _stream_stored(
+    store: Storage, name: str, headers: dict[str, str], media_type: str, filename: str, inline: bool
+) -> Response:
+    try:
+        fh = await store.open(name)
+    except FileNotFoundError as exc:
+        raise NotFound() from exc
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while block := await asyncio.to_thread(fh.read, 256 * 1024):
+                yield block
+        finally:
+            fh.close()
+
+    disposition = "inline" if inline else "attachment"
+    # download_name is an ASCII slug: the same header FileResponse writes for local files
+    quoted = urllib.parse.quote(filename, safe="")
+    headers = dict(headers, **{"Content-Disposition": f'{disposition}; filename="{quoted}"'})
+    return StreamingResponse(chunks(), headers=headers, media_type=media_type)
 
 
 async def version_file(request: Request) -> Response:
