@@ -48,6 +48,7 @@ from typing import Any
 import asyncpg
 
 from federation import policy
+from node.db import Conn
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ def pick_inboxes(recipients: Iterable[tuple[str | None, str | None]], own_domain
     return list(seen)
 
 
-async def deliverable(
-    conn: asyncpg.Connection | asyncpg.Pool, own_domain: str, inboxes: Sequence[str]
-) -> list[str]:
+async def deliverable(conn: Conn, own_domain: str, inboxes: Sequence[str]) -> list[str]:
     """The inboxes the instance policy lets us deliver to (suspended domains never;
     in allowlist mode, listed domains only)."""
     current = await policy.current_policy(conn)
@@ -358,7 +357,7 @@ SESSION_CUSTOM_PLANS = "SET plan_cache_mode = force_custom_plan"
 
 
 @contextlib.asynccontextmanager
-async def _planned_transaction(conn: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def _planned_transaction(conn: Conn) -> AsyncIterator[asyncpg.Connection]:
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(conn, asyncpg.Pool):
             conn = await stack.enter_async_context(conn.acquire())
@@ -378,7 +377,7 @@ async def plan_each_statement(conn: asyncpg.Connection) -> None:
 
 
 async def claim(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn,
     limit: int,
     *,
     per_host: int = 4,
@@ -535,7 +534,7 @@ WHERE j.id = r.id AND j.attempts = r.attempts AND j.state = 'in_flight'
 """
 
 
-async def release(conn: asyncpg.Connection | asyncpg.Pool, jobs: Sequence[Job]) -> int:
+async def release(conn: Conn, jobs: Sequence[Job]) -> int:
     """Give back claimed jobs that were never attempted (a stopping worker's queue):
     pending again, due as before, the claim not counted as an attempt."""
     if not jobs:
@@ -568,12 +567,12 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def reclaim_expired(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+async def reclaim_expired(conn: Conn) -> int:
     """Give back the jobs of workers that died mid-flight (lease expired)."""
     return _count(await conn.execute(RECLAIM_EXPIRED, MAX_ATTEMPTS))
 
 
-async def maintain(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+async def maintain(conn: Conn) -> None:
     """Periodic chores: reclaim leases, expire jobs stuck behind an unreachable
     instance, forget jobs given up long ago."""
     reclaimed = await reclaim_expired(conn)
@@ -596,13 +595,13 @@ WHERE j.domain = revived.domain AND j.state = 'pending' AND j.next_attempt_at > 
 """
 
 
-async def mark_alive(conn: asyncpg.Connection | asyncpg.Pool, domain: str) -> None:
+async def mark_alive(conn: Conn, domain: str) -> None:
     """The instance ``domain`` showed it is up (a signed request from it verified):
     clear its failures and make its waiting jobs due now. Cheap when it is healthy."""
     await mark_alive_many(conn, [domain])
 
 
-async def mark_alive_many(conn: asyncpg.Connection | asyncpg.Pool, domains: Iterable[str]) -> None:
+async def mark_alive_many(conn: Conn, domains: Iterable[str]) -> None:
     """:func:`mark_alive` for several instances in one statement (the inbox worker calls
     it once per batch with the domains of the verified senders)."""
     wanted = sorted({d.lower() for d in domains})
@@ -616,12 +615,12 @@ LEDGER_INBOXES = "SELECT inbox FROM deliveries_ledger WHERE object_uri = $1 ORDE
 LEDGER_DOMAINS = "SELECT DISTINCT domain FROM deliveries_ledger WHERE object_uri = $1 ORDER BY domain"
 
 
-async def ledger_inboxes(conn: asyncpg.Connection | asyncpg.Pool, object_uri: str) -> list[str]:
+async def ledger_inboxes(conn: Conn, object_uri: str) -> list[str]:
     """Every inbox that received an activity about ``object_uri``."""
     return [r["inbox"] for r in await conn.fetch(LEDGER_INBOXES, object_uri)]
 
 
-async def ledger_domains(conn: asyncpg.Connection | asyncpg.Pool, object_uri: str) -> list[str]:
+async def ledger_domains(conn: Conn, object_uri: str) -> list[str]:
     """Where a post went: the instances that received it."""
     return [r["domain"] for r in await conn.fetch(LEDGER_DOMAINS, object_uri)]
 
@@ -656,15 +655,15 @@ class QueueFigures:
     next_due: datetime | None
 
 
-async def queue_figures(conn: asyncpg.Connection | asyncpg.Pool) -> QueueFigures:
+async def queue_figures(conn: Conn) -> QueueFigures:
     counts = {state: 0 for state in STATES if state != "done"}  # done jobs are deleted
     counts.update({r["state"]: r["n"] for r in await conn.fetch(QUEUE_COUNTS)})
     return QueueFigures(counts, await conn.fetchval(OLDEST_PENDING), await conn.fetchval(NEXT_DUE))
 
 
-async def instance_health(conn: asyncpg.Connection | asyncpg.Pool, limit: int = 200) -> list[asyncpg.Record]:
+async def instance_health(conn: Conn, limit: int = 200) -> list[asyncpg.Record]:
     return list(await conn.fetch(INSTANCE_HEALTH, limit))
 
 
-async def recent_failures(conn: asyncpg.Connection | asyncpg.Pool, limit: int = 50) -> list[asyncpg.Record]:
+async def recent_failures(conn: Conn, limit: int = 50) -> list[asyncpg.Record]:
     return list(await conn.fetch(RECENT_FAILURES, limit))

@@ -42,6 +42,7 @@ import asyncpg
 from federation import actors, delivery, private_messages, wakeup
 from federation.handlers import content, create, dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, VerifiedActor, done, ref
+from node.db import Conn
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -317,7 +318,7 @@ async def _retry_or_give_up(conn: asyncpg.Connection, item: Item, error: str, *,
         await conn.execute(GIVE_UP, item.id, final_state, error[:ERROR_MAX])
 
 
-async def prune(conn: asyncpg.Connection | asyncpg.Pool, keep: timedelta = KEEP_FINISHED) -> int:
+async def prune(conn: Conn, keep: timedelta = KEEP_FINISHED) -> int:
     """Forget finished items older than ``keep``; returns how many."""
     status = await conn.execute(PRUNE, keep)
     return int(status.split()[-1])

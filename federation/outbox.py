@@ -67,6 +67,7 @@ import asyncpg
 
 from federation import actors, delivery, objects, urls
 from federation.objects import PUBLIC
+from node.db import Conn
 from node.errors import AppError
 from node.settings import Settings
 
@@ -600,6 +601,6 @@ async def _process_one(ctx: BuildContext, event: asyncpg.Record) -> None:
         log.warning("outbox event %s (%s) skipped: %r", event["id"], event["kind"], exc)
 
 
-async def purge_processed(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+async def purge_processed(conn: Conn) -> None:
     """Forget events consumed more than ``KEEP_PROCESSED`` ago (their activities stay)."""
     await conn.execute(PURGE_PROCESSED, KEEP_PROCESSED)

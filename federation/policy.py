@@ -31,13 +31,14 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeAlias
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import idna
 
 from node import audit
+from node.db import Conn
 from node.errors import BadRequest, NotFound
 from node.i18n import _
 
@@ -46,8 +47,6 @@ SEVERITIES = ("suspend", "silence", "reject_media")  # offered to admins; 'noop'
 STORED_SEVERITIES = (*SEVERITIES, "noop")
 DEFAULT_PORTS = (80, 443)
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class InvalidDomain(BadRequest):

@@ -23,6 +23,7 @@ import asyncpg
 from federation import policy
 from federation.policy import BlockRequest, InvalidDomain, Who
 from node import audit
+from node.db import Conn
 from node.errors import BadRequest
 from node.i18n import _
 
@@ -204,5 +205,5 @@ async def import_csv(
     return len(requests)
 
 
-async def export_text(conn: asyncpg.Connection | asyncpg.Pool) -> str:
+async def export_text(conn: Conn) -> str:
     return export_csv(await policy.list_blocks(conn))

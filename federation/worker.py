@@ -41,6 +41,21 @@ class Worker(Protocol):
     def running(self) -> bool: ...
 
 
+class QueueLoop(Protocol):
+    """A queue's loop: runs until ``stop`` is set, keeps ``asleep`` set while it waits
+    for work (``wakeup.drain_on_notify``)."""
+
+    def __call__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        fetcher: fetcher.Fetcher,
+        stop: asyncio.Event,
+        asleep: asyncio.Event | None = None,
+        /,
+    ) -> Coroutine[Any, Any, None]: ...
+
+
 class QueueWorker:
     """Runs one queue's loop (``loop(pool, settings, fetcher, stop)``) with a guarded
     fetcher signing as the instance actor, until stopped."""
@@ -55,7 +70,7 @@ class QueueWorker:
         self._task: asyncio.Task[None] | None = None
         self._fetcher: fetcher.Fetcher | None = None
 
-    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+    def loop(self) -> QueueLoop:
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -88,7 +103,7 @@ class InboxWorker(QueueWorker):
 
     name = "inbox"
 
-    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+    def loop(self) -> QueueLoop:
         return inbox_worker.run
 
 
@@ -97,7 +112,7 @@ class MediaWorker(QueueWorker):
 
     name = "media"
 
-    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+    def loop(self) -> QueueLoop:
         return media.run
 
 
@@ -106,7 +121,7 @@ class DocumentsWorker(QueueWorker):
 
     name = "documents"
 
-    def loop(self) -> Callable[..., Coroutine[Any, Any, None]]:
+    def loop(self) -> QueueLoop:
         return documents_worker.run
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from node import audit, mail, notifications, sessions
+from node.db import Conn
 from node.errors import BadRequest, Conflict, NotFound
 from node.i18n import _
 from node.security import hash_password, needs_rehash, verify_password
@@ -114,7 +115,7 @@ def check_email(email: str) -> str:
     return email
 
 
-async def name_taken(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+async def name_taken(conn: Conn, name: str) -> bool:
     """Members and communities share one namespace (docs/architecture.md §3: WebFinger)."""
     taken: bool = await conn.fetchval(NAME_TAKEN, name)
     return taken
@@ -229,18 +230,18 @@ async def _insert(
     return user_id
 
 
-async def approved_member(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> asyncpg.Record | None:
+async def approved_member(conn: Conn, username: str) -> asyncpg.Record | None:
     """The approved member named ``username`` (id, username, display_name, bio,
     created_at); None for anyone else (pending, suspended, unknown)."""
     return await conn.fetchrow(SELECT_APPROVED_MEMBER, username)
 
 
-async def user_ids_by_names(conn: asyncpg.Connection | asyncpg.Pool, names: list[str]) -> list[int]:
+async def user_ids_by_names(conn: Conn, names: list[str]) -> list[int]:
     """The ids of the accounts named ``names`` (case-insensitive); unknown names are skipped."""
     return [r["id"] for r in await conn.fetch(SELECT_IDS_BY_NAMES, [n.lower() for n in names])]
 
 
-async def user_id_by_name(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> int | None:
+async def user_id_by_name(conn: Conn, username: str) -> int | None:
     user_id: int | None = await conn.fetchval(SELECT_ID_BY_NAME, username.strip())
     return user_id
 
@@ -293,7 +294,7 @@ def registration_errors(reg: Registration) -> dict[str, str]:
     return errors
 
 
-async def username_errors(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> dict[str, str]:
+async def username_errors(conn: Conn, username: str) -> dict[str, str]:
     """A taken username, said with the form's other errors (one round, not two). Only
     usernames: whether an e-mail address is a member's is never said (issue 8)."""
     if _error_of(check_username, username) or not await name_taken(conn, check_username(username)):
@@ -373,9 +374,7 @@ class Credentials:
     status: str
 
 
-async def authenticate(
-    conn: asyncpg.Connection | asyncpg.Pool, username: str, password: str
-) -> Credentials | None:
+async def authenticate(conn: Conn, username: str, password: str) -> Credentials | None:
     """The account when ``password`` is right, else None.
 
     An unknown name costs one (dummy) argon2 verification too, so the answer and
@@ -408,7 +407,7 @@ WHERE id = $1 AND status = 'pending' RETURNING username
 SELECT_REVIEW = "SELECT status, refusal_reason FROM users WHERE id = $1"
 
 
-async def pending_registrations(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+async def pending_registrations(conn: Conn) -> list[asyncpg.Record]:
     return await conn.fetch(SELECT_PENDING)
 
 
@@ -459,7 +458,7 @@ async def refuse(conn: asyncpg.Connection, user_id: int, moderator: User, reason
         )
 
 
-async def review_state(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record | None:
+async def review_state(conn: Conn, user_id: int) -> asyncpg.Record | None:
     """Status and refusal reason, for the person's waiting page."""
     return await conn.fetchrow(SELECT_REVIEW, user_id)
 
@@ -513,19 +512,19 @@ def profile_errors(update: ProfileUpdate) -> dict[str, str]:
     return errors
 
 
-async def profile(conn: asyncpg.Connection | asyncpg.Pool, username: str) -> asyncpg.Record | None:
+async def profile(conn: Conn, username: str) -> asyncpg.Record | None:
     """The public-to-members profile of an approved member, or None."""
     return await conn.fetchrow(SELECT_PROFILE, username) if len(username) <= 64 else None
 
 
-async def own_profile(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
+async def own_profile(conn: Conn, user_id: int) -> asyncpg.Record:
     row = await conn.fetchrow(SELECT_OWN_PROFILE, user_id)
     if row is None:
         raise NotFound()
     return row
 
 
-async def expert_of(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> list[asyncpg.Record]:
+async def expert_of(conn: Conn, user_id: int) -> list[asyncpg.Record]:
     """The communities ``user_id`` animates as an expert."""
     return await conn.fetch(SELECT_EXPERT_OF, user_id)
 
@@ -556,7 +555,7 @@ async def update_profile(pool: asyncpg.Pool, user_id: int, update: ProfileUpdate
 SET_TIMEZONE = "UPDATE users SET timezone = $2 WHERE id = $1"
 
 
-async def set_timezone(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, name: str) -> None:
+async def set_timezone(conn: Conn, user_id: int, name: str) -> None:
     """``name``: an IANA zone checked by the caller (node.timezones.valid), or '' for the node's."""
     await conn.execute(SET_TIMEZONE, user_id, name)
 
@@ -621,22 +620,20 @@ MEMBERS_PAGE = 50
 ESCAPE_LIKE = str.maketrans({"%": r"\%", "_": r"\_", "\\": "\\\\"})
 
 
-async def search_members(
-    conn: asyncpg.Connection | asyncpg.Pool, query: str, page: int = 1
-) -> list[asyncpg.Record]:
+async def search_members(conn: Conn, query: str, page: int = 1) -> list[asyncpg.Record]:
     """Members whose name, display name or e-mail contains ``query`` (admins only)."""
     pattern = query.strip()[:100].translate(ESCAPE_LIKE)
     return await conn.fetch(SEARCH_MEMBERS, pattern, MEMBERS_PAGE + 1, (page - 1) * MEMBERS_PAGE)
 
 
-async def member(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> asyncpg.Record:
+async def member(conn: Conn, user_id: int) -> asyncpg.Record:
     row = await conn.fetchrow(SELECT_MEMBER, user_id)
     if row is None:
         raise NotFound()
     return row
 
 
-async def all_communities(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+async def all_communities(conn: Conn) -> list[asyncpg.Record]:
     return await conn.fetch(ALL_COMMUNITIES)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
+from node.db import Conn
 
 INSERT = """
 INSERT INTO audit_log (actor_id, actor_label, action, target_type, target_id, reason, details)
@@ -13,7 +13,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 
 
 async def record(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Conn,
     action: str,
     *,
     actor_id: int | None = None,

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import asyncpg
 
 from node import access, audit
 from node.accounts import name_taken
+from node.db import Conn
 from node.errors import BadRequest, Conflict, NotFound
 from node.sessions import User
-
-Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 VISIBILITIES = ("members", "public", "local")
 NAME_RE = re.compile(r"^[a-z0-9_]{3,30}$")
@@ -179,25 +177,25 @@ def _community(row: asyncpg.Record) -> Community:
     )
 
 
-async def find(conn: Connection, name: str) -> Community | None:
+async def find(conn: Conn, name: str) -> Community | None:
     """The community named ``name`` whatever its visibility (admin and services)."""
     row = await conn.fetchrow(SELECT_BY_NAME, name)
     return _community(row) if row else None
 
 
-async def find_federated(conn: Connection, name: str) -> asyncpg.Record | None:
+async def find_federated(conn: Conn, name: str) -> asyncpg.Record | None:
     """The community named ``name`` if it federates (public or members-only): id, name,
     title, description, rules, visibility, created_at."""
     return await conn.fetchrow(SELECT_FEDERATED, name)
 
 
-async def by_id(conn: Connection, community_id: int) -> Community | None:
+async def by_id(conn: Conn, community_id: int) -> Community | None:
     """The community ``community_id`` whatever its visibility (services)."""
     row = await conn.fetchrow(SELECT_BY_ID, community_id)
     return _community(row) if row else None
 
 
-async def get_readable(conn: Connection, name: str, user: User | None) -> Community:
+async def get_readable(conn: Conn, name: str, user: User | None) -> Community:
     """The community named ``name`` if ``user`` may read it, else NotFound."""
     community = await find(conn, name)
     if community is None or not can_read(user, community.visibility):
@@ -205,7 +203,7 @@ async def get_readable(conn: Connection, name: str, user: User | None) -> Commun
     return community
 
 
-async def list_readable(conn: Connection, user: User | None) -> list[asyncpg.Record]:
+async def list_readable(conn: Conn, user: User | None) -> list[asyncpg.Record]:
     """Communities the viewer may read, with thread count and whether they follow it."""
     return await conn.fetch(LIST_READABLE, user.id if user else None, is_reader(user))
 
@@ -213,21 +211,21 @@ async def list_readable(conn: Connection, user: User | None) -> list[asyncpg.Rec
 SELECT_TITLES = "SELECT id, title FROM communities WHERE id = ANY($1::bigint[])"
 
 
-async def titles(conn: Connection, community_ids: list[int]) -> dict[int, str]:
+async def titles(conn: Conn, community_ids: list[int]) -> dict[int, str]:
     """The titles of these communities (for the admin pages), by id."""
     return {r["id"]: r["title"] for r in await conn.fetch(SELECT_TITLES, community_ids)}
 
 
-async def list_all(conn: Connection) -> list[Community]:
+async def list_all(conn: Conn) -> list[Community]:
     return [_community(r) for r in await conn.fetch(LIST_ALL)]
 
 
-async def experts_of(conn: Connection, community_id: int) -> list[asyncpg.Record]:
+async def experts_of(conn: Conn, community_id: int) -> list[asyncpg.Record]:
     """The community's animators (approved experts), for its page."""
     return await conn.fetch(SELECT_EXPERTS, community_id)
 
 
-async def can_animate(conn: Connection, user: User | None, community_id: int) -> bool:
+async def can_animate(conn: Conn, user: User | None, community_id: int) -> bool:
     """Experts of the community and node moderators pin, lock and mark expert answers."""
     if user is None or not user.is_approved:
         return False
@@ -237,18 +235,18 @@ async def can_animate(conn: Connection, user: User | None, community_id: int) ->
     return is_expert
 
 
-async def is_following(conn: Connection, user: User, community_id: int) -> bool:
+async def is_following(conn: Conn, user: User, community_id: int) -> bool:
     following: bool = await conn.fetchval(IS_FOLLOWING, user.id, community_id)
     return following
 
 
-async def follow(conn: Connection, user: User, community: Community) -> None:
+async def follow(conn: Conn, user: User, community: Community) -> None:
     if not is_reader(user):
         raise NotFound()
     await conn.execute(INSERT_FOLLOW, user.id, community.id)
 
 
-async def unfollow(conn: Connection, user: User, community: Community) -> None:
+async def unfollow(conn: Conn, user: User, community: Community) -> None:
     await conn.execute(DELETE_FOLLOW, user.id, community.id)
 
 

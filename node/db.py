@@ -14,9 +14,13 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+
+# What a query runs on: a connection (inside a transaction, or not) or the pool (one
+# statement on whichever connection is free). The one alias for it in node/ and federation/.
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 log = logging.getLogger(__name__)
 

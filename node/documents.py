@@ -25,18 +25,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeAlias
 from urllib.parse import quote
 
 import asyncpg
 
 from node import audit, threads, uploads
 from node.communities import Community, author_shown_sql, can_read, is_reader, readable_sql
+from node.db import Conn
 from node.errors import BadRequest, Forbidden, NotFound
 from node.sessions import User
 from node.storage import Storage
-
-Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 DOC_TYPES = {
     "protocole": "Protocole",
@@ -243,9 +241,7 @@ async def create_document(
     return document_id
 
 
-async def _ref(
-    conn: Connection, document_id: int, viewer: User | None, *, lock: bool = False
-) -> asyncpg.Record:
+async def _ref(conn: Conn, document_id: int, viewer: User | None, *, lock: bool = False) -> asyncpg.Record:
     row = await conn.fetchrow(
         SELECT_REF + (" FOR UPDATE OF d" if lock else ""), document_id, viewer.id if viewer else None
     )
@@ -478,7 +474,7 @@ class Listing:
     has_next: bool
 
 
-async def list_documents(conn: Connection, viewer: User | None, filters: Filters, page: int = 1) -> Listing:
+async def list_documents(conn: Conn, viewer: User | None, filters: Filters, page: int = 1) -> Listing:
     """Published documents the viewer may read, featured first then latest (best match
     first when searching)."""
     query, args = _list_sql(filters)
@@ -538,7 +534,7 @@ class DocumentPage:
         return self.versions[0]
 
 
-async def load_document(conn: Connection, document_id: int, viewer: User | None) -> DocumentPage:
+async def load_document(conn: Conn, document_id: int, viewer: User | None) -> DocumentPage:
     ref = await _ref(conn, document_id, viewer)
     document = await conn.fetchrow(SELECT_DOCUMENT, document_id)
     versions = await conn.fetch(SELECT_VERSIONS, document_id)
@@ -574,7 +570,7 @@ class FileRef:
     draft_of: int | None  # the uploader's id while a draft: nobody else may read it
 
 
-async def file_ref(conn: Connection, document_id: int, number: int) -> FileRef:
+async def file_ref(conn: Conn, document_id: int, number: int) -> FileRef:
     """The file of version ``number``; NotFound for a missing or deleted one. The caller
     decides access with :func:`may_read_file` or, for a server, the federation rule."""
     row = await conn.fetchrow(SELECT_FILE, document_id, number)
@@ -624,7 +620,7 @@ class ThreadDocument:
         return f"/documents/{self.id}/v/{self.version}"
 
 
-async def for_thread(conn: Connection, thread_id: int) -> ThreadDocument | None:
+async def for_thread(conn: Conn, thread_id: int) -> ThreadDocument | None:
     """The published document whose discussion is ``thread_id``, if any."""
     row = await conn.fetchrow(SELECT_FOR_THREAD, thread_id)
     if row is None or row["status"] != "published":
@@ -765,7 +761,7 @@ RETURNING id
 """
 
 
-async def request_fetch(conn: Connection, document_id: int) -> None:
+async def request_fetch(conn: Conn, document_id: int) -> None:
     """VBG_REMOTE_DOCUMENTS=open: a member opened the page, fetch its files now."""
     if await conn.fetch(REQUEST_FETCH, document_id):
         await conn.execute(NOTIFY)
@@ -855,7 +851,7 @@ class Shareable:
     file: ThreadDocument
 
 
-async def shareable(conn: Connection, document_id: int) -> Shareable:
+async def shareable(conn: Conn, document_id: int) -> Shareable:
     """A published document of ours in a federated community; NotFound otherwise."""
     row = await conn.fetchrow(SELECT_SHAREABLE, document_id)
     file = await for_thread(conn, row["thread_id"]) if row is not None else None

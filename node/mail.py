@@ -34,13 +34,9 @@ from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import TypeAlias
 
-import asyncpg
-
+from node.db import Conn
 from node.settings import Settings
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 CHANNEL = "vbg_mail"
 LEASE = timedelta(minutes=5)  # longer than one SMTP session of a batch (SmtpConfig.timeout per step)

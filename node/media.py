@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node import threads
+from node.db import Conn
 from node.errors import NotFound
 from node.sessions import User
 from node.settings import Settings
@@ -51,7 +52,7 @@ ORDER BY post_id, position
 """
 
 
-async def for_posts(conn: threads.Connection, post_ids: list[int]) -> dict[int, tuple[ShownMedia, ...]]:
+async def for_posts(conn: Conn, post_ids: list[int]) -> dict[int, tuple[ShownMedia, ...]]:
     """The attachments of these posts, by post id (one query)."""
     found: dict[int, list[ShownMedia]] = {}
     if not post_ids:
@@ -76,9 +77,7 @@ class StoredFile:
 SELECT_STORED = "SELECT post_id, stored_type FROM remote_media WHERE stored_name = $1 AND status = 'stored'"
 
 
-async def load_stored(
-    conn: threads.Connection, settings: Settings, name: str, viewer: User | None
-) -> StoredFile:
+async def load_stored(conn: Conn, settings: Settings, name: str, viewer: User | None) -> StoredFile:
     """The stored file ``name`` if ``viewer`` may read its post (the forum's rules:
     community visibility, hidden authors, deleted threads and posts); else NotFound."""
     if not NAME.match(name):

@@ -28,17 +28,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
 from node import audit, encryption, markup
+from node.db import Conn
 from node.encryption import Cipher, Keyring, Wrapped, field_aad, new_key
 from node.errors import BadRequest, Conflict, NotFound
 from node.sessions import User
 from node.settings import Settings
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000

@@ -30,14 +30,12 @@ the session caches when it changes. E-mails about notifications are composed by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import asyncpg
 
+from node.db import Conn
 from node.errors import BadRequest, NotFound
 from node.sessions import User
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 KINDS = (
     "reply_followed",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
+from node.db import Conn
 
 HIT = """
 INSERT INTO rate_limits (key, window_start, hits)
@@ -17,7 +17,7 @@ WHERE key = $1 AND window_start = to_timestamp(floor(extract(epoch FROM now()) /
 PURGE = "DELETE FROM rate_limits WHERE window_start < now() - interval '1 day'"
 
 
-async def hit(conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, window_seconds: int) -> bool:
+async def hit(conn: Conn, key: str, limit: int, window_seconds: int) -> bool:
     """Count one attempt for ``key``; False once more than ``limit`` fall in the window."""
     hits: int = await conn.fetchval(HIT, key, window_seconds)
     return hits <= limit
@@ -29,18 +29,16 @@ WHERE key = $1 AND window_start = to_timestamp(floor(extract(epoch FROM now()) /
 """
 
 
-async def refund(conn: asyncpg.Connection | asyncpg.Pool, key: str, window_seconds: int) -> None:
+async def refund(conn: Conn, key: str, window_seconds: int) -> None:
     """Take back one attempt counted by :func:`hit` in the current window (it succeeded)."""
     await conn.execute(REFUND, key, window_seconds)
 
 
-async def exceeded(
-    conn: asyncpg.Connection | asyncpg.Pool, key: str, limit: int, window_seconds: int
-) -> bool:
+async def exceeded(conn: Conn, key: str, limit: int, window_seconds: int) -> bool:
     """True when ``key`` already used up its window, without counting an attempt."""
     hits: int = await conn.fetchval(PEEK, key, window_seconds)
     return hits >= limit
 
 
-async def purge(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+async def purge(conn: Conn) -> None:
     await conn.execute(PURGE)

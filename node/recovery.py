@@ -23,6 +23,7 @@ import asyncpg
 
 from node import audit, mail, sessions
 from node.accounts import check_password
+from node.db import Conn
 from node.errors import BadRequest
 from node.security import hash_password, new_token, token_hash
 
@@ -107,7 +108,7 @@ async def issue(
     return Link(token, expires_at)
 
 
-async def find(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Target | None:
+async def find(conn: Conn, token: str) -> Target | None:
     """The account a live link resets, or None (unknown, used or expired: one answer)."""
     if not token or len(token) > MAX_TOKEN:
         return None

@@ -21,11 +21,11 @@ posts of members-only communities and quote them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeAlias
 
 import asyncpg
 
 from node import audit, notifications, threads
+from node.db import Conn
 from node.errors import Conflict, NotFound
 from node.i18n import _
 from node.sessions import User
@@ -38,7 +38,6 @@ EXCERPT_CHARS = 300
 STATES = ("open", "resolved", "dismissed")
 DECISIONS = {"resolved": "report.resolve", "dismissed": "report.dismiss"}
 
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 COUNT_OPEN = "SELECT count(*) FROM reports WHERE state = 'open'"
 COUNT_BY_STATE = "SELECT state, count(*) AS n FROM reports GROUP BY state"

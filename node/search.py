@@ -14,16 +14,14 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import asyncpg
 from markupsafe import Markup, escape
 
 from node.communities import author_listed_sql, is_reader, readable_sql
+from node.db import Conn
 from node.sessions import User
 from node.threads import AUTHOR_NAME
-
-Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 PAGE_SIZE = 20
 MAX_QUERY = 200
@@ -150,9 +148,7 @@ async def _candidates(conn: asyncpg.Connection, query: str, reader: bool) -> lis
     return found
 
 
-async def _matches(
-    conn: Connection, query: str, reader: bool, page: int
-) -> tuple[list[asyncpg.Record], bool]:
+async def _matches(conn: Conn, query: str, reader: bool, page: int) -> tuple[list[asyncpg.Record], bool]:
     """The page's posts, best first, and whether another page follows."""
     async with _connection(conn) as c, c.transaction():
         await c.execute(CUSTOM_PLAN)
@@ -165,7 +161,7 @@ async def _matches(
 
 
 @asynccontextmanager
-async def _connection(conn: Connection) -> AsyncIterator[asyncpg.Connection]:
+async def _connection(conn: Conn) -> AsyncIterator[asyncpg.Connection]:
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as acquired:
             yield acquired
@@ -173,7 +169,7 @@ async def _connection(conn: Connection) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-async def search(conn: Connection, query: str, viewer: User | None, page: int = 1) -> Results:
+async def search(conn: Conn, query: str, viewer: User | None, page: int = 1) -> Results:
     """Posts matching ``query`` that ``viewer`` may read, best first."""
     query = " ".join(query.split())[:MAX_QUERY]
     if not query:

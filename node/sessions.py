@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from node.db import Conn
 from node.security import new_token, token_hash
 
 COOKIE = "vbg_session"
@@ -83,14 +84,14 @@ WHERE user_id = $1 AND expires_at > now() ORDER BY last_seen_at DESC
 """
 
 
-async def create(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, user_agent: str, ip: str) -> str:
+async def create(conn: Conn, user_id: int, user_agent: str, ip: str) -> str:
     """Open a new session for ``user_id``; return the token to put in the cookie."""
     token = new_token()
     await conn.fetchrow(INSERT_SESSION, token_hash(token), user_id, LIFETIME, user_agent[:300], ip)
     return token
 
 
-async def lookup(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Session | None:
+async def lookup(conn: Conn, token: str) -> Session | None:
     row = await conn.fetchrow(SELECT_SESSION, token_hash(token))
     if row is None:
         return None
@@ -107,7 +108,7 @@ async def lookup(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> Session
     return Session(row["session_id"], user, token, row["last_seen_at"], row["expires_at"])
 
 
-async def touch(conn: asyncpg.Connection | asyncpg.Pool, session: Session, now: datetime) -> Session:
+async def touch(conn: Conn, session: Session, now: datetime) -> Session:
     """Extend a live session, at most once every few minutes (keeps writes rare);
     returns the session as it now stands."""
     if now - session.last_seen_at >= TOUCH_EVERY:
@@ -116,23 +117,23 @@ async def touch(conn: asyncpg.Connection | asyncpg.Pool, session: Session, now: 
     return session
 
 
-async def end(conn: asyncpg.Connection | asyncpg.Pool, token: str) -> None:
+async def end(conn: Conn, token: str) -> None:
     await conn.execute(DELETE_SESSION, token_hash(token))
 
 
-async def end_others(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, keep_session_id: int) -> None:
+async def end_others(conn: Conn, user_id: int, keep_session_id: int) -> None:
     await conn.execute(DELETE_OTHER_SESSIONS, user_id, keep_session_id)
 
 
-async def end_all(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> None:
+async def end_all(conn: Conn, user_id: int) -> None:
     await conn.execute(DELETE_USER_SESSIONS, user_id)
 
 
-async def end_one(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, session_id: int) -> None:
+async def end_one(conn: Conn, user_id: int, session_id: int) -> None:
     await conn.execute(DELETE_ONE_OF_USER, user_id, session_id)
 
 
-async def list_for(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> list[asyncpg.Record]:
+async def list_for(conn: Conn, user_id: int) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_SESSIONS, user_id)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from node import audit, markup
+from node.db import Conn
 from node.errors import BadRequest
 from node.sessions import User
 
@@ -57,7 +58,7 @@ class Page:
     updated_at: datetime | None
 
 
-async def page(conn: asyncpg.Connection | asyncpg.Pool, slug: str) -> Page:
+async def page(conn: Conn, slug: str) -> Page:
     """The page as the admins wrote it, or its default text."""
     row = await conn.fetchrow(SELECT_PAGE, slug)
     if row is None:

@@ -35,10 +35,9 @@ from node.communities import (
     listed_sql,
     readable_sql,
 )
+from node.db import Conn
 from node.errors import BadRequest, Forbidden, NotFound
 from node.sessions import User
-
-Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 MAX_TITLE = 200
 MAX_BODY = 50_000
@@ -98,16 +97,14 @@ def _readable(row: asyncpg.Record | None, viewer: User | None) -> asyncpg.Record
     return row
 
 
-async def load_post(
-    conn: Connection, post_id: int, viewer: User | None, *, lock: bool = False
-) -> asyncpg.Record:
+async def load_post(conn: Conn, post_id: int, viewer: User | None, *, lock: bool = False) -> asyncpg.Record:
     """A post with its thread and community, if ``viewer`` may read it (else NotFound)."""
     query = SELECT_POST_REF + (" FOR UPDATE OF p, t" if lock else "")
     return _readable(await conn.fetchrow(query, post_id, viewer.id if viewer else None), viewer)
 
 
 async def load_thread(
-    conn: Connection, thread_id: int, viewer: User | None, *, lock: bool = False
+    conn: Conn, thread_id: int, viewer: User | None, *, lock: bool = False
 ) -> asyncpg.Record:
     """A thread with its community, if ``viewer`` may read it (else NotFound)."""
     query = SELECT_THREAD_REF + (" FOR UPDATE OF t" if lock else "")
@@ -343,7 +340,7 @@ async def set_liked(conn: asyncpg.Connection, post_id: int, member: User, liked:
     return True
 
 
-async def liked_by(conn: Connection, user_id: int, post_ids: list[int]) -> set[int]:
+async def liked_by(conn: Conn, user_id: int, post_ids: list[int]) -> set[int]:
     """Which of these posts the member likes (one query; none when no post is liked at all)."""
     if not post_ids:
         return set()
@@ -395,15 +392,15 @@ def _post_ref(row: asyncpg.Record | None) -> PostRef | None:
     )
 
 
-async def post_ref(conn: Connection, post_id: int) -> PostRef | None:
+async def post_ref(conn: Conn, post_id: int) -> PostRef | None:
     return _post_ref(await conn.fetchrow(SELECT_REF_BY_ID, post_id))
 
 
-async def opening_post_ref(conn: Connection, thread_id: int) -> PostRef | None:
+async def opening_post_ref(conn: Conn, thread_id: int) -> PostRef | None:
     return _post_ref(await conn.fetchrow(SELECT_OPENING_REF, thread_id))
 
 
-async def post_ref_by_ap_id(conn: Connection, ap_id: str) -> PostRef | None:
+async def post_ref_by_ap_id(conn: Conn, ap_id: str) -> PostRef | None:
     return _post_ref(await conn.fetchrow(SELECT_REF_BY_AP_ID, ap_id))
 
 
@@ -761,7 +758,7 @@ def page_count(total: int, size: int) -> int:
 
 
 async def thread_head(
-    conn: Connection, thread_id: int, viewer: User | None, page: int, counts: PostCounts | None = None
+    conn: Conn, thread_id: int, viewer: User | None, page: int, counts: PostCounts | None = None
 ) -> ThreadHead:
     """The thread (with its ``version``: a page's posts are the same while it is) and the
     viewer's rights; marks the thread read for a member. Missing or unreadable: 404."""
@@ -784,7 +781,7 @@ PostCounts: TypeAlias = dict[tuple[int, int, str | None], int]
 POST_COUNTS_MAX = 4096
 
 
-async def _post_count(conn: Connection, thread: asyncpg.Record, counts: PostCounts | None) -> int:
+async def _post_count(conn: Conn, thread: asyncpg.Record, counts: PostCounts | None) -> int:
     """The thread's post count; with ``counts`` (one per app: versions are per database),
     remembered for as long as the thread's ``version`` (bumped by any change to the
     thread or its posts) and the instance policy's version (which decides whose posts
@@ -800,12 +797,12 @@ async def _post_count(conn: Connection, thread: asyncpg.Record, counts: PostCoun
     return count
 
 
-async def page_posts(conn: Connection, head: ThreadHead) -> list[asyncpg.Record]:
+async def page_posts(conn: Conn, head: ThreadHead) -> list[asyncpg.Record]:
     """The posts of the page ``head`` describes, oldest first (opening post first)."""
     return list(await conn.fetch(SELECT_PAGE_POSTS, head.thread["id"], head.limit, head.offset))
 
 
-async def mark_read(conn: Connection, user_id: int, thread: asyncpg.Record, read_at: datetime | None) -> None:
+async def mark_read(conn: Conn, user_id: int, thread: asyncpg.Record, read_at: datetime | None) -> None:
     """Record that the member saw the thread as of its last activity (written only when
     something is new, so reading a thread again costs no write)."""
     if read_at is None or read_at < thread["last_activity_at"]:
@@ -824,7 +821,7 @@ WHERE p.id = $1 AND t.deleted_at IS NULL
 """
 
 
-async def post_location(conn: Connection, post_id: int, viewer: User | None) -> tuple[int, int]:
+async def post_location(conn: Conn, post_id: int, viewer: User | None) -> tuple[int, int]:
     """(thread id, page number) where the post is shown, if the viewer may read it."""
     row = _readable(await conn.fetchrow(SELECT_POST_POSITION, post_id), viewer)
     # position 0 is the opening post; replies 1..50 are on page 1, 51..100 on page 2 …
@@ -840,7 +837,7 @@ ORDER BY e.edited_at DESC, e.id DESC
 
 
 async def history(
-    conn: Connection, post_id: int, viewer: User | None
+    conn: Conn, post_id: int, viewer: User | None
 ) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
     """A post and its previous versions: moderators and the community's experts only."""
     ref = await load_post(conn, post_id, viewer)
@@ -979,7 +976,7 @@ class ThreadList:
 
 
 async def _list(
-    conn: Connection, queries: dict[str, str], args: tuple[object, ...], at: ListPosition
+    conn: Conn, queries: dict[str, str], args: tuple[object, ...], at: ListPosition
 ) -> ThreadList:
     query = queries["newer" if at.newer else "older"]
     rows = list(await conn.fetch(query, *args, LIST_PAGE_SIZE + 1))
@@ -1005,7 +1002,7 @@ def _member_id(viewer: User | None) -> int | None:
 
 
 async def community_threads(
-    conn: Connection, community: Community, viewer: User | None, at: ListPosition = ListPosition()
+    conn: Conn, community: Community, viewer: User | None, at: ListPosition = ListPosition()
 ) -> ThreadList:
     """A community's threads: pinned first, then by last activity (the caller checked visibility)."""
     c = at.cursor
@@ -1013,13 +1010,13 @@ async def community_threads(
     return await _list(conn, LIST_COMMUNITY_THREADS, args, at)
 
 
-async def followed_threads(conn: Connection, viewer: User, at: ListPosition = ListPosition()) -> ThreadList:
+async def followed_threads(conn: Conn, viewer: User, at: ListPosition = ListPosition()) -> ThreadList:
     """The member's home: threads of the communities they follow, by last activity."""
     args = (_member_id(viewer), is_reader(viewer), at.cursor.at, at.cursor.id)
     return await _list(conn, LIST_FOLLOWED_THREADS, args, at)
 
 
-async def public_threads(conn: Connection, limit: int = 10) -> list[asyncpg.Record]:
+async def public_threads(conn: Conn, limit: int = 10) -> list[asyncpg.Record]:
     """The latest threads of public communities (the anonymous home page)."""
     return list(await conn.fetch(LIST_PUBLIC_THREADS, None, limit))
 
@@ -1036,7 +1033,7 @@ SELECT EXISTS (
 """
 
 
-async def member_visibility(conn: Connection, user_id: int) -> str:
+async def member_visibility(conn: Conn, user_id: int) -> str:
     """``public`` once the member has a post online in a public community (their name is
     on public pages then), else ``members``: what their actor document may show whom."""
     public: bool = await conn.fetchval(POSTS_PUBLICLY, user_id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from node.db import Conn
+
 COUNT_USAGE = """
 SELECT
     (SELECT count(*) FROM users WHERE status = 'approved') AS total,
@@ -25,7 +27,7 @@ SELECT
 """
 
 
-async def counts(conn: asyncpg.Connection | asyncpg.Pool) -> asyncpg.Record:
+async def counts(conn: Conn) -> asyncpg.Record:
     """total, active_month, active_halfyear (a session or a post), local_posts (threads),
     local_comments (replies)."""
     row: asyncpg.Record = await conn.fetchrow(COUNT_USAGE)

@@ -8,42 +8,21 @@ then every step shows what a member expects — and an anonymous visitor sees no
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser
 
-from tests.helpers import PASSWORD, make_community, make_user
+from tests.browser_kit import browser, login, logout  # noqa: F401  (browser: a fixture)
+from tests.helpers import make_community, make_user
 from tests.liveserver import LiveNode
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed"),
 ]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.fixture
@@ -57,18 +36,7 @@ async def node(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> AsyncIt
         live.stop()
 
 
-async def login(page: Page, base: str, username: str, password: str = PASSWORD) -> None:
-    await page.goto(base + "/connexion")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", password)
-    await page.click("form[action^='/connexion'] button")
-
-
-async def logout(page: Page) -> None:
-    await page.click("form[action='/deconnexion'] button")
-
-
-async def test_register_approve_write_edit_delete_search(browser: Browser, node: LiveNode) -> None:
+async def test_register_approve_write_edit_delete_search(browser: Browser, node: LiveNode) -> None:  # noqa: F811
     base = node.url
     page = await browser.new_page()
 
@@ -153,7 +121,7 @@ async def test_register_approve_write_edit_delete_search(browser: Browser, node:
     await anonymous.close()
 
 
-async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, node: LiveNode) -> None:
+async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, node: LiveNode) -> None:  # noqa: F811
     page = await browser.new_page()
     await login(page, node.url, "moderatrice")
     # When the page's CSRF field is removed before submitting the new-thread form
@@ -172,7 +140,9 @@ async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, nod
 
 
 async def test_follow_a_thread_then_open_the_notification_of_a_reply(
-    browser: Browser, node: LiveNode, pool: asyncpg.Pool
+    browser: Browser,
+    node: LiveNode,
+    pool: asyncpg.Pool,  # noqa: F811
 ) -> None:
     from node import threads
     from node.communities import find

@@ -13,10 +13,10 @@ import pikepdf
 import pytest
 from playwright.async_api import Browser
 
+from tests.browser_kit import browser, login  # noqa: F401  (the browser fixture)
 from tests.helpers import make_community, make_user
 from tests.liveserver import LiveNode
 from tests.samples_uploads import AUTHOR, docx, pdf_with_author
-from tests.test_browser import browser, login  # noqa: F401  (the browser fixture)
 
 pytestmark = [
     pytest.mark.browser,

@@ -31,10 +31,10 @@ from federation import policy
 from node import db, threads
 from node.settings import load
 from tests.conftest import TEST_SECRET, _with_database, drop_test_database
+from tests.delivery_kit import community, follower, member, new_reply, new_thread, trust_us
 from tests.fakefedi import FakeInstance
 from tests.interop import VBG_NODE, eventually
 from tests.liveserver import free_port, stop_process
-from tests.test_delivery_kit import community, follower, member, new_reply, new_thread, trust_us
 
 pytestmark = pytest.mark.federation
 

@@ -17,9 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from federation import actors, signatures
 from federation.errors import SignatureError
 from node.web.requests import MAX_ID, IdConvertor
+from tests.ap_kit import make_thread
 from tests.fakefedi import AS_TYPE, FakeInstance, signed_headers
 from tests.helpers import make_community, make_user
-from tests.test_objects import make_thread
 
 AP = {"Accept": "application/activity+json"}
 BASE = "http://testserver"
