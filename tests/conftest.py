@@ -25,6 +25,10 @@ from node import db
 from node.settings import Settings, load
 from node.web.app import create_app
 
+# Fixture libraries every test module may use without importing them (they define no
+# autouse fixture: one that is autouse stays an explicit import where it applies).
+pytest_plugins = ["tests.browser_kit"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
 TEST_SECRET = "test-secret-" + "x" * 40

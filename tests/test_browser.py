@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser
 
-from tests.browser_kit import browser, login, logout  # noqa: F401  (browser: a fixture)
+from tests.browser_kit import login, logout
 from tests.helpers import make_community, make_user
 from tests.liveserver import LiveNode
 
@@ -36,7 +36,7 @@ async def node(database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> AsyncIt
         live.stop()
 
 
-async def test_register_approve_write_edit_delete_search(browser: Browser, node: LiveNode) -> None:  # noqa: F811
+async def test_register_approve_write_edit_delete_search(browser: Browser, node: LiveNode) -> None:
     base = node.url
     page = await browser.new_page()
 
@@ -121,7 +121,7 @@ async def test_register_approve_write_edit_delete_search(browser: Browser, node:
     await anonymous.close()
 
 
-async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, node: LiveNode) -> None:  # noqa: F811
+async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, node: LiveNode) -> None:
     page = await browser.new_page()
     await login(page, node.url, "moderatrice")
     # When the page's CSRF field is removed before submitting the new-thread form
@@ -142,7 +142,7 @@ async def test_a_form_posted_without_csrf_token_is_refused(browser: Browser, nod
 async def test_follow_a_thread_then_open_the_notification_of_a_reply(
     browser: Browser,
     node: LiveNode,
-    pool: asyncpg.Pool,  # noqa: F811
+    pool: asyncpg.Pool,
 ) -> None:
     from node import threads
     from node.communities import find

@@ -13,7 +13,7 @@ import pikepdf
 import pytest
 from playwright.async_api import Browser
 
-from tests.browser_kit import browser, login  # noqa: F401  (the browser fixture)
+from tests.browser_kit import login
 from tests.helpers import make_community, make_user
 from tests.liveserver import LiveNode
 from tests.samples_uploads import AUTHOR, docx, pdf_with_author
@@ -41,7 +41,7 @@ def write(path: Path, data: bytes) -> Path:
 
 
 async def test_upload_search_download_and_new_version(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     node: LiveNode,
     tmp_path: Path,
 ) -> None:
