@@ -35,6 +35,7 @@ class User:
     timezone: str = ""  # empty: the node's VBG_TIMEZONE
     # unread notifications (node.notifications), read with the session, capped at 100
     unread_notifications: int = 0
+    totp_enabled: bool = False  # a second factor is on (node.two_factor)
 
     @property
     def is_approved(self) -> bool:
@@ -65,7 +66,7 @@ RETURNING id, last_seen_at
 """
 SELECT_SESSION = """
 SELECT s.id AS session_id, s.last_seen_at, s.expires_at, u.id, u.username, u.display_name, u.role, u.status,
-       u.timezone,
+       u.timezone, u.totp_enabled_at IS NOT NULL AS totp_enabled,
        (SELECT coalesce(sum(p.unread), 0) FROM conversation_participants p
         WHERE p.user_id = u.id AND p.left_at IS NULL)::int AS unread_messages,
        (SELECT count(*) FROM (SELECT 1 FROM notifications n
@@ -104,6 +105,7 @@ async def lookup(conn: Conn, token: str) -> Session | None:
         row["unread_messages"],
         row["timezone"],
         row["unread_notifications"],
+        totp_enabled=row["totp_enabled"],
     )
     return Session(row["session_id"], user, token, row["last_seen_at"], row["expires_at"])
 

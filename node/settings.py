@@ -68,6 +68,7 @@ DOCUMENTED: dict[str, str] = {
     "VBG_SMTP_URL": "SMTP server for outgoing e-mail (smtp://user:pass@host:587?starttls=1, smtps://…); unset: no e-mail.",
     "VBG_CONTACT_EMAIL": "Address to reach the node's managers: footer, about page, refusal and suspension messages.",
     "VBG_TIMEZONE": "Default time zone of dates shown (IANA name, e.g. Africa/Lubumbashi); members may choose theirs.",
+    "VBG_REQUIRE_2FA": "1: moderators and admins must use two-factor authentication (TOTP) to use the node.",
     "VBG_MAIL_FROM": "Sender address of the node's e-mails (default: ne-pas-repondre@ the node's host).",
 }
 LOG_FORMATS = ("text", "json")
@@ -206,6 +207,7 @@ class Settings:
     mail_from: str = "ne-pas-repondre@localhost"
     contact_email: str = ""  # empty: no contact address shown
     timezone: str = "UTC"
+    require_2fa: bool = False
 
     @property
     def upload_max_bytes(self) -> int:
@@ -322,6 +324,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
             mail_from=_mail_from(env.get("VBG_MAIL_FROM"), base_url),
             contact_email=_contact(env.get("VBG_CONTACT_EMAIL") or ""),
             timezone=_timezone(env.get("VBG_TIMEZONE") or "UTC"),
+            require_2fa=_bool(env.get("VBG_REQUIRE_2FA")),
         )
     except SettingsError as exc:
         raise SettingsError(f"invalid setting: {exc}") from exc

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import accounts, ratelimit, sessions, timezones
+from node import accounts, ratelimit, sessions, timezones, two_factor
 from node.errors import AppError, BadRequest, NotFound, TooManyRequests
 from node.i18n import _
 from node.web import forms
@@ -217,6 +217,7 @@ async def waiting(request: Request) -> Response:
 LOGIN_NOTICES = {
     "reinitialise": "Votre mot de passe a été changé. Connectez-vous avec le nouveau.",
     "adresse": "Votre nouvelle adresse e-mail est confirmée.",
+    "code-expire": "La connexion a pris trop de temps : saisissez de nouveau votre mot de passe.",
 }
 
 
@@ -251,6 +252,11 @@ async def login(request: Request) -> Response:
         if contact:
             error += " " + _("Adresse : %(contact)s") % {"contact": contact}
         return render_login(request, 403, error=error, username=username[:64], next=next_url)
+    if credentials.status == "approved" and await two_factor.enabled(pool_of(request), credentials.user_id):
+        # The password was right; the session opens only with the code (two_factor_views).
+        from node.web.two_factor_views import render_code, ticket_for
+
+        return render_code(request, ticket_for(request, credentials.user_id), next_url)
     await open_session(request, credentials.user_id)
     return redirect(next_url if credentials.status == "approved" else "/en-attente")
 

@@ -35,6 +35,7 @@ ADMIN_DONE = {
     "experts": "Les communautés animées ont été enregistrées.",
     "suspendu": "Le compte a été suspendu et ses sessions fermées.",
     "reactive": "Le compte a été réactivé.",
+    "2fa": "La double authentification de ce compte est désactivée.",
 }
 
 # ---------------------------------------------------------------- registrations queue

@@ -40,6 +40,7 @@ from node.web import (
     report_form_views,
     reports_views,
     status_views,
+    two_factor_views,
 )
 from node.web.headers import STATIC_HEADERS
 from node.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware, SessionMiddleware
@@ -132,6 +133,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(document_views.routes)
     routes.extend(recovery_views.routes)
     routes.extend(account_life_views.routes)
+    routes.extend(two_factor_views.routes)
     routes.extend(status_views.routes)
     routes.extend(messages_views.routes)
     routes.extend(notification_views.routes)

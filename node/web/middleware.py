@@ -42,6 +42,33 @@ def _is_inbox_post(scope: Scope) -> bool:
     return scope["method"] == "POST" and (scope["path"] == "/inbox" or scope["path"].endswith("/inbox"))
 
 
+# Paths a moderator or admin without a required second factor may still use.
+ENROLMENT_PATHS = (
+    "/compte/double-authentification",
+    "/deconnexion",
+    "/mentions-legales",
+    "/a-propos",
+    "/charte",
+)
+
+
+def _must_enrol(user: sessions.User | None, require_2fa: bool, path: str) -> bool:
+    return (
+        require_2fa
+        and user is not None
+        and user.is_moderator
+        and not user.totp_enabled
+        and not path.startswith(ENROLMENT_PATHS)
+    )
+
+
+async def _redirect(send: Send, location: str, cookies: list[str]) -> None:
+    headers = [(b"location", location.encode()), (b"content-length", b"0")]
+    headers += [(b"set-cookie", c.encode()) for c in cookies]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class SessionMiddleware:
     """Loads the session named by the cookie into ``request.state``:
 
@@ -100,6 +127,11 @@ class SessionMiddleware:
 
         user = state["user"]
         use_zone(user.timezone if user is not None and user.timezone else settings.timezone)
+        if _must_enrol(user, settings.require_2fa, scope["path"]):
+            # The node requires a second factor of moderators and admins: until she has
+            # one, every page leads to the enrolment page (logging out still works).
+            await _redirect(send, "/compte/double-authentification?requise=1", state["set_cookies"])
+            return
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == "http.response.start":
