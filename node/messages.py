@@ -24,10 +24,12 @@ the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -38,6 +40,7 @@ from node.encryption import Cipher, Keyring, Wrapped, field_aad, new_key
 from node.errors import BadRequest, Conflict, NotFound
 from node.sessions import User
 from node.settings import Settings
+from node.storage import Storage, StorageError
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
@@ -312,6 +315,8 @@ async def start(
     recipients: Sequence[Recipient],
     subject: str,
     body: str,
+    attachment: NewAttachment | None = None,
+    storage: Storage | None = None,
 ) -> Written:
     """Start a conversation between ``author`` and ``recipients`` (checked by
     :func:`local_recipients` or the federation's resolver) with its first message."""
@@ -322,12 +327,20 @@ async def start(
         await _add_participants(conn, sealer.conversation_id, [me, *(r.party for r in recipients)], me)
         message_id = await _add_message(conn, sealer, NewMessage(me, body, markup.render(body)))
         assert message_id is not None
+        if attachment is not None and storage is not None:
+            await _store_attachment(conn, storage, sealer, message_id, attachment)
         await _emit_if_remote(conn, sealer.conversation_id, message_id)
     return Written(sealer.conversation_id, message_id)
 
 
 async def reply(
-    conn: asyncpg.Connection, keyring: Keyring, author: User, conversation_id: int, body: str
+    conn: asyncpg.Connection,
+    keyring: Keyring,
+    author: User,
+    conversation_id: int,
+    body: str,
+    attachment: NewAttachment | None = None,
+    storage: Storage | None = None,
 ) -> Written:
     """A participant's answer (NotFound for anyone else, or after leaving)."""
     body = check_body(body)
@@ -338,6 +351,8 @@ async def reply(
             conn, sealer, NewMessage(Party(user_id=author.id), body, markup.render(body))
         )
         assert message_id is not None
+        if attachment is not None and storage is not None:
+            await _store_attachment(conn, storage, sealer, message_id, attachment)
         await conn.execute(MARK_READ, conversation_id, author.id)
         await _emit_if_remote(conn, conversation_id, message_id)
     return Written(conversation_id, message_id)
@@ -418,6 +433,7 @@ class Conversation:
     participants: list[asyncpg.Record]
     messages: list[Message]
     unread: int  # the reader's unread count here, before this reading
+    attachments: dict[int, list[Attachment]] = field(default_factory=dict)  # by message id
 
 
 def _unread(message: asyncpg.Record, last_read_at: datetime | None, user: User) -> bool:
@@ -447,7 +463,8 @@ async def conversation(conn: Conn, keyring: Keyring, user: User, conversation_id
     ]
     participants = await conn.fetch(SELECT_PARTICIPANTS, conversation_id)
     subject = sealer.open("subject", row["subject_sealed"])
-    return Conversation(conversation_id, subject, participants, shown, me["unread"])
+    files = await attachments_of(conn, sealer, [m.id for m in shown])
+    return Conversation(conversation_id, subject, participants, shown, me["unread"], files)
 
 
 async def mark_read(conn: Conn, user: User, conversation_id: int) -> None:
@@ -1050,3 +1067,112 @@ async def receive_remote(
             return None  # nobody joins a conversation by writing to it
         html = markup.sanitize(message.html)
         return await _add_message(conn, sealer, NewMessage(author, message.source, html, message.ap_id))
+
+
+# --- Attachments ---------------------------------------------------------------------
+# A file goes through node.uploads (kind from the content, metadata stripped) before it
+# comes here; it is then sealed whole with the conversation's key and stored under a
+# random ``.bin`` name: the stored file says neither its kind nor its name.
+
+FILES_AREA = "message_files"
+MAX_ATTACHMENTS = 1  # per message, from the web form
+
+INSERT_ATTACHMENT = """
+INSERT INTO message_attachments (message_id, uuid, stored_name, kind, size, name_sealed)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+"""
+SELECT_ATTACHMENTS = """
+SELECT id, message_id, uuid, kind, size, name_sealed FROM message_attachments
+WHERE message_id = ANY ($1::bigint[]) ORDER BY id
+"""
+SELECT_ATTACHMENT = f"""
+SELECT t.id, t.uuid, t.stored_name, t.kind, t.size, t.name_sealed, m.conversation_id
+FROM message_attachments t JOIN messages m ON m.id = t.message_id
+WHERE t.id = $1 AND m.conversation_id = $2 AND {VISIBLE.format(viewer="$3")}
+"""
+SELECT_STORED_FILES = """
+SELECT t.stored_name FROM message_attachments t JOIN messages m ON m.id = t.message_id
+WHERE m.conversation_id = $1
+"""
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """A cleaned file (``node.uploads.CleanFile``) to attach: its path, kind and name."""
+
+    path: Path
+    kind: str
+    size: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    id: int
+    message_id: int
+    kind: str
+    size: int
+    name: str
+
+
+def _file_what(attachment_uuid: uuid.UUID, part: str) -> str:
+    return f"attachment {attachment_uuid} {part}"
+
+
+def _seal_file(sealer: Sealer, attachment_uuid: uuid.UUID, source: Path, target: Path) -> None:
+    """Seal ``source`` into ``target`` (run in a thread: up to the upload cap in memory)."""
+    target.write_bytes(sealer.seal_bytes(_file_what(attachment_uuid, "file"), source.read_bytes()))
+
+
+async def _store_attachment(
+    conn: asyncpg.Connection, storage: Storage, sealer: Sealer, message_id: int, attachment: NewAttachment
+) -> None:
+    attachment_uuid = uuid.uuid4()
+    sealed_path = attachment.path.with_name(attachment.path.name + ".sealed")
+    try:
+        await asyncio.to_thread(_seal_file, sealer, attachment_uuid, attachment.path, sealed_path)
+        stored = await storage.put_file(sealed_path, "bin")
+    finally:
+        sealed_path.unlink(missing_ok=True)
+    name = sealer.seal(_file_what(attachment_uuid, "name"), attachment.name)
+    await conn.execute(
+        INSERT_ATTACHMENT, message_id, attachment_uuid, stored, attachment.kind, attachment.size, name
+    )
+
+
+async def attachments_of(
+    conn: Conn, sealer: Sealer, message_ids: Sequence[int]
+) -> dict[int, list[Attachment]]:
+    shown: dict[int, list[Attachment]] = {}
+    for row in await conn.fetch(SELECT_ATTACHMENTS, list(message_ids)):
+        name = sealer.open(_file_what(row["uuid"], "name"), row["name_sealed"])
+        shown.setdefault(row["message_id"], []).append(
+            Attachment(row["id"], row["message_id"], row["kind"], row["size"], name)
+        )
+    return shown
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    kind: str
+    name: str
+    data: bytes
+
+
+async def attachment_file(
+    conn: Conn, keyring: Keyring, storage: Storage, user: User, conversation_id: int, attachment_id: int
+) -> AttachmentFile:
+    """An attachment of a message the participant sees, opened (NotFound otherwise)."""
+    await _participant(conn, user, conversation_id)
+    row = await conn.fetchrow(SELECT_ATTACHMENT, attachment_id, conversation_id, user.id)
+    if row is None:
+        raise NotFound()
+    sealer = await sealer_for(conn, keyring, conversation_id)
+    try:
+        handle = await storage.open(row["stored_name"])
+    except (OSError, StorageError) as exc:
+        raise NotFound() from exc
+    with handle:
+        sealed = await asyncio.to_thread(handle.read)
+    data = sealer.open_bytes(_file_what(row["uuid"], "file"), sealed)
+    return AttachmentFile(row["kind"], sealer.open(_file_what(row["uuid"], "name"), row["name_sealed"]), data)

@@ -796,6 +796,26 @@ CREATE SEQUENCE public.mail_queue_id_seq
 
 ALTER SEQUENCE public.mail_queue_id_seq OWNED BY public.mail_queue.id;
 
+CREATE TABLE public.message_attachments (
+    id bigint NOT NULL,
+    message_id bigint NOT NULL,
+    uuid uuid NOT NULL,
+    stored_name text NOT NULL,
+    kind text NOT NULL,
+    size bigint NOT NULL,
+    name_sealed bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE SEQUENCE public.message_attachments_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.message_attachments_id_seq OWNED BY public.message_attachments.id;
+
 CREATE TABLE public.message_blocks (
     id bigint NOT NULL,
     user_id bigint NOT NULL,
@@ -1229,6 +1249,8 @@ ALTER TABLE ONLY public.inbox_items ALTER COLUMN id SET DEFAULT nextval('public.
 
 ALTER TABLE ONLY public.mail_queue ALTER COLUMN id SET DEFAULT nextval('public.mail_queue_id_seq'::regclass);
 
+ALTER TABLE ONLY public.message_attachments ALTER COLUMN id SET DEFAULT nextval('public.message_attachments_id_seq'::regclass);
+
 ALTER TABLE ONLY public.message_blocks ALTER COLUMN id SET DEFAULT nextval('public.message_blocks_id_seq'::regclass);
 
 ALTER TABLE ONLY public.message_reports ALTER COLUMN id SET DEFAULT nextval('public.message_reports_id_seq'::regclass);
@@ -1362,6 +1384,12 @@ ALTER TABLE ONLY public.instances
 
 ALTER TABLE ONLY public.mail_queue
     ADD CONSTRAINT mail_queue_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.message_attachments
+    ADD CONSTRAINT message_attachments_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.message_attachments
+    ADD CONSTRAINT message_attachments_uuid_key UNIQUE (uuid);
 
 ALTER TABLE ONLY public.message_blocks
     ADD CONSTRAINT message_blocks_pkey PRIMARY KEY (id);
@@ -1522,6 +1550,8 @@ CREATE INDEX instances_unreachable ON public.instances USING btree (domain) WHER
 CREATE INDEX mail_queue_due ON public.mail_queue USING btree (next_attempt_at, id) WHERE (status = 'pending'::text);
 
 CREATE INDEX mail_queue_finished ON public.mail_queue USING btree (finished_at) WHERE (status <> 'pending'::text);
+
+CREATE INDEX message_attachments_message ON public.message_attachments USING btree (message_id);
 
 CREATE UNIQUE INDEX message_blocks_actor ON public.message_blocks USING btree (user_id, blocked_actor_id) WHERE (blocked_actor_id IS NOT NULL);
 
@@ -1740,6 +1770,9 @@ ALTER TABLE ONLY public.instances
 
 ALTER TABLE ONLY public.mail_queue
     ADD CONSTRAINT mail_queue_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.message_attachments
+    ADD CONSTRAINT message_attachments_message_id_fkey FOREIGN KEY (message_id) REFERENCES public.messages(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.message_blocks
     ADD CONSTRAINT message_blocks_blocked_actor_id_fkey FOREIGN KEY (blocked_actor_id) REFERENCES public.actors(id) ON DELETE CASCADE;

@@ -37,5 +37,6 @@ FORUM_TABLES: dict[str, str] = {
     "message_blocks": "node.messages",
     "message_preferences": "node.messages",
     "message_reports": "node.messages",
+    "message_attachments": "node.messages",
     "mail_queue": "node.mail",
 }

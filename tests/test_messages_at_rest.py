@@ -16,16 +16,22 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from node import encryption, messages
+from node import encryption, messages, uploads
 from node.sessions import User
 from node.settings import Settings
+from node.storage import storage_for
 from tests.helpers import make_user
 
 SUBJECT = "Dossier Zéphyrine-Quokka"
 BODY = "Elle vit au 17 rue des Capucines-Orvet, le code est 4471-XQ."
 REPLY = "Rendez-vous jeudi avec la juriste Perpétue-Wombat."
 REASON = "Signalement motivé Farandole-Okapi."
-SECRETS = [SUBJECT, BODY, REPLY, REASON, "Zéphyrine-Quokka", "Capucines-Orvet", "4471-XQ", "Perpétue-Wombat"]
+FILE_TEXT = "Compte rendu : adresse de repli chez Mme Ocelot-Tapir, 9 impasse Narval."
+FILE_NAME = "compte-rendu Ocelot-Tapir.txt"
+SECRETS = [
+    SUBJECT, BODY, REPLY, REASON, "Zéphyrine-Quokka", "Capucines-Orvet", "4471-XQ", "Perpétue-Wombat",
+    FILE_TEXT, "Ocelot-Tapir", "impasse Narval",
+]  # fmt: skip
 
 
 def _pg_dump() -> list[str]:
@@ -68,9 +74,9 @@ def files_under(folder: Path) -> bytes:
 
 
 async def test_no_plaintext_in_rows_dump_or_files(
-    pool: asyncpg.Pool, settings: Settings, database_url: str
+    pool: asyncpg.Pool, settings: Settings, database_url: str, tmp_path: Path
 ) -> None:
-    # Given a conversation with a reply and a report, fully written
+    # Given a conversation with a reply carrying a file, and a report, fully written
     amina_id, bruno_id = await make_user(pool, "amina"), await make_user(pool, "bruno")
     amina = User(amina_id, "amina", "Amina", "member", "approved")
     bruno = User(bruno_id, "bruno", "Bruno", "member", "approved")
@@ -78,10 +84,21 @@ async def test_no_plaintext_in_rows_dump_or_files(
     async with pool.acquire() as conn:
         recipients = await messages.local_recipients(conn, amina, ["bruno"])
         written = await messages.start(conn, keyring, "http://testserver", amina, recipients, SUBJECT, BODY)
-        await messages.reply(conn, keyring, bruno, written.conversation_id, REPLY)
+        upload = tmp_path / "upload.txt"
+        upload.write_text(FILE_TEXT, encoding="utf-8")
+        clean = uploads.clean(upload, uploads.temp_dir(settings))
+        attachment = messages.NewAttachment(clean.path, clean.kind.key, clean.size, FILE_NAME)
+        files = storage_for(settings, messages.FILES_AREA)
+        await messages.reply(conn, keyring, bruno, written.conversation_id, REPLY, attachment, files)
+        upload.unlink()
+        clean.discard()
         await messages.report(conn, keyring, bruno, written.conversation_id, written.message_id, REASON)
     seen = await messages.conversation(pool, keyring, bruno, written.conversation_id)
     assert seen.subject == SUBJECT and len(seen.messages) == 2  # the test's secrets are really there
+    (shown,) = [a for files_ in seen.attachments.values() for a in files_]
+    opened = await messages.attachment_file(pool, keyring, files, amina, written.conversation_id, shown.id)
+    assert (opened.name, opened.data.decode()) == (FILE_NAME, FILE_TEXT)
+    assert list((settings.data_dir / messages.FILES_AREA).rglob("*.bin"))
     await pool.execute("CHECKPOINT")
 
     # When the rows, a dump and the data folder are read

@@ -18,6 +18,7 @@ import httpx
 from starlette.routing import BaseRoute, Mount, Route
 
 from tests.helpers import csrf, login, make_user, new_client, post_form
+from tests.image_samples import assert_no_metadata, jpeg_with_metadata
 
 SUBJECT = "Situation de Mme Hirondelle"
 BODY = "Elle **souhaite** porter plainte."
@@ -207,9 +208,15 @@ async def test_every_conversation_url_answers_outsiders_like_a_missing_one(
     await make_user(pool, "admin", role="admin")
     async with client_at(app, 1) as amina:
         await login(amina, "amina")
-        url = await start_conversation(amina, "bruno")
+        fields = {"recipients": "bruno", "subject": SUBJECT, "body": BODY}
+        sent = await send_with_file(
+            amina, "/messages/nouveau", "/messages/nouveau", fields, "a.jpg", jpeg_with_metadata()
+        )
+        assert sent.status_code == 303, sent.text
+        url = sent.headers["location"].split("#")[0]
     conversation_id = url.rsplit("/", 1)[1]
     message_id = str(await pool.fetchval("SELECT id FROM messages"))
+    attachment_id = str(await pool.fetchval("SELECT id FROM message_attachments"))
     bruno_key = f"u{await pool.fetchval('SELECT id FROM users WHERE username = $1', 'bruno')}"
     routes = conversation_routes(app)
     assert ("GET", "/messages/{id:id}") in routes and ("POST", "/messages/{id:id}/repondre") in routes
@@ -217,6 +224,7 @@ async def test_every_conversation_url_answers_outsiders_like_a_missing_one(
         "POST",
         "/messages/{id:id}/lu",
     ) in routes
+    assert ("GET", "/messages/{id:id}/pieces/{aid:id}") in routes
     form = {"body": "intrusion", "reason": "intrusion", "participant": bruno_key}
     before = await state_of(pool)
 
@@ -228,7 +236,7 @@ async def test_every_conversation_url_answers_outsiders_like_a_missing_one(
             for method, template in routes:
                 # When the outsider tries the real conversation and a missing one
                 for target in (conversation_id, "999999"):
-                    path = concrete(template, {"id": target, "mid": message_id})
+                    path = concrete(template, {"id": target, "mid": message_id, "aid": attachment_id})
                     if method == "GET":
                         response = await outsider.get(path)
                     else:
@@ -246,3 +254,58 @@ async def test_pages_need_an_approved_member(app: Any, client: httpx.AsyncClient
     await login(client, "paula")
     for path in ("/messages", "/messages/nouveau", "/messages/preferences"):
         assert (await client.get(path)).status_code == 404
+
+
+async def send_with_file(
+    client: httpx.AsyncClient, path: str, page: str, fields: dict[str, str], filename: str, data: bytes
+) -> httpx.Response:
+    token = await csrf(client, page)
+    return await client.post(path, data={**fields, "csrf_token": token}, files={"file": (filename, data)})
+
+
+async def test_an_attachment_is_cleaned_sealed_and_served_to_participants_only(
+    app: Any, pool: asyncpg.Pool, settings: Any
+) -> None:
+    await make_user(pool, "amina")
+    await make_user(pool, "bruno")
+    await make_user(pool, "chloe")
+    async with client_at(app, 1) as amina, client_at(app, 2) as bruno, client_at(app, 3) as chloe:
+        for client, name in ((amina, "amina"), (bruno, "bruno"), (chloe, "chloe")):
+            await login(client, name)
+        # Amina sends a photo carrying EXIF and GPS data
+        photo = jpeg_with_metadata()
+        fields = {"recipients": "bruno", "subject": "Constat", "body": "La photo du constat."}
+        response = await send_with_file(
+            amina, "/messages/nouveau", "/messages/nouveau", fields, "IMG_0042 Mme D.jpg", photo
+        )
+        assert response.status_code == 303, response.text
+        url = response.headers["location"].split("#")[0]
+        attachment_id = await pool.fetchval("SELECT id FROM message_attachments")
+
+        # The stored file is sealed: neither an image nor its metadata
+        stored = next((settings.data_dir / "message_files").rglob("*.bin")).read_bytes()
+        assert not stored.startswith(b"\xff\xd8") and b"Exif" not in stored and b"GPS" not in stored
+
+        # Bruno sees it and downloads a clean JPEG, as an attachment, sandboxed
+        page = await bruno.get(url)
+        assert f"/pieces/{attachment_id}" in page.text and "IMG_0042 Mme D.jpg" in page.text
+        download = await bruno.get(f"{url}/pieces/{attachment_id}")
+        assert download.status_code == 200 and download.content.startswith(b"\xff\xd8")
+        assert_no_metadata(download.content)
+        assert download.headers["content-type"] == "image/jpeg"
+        assert download.headers["content-disposition"].startswith("attachment;")
+        assert "sandbox" in download.headers["content-security-policy"]
+        assert download.headers["x-content-type-options"] == "nosniff"
+        assert "no-store" in download.headers["cache-control"]
+
+        # Chloé, outside the conversation, gets the same 404 as for a missing file
+        missing = await chloe.get(f"{url}/pieces/999999")
+        refused = await chloe.get(f"{url}/pieces/{attachment_id}")
+        assert refused.status_code == missing.status_code == 404
+
+        # A file of a refused kind is a French form error, and nothing is stored
+        response = await send_with_file(
+            amina, f"{url}/repondre", url, {"body": "Et ceci"}, "script.sh", b"#!/bin/sh\nrm -rf /\x00\x01"
+        )
+        assert response.status_code == 400
+        assert await pool.fetchval("SELECT count(*) FROM messages") == 1

@@ -12,6 +12,7 @@ gets the same missing page as for a conversation that does not exist)::
     POST     /messages/{id}/lu                       mark read
     GET/POST /messages/{id}/quitter                  leave (confirmation)
     POST     /messages/{id}/bloquer                  block a participant (``participant``)
+    GET      /messages/{id}/pieces/{aid}             an attachment (download, sandboxed, participants only)
     GET/POST /messages/{id}/m/{mid}/signaler         report one message to the moderators
     GET      /moderation/messages                    reported messages (moderators): who, when, never what
     GET      /moderation/messages/{id}               one reported message (each opening is audited)
@@ -22,6 +23,9 @@ Page titles say « Messages privés », never a subject or a body.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import unicodedata
 from dataclasses import replace
 
 from starlette.datastructures import FormData
@@ -29,9 +33,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import encryption, messages
+from node import encryption, messages, uploads
 from node.encryption import Keyring
 from node.errors import BadRequest, Conflict, NotFound
+from node.storage import Storage, storage_for
 from node.web import forms
 from node.web.requests import (
     int_param,
@@ -42,6 +47,7 @@ from node.web.requests import (
     settings_of,
 )
 from node.web.templating import redirect, render
+from node.web.upload_forms import upload_form
 
 ACCEPT_LABELS = {
     "all": "Tout membre de ce nœud ou d'un nœud partenaire",
@@ -83,6 +89,7 @@ def _new_form(request: Request, status: int = 200, **values: str | dict[str, str
         errors=errors,
         subject_max=messages.MAX_SUBJECT,
         body_max=messages.MAX_BODY,
+        accepted=uploads.ACCEPTED_LABEL,
     )
 
 
@@ -91,19 +98,66 @@ async def new_page(request: Request) -> Response:
     return _new_form(request, recipients=request.query_params.get("a", "")[:200])
 
 
+class Submitted:
+    """A message form, urlencoded or multipart (with at most one file, cleaned by
+    ``node.uploads`` as documents are); :meth:`discard` removes every temporary file."""
+
+    def __init__(self, data: FormData, received: uploads.ReceivedForm | None) -> None:
+        self.data, self.received = data, received
+        self.clean: uploads.CleanFile | None = None
+
+    @classmethod
+    async def read(cls, request: Request) -> Submitted:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            received = await upload_form(request)
+            return cls(received.fields, received)
+        return cls(await forms.form(request), None)
+
+    async def attachment(self, request: Request) -> messages.NewAttachment | None:
+        """The cleaned file, if one was chosen (BadRequest: refused, or carrying what
+        cannot be removed and not confirmed)."""
+        upload = self.received.file("file") if self.received is not None else None
+        if upload is None or upload.size == 0:
+            return None
+        directory = uploads.temp_dir(settings_of(request))
+        self.clean = await asyncio.to_thread(uploads.clean, upload.path, directory)
+        if self.clean.carried and self.data.get("confirm") != "1":
+            carried = " ; ".join(self.clean.carried)
+            raise BadRequest(
+                fields={"file": f"Ce fichier contient encore : {carried}. Cochez « Envoyer quand même »."}
+            )
+        name = uploads.display_name(upload.client_name) or f"piece-jointe.{self.clean.kind.extension}"
+        return messages.NewAttachment(self.clean.path, self.clean.kind.key, self.clean.size, name)
+
+    def discard(self) -> None:
+        if self.clean is not None:
+            self.clean.discard()
+        if self.received is not None:
+            self.received.discard()
+
+
+def _files(request: Request) -> Storage:
+    return storage_for(settings_of(request), messages.FILES_AREA)
+
+
 async def start(request: Request) -> Response:
     user = require_member(request)
-    data = await forms.form(request)
+    submitted = await Submitted.read(request)
+    data = submitted.data
     names, subject, body = _text(data, "recipients"), _text(data, "subject"), _text(data, "body")
     try:
+        attachment = await submitted.attachment(request)
         async with pool_of(request).acquire() as conn:
             recipients = await messages.recipients(conn, user, names.replace(";", ",").split(","))
             written = await messages.start(
-                conn, _keyring(request), settings_of(request).base_url, user, recipients, subject, body
-            )
+                conn, _keyring(request), settings_of(request).base_url, user, recipients, subject, body,
+                attachment, _files(request),
+            )  # fmt: skip
     except BadRequest as exc:
         kept = {"recipients": names[:500], "subject": subject[: messages.MAX_SUBJECT], "body": body}
         return _new_form(request, 400, errors=_errors(exc), **kept)
+    finally:
+        submitted.discard()
     return redirect(f"/messages/{written.conversation_id}#m{written.message_id}")
 
 
@@ -128,19 +182,23 @@ async def conversation_page(request: Request) -> Response:
         errors={},
         body="",
         body_max=messages.MAX_BODY,
+        accepted=uploads.ACCEPTED_LABEL,
         reported=request.query_params.get("signale") == "1",
     )
 
 
 async def reply(request: Request) -> Response:
     user = require_member(request)
-    data = await forms.form(request)
+    submitted = await Submitted.read(request)
     conversation_id = path_id(request)
-    body = _text(data, "body")
+    body = _text(submitted.data, "body")
     pool = pool_of(request)
     try:
+        attachment = await submitted.attachment(request)
         async with pool.acquire() as conn:
-            written = await messages.reply(conn, _keyring(request), user, conversation_id, body)
+            written = await messages.reply(
+                conn, _keyring(request), user, conversation_id, body, attachment, _files(request)
+            )
     except BadRequest as exc:
         shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
         return render(
@@ -152,9 +210,42 @@ async def reply(request: Request) -> Response:
             errors=_errors(exc),
             body=body,
             body_max=messages.MAX_BODY,
+            accepted=uploads.ACCEPTED_LABEL,
             reported=False,
         )
+    finally:
+        submitted.discard()
     return redirect(f"/messages/{conversation_id}#m{written.message_id}")
+
+
+FILE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-store",
+}
+
+
+def _download_name(name: str, kind: str) -> str:
+    extension = uploads.KINDS[kind].extension if kind in uploads.KINDS else "bin"
+    ascii_name = unicodedata.normalize("NFKD", name.rsplit(".", 1)[0]).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-").lower()[:80] or "piece-jointe"
+    return f"{slug}.{extension}"
+
+
+async def attachment_download(request: Request) -> Response:
+    """An attachment, for the conversation's participants only: always a download
+    (never shown inline), sandboxed, not cached."""
+    user = require_member(request)
+    async with pool_of(request).acquire() as conn:
+        opened = await messages.attachment_file(
+            conn, _keyring(request), _files(request), user, path_id(request), path_id(request, "aid")
+        )
+    kind = uploads.KINDS.get(opened.kind)
+    name = _download_name(opened.name, opened.kind)
+    headers = dict(FILE_HEADERS, **{"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        opened.data, media_type=kind.media_type if kind else "application/octet-stream", headers=headers
+    )
 
 
 async def mark_read(request: Request) -> Response:
@@ -312,6 +403,9 @@ routes: list[BaseRoute] = [
     Route("/messages/{id:id}/quitter", leave_page, methods=["GET"], name="conversation_leave_page"),
     Route("/messages/{id:id}/quitter", leave, methods=["POST"], name="conversation_leave"),
     Route("/messages/{id:id}/bloquer", block, methods=["POST"], name="conversation_block"),
+    Route(
+        "/messages/{id:id}/pieces/{aid:id}", attachment_download, methods=["GET"], name="message_attachment"
+    ),
     Route("/messages/{id:id}/m/{mid:id}/signaler", report_page, methods=["GET"], name="message_report_page"),
     Route("/messages/{id:id}/m/{mid:id}/signaler", report, methods=["POST"], name="message_report"),
     Route("/moderation/messages", reports_page, methods=["GET"], name="message_reports"),
