@@ -314,6 +314,14 @@ def write_backup(settings: Settings, dsn: str, archive: Path, header: dict[str, 
             f"{files} fichier(s))",
             f"secrets écrits à part : {secrets_path(archive)}",
             SECRETS_WARNING,
+            *(
+                [
+                    f"ATTENTION : les fichiers du stockage objet (compartiment {settings.s3_bucket}) ne sont pas "
+                    "dans cette archive : activez le versionnage ou la réplication du compartiment."
+                ]
+                if settings.s3_bucket
+                else []
+            ),  # fmt: skip
         ]
     )
 

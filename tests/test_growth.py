@@ -110,13 +110,14 @@ async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
 
 
 async def test_processes_starting_together_on_an_empty_database(empty_dsn: str, tmp_path: Path) -> None:
-    port, metrics_port = free_port(HOST), free_port()
+    port, metrics_port, worker_metrics_port = free_port(HOST), free_port(), free_port()
     base_url = f"http://{HOST}:{port}"
     env = base_env(empty_dsn, tmp_path / "data", base_url)
     serve_env = {**env, "VBG_HOST": HOST, "VBG_PORT": str(port), "VBG_WEB_WORKERS": "2",
                  "VBG_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"}  # fmt: skip
     # Given an empty database, when serve (two web processes) and two workers start at once
-    specs = [("serve", ["serve"], serve_env), ("worker1", ["worker"], env), ("worker2", ["worker"], env)]
+    worker1 = ["worker", "--metrics-address", f"127.0.0.1:{worker_metrics_port}"]
+    specs = [("serve", ["serve"], serve_env), ("worker1", worker1, env), ("worker2", ["worker"], env)]
     with processes(specs, tmp_path) as procs:
         await wait_up(base_url + "/readyz", procs)
 
@@ -138,6 +139,13 @@ async def test_processes_starting_together_on_an_empty_database(empty_dsn: str, 
                     assert r.status == 200
             async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:
                 scraped = await r.text()
+            # (a worker exports its own, on the address given to it)
+            async with http.get(f"http://127.0.0.1:{worker_metrics_port}/metrics") as r:
+                from_worker = await r.text()
+        assert (
+            "\nvbg_up 1.0\n" in from_worker
+            and 'vbg_queue_depth{queue="delivery",state="pending"}' in from_worker
+        )
         served = re.search(
             r'vbg_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', scraped
         )
