@@ -44,9 +44,9 @@ from federation.negotiation import APRoute
 from node import threads
 from node.sessions import User
 from node.settings import Settings
+from tests.ap_kit import make_reply, make_thread, settings  # noqa: F401  (settings: a fixture)
 from tests.fakefedi import AS_ACCEPT, FakeActor, FakeInstance, signed_headers
 from tests.helpers import PASSWORD, csrf, login, make_community, make_user, new_client
-from tests.test_objects import make_reply, make_thread, settings  # noqa: F401  (settings: a fixture)
 
 BASE = "http://testserver"
 AP = {"Accept": AS_ACCEPT}
