@@ -16,15 +16,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from federation import actors
 from node import communities, db, messages, threads
 from node.sessions import User
 from node.settings import Settings, load
+from node.web.app import create_app
 from tests.conftest import ROOT, TEST_SECRET, _with_database, drop_test_database
-from tests.helpers import make_community, make_user
+from tests.helpers import make_user
 from tests.interop import VBG_NODE
+from tests.samples_uploads import pdf_with_author
+from tests.test_documents import given_a_document
 
 BASE = "https://forum.example.org"
 
@@ -87,11 +91,17 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 
 
 async def fill(pool: asyncpg.Pool, settings: Settings) -> None:
-    """Members, a community with a thread and a reply, keys, a followed remote community,
-    a private conversation and stored files."""
-    amina = User(await make_user(pool, "amina"), "amina", "Amina", "member", "approved")
+    """Members, a community with a thread and a reply, a document uploaded through the
+    pages (file and thumbnail in the data folder), keys, a followed remote community, a
+    private conversation and other stored files."""
+    # A document, the way a member adds one (this also makes amina and the community)
+    app = create_app(settings, pool=pool)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        await given_a_document(client, pool, data=pdf_with_author(with_image=False))
+    amina_id = await pool.fetchval("SELECT id FROM users WHERE username = 'amina'")
+    amina = User(amina_id, "amina", "Amina", "member", "approved")
     bruno = User(await make_user(pool, "bruno", role="admin"), "bruno", "Bruno", "admin", "approved")
-    await make_community(pool, "medical", visibility="members")
     async with pool.acquire() as conn:
         community = await communities.find(conn, "medical")
         assert community is not None
@@ -99,12 +109,16 @@ async def fill(pool: asyncpg.Pool, settings: Settings) -> None:
         await threads.create_reply(conn, created.thread_id, bruno, "Merci, c'est noté.")
         # Keys of local actors (the private keys are stored encrypted with the node secret)
         await actors.instance_actor(conn, settings)
-        # A remote community that the node follows, on a partner instance
+        # A remote community that the node follows (its instance actor's Follow, accepted)
         await conn.execute(
             """INSERT INTO instances (domain, approved) VALUES ('partenaire.example', true);
                INSERT INTO actors (uri, kind, local, username, domain, inbox)
                VALUES ('https://partenaire.example/c/juridique', 'Group', false, 'juridique',
-                       'partenaire.example', 'https://partenaire.example/c/juridique/inbox')"""
+                       'partenaire.example', 'https://partenaire.example/c/juridique/inbox');
+               INSERT INTO follow_answers (activity_id, answer, follow_id, follower_uri, followed_uri)
+               VALUES ('https://partenaire.example/activities/accept-1', 'accept',
+                       'https://forum.example.org/activities/follow-1', 'https://forum.example.org/actor',
+                       'https://partenaire.example/c/juridique')"""
         )
         recipients = await messages.local_recipients(conn, amina, ["bruno"])
         from node import encryption
@@ -114,8 +128,7 @@ async def fill(pool: asyncpg.Pool, settings: Settings) -> None:
     media = settings.data_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
     (media / "a1b2c3.webp").write_bytes(os.urandom(70_000))
-    (settings.data_dir / "documents" / "2026").mkdir(parents=True)
-    (settings.data_dir / "documents" / "2026" / "guide.pdf").write_bytes(b"%PDF-1.7\n" + os.urandom(5000))
+    assert any((settings.data_dir / "documents").iterdir())  # the uploaded document's files
 
 
 async def test_a_backup_restored_on_a_fresh_node_is_the_same_node_byte_for_byte(
