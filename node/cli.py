@@ -10,11 +10,13 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from federation import actors as federation_actors  # noqa: F401  (registers the first-start rows)
 from federation import checks as federation_checks  # noqa: F401  (registers the network checks)
@@ -35,6 +37,42 @@ from node.errors import AppError
 from node.settings import Settings
 
 log = logging.getLogger("vbg-node")
+
+
+def _node_listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def describe_database(settings: Settings) -> str:
+    """Which database a command uses, without any password."""
+    if settings.database_url:
+        parts = urlsplit(settings.database_url)
+        return f"PostgreSQL {parts.hostname or 'local'}:{parts.port or 5432}{parts.path} (DATABASE_URL)"
+    return f"PostgreSQL embarqué sous {settings.data_dir / 'pgdata'}"
+
+
+@contextlib.contextmanager
+def command_database(settings: Settings) -> Iterator[str]:
+    """:func:`database` for ``migrate`` and ``admin`` commands: says which database it
+    used, and never creates a second embedded one beside a running node (a command run
+    from another folder would otherwise say « compte créé » in a database nobody reads)."""
+    fresh = not settings.database_url and not (settings.data_dir / "pgdata").exists()
+    if fresh and _node_listening(settings.host, settings.port):
+        raise AppError(
+            f"aucune base de données sous {settings.data_dir}, alors qu'un nœud tourne sur "
+            f"{settings.host}:{settings.port}. Lancez la commande depuis le dossier du nœud, ou "
+            "indiquez VBG_DATA_DIR ou DATABASE_URL. Rien n'a été créé."
+        )
+    print(
+        f"vbg-node : base de données : {describe_database(settings)}{' (nouvelle)' if fresh else ''}",
+        file=sys.stderr,
+    )
+    with database(settings) as dsn:
+        yield dsn
 
 
 @contextlib.contextmanager
@@ -287,16 +325,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "worker":
             run_worker(settings, args)
         elif args.command == "migrate":
-            with database(settings) as dsn:
+            with command_database(settings) as dsn:
                 applied = asyncio.run(_migrate(dsn, settings))
             print(f"migrations appliquées : {applied or 'aucune (à jour)'}")
         elif args.admin_command in RAW_ADMIN_COMMANDS:
             raw = RAW_ADMIN_COMMANDS[args.admin_command][0]
-            with database(settings) as dsn:
+            with command_database(settings) as dsn:
                 asyncio.run(raw(settings, dsn, args))
         else:
             handler = ADMIN_COMMANDS[args.admin_command][0]
-            with database(settings) as dsn:
+            with command_database(settings) as dsn:
                 asyncio.run(_with_connection(settings, dsn, handler, args))
     except AppError as exc:
         details = "; ".join(f"{k} : {v}" for k, v in exc.fields.items())
