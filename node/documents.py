@@ -16,7 +16,7 @@ current one, the others stay downloadable. Files live in ``node.storage`` (area
          deleted (federated Delete), every file name to ``document_trash``; the caller empties
          the trash after the commit (:func:`empty_trash`)
 
-Who may read: exactly who may read the community (``communities.can_read``) — anything
+Who may read: exactly who may read the community (the one rule, ``node.access``) — anything
 else, drafts of others, deleted documents and hidden remote authors all answer NotFound.
 """
 
@@ -29,8 +29,8 @@ from urllib.parse import quote
 
 import asyncpg
 
-from node import audit, threads, uploads
-from node.communities import Community, author_shown_sql, can_read, is_reader, readable_sql
+from node import access, audit, threads, uploads
+from node.communities import Community, author_shown_sql, is_reader, readable_sql
 from node.db import Conn
 from node.errors import BadRequest, Forbidden, NotFound
 from node.sessions import User
@@ -227,7 +227,7 @@ async def create_document(
 ) -> int:
     """Record an uploaded document: published with its discussion thread at once, or a
     draft waiting for the uploader's confirmation when ``file.carried`` is not empty."""
-    if not is_reader(author) or not can_read(author, community.visibility):
+    if not is_reader(author) or not access.may_read(access.of_user(author), community.visibility):
         raise NotFound()
     status = "draft" if file.carried else "published"
     async with conn.transaction():
@@ -245,7 +245,7 @@ async def _ref(conn: Conn, document_id: int, viewer: User | None, *, lock: bool 
     row = await conn.fetchrow(
         SELECT_REF + (" FOR UPDATE OF d" if lock else ""), document_id, viewer.id if viewer else None
     )
-    if row is None or not can_read(viewer, row["visibility"]):
+    if row is None or not access.may_read(access.of_user(viewer), row["visibility"]):
         raise NotFound()
     if row["status"] == "draft" and (viewer is None or row["author_id"] != viewer.id):
         raise NotFound()
@@ -584,9 +584,10 @@ async def file_ref(conn: Conn, document_id: int, number: int) -> FileRef:
 
 
 def may_read_file(viewer: User | None, ref: FileRef) -> bool:
+    """The one access rule (node.access) for a browser; a draft only for its uploader."""
     if ref.draft_of is not None:
         return viewer is not None and viewer.is_approved and viewer.id == ref.draft_of
-    return can_read(viewer, ref.visibility)
+    return access.may_read(access.of_user(viewer), ref.visibility)
 
 
 SELECT_FOR_THREAD = """

@@ -7,8 +7,8 @@ Routes::
     GET      /c/{name}/documents                 one community's library (same filters)
     GET/POST /c/{name}/documents/nouveau         upload a document (members)
     GET      /documents/{id}                     the document: description, file size, versions, discussion link
-    GET      /documents/{id}/v/{number}          a version's file (Range requests; attachment, sandboxed)
-    GET      /documents/{id}/v/{number}/apercu   its thumbnail (images, PDF first page)
+    GET      /documents/{id}/v/{number:id}          a version's file (Range requests; attachment, sandboxed)
+    GET      /documents/{id}/v/{number:id}/apercu   its thumbnail (images, PDF first page)
     POST     /documents/{id}/version             upload a new version (author, experts, moderators)
     POST     /documents/{id}/confirmer           publish a draft whose file still carries metadata
     POST     /documents/{id}/abandonner          drop such a draft
