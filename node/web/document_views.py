@@ -32,6 +32,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -41,8 +42,9 @@ from node.errors import AppError, BadRequest, NotFound
 from node.sessions import User
 from node.storage import Storage, storage_for
 from node.web import forms
+from node.web.forum_views import FragmentCache
 from node.web.requests import current_user, int_param, path_id, pool_of, require_member, settings_of
-from node.web.templating import redirect, render
+from node.web.templating import current_zone, redirect, render, templates
 from node.web.upload_forms import upload_form
 
 AREA = "documents"
@@ -79,6 +81,25 @@ def _context(**extra: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- libraries
 
 
+# Library lines rendered once per (item, its page, zone): an item carries every field
+# its line shows, so a changed document is a new key. Per process, LRU.
+lines_cache = FragmentCache(4000, ttl=300.0)
+
+
+def _lines(items: list[documents.LibraryItem], show_community: bool, base: str) -> list[Markup]:
+    template = templates.get_template("documents/_item.html")
+    zone = current_zone()
+    lines = []
+    for item in items:
+        key = (item, show_community, base, zone)
+        line = lines_cache.get(key)
+        if line is None:
+            line = Markup(template.render(d=item, show_community=show_community, base=base))
+            lines_cache.put(key, line)
+        lines.append(line)
+    return lines
+
+
 def _params(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if isinstance(v, str)}
 
@@ -88,10 +109,11 @@ async def library(request: Request) -> Response:
     filters = documents.Filters.from_params(_params(request))
     page = int_param(request.query_params.get("page"))
     listing = await documents.list_documents(pool_of(request), viewer, filters, page)
+    lines = _lines(listing.documents, True, "/documents")
     return render(
         request,
         "documents/library.html",
-        **_context(listing=listing, filters=filters, community=None, base="/documents"),
+        **_context(listing=listing, lines=lines, filters=filters, community=None, base="/documents"),
     )
 
 
@@ -103,10 +125,11 @@ async def community_library(request: Request) -> Response:
     page = int_param(request.query_params.get("page"))
     listing = await documents.list_documents(pool, viewer, filters, page)
     base = f"/c/{community.name}/documents"
+    lines = _lines(listing.documents, False, base)
     return render(
         request,
         "documents/library.html",
-        **_context(listing=listing, filters=filters, community=community, base=base),
+        **_context(listing=listing, lines=lines, filters=filters, community=community, base=base),
     )
 
 
