@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from node import documents, uploads
+from node import documents, threads, uploads
 
 MAX_ATTACHMENTS = 4
 URL_MAX = 2048
@@ -198,13 +198,11 @@ INSERT INTO remote_media ({_COLUMNS})
 SELECT $1, m.* FROM {_UNNEST}
 ON CONFLICT (post_id, position) DO NOTHING
 """
-# New threads stored by one statement (content.store_new_threads): their posts by ap_id.
-INSERT_FOR_OBJECTS = """
+# New threads stored by one statement (content.store_new_threads): their posts by id.
+INSERT_FOR_POSTS = """
 INSERT INTO remote_media (post_id, position, remote_url, kind, media_type, name, sensitive, status)
-SELECT p.id, m.position, m.remote_url, m.kind, m.media_type, m.name, m.sensitive, m.status
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::text[])
-    AS m (ap_id, position, remote_url, kind, media_type, name, sensitive, status)
-JOIN posts p ON p.ap_id = m.ap_id
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
+                     $8::text[])
 ON CONFLICT (post_id, position) DO NOTHING
 """
 # An edit: rows whose attachment left (or moved) go (their files with them: migration
@@ -244,11 +242,17 @@ async def store_for_post(conn: asyncpg.Connection, post_id: int, media: Sequence
 
 async def store_for_objects(conn: asyncpg.Connection, media: Mapping[str, Sequence[Attachment]]) -> None:
     """List the attachments of posts just stored, by their object ids (one statement)."""
-    rows = [(ap_id, i, m) for ap_id, found in media.items() for i, m in enumerate(found)]
+    post_ids = await threads.post_ids_by_ap_ids(conn, list(media))
+    rows = [
+        (post_ids[ap_id], i, m)
+        for ap_id, found in media.items()
+        if ap_id in post_ids
+        for i, m in enumerate(found)
+    ]
     if not rows:
         return
     await conn.execute(
-        INSERT_FOR_OBJECTS,
+        INSERT_FOR_POSTS,
         [r[0] for r in rows],
         [r[1] for r in rows],
         [r[2].url for r in rows],

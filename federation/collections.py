@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from federation import objects, urls
-from node.communities import author_shown_sql
+from node import published
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -23,27 +23,6 @@ CONTEXT_PAGE_SIZE = 50
 OUTBOX_PAGE_SIZE = 20
 
 # --- thread context -------------------------------------------------------------
-
-SELECT_CONTEXT_STATE = """
-SELECT t.id, t.ap_id, t.last_activity_at, t.deleted_at, c.id AS community_id, c.name AS community_name,
-       c.visibility,
-       count(p.id) FILTER (WHERE p.deleted_at IS NULL AND ha.hidden IS NOT TRUE) AS total,
-       max(greatest(p.created_at, p.updated_at, p.deleted_at)) AS changed_at
-FROM threads t
-JOIN communities c ON c.id = t.community_id
-LEFT JOIN posts p ON p.thread_id = t.id
-LEFT JOIN actors ha ON ha.id = p.remote_author_id
-WHERE t.id = $1
-GROUP BY t.id, c.id
-"""
-# Posts of authors from suspended instances leave the collections as they leave pages.
-SELECT_CONTEXT_ITEMS = f"""
-SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id
-FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.thread_id = $1 AND p.deleted_at IS NULL AND {author_shown_sql("p.remote_author_id")}
-ORDER BY p.is_opening DESC, p.created_at, p.id
-LIMIT $2 OFFSET $3
-"""
 
 
 @dataclass(frozen=True)
@@ -59,7 +38,7 @@ class ContextState:
 
 
 async def context_state(conn: asyncpg.Connection, thread_id: int) -> ContextState:
-    row = await conn.fetchrow(SELECT_CONTEXT_STATE, thread_id)
+    row = await published.context_state(conn, thread_id)
     if row is None or row["deleted_at"] is not None:
         raise NotFound()
     # Any new, edited or deleted post changes the tag; so does the thread's activity.
@@ -97,8 +76,8 @@ async def context_page(
     if page < 1 or page > _last_page(state.total, CONTEXT_PAGE_SIZE):
         raise NotFound()
     cid = urls.thread_context(settings, state.thread_id)
-    rows = await conn.fetch(
-        SELECT_CONTEXT_ITEMS, state.thread_id, CONTEXT_PAGE_SIZE, (page - 1) * CONTEXT_PAGE_SIZE
+    rows = await published.context_items(
+        conn, state.thread_id, CONTEXT_PAGE_SIZE, (page - 1) * CONTEXT_PAGE_SIZE
     )
     doc: dict[str, Any] = {
         "id": _page_url(cid, page),
@@ -118,22 +97,10 @@ async def context_page(
 # --- replies of a post ----------------------------------------------------------
 
 REPLIES_PAGE_SIZE = 50
+
+
 # Direct answers to a post; for an opening post also the replies stored without a
 # parent (they answer the thread). Hidden authors stay out, as in the context.
-_REPLIES_OF = f"""
-FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.thread_id = $1 AND NOT p.is_opening AND p.deleted_at IS NULL
-  AND (p.parent_id = $2 OR ($3::boolean AND p.parent_id IS NULL))
-  AND {author_shown_sql("p.remote_author_id")}
-"""
-COUNT_REPLIES = f"SELECT count(*) {_REPLIES_OF}"
-SELECT_REPLIES = f"""
-SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id {_REPLIES_OF}
-ORDER BY p.created_at, p.id
-LIMIT $4 OFFSET $5
-"""
-
-
 async def replies(
     conn: asyncpg.Connection, settings: Settings, view: objects.PostView, page: int | None
 ) -> dict[str, Any]:
@@ -142,7 +109,7 @@ async def replies(
     pages of ``REPLIES_PAGE_SIZE`` (``?page=N``)."""
     row = view.row
     args = (row["thread_id"], row["id"], view.is_opening)
-    total: int = await conn.fetchval(COUNT_REPLIES, *args)
+    total = await published.count_replies(conn, *args)
     uri = urls.replies(objects.post_id(settings, row))
     last = _last_page(total, REPLIES_PAGE_SIZE)
     if page is None:
@@ -156,7 +123,7 @@ async def replies(
         }
     if page < 1 or page > last:
         raise NotFound()
-    rows = await conn.fetch(SELECT_REPLIES, *args, REPLIES_PAGE_SIZE, (page - 1) * REPLIES_PAGE_SIZE)
+    rows = await published.replies(conn, *args, REPLIES_PAGE_SIZE, (page - 1) * REPLIES_PAGE_SIZE)
     doc: dict[str, Any] = {
         "id": _page_url(uri, page),
         "type": "OrderedCollectionPage",
@@ -173,30 +140,9 @@ async def replies(
 
 # --- group collections ----------------------------------------------------------
 
-# The outbox is a public list: threads of silenced (or suspended) instances stay out.
-OUTBOX_LISTED = "NOT EXISTS (SELECT 1 FROM actors sa WHERE sa.id = t.remote_author_id AND sa.silenced)"
-COUNT_OUTBOX = f"""
-SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
-WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL AND {OUTBOX_LISTED}
-"""
-SELECT_OUTBOX = f"""
-SELECT {objects.POST_COLUMNS} {objects.POST_JOINS}
-WHERE t.community_id = $1 AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
-  AND {OUTBOX_LISTED}
-ORDER BY p.created_at DESC, p.id DESC
-LIMIT $2 OFFSET $3
-"""
-COUNT_FOLLOWERS = """
-SELECT (SELECT count(*) FROM community_followers WHERE community_id = $1 AND state = 'accepted')
-     + (SELECT count(*) FROM community_follows WHERE community_id = $1)
-"""
-SELECT_MODERATORS = """
-SELECT username FROM users
-WHERE status = 'approved'
-  AND (role IN ('moderator', 'admin')
-       OR id IN (SELECT user_id FROM community_experts WHERE community_id = $1))
-ORDER BY id
-"""
+COUNT_REMOTE_FOLLOWERS = (
+    "SELECT count(*) FROM community_followers WHERE community_id = $1 AND state = 'accepted'"
+)
 
 
 def _announce(settings: Settings, view: objects.PostView) -> dict[str, Any]:
@@ -238,8 +184,7 @@ def empty_collection(uri: str) -> dict[str, Any]:
 async def outbox_total(conn: asyncpg.Connection, community_id: int, visibility: str) -> int:
     if visibility != "public":
         return 0
-    total: int = await conn.fetchval(COUNT_OUTBOX, community_id)
-    return total
+    return await published.outbox_count(conn, community_id)
 
 
 async def outbox(
@@ -264,7 +209,7 @@ async def outbox(
         }
     if page < 1 or page > _last_page(total, OUTBOX_PAGE_SIZE):
         raise NotFound()
-    rows = await conn.fetch(SELECT_OUTBOX, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
+    rows = await published.outbox_rows(conn, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
     doc: dict[str, Any] = {
         "id": _page_url(uri, page),
         "type": "OrderedCollectionPage",
@@ -283,7 +228,8 @@ async def group_followers(
     conn: asyncpg.Connection, settings: Settings, community: asyncpg.Record
 ) -> dict[str, Any]:
     """Followers as a count only: who follows a community is nobody else's business."""
-    total: int = await conn.fetchval(COUNT_FOLLOWERS, community["id"])
+    remote: int = await conn.fetchval(COUNT_REMOTE_FOLLOWERS, community["id"])
+    total = remote + await published.member_follow_count(conn, community["id"])
     return {
         "id": f"{urls.group(settings, community['name'])}/followers",
         "type": "OrderedCollection",
@@ -312,8 +258,7 @@ async def moderators(
 ) -> dict[str, Any]:
     """The community's experts and the node's moderators: who may moderate its content
     (the group's ``attributedTo``)."""
-    rows = await conn.fetch(SELECT_MODERATORS, community["id"])
-    items = [urls.person(settings, r["username"]) for r in rows]
+    items = [urls.person(settings, name) for name in await published.moderator_names(conn, community["id"])]
     return {
         "id": f"{urls.group(settings, community['name'])}/moderators",
         "type": "OrderedCollection",

@@ -43,7 +43,7 @@ from federation import policy, wakeup
 from federation.attachments import IMAGE_TYPES
 from federation.errors import FetchError, FetchRefused
 from federation.fetcher import Fetcher
-from node import images
+from node import images, published, threads
 from node.media import media_dir, new_name
 from node.settings import Settings
 
@@ -65,9 +65,7 @@ ERROR_MAX = 500
 
 CLAIM = """
 WITH due AS (
-    SELECT m.id, a.domain AS author_domain FROM remote_media m
-    JOIN posts p ON p.id = m.post_id
-    LEFT JOIN actors a ON a.id = p.remote_author_id
+    SELECT m.id FROM remote_media m
     WHERE m.status = 'pending' AND m.next_attempt_at <= now()
     ORDER BY m.next_attempt_at, m.id
     LIMIT $1
@@ -75,19 +73,15 @@ WITH due AS (
 )
 UPDATE remote_media m SET attempts = m.attempts + 1, next_attempt_at = now() + $2::interval, updated_at = now()
 FROM due WHERE m.id = due.id
-RETURNING m.id, m.remote_url, m.attempts, due.author_domain
+RETURNING m.id, m.remote_url, m.attempts, m.post_id
 """
-# A final status for the claim ``attempts`` = $2 (a later claim, after the lease, wins),
-# and the thread's version bumped: returns the thread id, none when the row is gone.
+# A final status for the claim ``attempts`` = $2 (a later claim, after the lease, wins):
+# returns the post id, none when the row is gone (then the thread's version is bumped
+# by node.threads, in the same transaction).
 _FINISH = """
-WITH m AS (
-    UPDATE remote_media SET {set}, updated_at = now()
-    WHERE id = $1 AND attempts = $2 AND status = 'pending'
-    RETURNING post_id
-)
-UPDATE threads t SET version = t.version + 1 FROM posts p, m
-WHERE p.id = m.post_id AND t.id = p.thread_id
-RETURNING t.id
+UPDATE remote_media SET {set}, updated_at = now()
+WHERE id = $1 AND attempts = $2 AND status = 'pending'
+RETURNING post_id
 """
 FINISH = _FINISH.format(set="status = $3, error = $4")
 STORE = _FINISH.format(
@@ -186,17 +180,33 @@ async def _finish(ctx: MediaContext, claim: Claim, step: MediaStep) -> str:
     if step.delay is not None:
         await ctx.pool.execute(RETRY, claim.id, claim.attempts, step.delay, error)
     else:
-        await ctx.pool.fetchval(FINISH, claim.id, claim.attempts, step.status, error)
+        await _finished(ctx.pool, FINISH, claim.id, claim.attempts, step.status, error)
     log.info("remote media %d: %s (%s)", claim.id, step.status, error)
     return step.status
+
+
+async def _finished(pool: asyncpg.Pool, statement: str, *args: object) -> int | None:
+    """Run FINISH or STORE and bump the post's thread version, in one transaction; the
+    thread id, None when the row is gone."""
+    async with pool.acquire() as conn, conn.transaction():
+        post_id = await conn.fetchval(statement, *args)
+        return None if post_id is None else await threads.bump_version_of_post(conn, post_id)
 
 
 async def _store(ctx: MediaContext, claim: Claim, image: images.CleanImage) -> str:
     name = new_name(image.extension)
     path = ctx.directory / name
     await asyncio.to_thread(write_atomically, path, image.data)
-    thread_id = await ctx.pool.fetchval(
-        STORE, claim.id, claim.attempts, name, image.media_type, image.width, image.height, len(image.data)
+    thread_id = await _finished(
+        ctx.pool,
+        STORE,
+        claim.id,
+        claim.attempts,
+        name,
+        image.media_type,
+        image.width,
+        image.height,
+        len(image.data),
     )
     if thread_id is None:  # deleted or claimed again meanwhile: the file belongs to nobody
         path.unlink(missing_ok=True)
@@ -235,7 +245,8 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, 
     ctx = MediaContext(pool, settings, fetcher)
     removed = await empty_trash(pool, ctx.directory)
     rows = await pool.fetch(CLAIM, limit, LEASE)
-    claims = [Claim(r["id"], r["remote_url"], r["attempts"], r["author_domain"]) for r in rows]
+    domains = await published.author_domains(pool, [r["post_id"] for r in rows]) if rows else {}
+    claims = [Claim(r["id"], r["remote_url"], r["attempts"], domains.get(r["post_id"])) for r in rows]
     results = await asyncio.gather(*(handle(ctx, c) for c in claims), return_exceptions=True)
     for claim, result in zip(claims, results, strict=True):
         if isinstance(result, BaseException):  # the lease brings the row back later

@@ -24,7 +24,7 @@ import asyncpg
 import nh3
 
 from federation import urls
-from node import documents
+from node import documents, published
 from node.errors import NotFound
 from node.settings import Settings
 
@@ -181,36 +181,6 @@ def application_to_ap(settings: Settings, actor: Actor) -> dict[str, Any]:
 
 # --- posts ----------------------------------------------------------------------
 
-POST_COLUMNS = """
-p.id, p.thread_id, p.is_opening, p.parent_id, p.source, p.content_html, p.created_at, p.updated_at,
-p.deleted_at, p.ap_id, (p.remote_author_id IS NOT NULL) AS remote_post,
-t.title, t.pinned, t.locked, t.deleted_at AS thread_deleted_at, t.ap_id AS thread_ap_id,
-(t.remote_author_id IS NOT NULL) AS remote_thread,
-c.id AS community_id, c.name AS community_name, c.visibility,
-u.username AS author_username, ra.uri AS remote_author_uri,
-pp.id AS parent_post_id, pp.is_opening AS parent_is_opening, pp.ap_id AS parent_ap_id,
-pu.username AS parent_username, pa.uri AS parent_remote_uri, pa.username AS parent_remote_username,
-pa.domain AS parent_remote_domain
-"""
-POST_JOINS = """
-FROM posts p
-JOIN threads t ON t.id = p.thread_id
-JOIN communities c ON c.id = t.community_id
-LEFT JOIN users u ON u.id = p.author_id
-LEFT JOIN actors ra ON ra.id = p.remote_author_id
-LEFT JOIN posts pp ON pp.id = p.parent_id
-LEFT JOIN users pu ON pu.id = pp.author_id
-LEFT JOIN actors pa ON pa.id = pp.remote_author_id
-"""
-SELECT_POST = f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.id = $1"
-SELECT_OPENING = f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.thread_id = $1 AND p.is_opening"
-SELECT_PINNED = f"""
-SELECT {POST_COLUMNS} {POST_JOINS}
-WHERE t.community_id = $1 AND t.pinned AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
-ORDER BY t.last_activity_at DESC, t.id DESC
-LIMIT 50
-"""
-
 
 @dataclass(frozen=True)
 class PostView:
@@ -269,7 +239,7 @@ def ap_id_of(
 
 
 def post_id(settings: Settings, row: asyncpg.Record) -> str:
-    """The id of the post in ``row`` (a ``POST_COLUMNS`` row)."""
+    """The id of the post in ``row`` (a ``node.published.POST_COLUMNS`` row)."""
     return ap_id_of(
         settings,
         post_id=row["id"],
@@ -420,13 +390,13 @@ async def _view(conn: asyncpg.Connection, row: asyncpg.Record | None) -> PostVie
 
 
 async def load_post(conn: asyncpg.Connection, post_id_: int) -> PostView:
-    return await _view(conn, await conn.fetchrow(SELECT_POST, post_id_))
+    return await _view(conn, await published.post_row(conn, post_id_))
 
 
 async def load_thread(conn: asyncpg.Connection, thread_id: int) -> PostView:
     """A thread as its opening post."""
-    return await _view(conn, await conn.fetchrow(SELECT_OPENING, thread_id))
+    return await _view(conn, await published.opening_row(conn, thread_id))
 
 
 async def pinned_threads(conn: asyncpg.Connection, community_id: int) -> list[PostView]:
-    return [PostView(r) for r in await conn.fetch(SELECT_PINNED, community_id)]
+    return [PostView(r) for r in await published.pinned_rows(conn, community_id)]

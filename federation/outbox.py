@@ -67,6 +67,7 @@ import asyncpg
 
 from federation import actors, delivery, objects, urls
 from federation.objects import PUBLIC
+from node import accounts, communities, reports, threads
 from node.db import Conn
 from node.errors import AppError
 from node.settings import Settings
@@ -358,15 +359,14 @@ async def _like_scene(ctx: BuildContext, payload: dict[str, Any]) -> _Scene | No
 
 # ── relays and answers (events from the inbox) ────────────────────────────────
 
-SELECT_COMMUNITY = "SELECT id, visibility FROM communities WHERE id = $1"
 SELECT_ACTOR = "SELECT uri, inbox, shared_inbox, domain, local FROM actors WHERE id = $1"
 SELECT_LOCAL_ACTOR = "SELECT uri FROM actors WHERE id = $1 AND local"
 
 
 async def _visibility(ctx: BuildContext, community_id: int) -> str | None:
     """The visibility of a federated community (None: missing or local)."""
-    row = await ctx.conn.fetchrow(SELECT_COMMUNITY, community_id)
-    return None if row is None or row["visibility"] == "local" else str(row["visibility"])
+    community = await communities.by_id(ctx.conn, community_id)
+    return None if community is None or community.visibility == "local" else community.visibility
 
 
 async def _group_uri(ctx: BuildContext, community_id: int) -> str:
@@ -456,23 +456,13 @@ async def _answering_actor(ctx: BuildContext, payload: dict[str, Any]) -> str | 
     return None
 
 
-SELECT_MEMBER = """
-SELECT id, username, display_name, bio, created_at FROM users WHERE id = $1 AND status = 'approved'
-"""
-# The federated communities where the member has a post (their followers know the member).
-SELECT_MEMBER_COMMUNITIES = """
-SELECT DISTINCT c.id, c.visibility
-FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
-WHERE p.author_id = $1 AND p.deleted_at IS NULL AND c.visibility IN ('public', 'members')
-"""
-
-
 async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
-    member = await ctx.conn.fetchrow(SELECT_MEMBER, int(payload["user_id"]))
+    member = await accounts.approved_member_by_id(ctx.conn, int(payload["user_id"]))
     if member is None:
         return []
-    communities = await ctx.conn.fetch(SELECT_MEMBER_COMMUNITIES, member["id"])
-    inboxes = _union(*[await follower_inboxes(ctx, c["id"], c["visibility"]) for c in communities])
+    # The federated communities where the member has a post (their followers know the member).
+    wrote_in = await threads.federated_communities_of_author(ctx.conn, member["id"])
+    inboxes = _union(*[await follower_inboxes(ctx, c["id"], c["visibility"]) for c in wrote_in])
     if not inboxes:
         return []
     actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=member["id"])
@@ -484,8 +474,8 @@ async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
 async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """``Delete{Person}`` as Mastodon sends it when an account is deleted: object = the
     actor's id, to Public; other servers then drop their copy of the member."""
-    communities = payload.get("communities", [])
-    inboxes = _union(*[await follower_inboxes(ctx, int(c["id"]), str(c["visibility"])) for c in communities])
+    wrote_in = payload.get("communities", [])
+    inboxes = _union(*[await follower_inboxes(ctx, int(c["id"]), str(c["visibility"])) for c in wrote_in])
     if not inboxes:
         return []
     actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=int(payload["user_id"]))
@@ -493,13 +483,9 @@ async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
     return [Outgoing(activity, inboxes, actor.uri, "public")]
 
 
-# A member's open report of a post by a remote author (node.reports.file_report).
-SELECT_FORWARDED_REPORT = """
-SELECT r.content, r.target_ids, a.uri AS author_uri, a.inbox, a.shared_inbox
-FROM reports r
-JOIN posts p ON p.id = r.post_ids[1]
-JOIN actors a ON a.id = p.remote_author_id
-WHERE r.id = $1 AND r.reporter_user_id IS NOT NULL AND NOT a.local AND a.deleted_at IS NULL
+# The remote author of a member's reported post (node.reports.forwarded_report).
+SELECT_REPORTED_AUTHOR = """
+SELECT uri, inbox, shared_inbox FROM actors WHERE id = $1 AND NOT local AND deleted_at IS NULL
 """
 
 
@@ -507,8 +493,9 @@ async def report_forwarded(ctx: BuildContext, payload: dict[str, Any]) -> list[O
     """A member's report, forwarded the way Mastodon forwards one: a ``Flag`` from the
     instance actor (so the member stays anonymous) naming the author and the post by
     id and carrying the reason, never the post's text; to the author's instance only."""
-    row = await ctx.conn.fetchrow(SELECT_FORWARDED_REPORT, int(payload["report_id"]))
-    if row is None:
+    report = await reports.forwarded_report(ctx.conn, int(payload["report_id"]))
+    author = await ctx.conn.fetchrow(SELECT_REPORTED_AUTHOR, report["remote_author_id"]) if report else None
+    if report is None or author is None:
         return []
     instance = await actors.instance_actor(ctx.conn, ctx.settings)
     flag = objects.with_context(
@@ -516,11 +503,11 @@ async def report_forwarded(ctx: BuildContext, payload: dict[str, Any]) -> list[O
             "id": urls.new_activity(ctx.settings),
             "type": "Flag",
             "actor": instance.uri,
-            "object": [row["author_uri"], *row["target_ids"]],
-            "content": row["content"],
+            "object": [author["uri"], *report["target_ids"]],
+            "content": report["content"],
         }
     )
-    inboxes = delivery.pick_inboxes([(row["inbox"], row["shared_inbox"])], ctx.settings.domain)
+    inboxes = delivery.pick_inboxes([(author["inbox"], author["shared_inbox"])], ctx.settings.domain)
     return [Outgoing(flag, inboxes, None, "direct")]
 
 

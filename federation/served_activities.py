@@ -25,27 +25,23 @@ from starlette.responses import Response
 from federation import access
 from federation.handlers.base import local_path
 from federation.negotiation import ActivityResponse
+from node import published
 from node.errors import NotFound
 from node.settings import Settings
 
 SELECT_ACTIVITY = "SELECT json, object_uri, audience FROM activities WHERE uri = $1"
-_POST_STATE = """
-SELECT c.visibility, (p.deleted_at IS NOT NULL OR t.deleted_at IS NOT NULL) AS deleted
-FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
-"""
-SELECT_BY_THREAD = _POST_STATE + "WHERE t.id = $1 AND p.is_opening"
-SELECT_BY_POST = _POST_STATE + "WHERE p.id = $1"
-SELECT_BY_AP_ID = _POST_STATE + "WHERE p.ap_id = $1"
 
 
 async def _post_state(conn: asyncpg.Connection, settings: Settings, uri: str) -> asyncpg.Record | None:
     """(visibility, deleted) of the post named by ``uri`` (ours by URL, or a remote one we store)."""
     path = local_path(settings, uri) or ""
-    for prefix, query in (("/t/", SELECT_BY_THREAD), ("/p/", SELECT_BY_POST)):
+    for prefix in ("/t/", "/p/"):
         rest = path[len(prefix) :]
         if path.startswith(prefix) and rest.isdigit() and len(rest) < 19:
-            return await conn.fetchrow(query, int(rest))
-    return await conn.fetchrow(SELECT_BY_AP_ID, uri)
+            if prefix == "/t/":
+                return await published.post_state(conn, thread_id=int(rest))
+            return await published.post_state(conn, post_id=int(rest))
+    return await published.post_state(conn, ap_id=uri)
 
 
 async def visibility_of(conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record) -> str | None:

@@ -85,6 +85,9 @@ SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))
 # The account that owns an address (a flagged registration owns nothing: migration 0076).
 EMAIL_OWNER = "SELECT id FROM users WHERE lower(email) = lower($1) AND NOT email_conflict"
 SELECT_ID_BY_NAME = "SELECT id FROM users WHERE lower(username) = lower($1)"
+SELECT_APPROVED_MEMBER_BY_ID = """
+SELECT id, username, display_name, bio, created_at FROM users WHERE id = $1 AND status = 'approved'
+"""
 SELECT_APPROVED_MEMBER = """
 SELECT id, username, display_name, bio, created_at FROM users
 WHERE lower(username) = lower($1) AND status = 'approved'
@@ -234,6 +237,11 @@ async def approved_member(conn: Conn, username: str) -> asyncpg.Record | None:
     """The approved member named ``username`` (id, username, display_name, bio,
     created_at); None for anyone else (pending, suspended, unknown)."""
     return await conn.fetchrow(SELECT_APPROVED_MEMBER, username)
+
+
+async def approved_member_by_id(conn: Conn, user_id: int) -> asyncpg.Record | None:
+    """As :func:`approved_member`, by id."""
+    return await conn.fetchrow(SELECT_APPROVED_MEMBER_BY_ID, user_id)
 
 
 async def user_ids_by_names(conn: Conn, names: list[str]) -> list[int]:

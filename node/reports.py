@@ -203,6 +203,12 @@ DO NOTHING
 RETURNING id
 """
 INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
+# A member's open report of a remote author's post, to forward to that author's server.
+SELECT_FORWARDED = """
+SELECT r.content, r.target_ids, p.remote_author_id
+FROM reports r JOIN posts p ON p.id = r.post_ids[1]
+WHERE r.id = $1 AND r.reporter_user_id IS NOT NULL AND p.remote_author_id IS NOT NULL
+"""
 # A Flag from another server; a repeated Flag (same activity id) is one report.
 INSERT_REMOTE_REPORT = """
 INSERT INTO reports (reporter_actor_id, activity_id, target_ids, post_ids, community_id, content)
@@ -300,3 +306,10 @@ async def file_remote_report(
     if report_id is not None:
         await notifications.notify_moderators(conn, "new_report", report_id=report_id)
     return report_id
+
+
+async def forwarded_report(conn: Conn, report_id: int) -> asyncpg.Record | None:
+    """content, target_ids and the reported post's remote_author_id of a member's
+    report (``report.forwarded`` event); None when it is not a member's report of a
+    remote author's post."""
+    return await conn.fetchrow(SELECT_FORWARDED, report_id)

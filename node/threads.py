@@ -497,6 +497,39 @@ DELETE_REMOTE_LIKE_BY_ACTIVITY = (
 )
 
 
+# The federated communities where a member has a post (their followers know the member).
+SELECT_AUTHOR_COMMUNITIES = """
+SELECT DISTINCT c.id, c.visibility
+FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
+WHERE p.author_id = $1 AND p.deleted_at IS NULL AND c.visibility IN ('public', 'members')
+"""
+
+
+async def federated_communities_of_author(conn: Conn, user_id: int) -> list[asyncpg.Record]:
+    """(id, visibility) of the public and members-only communities where the member
+    has a post still online."""
+    return await conn.fetch(SELECT_AUTHOR_COMMUNITIES, user_id)
+
+
+SELECT_IDS_BY_AP_IDS = "SELECT ap_id, id FROM posts WHERE ap_id = ANY($1::text[])"
+# A change the thread page shows (a remote image stored, refused…) without a new post.
+BUMP_VERSION_OF_POST = """
+UPDATE threads t SET version = t.version + 1 FROM posts p WHERE p.id = $1 AND t.id = p.thread_id
+RETURNING t.id
+"""
+
+
+async def post_ids_by_ap_ids(conn: Conn, ap_ids: list[str]) -> dict[str, int]:
+    """The ids of the posts stored under these ActivityPub ids."""
+    return {r["ap_id"]: r["id"] for r in await conn.fetch(SELECT_IDS_BY_AP_IDS, ap_ids)}
+
+
+async def bump_version_of_post(conn: Conn, post_id: int) -> int | None:
+    """Make cached pages of the post's thread stale; the thread id (None: no such post)."""
+    thread_id: int | None = await conn.fetchval(BUMP_VERSION_OF_POST, post_id)
+    return thread_id
+
+
 @dataclass(frozen=True)
 class RemoteThread:
     """A new thread to store for a stored inbox activity (``item_id``: its

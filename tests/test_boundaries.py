@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections import Counter
 from pathlib import Path
 
 from node.tables import FORUM_TABLES
@@ -15,18 +14,6 @@ from node.tables import FORUM_TABLES
 ROOT = Path(__file__).resolve().parents[1]
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WITH|FROM|JOIN)\b")
 TABLE_REF = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_]+)")
-
-# Statements not yet moved to their owner in node/ (file → count). This list only
-# shrinks: a new statement on a forum table fails the test, and so does a moved one
-# left listed here.
-NOT_YET_MOVED: dict[str, int] = {
-    "federation/attachments.py": 1,
-    "federation/collections.py": 6,
-    "federation/media.py": 2,
-    "federation/objects.py": 1,
-    "federation/outbox.py": 4,
-    "federation/served_activities.py": 1,
-}
 
 
 def forum_sql_in(package: str) -> list[tuple[str, int, list[str]]]:
@@ -43,14 +30,9 @@ def forum_sql_in(package: str) -> list[tuple[str, int, list[str]]]:
 
 def test_federation_runs_no_sql_on_forum_tables() -> None:
     found = forum_sql_in("federation")
-    counts = Counter(path for path, _, _ in found)
-    grown = {p: n for p, n in counts.items() if n > NOT_YET_MOVED.get(p, 0)}
-    assert not grown, (
+    assert not found, (
         "federation/ reads or writes a forum table: call the owner in node/ (node/tables.py) instead: "
-        + "; ".join(f"{p}:{line} {tables}" for p, line, tables in found if p in grown)
-    )
-    assert counts == Counter(NOT_YET_MOVED), "statements moved to node/: shrink NOT_YET_MOVED to " + str(
-        dict(sorted(counts.items()))
+        + "; ".join(f"{path}:{line} {tables}" for path, line, tables in found)
     )
 
 

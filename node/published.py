@@ -1,0 +1,190 @@
+"""What the node publishes to other servers, read for federation's documents and
+collections: posts with everything their ActivityStreams form names (author, thread,
+community, parent), a thread's context, a post's replies, a group's outbox, pinned
+threads, moderators, and the state of a post an activity is about.
+
+Read-only; the tables' owners are in ``node/tables.py``. These reads join ``actors``
+(federation's table) for remote authors' ids and for authors whose instance is hidden
+(suspended) or silenced, as the forum's own pages do (``node.communities.author_shown_sql``).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from node.communities import author_shown_sql
+from node.db import Conn
+
+POST_COLUMNS = """
+p.id, p.thread_id, p.is_opening, p.parent_id, p.source, p.content_html, p.created_at, p.updated_at,
+p.deleted_at, p.ap_id, (p.remote_author_id IS NOT NULL) AS remote_post,
+t.title, t.pinned, t.locked, t.deleted_at AS thread_deleted_at, t.ap_id AS thread_ap_id,
+(t.remote_author_id IS NOT NULL) AS remote_thread,
+c.id AS community_id, c.name AS community_name, c.visibility,
+u.username AS author_username, ra.uri AS remote_author_uri,
+pp.id AS parent_post_id, pp.is_opening AS parent_is_opening, pp.ap_id AS parent_ap_id,
+pu.username AS parent_username, pa.uri AS parent_remote_uri, pa.username AS parent_remote_username,
+pa.domain AS parent_remote_domain
+"""
+POST_JOINS = """
+FROM posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN users u ON u.id = p.author_id
+LEFT JOIN actors ra ON ra.id = p.remote_author_id
+LEFT JOIN posts pp ON pp.id = p.parent_id
+LEFT JOIN users pu ON pu.id = pp.author_id
+LEFT JOIN actors pa ON pa.id = pp.remote_author_id
+"""
+SELECT_POST = f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.id = $1"
+SELECT_OPENING = f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.thread_id = $1 AND p.is_opening"
+SELECT_PINNED = f"""
+SELECT {POST_COLUMNS} {POST_JOINS}
+WHERE t.community_id = $1 AND t.pinned AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+ORDER BY t.last_activity_at DESC, t.id DESC
+LIMIT 50
+"""
+
+SELECT_CONTEXT_STATE = """
+SELECT t.id, t.ap_id, t.last_activity_at, t.deleted_at, c.id AS community_id, c.name AS community_name,
+       c.visibility,
+       count(p.id) FILTER (WHERE p.deleted_at IS NULL AND ha.hidden IS NOT TRUE) AS total,
+       max(greatest(p.created_at, p.updated_at, p.deleted_at)) AS changed_at
+FROM threads t
+JOIN communities c ON c.id = t.community_id
+LEFT JOIN posts p ON p.thread_id = t.id
+LEFT JOIN actors ha ON ha.id = p.remote_author_id
+WHERE t.id = $1
+GROUP BY t.id, c.id
+"""
+# Posts of authors from suspended instances leave the collections as they leave pages.
+SELECT_CONTEXT_ITEMS = f"""
+SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.thread_id = $1 AND p.deleted_at IS NULL AND {author_shown_sql("p.remote_author_id")}
+ORDER BY p.is_opening DESC, p.created_at, p.id
+LIMIT $2 OFFSET $3
+"""
+
+_REPLIES_OF = f"""
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.thread_id = $1 AND NOT p.is_opening AND p.deleted_at IS NULL
+  AND (p.parent_id = $2 OR ($3::boolean AND p.parent_id IS NULL))
+  AND {author_shown_sql("p.remote_author_id")}
+"""
+COUNT_REPLIES = f"SELECT count(*) {_REPLIES_OF}"
+SELECT_REPLIES = f"""
+SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id {_REPLIES_OF}
+ORDER BY p.created_at, p.id
+LIMIT $4 OFFSET $5
+"""
+
+# The outbox is a public list: threads of silenced (or suspended) instances stay out.
+OUTBOX_LISTED = "NOT EXISTS (SELECT 1 FROM actors sa WHERE sa.id = t.remote_author_id AND sa.silenced)"
+COUNT_OUTBOX = f"""
+SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
+WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL AND {OUTBOX_LISTED}
+"""
+SELECT_OUTBOX = f"""
+SELECT {POST_COLUMNS} {POST_JOINS}
+WHERE t.community_id = $1 AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
+  AND {OUTBOX_LISTED}
+ORDER BY p.created_at DESC, p.id DESC
+LIMIT $2 OFFSET $3
+"""
+COUNT_MEMBER_FOLLOWS = "SELECT count(*) FROM community_follows WHERE community_id = $1"
+SELECT_MODERATORS = """
+SELECT username FROM users
+WHERE status = 'approved'
+  AND (role IN ('moderator', 'admin')
+       OR id IN (SELECT user_id FROM community_experts WHERE community_id = $1))
+ORDER BY id
+"""
+
+_POST_STATE = """
+SELECT c.visibility, (p.deleted_at IS NOT NULL OR t.deleted_at IS NOT NULL) AS deleted
+FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
+"""
+SELECT_BY_THREAD = _POST_STATE + "WHERE t.id = $1 AND p.is_opening"
+SELECT_BY_POST = _POST_STATE + "WHERE p.id = $1"
+SELECT_BY_AP_ID = _POST_STATE + "WHERE p.ap_id = $1"
+
+
+async def post_row(conn: Conn, post_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_POST, post_id)
+
+
+async def opening_row(conn: Conn, thread_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_OPENING, thread_id)
+
+
+async def pinned_rows(conn: Conn, community_id: int) -> list[asyncpg.Record]:
+    """The community's pinned threads (opening posts), most active first, 50 at most."""
+    return await conn.fetch(SELECT_PINNED, community_id)
+
+
+async def context_state(conn: Conn, thread_id: int) -> asyncpg.Record | None:
+    """The thread, its community and what its context collection holds now (count of
+    shown posts, last change)."""
+    return await conn.fetchrow(SELECT_CONTEXT_STATE, thread_id)
+
+
+async def context_items(conn: Conn, thread_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
+    """The thread's shown posts, the opening post first, then oldest first."""
+    return await conn.fetch(SELECT_CONTEXT_ITEMS, thread_id, limit, offset)
+
+
+async def count_replies(conn: Conn, thread_id: int, post_id: int, is_opening: bool) -> int:
+    total: int = await conn.fetchval(COUNT_REPLIES, thread_id, post_id, is_opening)
+    return total
+
+
+async def replies(
+    conn: Conn, thread_id: int, post_id: int, is_opening: bool, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    """Direct answers to a post, oldest first (see ``_REPLIES_OF``)."""
+    return await conn.fetch(SELECT_REPLIES, thread_id, post_id, is_opening, limit, offset)
+
+
+async def outbox_count(conn: Conn, community_id: int) -> int:
+    total: int = await conn.fetchval(COUNT_OUTBOX, community_id)
+    return total
+
+
+async def outbox_rows(conn: Conn, community_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
+    """The community's threads (opening posts), newest first, silenced instances left out."""
+    return await conn.fetch(SELECT_OUTBOX, community_id, limit, offset)
+
+
+async def member_follow_count(conn: Conn, community_id: int) -> int:
+    """How many of our members follow the community."""
+    total: int = await conn.fetchval(COUNT_MEMBER_FOLLOWS, community_id)
+    return total
+
+
+async def moderator_names(conn: Conn, community_id: int) -> list[str]:
+    """Usernames of the community's experts and of the node's moderators and admins."""
+    return [r["username"] for r in await conn.fetch(SELECT_MODERATORS, community_id)]
+
+
+async def post_state(
+    conn: Conn, *, thread_id: int | None = None, post_id: int | None = None, ap_id: str = ""
+) -> asyncpg.Record | None:
+    """(visibility, deleted) of a thread's opening post, a post, or a post stored under
+    its ActivityPub id."""
+    if thread_id is not None:
+        return await conn.fetchrow(SELECT_BY_THREAD, thread_id)
+    if post_id is not None:
+        return await conn.fetchrow(SELECT_BY_POST, post_id)
+    return await conn.fetchrow(SELECT_BY_AP_ID, ap_id)
+
+
+SELECT_AUTHOR_DOMAINS = """
+SELECT p.id, a.domain FROM posts p LEFT JOIN actors a ON a.id = p.remote_author_id
+WHERE p.id = ANY($1::bigint[])
+"""
+
+
+async def author_domains(conn: Conn, post_ids: list[int]) -> dict[int, str | None]:
+    """The instance of each post's remote author (None: a local author)."""
+    return {r["id"]: r["domain"] for r in await conn.fetch(SELECT_AUTHOR_DOMAINS, post_ids)}
