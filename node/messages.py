@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from node import audit, encryption, markup
+from node import audit, encryption, markup, notifications
 from node.db import Conn
 from node.encryption import Cipher, Keyring, Wrapped, field_aad, new_key
 from node.errors import BadRequest, Conflict, NotFound
@@ -217,6 +217,7 @@ WHERE p.conversation_id = $1 AND p.user_id IS NOT NULL AND p.left_at IS NULL
   AND p.user_id IS DISTINCT FROM $2
   AND NOT EXISTS (SELECT 1 FROM message_blocks b WHERE b.user_id = p.user_id
                   AND (b.blocked_user_id = $2 OR b.blocked_actor_id = $3))
+RETURNING p.user_id
 """
 BUMP_CONVERSATION = (
     "UPDATE conversations SET last_message_at = greatest(last_message_at, now()) WHERE id = $1"
@@ -297,7 +298,16 @@ async def _add_message(conn: asyncpg.Connection, sealer: Sealer, message: NewMes
     )
     if message_id is None:
         return None
-    await conn.execute(COUNT_UNREAD, sealer.conversation_id, message.author.user_id, message.author.actor_id)
+    told = await conn.fetch(
+        COUNT_UNREAD, sealer.conversation_id, message.author.user_id, message.author.actor_id
+    )
+    await notifications.notify_new_message(
+        conn,
+        [r["user_id"] for r in told],
+        sealer.conversation_id,
+        actor_id=message.author.user_id,
+        actor_remote_id=message.author.actor_id,
+    )
     await conn.execute(BUMP_CONVERSATION, sealer.conversation_id)
     return message_id
 
@@ -354,6 +364,7 @@ async def reply(
         if attachment is not None and storage is not None:
             await _store_attachment(conn, storage, sealer, message_id, attachment)
         await conn.execute(MARK_READ, conversation_id, author.id)
+        await notifications.mark_conversation_read(conn, author.id, conversation_id)
         await _emit_if_remote(conn, conversation_id, message_id)
     return Written(conversation_id, message_id)
 
@@ -470,12 +481,14 @@ async def conversation(conn: Conn, keyring: Keyring, user: User, conversation_id
 async def mark_read(conn: Conn, user: User, conversation_id: int) -> None:
     await _participant(conn, user, conversation_id)
     await conn.execute(MARK_READ, conversation_id, user.id)
+    await notifications.mark_conversation_read(conn, user.id, conversation_id)
 
 
 async def leave(conn: Conn, user: User, conversation_id: int) -> None:
     """The member leaves: the conversation disappears for them; the others keep it."""
     await _participant(conn, user, conversation_id)
     await conn.execute(LEAVE, conversation_id, user.id)
+    await notifications.mark_conversation_read(conn, user.id, conversation_id)
 
 
 LIST = f"""

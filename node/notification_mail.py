@@ -132,6 +132,8 @@ def describe(item: asyncpg.Record) -> str:
         "registration_refused": _("Votre demande d'inscription n'a pas été acceptée. Raison : %(reason)s"),
         "new_report": _("Un nouveau signalement attend la modération."),
         "new_application": _("Nouvelle demande d'inscription : %(subject)s"),
+        # who wrote and what stay out of e-mails: the member reads it once logged in
+        "new_message": _("Vous avez reçu un nouveau message privé (connectez-vous pour le lire)."),
     }
     return lines[kind] % {
         "actor": actor,

@@ -48,10 +48,13 @@ KINDS = (
     "registration_refused",
     "new_report",
     "new_application",
+    "new_message",
 )
 # What the settings page offers to turn off (registration kinds always go: the person
 # is not in the app yet; moderators' kinds only to moderators).
-MEMBER_KINDS = ("reply_followed", "reply_to_me", "mention", "expert_answer", "moderation", "report_handled")
+MEMBER_KINDS = (
+    "reply_followed", "reply_to_me", "mention", "expert_answer", "moderation", "report_handled", "new_message",
+)  # fmt: skip
 MODERATOR_KINDS = ("new_report", "new_application")
 EMAIL_MODES = ("off", "immediate", "daily", "weekly")
 PAGE_SIZE = 30
@@ -211,6 +214,36 @@ async def notify_member(
     await conn.execute(NOTIFY_MEMBER, user_id, kind, actor_id, thread_id, post_id, report_id, reason[:2000])
 
 
+NOTIFY_NEW_MESSAGE = f"""
+INSERT INTO notifications (user_id, kind, actor_user_id, actor_remote_id, conversation_id)
+SELECT u.id, 'new_message', $2, $3, $4 FROM users u
+WHERE u.id = ANY ($1::bigint[]) AND {RECIPIENT_OK.format(user="u", kind="'new_message'")}
+ON CONFLICT DO NOTHING
+"""
+MARK_CONVERSATION_READ = """
+UPDATE notifications SET read_at = now()
+WHERE user_id = $1 AND conversation_id = $2 AND read_at IS NULL
+"""
+
+
+async def notify_new_message(
+    conn: Conn,
+    user_ids: list[int],
+    conversation_id: int,
+    *,
+    actor_id: int | None,
+    actor_remote_id: int | None,
+) -> None:
+    """« Nouveau message » to members of a private conversation (``node.messages``): at
+    most one unread per member and conversation; it names who wrote, never what."""
+    if user_ids:
+        await conn.execute(NOTIFY_NEW_MESSAGE, user_ids, actor_id, actor_remote_id, conversation_id)
+
+
+async def mark_conversation_read(conn: Conn, user_id: int, conversation_id: int) -> None:
+    await conn.execute(MARK_CONVERSATION_READ, user_id, conversation_id)
+
+
 NOTIFY_MODERATORS = f"""
 INSERT INTO notifications (user_id, kind, actor_user_id, report_id, subject_user_id)
 SELECT u.id, $1, $2, $3, $4 FROM users u
@@ -256,7 +289,10 @@ WHERE n.user_id = $1 AND t.deleted_at IS NULL AND ar.hidden IS NOT TRUE
 ORDER BY n.id DESC
 LIMIT $2 OFFSET $3
 """
-SELECT_ONE = "SELECT kind, post_id, thread_id, report_id, subject_user_id FROM notifications WHERE id = $1 AND user_id = $2"
+SELECT_ONE = """
+SELECT kind, post_id, thread_id, report_id, subject_user_id, conversation_id FROM notifications
+WHERE id = $1 AND user_id = $2
+"""
 MARK_READ = "UPDATE notifications SET read_at = now() WHERE id = $1 AND user_id = $2 AND read_at IS NULL"
 MARK_ALL_READ = "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL"
 MARK_THREAD_READ = """
@@ -299,6 +335,8 @@ async def open_notification(conn: Conn, user: User, notification_id: int) -> str
     if row is None:
         raise NotFound()
     await conn.execute(MARK_READ, notification_id, user.id)
+    if row["conversation_id"] is not None:
+        return f"/messages/{row['conversation_id']}"
     return target_of(row["kind"], row["post_id"], row["thread_id"])
 
 

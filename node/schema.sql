@@ -912,7 +912,8 @@ CREATE TABLE public.notifications (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     read_at timestamp with time zone,
     emailed_at timestamp with time zone,
-    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['reply_followed'::text, 'reply_to_me'::text, 'expert_answer'::text, 'mention'::text, 'registration_approved'::text, 'registration_refused'::text, 'moderation'::text, 'report_handled'::text, 'new_report'::text, 'new_application'::text]))),
+    conversation_id bigint,
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['reply_followed'::text, 'reply_to_me'::text, 'expert_answer'::text, 'mention'::text, 'registration_approved'::text, 'registration_refused'::text, 'moderation'::text, 'report_handled'::text, 'new_report'::text, 'new_application'::text, 'new_message'::text]))),
     CONSTRAINT notifications_reason_check CHECK ((length(reason) <= 2000))
 );
 
@@ -1184,6 +1185,22 @@ CREATE SEQUENCE public.threads_id_seq
 
 ALTER SEQUENCE public.threads_id_seq OWNED BY public.threads.id;
 
+CREATE TABLE public.totp_recovery_codes (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    code_hash bytea NOT NULL,
+    used_at timestamp with time zone
+);
+
+CREATE SEQUENCE public.totp_recovery_codes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.totp_recovery_codes_id_seq OWNED BY public.totp_recovery_codes.id;
+
 CREATE TABLE public.users (
     id bigint NOT NULL,
     username text NOT NULL,
@@ -1207,6 +1224,10 @@ CREATE TABLE public.users (
     email_conflict boolean DEFAULT false NOT NULL,
     timezone text DEFAULT ''::text NOT NULL,
     deleted_at timestamp with time zone,
+    totp_secret_sealed bytea,
+    totp_pending_sealed bytea,
+    totp_enabled_at timestamp with time zone,
+    totp_last_step bigint DEFAULT 0 NOT NULL,
     CONSTRAINT users_profession_check CHECK ((profession = ANY (ARRAY['medical'::text, 'paramedical'::text, 'psychosocial'::text, 'juridique'::text, 'projet'::text, 'autre'::text]))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['member'::text, 'expert'::text, 'moderator'::text, 'admin'::text]))),
     CONSTRAINT users_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'refused'::text, 'suspended'::text, 'deleted'::text])))
@@ -1274,6 +1295,8 @@ ALTER TABLE ONLY public.reports ALTER COLUMN id SET DEFAULT nextval('public.repo
 ALTER TABLE ONLY public.sessions ALTER COLUMN id SET DEFAULT nextval('public.sessions_id_seq'::regclass);
 
 ALTER TABLE ONLY public.threads ALTER COLUMN id SET DEFAULT nextval('public.threads_id_seq'::regclass);
+
+ALTER TABLE ONLY public.totp_recovery_codes ALTER COLUMN id SET DEFAULT nextval('public.totp_recovery_codes_id_seq'::regclass);
 
 ALTER TABLE ONLY public.users ALTER COLUMN id SET DEFAULT nextval('public.users_id_seq'::regclass);
 
@@ -1490,6 +1513,9 @@ ALTER TABLE ONLY public.threads
 ALTER TABLE ONLY public.threads
     ADD CONSTRAINT threads_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.totp_recovery_codes
+    ADD CONSTRAINT totp_recovery_codes_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
@@ -1563,6 +1589,8 @@ CREATE UNIQUE INDEX message_reports_open ON public.message_reports USING btree (
 
 CREATE INDEX messages_conversation ON public.messages USING btree (conversation_id, created_at, id);
 
+CREATE UNIQUE INDEX notifications_once_conversation ON public.notifications USING btree (user_id, conversation_id) WHERE ((conversation_id IS NOT NULL) AND (read_at IS NULL));
+
 CREATE UNIQUE INDEX notifications_once_post ON public.notifications USING btree (user_id, kind, post_id) WHERE (post_id IS NOT NULL);
 
 CREATE UNIQUE INDEX notifications_once_report ON public.notifications USING btree (user_id, kind, report_id) WHERE ((report_id IS NOT NULL) AND (post_id IS NULL));
@@ -1616,6 +1644,8 @@ CREATE INDEX threads_activity ON public.threads USING btree (last_activity_at DE
 CREATE INDEX threads_community_activity ON public.threads USING btree (community_id, pinned DESC, last_activity_at DESC, id DESC);
 
 CREATE INDEX threads_community_recent ON public.threads USING btree (community_id, last_activity_at DESC, id DESC) INCLUDE (remote_author_id) WHERE (deleted_at IS NULL);
+
+CREATE INDEX totp_recovery_codes_user ON public.totp_recovery_codes USING btree (user_id) WHERE (used_at IS NULL);
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email)) WHERE (NOT email_conflict);
 
@@ -1685,7 +1715,7 @@ CREATE TRIGGER threads_media_drop AFTER UPDATE OF deleted_at ON public.threads F
 
 CREATE TRIGGER threads_title_search_vector AFTER UPDATE OF title ON public.threads FOR EACH ROW WHEN ((old.title IS DISTINCT FROM new.title)) EXECUTE FUNCTION public.threads_title_search_vector();
 
-CREATE TRIGGER users_notify_change AFTER UPDATE OF username, display_name, role, status, timezone ON public.users FOR EACH ROW WHEN (((old.username IS DISTINCT FROM new.username) OR (old.display_name IS DISTINCT FROM new.display_name) OR (old.role IS DISTINCT FROM new.role) OR (old.status IS DISTINCT FROM new.status) OR (old.timezone IS DISTINCT FROM new.timezone))) EXECUTE FUNCTION public.users_notify_change();
+CREATE TRIGGER users_notify_change AFTER UPDATE OF username, display_name, role, status, timezone, totp_enabled_at ON public.users FOR EACH ROW WHEN (((old.username IS DISTINCT FROM new.username) OR (old.display_name IS DISTINCT FROM new.display_name) OR (old.role IS DISTINCT FROM new.role) OR (old.status IS DISTINCT FROM new.status) OR (old.timezone IS DISTINCT FROM new.timezone) OR (old.totp_enabled_at IS DISTINCT FROM new.totp_enabled_at))) EXECUTE FUNCTION public.users_notify_change();
 
 ALTER TABLE ONLY public.actors
     ADD CONSTRAINT actors_community_id_fkey FOREIGN KEY (community_id) REFERENCES public.communities(id) ON DELETE CASCADE;
@@ -1814,6 +1844,9 @@ ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_actor_user_id_fkey FOREIGN KEY (actor_user_id) REFERENCES public.users(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES public.conversations(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_post_id_fkey FOREIGN KEY (post_id) REFERENCES public.posts(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.notifications
@@ -1914,6 +1947,9 @@ ALTER TABLE ONLY public.threads
 
 ALTER TABLE ONLY public.threads
     ADD CONSTRAINT threads_remote_author_id_fkey FOREIGN KEY (remote_author_id) REFERENCES public.actors(id);
+
+ALTER TABLE ONLY public.totp_recovery_codes
+    ADD CONSTRAINT totp_recovery_codes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_reviewed_by_fkey FOREIGN KEY (reviewed_by) REFERENCES public.users(id);

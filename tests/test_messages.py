@@ -292,3 +292,29 @@ def test_a_sealed_value_opens_only_where_it_was_written() -> None:
             encryption.open_sealed(key, sealed, aad)
     with pytest.raises(encryption.KeyringError):
         encryption.open_sealed(encryption.new_key(), sealed, encryption.field_aad(1, "subject"))
+
+
+async def test_a_new_message_is_a_notification_that_never_says_what(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    from node import notification_mail, notifications
+
+    amina, bruno = await member(pool, "amina"), await member(pool, "bruno")
+    written = await write(pool, settings, amina, ["bruno"], "Sujet Pangolin", "Texte Tatou")
+    async with pool.acquire() as conn:
+        await messages.reply(conn, keyring(settings), amina, written.conversation_id, "Encore Tatou")
+    # one unread notification for the conversation, however many messages
+    (item,) = (await notifications.page_for(pool, bruno, 1)).items
+    assert item["kind"] == "new_message" and item["actor_name"] == "amina"
+    row = await pool.fetchrow("SELECT * FROM notifications")
+    assert "Pangolin" not in str(dict(row)) and "Tatou" not in str(dict(row))
+    assert "Pangolin" not in notification_mail.describe({**dict(item), "public_title": None})
+    assert (
+        await notifications.open_notification(pool, bruno, item["id"])
+        == f"/messages/{written.conversation_id}"
+    )
+    # reading the conversation reads its notification too; the next message notifies again
+    async with pool.acquire() as conn:
+        await messages.reply(conn, keyring(settings), amina, written.conversation_id, "Et encore")
+    await messages.mark_read(pool, bruno, written.conversation_id)
+    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE read_at IS NULL") == 0

@@ -36,6 +36,7 @@ KIND_LABELS = {
     "report_handled": "Suites données à mes signalements",
     "new_report": "Nouveaux signalements (modération)",
     "new_application": "Nouvelles demandes d'inscription (modération)",
+    "new_message": "Nouveaux messages privés",
 }
 EMAIL_LABELS = {
     "immediate": "À chaque notification",
