@@ -4,7 +4,9 @@ regenerating it (``./dev schema``) fails here."""
 from __future__ import annotations
 
 import difflib
+import re
 
+from node.tables import FEDERATION_TABLES, FORUM_TABLES, SHARED_TABLES
 from tests.schema_dump import REGENERATE, SCHEMA_FILE, dump_schema
 
 
@@ -24,3 +26,10 @@ def test_schema_file_matches_the_migrations(database_url: str) -> None:
     assert written == built, (
         f"node/schema.sql is out of date with node/migrations: run `{REGENERATE}`\n{diff}"
     )
+
+
+def test_every_table_is_listed_with_its_owner_in_node_tables() -> None:
+    created = set(re.findall(r"^CREATE TABLE public\.(\w+)", SCHEMA_FILE.read_text(encoding="utf-8"), re.M))
+    listed = FORUM_TABLES.keys() | FEDERATION_TABLES.keys() | SHARED_TABLES
+    assert created - listed == set(), "a new table: give it its owner in node/tables.py"
+    assert listed - created == set(), "node/tables.py names a table no migration creates"
