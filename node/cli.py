@@ -244,7 +244,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         with database(settings) as dsn:
             asyncio.run(_migrate(dsn, settings))
             os.environ["DATABASE_URL"] = dsn
-            exporter = _start_exporter(args.metrics_address or settings.metrics_address, dsn)
+            exporter = _start_exporter(
+                args.metrics_address or settings.metrics_address, dsn, settings.replica_database_url
+            )
             print(f"vbg-node : nœud prêt sur {settings.base_url} (écoute {host}:{port})", flush=True)
             Granian(
                 target="node.web.app:app_from_env",
@@ -262,12 +264,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _start_exporter(address: str | None, dsn: str) -> Any:
+def _start_exporter(address: str | None, dsn: str, replica_dsn: str | None = None) -> Any:
     """The Prometheus exporter on ``address`` (None when no address is set)."""
     if not address:
         return None
     try:
-        return metrics.serve_exporter(address, dsn)
+        return metrics.serve_exporter(address, dsn, replica_dsn)
     except (OSError, ValueError) as exc:
         raise AppError(f"métriques : impossible d'écouter sur {address} ({exc})") from exc
 

@@ -9,7 +9,7 @@ Two kinds of figures::
     vbg_http_request_duration_seconds{route,method}     vbg_queue_lag_seconds{queue}
     vbg_inbox_activities_total{result,reason}           vbg_instances{health}
     vbg_deliveries_total{outcome}                        vbg_instance_failures{domain}
-                                                        vbg_up
+                                                        vbg_up, vbg_replica_lag_seconds
 
 ``serve`` runs several web processes (granian): each writes its counters into files of
 one folder (prometheus-client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``, set by
@@ -189,16 +189,46 @@ async def read_database(dsn: str) -> DatabaseFigures:
         return DatabaseFigures(up=False)
 
 
+# Seconds since the last transaction the replica replayed (0 when it has replayed all there is).
+REPLICA_LAG = """
+SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END
+"""
+
+
+async def replica_lag(dsn: str) -> float | None:
+    """How far the read replica (``VBG_REPLICA_DATABASE_URL``) is behind, in seconds;
+    None when it does not answer."""
+    try:
+        async with asyncio.timeout(DB_TIMEOUT):
+            conn = await asyncpg.connect(dsn)
+            try:
+                return float(await conn.fetchval(REPLICA_LAG))
+            finally:
+                await conn.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("metrics: replica unavailable (%s)", type(exc).__name__)
+        return None
+
+
 class DatabaseCollector:
     """A prometheus-client collector whose gauges are read from PostgreSQL at each scrape
     (it runs in the exporter's thread, so it opens its own connection and event loop)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, replica_dsn: str | None = None) -> None:
         self.dsn = dsn
+        self.replica_dsn = replica_dsn
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
+        if self.replica_dsn:
+            behind = asyncio.run(replica_lag(self.replica_dsn))
+            replica = GaugeMetricFamily(
+                "vbg_replica_lag_seconds", "How far the read replica is behind (-1: it does not answer)"
+            )
+            replica.add_metric([], -1.0 if behind is None else behind)
+            yield replica
         figures = asyncio.run(read_database(self.dsn))
         up = GaugeMetricFamily("vbg_up", "1 when the database answered this scrape")
         up.add_metric([], 1.0 if figures.up else 0.0)
@@ -242,7 +272,7 @@ def prepare_multiprocess(folder: Path) -> None:
     os.environ[MULTIPROC_ENV] = str(folder)
 
 
-def registry(dsn: str) -> Any:
+def registry(dsn: str, replica_dsn: str | None = None) -> Any:
     """A registry with the process counters (summed over every process when in
     multiprocess mode) and the database gauges."""
     from prometheus_client import REGISTRY, CollectorRegistry
@@ -254,7 +284,7 @@ def registry(dsn: str) -> Any:
     else:
         reg = CollectorRegistry()
         reg.register(_DefaultCounters(REGISTRY))
-    reg.register(DatabaseCollector(dsn))
+    reg.register(DatabaseCollector(dsn, replica_dsn))
     return reg
 
 
@@ -277,13 +307,13 @@ def parse_address(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve_exporter(address: str, dsn: str) -> Any:
+def serve_exporter(address: str, dsn: str, replica_dsn: str | None = None) -> Any:
     """Export the metrics over HTTP on ``address`` (``host:port``) in a daemon thread;
     returns the server (``shutdown()`` stops it)."""
     from prometheus_client import start_http_server
 
     host, port = parse_address(address)
-    server, _thread = start_http_server(port, addr=host, registry=registry(dsn))
+    server, _thread = start_http_server(port, addr=host, registry=registry(dsn, replica_dsn))
     log.info("metrics exported on http://%s:%d/metrics", host, port)
     return server
 

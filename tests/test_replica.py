@@ -6,6 +6,8 @@ pauses the replica's replay: what is written meanwhile exists on the primary onl
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from node import db, threads
+from node import db, metrics, threads
 from node.sessions import User
 from node.settings import Settings, load
 from node.web.app import create_app
@@ -70,6 +72,14 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         primary.destroy()
 
 
+def exposition(settings: Settings) -> str:
+    """What the exporter of ``serve`` would answer (the gauges read from both servers)."""
+    from prometheus_client import generate_latest
+
+    registry = metrics.registry(settings.database_url or "", settings.replica_database_url)
+    return generate_latest(registry).decode()
+
+
 async def new_thread(pool: asyncpg.Pool, author: User, title: str) -> int:
     from node import communities
 
@@ -110,12 +120,20 @@ async def test_pages_and_search_read_the_replica_and_writers_see_their_writes(pa
         # And a member's thread page (it marks the thread read: a write) reads the primary
         member.cookies.delete(RECENT_WRITE_COOKIE)
         assert (await member.get(f"/t/{hidden}")).status_code == 200
+        # And the metrics say how far behind the replica is
+        lag = await metrics.replica_lag(pair.settings.replica_database_url or "")
+        assert lag is not None and lag > 0
+        scraped = await asyncio.to_thread(exposition, pair.settings)
+        assert re.search(r"^vbg_replica_lag_seconds [1-9]", scraped, flags=re.M) or re.search(
+            r"^vbg_replica_lag_seconds 0\.\d*[1-9]", scraped, flags=re.M
+        ), scraped
         # When the replica catches up, visitors see it too
         await pair.replica_admin.execute("SELECT pg_wal_replay_resume()")
         await eventually(lambda: caught_up(pair), "the replica catches up")
         assert "Accueil de nuit" in (await visitor.get("/c/general")).text
         assert "Accueil de nuit" in (await visitor.get("/recherche", params={"q": "accueil nuit"})).text
         assert (await visitor.get(f"/t/{hidden}")).status_code == 200
+        assert await metrics.replica_lag(pair.settings.replica_database_url or "") == 0
 
 
 async def test_without_a_replica_setting_everything_reads_the_primary(client: httpx.AsyncClient) -> None:
