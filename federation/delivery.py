@@ -159,12 +159,33 @@ def pick_inboxes(recipients: Iterable[tuple[str | None, str | None]], own_domain
     return list(seen)
 
 
-async def deliverable(conn: Conn, own_domain: str, inboxes: Sequence[str]) -> list[str]:
+async def deliverable(
+    conn: Conn, own_domain: str, inboxes: Sequence[str], *, refusal: bool = False
+) -> list[str]:
     """The inboxes the instance policy lets us deliver to (suspended domains never;
-    in allowlist mode, listed domains only)."""
+    in allowlist mode, listed domains only). ``refusal``: the activity is the
+    ``Reject`` of a Follow, which also goes to a domain the allowlist leaves out (it
+    must learn why nothing comes), never to a suspended one."""
     current = await policy.current_policy(conn)
     decisions = decisions_under(current)
-    return [url for url in inboxes if outbound(current, domain_of(url), own_domain, decisions)]
+    return [
+        url
+        for url in inboxes
+        if outbound(current, domain_of(url), own_domain, decisions)
+        or (refusal and may_refuse(current, domain_of(url), own_domain))
+    ]
+
+
+def may_refuse(current: policy.Policy, domain: str | None, own_domain: str) -> bool:
+    """May a ``Reject`` go to ``domain``, which the policy keeps out? Only when it is
+    out for not being on the allowlist: a suspended domain gets nothing at all."""
+    return domain is not None and policy.decide(current, domain, own_domain).reason == "not_allowlisted"
+
+
+def is_refusal(activity: dict[str, Any]) -> bool:
+    """The ``Reject`` of a Follow: what may reach a domain the allowlist leaves out."""
+    obj = activity.get("object")
+    return activity.get("type") == "Reject" and isinstance(obj, dict) and obj.get("type") == "Follow"
 
 
 MAX_CACHED_DECISIONS = 100_000

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -111,10 +112,11 @@ class Prepared:
 
     payloads: dict[int, Payload]  # activity id -> body, digest, its actor's key
     refused_domains: frozenset[str]  # the instance policy says no (changed since fan-out)
+    answers: frozenset[int] = frozenset()  # jobs sending a Reject there all the same
 
     def refusal(self, job: Job) -> str:
         """Why ``job`` must not be sent ('' when it may)."""
-        if job.domain in self.refused_domains:
+        if job.domain in self.refused_domains and job.id not in self.answers:
             return "refusé par la politique de l'instance"
         if job.activity_id not in self.payloads:
             return "activité ou clé de l'acteur introuvable"
@@ -305,10 +307,18 @@ class BatchLoader:
         current = await policy.current_policy(conn)
         decisions = delivery.decisions_under(current)  # shared with the fan-out's
         own = self.settings.domain
-        refused = frozenset(
-            job.domain for job in jobs if not delivery.outbound(current, job.domain, own, decisions)
+        out = {job.domain for job in jobs if not delivery.outbound(current, job.domain, own, decisions)}
+        # The Reject of a Follow still reaches a domain the allowlist leaves out (never a
+        # suspended one): it is how that server learns why nothing comes.
+        answers = frozenset(
+            job.id
+            for job in jobs
+            if job.domain in out
+            and job.activity_id in self._payloads
+            and delivery.may_refuse(current, job.domain, own)
+            and delivery.is_refusal(json.loads(self._payloads[job.activity_id][1]))
         )
-        return Prepared(payloads, refused)
+        return Prepared(payloads, frozenset(out), answers)
 
     def _remember(self, activity_id: int, actor_uri: str, body: bytes) -> None:
         self._payloads[activity_id] = (actor_uri, body)

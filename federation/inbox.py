@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from federation import access, actors, policy, private_messages, signatures, urls, validation
+from federation import access, actors, policy, private_messages, refusals, signatures, urls, validation
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node import accounts, communities, metrics
@@ -149,7 +149,13 @@ async def accept(request: Request, *, recipient: str) -> None:
     pool: asyncpg.Pool = request.app.state.pool
     state = _state(request)
     domain = _key_domain(params.key_id)
-    await state.gate.check(pool, domain)
+    try:
+        await state.gate.check(pool, domain)
+    except SignatureError:
+        # A Follow from a server the allowlist leaves out gets a Reject, once verified
+        # (federation.refusals; a suspended one gets nothing): after this 403.
+        refusals.answer_later(request, doc, body, params, domain)
+        raise
     try:
         signed = Signed(request.scope, headers, body, params, settings)
         actor = await _signer(request, pool, state.gate, signed, doc, domain)

@@ -580,7 +580,10 @@ async def _process_one(ctx: BuildContext, event: asyncpg.Record) -> None:
     try:
         async with ctx.conn.transaction():  # a savepoint: a bad event leaves no half-enqueued jobs
             for out in await build(ctx, event["kind"], event["payload"]):
-                inboxes = await delivery.deliverable(ctx.conn, ctx.settings.domain, out.inboxes)
+                refusal = delivery.is_refusal(out.activity)
+                inboxes = await delivery.deliverable(
+                    ctx.conn, ctx.settings.domain, out.inboxes, refusal=refusal
+                )
                 await delivery.enqueue(
                     ctx.conn, out.activity, inboxes, object_uri=out.object_uri, audience=out.audience
                 )

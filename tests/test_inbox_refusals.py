@@ -3,15 +3,18 @@ its status, and nothing is stored, processed or relayed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
-from federation import policy
+from federation import policy, refusals
 from tests import inboxnode as ap
+from tests.delivery_kit import deliver_all, jobs, process_outbox
 from tests.fakefedi import FakeInstance, signed_headers
 from tests.helpers import make_community
 from tests.inboxnode import InboxNode, fake_fixture, node_fixture, running_node
@@ -189,12 +192,72 @@ async def test_an_unlisted_domain_is_refused_in_allowlist_mode(
         alice = masto.add_actor("alice")
 
         response = await masto.send(
-            node.url("/inbox"), ap.follow(masto, alice, node.group("medical")), actor=alice
+            node.url("/inbox"),
+            ap.mastodon_note(masto, alice, node.group("medical"), "Titre\nCorps"),
+            actor=alice,
         )
 
         assert response.status == 403
         assert key_fetches(masto) == []
         await assert_nothing_kept(node)
+
+
+async def outbox_event(node: InboxNode, kind: str) -> dict[str, Any] | None:
+    """The first outbox event of ``kind``, waiting a little (the refusal is answered by a task)."""
+    for _ in range(100):
+        row = await node.pool.fetchrow("SELECT payload FROM outbox_events WHERE kind = $1", kind)
+        if row is not None:
+            return dict(row["payload"])
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def test_a_follow_from_an_unlisted_domain_gets_a_signed_reject(
+    pool: asyncpg.Pool, tmp_path: Path, masto: FakeInstance
+) -> None:
+    async with running_node(pool, tmp_path, mode="allowlist") as node:
+        # Given a public community, and a server that is not on the allowlist
+        await make_community(pool, "medical", visibility="public")
+        alice = masto.add_actor("alice")
+        refusals._last.clear()  # noqa: SLF001  (no answer to this domain in the last minute)
+        follow = ap.follow(masto, alice, node.group("medical"))
+        # When its user follows the community
+        response = await masto.send(node.url("/inbox"), follow, actor=alice)
+        # Then it is refused, nothing of its activity is stored, and once her signature is
+        # verified (her key fetched) the group's Reject is queued for her server
+        assert response.status == 403
+        event = await outbox_event(node, "follow.reject")
+        assert event is not None and event["follow"]["id"] == follow["id"]
+        assert key_fetches(masto) == ["/users/alice"]
+        assert await node.count("inbox_items") == 0 and await node.count("community_followers") == 0
+        await process_outbox(node.settings, pool)
+        (job,) = await jobs(pool)
+        assert job["activity"]["type"] == "Reject" and job["inbox"] == alice.inbox
+        # And the delivery worker sends it, signed by the group
+        await deliver_all(node.settings, pool)
+        (reject,) = masto.inbox_activities()
+        assert reject["actor"] == node.group("medical")
+        assert reject["object"] == {
+            "id": follow["id"],
+            "type": "Follow",
+            "actor": alice.id,
+            "object": node.group("medical"),
+        }
+
+
+async def test_a_forged_follow_from_an_unlisted_domain_gets_nothing(
+    pool: asyncpg.Pool, tmp_path: Path, masto: FakeInstance
+) -> None:
+    async with running_node(pool, tmp_path, mode="allowlist") as node:
+        await make_community(pool, "medical", visibility="public")
+        alice = masto.add_actor("alice")
+        refusals._last.clear()  # noqa: SLF001  (no answer to this domain in the last minute)
+        follow = ap.follow(masto, alice, node.group("medical"))
+        response = await masto.send(node.url("/inbox"), follow, actor=alice, variant="wrong_key")
+        assert response.status == 403
+        # Her key is fetched, the signature does not verify: nothing is queued
+        assert await outbox_event(node, "follow.reject") is None
+        assert key_fetches(masto) == ["/users/alice"]
 
 
 async def test_an_oversize_body_is_refused_413(node: InboxNode, masto: FakeInstance) -> None:
