@@ -788,6 +788,17 @@ SELECT_TO_REWRAP = (
 )
 REWRAP = "UPDATE conversations SET key_id = $2, wrapped_key = $3 WHERE id = $1"
 KEYS_IN_USE = "SELECT DISTINCT key_id FROM conversations"
+# Node keys sealing private activities still queued (federation.private_messages seals
+# them ``key_id.ciphertext``): an incoming one not yet handled, an outgoing one not yet
+# delivered (deliveries retry for about two days).
+QUEUED_KEY_IDS = """
+SELECT DISTINCT split_part(document->>'vbg:sealed', '.', 1) FROM inbox_items
+WHERE status IN ('pending', 'processing') AND document ? 'vbg:sealed'
+UNION
+SELECT DISTINCT split_part(a.json->>'vbg:sealed', '.', 1)
+FROM delivery_jobs j JOIN activities a ON a.id = j.activity_id
+WHERE j.state IN ('pending', 'in_flight') AND a.json ? 'vbg:sealed'
+"""
 
 
 async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring, batch: int = 500) -> int:
@@ -841,7 +852,8 @@ async def rotate_node_key(
         rewrapped = await rewrap_all(conn, keyring)
     forgotten: list[str] = []
     if forget_retired and not settings.messages_key_from_env:
-        in_use = await key_ids_in_use(conn)
+        # Keys still sealing a private activity waiting in a federation queue stay too.
+        in_use = await key_ids_in_use(conn) | {r[0] for r in await conn.fetch(QUEUED_KEY_IDS)}
         kept = [k for i, k in enumerate(keyring.keys) if i == 0 or encryption.key_id(k) in in_use]
         forgotten = [i for i in keyring.ids() if i not in {encryption.key_id(k) for k in kept}]
         keyring = encryption.Keyring(kept)

@@ -318,3 +318,25 @@ async def test_a_new_message_is_a_notification_that_never_says_what(
         await messages.reply(conn, keyring(settings), amina, written.conversation_id, "Et encore")
     await messages.mark_read(pool, bruno, written.conversation_id)
     assert await pool.fetchval("SELECT count(*) FROM notifications WHERE read_at IS NULL") == 0
+
+
+async def test_forgetting_keeps_a_key_that_still_seals_a_queued_activity(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, database_url: str
+) -> None:
+    # Given a private activity sealed under the first key, still waiting in the inbox queue
+    first = keyring(settings)
+    sealed = first.seal_transit(b'{"type": "Create"}', "https://peer.example/a/1")
+    await pool.execute(
+        "INSERT INTO inbox_items (activity_id, activity_type, actor_uri, document) VALUES ($1, 'Create', $2, $3)",
+        "https://peer.example/a/1",
+        "https://peer.example/u/x",
+        {"id": "https://peer.example/a/1", "vbg:sealed": sealed},
+    )
+    # When the key is rotated and the old one forgotten
+    async with pool.acquire() as conn:
+        await messages.rotate_node_key(conn, settings)
+        rotated = env_settings(tmp_path, database_url)
+        done = await messages.rotate_node_key(conn, rotated, forget_retired=True)
+    # Then the old key stays while the queue needs it
+    assert done.forgotten == [] and first.current_id in keyring(env_settings(tmp_path, database_url)).ids()
+    assert keyring(env_settings(tmp_path, database_url)).open_transit(sealed, "https://peer.example/a/1")
