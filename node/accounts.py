@@ -479,7 +479,8 @@ SELECT id, username, display_name, role, profession, profession_detail, organisa
 FROM users WHERE lower(username) = lower($1) AND status = 'approved'
 """
 SELECT_OWN_PROFILE = """
-SELECT id, username, display_name, email, role, profession, profession_detail, organisation, country, bio
+SELECT id, username, display_name, email, role, profession, profession_detail, organisation, country, bio,
+       in_directory
 FROM users WHERE id = $1
 """
 SELECT_EXPERT_OF = """
@@ -604,7 +605,7 @@ LIMIT $2 OFFSET $3
 """
 SELECT_MEMBER = """
 SELECT id, username, display_name, email, role, status, profession, profession_detail, organisation,
-       country, bio, refusal_reason, created_at, reviewed_at
+       country, bio, refusal_reason, suspension_reason, created_at, reviewed_at
 FROM users WHERE id = $1
 """
 SET_ROLE = """
@@ -612,10 +613,19 @@ UPDATE users u SET role = $2 FROM (SELECT id, role FROM users WHERE id = $1 FOR 
 WHERE u.id = old.id RETURNING old.role, u.username
 """
 SUSPEND = """
-UPDATE users SET status = 'suspended' WHERE id = $1 AND status IN ('approved', 'pending')
+UPDATE users SET status = 'suspended', suspension_reason = $2 WHERE id = $1 AND status IN ('approved', 'pending')
 RETURNING username
 """
-REACTIVATE = "UPDATE users SET status = 'approved' WHERE id = $1 AND status = 'suspended' RETURNING username"
+REACTIVATE = """
+UPDATE users SET status = 'approved', suspension_reason = '' WHERE id = $1 AND status = 'suspended'
+RETURNING username
+"""
+SUSPENSION_REASON = "SELECT suspension_reason FROM users WHERE id = $1 AND status = 'suspended'"
+RECONSIDER = """
+UPDATE users SET status = 'pending', refusal_reason = NULL, reviewed_at = NULL, reviewed_by = NULL
+WHERE id = $1 AND status = 'refused' RETURNING username
+"""
+ERASE_REFUSED = "DELETE FROM users WHERE id = $1 AND status = 'refused' RETURNING username"
 ALL_COMMUNITIES = "SELECT id, name, title FROM communities ORDER BY title"
 EXPERT_IDS = "SELECT community_id FROM community_experts WHERE user_id = $1"
 REMOVE_EXPERT = "DELETE FROM community_experts WHERE user_id = $1 AND community_id <> ALL($2::bigint[])"
@@ -699,7 +709,7 @@ async def suspend(conn: asyncpg.Connection, admin: User, user_id: int, reason: s
     """Suspend an account and end all its sessions."""
     _not_self(admin, user_id, "suspendre")
     async with conn.transaction():
-        username = await conn.fetchval(SUSPEND, user_id)
+        username = await conn.fetchval(SUSPEND, user_id, reason.strip()[:1000])
         if username is None:
             raise NotFound("Ce compte n'existe pas ou est déjà suspendu.")
         await sessions.end_all(conn, user_id)
@@ -729,3 +739,75 @@ async def reactivate(conn: asyncpg.Connection, admin: User, user_id: int) -> Non
             target_id=user_id,
             details={"username": username},
         )
+
+
+async def suspension_reason(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> str:
+    """Why the account is suspended, shown to its owner at login (empty if none was given)."""
+    reason: str | None = await conn.fetchval(SUSPENSION_REASON, user_id)
+    return reason or ""
+
+
+async def reconsider(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
+    """A refused application goes back to the moderators' queue (admins; audited)."""
+    async with conn.transaction():
+        username = await conn.fetchval(RECONSIDER, user_id)
+        if username is None:
+            raise NotFound("Cette demande n'existe pas ou n'est pas refusée.")
+        await audit.record(
+            conn,
+            "registration.reconsider",
+            actor_id=admin.id,
+            actor_label=admin.username,
+            target_type="user",
+            target_id=user_id,
+            details={"username": username},
+        )
+
+
+async def erase_refused(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
+    """Erase a refused application and everything it held (admins; audited: the
+    audit line keeps the username only, no personal data)."""
+    async with conn.transaction():
+        username = await conn.fetchval(ERASE_REFUSED, user_id)
+        if username is None:
+            raise NotFound("Cette demande n'existe pas ou n'est pas refusée.")
+        await audit.record(
+            conn,
+            "registration.erase",
+            actor_id=admin.id,
+            actor_label=admin.username,
+            target_type="user",
+            target_id=user_id,
+            details={"username": username},
+        )
+
+
+# ---------------------------------------------------------------- member directory
+
+SET_IN_DIRECTORY = "UPDATE users SET in_directory = $2 WHERE id = $1"
+# Approved members who chose to appear, with the communities they animate or follow.
+DIRECTORY = """
+SELECT u.username, u.display_name, u.profession, u.profession_detail, u.organisation, u.country,
+       coalesce((SELECT array_agg(c.title ORDER BY c.title) FROM communities c
+                 WHERE c.id IN (SELECT community_id FROM community_follows WHERE user_id = u.id
+                                UNION SELECT community_id FROM community_experts WHERE user_id = u.id)),
+                '{}') AS communities
+FROM users u
+WHERE u.in_directory AND u.status = 'approved'
+  AND ($1 = '' OR vbg_fold(u.display_name || ' ' || u.organisation || ' ' || u.country || ' ' || u.username)
+                  LIKE '%' || vbg_fold($1) || '%')
+ORDER BY lower(u.display_name), u.id
+LIMIT $2 OFFSET $3
+"""
+DIRECTORY_PAGE = 50
+
+
+async def set_in_directory(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, shown: bool) -> None:
+    """The member chooses to appear in the directory (or not: the default)."""
+    await conn.execute(SET_IN_DIRECTORY, user_id, shown)
+
+
+async def directory(conn: asyncpg.Connection | asyncpg.Pool, query: str, page: int) -> list[asyncpg.Record]:
+    """One page (plus one row, to tell whether there is a next) of the member directory."""
+    like = query.strip().replace("%", "").replace("_", "")[:100]
+    return list(await conn.fetch(DIRECTORY, like, DIRECTORY_PAGE + 1, (page - 1) * DIRECTORY_PAGE))

@@ -87,7 +87,7 @@ WHERE n.emailed_at IS NULL AND n.read_at IS NULL AND n.created_at <= now() - $1:
   AND coalesce(s.email_mode, 'daily') <> 'off'
   AND (coalesce(s.email_mode, 'daily') = 'immediate' OR n.kind LIKE 'registration_%')
   AND (u.status = 'approved' OR n.kind LIKE 'registration_%')
-  AND t.deleted_at IS NULL AND ar.hidden IS NOT TRUE
+  AND (t.deleted_at IS NULL OR n.kind = 'moderation') AND ar.hidden IS NOT TRUE
 ORDER BY n.user_id, n.id
 LIMIT $2
 FOR UPDATE OF n SKIP LOCKED
@@ -100,7 +100,7 @@ WHERE n.emailed_at IS NULL AND n.read_at IS NULL
   AND u.status = 'approved'
   AND coalesce(s.last_digest_at, u.created_at) <= now() - CASE coalesce(s.email_mode, 'daily')
         WHEN 'weekly' THEN $1::interval ELSE $2::interval END
-  AND t.deleted_at IS NULL AND ar.hidden IS NOT TRUE
+  AND (t.deleted_at IS NULL OR n.kind = 'moderation') AND ar.hidden IS NOT TRUE
 ORDER BY n.user_id, n.id DESC
 LIMIT $3
 FOR UPDATE OF n SKIP LOCKED

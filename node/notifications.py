@@ -270,7 +270,8 @@ async def notify_moderators(
 # --- reading ---------------------------------------------------------------------
 
 ACTOR_NAME = "coalesce(nullif(au.display_name, ''), au.username, ar.display_name, ar.username)"
-# A notification whose thread was deleted, or whose remote author is now hidden, is left out.
+# A notification whose thread was deleted (but the removal notice itself), or whose
+# remote author is now hidden, is left out.
 LIST = f"""
 SELECT n.id, n.kind, n.created_at, n.read_at, n.reason, n.post_id, n.thread_id, n.report_id,
        {ACTOR_NAME} AS actor_name, au.username AS actor_username,
@@ -284,7 +285,7 @@ LEFT JOIN threads t ON t.id = n.thread_id
 LEFT JOIN communities c ON c.id = t.community_id
 LEFT JOIN users su ON su.id = n.subject_user_id
 LEFT JOIN reports r ON r.id = n.report_id
-WHERE n.user_id = $1 AND t.deleted_at IS NULL AND ar.hidden IS NOT TRUE
+WHERE n.user_id = $1 AND (t.deleted_at IS NULL OR n.kind = 'moderation') AND ar.hidden IS NOT TRUE
   AND (n.kind NOT IN ('new_report', 'new_application') OR $4::boolean)
 ORDER BY n.id DESC
 LIMIT $2 OFFSET $3

@@ -26,7 +26,7 @@ import asyncpg
 
 from node import audit, notifications, threads
 from node.db import Conn
-from node.errors import Conflict, NotFound
+from node.errors import Conflict, Forbidden, NotFound
 from node.i18n import _
 from node.sessions import User
 
@@ -85,6 +85,12 @@ RETURNING id, activity_id, target_ids, post_ids, reporter_user_id,
           (SELECT uri FROM actors WHERE id = reporter_actor_id) AS reporter
 """
 EXISTS = "SELECT state FROM reports WHERE id = $1"
+# Does the report name a post of this moderator's? (She may not decide it.)
+ABOUT_OWN_POST = """
+SELECT EXISTS (SELECT 1 FROM reports r JOIN posts p ON p.id = ANY (r.post_ids)
+               WHERE r.id = $1 AND p.author_id = $2)
+"""
+OWN_POST_MESSAGE = "Ce signalement concerne un de vos messages : une autre personne de l'équipe de modération doit le traiter."
 
 
 @dataclass
@@ -155,9 +161,12 @@ def _report(row: asyncpg.Record, posts: dict[int, asyncpg.Record], base_url: str
 
 
 async def decide(conn: asyncpg.Connection, report_id: int, decision: str, moderator: User, note: str) -> None:
-    """Close an open report as ``resolved`` or ``dismissed``, audited in the same transaction."""
+    """Close an open report as ``resolved`` or ``dismissed``, audited in the same transaction.
+    A report about one of the moderator's own posts is Forbidden: another moderator decides."""
     action = DECISIONS[decision]
     async with conn.transaction():
+        if await conn.fetchval(ABOUT_OWN_POST, report_id, moderator.id):
+            raise Forbidden(_(OWN_POST_MESSAGE))
         row = await conn.fetchrow(DECIDE, report_id, decision, moderator.id, note)
         if row is None:
             if await conn.fetchval(EXISTS, report_id) is None:

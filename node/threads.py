@@ -37,6 +37,7 @@ from node.communities import (
 )
 from node.db import Conn
 from node.errors import BadRequest, Forbidden, NotFound
+from node.i18n import _
 from node.sessions import User
 
 MAX_TITLE = 200
@@ -45,6 +46,15 @@ MAX_REASON = 500
 PAGE_SIZE = 50  # replies per thread page (page 1 also holds the opening post)
 LIST_PAGE_SIZE = 30  # threads per list page
 LOCKED_MESSAGE = "Cette discussion est verrouillée : il n'est plus possible d'y répondre."
+# The charter's rules a moderator names when removing a post (templates/pages/charter.html,
+# same numbers); 0: another reason, said in the text.
+REMOVAL_RULES: dict[int, str] = {
+    2: "Informations permettant d'identifier une personne accompagnée",
+    3: "Confidentialité des échanges",
+    4: "Respect, bienveillance et non-jugement",
+    5: "Avis présenté comme une consultation ou une procédure d'urgence",
+    0: "Autre raison",
+}
 
 
 # --- Input ------------------------------------------------------------------
@@ -117,7 +127,9 @@ def may_animate(viewer: User | None, ref: asyncpg.Record) -> bool:
 
 
 def may_see_history(viewer: User | None, ref: asyncpg.Record) -> bool:
-    return may_animate(viewer, ref)
+    """Animators, and the post's own author (her own words, her own versions)."""
+    own = viewer is not None and viewer.is_approved and ref["author_id"] == viewer.id
+    return own or may_animate(viewer, ref)
 
 
 def _require_member(viewer: User | None) -> User:
@@ -168,7 +180,9 @@ INSERT INTO post_edits (post_id, editor_id, previous_title, previous_source) VAL
 """
 UPDATE_POST = "UPDATE posts SET source = $2, content_html = $3, updated_at = now() WHERE id = $1"
 UPDATE_TITLE = "UPDATE threads SET title = $2 WHERE id = $1"
-DELETE_POST = "UPDATE posts SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL"
+DELETE_POST = """
+UPDATE posts SET deleted_at = now(), removal_rule = $2, removal_reason = $3 WHERE id = $1 AND deleted_at IS NULL
+"""
 DROP_REPLY = """
 UPDATE threads SET reply_count = greatest(reply_count - 1, 0),
        expert_answer_id = CASE WHEN expert_answer_id = $2 THEN NULL ELSE expert_answer_id END
@@ -268,8 +282,19 @@ async def edit_post(
         await _emit(conn, "post.updated", ref, post_id, editor)
 
 
-async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reason: str = "") -> None:
-    """Soft-delete a post: its author, or a moderator (audited, with a reason).
+def removal_text(rule: int | None, reason: str) -> str:
+    """What the tombstone and the author's notification say of a moderator's removal."""
+    label = REMOVAL_RULES.get(rule) if rule else None
+    if label and reason:
+        return f"{_(label)} (charte, règle {rule}) — {reason}"
+    return f"{_(label)} (charte, règle {rule})" if label else reason
+
+
+async def delete_post(
+    conn: asyncpg.Connection, post_id: int, actor: User, reason: str = "", rule: int | None = None
+) -> None:
+    """Soft-delete a post: its author, or a moderator (audited, with a charter rule from
+    ``REMOVAL_RULES`` and/or a reason: shown on the tombstone and sent to the author).
     A tombstone stays in the thread; an opening post deleted by its author leaves the
     thread in place, one removed by a moderator takes the whole thread away (lists,
     search, pages; its ActivityPub ids answer a Tombstone)."""
@@ -277,6 +302,8 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
     reason = " ".join(reason.split())
     if len(reason) > MAX_REASON:
         raise BadRequest(fields={"reason": f"La raison est trop longue ({MAX_REASON} caractères au plus)."})
+    if rule is not None and rule not in REMOVAL_RULES:
+        raise BadRequest(fields={"rule": "Choisissez une règle de la charte."})
     async with conn.transaction():
         ref = await load_post(conn, post_id, actor, lock=True)
         if ref["deleted_at"] is not None:
@@ -284,15 +311,20 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
         own = ref["author_id"] == actor.id
         if not own and not actor.is_moderator:
             raise Forbidden("Vous ne pouvez supprimer que vos propres messages.")
-        if not own and not reason:
-            raise BadRequest(fields={"reason": "Indiquez la raison de la suppression."})
-        await conn.execute(DELETE_POST, post_id)
+        if not own and not (reason or rule):
+            raise BadRequest(
+                fields={"reason": "Indiquez la règle de la charte ou la raison de la suppression."}
+            )
+        if not own and rule == 0 and not reason:
+            raise BadRequest(fields={"reason": "Précisez la raison de la suppression."})
+        shown = "" if own else removal_text(rule, reason)
+        await conn.execute(DELETE_POST, post_id, None if own else rule, shown[:MAX_REASON])
         if not ref["is_opening"]:
             await conn.execute(DROP_REPLY, ref["thread_id"], post_id)
         elif not own:
             await remove_thread(conn, ref["thread_id"])
         if not own:
-            await _audit(conn, "post.delete", actor, "post", post_id, reason)
+            await _audit(conn, "post.delete", actor, "post", post_id, shown)
             if ref["author_id"] is not None:
                 await notifications.notify_member(
                     conn,
@@ -300,7 +332,7 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, actor: User, reaso
                     "moderation",
                     thread_id=ref["thread_id"],
                     post_id=post_id,
-                    reason=reason,
+                    reason=shown,
                 )
         await _emit(conn, "post.deleted", ref, post_id, actor)
 
@@ -617,7 +649,7 @@ async def remove_remote_post(conn: asyncpg.Connection, post: PostRef) -> None:
     a reply leaves the thread's count (and its expert-answer mark). An opening post
     takes its thread away (:func:`remove_thread`): NodeBB and Lemmy remove the topic,
     and a Note's title is its deleted text's first line."""
-    await conn.execute(DELETE_POST, post.id)
+    await conn.execute(DELETE_POST, post.id, None, "")
     if not post.is_opening:
         await conn.execute(DROP_REPLY, post.thread_id, post.id)
     else:
@@ -752,7 +784,7 @@ AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, '
 SELECT_PAGE_POSTS = f"""
 SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
        p.likes_count, p.shares_count, {AUTHOR_NAME.format(u="u", a="a")} AS author_name,
-       u.profession AS author_profession, u.username AS author_username,
+       u.profession AS author_profession, u.username AS author_username, p.removal_reason,
        a.username AS remote_username, a.domain AS remote_domain,
        pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
        left(pp.source, 200) AS parent_source,
@@ -872,7 +904,7 @@ ORDER BY e.edited_at DESC, e.id DESC
 async def history(
     conn: Conn, post_id: int, viewer: User | None
 ) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
-    """A post and its previous versions: moderators and the community's experts only."""
+    """A post and its previous versions: its author, moderators and the community's experts."""
     ref = await load_post(conn, post_id, viewer)
     if not may_see_history(viewer, ref):
         raise NotFound()

@@ -114,7 +114,7 @@ async def test_reply_to_a_reply_shows_its_context(pool: asyncpg.Pool, client: ht
     assert "Nous utilisons le protocole OMS" in context.group(1)
 
 
-async def test_edit_marks_the_post_and_history_is_for_moderators_and_experts(
+async def test_edit_marks_the_post_and_history_is_for_its_author_moderators_and_experts(
     pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
 ) -> None:
     community_id = await make_community(pool, "medical")
@@ -130,8 +130,8 @@ async def test_edit_marks_the_post_and_history_is_for_moderators_and_experts(
     assert response.status_code == 303
     page = await client.get(f"/t/{created.thread_id}")
     assert "modifié" in page.text and "Titre revu" in page.text
-    # The author is neither moderator nor expert: no history for her
-    assert (await client.get(f"/p/{created.post_id}/historique")).status_code == 404
+    # The author sees the history of her own post (issue 13: open moderation)
+    assert (await client.get(f"/p/{created.post_id}/historique")).status_code == 200
     for name in ("modo", "docteur"):
         async with new_client(app) as browser:
             await login(browser, name)

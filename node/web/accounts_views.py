@@ -248,6 +248,10 @@ async def login(request: Request) -> Response:
         return render_login(request, 400, error=error, username=username[:64], next=next_url)
     if credentials.status == "suspended":
         error = _("Ce compte est suspendu. Contactez les administrateur·rice·s du nœud.")
+        # The right password was given: the member may read why (never someone else).
+        reason = await accounts.suspension_reason(pool_of(request), credentials.user_id)
+        if reason:
+            error += " " + _("Raison donnée : %(reason)s") % {"reason": reason}
         contact = settings_of(request).contact_email
         if contact:
             error += " " + _("Adresse : %(contact)s") % {"contact": contact}

@@ -34,6 +34,7 @@ ADMIN_DONE = {
     "role": "Le rôle a été changé.",
     "experts": "Les communautés animées ont été enregistrées.",
     "suspendu": "Le compte a été suspendu et ses sessions fermées.",
+    "reexamen": "La demande est de nouveau dans la file de modération.",
     "reactive": "Le compte a été réactivé.",
     "2fa": "La double authentification de ce compte est désactivée.",
 }
@@ -180,6 +181,23 @@ async def reactivate(request: Request) -> Response:
     return _back(user_id, "reactive")
 
 
+async def reconsider(request: Request) -> Response:
+    admin = require_admin(request)
+    await forms.form(request)
+    user_id = path_id(request)
+    async with pool_of(request).acquire() as conn:
+        await accounts.reconsider(conn, admin, user_id)
+    return _back(user_id, "reexamen")
+
+
+async def erase(request: Request) -> Response:
+    admin = require_admin(request)
+    await forms.form(request)
+    async with pool_of(request).acquire() as conn:
+        await accounts.erase_refused(conn, admin, path_id(request))
+    return redirect("/admin/membres?fait=efface")
+
+
 routes: list[BaseRoute] = [
     Route("/moderation", queue, methods=["GET"], name="moderation_queue"),
     Route(
@@ -193,4 +211,6 @@ routes: list[BaseRoute] = [
     Route("/admin/membres/{id:id}/experts", set_experts, methods=["POST"], name="admin_member_experts"),
     Route("/admin/membres/{id:id}/suspendre", suspend, methods=["POST"], name="admin_member_suspend"),
     Route("/admin/membres/{id:id}/reactiver", reactivate, methods=["POST"], name="admin_member_reactivate"),
+    Route("/admin/membres/{id:id}/reexaminer", reconsider, methods=["POST"], name="admin_member_reconsider"),
+    Route("/admin/membres/{id:id}/effacer", erase, methods=["POST"], name="admin_member_erase"),
 ]

@@ -29,6 +29,7 @@ from node.web import (
     account_life_views,
     accounts_views,
     admin_views,
+    directory_views,
     document_views,
     forum_views,
     kept_forms,
@@ -137,6 +138,7 @@ def all_routes() -> list[BaseRoute]:
     routes.extend(status_views.routes)
     routes.extend(messages_views.routes)
     routes.extend(notification_views.routes)
+    routes.extend(directory_views.routes)
     return routes
 
 

@@ -383,7 +383,12 @@ async def delete_page(request: Request) -> Response:
     user = require_member(request)
     post = await _deletable(request, user)
     return render(
-        request, "forum/delete.html", post=post, excerpt=markup.to_plain(post["source"], 300), errors={}
+        request,
+        "forum/delete.html",
+        post=post,
+        excerpt=markup.to_plain(post["source"], 300),
+        errors={},
+        rules=threads.REMOVAL_RULES,
     )
 
 
@@ -391,12 +396,24 @@ async def delete(request: Request) -> Response:
     user = require_member(request)
     data = await forms.form(request)
     post = await _deletable(request, user)
+    rule_field = _text(data, "rule").strip()
+    rule = (
+        int(rule_field) if rule_field.isdigit() and len(rule_field) < 3 else (None if not rule_field else -1)
+    )
     try:
         async with pool_of(request).acquire() as conn:
-            await threads.delete_post(conn, post["id"], user, _text(data, "reason"))
+            await threads.delete_post(conn, post["id"], user, _text(data, "reason"), rule)
     except BadRequest as exc:
         excerpt = markup.to_plain(post["source"], 300)
-        return render(request, "forum/delete.html", 400, post=post, excerpt=excerpt, errors=_errors(exc))
+        return render(
+            request,
+            "forum/delete.html",
+            400,
+            post=post,
+            excerpt=excerpt,
+            errors=_errors(exc),
+            rules=threads.REMOVAL_RULES,
+        )
     return redirect(f"/t/{post['thread_id']}")
 
 
@@ -635,6 +652,7 @@ def _fragment(
         post["content_html"],
         post["author_name"],
         post["author_username"],
+        post["removal_reason"],
         post["author_profession"],
         post["remote_username"],
         post["remote_domain"],
@@ -788,7 +806,7 @@ class _Actions:
             parts.append(links.delete)
         if not own:
             parts.append(links.unlike if post.id in self.liked else links.like)
-        if post.updated and self.can_animate:
+        if post.updated and (self.can_animate or own):
             parts.append(links.history)
         if self.can_animate and not post.is_opening:
             parts.append(links.unmark if self.expert_answer_id == post.id else links.mark)
