@@ -209,7 +209,14 @@ async def outbox(
         }
     if page < 1 or page > _last_page(total, OUTBOX_PAGE_SIZE):
         raise NotFound()
-    rows = await published.outbox_rows(conn, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
+    # A members-only group's outbox is empty even to the partners who may read it (they
+    # get its threads by delivery and through each thread's context): its items would
+    # be Announces addressed to Public.
+    rows = (
+        await published.outbox_rows(conn, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
+        if total
+        else []
+    )
     doc: dict[str, Any] = {
         "id": _page_url(uri, page),
         "type": "OrderedCollectionPage",

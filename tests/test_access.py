@@ -152,3 +152,24 @@ async def test_a_blocked_instance_gets_no_actor(
     for path in ("/u/amina", "/c/juridique"):
         response = await signed_get(client, path, alice)
         assert (response.status_code, response.content) == (404, missing.content), path
+
+
+async def test_a_partner_reads_an_empty_outbox_of_a_members_only_group(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    partner: FakeInstance,  # noqa: F811
+) -> None:
+    # Given a members-only community with a thread, and an approved partner
+    amina = await make_user(pool, "amina")
+    await make_thread(pool, await make_community(pool, "medical", visibility="members"), amina, "Cas")
+    await approve(pool, partner)
+    alice = partner.add_actor("alice")
+
+    # When the partner reads its outbox and the outbox's first page
+    outbox = await signed_get(client, "/c/medical/outbox", alice)
+    first = await signed_get(client, "/c/medical/outbox?page=1", alice)
+
+    # Then both are empty: no Announce addressed to Public of members-only content
+    assert outbox.json()["totalItems"] == 0
+    assert first.status_code == 200 and first.json()["orderedItems"] == []
+    assert "https://www.w3.org/ns/activitystreams#Public" not in first.text
