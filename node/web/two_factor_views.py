@@ -180,7 +180,7 @@ routes: list[BaseRoute] = [
     Route(PAGE + "/desactiver", disable, methods=["POST"], name="two_factor_disable"),
     Route("/connexion/code", login_code, methods=["POST"], name="login_code"),
     Route(
-        "/admin/membres/{id:int}/double-authentification/desactiver",
+        "/admin/membres/{id:id}/double-authentification/desactiver",
         admin_disable,
         methods=["POST"],
         name="admin_member_two_factor_disable",
