@@ -148,6 +148,7 @@ candidates AS (
     SELECT u.id, 'mention', 2 FROM users u
     WHERE lower(u.username) IN (
         SELECT lower(m[2]) FROM p, regexp_matches(p.source, '{MENTION_RE}', 'g') AS m
+        WHERE p.remote_author_id IS NULL
         UNION SELECT lower(x) FROM unnest($2::text[]) AS x)
     UNION ALL
     SELECT f.user_id, 'reply_followed', 3
@@ -165,8 +166,10 @@ ON CONFLICT DO NOTHING
 
 async def notify_reply(conn: Conn, post_id: int, mentioned: list[str] | None = None) -> int:
     """Notify what a new reply concerns: the author of the post it answers, members it
-    mentions (« @nom » in its text, plus ``mentioned`` usernames: remote Mention tags
-    resolved by federation), and the thread's followers. Local or remote author alike.
+    mentions (« @nom » in a local post's text — a remote post's « @nom » names someone
+    on its own server —, plus ``mentioned``: local usernames that federation resolved
+    from a remote post's Mention tags), and the thread's followers. Local or remote
+    author alike (``threads.store_remote_reply`` calls it for remote replies).
     Call it in the transaction that stores the reply; returns how many were written."""
     status: str = await conn.execute(NOTIFY_REPLY, post_id, mentioned or [])
     return int(status.split()[-1])

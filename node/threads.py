@@ -625,11 +625,13 @@ async def store_remote_reply(
     source: str,
     content_html: str,
 ) -> int:
-    """A remote author's reply in ``thread_id``; the thread is bumped. Returns the post id."""
+    """A remote author's reply in ``thread_id``; the thread is bumped and what it
+    concerns is notified (the author answered, the thread's followers). Returns the post id."""
     post_id: int = await conn.fetchval(
         INSERT_REMOTE_REPLY, thread_id, parent_id, source, content_html, ap_id, author_id
     )
     await conn.execute(BUMP_THREAD, thread_id)
+    await notifications.notify_reply(conn, post_id)
     return post_id
 
 

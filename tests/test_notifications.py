@@ -282,3 +282,39 @@ async def test_bookmarks(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
 async def test_notification_pages_are_for_members_only(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     for path in ("/notifications", "/notifications/reglages", "/enregistres"):
         assert (await client.get(path)).status_code in (303, 404)
+
+
+async def test_a_remote_reply_notifies_like_a_local_one_but_its_text_mentions_nobody_here(
+    pool: asyncpg.Pool,
+) -> None:
+    # Given Amina's thread followed by Béa, and a remote author
+    await make_community(pool, "medical")
+    amina, bea = await member(pool, "amina"), await member(pool, "bea")
+    created = await start(pool, amina)
+    await notifications.set_following(pool, bea.id, created.thread_id, True)
+    remote = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, display_name)"
+        " VALUES ('https://ailleurs.example/users/zoe', 'Person', false, 'zoe', 'ailleurs.example', 'Zoé')"
+        " RETURNING id"
+    )
+    chloe = await member(pool, "chloe")
+    # When her reply arrives (« @chloe » names chloe on her own server, not ours)
+    async with pool.acquire() as conn, conn.transaction():
+        post_id = await threads.store_remote_reply(
+            conn,
+            created.thread_id,
+            created.post_id,
+            remote,
+            "https://ailleurs.example/notes/1",
+            "Merci @chloe",
+            "<p>Merci @chloe</p>",
+        )
+    # Then Amina (her post answered) and Béa (following) are notified, Chloé is not
+    assert await received(pool, amina) == [("reply_to_me", post_id)]
+    assert await received(pool, bea) == [("reply_followed", post_id)]
+    assert await received(pool, chloe) == []
+    # And federation may name local members a Mention tag resolved
+    assert await notifications.notify_reply(pool, post_id, ["chloe"]) == 1
+    assert await received(pool, chloe) == [("mention", post_id)]
+    actor = await pool.fetchval("SELECT actor_remote_id FROM notifications WHERE user_id = $1", amina.id)
+    assert actor == remote
