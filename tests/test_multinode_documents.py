@@ -119,7 +119,7 @@ async def test_a_document_shared_from_b_reaches_a_with_its_file_and_leaves_with_
     assert amina.is_approved
     async with a.pool.acquire() as conn:
         listing = await documents.list_documents(conn, amina, documents.Filters(query="certificat"))
-    assert [d["id"] for d in listing.documents] == [document_id]
+    assert [d.id for d in listing.documents] == [document_id]
 
     # When bruno deletes it on A
     async with b.pool.acquire() as conn:
