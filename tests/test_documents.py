@@ -350,3 +350,5 @@ async def test_a_moderator_removes_a_reported_document_and_its_files_leave_the_d
     assert (await client.get(f"/documents/{doc}/v/1")).status_code == 404
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'document.delete'") == 1
     assert await pool.fetchval("SELECT count(*) FROM document_trash") == 0
+    # and the removal goes out as a Delete of the document's Page (members-only: to the partners)
+    assert await pool.fetchval("SELECT count(*) FROM outbox_events WHERE kind = 'post.deleted'") == 1
