@@ -49,6 +49,7 @@ import asyncpg
 
 from federation import policy
 from node.db import Conn
+from node.queues import QueueSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,19 @@ RETRY_DELAYS: tuple[timedelta, ...] = (
     timedelta(hours=12),
     timedelta(hours=24),
 )
-MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
-MAX_RETRY_AFTER = timedelta(hours=24)  # a 429's Retry-After is honoured up to this
-REQUEST_TIMEOUT = timedelta(seconds=10)
 # An in-flight job whose worker died is reclaimed after its lease.
 LEASE = timedelta(minutes=2)
+DELIVERY = QueueSpec(
+    name="delivery",
+    table="delivery_jobs",
+    channel="vbg_delivery",  # the delivery worker also listens on vbg_outbox (new events)
+    lease=LEASE,
+    retry_delays=RETRY_DELAYS,
+    poll_interval=2.0,  # seconds between claims when nothing wakes the worker (retries fall due)
+)
+MAX_ATTEMPTS = DELIVERY.max_attempts
+MAX_RETRY_AFTER = timedelta(hours=24)  # a 429's Retry-After is honoured up to this
+REQUEST_TIMEOUT = timedelta(seconds=10)
 JOB_MAX_AGE = timedelta(days=3)
 UNREACHABLE_AFTER_FAILURES = 10
 UNREACHABLE_AFTER = timedelta(days=2)

@@ -65,10 +65,10 @@ from node.settings import Settings
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 2.0  # seconds between claims when nothing wakes us (retries fall due)
+POLL_INTERVAL = delivery.DELIVERY.poll_interval  # between claims when nothing wakes us (retries fall due)
 MAINTAIN_EVERY = 30.0
 ERROR_BACKOFF = 5.0  # after a database error
-CHANNELS = ("vbg_outbox", "vbg_delivery")
+CHANNELS = ("vbg_outbox", delivery.DELIVERY.channel)
 FLUSH_DELAY = 0.02  # longest a finished attempt waits to be recorded with others
 
 

@@ -35,17 +35,28 @@ from federation.errors import FetchError, FetchRefused
 from federation.fetcher import Fetcher
 from node import documents, uploads
 from node.errors import BadRequest
+from node.queues import QueueSpec
 from node.settings import Settings
 from node.storage import storage_for
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "vbg_documents"
-LEASE = timedelta(minutes=5)
+DOCUMENTS = QueueSpec(
+    name="documents",
+    table="document_versions",
+    channel="vbg_documents",
+    lease=timedelta(minutes=5),
+    retry_delays=(timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1), timedelta(hours=6)),
+    poll_interval=30.0,
+)
+CHANNEL, LEASE, RETRY_DELAYS, POLL_INTERVAL = (
+    DOCUMENTS.channel,
+    DOCUMENTS.lease,
+    DOCUMENTS.retry_delays,
+    DOCUMENTS.poll_interval,
+)
 DEADLINE = 180.0  # seconds for one file: 25 MB over a slow link
-RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1), timedelta(hours=6))
 RETRY_STATUSES = frozenset({408, 429})
-POLL_INTERVAL = 30.0
 ACCEPTED_TYPES = frozenset(
     {k.media_type for k in uploads.KINDS.values()}
     | {"application/octet-stream", "binary/octet-stream", "application/zip", "application/x-zip-compressed"}
@@ -174,4 +185,4 @@ async def run(
             log.error("documents worker: %r", exc)
             return False
 
-    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL, asleep)
+    await wakeup.drain_on_notify(pool, DOCUMENTS, stop, step, asleep)

@@ -43,20 +43,32 @@ from federation import actors, delivery, private_messages, wakeup
 from federation.handlers import content, create, dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, VerifiedActor, done, ref
 from node.db import Conn
+from node.queues import QueueSpec
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "vbg_inbox"
-LEASE = timedelta(minutes=5)
-RETRY_DELAYS = (
-    timedelta(seconds=30),
-    timedelta(minutes=2),
-    timedelta(minutes=10),
-    timedelta(hours=1),
-    timedelta(hours=6),
+INBOX = QueueSpec(
+    name="inbox",
+    table="inbox_items",
+    channel="vbg_inbox",
+    lease=timedelta(minutes=5),
+    retry_delays=(
+        timedelta(seconds=30),
+        timedelta(minutes=2),
+        timedelta(minutes=10),
+        timedelta(hours=1),
+        timedelta(hours=6),
+    ),
+    poll_interval=5.0,  # a safety net when a NOTIFY was missed
+    batch=50,
 )
-POLL_INTERVAL = 5.0  # seconds: a safety net when a NOTIFY was missed
+CHANNEL, LEASE, RETRY_DELAYS, POLL_INTERVAL = (
+    INBOX.channel,
+    INBOX.lease,
+    INBOX.retry_delays,
+    INBOX.poll_interval,
+)
 # After a batch that was not full, let more activities arrive before the next claim:
 # a steady stream is then processed in batches of many (one COMMIT and a few statements
 # each) instead of one transaction per NOTIFY. A lone activity is not delayed.
@@ -343,4 +355,4 @@ async def run(
                 await asyncio.wait_for(stop.wait(), BATCH_WINDOW)
         return count > 0
 
-    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL, asleep)
+    await wakeup.drain_on_notify(pool, INBOX, stop, step, asleep)

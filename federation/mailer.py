@@ -127,7 +127,7 @@ async def run(
             log.error("mail worker: %r", exc)
             return False
 
-    await wakeup.drain_on_notify(pool, mail.CHANNEL, stop, step, mail.POLL_INTERVAL, asleep)
+    await wakeup.drain_on_notify(pool, mail.MAIL, stop, step, asleep)
 
 
 class MailWorker:

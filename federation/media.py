@@ -45,22 +45,24 @@ from federation.errors import FetchError, FetchRefused
 from federation.fetcher import Fetcher
 from node import images, published, threads
 from node.media import media_dir, new_name
+from node.queues import QueueSpec
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "vbg_media"
-MAX_BYTES = 10 * 1024 * 1024  # what a remote image may weigh before cleaning
-LEASE = timedelta(minutes=2)  # longer than a fetch (fetcher.Limits.media_deadline) and its cleaning
-RETRY_DELAYS: tuple[timedelta, ...] = (
-    timedelta(minutes=1),
-    timedelta(minutes=10),
-    timedelta(hours=1),
-    timedelta(hours=6),
+MEDIA = QueueSpec(
+    name="media",
+    table="remote_media",
+    channel="vbg_media",
+    lease=timedelta(minutes=2),  # longer than a fetch (fetcher.Limits.media_deadline) and its cleaning
+    retry_delays=(timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1), timedelta(hours=6)),
+    poll_interval=30.0,
+    batch=4,
 )  # 5 attempts over about 7 hours
+CHANNEL, LEASE, RETRY_DELAYS = MEDIA.channel, MEDIA.lease, MEDIA.retry_delays
+BATCH, POLL_INTERVAL = MEDIA.batch, MEDIA.poll_interval
+MAX_BYTES = 10 * 1024 * 1024  # what a remote image may weigh before cleaning
 RETRY_STATUSES = frozenset({408, 429})
-BATCH = 4
-POLL_INTERVAL = 30.0  # seconds
 ERROR_MAX = 500
 
 CLAIM = """
@@ -270,4 +272,4 @@ async def run(
             log.error("media worker: %r", exc)
             return False
 
-    await wakeup.drain_on_notify(pool, CHANNEL, stop, step, POLL_INTERVAL, asleep)
+    await wakeup.drain_on_notify(pool, MEDIA, stop, step, asleep)

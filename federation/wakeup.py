@@ -11,13 +11,14 @@ from typing import Any
 
 import asyncpg
 
+from node.queues import QueueSpec
+
 
 async def drain_on_notify(
     pool: asyncpg.Pool,
-    channel: str,
+    queue: QueueSpec,
     stop: asyncio.Event,
     step: Callable[[], Awaitable[bool]],
-    poll_interval: float,
     asleep: asyncio.Event | None = None,
 ) -> None:
     """Run ``step`` until ``stop`` is set; ``step`` answers whether to run again at
@@ -30,7 +31,7 @@ async def drain_on_notify(
         wake.set()
 
     async with pool.acquire() as listener:
-        await listener.add_listener(channel, on_notify)
+        await listener.add_listener(queue.channel, on_notify)
         try:
             while not stop.is_set():
                 wake.clear()
@@ -39,11 +40,11 @@ async def drain_on_notify(
                 if asleep is not None:
                     asleep.set()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(wake, stop), poll_interval)
+                    await asyncio.wait_for(_first(wake, stop), queue.poll_interval)
                 if asleep is not None:
                     asleep.clear()
         finally:
-            await listener.remove_listener(channel, on_notify)
+            await listener.remove_listener(queue.channel, on_notify)
 
 
 async def _first(*events: asyncio.Event) -> None:

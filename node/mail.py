@@ -36,21 +36,28 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from node.db import Conn
+from node.queues import QueueSpec
 from node.settings import Settings
 
-CHANNEL = "vbg_mail"
-LEASE = timedelta(minutes=5)  # longer than one SMTP session of a batch (SmtpConfig.timeout per step)
-RETRY_DELAYS: tuple[timedelta, ...] = (
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=6),
-    timedelta(hours=12),
-)  # 7 attempts over about a day: a password-reset link is stale long before that
+MAIL = QueueSpec(
+    name="mail",
+    table="mail_queue",
+    channel="vbg_mail",
+    lease=timedelta(minutes=5),  # longer than one SMTP session of a batch (SmtpConfig.timeout per step)
+    retry_delays=(
+        timedelta(minutes=1),
+        timedelta(minutes=5),
+        timedelta(minutes=30),
+        timedelta(hours=2),
+        timedelta(hours=6),
+        timedelta(hours=12),
+    ),  # 7 attempts over about a day: a password-reset link is stale long before that
+    poll_interval=30.0,
+    batch=20,  # messages sent on one SMTP connection
+)
+CHANNEL, LEASE, RETRY_DELAYS = MAIL.channel, MAIL.lease, MAIL.retry_delays
+BATCH, POLL_INTERVAL = MAIL.batch, MAIL.poll_interval
 KEEP_FINISHED = timedelta(days=7)
-BATCH = 20  # messages sent on one SMTP connection
-POLL_INTERVAL = 30.0  # seconds
 ERROR_MAX = 500
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
