@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
-from node import accounts, notifications, reports, threads
+from node import accounts, notifications, reports, sessions, threads
 from node.communities import find
 from node.sessions import User
 from node.settings import Settings
-from tests.helpers import login, make_community, make_user, post_form
+from tests.helpers import eventually, login, make_community, make_user, post_form
 
 
 async def member(pool: asyncpg.Pool, username: str, role: str = "member", status: str = "approved") -> User:
@@ -318,3 +318,63 @@ async def test_a_remote_reply_notifies_like_a_local_one_but_its_text_mentions_no
     assert await received(pool, chloe) == [("mention", post_id)]
     actor = await pool.fetchval("SELECT actor_remote_id FROM notifications WHERE user_id = $1", amina.id)
     assert actor == remote
+
+
+class Recording:
+    """The app's pool, recording the statements run through it (sessions are looked up
+    and touched through the pool itself)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.queries: list[str] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._pool, name)
+
+    async def fetchrow(self, query: str, *args):  # type: ignore[no-untyped-def]
+        self.queries.append(query)
+        return await self._pool.fetchrow(query, *args)
+
+    async def fetch(self, query: str, *args):  # type: ignore[no-untyped-def]
+        self.queries.append(query)
+        return await self._pool.fetch(query, *args)
+
+    async def fetchval(self, query: str, *args):  # type: ignore[no-untyped-def]
+        self.queries.append(query)
+        return await self._pool.fetchval(query, *args)
+
+    async def execute(self, query: str, *args):  # type: ignore[no-untyped-def]
+        self.queries.append(query)
+        return await self._pool.execute(query, *args)
+
+
+async def test_the_header_count_rides_with_the_cached_session(
+    app, pool: asyncpg.Pool, client: httpx.AsyncClient, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    # Given the session cache of a web process, and Amina logged in
+    cache = sessions.SessionCache()
+    await cache.start(database_url)
+    app.state.session_cache = cache
+    try:
+        await make_community(pool, "medical")
+        amina, bea = await member(pool, "amina"), await member(pool, "bea")
+        created = await start(pool, amina)
+        recorder = Recording(pool)
+        app.state.pool = recorder
+        await login(client, "amina")
+        # Then the count is read with the session, in its one query …
+        await client.get("/communautes")
+        assert sum("unread_notifications" in q for q in recorder.queries) == 1
+        # … and a page view served from the cached session reads neither
+        recorder.queries.clear()
+        await client.get("/communautes")
+        assert recorder.queries and not any("notifications" in q for q in recorder.queries)
+        # And a reply elsewhere (another process: NOTIFY) shows in her next pages without waiting for expiry
+        await reply(pool, created.thread_id, bea)
+
+        async def shows_one() -> bool:
+            return 'id="unread-notifications">1<' in (await client.get("/communautes")).text
+
+        assert await eventually(shows_one, "the count shows the new notification", within=3)
+    finally:
+        await cache.stop()
