@@ -156,7 +156,9 @@ async def handle(
 
 
 async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, limit: int = 2) -> int:
-    """Empty the trash, then fetch up to ``limit`` due files, one at a time."""
+    """Drop drafts left unconfirmed, empty the trash, then fetch up to ``limit`` due
+    files, one at a time."""
+    await documents.purge_stale_drafts(pool)
     removed = await documents.empty_trash(pool, storage_for(settings, "documents"))
     claims = await documents.claim_remote(pool, limit, LEASE)
     for claim in claims:

@@ -272,6 +272,16 @@ async def discard_draft(conn: asyncpg.Connection, document_id: int, author: User
         await conn.execute("DELETE FROM documents WHERE id = $1", document_id)
 
 
+DRAFT_LIFETIME = timedelta(days=7)
+# A draft nobody confirmed within DRAFT_LIFETIME goes, its files with it (trigger of 0096).
+PURGE_STALE_DRAFTS = "DELETE FROM documents WHERE status = 'draft' AND created_at < now() - $1::interval"
+
+
+async def purge_stale_drafts(conn: Conn) -> None:
+    """Drafts left unconfirmed for a week are dropped (the documents worker asks)."""
+    await conn.execute(PURGE_STALE_DRAFTS, DRAFT_LIFETIME)
+
+
 def may_manage(viewer: User | None, ref: asyncpg.Record) -> bool:
     """New versions and featuring: the author, the community's experts, moderators."""
     if viewer is None or not viewer.is_approved:

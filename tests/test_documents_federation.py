@@ -214,3 +214,22 @@ async def test_an_update_with_a_new_file_is_a_new_version(node: InboxNode, lemmy
     # and the same Update again adds nothing
     await deliver(node, lemmy, ap.update_of(lemmy, alice, page), alice)
     assert len(await versions(node)) == 2
+
+
+async def test_a_draft_left_unconfirmed_for_a_week_goes_with_its_file(
+    node: InboxNode, tmp_path: Path
+) -> None:
+    amina_id = await make_user(node.pool, "amina")
+    amina = User(amina_id, "amina", "Amina", "member", "approved")
+    community = await get_readable(node.pool, "medical", amina)
+    file = documents.NewFile("B" * 32 + ".pdf", "application/pdf", 10, "x.pdf", carried=("des commentaires",))
+    async with node.pool.acquire() as conn:
+        draft = await documents.create_document(conn, community, amina, documents.Metadata("Brouillon"), file)
+    await node.pool.execute(
+        "UPDATE documents SET created_at = now() - interval '8 days' WHERE id = $1", draft
+    )
+
+    await run_documents(node)
+
+    assert await node.pool.fetchval("SELECT count(*) FROM documents") == 0
+    assert await node.pool.fetchval("SELECT count(*) FROM document_trash") == 0  # its file was removed
