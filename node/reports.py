@@ -66,7 +66,7 @@ LIMIT $1 OFFSET $2
 """
 # The posts named by a page of reports, with where they are and who wrote them.
 SELECT_POSTS = """
-SELECT p.id, p.ap_id, p.is_opening, p.deleted_at, left(p.source, $2) AS excerpt,
+SELECT p.id, p.ap_id, p.author_id, p.is_opening, p.deleted_at, left(p.source, $2) AS excerpt,
        length(p.source) > $2 AS cut, p.thread_id, t.title AS thread_title,
        c.name AS community_name, c.title AS community_title, c.visibility,
        coalesce(nullif(u.display_name, ''), u.username, a.username || '@' || a.domain, '?') AS author,

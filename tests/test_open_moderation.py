@@ -178,3 +178,23 @@ async def test_delete_post_service_checks_the_rule(pool: asyncpg.Pool) -> None:
         await threads.delete_post(conn, created.post_id, modo, "", 4)
     row = await pool.fetchrow("SELECT removal_rule, removal_reason FROM posts WHERE id = $1", created.post_id)
     assert row["removal_rule"] == 4 and "règle 4" in row["removal_reason"]
+
+
+async def test_the_reports_page_tells_a_moderator_to_leave_her_own_case_to_another(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await make_community(pool, "medical")
+    modo = await member(pool, "modo", role="moderator")
+    bea = await member(pool, "bea")
+    created = await start(pool, modo)
+    async with pool.acquire() as conn:
+        target = await reports.reportable(conn, created.post_id, bea, "http://testserver")
+        report_id = await reports.file_report(conn, target, bea, "Propos déplacés", forward=False)
+    await login(client, "modo")
+    page = await client.get("/moderation/signalements")
+    assert "une autre personne de l'équipe de modération doit le traiter" in page.text
+    assert f"/moderation/signalements/{report_id}/traiter" not in page.text
+    refused = await post_form(
+        client, f"/moderation/signalements/{report_id}/traiter", {}, page="/moderation/signalements"
+    )
+    assert refused.status_code == 403
