@@ -91,12 +91,12 @@ async def _clean_and_store(settings: Settings, body: bytes, name: str) -> docume
     directory = uploads.temp_dir(settings)
     received = await asyncio.to_thread(_write_temp, directory, body)
     try:
-        clean = await asyncio.to_thread(uploads.clean, received, directory)
+        clean = await uploads.clean_in_thread(received, directory)
     finally:
         received.unlink(missing_ok=True)
     store = storage_for(settings, "documents")
     try:
-        thumb = await asyncio.to_thread(uploads.thumbnail, clean.path, clean.kind.key)
+        thumb = await uploads.thumbnail_in_thread(clean.path, clean.kind.key)
         stored = await store.put_file(clean.path, clean.kind.extension)
     finally:
         clean.discard()

@@ -32,6 +32,7 @@ random names (``node.storage``).
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import csv
@@ -41,6 +42,7 @@ import os
 import re
 import secrets
 import unicodedata
+import weakref
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -810,6 +812,34 @@ def clean(received: Path, directory: Path) -> CleanFile:
         path.unlink(missing_ok=True)
         raise
     return CleanFile(path, KINDS[key], path.stat().st_size, carried=carried, text=text)
+
+
+# ------------------------------------------------------------- in a thread
+
+# One file cleaned at a time per process: rewriting a 25 MB PDF or decoding a large
+# image takes tens of MB for a moment (bench/documents.py), and a small node has little.
+_cleaning: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _semaphore() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    semaphore = _cleaning.get(loop)
+    if semaphore is None:
+        semaphore = _cleaning[loop] = asyncio.Semaphore(1)
+    return semaphore
+
+
+async def clean_in_thread(received: Path, directory: Path) -> CleanFile:
+    """:func:`clean` in a worker thread, one file at a time in this process."""
+    async with _semaphore():
+        return await asyncio.to_thread(clean, received, directory)
+
+
+async def thumbnail_in_thread(path: Path, kind: str) -> bytes | None:
+    async with _semaphore():
+        return await asyncio.to_thread(thumbnail, path, kind)
 
 
 # --------------------------------------------------------------- thumbnails

@@ -167,10 +167,10 @@ async def store_clean(request: Request, received: uploads.ReceivedForm) -> docum
     if upload is None:
         raise BadRequest(fields={"file": "Choisissez un fichier."})
     settings = settings_of(request)
-    clean = await asyncio.to_thread(uploads.clean, upload.path, uploads.temp_dir(settings))
+    clean = await uploads.clean_in_thread(upload.path, uploads.temp_dir(settings))
     store = store_of(request)
     try:
-        thumb = await asyncio.to_thread(uploads.thumbnail, clean.path, clean.kind.key)
+        thumb = await uploads.thumbnail_in_thread(clean.path, clean.kind.key)
         name = await store.put_file(clean.path, clean.kind.extension)
     finally:
         clean.discard()

@@ -7,7 +7,7 @@ A view handling such a form::
     try:
         title = field(received.fields, "title", max_length=200)
         upload = received.file("file")             # None when no file was chosen
-        clean = await asyncio.to_thread(uploads.clean, upload.path, uploads.temp_dir(settings))
+        clean = await uploads.clean_in_thread(upload.path, uploads.temp_dir(settings))
         ...                                        # storage_for(settings, "…").put_file(clean.path, …)
     finally:
         received.discard()                         # temporary files never outlive the request
