@@ -368,6 +368,21 @@ async def _mail_address_in_use(
 
 # ---------------------------------------------------------------- login
 
+SELECT_LOGIN_NAME = """
+SELECT username FROM users
+WHERE CASE WHEN strpos($1, '@') > 0 THEN lower(email) = lower($1) ELSE lower(username) = lower($1) END
+"""
+
+
+async def login_name(conn: asyncpg.Connection | asyncpg.Pool, login: str) -> str | None:
+    """The username a login identifier (username or e-mail) names, if any."""
+    login = login.strip()
+    if not login or len(login) > 254:
+        return None
+    name: str | None = await conn.fetchval(SELECT_LOGIN_NAME, login)
+    return name
+
+
 # A member logs in with her username or her e-mail address (usernames cannot hold « @ »).
 SELECT_LOGIN = """
 SELECT id, status, password_hash FROM users

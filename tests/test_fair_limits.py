@@ -61,3 +61,18 @@ async def test_a_flood_of_replies_is_stopped_and_the_refused_text_kept(
     refused = await post_form(client, "/c/medical/nouveau", {"title": "Un titre gardé", "body": text})
     assert refused.status_code == 429
     assert "Un titre gardé" in refused.text and html.escape(text, quote=False) in refused.text
+
+
+async def test_the_username_and_the_email_share_one_budget_of_attempts(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    from node.web.accounts_views import LOGIN_PER_ACCOUNT
+
+    await make_user(pool, "amina", email="amina@example.org")
+    for n in range(LOGIN_PER_ACCOUNT[0]):
+        name = "amina" if n % 2 else "AMINA@example.org"
+        assert (
+            await post_form(client, "/connexion", {"username": name, "password": "essai-au-hasard"})
+        ).status_code == 400
+    blocked = await post_form(client, "/connexion", {"username": "amina@example.org", "password": PASSWORD})
+    assert blocked.status_code == 429

@@ -236,7 +236,9 @@ async def login(request: Request) -> Response:
     data = await forms.form(request)
     username, password = loose(data, "username"), loose(data, "password")
     next_url = safe_next(data.get("next"))
-    account_key, address_key = login_keys(username, client_ip(request))
+    # One budget per account, whether it is named by its username or its e-mail address.
+    account = await accounts.login_name(pool_of(request), username)
+    account_key, address_key = login_keys(account or username, client_ip(request))
     await check_limit(request, address_key, LOGIN_PER_ADDRESS)
     await check_limit(request, account_key, LOGIN_PER_ACCOUNT)
     credentials = await accounts.authenticate(pool_of(request), username, password)
