@@ -92,7 +92,7 @@ async def verified_signer(
         params = signatures.parse(request.headers)
     except SignatureError:
         return None
-    domain = actors.host_of(params.key_id)
+    domain = policy.host_of(params.key_id)
     if not domain or not await policy.inbound_allowed(conn, domain, own_domain=settings.domain):
         return None
     fetcher = fetcher_of(request)
@@ -121,7 +121,7 @@ async def _classify(request: Request, conn: asyncpg.Connection, settings: Settin
         params = signatures.parse(request.headers)
     except SignatureError:
         return Requester(Kind.UNSIGNED, open_mode)
-    domain = actors.host_of(params.key_id)
+    domain = policy.host_of(params.key_id)
     if not domain:
         return Requester(Kind.UNSIGNED, open_mode)
     decision = policy.decide(current, domain, settings.domain)

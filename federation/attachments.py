@@ -58,7 +58,8 @@ def _http_url(value: Any) -> str | None:
         return None
     if any(c.isspace() or ord(c) < 0x20 for c in value):
         return None
-    return value
+    result: str | None = value
+    return result
 
 
 def _media_type(value: Any) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from federation import urls
-from federation.actors import host_of
+from federation.policy import host_of
 from node import accounts, communities, threads
 from node import usage as node_usage
 from node.settings import Settings

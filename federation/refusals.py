@@ -30,7 +30,8 @@ from starlette.requests import Request
 
 from federation import actors, policy, signatures
 from federation.errors import FederationError
-from federation.handlers.base import emit, host_of
+from federation.handlers.base import emit
+from federation.policy import host_of
 from node import communities
 from node.settings import Settings
 

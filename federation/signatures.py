@@ -85,7 +85,8 @@ def _httpsig_strings() -> ModuleType:
             return module
     import httpsig.utils
 
-    return httpsig.utils
+    utils: ModuleType = httpsig.utils
+    return utils
 
 
 _httpsig = _httpsig_strings()
@@ -251,7 +252,8 @@ def signature_header(key_id: str, algorithm: str, signed: Iterable[str], signatu
     """The ``Signature`` header value (httpsig's template, signature filled in)."""
     template = build_signature_template(key_id, algorithm, list(signed), sign_header="signature")
     # Not ``template % sig``: a key id may contain "%" (percent-encoded URLs).
-    return template.replace('signature="%s"', f'signature="{base64.b64encode(signature).decode()}"')
+    result: str = template.replace('signature="%s"', f'signature="{base64.b64encode(signature).decode()}"')
+    return result
 
 
 # ---------------------------------------------------------------- parsing
@@ -595,6 +597,7 @@ def _signing_string(method: str, path: str, headers: dict[str, str], params: Sig
     if absent:
         raise SignatureError("signed header missing from the request: " + absent[0][:40])
     try:
-        return generate_message(list(params.headers), values, method=method, path=path)
+        result: bytes = generate_message(list(params.headers), values, method=method, path=path)
+        return result
     except UnicodeEncodeError as exc:
         raise SignatureError("non-ASCII value in a signed header") from exc

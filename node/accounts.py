@@ -431,7 +431,8 @@ SELECT_REVIEW = "SELECT status, refusal_reason FROM users WHERE id = $1"
 
 
 async def pending_registrations(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(SELECT_PENDING)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_PENDING)
+    return result
 
 
 async def approve(conn: asyncpg.Connection, user_id: int, moderator: User) -> None:
@@ -550,7 +551,8 @@ async def own_profile(conn: Conn, user_id: int) -> asyncpg.Record:
 
 async def expert_of(conn: Conn, user_id: int) -> list[asyncpg.Record]:
     """The communities ``user_id`` animates as an expert."""
-    return await conn.fetch(SELECT_EXPERT_OF, user_id)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_EXPERT_OF, user_id)
+    return result
 
 
 async def update_profile(pool: asyncpg.Pool, user_id: int, update: ProfileUpdate) -> None:
@@ -656,7 +658,10 @@ ESCAPE_LIKE = str.maketrans({"%": r"\%", "_": r"\_", "\\": "\\\\"})
 async def search_members(conn: Conn, query: str, page: int = 1) -> list[asyncpg.Record]:
     """Members whose name, display name or e-mail contains ``query`` (admins only)."""
     pattern = query.strip()[:100].translate(ESCAPE_LIKE)
-    return await conn.fetch(SEARCH_MEMBERS, pattern, MEMBERS_PAGE + 1, (page - 1) * MEMBERS_PAGE)
+    result: list[asyncpg.Record] = await conn.fetch(
+        SEARCH_MEMBERS, pattern, MEMBERS_PAGE + 1, (page - 1) * MEMBERS_PAGE
+    )
+    return result
 
 
 async def member(conn: Conn, user_id: int) -> asyncpg.Record:
@@ -667,7 +672,8 @@ async def member(conn: Conn, user_id: int) -> asyncpg.Record:
 
 
 async def all_communities(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(ALL_COMMUNITIES)
+    result: list[asyncpg.Record] = await conn.fetch(ALL_COMMUNITIES)
+    return result
 
 
 def _not_self(admin: User, user_id: int, what: str) -> None:

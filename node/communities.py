@@ -205,7 +205,8 @@ async def get_readable(conn: Conn, name: str, user: User | None) -> Community:
 
 async def list_readable(conn: Conn, user: User | None) -> list[asyncpg.Record]:
     """Communities the viewer may read, with thread count and whether they follow it."""
-    return await conn.fetch(LIST_READABLE, user.id if user else None, is_reader(user))
+    result: list[asyncpg.Record] = await conn.fetch(LIST_READABLE, user.id if user else None, is_reader(user))
+    return result
 
 
 SELECT_TITLES = "SELECT id, title FROM communities WHERE id = ANY($1::bigint[])"
@@ -222,7 +223,8 @@ async def list_all(conn: Conn) -> list[Community]:
 
 async def experts_of(conn: Conn, community_id: int) -> list[asyncpg.Record]:
     """The community's animators (approved experts), for its page."""
-    return await conn.fetch(SELECT_EXPERTS, community_id)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_EXPERTS, community_id)
+    return result
 
 
 async def can_animate(conn: Conn, user: User | None, community_id: int) -> bool:

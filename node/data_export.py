@@ -119,7 +119,10 @@ def to_zip(export: Export, node_name: str) -> bytes:
     """The ZIP a member downloads: JSON for machines, index.html for people."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        dump = lambda value: json.dumps(value, ensure_ascii=False, indent=2)  # noqa: E731
+
+        def dump(value: object) -> str:
+            return json.dumps(value, ensure_ascii=False, indent=2)
+
         archive.writestr("profil.json", dump(export.profile))
         archive.writestr("messages-forum.json", dump(export.posts))
         archive.writestr("conversations.json", dump(export.conversations))

@@ -16,7 +16,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_SIDE = 2048
 # 7680 × 4320, the pixel limit Mastodon also uses: larger images are refused before
@@ -52,7 +52,7 @@ def _open(data: bytes, formats: tuple[str, ...]) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=formats)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise ImageRefused("too many pixels") from exc
-        except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise ImageRefused("not an image of an accepted format") from exc
     if image.width < 1 or image.height < 1 or image.width * image.height > MAX_PIXELS:
         raise ImageRefused(f"image of {image.width}×{image.height} pixels refused")

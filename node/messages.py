@@ -624,7 +624,8 @@ async def unblock(conn: Conn, user: User, block_id: int) -> None:
 
 
 async def blocks_of(conn: Conn, user: User) -> list[asyncpg.Record]:
-    return await conn.fetch(LIST_BLOCKS, user.id)
+    result: list[asyncpg.Record] = await conn.fetch(LIST_BLOCKS, user.id)
+    return result
 
 
 SELECT_PREFERENCE = "SELECT accept_from FROM message_preferences WHERE user_id = $1"
@@ -723,7 +724,10 @@ def _require_moderator(user: User) -> None:
 async def reports(conn: Conn, moderator: User, state: str = "open") -> list[asyncpg.Record]:
     """The moderators' list: who reported and when, never what (opening one is audited)."""
     _require_moderator(moderator)
-    return await conn.fetch(LIST_REPORTS, state if state in ("open", "resolved", "dismissed") else "open")
+    result: list[asyncpg.Record] = await conn.fetch(
+        LIST_REPORTS, state if state in ("open", "resolved", "dismissed") else "open"
+    )
+    return result
 
 
 async def count_open_reports(conn: Conn) -> int:

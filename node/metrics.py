@@ -280,7 +280,7 @@ def registry(dsn: str, replica_dsn: str | None = None) -> Any:
 
     if os.environ.get(MULTIPROC_ENV):
         reg = CollectorRegistry()
-        mp.MultiProcessCollector(reg)
+        mp.MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
     else:
         reg = CollectorRegistry()
         reg.register(_DefaultCounters(REGISTRY))
@@ -327,7 +327,7 @@ def samples() -> dict[str, list[tuple[dict[str, str], float]]]:
     get()
     if os.environ.get(MULTIPROC_ENV):
         reg = CollectorRegistry()
-        mp.MultiProcessCollector(reg)
+        mp.MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
         families = reg.collect()
     else:
         families = REGISTRY.collect()

@@ -120,7 +120,8 @@ async def opening_row(conn: Conn, thread_id: int) -> asyncpg.Record | None:
 
 async def pinned_rows(conn: Conn, community_id: int) -> list[asyncpg.Record]:
     """The community's pinned threads (opening posts), most active first, 50 at most."""
-    return await conn.fetch(SELECT_PINNED, community_id)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_PINNED, community_id)
+    return result
 
 
 async def context_state(conn: Conn, thread_id: int) -> asyncpg.Record | None:
@@ -131,7 +132,8 @@ async def context_state(conn: Conn, thread_id: int) -> asyncpg.Record | None:
 
 async def context_items(conn: Conn, thread_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
     """The thread's shown posts, the opening post first, then oldest first."""
-    return await conn.fetch(SELECT_CONTEXT_ITEMS, thread_id, limit, offset)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_CONTEXT_ITEMS, thread_id, limit, offset)
+    return result
 
 
 async def count_replies(conn: Conn, thread_id: int, post_id: int, is_opening: bool) -> int:
@@ -143,7 +145,10 @@ async def replies(
     conn: Conn, thread_id: int, post_id: int, is_opening: bool, limit: int, offset: int
 ) -> list[asyncpg.Record]:
     """Direct answers to a post, oldest first (see ``_REPLIES_OF``)."""
-    return await conn.fetch(SELECT_REPLIES, thread_id, post_id, is_opening, limit, offset)
+    result: list[asyncpg.Record] = await conn.fetch(
+        SELECT_REPLIES, thread_id, post_id, is_opening, limit, offset
+    )
+    return result
 
 
 async def outbox_count(conn: Conn, community_id: int) -> int:
@@ -153,7 +158,8 @@ async def outbox_count(conn: Conn, community_id: int) -> int:
 
 async def outbox_rows(conn: Conn, community_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
     """The community's threads (opening posts), newest first, silenced instances left out."""
-    return await conn.fetch(SELECT_OUTBOX, community_id, limit, offset)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_OUTBOX, community_id, limit, offset)
+    return result
 
 
 async def member_follow_count(conn: Conn, community_id: int) -> int:

@@ -136,7 +136,8 @@ async def end_one(conn: Conn, user_id: int, session_id: int) -> None:
 
 
 async def list_for(conn: Conn, user_id: int) -> list[asyncpg.Record]:
-    return await conn.fetch(LIST_SESSIONS, user_id)
+    result: list[asyncpg.Record] = await conn.fetch(LIST_SESSIONS, user_id)
+    return result
 
 
 CHANNEL = "vbg_sessions"  # payload: a user id (a session of theirs ended, or the account changed)

@@ -540,7 +540,8 @@ WHERE p.author_id = $1 AND p.deleted_at IS NULL AND c.visibility IN ('public', '
 async def federated_communities_of_author(conn: Conn, user_id: int) -> list[asyncpg.Record]:
     """(id, visibility) of the public and members-only communities where the member
     has a post still online."""
-    return await conn.fetch(SELECT_AUTHOR_COMMUNITIES, user_id)
+    result: list[asyncpg.Record] = await conn.fetch(SELECT_AUTHOR_COMMUNITIES, user_id)
+    return result
 
 
 SELECT_IDS_BY_AP_IDS = "SELECT ap_id, id FROM posts WHERE ap_id = ANY($1::text[])"

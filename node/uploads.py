@@ -887,4 +887,5 @@ def _pdf_first_page(path: Path) -> Image.Image | None:
         picture = bitmap.to_pil().convert("RGB")
         bitmap.close()
         page.close()
-        return picture
+        result: Image.Image | None = picture
+        return result

@@ -677,7 +677,8 @@ def _fragment(
         )
         cached = Markup(html)
         fragments.put(key, cached)
-    return cached
+    result: Markup = cached
+    return result
 
 
 ACTION_FORM = "actions-form"

@@ -39,7 +39,10 @@ def _cookies(scope: Scope) -> dict[str, str]:
 
 def _is_inbox_post(scope: Scope) -> bool:
     """A POST to an ActivityPub inbox (``/inbox`` or ``…/inbox``: routes of federation.inbox)."""
-    return scope["method"] == "POST" and (scope["path"] == "/inbox" or scope["path"].endswith("/inbox"))
+    result: bool = scope["method"] == "POST" and (
+        scope["path"] == "/inbox" or scope["path"].endswith("/inbox")
+    )
+    return result
 
 
 # Paths a moderator or admin without a required second factor may still use.
