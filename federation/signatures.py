@@ -65,6 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
 from federation.errors import SignatureError
+from node import metrics
 
 log = logging.getLogger(__name__)
 
@@ -412,7 +413,8 @@ def verify_request(
 RFC9421_ALGORITHM = "rsa-v1_5-sha256"
 
 # How many verified signed GETs used each ``(request-target)`` form since the process
-# started: ``with_query`` (what the draft and Mastodon sign) or ``path_only``.
+# started: ``with_query`` (what the draft and Mastodon sign) or ``path_only``; also
+# exported as ``vbg_signed_fetches_total{target}`` (node.metrics).
 REQUEST_TARGET_FORMS: Counter[str] = Counter()
 
 
@@ -441,12 +443,14 @@ def verify_fetch(
             raise
         verify_request(method, path, headers, None, params, public_key, **options)
         REQUEST_TARGET_FORMS["path_only"] += 1
+        metrics.count_signed_fetch("path_only")
         log.info(
             "signed %s of %s verified with (request-target) without its query (key %s; %d such so far)",
             method.upper(), path, params.key_id[:200], REQUEST_TARGET_FORMS["path_only"],
         )  # fmt: skip
         return "path_only"
     REQUEST_TARGET_FORMS["with_query"] += 1
+    metrics.count_signed_fetch("with_query")
     return "with_query"
 
 

@@ -9,6 +9,7 @@ Two kinds of figures::
     vbg_http_request_duration_seconds{route,method}     vbg_queue_lag_seconds{queue}
     vbg_inbox_activities_total{result,reason}           vbg_instances{health}
     vbg_deliveries_total{outcome}                        vbg_instance_failures{domain}
+    vbg_signed_fetches_total{target}
                                                         vbg_up, vbg_replica_lag_seconds
 
 ``serve`` runs several web processes (granian): each writes its counters into files of
@@ -52,6 +53,7 @@ class Metrics:
     latency: Any
     inbox: Any
     deliveries: Any
+    signed_fetches: Any
 
 
 _metrics: Metrics | None = None
@@ -89,11 +91,20 @@ def _create() -> Metrics:
         deliveries=Counter(
             "vbg_deliveries", "Delivery attempts by outcome (success, retry, final)", ["outcome"]
         ),
+        signed_fetches=Counter(
+            "vbg_signed_fetches",
+            "Verified signed GETs by the (request-target) they signed: with_query or path_only (NodeBB 4.15)",
+            ["target"],
+        ),
     )
 
 
 def count_inbox(result: str, reason: str = "") -> None:
     get().inbox.labels(result=result, reason=reason).inc()
+
+
+def count_signed_fetch(target: str) -> None:
+    get().signed_fetches.labels(target=target).inc()
 
 
 def count_delivery(outcome: str) -> None:
