@@ -132,6 +132,7 @@ async def test_an_admin_reconsiders_or_erases_a_refused_application(
     assert await pool.fetchval("SELECT status FROM users WHERE id = $1", first) == "pending"
     gone = await post_form(client, f"/admin/membres/{second}/effacer", {}, page=f"/admin/membres/{second}")
     assert gone.status_code == 303
+    assert "ont été effacées" in (await client.get(gone.headers["location"])).text
     assert await pool.fetchval("SELECT count(*) FROM users WHERE id = $1", second) == 0
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'registration.erase'") == 1
     # An approved member is neither reconsidered nor erased

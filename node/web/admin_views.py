@@ -108,6 +108,7 @@ async def members(request: Request) -> Response:
         query=query,
         role_labels=accounts.ROLE_LABELS,
         status_labels=accounts.STATUS_LABELS,
+        erased=request.query_params.get("fait") == "efface",
     )
 
 
