@@ -1014,7 +1014,11 @@ CREATE TABLE public.posts (
     ap_id text,
     remote_author_id bigint,
     likes_count integer DEFAULT 0 NOT NULL,
-    shares_count integer DEFAULT 0 NOT NULL
+    shares_count integer DEFAULT 0 NOT NULL,
+    removal_rule smallint,
+    removal_reason text DEFAULT ''::text NOT NULL,
+    CONSTRAINT posts_removal_reason_check CHECK ((length(removal_reason) <= 500)),
+    CONSTRAINT posts_removal_rule_check CHECK (((removal_rule >= 0) AND (removal_rule <= 20)))
 );
 
 CREATE SEQUENCE public.posts_id_seq
@@ -1228,9 +1232,12 @@ CREATE TABLE public.users (
     totp_pending_sealed bytea,
     totp_enabled_at timestamp with time zone,
     totp_last_step bigint DEFAULT 0 NOT NULL,
+    suspension_reason text DEFAULT ''::text NOT NULL,
+    in_directory boolean DEFAULT false NOT NULL,
     CONSTRAINT users_profession_check CHECK ((profession = ANY (ARRAY['medical'::text, 'paramedical'::text, 'psychosocial'::text, 'juridique'::text, 'projet'::text, 'autre'::text]))),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['member'::text, 'expert'::text, 'moderator'::text, 'admin'::text]))),
-    CONSTRAINT users_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'refused'::text, 'suspended'::text, 'deleted'::text])))
+    CONSTRAINT users_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'refused'::text, 'suspended'::text, 'deleted'::text]))),
+    CONSTRAINT users_suspension_reason_check CHECK ((length(suspension_reason) <= 1000))
 );
 
 CREATE SEQUENCE public.users_id_seq
@@ -1646,6 +1653,8 @@ CREATE INDEX threads_community_activity ON public.threads USING btree (community
 CREATE INDEX threads_community_recent ON public.threads USING btree (community_id, last_activity_at DESC, id DESC) INCLUDE (remote_author_id) WHERE (deleted_at IS NULL);
 
 CREATE INDEX totp_recovery_codes_user ON public.totp_recovery_codes USING btree (user_id) WHERE (used_at IS NULL);
+
+CREATE INDEX users_directory ON public.users USING btree (lower(display_name)) WHERE (in_directory AND (status = 'approved'::text));
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email)) WHERE (NOT email_conflict);
 
