@@ -40,7 +40,7 @@ from node import accounts, communities, metrics
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
 from node.web.headers import STATIC_HEADERS
-from node.web.requests import settings_of
+from node.web.requests import pool_of, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,14 @@ async def shared_inbox(request: Request) -> str:
 
 async def person_inbox(request: Request) -> str:
     username = request.path_params["username"]
-    async with request.app.state.pool.acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         if await accounts.approved_member(conn, username) is None:
             raise NotFound()
     return urls.person(settings_of(request), username)
 
 
 async def group_inbox(request: Request) -> str:
-    async with request.app.state.pool.acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         community = await communities.find_federated(conn, request.path_params["name"])
     if community is None:
         raise NotFound()
@@ -146,7 +146,7 @@ async def accept(request: Request, *, recipient: str) -> None:
     doc = parse_json(body)
     params = signatures.parse(headers)
     settings = settings_of(request)
-    pool: asyncpg.Pool = request.app.state.pool
+    pool = pool_of(request)
     state = _state(request)
     domain = _key_domain(params.key_id)
     try:

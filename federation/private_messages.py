@@ -37,6 +37,7 @@ from federation.outbox import BuildContext, Outgoing
 from node import accounts, encryption, messages
 from node.errors import NotFound
 from node.settings import Settings
+from node.web.requests import pool_of, settings_of
 
 SEALED = "vbg:sealed"
 
@@ -245,9 +246,9 @@ def _uuid(request: Request) -> uuid.UUID:
 
 
 async def message_object(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     message_uuid = _uuid(request)
-    async with request.app.state.pool.acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         domain = await _requester_domain(request, conn, settings)
         message = await messages.served_to_server(
             conn, _keyring(settings), settings.base_url, message_uuid, domain
@@ -258,9 +259,9 @@ async def message_object(request: Request) -> Response:
 
 
 async def conversation_context(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     context = f"{settings.base_url}/messages/c/{_uuid(request)}"
-    async with request.app.state.pool.acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         domain = await _requester_domain(request, conn, settings)
         items = await messages.context_for_server(conn, settings.base_url, context, domain)
     if items is None:

@@ -28,6 +28,7 @@ from federation.negotiation import ActivityResponse
 from node import published
 from node.errors import NotFound
 from node.settings import Settings
+from node.web.requests import pool_of, settings_of
 
 SELECT_ACTIVITY = "SELECT json, object_uri, audience FROM activities WHERE uri = $1"
 
@@ -59,14 +60,14 @@ async def visibility_of(conn: asyncpg.Connection, settings: Settings, row: async
 
 
 async def activity(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     raw = request.path_params["uuid"]
     try:
         uri = f"{settings.base_url}/activities/{uuid.UUID(raw)}"
     except ValueError:
         raise NotFound() from None
     # the id scheme of federation.urls.new_activity (a lower-case uuid4)
-    async with request.app.state.pool.acquire() as conn:
+    async with pool_of(request).acquire() as conn:
         row = await conn.fetchrow(SELECT_ACTIVITY, uri)
         if row is None or uri != f"{settings.base_url}/activities/{raw}":
             raise NotFound()

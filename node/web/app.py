@@ -45,7 +45,7 @@ from node.web import (
 )
 from node.web.headers import STATIC_HEADERS
 from node.web.middleware import MetricsMiddleware, SecurityHeadersMiddleware, SessionMiddleware
-from node.web.requests import current_user
+from node.web.requests import AppState, current_user, pool_of, settings_of, state_of
 from node.web.templating import render
 from node.web.unreadable import UnreadableURL
 
@@ -154,18 +154,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = state_of(app)
         own_pool = pool is None
         if own_pool:
             if not settings.database_url:
                 raise settings_module.SettingsError("DATABASE_URL is required to start the web app")
-            app.state.pool = await db.create_pool(settings.database_url)
-            async with app.state.pool.acquire() as conn:
+            state.pool = await db.create_pool(settings.database_url)
+            async with state.pool.acquire() as conn:
                 await db.migrate(conn, settings)
             # Sessions cached in this process, evicted by NOTIFY (see sessions.SessionCache).
-            app.state.session_cache = sessions.SessionCache()
-            await app.state.session_cache.start(settings.database_url)
+            state.session_cache = sessions.SessionCache()
+            await state.session_cache.start(settings.database_url)
             if settings.replica_database_url:
-                app.state.read_pool = await db.create_pool(settings.replica_database_url)
+                state.read_pool = await db.create_pool(settings.replica_database_url)
         # Federation workers run in this process only when it owns its pool (serve).
         workers_here = own_pool and settings.workers_in_serve
         if workers_here:
@@ -180,14 +181,14 @@ def create_app(
             if workers_here:
                 await worker.stop(app)
             # The guarded fetcher (federation.access.fetcher_of) is created on first need.
-            fetcher = getattr(app.state, "fetcher", None)
+            fetcher = getattr(state, "fetcher", None)
             if fetcher is not None:
                 await fetcher.close()
             if own_pool:
-                await app.state.session_cache.stop()
-                await app.state.pool.close()
-                if app.state.read_pool is not None:
-                    await app.state.read_pool.close()
+                await state.session_cache.stop()
+                await state.pool.close()
+                if state.read_pool is not None:
+                    await state.read_pool.close()
 
     app = Starlette(
         routes=all_routes(),
@@ -199,10 +200,12 @@ def create_app(
         exception_handlers={AppError: app_error, HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.pool = pool
-    app.state.read_pool = read_pool
-    app.state.server_may_read = server_may_read
+    state = app.state = AppState()
+    state.settings = settings
+    if pool is not None:
+        state.pool = pool
+    state.read_pool = read_pool
+    state.server_may_read = server_may_read
     return app
 
 
@@ -211,8 +214,8 @@ async def server_may_read(request: Request, visibility: str) -> bool:
     documents space ask it: node.web.document_views)."""
     from federation import access
 
-    async with request.app.state.pool.acquire() as conn:
-        return await access.may_read(request, conn, request.app.state.settings, visibility)
+    async with pool_of(request).acquire() as conn:
+        return await access.may_read(request, conn, settings_of(request), visibility)
 
 
 def app_from_env() -> Starlette:

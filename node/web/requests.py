@@ -4,24 +4,47 @@ making the request, ids and numbers read from the URL, the client's address."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import asyncpg
+from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import State
 from starlette.requests import Request
 
 from node.errors import NotFound
-from node.sessions import User
+from node.sessions import SessionCache, User
 from node.settings import Settings
 
 
+class AppState(State):
+    """What the app shares between requests: Starlette's ``app.state``, typed.
+    ``create_app`` installs it; read it with :func:`state_of`. Federation keeps its own
+    objects here too; node cannot name their types, so they are ``Any`` here and typed
+    where federation reads them (``federation.access.fetcher_of``, ``federation.inbox``)."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    read_pool: asyncpg.Pool | None  # the replica, when VBG_REPLICA_DATABASE_URL is set
+    session_cache: SessionCache  # only in a process that owns its pool (serve)
+    server_may_read: Callable[[Request, str], Awaitable[bool]]
+    fetcher: Any  # federation.fetcher.Fetcher, created on first need
+    inbox: Any  # federation.inbox.InboxState
+    federation_workers: list[Any]  # federation.worker.Worker
+
+
+def state_of(app_or_request: Starlette | Request) -> AppState:
+    app = app_or_request.app if isinstance(app_or_request, Request) else app_or_request
+    return cast(AppState, app.state)
+
+
 def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return state_of(request).settings
 
 
 def pool_of(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
+    return state_of(request).pool
 
 
 RECENT_WRITE_COOKIE = "vbg_w"
