@@ -117,3 +117,21 @@ def _textarea(page: str) -> str:
     match = re.search(r"<textarea[^>]*>(.*?)</textarea>", page, re.S)
     assert match
     return match.group(1)
+
+
+async def test_a_multipart_form_refused_for_a_stale_token_keeps_its_text_not_its_file(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a member uploading a document with a description, from a stale page
+    await make_user(pool, "admin", role="admin")
+    await make_community(pool, "medical")
+    await login(client, "admin")
+    response = await client.post(
+        "/c/medical/documents/nouveau",
+        data={"title": TITLE, "description": CASE, "csrf_token": "0" * 64},
+        files={"file": ("protocole.txt", b"Protocole PEP", "text/plain")},
+    )
+    # Then the title and description come back, and the page says the file must be chosen again
+    assert response.status_code == 403
+    assert TITLE in response.text and html.escape(CASE, quote=False) in response.text
+    assert "fichiers ne sont jamais conservés" in response.text

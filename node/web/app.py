@@ -82,6 +82,8 @@ def form_again(
 ) -> Response:
     """The refused form, as typed, with a button to send it again (kept_forms)."""
     kept, dropped = kept_forms.kept_fields(data)
+    # A multipart form carried a file: it is never kept (its fields are, above).
+    dropped = dropped or request.headers.get("content-type", "").startswith("multipart/form-data")
     user = current_user(request)
     action = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return render(

@@ -40,6 +40,8 @@ async def upload_form(request: Request) -> uploads.ReceivedForm:
     received = await uploads.receive(
         request.stream(), content_type, directory=uploads.temp_dir(settings), max_file_bytes=cap
     )
+    # Kept so that a refusal shows the form's text again (node/web/kept_forms.py); files are not.
+    request.state.form_data = received.fields
     try:
         check_csrf(request, received.fields)
     except BaseException:
