@@ -31,3 +31,28 @@ async def test_the_preview_button_renders_the_text_and_publishes_nothing(
     assert await pool.fetchval("SELECT source FROM posts") == "Bonjour"
     assert await pool.fetchval("SELECT source FROM posts") == "Bonjour"
     assert await pool.fetchval("SELECT count(*) FROM threads") == 1
+
+
+async def test_private_messages_have_the_preview_too(
+    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await make_user(pool, "amina")
+    await make_user(pool, "olga")
+    await login(client, "amina")
+    text = "Bonjour, **très** urgent"
+    # A new conversation: previewed, nothing sent
+    new = await post_form(
+        client, "/messages/nouveau", {"recipients": "olga", "subject": "Cas", "body": text, "apercu": "1"}
+    )
+    assert new.status_code == 200 and "<strong>très</strong>" in new.text and 'id="apercu"' in new.text
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 0
+    # Sent, then a reply previewed, nothing more sent
+    sent = await post_form(
+        client, "/messages/nouveau", {"recipients": "olga", "subject": "Cas", "body": text}
+    )
+    path = sent.headers["location"].split("#")[0]
+    reply = await post_form(
+        client, path + "/repondre", {"body": "Suite *importante*", "apercu": "1"}, page=path
+    )
+    assert reply.status_code == 200 and "<em>importante</em>" in reply.text
+    assert await pool.fetchval("SELECT count(*) FROM messages") == 1

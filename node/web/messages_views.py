@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import encryption, messages, uploads
+from node import encryption, markup, messages, uploads
 from node.encryption import Keyring
 from node.errors import BadRequest, Conflict, NotFound
 from node.storage import Storage, storage_for
@@ -81,12 +81,14 @@ async def inbox_page(request: Request) -> Response:
 
 def _new_form(request: Request, status: int = 200, **values: str | dict[str, str]) -> Response:
     errors = values.pop("errors", {})
+    preview = values.pop("preview", "")
     return render(
         request,
         "messages/new.html",
         status,
         values=values,
         errors=errors,
+        preview=preview,
         subject_max=messages.MAX_SUBJECT,
         body_max=messages.MAX_BODY,
         accepted=uploads.ACCEPTED_LABEL,
@@ -145,6 +147,10 @@ async def start(request: Request) -> Response:
     submitted = await Submitted.read(request)
     data = submitted.data
     names, subject, body = _text(data, "recipients"), _text(data, "subject"), _text(data, "body")
+    if data.get("apercu"):
+        submitted.discard()
+        kept = {"recipients": names[:500], "subject": subject[: messages.MAX_SUBJECT], "body": body}
+        return _new_form(request, preview=markup.render(body[: messages.MAX_BODY]), **kept)
     try:
         attachment = await submitted.attachment(request)
         async with pool_of(request).acquire() as conn:
@@ -193,6 +199,21 @@ async def reply(request: Request) -> Response:
     conversation_id = path_id(request)
     body = _text(submitted.data, "body")
     pool = pool_of(request)
+    if submitted.data.get("apercu"):
+        submitted.discard()
+        shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
+        return render(
+            request,
+            "messages/conversation.html",
+            conversation=shown,
+            party_key=messages.party_key,
+            errors={},
+            body=body,
+            preview=markup.render(body[: messages.MAX_BODY]),
+            body_max=messages.MAX_BODY,
+            accepted=uploads.ACCEPTED_LABEL,
+            reported=False,
+        )
     try:
         attachment = await submitted.attachment(request)
         async with pool.acquire() as conn:
