@@ -67,7 +67,7 @@ import asyncpg
 
 from federation import actors, delivery, objects, urls
 from federation.objects import PUBLIC
-from node import accounts, communities, reports, threads
+from node import accounts, communities, events, reports, threads
 from node.db import Conn
 from node.errors import AppError
 from node.settings import Settings
@@ -175,12 +175,13 @@ class _Scene:
 
 
 async def _scene(ctx: BuildContext, payload: dict[str, Any]) -> _Scene | None:
-    view = await objects.load_post(ctx.conn, int(payload["post_id"]))
+    event = events.PostEvent.from_json(payload)
+    if event.post_id is None:
+        return None
+    view = await objects.load_post(ctx.conn, event.post_id)
     if view.visibility == "local" or view.remote:
         return None  # never federated; remote posts travel as relay.announce
-    person = await actors.ensure_local_actor(
-        ctx.conn, ctx.settings, "Person", user_id=int(payload["actor_user_id"])
-    )
+    person = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=event.actor_user_id)
     group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=view.community_id)
     return _Scene(view, objects.post_id(ctx.settings, view.row), person.uri, group.uri)
 
@@ -347,12 +348,13 @@ async def post_unliked(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgo
 
 async def _like_scene(ctx: BuildContext, payload: dict[str, Any]) -> _Scene | None:
     """Likes may be on remote posts too (the object keeps its own id)."""
-    view = await objects.load_post(ctx.conn, int(payload["post_id"]))
+    event = events.PostEvent.from_json(payload)
+    if event.post_id is None:
+        return None
+    view = await objects.load_post(ctx.conn, event.post_id)
     if view.visibility == "local" or view.deleted:
         return None
-    person = await actors.ensure_local_actor(
-        ctx.conn, ctx.settings, "Person", user_id=int(payload["actor_user_id"])
-    )
+    person = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=event.actor_user_id)
     group = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Group", community_id=view.community_id)
     return _Scene(view, objects.post_id(ctx.settings, view.row), person.uri, group.uri)
 
@@ -493,7 +495,7 @@ async def report_forwarded(ctx: BuildContext, payload: dict[str, Any]) -> list[O
     """A member's report, forwarded the way Mastodon forwards one: a ``Flag`` from the
     instance actor (so the member stays anonymous) naming the author and the post by
     id and carrying the reason, never the post's text; to the author's instance only."""
-    report = await reports.forwarded_report(ctx.conn, int(payload["report_id"]))
+    report = await reports.forwarded_report(ctx.conn, events.ReportForwarded.from_json(payload).report_id)
     author = await ctx.conn.fetchrow(SELECT_REPORTED_AUTHOR, report["remote_author_id"]) if report else None
     if report is None or author is None:
         return []

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from node import audit, notifications, threads
+from node import audit, events, notifications, threads
 from node.db import Conn
 from node.errors import Conflict, Forbidden, NotFound
 from node.i18n import _
@@ -211,7 +211,6 @@ ON CONFLICT (reporter_user_id, post_ids) WHERE state = 'open' AND reporter_user_
 DO NOTHING
 RETURNING id
 """
-INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
 # A member's open report of a remote author's post, to forward to that author's server.
 SELECT_FORWARDED = """
 SELECT r.content, r.target_ids, p.remote_author_id
@@ -284,7 +283,7 @@ async def file_report(
             raise Conflict(_(DUPLICATE))
         forwarded = forward and target.remote_author is not None
         if forwarded:
-            await conn.execute(INSERT_EVENT, "report.forwarded", {"report_id": report_id})
+            await events.emit(conn, "report.forwarded", events.ReportForwarded(report_id))
         await audit.record(
             conn,
             "report.create",

@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from node import access, audit, markup, notifications
+from node import access, audit, events, markup, notifications
 from node.communities import (
     Community,
     author_listed_sql,
@@ -140,24 +140,17 @@ def _require_member(viewer: User | None) -> User:
 
 # --- Outbox -----------------------------------------------------------------------
 
-INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
-
 
 async def _emit(
-    conn: asyncpg.Connection, kind: str, ref: Mapping[str, Any], post_id: int | None, actor: User
+    conn: asyncpg.Connection, kind: events.PostKind, ref: Mapping[str, Any], post_id: int | None, actor: User
 ) -> None:
     """Tell the federation workers, in the caller's transaction (never for local communities).
 
     ``ref`` carries ``thread_id``, ``community_id`` and ``visibility``."""
     if not federated(ref["visibility"]):
         return
-    payload = {
-        "post_id": post_id,
-        "thread_id": ref["thread_id"],
-        "community_id": ref["community_id"],
-        "actor_user_id": actor.id,
-    }
-    await conn.execute(INSERT_EVENT, kind, payload)
+    event = events.PostEvent(post_id, ref["thread_id"], ref["community_id"], actor.id)
+    await events.emit(conn, kind, event)
 
 
 # --- Writing --------------------------------------------------------------------
