@@ -150,7 +150,7 @@ async def start(request: Request) -> Response:
     if data.get("apercu"):
         submitted.discard()
         kept = {"recipients": names[:500], "subject": subject[: messages.MAX_SUBJECT], "body": body}
-        return _new_form(request, preview=markup.render(body[: messages.MAX_BODY]), **kept)
+        return _new_form(request, 200, preview=markup.render(body[: messages.MAX_BODY]), **kept)
     try:
         attachment = await submitted.attachment(request)
         async with pool_of(request).acquire() as conn:
