@@ -100,3 +100,23 @@ async def test_members_only_replies_need_an_approved_instance(
     await approve(pool, partner)
     response = await signed_get(client, replies, alice)
     assert response.status_code == 200 and len(response.json()["orderedItems"]) == 1
+
+
+async def test_in_allowlist_mode_public_replies_go_to_listed_instances_only(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    partner: FakeInstance,  # noqa: F811  (the fixture: allowlist mode, partner listed)
+) -> None:
+    # Given a public thread with an answer, on a node in allowlist mode
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    thread_id, _ = await make_thread(pool, community, amina)
+    reply = await make_reply(pool, thread_id, amina)
+    missing = await get_ap(client, "/t/999999")
+    alice = partner.add_actor("alice")
+    for path in (f"/t/{thread_id}/replies", f"/p/{reply}/replies?page=1"):
+        # Then an unsigned GET gets what a missing object gets
+        unsigned = await get_ap(client, path)
+        assert (unsigned.status_code, unsigned.content) == (404, missing.content), path
+        # But the listed partner reads it
+        assert (await signed_get(client, path, alice)).status_code == 200, path
