@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -368,13 +369,17 @@ class TakaheInstall:
     bootstrap: dict[str, Any]
 
 
-def takahe_missing() -> str | None:
+def takahe_missing(server_dsn: str) -> str | None:
     """Why the Takahē interop test cannot run here, or None."""
     missing = interop_missing()
     if missing:
         return missing
     if not all(path.exists() for path in TAKAHE_KIT):
         return f"no Takahē kit under {INTEROP}"
+    if not urllib.parse.urlsplit(server_dsn).hostname:
+        # Takahē's settings take a database URL with a host: the embedded test server
+        # (no DATABASE_URL) listens on a Unix socket only.
+        return "Takahē needs PostgreSQL over TCP: run the tests with DATABASE_URL set"
     return None
 
 

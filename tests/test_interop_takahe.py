@@ -61,7 +61,7 @@ class Scene:
 async def scene(
     server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Scene]:
-    missing = takahe_missing()
+    missing = takahe_missing(server_dsn)
     if missing:
         pytest.skip(missing)
     install = await takahe_install(server_dsn, TAKAHE_HOST)
