@@ -6,12 +6,12 @@ classes of markers (the table below, written out here rather than taken from
 ``node.access``):
 
     class      what carries it                                        who may read it
-    public     a public community, its thread, reply, their author    everyone in HTML; over
-                                                                      ActivityPub an allowed
+    public     a public community, its thread, reply and document,    everyone in HTML; over
+               their author                                           ActivityPub an allowed
                                                                       instance or a partner
-    members    a members-only community, its thread and reply, a      approved members; an
-               member who posts only there                            approved partner
-    local      a local community, its thread and reply                approved members
+    members    a members-only community, its thread, reply and        approved members; an
+               document, a member who posts only there                approved partner
+    local      a local community, its thread, reply and document      approved members
     staff      a pending and a suspended account                      moderators and admins
     deleted    a deleted reply's text                                 moderators and admins
                                                                       (its edit history)
@@ -84,6 +84,7 @@ class World:
     user_ids: dict[int, str] = field(default_factory=dict)
     threads: dict[int, str] = field(default_factory=dict)
     posts: dict[int, str] = field(default_factory=dict)
+    documents: dict[int, str] = field(default_factory=dict)
 
 
 def marker(cls: str, what: str) -> str:
@@ -110,6 +111,11 @@ async def build_world(pool: asyncpg.Pool) -> World:
         reply = await make_reply(pool, thread_id, writer, marker(cls, "reponse"))
         world.threads[thread_id] = cls
         world.posts.update({opening: cls, reply: cls})
+        document = await pool.fetchval(
+            "INSERT INTO documents (thread_id, community_id, author_id, title) VALUES ($1, $2, $3, $4) RETURNING id",
+            thread_id, community, writer, marker(cls, "document"),
+        )  # fmt: skip
+        world.documents[document] = cls
     public_thread = min(t for t, c in world.threads.items() if c == "public")
     deleted = await make_reply(pool, public_thread, author, marker("deleted", "efface"))
     async with pool.acquire() as conn:
@@ -147,6 +153,8 @@ def objects_for(template: str, world: World) -> list[tuple[str, str]]:
         return [(c, str(t)) for t, c in world.threads.items()]
     if template.startswith("/p/"):
         return [(c, str(p)) for p, c in world.posts.items()]
+    if template.startswith("/documents/"):
+        return [(c, str(d)) for d, c in world.documents.items()]
     if template.startswith("/admin/membres/"):
         return [("staff", str(u)) for u in world.user_ids]
     return []
