@@ -1,7 +1,9 @@
 """Private messages between three real nodes (issue 15, quality bars).
 
 Each node is a ``vbg-node serve`` process with its own database and loopback address,
-workers inside ``serve``, signatures checked everywhere, partners listed and approved.
+behind nginx terminating TLS with a local CA (plain HTTP where the machine cannot: no
+root, nginx or openssl), workers inside ``serve``, signatures checked everywhere,
+partners listed and approved.
 A's member writes to B's member: only B's member's inbox receives it, C nothing; B's
 answer reaches A; A's member blocks B's member and B's next message is dropped.
 """
@@ -9,8 +11,13 @@ answer reaches A; A's member blocks B's member and B's next message is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from federation import actors
@@ -18,17 +25,55 @@ from federation.handlers import follow as follow_handler
 from node import encryption, messages
 from node.sessions import User
 from tests.helpers import eventually
-from tests.interop import NodeSpec, RealNode, real_nodes
+from tests.interop import NodeSpec, RealNode, TlsProxy, hosts, interop_missing, make_ca, real_nodes
 
 pytestmark = pytest.mark.federation
 
 
-@pytest.fixture(scope="module")
-async def nodes(
-    server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[dict[str, RealNode]]:
-    specs = [NodeSpec("a", "127.0.0.61"), NodeSpec("b", "127.0.0.62"), NodeSpec("c", "127.0.0.63")]
-    async with real_nodes(server_dsn, template_db, tmp_path_factory.mktemp("pm-nodes"), specs) as started:
+TRUST: list[ssl.SSLContext] = []
+NAMES = {"a": ("pm-a.test", "127.0.0.61"), "b": ("pm-b.test", "127.0.0.62"), "c": ("pm-c.test", "127.0.0.63")}
+
+
+@contextlib.asynccontextmanager
+async def tls_nodes(server_dsn: str, template_db: str, run: Path) -> AsyncIterator[dict[str, RealNode]]:
+    """The three nodes as https://pm-X.test behind nginx terminating TLS (as in
+    production), every process trusting a throw-away local CA; names on loopback
+    through /etc/hosts (hence ``VBG_DEV_ALLOW_PRIVATE_PEERS``)."""
+    certs = make_ca(run / "ca", [name for name, _ in NAMES.values()])
+    ca = str(certs / "ca.crt")
+    TRUST.append(ssl.create_default_context(cafile=ca))  # this process's own reads
+    specs = [NodeSpec(key, ip, base_url=f"https://{name}") for key, (name, ip) in NAMES.items()]
+    with hosts({name: ip for name, ip in NAMES.values()}):
+        async with real_nodes(server_dsn, template_db, run, specs, env={"SSL_CERT_FILE": ca}) as started:
+            mappings = [
+                f"{NAMES[k][0]}={NAMES[k][1]}:{NAMES[k][1]}:{node.live.port}" for k, node in started.items()
+            ]
+            proxy = TlsProxy(run / "nginx", certs, mappings)
+            proxy.start()
+            try:
+                yield started
+            finally:
+                proxy.stop()
+
+
+@contextlib.asynccontextmanager
+async def plain_nodes(server_dsn: str, template_db: str, run: Path) -> AsyncIterator[dict[str, RealNode]]:
+    """Without root, nginx or openssl: the same nodes over plain HTTP on loopback."""
+    specs = [NodeSpec(key, ip) for key, (_, ip) in NAMES.items()]
+    async with real_nodes(server_dsn, template_db, run, specs) as started:
+        yield started
+
+
+@pytest.fixture
+async def nodes(server_dsn: str, template_db: str, tmp_path: Path) -> AsyncIterator[dict[str, RealNode]]:
+    TRUST.clear()
+    tls = interop_missing() is None
+    started_nodes = (
+        tls_nodes(server_dsn, template_db, tmp_path)
+        if tls
+        else plain_nodes(server_dsn, template_db, tmp_path)
+    )
+    async with started_nodes as started:
         await asyncio.gather(
             *(
                 node.admin("allow-domain", other.domain)
@@ -44,6 +89,20 @@ async def nodes(
                     if other is not node:
                         await follow_handler.approve_instance(conn, other.domain, None)
         yield started
+
+
+class TrustingFetcher:
+    """This test process reads an actor over TLS with the local CA (the node processes
+    trust it through SSL_CERT_FILE; aiohttp here read its default context at import)."""
+
+    async def fetch_object(self, url: str) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers={"Accept": "application/activity+json"}, ssl=TRUST[0]) as response,
+        ):
+            assert response.status == 200, response.status
+            doc: dict[str, Any] = await response.json(content_type=None)
+            return doc
 
 
 async def write(node: RealNode, author: User, to: str, subject: str, body: str) -> messages.Written:
@@ -68,7 +127,7 @@ async def test_a_private_conversation_between_two_nodes(nodes: dict[str, RealNod
     amina, bruno = await a.member("amina"), await b.member("bruno")
     # Given A knows B's member (as it would once Bruno wrote in a shared community)
     async with a.pool.acquire() as conn:
-        await actors.get_or_fetch(conn, a.fetcher, b.url("/u/bruno"))
+        await actors.get_or_fetch(conn, TrustingFetcher() if TRUST else a.fetcher, b.url("/u/bruno"))
 
     # When Amina writes to Bruno
     await write(a, amina, f"bruno@{b.domain}", "Situation de Mme Loutre", "Pouvez-vous la **recevoir** ?")
