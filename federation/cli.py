@@ -33,7 +33,7 @@ def _block_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("domain")
     p.add_argument("--severity", choices=policy.SEVERITIES, default="suspend")
     p.add_argument("--reason", help="commentaire public (motif)")
-    p.add_argument("--private-comment", help="commentaire réservé aux administrateurs")
+    p.add_argument("--private-comment", help="commentaire réservé aux administrateur·rice·s")
     p.add_argument("--reject-media", action="store_true", help="ne jamais récupérer ses médias")
     p.add_argument("--reject-reports", action="store_true", help="ignorer ses signalements")
     p.add_argument("--obfuscate", action="store_true", help="masquer le domaine dans les listes publiques")

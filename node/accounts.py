@@ -344,7 +344,7 @@ async def _mail_received(
 ) -> None:
     body = _(
         "Bonjour,\n\nNous avons bien reçu votre demande de compte « %(username)s » sur %(node)s.\n"
-        "Les modératrices et modérateurs du nœud vont l'examiner ; vous pourrez vous connecter "
+        "Les modérateur·rice·s du nœud vont l'examiner ; vous pourrez vous connecter "
         "dès qu'elle sera validée : %(url)s\n\n"
         "Si vous n'avez pas fait cette demande, vous pouvez ignorer ce message."
     ) % {"username": username, "node": settings.node_name, "url": settings.url("/connexion")}
@@ -359,7 +359,7 @@ async def _mail_address_in_use(
         "Bonjour,\n\nQuelqu'un vient de demander un compte sur %(node)s avec votre adresse e-mail, "
         "qui est déjà celle de votre compte. Cette demande ne sera pas validée.\n\n"
         "Si c'était vous : vous avez déjà un compte, connectez-vous ici : %(url)s "
-        "(mot de passe oublié : demandez un lien aux administrateurs du nœud).\n"
+        "(mot de passe oublié : page « Mot de passe oublié ? » de la connexion, ou un lien demandé aux administrateur·rice·s du nœud).\n"
         "Sinon, vous pouvez ignorer ce message."
     ) % {"node": settings.node_name, "url": settings.url("/connexion")}
     subject = _("Votre demande d'inscription sur %(node)s") % {"node": settings.node_name}

@@ -706,7 +706,9 @@ async def _audit(
 async def _animated_thread(conn: asyncpg.Connection, thread_id: int, actor: User) -> asyncpg.Record:
     ref = await load_thread(conn, thread_id, _require_member(actor), lock=True)
     if not may_animate(actor, ref):
-        raise Forbidden("Seuls les experts de la communauté et les modérateurs peuvent faire cela.")
+        raise Forbidden(
+            "Seul·e·s les expert·e·s de la communauté et les modérateur·rice·s peuvent faire cela."
+        )
     return ref
 
 

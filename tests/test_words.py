@@ -6,6 +6,7 @@ The text a member can read is a template's content outside ``{% … %}`` and ``{
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -57,3 +58,40 @@ def test_the_check_sees_a_banned_word_in_visible_text_only(tmp_path: Path) -> No
     )
     text = readable(page).lower()
     assert "csrf" not in text and "liste blanche" in text
+
+
+def french_messages() -> list[tuple[str, int, str]]:
+    """French text literals of node/ and federation/ (docstrings excluded): what the node
+    shows or sends. The demo's sample posts are content, not messages."""
+    found = []
+    for base in ("node", "federation"):
+        for path in sorted((ROOT / base).rglob("*.py")):
+            if path.name == "demo.py":
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+                and isinstance(node.body[0].value, ast.Constant)
+            }
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and id(node) not in docstrings
+                    and re.search(r"[éèàçêù]|\b(le|la|les|des|une|du)\b", node.value)
+                ):
+                    found.append((str(path.relative_to(ROOT)), node.lineno, node.value))
+    return found
+
+
+def test_the_nodes_messages_follow_the_glossary_too() -> None:
+    wrong = [
+        (path, line, text[:80])
+        for path, line, text in french_messages()
+        if any(word in text.lower() for word in BANNED) or MASCULINE_ONLY.search(text)
+    ]
+    assert wrong == []
