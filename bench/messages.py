@@ -1,8 +1,9 @@
 """Private messages benchmark (issue 15): messages sent and read per CPU-second, with
 encryption at rest on and off. Target: encryption costs less than 10 %.
 
-Prints figures; asserts nothing. Starts its own embedded PostgreSQL so that its CPU
-can be counted (CPU = this process + the PostgreSQL backend serving it). The node's own
+Prints figures; asserts nothing. Works in a scratch database on DATABASE_URL's server
+(else an embedded PostgreSQL); CPU = this process + the PostgreSQL backend serving it
+(when that server runs on this machine). The node's own
 service functions run (``node.messages``: checks, Markdown rendering, SQL, unread
 counters, sealing); "off" runs the very same code with the AES-GCM seal and open
 (and the key wrap) replaced by identity functions, so the difference is the cost of
@@ -22,11 +23,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -120,7 +123,33 @@ class OneConnection:
         yield self.conn
 
 
-PG_ROOT: list[int] = []  # the pid of our pool's PostgreSQL backend
+PG_ROOT: list[int] = []
+
+
+@contextlib.asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """A fresh migrated database on DATABASE_URL's server, or on an embedded one."""
+    server = os.environ.get("DATABASE_URL")
+    embedded = None
+    if not server:
+        embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-messages-")))
+        server = embedded.start("postgres")
+    name = f"vbgbench_pm_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = urlunsplit(urlsplit(server)._replace(path="/" + name))
+    conn = await db.connect(dsn)
+    await db.migrate(conn)
+    await conn.close()
+    try:
+        yield dsn
+    finally:
+        admin = await asyncpg.connect(server)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        if embedded is not None:
+            embedded.stop()  # the pid of our pool's PostgreSQL backend
 
 
 def cpu_now() -> float:
@@ -151,15 +180,10 @@ async def main() -> None:
     args = parser.parse_args()
     if figures.smoke():
         args.messages, args.reads, args.rounds = 100, 20, 1
-    work = Path(tempfile.mkdtemp(prefix="vbg-bench-messages-"))
-    embedded = db.EmbeddedPostgres(work)
-    dsn = embedded.start("bench")
-    try:
-        conn = await db.connect(dsn)
-        await db.migrate(conn)
-        await conn.close()
+    async with scratch_database() as dsn:
         pool = OneConnection(await db.connect(dsn))
-        PG_ROOT[:] = [await pool.conn.fetchval("SELECT pg_backend_pid()")]
+        backend = await pool.conn.fetchval("SELECT pg_backend_pid()")
+        PG_ROOT[:] = [backend] if psutil.pid_exists(backend) else []  # a remote server: app CPU only
         keyring = encryption.Keyring([encryption.new_key()])
         results: dict[str, dict[str, list[float]]] = {
             "on": {"sent": [], "read": []},
@@ -172,8 +196,6 @@ async def main() -> None:
                     results[mode]["sent"].append(await timed_send(pool, keyring, args.messages, tag))
                     results[mode]["read"].append(await timed_read(pool, keyring, args.reads, tag + "r"))
         await pool.conn.close()
-    finally:
-        embedded.stop()
     print(
         f"{os.cpu_count()} cores; CPU = this process + its PostgreSQL backend; {args.rounds} rounds, best of each"
     )
