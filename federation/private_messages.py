@@ -19,10 +19,13 @@ conversation's remote participants; anyone else gets 404, like a missing object.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import uuid
 from html import unescape
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 import nh3
@@ -31,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from federation import access, actors, objects, urls
+from federation.errors import FederationError
 from federation.handlers.base import PUBLIC_ALIASES, Context, Outcome, done, ignored, local_path, ref, refs
 from federation.negotiation import ActivityResponse, wants_activitypub
 from federation.outbox import BuildContext, Outgoing
@@ -224,6 +228,45 @@ async def receive(ctx: Context) -> Outcome:
     if stored is None:
         return ignored("private message dropped (policy, preference, block or unknown conversation)")
     return done(f"message {stored}")
+
+
+# -- finding a remote member ------------------------------------------------------------
+
+HANDLE = re.compile(r"^([a-z0-9_.-]{1,100})@([a-z0-9.-]{1,253}(?::[0-9]{1,5})?)$")
+
+
+async def learn_remote_member(request: Request, handle: str) -> None:
+    """Make « nom@domaine » known: WebFinger on its server, then its actor, both through
+    the guarded fetcher (instance policy, address checks). Anything that fails leaves it
+    unknown; the form then says the member was not found."""
+    match = HANDLE.match(handle.strip().lstrip("@").lower())
+    if match is None:
+        return
+    name, domain = match.groups()
+    settings = settings_of(request)
+    fetcher = access.fetcher_of(request)
+    schemes = ("https", "http") if settings.dev_allow_private_peers else ("https",)
+    for scheme in schemes:
+        url = f"{scheme}://{domain}/.well-known/webfinger?{urlencode({'resource': f'acct:{name}@{domain}'})}"
+        try:
+            jrd = await fetcher.fetch_json(url)
+        except FederationError:
+            continue
+        href = next(
+            (
+                link.get("href")
+                for link in jrd.get("links", [])
+                if isinstance(link, dict)
+                and link.get("rel") == "self"
+                and "activity+json" in str(link.get("type"))
+            ),
+            None,
+        )
+        if isinstance(href, str):
+            async with pool_of(request).acquire() as conn:
+                with contextlib.suppress(FederationError, actors.ActorInvalid):
+                    await actors.get_or_fetch(conn, fetcher, href)
+        return
 
 
 # -- served to participants' servers only -----------------------------------------------

@@ -899,6 +899,16 @@ async def remote_recipients(conn: Conn, handles: Sequence[str]) -> list[Recipien
     return found
 
 
+async def unknown_remote(conn: Conn, names: Sequence[str]) -> list[str]:
+    """The ``name@domain`` handles among ``names`` of actors the node does not know yet
+    (the page asks federation to look them up: node makes no network call)."""
+    handles = [n.strip().lstrip("@").lower() for n in names if "@" in n.strip().lstrip("@")][:MAX_RECIPIENTS]
+    if not handles:
+        return []
+    known = {f"{r['username']}@{r['domain']}".lower() for r in await conn.fetch(SELECT_KNOWN_ACTORS, handles)}
+    return [h for h in handles if h not in known]
+
+
 async def recipients(conn: Conn, author: User, names: Sequence[str]) -> list[Recipient]:
     """Local usernames and remote handles (``name@domain``) of a new conversation."""
     local = [n for n in names if n.strip() and "@" not in n.strip().lstrip("@")]

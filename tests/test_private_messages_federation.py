@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import httpx
 
 from node import encryption, messages
 from node.sessions import User
@@ -33,6 +34,7 @@ from tests.delivery_kit import (  # noqa: F401  (fixtures)
     trust_us,
 )
 from tests.fakefedi import FakeActor, FakeInstance
+from tests.helpers import login, make_user, post_form
 from tests.inboxnode import AS_CONTEXT, PUBLIC, running_node
 
 SUBJECT = "Orientation Mme Colibri-Pangolin"
@@ -221,3 +223,26 @@ async def test_the_messages_policy_drops_what_it_does_not_allow(pool: asyncpg.Po
 async def actor_id(pool: asyncpg.Pool, uri: str) -> int:
     found: int = await pool.fetchval("SELECT id FROM actors WHERE uri = $1", uri)
     return found
+
+
+async def test_a_member_of_a_partner_server_is_found_by_name_at_domain(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with running_node(pool, tmp_path) as node, FakeInstance("127.0.0.118") as partner:
+        # Given Amina here, and Alice on a partner server the node has never heard of
+        await make_user(pool, "amina")
+        alice = partner.add_actor("alice")
+        await pool.execute("INSERT INTO instances (domain, approved) VALUES ($1, true)", partner.domain)
+        transport = httpx.ASGITransport(app=node.app, client=("198.51.100.4", 40004))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as amina:
+            await login(amina, "amina")
+            # When Amina writes to alice@domain
+            form = {"recipients": f"alice@{partner.domain}", "subject": "Bonjour", "body": "Un mot."}
+            response = await post_form(amina, "/messages/nouveau", form)
+            # Then the node looked her up (WebFinger, then her actor) and the conversation exists
+            assert response.status_code == 303, response.text
+            assert await pool.fetchval("SELECT count(*) FROM actors WHERE uri = $1", alice.id) == 1
+            # and an unknown name is a French form error
+            form["recipients"] = f"personne@{partner.domain}"
+            refused = await post_form(amina, "/messages/nouveau", form)
+            assert refused.status_code == 400 and "introuvable" in refused.text

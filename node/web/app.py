@@ -208,6 +208,7 @@ def create_app(
         state.pool = pool
     state.read_pool = read_pool
     state.server_may_read = server_may_read
+    state.learn_remote_member = private_messages.learn_remote_member
     return app
 
 

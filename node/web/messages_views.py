@@ -45,6 +45,7 @@ from node.web.requests import (
     require_member,
     require_moderator,
     settings_of,
+    state_of,
 )
 from node.web.templating import redirect, render
 from node.web.upload_forms import upload_form
@@ -154,7 +155,10 @@ async def start(request: Request) -> Response:
     try:
         attachment = await submitted.attachment(request)
         async with pool_of(request).acquire() as conn:
-            recipients = await messages.recipients(conn, user, names.replace(";", ",").split(","))
+            wanted = names.replace(";", ",").split(",")
+            for handle in await messages.unknown_remote(conn, wanted):
+                await state_of(request).learn_remote_member(request, handle)
+            recipients = await messages.recipients(conn, user, wanted)
             written = await messages.start(
                 conn, _keyring(request), settings_of(request).base_url, user, recipients, subject, body,
                 attachment, _files(request),

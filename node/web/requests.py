@@ -29,6 +29,8 @@ class AppState(State):
     read_pool: asyncpg.Pool | None  # the replica, when VBG_REPLICA_DATABASE_URL is set
     session_cache: SessionCache  # only in a process that owns its pool (serve)
     server_may_read: Callable[[Request, str], Awaitable[bool]]
+    # federation.private_messages.learn_remote_member: WebFinger + actor of « nom@domaine »
+    learn_remote_member: Callable[[Request, str], Awaitable[None]]
     fetcher: Any  # federation.fetcher.Fetcher, created on first need
     inbox: Any  # federation.inbox.InboxState
     federation_workers: list[Any]  # federation.worker.Worker
