@@ -459,7 +459,7 @@ async def _answering_actor(ctx: BuildContext, payload: dict[str, Any]) -> str | 
 
 
 async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
-    member = await accounts.approved_member_by_id(ctx.conn, int(payload["user_id"]))
+    member = await accounts.approved_member_by_id(ctx.conn, events.PersonUpdated.from_json(payload).user_id)
     if member is None:
         return []
     # The federated communities where the member has a post (their followers know the member).
@@ -476,11 +476,11 @@ async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
 async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """``Delete{Person}`` as Mastodon sends it when an account is deleted: object = the
     actor's id, to Public; other servers then drop their copy of the member."""
-    wrote_in = payload.get("communities", [])
-    inboxes = _union(*[await follower_inboxes(ctx, int(c["id"]), str(c["visibility"])) for c in wrote_in])
+    event = events.PersonDeleted.from_json(payload)
+    inboxes = _union(*[await follower_inboxes(ctx, c.id, c.visibility) for c in event.communities])
     if not inboxes:
         return []
-    actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=int(payload["user_id"]))
+    actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=event.user_id)
     activity = envelope(ctx.settings, "Delete", actor.uri, actor.uri, [PUBLIC], [])
     return [Outgoing(activity, inboxes, actor.uri, "public")]
 

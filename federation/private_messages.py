@@ -38,7 +38,7 @@ from federation.errors import FederationError
 from federation.handlers.base import PUBLIC_ALIASES, Context, Outcome, done, ignored, local_path, ref, refs
 from federation.negotiation import ActivityResponse, wants_activitypub
 from federation.outbox import BuildContext, Outgoing
-from node import accounts, encryption, messages
+from node import accounts, encryption, events, messages
 from node.errors import NotFound
 from node.settings import Settings
 from node.web.requests import pool_of, settings_of
@@ -154,7 +154,9 @@ def note_of(settings: Settings, message: messages.OutgoingMessage) -> dict[str, 
 async def message_created(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """``Create{Note}`` to each remote participant's personal inbox, sealed at rest."""
     keyring = _keyring(ctx.settings)
-    message = await messages.outgoing(ctx.conn, keyring, ctx.settings.base_url, int(payload["message_id"]))
+    message = await messages.outgoing(
+        ctx.conn, keyring, ctx.settings.base_url, events.MessageCreated.from_json(payload).message_id
+    )
     if message is None:
         return []
     policy = await messages.remote_policy(ctx.conn)

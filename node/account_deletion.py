@@ -23,7 +23,7 @@ import secrets
 
 import asyncpg
 
-from node import audit, sessions, threads
+from node import audit, events, sessions, threads
 from node.errors import BadRequest
 from node.security import hash_password, verify_password
 from node.sessions import User
@@ -56,7 +56,6 @@ CLEANUP = (
     "DELETE FROM community_experts WHERE user_id = $1",
     "UPDATE conversation_participants SET left_at = now() WHERE user_id = $1 AND left_at IS NULL",
 )
-INSERT_PERSON_DELETED = "INSERT INTO outbox_events (kind, payload) VALUES ('person.deleted', $1)"
 
 
 async def delete_account(conn: asyncpg.Connection, member: User, password: str, posts: str) -> None:
@@ -77,7 +76,8 @@ async def delete_account(conn: asyncpg.Connection, member: User, password: str, 
             await conn.execute(statement, member.id)
         await conn.execute(SCRUB, member.id, DELETED_NAME, hash_password(secrets.token_urlsafe(32)))
         await sessions.end_all(conn, member.id)
-        await conn.execute(INSERT_PERSON_DELETED, {"user_id": member.id, "communities": communities})
+        wrote_in = tuple(events.WroteIn(c["id"], c["visibility"]) for c in communities)
+        await events.emit(conn, "person.deleted", events.PersonDeleted(member.id, wrote_in))
         await audit.record(
             conn,
             "account.delete",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from node import audit, mail, notifications, sessions
+from node import audit, events, mail, notifications, sessions
 from node.db import Conn
 from node.errors import BadRequest, Conflict, NotFound
 from node.i18n import _
@@ -511,7 +511,6 @@ WHERE id = $1
 # What a member's ActivityPub ``Person`` shows (federation.objects.person_to_ap): when it
 # changes, the federation workers send an ``Update{Person}`` (federation.outbox).
 SELECT_PERSON_FIELDS = "SELECT display_name, bio FROM users WHERE id = $1 FOR UPDATE"
-INSERT_PERSON_UPDATED = "INSERT INTO outbox_events (kind, payload) VALUES ('person.updated', $1)"
 SELECT_HASH = "SELECT password_hash FROM users WHERE id = $1"
 UPDATE_PASSWORD = "UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1"
 
@@ -575,7 +574,7 @@ async def update_profile(pool: asyncpg.Pool, user_id: int, update: ProfileUpdate
             update.display_name.strip(),
             update.bio.strip(),
         ):
-            await tx.execute(INSERT_PERSON_UPDATED, {"user_id": user_id})
+            await events.emit(tx, "person.updated", events.PersonUpdated(user_id))
 
 
 SET_TIMEZONE = "UPDATE users SET timezone = $2 WHERE id = $1"

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from node import access, audit, threads, uploads
+from node import access, audit, events, threads, uploads
 from node.communities import Community, author_shown_sql, is_reader, readable_sql
 from node.db import Conn
 from node.errors import BadRequest, Forbidden, NotFound
@@ -180,7 +180,6 @@ LEFT JOIN threads t ON t.id = d.thread_id
 WHERE d.id = $1 AND d.deleted_at IS NULL AND (d.thread_id IS NULL OR t.deleted_at IS NULL)
   AND {author_shown_sql("t.remote_author_id")}
 """
-INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
 SET_FEATURED = (
     "UPDATE documents SET featured_at = CASE WHEN $2 THEN now() END, featured_by = $3 WHERE id = $1"
 )
@@ -302,13 +301,8 @@ def may_feature(viewer: User | None, ref: asyncpg.Record) -> bool:
 async def _emit_updated(conn: asyncpg.Connection, ref: asyncpg.Record, actor: User) -> None:
     if ref["visibility"] == "local" or ref["opening_id"] is None:
         return
-    payload = {
-        "post_id": ref["opening_id"],
-        "thread_id": ref["thread_id"],
-        "community_id": ref["community_id"],
-        "actor_user_id": actor.id,
-    }
-    await conn.execute(INSERT_EVENT, "post.updated", payload)
+    event = events.PostEvent(ref["opening_id"], ref["thread_id"], ref["community_id"], actor.id)
+    await events.emit(conn, "post.updated", event)
 
 
 async def add_version(

@@ -6,9 +6,10 @@ worker (``federation.outbox``) reads the payload back with the event's ``from_js
 and turns it into activities. The payload is JSON in ``outbox_events.payload``; the
 dataclass is the one description of its fields for both sides.
 
-Typed here: the forum's post and thread events and forwarded reports. Other kinds
-(relays and follow answers written by federation's handlers, person, message and
-document events) still carry plain dicts.
+Typed here: every event node writes (posts and threads, documents' pages, forwarded
+reports, members' profiles and deletions, private messages). The relays and follow
+answers written by federation's own handlers (``handlers.base.emit``) still carry
+plain dicts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import asyncpg
+from node.db import Conn
 
 PostKind = Literal[
     "post.created",
@@ -68,13 +69,64 @@ class ReportForwarded:
         return cls(int(payload["report_id"]))
 
 
+@dataclass(frozen=True)
+class PersonUpdated:
+    """A member changed what their Person actor shows (name, bio)."""
+
+    user_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> PersonUpdated:
+        return cls(int(payload["user_id"]))
+
+
+@dataclass(frozen=True)
+class WroteIn:
+    """A federated community where a deleted member had written (their followers knew them)."""
+
+    id: int
+    visibility: str
+
+
+@dataclass(frozen=True)
+class PersonDeleted:
+    """A member deleted their account; ``communities``: where they had written."""
+
+    user_id: int
+    communities: tuple[WroteIn, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "communities": [asdict(c) for c in self.communities]}
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> PersonDeleted:
+        wrote_in = tuple(WroteIn(int(c["id"]), str(c["visibility"])) for c in payload.get("communities", []))
+        return cls(int(payload["user_id"]), wrote_in)
+
+
+@dataclass(frozen=True)
+class MessageCreated:
+    """A private message to deliver to the participants on other servers."""
+
+    message_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> MessageCreated:
+        return cls(int(payload["message_id"]))
+
+
+Kind = PostKind | Literal["report.forwarded", "person.updated", "person.deleted", "message.created"]
+Event = PostEvent | ReportForwarded | PersonUpdated | PersonDeleted | MessageCreated
+
 INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
 
 
-async def emit(
-    conn: asyncpg.Connection,
-    kind: PostKind | Literal["report.forwarded"],
-    event: PostEvent | ReportForwarded,
-) -> None:
+async def emit(conn: Conn, kind: Kind, event: Event) -> None:
     """Write ``event`` in the caller's transaction."""
     await conn.execute(INSERT_EVENT, kind, event.to_json())

@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from node import audit, encryption, markup, notifications
+from node import audit, encryption, events, markup, notifications
 from node.db import Conn
 from node.encryption import Cipher, Keyring, Wrapped, field_aad, new_key
 from node.errors import BadRequest, Conflict, NotFound
@@ -226,7 +226,6 @@ HAS_REMOTE = """
 SELECT EXISTS (SELECT 1 FROM conversation_participants
                WHERE conversation_id = $1 AND actor_id IS NOT NULL AND left_at IS NULL)
 """
-INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ('message.created', $1)"
 
 
 @dataclass(frozen=True)
@@ -314,7 +313,7 @@ async def _add_message(conn: asyncpg.Connection, sealer: Sealer, message: NewMes
 
 async def _emit_if_remote(conn: asyncpg.Connection, conversation_id: int, message_id: int) -> None:
     if await conn.fetchval(HAS_REMOTE, conversation_id):
-        await conn.execute(INSERT_EVENT, {"message_id": message_id})
+        await events.emit(conn, "message.created", events.MessageCreated(message_id))
 
 
 async def start(
