@@ -25,10 +25,10 @@ from node.sessions import User
 from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import ROOT, TEST_SECRET, _with_database, drop_test_database
+from tests.documents_kit import given_a_document
 from tests.helpers import make_user
 from tests.interop import VBG_NODE
 from tests.samples_uploads import pdf_with_author
-from tests.test_documents import given_a_document
 
 BASE = "https://forum.example.org"
 

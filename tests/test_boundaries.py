@@ -45,3 +45,18 @@ def test_the_scanner_sees_forum_sql() -> None:
 def test_every_forum_table_has_an_owner_module_that_exists() -> None:
     for table, owner in {**FORUM_TABLES, **FEDERATION_TABLES}.items():
         assert (ROOT / (owner.replace(".", "/") + ".py")).is_file(), (table, owner)
+
+
+def test_no_test_module_imports_another() -> None:
+    # Shared fixtures and factories live in kits with honest names (tests/*_kit.py,
+    # tests/helpers.py, tests/inboxnode.py …), never in a test_*.py module.
+    offenders = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                if any(n.split(".")[-1].startswith("test_") and n.startswith("tests.") for n in names):
+                    offenders.append(f"{path.name}:{node.lineno} {node.module}")
+            elif isinstance(node, ast.Import):
+                offenders += [f"{path.name}:{node.lineno} {a.name}" for a in node.names if ".test_" in a.name]
+    assert not offenders, "move what is shared into a kit: " + "; ".join(offenders)

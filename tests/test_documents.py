@@ -15,20 +15,10 @@ from PIL import Image
 
 from node.settings import Settings
 from tests.ap_kit import approve, partner, settings, signed_get  # noqa: F401  (fixtures)
+from tests.documents_kit import document_id, given_a_document, upload
 from tests.fakefedi import FakeInstance
 from tests.helpers import csrf, login, make_community, make_user, new_client
 from tests.samples_uploads import AUTHOR, docx, jpeg_with_gps, pdf_with_author
-
-FIELDS = {
-    "title": "Protocole de prise en charge médicale",
-    "doc_type": "protocole",
-    "description": "Les **étapes** de l'accueil d'une survivante.",
-    "tags": "accueil, Urgence",
-    "language": "fr",
-    "origin": "Hôpital de Panzi",
-    "licence": "CC BY 4.0",
-    "issued_on": "2026-03-01",
-}
 
 
 def same_page(response: httpx.Response) -> bytes:
@@ -38,33 +28,6 @@ def same_page(response: httpx.Response) -> bytes:
 
 def files_under(path: Path) -> list[str]:
     return sorted(p.name for p in path.rglob("*") if p.is_file()) if path.exists() else []
-
-
-async def upload(
-    client: httpx.AsyncClient, community: str, data: bytes, name: str = "protocole.pdf", **fields: str
-) -> httpx.Response:
-    token = await csrf(client, f"/c/{community}/documents/nouveau")
-    return await client.post(
-        f"/c/{community}/documents/nouveau",
-        data={**FIELDS, **fields, "csrf_token": token},
-        files={"file": (name, data, "application/octet-stream")},
-    )
-
-
-def document_id(response: httpx.Response) -> int:
-    assert response.status_code == 303, response.text
-    match = re.fullmatch(r"/documents/(\d+)", response.headers["location"])
-    assert match
-    return int(match.group(1))
-
-
-async def given_a_document(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, visibility: str = "members", data: bytes | None = None
-) -> int:
-    await make_user(pool, "amina")
-    await make_community(pool, "medical", visibility=visibility)
-    await login(client, "amina")
-    return document_id(await upload(client, "medical", data or pdf_with_author(with_image=False)))
 
 
 async def test_a_member_uploads_a_pdf_and_finds_it_in_both_libraries_with_its_size(

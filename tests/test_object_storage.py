@@ -18,9 +18,9 @@ from node import storage
 from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import TEST_SECRET
+from tests.documents_kit import given_a_document
 from tests.liveserver import free_port
 from tests.samples_uploads import pdf_with_author
-from tests.test_documents import given_a_document
 
 BUCKET = "vbg-fichiers"
 
