@@ -387,10 +387,10 @@ def _ref(value: Any) -> str | None:
 async def relay_announce(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """A remote activity accepted in one of our groups, relayed unmodified (nothing at
     all, not even a stored Announce, when no other instance follows the group)."""
-    community_id = int(payload["community_id"])
+    event = events.RelayAnnounce.from_json(payload)
+    community_id, activity = event.community_id, event.activity
     visibility = await _visibility(ctx, community_id)
-    activity = payload["activity"]
-    if visibility is None or not isinstance(activity, dict):
+    if visibility is None or not activity:
         return []
     inboxes = await follower_inboxes(ctx, community_id, visibility)
     if not inboxes:
@@ -401,14 +401,16 @@ async def relay_announce(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
 
 async def relay_announce_page(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """A remote member's new thread in a public group, boosted for Mastodon."""
-    view = await objects.load_thread(ctx.conn, int(payload["thread_id"]))
-    return await _boost_remote(ctx, int(payload["community_id"]), view)
+    event = events.RelayAnnouncePage.from_json(payload)
+    view = await objects.load_thread(ctx.conn, event.thread_id)
+    return await _boost_remote(ctx, event.community_id, view)
 
 
 async def relay_announce_object(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
     """A remote member's thread or reply in a public group, boosted for Mastodon-API servers."""
-    view = await objects.load_post(ctx.conn, int(payload["post_id"]))
-    return await _boost_remote(ctx, int(payload["community_id"]), view)
+    event = events.RelayAnnounceObject.from_json(payload)
+    view = await objects.load_post(ctx.conn, event.post_id)
+    return await _boost_remote(ctx, event.community_id, view)
 
 
 async def _boost_remote(ctx: BuildContext, community_id: int, view: objects.PostView) -> list[Outgoing]:
@@ -425,10 +427,11 @@ async def _boost_remote(ctx: BuildContext, community_id: int, view: objects.Post
 
 def _answer(kind: str) -> Builder:
     async def build(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
-        follower = await ctx.conn.fetchrow(SELECT_ACTOR, int(payload["actor_id"]))
-        speaker = await _answering_actor(ctx, payload)
-        follow = payload["follow"]
-        if follower is None or follower["local"] or speaker is None or not isinstance(follow, dict):
+        event = events.FollowAnswer.from_json(payload)
+        follower = await ctx.conn.fetchrow(SELECT_ACTOR, event.actor_id)
+        speaker = await _answering_actor(ctx, event)
+        follow = event.follow
+        if follower is None or follower["local"] or speaker is None or not follow:
             return []
         # Plain URI strings: some servers cannot match a Follow whose actor is embedded.
         embedded = {
@@ -445,14 +448,14 @@ def _answer(kind: str) -> Builder:
     return build
 
 
-async def _answering_actor(ctx: BuildContext, payload: dict[str, Any]) -> str | None:
-    if payload.get("local_actor_id") is not None:
-        uri: str | None = await ctx.conn.fetchval(SELECT_LOCAL_ACTOR, int(payload["local_actor_id"]))
+async def _answering_actor(ctx: BuildContext, event: events.FollowAnswer) -> str | None:
+    if event.local_actor_id is not None:
+        uri: str | None = await ctx.conn.fetchval(SELECT_LOCAL_ACTOR, event.local_actor_id)
         if uri is not None:
             return uri
-    if payload.get("community_id") is not None:
+    if event.community_id is not None:
         group = await actors.ensure_local_actor(
-            ctx.conn, ctx.settings, "Group", community_id=int(payload["community_id"])
+            ctx.conn, ctx.settings, "Group", community_id=event.community_id
         )
         return group.uri
     return None

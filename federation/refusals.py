@@ -32,7 +32,7 @@ from federation import actors, policy, signatures
 from federation.errors import FederationError
 from federation.handlers.base import emit
 from federation.policy import host_of
-from node import communities
+from node import communities, events
 from node.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ async def answer(
             await emit(
                 conn,
                 "follow.reject",
-                {"community_id": group, "local_actor_id": None, "follow": doc, "actor_id": actor.id},
+                events.FollowAnswer(group, None, doc, actor.id),
             )
     finally:
         await fetcher.close()

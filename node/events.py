@@ -6,10 +6,11 @@ worker (``federation.outbox``) reads the payload back with the event's ``from_js
 and turns it into activities. The payload is JSON in ``outbox_events.payload``; the
 dataclass is the one description of its fields for both sides.
 
-Typed here: every event node writes (posts and threads, documents' pages, forwarded
-reports, members' profiles and deletions, private messages). The relays and follow
-answers written by federation's own handlers (``handlers.base.emit``) still carry
-plain dicts.
+Every kind is typed here: what node's services write (posts and threads, documents'
+pages, forwarded reports, members' profiles and deletions, private messages) and what
+federation's inbox handlers write for the groups (relays, follow answers). The relay
+events of new remote threads are built inside ``node.threads``' single INSERT
+statements with the same fields (``jsonb_build_object``).
 """
 
 from __future__ import annotations
@@ -121,8 +122,103 @@ class MessageCreated:
         return cls(int(payload["message_id"]))
 
 
-Kind = PostKind | Literal["report.forwarded", "person.updated", "person.deleted", "message.created"]
-Event = PostEvent | ReportForwarded | PersonUpdated | PersonDeleted | MessageCreated
+@dataclass(frozen=True)
+class RelayAnnounce:
+    """The group relays an accepted remote activity, unmodified (FEP-1b12)."""
+
+    community_id: int
+    activity: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"community_id": self.community_id, "activity": self.activity}  # no copy of the activity
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> RelayAnnounce:
+        activity = payload.get("activity")
+        return cls(int(payload["community_id"]), activity if isinstance(activity, dict) else {})
+
+
+@dataclass(frozen=True)
+class RelayAnnouncePage:
+    """A public group boosts a remote member's new thread (its Page, by id) for Mastodon."""
+
+    community_id: int
+    thread_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> RelayAnnouncePage:
+        return cls(int(payload["community_id"]), int(payload["thread_id"]))
+
+
+@dataclass(frozen=True)
+class RelayAnnounceObject:
+    """A public group boosts a remote member's thread or reply (by id) for Mastodon-API servers."""
+
+    community_id: int
+    post_id: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> RelayAnnounceObject:
+        return cls(int(payload["community_id"]), int(payload["post_id"]))
+
+
+@dataclass(frozen=True)
+class FollowAnswer:
+    """Accept or Reject of a remote actor's Follow (``follow``: the Follow as received),
+    spoken by our ``local_actor_id`` or else by the community's group."""
+
+    community_id: int | None
+    local_actor_id: int | None
+    follow: dict[str, Any]
+    actor_id: int  # the follower
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "community_id": self.community_id,
+            "local_actor_id": self.local_actor_id,
+            "follow": self.follow,
+            "actor_id": self.actor_id,
+        }
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> FollowAnswer:
+        community_id, local_actor_id, follow = (
+            payload.get("community_id"),
+            payload.get("local_actor_id"),
+            payload.get("follow"),
+        )
+        return cls(
+            None if community_id is None else int(community_id),
+            None if local_actor_id is None else int(local_actor_id),
+            follow if isinstance(follow, dict) else {},
+            int(payload["actor_id"]),
+        )
+
+
+Kind = (
+    PostKind
+    | Literal["report.forwarded", "person.updated", "person.deleted", "message.created"]
+    | Literal[
+        "relay.announce", "relay.announce_page", "relay.announce_object", "follow.accept", "follow.reject"
+    ]
+)
+Event = (
+    PostEvent
+    | ReportForwarded
+    | PersonUpdated
+    | PersonDeleted
+    | MessageCreated
+    | RelayAnnounce
+    | RelayAnnouncePage
+    | RelayAnnounceObject
+    | FollowAnswer
+)
 
 INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
 

@@ -26,3 +26,15 @@ def test_member_and_message_events_round_trip_through_json() -> None:
         "communities": [{"id": 1, "visibility": "public"}, {"id": 2, "visibility": "members"}],
     }
     assert events.MessageCreated.from_json(message.to_json()) == message
+
+
+def test_relay_and_follow_events_round_trip_through_json() -> None:
+    activity = {"id": "https://masto.example/a/1", "type": "Create"}
+    relay = events.RelayAnnounce(community_id=1, activity=activity)
+    assert relay.to_json()["activity"] is activity  # the activity is written as received, not copied
+    assert events.RelayAnnounce.from_json(relay.to_json()) == relay
+    page, boost = events.RelayAnnouncePage(1, 2), events.RelayAnnounceObject(1, 3)
+    assert events.RelayAnnouncePage.from_json(page.to_json()) == page
+    assert events.RelayAnnounceObject.from_json(boost.to_json()) == boost
+    answer = events.FollowAnswer(community_id=None, local_actor_id=5, follow={"id": "f"}, actor_id=6)
+    assert events.FollowAnswer.from_json(answer.to_json()) == answer

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from federation.policy import host_of
-from node import communities, threads
+from node import communities, events, threads
 from node.communities import Community
 from node.settings import Settings
 from node.threads import PostRef
@@ -200,23 +200,21 @@ async def remember(ctx: Context, object_id: str, reason: str) -> None:
     await ctx.conn.execute(INSERT_TOMBSTONE, object_id, ctx.sender.uri, reason, ctx.activity.get("id", ""))
 
 
-INSERT_EVENT = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2)"
 INSERT_TWO_EVENTS = "INSERT INTO outbox_events (kind, payload) VALUES ($1, $2), ($3, $4)"
 
-
-async def emit(conn: asyncpg.Connection, kind: str, payload: dict[str, Any]) -> None:
-    """An outbox event for the delivery workers, in the caller's transaction."""
-    await conn.execute(INSERT_EVENT, kind, payload)
+emit = events.emit  # an outbox event for the delivery workers, in the caller's transaction
 
 
-async def relay(ctx: Context, community_id: int, also: tuple[str, dict[str, Any]] | None = None) -> None:
+async def relay(ctx: Context, community_id: int, also: events.RelayAnnounceObject | None = None) -> None:
     """FEP-1b12: the group announces the accepted activity, unmodified, to its followers
-    (``also``: one more event written in the same statement)."""
-    payload = {"community_id": community_id, "activity": ctx.activity}
+    (``also``: the group's boost of the object too, written in the same statement)."""
+    announce = events.RelayAnnounce(community_id, ctx.activity)
     if also is None:
-        await emit(ctx.conn, "relay.announce", payload)
+        await emit(ctx.conn, "relay.announce", announce)
     else:
-        await ctx.conn.execute(INSERT_TWO_EVENTS, "relay.announce", payload, *also)
+        await ctx.conn.execute(
+            INSERT_TWO_EVENTS, "relay.announce", announce.to_json(), "relay.announce_object", also.to_json()
+        )
 
 
 def as_json(value: Any) -> str:

@@ -39,6 +39,7 @@ from federation.handlers.base import (
     tombstoned,
 )
 from federation.objects import PUBLIC
+from node import events
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ async def _store_reply(ctx: Context, obj: dict[str, Any], parent_uri: str) -> Ou
     # Mastodon-API servers show (never a boost of what its author addressed to a few).
     boost = None
     if community.visibility == "public" and _addressed_to_public(obj):
-        boost = ("relay.announce_object", {"community_id": community.id, "post_id": post_id})
+        boost = events.RelayAnnounceObject(community.id, post_id)
     await relay(ctx, community.id, also=boost)
     return done(f"reply {post_id} in thread {parent.thread_id}")
 

@@ -18,7 +18,7 @@ person): such a Follow gets a ``Reject`` rather than a silent, never-honoured Ac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -35,7 +35,7 @@ from federation.handlers.base import (
     ref,
     tombstoned,
 )
-from node import audit
+from node import audit, events
 
 UPSERT_FOLLOWER = """
 INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state, decided_at)
@@ -86,14 +86,7 @@ async def _refuse_unfollowable(ctx: Context, target: str | None) -> Outcome:
     if local_actor_id is None:
         return ignored("follow of an unknown local actor")
     await emit(
-        ctx.conn,
-        "follow.reject",
-        {
-            "community_id": None,
-            "local_actor_id": local_actor_id,
-            "follow": ctx.activity,
-            "actor_id": ctx.sender.id,
-        },
+        ctx.conn, "follow.reject", events.FollowAnswer(None, local_actor_id, ctx.activity, ctx.sender.id)
     )
     return done("rejected: only communities can be followed")
 
@@ -102,20 +95,15 @@ SELECT_GROUP_ACTOR = "SELECT id FROM actors WHERE community_id = $1 AND local"
 
 
 async def _answer(
-    conn: asyncpg.Connection, kind: str, community_id: int, follow: dict[str, Any], actor_id: int
+    conn: asyncpg.Connection,
+    kind: Literal["follow.accept", "follow.reject"],
+    community_id: int,
+    follow: dict[str, Any],
+    actor_id: int,
 ) -> None:
     """Queue the Accept or Reject (the delivery worker embeds the Follow with plain URIs)."""
     local_actor_id = await conn.fetchval(SELECT_GROUP_ACTOR, community_id)
-    await emit(
-        conn,
-        kind,
-        {
-            "community_id": community_id,
-            "local_actor_id": local_actor_id,
-            "follow": follow,
-            "actor_id": actor_id,
-        },
-    )
+    await emit(conn, kind, events.FollowAnswer(community_id, local_actor_id, follow, actor_id))
 
 
 # -- moderators' decisions on instances ---------------------------------------------------
@@ -158,7 +146,8 @@ async def _decide_instance(
     conn: asyncpg.Connection, domain: str, moderator_id: int | None, *, approve: bool, label: str
 ) -> int:
     domain = domain.strip().lower()
-    state, kind = ("accepted", "follow.accept") if approve else ("rejected", "follow.reject")
+    state = "accepted" if approve else "rejected"
+    kind: Literal["follow.accept", "follow.reject"] = "follow.accept" if approve else "follow.reject"
     async with conn.transaction():
         await conn.execute(UPSERT_INSTANCE_DECISION, domain, approve, moderator_id)
         rows = await conn.fetch(DECIDE_PENDING, domain, state)
