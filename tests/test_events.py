@@ -38,3 +38,15 @@ def test_relay_and_follow_events_round_trip_through_json() -> None:
     assert events.RelayAnnounceObject.from_json(boost.to_json()) == boost
     answer = events.FollowAnswer(community_id=None, local_actor_id=5, follow={"id": "f"}, actor_id=6)
     assert events.FollowAnswer.from_json(answer.to_json()) == answer
+
+
+def test_every_kind_the_outbox_builds_is_a_typed_event_kind() -> None:
+    from typing import get_args
+
+    from federation import outbox
+
+    def literals(tp: object) -> set[str]:
+        args = get_args(tp)
+        return {a for a in args if isinstance(a, str)} | {x for a in args for x in literals(a)}
+
+    assert set(outbox.BUILDERS) == literals(events.Kind)
