@@ -23,17 +23,15 @@ import contextlib
 import json
 import re
 import uuid
-from html import unescape
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
-import nh3
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from federation import access, actors, objects, urls
+from federation import access, actors, objects, remote_html, urls
 from federation.errors import FederationError
 from federation.handlers.base import PUBLIC_ALIASES, Context, Outcome, done, ignored, local_path, ref, refs
 from federation.negotiation import ActivityResponse, wants_activitypub
@@ -190,14 +188,6 @@ async def _author_id(ctx: BuildContext, message: messages.OutgoingMessage) -> in
 # -- in ---------------------------------------------------------------------------------
 
 
-def plain_text(html: str) -> str:
-    """The text of remote HTML (paragraphs and line breaks kept as new lines)."""
-    spaced = (
-        html.replace("</p>", "</p>\n").replace("<br>", "\n").replace("<br/>", "\n").replace("<br />", "\n")
-    )
-    return unescape(nh3.clean(spaced, tags=set())).strip()
-
-
 SELECT_KNOWN = "SELECT id FROM actors WHERE uri = ANY ($1::text[]) AND NOT local AND deleted_at IS NULL"
 
 
@@ -222,7 +212,7 @@ async def receive(ctx: Context) -> Outcome:
         in_reply_to=ref(obj.get("inReplyTo")),
         subject=obj.get("name") if isinstance(obj.get("name"), str) else None,
         html=html,
-        source=text if isinstance(text, str) else plain_text(html),
+        source=text if isinstance(text, str) else remote_html.to_text(html),
         local_user_ids=user_ids,
         other_actor_ids=other_ids,
     )
