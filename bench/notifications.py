@@ -14,7 +14,7 @@ Prints figures; asserts nothing.
   the statements a page view runs (asyncpg query logger on every pool connection) for
   a member with unread notifications and for one without, with the session cache on.
 
-Uses ``DATABASE_URL`` (a server URL on this machine: a scratch database is created
+Uses ``DATABASE_URL`` when set (a server URL on this machine; else an embedded server): a scratch database is created
 and dropped).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/notifications.py [--followers 1000] [--rounds 20]
@@ -199,8 +199,18 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3 if figures.smoke() else 20)
     args = parser.parse_args()
     server = os.environ.get("DATABASE_URL")
-    if not server:
-        sys.exit("DATABASE_URL must name a PostgreSQL server on this machine")
+    embedded = None
+    if not server:  # no server named: an embedded one, as the other benchmarks and ./dev run do
+        embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-pg-")))
+        server = embedded.start("postgres")
+    try:
+        await measure(server, args.followers, args.rounds)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def measure(server: str, followers: int, rounds: int) -> None:
     name = f"vbg_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -212,7 +222,7 @@ async def main() -> None:
         print(
             f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (shared machine: figures vary)"
         )
-        await fan_out(dsn, args.followers, args.rounds)
+        await fan_out(dsn, followers, rounds)
         await header_queries(dsn)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
