@@ -745,20 +745,30 @@ async def suspend(conn: asyncpg.Connection, admin: User, user_id: int, reason: s
         )
 
 
-async def reactivate(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
+async def _change_status(
+    conn: asyncpg.Connection, admin: User, user_id: int, statement: str, action: str, missing: str
+) -> None:
+    """Run an admin's status change (``statement`` returns the username, or nothing when
+    the account is not in the state it starts from) and audit it under ``action``."""
     async with conn.transaction():
-        username = await conn.fetchval(REACTIVATE, user_id)
+        username = await conn.fetchval(statement, user_id)
         if username is None:
-            raise NotFound("Ce compte n'existe pas ou n'est pas suspendu.")
+            raise NotFound(missing)
         await audit.record(
             conn,
-            "member.reactivate",
+            action,
             actor_id=admin.id,
             actor_label=admin.username,
             target_type="user",
             target_id=user_id,
             details={"username": username},
         )
+
+
+async def reactivate(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
+    await _change_status(
+        conn, admin, user_id, REACTIVATE, "member.reactivate", "Ce compte n'existe pas ou n'est pas suspendu."
+    )
 
 
 async def suspension_reason(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> str:
@@ -769,19 +779,14 @@ async def suspension_reason(conn: asyncpg.Connection | asyncpg.Pool, user_id: in
 
 async def reconsider(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
     """A refused application goes back to the moderators' queue (admins; audited)."""
-    async with conn.transaction():
-        username = await conn.fetchval(RECONSIDER, user_id)
-        if username is None:
-            raise NotFound("Cette demande n'existe pas ou n'est pas refusée.")
-        await audit.record(
-            conn,
-            "registration.reconsider",
-            actor_id=admin.id,
-            actor_label=admin.username,
-            target_type="user",
-            target_id=user_id,
-            details={"username": username},
-        )
+    await _change_status(
+        conn,
+        admin,
+        user_id,
+        RECONSIDER,
+        "registration.reconsider",
+        "Cette demande n'existe pas ou n'est pas refusée.",
+    )
 
 
 async def erase_refused(conn: asyncpg.Connection, admin: User, user_id: int) -> None:
