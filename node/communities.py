@@ -126,15 +126,24 @@ class Community:
     description: str
     rules: str
     visibility: str
+    # The remote Group's actors.id for a community of another server that we follow
+    # (migration 0120); None for ours.
+    actor_id: int | None = None
+
+    @property
+    def remote(self) -> bool:
+        """A community of another server, followed by this node (never served as ours)."""
+        return self.actor_id is not None
 
 
-COMMUNITY_COLUMNS = "c.id, c.name, c.title, c.description, c.rules, c.visibility"
+COMMUNITY_COLUMNS = "c.id, c.name, c.title, c.description, c.rules, c.visibility, c.actor_id"
 SELECT_BY_NAME = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE lower(c.name) = lower($1)"
 SELECT_BY_ID = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = $1"
-# Federated: public or members-only (a local community does not exist for other servers).
+# Federated: ours, public or members-only (a local community does not exist for other
+# servers; a remote one is another server's Group, never served by us as ours).
 SELECT_FEDERATED = f"""
 SELECT {COMMUNITY_COLUMNS}, c.created_at FROM communities c
-WHERE lower(c.name) = lower($1) AND c.visibility <> 'local'
+WHERE lower(c.name) = lower($1) AND c.visibility <> 'local' AND c.actor_id IS NULL
 """
 LIST_READABLE = f"""
 SELECT {COMMUNITY_COLUMNS},
@@ -171,9 +180,29 @@ MAX_DESCRIPTION = 2000
 MAX_RULES = 5000
 
 
+SELECT_BY_ACTOR = f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.actor_id = $1"
+UPSERT_REMOTE = f"""
+INSERT INTO communities AS c (name, title, description, visibility, actor_id)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (actor_id) DO UPDATE
+SET name = EXCLUDED.name, title = EXCLUDED.title, description = EXCLUDED.description,
+    visibility = EXCLUDED.visibility
+RETURNING {COMMUNITY_COLUMNS}
+"""
+COUNT_FOLLOWERS = "SELECT count(*) FROM community_follows WHERE community_id = $1"
+REMOTE_VISIBILITIES = ("public", "members")
+MAX_REMOTE_TITLE = 120
+
+
 def _community(row: asyncpg.Record) -> Community:
     return Community(
-        row["id"], row["name"], row["title"], row["description"], row["rules"], row["visibility"]
+        row["id"],
+        row["name"],
+        row["title"],
+        row["description"],
+        row["rules"],
+        row["visibility"],
+        row["actor_id"],
     )
 
 
@@ -184,8 +213,9 @@ async def find(conn: Conn, name: str) -> Community | None:
 
 
 async def find_federated(conn: Conn, name: str) -> asyncpg.Record | None:
-    """The community named ``name`` if it federates (public or members-only): id, name,
-    title, description, rules, visibility, created_at."""
+    """Our community named ``name`` if it federates (public or members-only; never a
+    remote community): id, name, title, description, rules, visibility, actor_id,
+    created_at."""
     return await conn.fetchrow(SELECT_FEDERATED, name)
 
 
@@ -193,6 +223,43 @@ async def by_id(conn: Conn, community_id: int) -> Community | None:
     """The community ``community_id`` whatever its visibility (services)."""
     row = await conn.fetchrow(SELECT_BY_ID, community_id)
     return _community(row) if row else None
+
+
+async def by_actor(conn: Conn, actor_id: int) -> Community | None:
+    """The remote community whose Group is the actor ``actor_id``, if we have it."""
+    row = await conn.fetchrow(SELECT_BY_ACTOR, actor_id)
+    return _community(row) if row else None
+
+
+async def upsert_remote(
+    conn: Conn,
+    *,
+    actor_id: int,
+    name: str,
+    title: str,
+    description: str,
+    visibility: str,
+) -> Community:
+    """Insert or refresh the row of the remote community whose Group is ``actor_id``.
+
+    ``name`` is ``preferredUsername@host`` (the caller lowercases the host); ``title``
+    is cut to the local limit (a remote title may be longer) and falls back to the
+    name; ``description`` is plain or sanitised text from federation."""
+    if visibility not in REMOTE_VISIBILITIES:
+        raise ValueError(f"a remote community is public or members-only, not {visibility!r}")
+    if "@" not in name:
+        raise ValueError(f"a remote community's name is name@host, not {name!r}")
+    title = title.strip()[:MAX_REMOTE_TITLE] or name
+    description = description.strip()[:MAX_DESCRIPTION]
+    row = await conn.fetchrow(UPSERT_REMOTE, name, title, description, visibility, actor_id)
+    assert row is not None
+    return _community(row)
+
+
+async def count_followers(conn: Conn, community_id: int) -> int:
+    """How many of our members follow (are subscribed to) the community."""
+    count: int = await conn.fetchval(COUNT_FOLLOWERS, community_id)
+    return count
 
 
 async def get_readable(conn: Conn, name: str, user: User | None) -> Community:

@@ -459,6 +459,8 @@ CREATE TABLE public.communities (
     visibility text DEFAULT 'members'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     created_by bigint,
+    actor_id bigint,
+    CONSTRAINT communities_remote_visibility CHECK (((actor_id IS NULL) OR (visibility <> 'local'::text))),
     CONSTRAINT communities_visibility_check CHECK ((visibility = ANY (ARRAY['members'::text, 'public'::text, 'local'::text])))
 );
 
@@ -722,6 +724,17 @@ CREATE TABLE public.follow_answers (
     followed_uri text NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT follow_answers_answer_check CHECK ((answer = ANY (ARRAY['accept'::text, 'reject'::text])))
+);
+
+CREATE TABLE public.group_follows (
+    community_id bigint NOT NULL,
+    follower_id bigint NOT NULL,
+    follow_activity_id text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    requested_by bigint,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL,
+    decided_at timestamp with time zone,
+    CONSTRAINT group_follows_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'accepted'::text, 'rejected'::text])))
 );
 
 CREATE TABLE public.inbox_items (
@@ -1335,6 +1348,9 @@ ALTER TABLE ONLY public.bookmarks
     ADD CONSTRAINT bookmarks_pkey PRIMARY KEY (user_id, post_id);
 
 ALTER TABLE ONLY public.communities
+    ADD CONSTRAINT communities_actor_id_key UNIQUE (actor_id);
+
+ALTER TABLE ONLY public.communities
     ADD CONSTRAINT communities_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.community_experts
@@ -1402,6 +1418,12 @@ ALTER TABLE ONLY public.email_changes
 
 ALTER TABLE ONLY public.follow_answers
     ADD CONSTRAINT follow_answers_pkey PRIMARY KEY (activity_id);
+
+ALTER TABLE ONLY public.group_follows
+    ADD CONSTRAINT group_follows_follow_activity_id_key UNIQUE (follow_activity_id);
+
+ALTER TABLE ONLY public.group_follows
+    ADD CONSTRAINT group_follows_pkey PRIMARY KEY (community_id);
 
 ALTER TABLE ONLY public.inbox_items
     ADD CONSTRAINT inbox_items_activity_id_key UNIQUE (activity_id);
@@ -1742,6 +1764,9 @@ ALTER TABLE ONLY public.bookmarks
     ADD CONSTRAINT bookmarks_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.communities
+    ADD CONSTRAINT communities_actor_id_fkey FOREIGN KEY (actor_id) REFERENCES public.actors(id);
+
+ALTER TABLE ONLY public.communities
     ADD CONSTRAINT communities_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.users(id);
 
 ALTER TABLE ONLY public.community_experts
@@ -1803,6 +1828,15 @@ ALTER TABLE ONLY public.domain_blocks
 
 ALTER TABLE ONLY public.email_changes
     ADD CONSTRAINT email_changes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.group_follows
+    ADD CONSTRAINT group_follows_community_id_fkey FOREIGN KEY (community_id) REFERENCES public.communities(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.group_follows
+    ADD CONSTRAINT group_follows_follower_id_fkey FOREIGN KEY (follower_id) REFERENCES public.actors(id);
+
+ALTER TABLE ONLY public.group_follows
+    ADD CONSTRAINT group_follows_requested_by_fkey FOREIGN KEY (requested_by) REFERENCES public.users(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.instances
     ADD CONSTRAINT instances_approved_by_fkey FOREIGN KEY (approved_by) REFERENCES public.users(id);

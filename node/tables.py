@@ -56,6 +56,7 @@ FEDERATION_TABLES: dict[str, str] = {
     "activities": "federation.outbox",
     "community_followers": "federation.handlers.follow",
     "follow_answers": "federation.handlers.accept",
+    "group_follows": "federation.remote",
     "inbox_items": "federation.inbox",
     "remote_tombstones": "federation.handlers.base",
     "delivery_jobs": "federation.delivery",

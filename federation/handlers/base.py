@@ -127,7 +127,8 @@ async def local_group(ctx: Context, uri: str | None) -> Community | None:
     if key not in ctx.cache:
         ctx.cache[key] = await communities.find(ctx.conn, path[3:])
     community: Community | None = ctx.cache[key]
-    return community
+    # A remote community (``name@host``) is another server's Group, never one of ours.
+    return None if community is not None and community.remote else community
 
 
 async def community_by_id(conn: asyncpg.Connection, community_id: int) -> Community:

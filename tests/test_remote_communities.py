@@ -1,0 +1,85 @@
+"""Remote communities (issue 11): a Group of another server that our node follows is a
+row of ``communities`` named ``name@host`` (migration 0120). It is never served by us as
+one of our Groups."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from node import communities
+from tests.ap_kit import AP, open_federation  # noqa: F401  (fixture)
+from tests.helpers import make_community, make_user
+from tests.remote_kit import make_remote_community
+
+
+async def test_a_remote_community_is_a_community_row_found_by_its_actor(pool: asyncpg.Pool) -> None:
+    # Given a remote Group stored as a remote community
+    remote = await make_remote_community(pool, "lecture", "Forum.Example", visibility="members")
+
+    # Then it is a community named name@host, remote, found by its actor and by name
+    assert remote.remote and remote.actor_id is not None
+    assert remote.name == "lecture@forum.example" and remote.visibility == "members"
+    async with pool.acquire() as conn:
+        assert await communities.by_actor(conn, remote.actor_id) == remote
+        assert await communities.find(conn, "lecture@forum.example") == remote
+        # And storing it again updates the same row
+        again = await communities.upsert_remote(
+            conn, actor_id=remote.actor_id, name=remote.name, title="Nouveau titre",
+            description="", visibility="public",
+        )  # fmt: skip
+        assert again.id == remote.id and again.title == "Nouveau titre" and again.visibility == "public"
+        # And a local community is not remote
+        ours = await communities.by_id(conn, await make_community(pool, "juridique", visibility="public"))
+        assert ours is not None and not ours.remote and ours.actor_id is None
+
+
+async def test_a_remote_community_is_never_local(pool: asyncpg.Pool) -> None:
+    remote = await make_remote_community(pool)
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE communities SET visibility = 'local' WHERE id = $1", remote.id)
+        with pytest.raises(ValueError):
+            await communities.upsert_remote(
+                conn, actor_id=remote.actor_id or 0, name=remote.name, title="", description="",
+                visibility="local",
+            )  # fmt: skip
+
+
+async def test_count_followers_counts_our_subscribed_members(pool: asyncpg.Pool) -> None:
+    remote = await make_remote_community(pool)
+    for name in ("amina", "basile"):
+        await pool.execute(
+            "INSERT INTO community_follows (user_id, community_id) VALUES ($1, $2)",
+            await make_user(pool, name), remote.id,
+        )  # fmt: skip
+    async with pool.acquire() as conn:
+        assert await communities.count_followers(conn, remote.id) == 2
+
+
+async def test_our_federation_endpoints_never_serve_a_remote_community(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a public remote community stored here, and one of ours for comparison
+    remote = await make_remote_community(pool, "lecture", "forum.example", visibility="public")
+    await make_community(pool, "juridique", visibility="public")
+    assert (await client.get("/c/juridique", headers=AP)).status_code == 200
+    unsigned = await client.post("/c/juridique/inbox", content=b"{}", headers={"Content-Type": AP["Accept"]})
+    assert unsigned.status_code not in (200, 202, 404)  # refused for its missing signature, not unknown
+
+    # When a server asks us for it as if it were one of our Groups
+    name = remote.name
+    asked = [
+        await client.get(f"/c/{name}", headers=AP),
+        await client.get(f"/c/{name}/outbox", headers=AP),
+        await client.get(f"/c/{name}/followers", headers=AP),
+        await client.get(f"/c/{name}/featured", headers=AP),
+        await client.get(f"/c/{name}/moderators", headers=AP),
+        await client.get("/.well-known/webfinger", params={"resource": f"acct:{name}@testserver"}),
+        await client.get("/.well-known/webfinger", params={"resource": "http://testserver/c/" + name}),
+        await client.post(f"/c/{name}/inbox", content=b"{}", headers={"Content-Type": AP["Accept"]}),
+    ]
+
+    # Then every answer is 404, exactly like a name that never existed
+    assert [r.status_code for r in asked] == [404] * len(asked)
