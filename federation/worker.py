@@ -1,9 +1,10 @@
-"""Workers: the delivery, inbox, media, documents and mail workers, run together.
+"""Workers: the delivery, inbox, media, documents, backfill and mail workers, run together.
 
 ``DeliveryWorker`` (``federation.delivery_worker``: outbox events become delivery jobs, jobs
 become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
 inbox's handlers), :class:`MediaWorker` (``federation.media``: remote images fetched,
-cleaned and stored) and :class:`MailWorker` (``federation.mailer``: queued e-mails
+cleaned and stored), :class:`BackfillWorker` (``federation.backfill``: what followed remote
+communities already hold) and :class:`MailWorker` (``federation.mailer``: queued e-mails
 sent through SMTP). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
 runs them in the web process through :func:`start_in_app` / :func:`stop` (app life
 span).
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import asyncpg
 from starlette.applications import Starlette
 
-from federation import access, documents_worker, fetcher, inbox_worker, media
+from federation import access, backfill, documents_worker, fetcher, inbox_worker, media
 from federation.delivery_worker import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
 from federation.mailer import MailWorker
 from node import db
@@ -125,9 +126,26 @@ class DocumentsWorker(QueueWorker):
         return documents_worker.run
 
 
+class BackfillWorker(QueueWorker):
+    """Threads, replies, pinned threads and moderators of followed remote communities
+    fetched in the background (``federation.backfill.run``)."""
+
+    name = "backfill"
+
+    def loop(self) -> QueueLoop:
+        return backfill.run
+
+
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]
 # Each runs in ``vbg-node worker`` and inside ``serve``.
-FACTORIES: list[WorkerFactory] = [DeliveryWorker, InboxWorker, MediaWorker, DocumentsWorker, MailWorker]
+FACTORIES: list[WorkerFactory] = [
+    DeliveryWorker,
+    InboxWorker,
+    MediaWorker,
+    DocumentsWorker,
+    BackfillWorker,
+    MailWorker,
+]
 
 
 async def start_all(settings: Settings, pool: asyncpg.Pool) -> list[Worker]:
@@ -158,7 +176,8 @@ async def stop(app: Starlette) -> None:
 
 async def run_forever(settings: Settings, dsn: str) -> None:
     """``vbg-node worker``: run the workers until SIGTERM or SIGINT."""
-    pool = await db.create_pool(dsn, min_size=2, max_size=6)
+    # Each queue loop holds one connection for LISTEN (six workers): two more for their work.
+    pool = await db.create_pool(dsn, min_size=2, max_size=len(FACTORIES) + 2)
     try:
         async with pool.acquire() as conn:
             await db.migrate(conn, settings)

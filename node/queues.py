@@ -11,6 +11,7 @@ once the delays are spent. Each queue's own diagram of states is in its module:
     delivery  federation/delivery.py       DELIVERY   delivery_jobs
     media     federation/media.py          MEDIA      remote_media
     documents federation/documents_worker.py DOCUMENTS document_versions (remote files)
+    backfill  federation/backfill.py       BACKFILL   backfill_jobs
     mail      node/mail.py                 MAIL       mail_queue
 
 ``tests/test_queues.py`` holds every spec to these rules.

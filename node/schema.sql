@@ -253,6 +253,15 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.vbg_notify_backfill() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('vbg_backfill', '');
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION public.vbg_notify_delivery() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -443,6 +452,34 @@ CREATE SEQUENCE public.audit_log_id_seq
     CACHE 1;
 
 ALTER SEQUENCE public.audit_log_id_seq OWNED BY public.audit_log.id;
+
+CREATE TABLE public.backfill_jobs (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    community_id bigint,
+    thread_id bigint,
+    object_uri text,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    stored integer DEFAULT 0 NOT NULL,
+    note text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT backfill_jobs_check CHECK ((((kind = 'outbox'::text) AND (community_id IS NOT NULL) AND (thread_id IS NULL) AND (object_uri IS NULL)) OR ((kind = 'thread'::text) AND ((thread_id IS NOT NULL) OR (object_uri IS NOT NULL))))),
+    CONSTRAINT backfill_jobs_kind_check CHECK ((kind = ANY (ARRAY['outbox'::text, 'thread'::text]))),
+    CONSTRAINT backfill_jobs_object_uri_check CHECK ((length(object_uri) <= 2000)),
+    CONSTRAINT backfill_jobs_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'done'::text, 'failed'::text])))
+);
+
+CREATE SEQUENCE public.backfill_jobs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.backfill_jobs_id_seq OWNED BY public.backfill_jobs.id;
 
 CREATE TABLE public.bookmarks (
     user_id bigint NOT NULL,
@@ -1093,6 +1130,11 @@ CREATE TABLE public.remote_media_trash (
     trashed_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.remote_moderators (
+    community_id bigint NOT NULL,
+    actor_id bigint NOT NULL
+);
+
 CREATE TABLE public.remote_tombstones (
     object_id text NOT NULL,
     actor_uri text NOT NULL,
@@ -1268,6 +1310,8 @@ ALTER TABLE ONLY public.actors ALTER COLUMN id SET DEFAULT nextval('public.actor
 
 ALTER TABLE ONLY public.audit_log ALTER COLUMN id SET DEFAULT nextval('public.audit_log_id_seq'::regclass);
 
+ALTER TABLE ONLY public.backfill_jobs ALTER COLUMN id SET DEFAULT nextval('public.backfill_jobs_id_seq'::regclass);
+
 ALTER TABLE ONLY public.communities ALTER COLUMN id SET DEFAULT nextval('public.communities_id_seq'::regclass);
 
 ALTER TABLE ONLY public.conversation_participants ALTER COLUMN id SET DEFAULT nextval('public.conversation_participants_id_seq'::regclass);
@@ -1343,6 +1387,9 @@ ALTER TABLE ONLY public.actors
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.backfill_jobs
+    ADD CONSTRAINT backfill_jobs_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.bookmarks
     ADD CONSTRAINT bookmarks_pkey PRIMARY KEY (user_id, post_id);
@@ -1509,6 +1556,9 @@ ALTER TABLE ONLY public.remote_media
 ALTER TABLE ONLY public.remote_media_trash
     ADD CONSTRAINT remote_media_trash_pkey PRIMARY KEY (stored_name);
 
+ALTER TABLE ONLY public.remote_moderators
+    ADD CONSTRAINT remote_moderators_pkey PRIMARY KEY (community_id, actor_id);
+
 ALTER TABLE ONLY public.remote_tombstones
     ADD CONSTRAINT remote_tombstones_pkey PRIMARY KEY (object_id);
 
@@ -1555,6 +1605,18 @@ CREATE UNIQUE INDEX actors_acct ON public.actors USING btree (lower(username), d
 CREATE INDEX actors_domain ON public.actors USING btree (domain);
 
 CREATE INDEX actors_policy_keys ON public.actors USING gin (policy_keys) WHERE (NOT local);
+
+CREATE INDEX backfill_jobs_community ON public.backfill_jobs USING btree (community_id) WHERE (community_id IS NOT NULL);
+
+CREATE INDEX backfill_jobs_due ON public.backfill_jobs USING btree (next_attempt_at, id) WHERE (status = 'pending'::text);
+
+CREATE INDEX backfill_jobs_finished ON public.backfill_jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
+
+CREATE INDEX backfill_jobs_object ON public.backfill_jobs USING btree (object_uri, created_at DESC) WHERE (object_uri IS NOT NULL);
+
+CREATE UNIQUE INDEX backfill_jobs_one_pending ON public.backfill_jobs USING btree (kind, community_id, thread_id, object_uri) NULLS NOT DISTINCT WHERE (status = 'pending'::text);
+
+CREATE INDEX backfill_jobs_thread ON public.backfill_jobs USING btree (thread_id, created_at DESC) WHERE (thread_id IS NOT NULL);
 
 CREATE INDEX bookmarks_user ON public.bookmarks USING btree (user_id, created_at DESC);
 
@@ -1658,6 +1720,8 @@ CREATE INDEX posts_thread ON public.posts USING btree (thread_id, created_at, id
 
 CREATE INDEX remote_media_due ON public.remote_media USING btree (next_attempt_at, id) WHERE (status = 'pending'::text);
 
+CREATE INDEX remote_moderators_actor ON public.remote_moderators USING btree (actor_id);
+
 CREATE INDEX reports_handled ON public.reports USING btree (state, resolved_at DESC, id DESC) WHERE (state <> 'open'::text);
 
 CREATE INDEX reports_open ON public.reports USING btree (created_at DESC) WHERE (state = 'open'::text);
@@ -1691,6 +1755,8 @@ CREATE TRIGGER actors_recount_threads AFTER UPDATE ON public.actors FOR EACH ROW
 CREATE TRIGGER audit_log_no_change BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
 
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.audit_log_append_only();
+
+CREATE TRIGGER backfill_jobs_notify AFTER INSERT ON public.backfill_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_backfill();
 
 CREATE TRIGGER conversation_participants_joined AFTER INSERT ON public.conversation_participants FOR EACH ROW WHEN (((new.user_id IS NOT NULL) AND (new.unread > 0))) EXECUTE FUNCTION public.conversation_participants_notify();
 
@@ -1756,6 +1822,12 @@ ALTER TABLE ONLY public.actors
 
 ALTER TABLE ONLY public.audit_log
     ADD CONSTRAINT audit_log_actor_id_fkey FOREIGN KEY (actor_id) REFERENCES public.users(id);
+
+ALTER TABLE ONLY public.backfill_jobs
+    ADD CONSTRAINT backfill_jobs_community_id_fkey FOREIGN KEY (community_id) REFERENCES public.communities(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.backfill_jobs
+    ADD CONSTRAINT backfill_jobs_thread_id_fkey FOREIGN KEY (thread_id) REFERENCES public.threads(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.bookmarks
     ADD CONSTRAINT bookmarks_post_id_fkey FOREIGN KEY (post_id) REFERENCES public.posts(id) ON DELETE CASCADE;
@@ -1948,6 +2020,12 @@ ALTER TABLE ONLY public.posts
 
 ALTER TABLE ONLY public.remote_media
     ADD CONSTRAINT remote_media_post_id_fkey FOREIGN KEY (post_id) REFERENCES public.posts(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.remote_moderators
+    ADD CONSTRAINT remote_moderators_actor_id_fkey FOREIGN KEY (actor_id) REFERENCES public.actors(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.remote_moderators
+    ADD CONSTRAINT remote_moderators_community_id_fkey FOREIGN KEY (community_id) REFERENCES public.communities(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.reports
     ADD CONSTRAINT reports_community_id_fkey FOREIGN KEY (community_id) REFERENCES public.communities(id) ON DELETE SET NULL;

@@ -48,6 +48,8 @@ FORUM_TABLES: dict[str, str] = {
     "thread_follows": "node.notifications",
     "bookmarks": "node.notifications",
     "site_pages": "node.site_pages",
+    "backfill_jobs": "node.backfill",
+    "remote_moderators": "node.backfill",
 }
 
 # Federation's own tables and the module that keeps each (its queue, cache or ledger).

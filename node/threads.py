@@ -1101,3 +1101,112 @@ async def member_visibility(conn: Conn, user_id: int) -> str:
     on public pages then), else ``members``: what their actor document may show whom."""
     public: bool = await conn.fetchval(POSTS_PUBLICLY, user_id)
     return access.member_visibility(public)
+
+
+# --- Backfill: what a followed remote community already held ------------------------
+# Stored by ``federation.backfill`` after its checks (fetched from the object's own
+# origin, author on that origin). Old content: no relay and no outbox event (the origin
+# group federates its own content), no notification; each post keeps its ``published``
+# date (never later than now), so the thread lists and pages show it in its place.
+
+
+@dataclass(frozen=True)
+class BackfilledPost:
+    ap_id: str
+    author_id: int  # the remote author's actors.id
+    title: str  # an opening post's thread title ('' for a reply)
+    source: str
+    content_html: str
+    published: datetime | None
+
+
+INSERT_BACKFILLED_THREADS = """
+WITH input AS (
+    SELECT i.n, i.ap_id, i.author_id, i.title, i.source, i.content_html,
+           least(coalesce(i.published, now()), now()) AS at
+    FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+        WITH ORDINALITY AS i (ap_id, author_id, title, source, content_html, published, n)
+), fresh AS (
+    SELECT * FROM input i
+    WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = i.ap_id)
+      AND NOT EXISTS (SELECT FROM posts WHERE ap_id = i.ap_id)
+), thread AS (
+    INSERT INTO threads (community_id, title, ap_id, remote_author_id, created_at, last_activity_at)
+    SELECT $1, title, ap_id, author_id, at, at FROM fresh ORDER BY n
+    ON CONFLICT (ap_id) DO NOTHING
+    RETURNING id, ap_id
+), post AS (
+    INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id, created_at)
+    SELECT t.id, true, f.source, f.content_html, f.ap_id, f.author_id, f.at
+    FROM thread t JOIN fresh f USING (ap_id)
+)
+SELECT ap_id, id FROM thread
+"""
+INSERT_BACKFILLED_REPLY = """
+INSERT INTO posts (thread_id, parent_id, source, content_html, ap_id, remote_author_id, created_at)
+SELECT $1, $2, $3, $4, $5, $6, least(coalesce($7::timestamptz, now()), now())
+WHERE NOT EXISTS (SELECT FROM remote_tombstones WHERE object_id = $5)
+ON CONFLICT (ap_id) DO NOTHING
+RETURNING id
+"""
+SET_FEATURED = """
+UPDATE threads SET pinned = (ap_id = ANY($2::text[]))
+WHERE community_id = $1 AND ap_id IS NOT NULL AND pinned <> (ap_id = ANY($2::text[]))
+"""
+SELECT_BACKFILL_THREAD = """
+SELECT t.ap_id, t.community_id FROM threads t WHERE t.id = $1 AND t.deleted_at IS NULL
+"""
+
+
+async def store_backfilled_threads(
+    conn: asyncpg.Connection, community_id: int, posts: list[BackfilledPost]
+) -> dict[str, int]:
+    """New threads of a remote community in one statement: ActivityPub id → thread id of
+    those stored (not those deleted by their author already or stored already). Ids are
+    distinct (the caller's duty)."""
+    rows = await conn.fetch(
+        INSERT_BACKFILLED_THREADS,
+        community_id,
+        [p.ap_id for p in posts],
+        [p.author_id for p in posts],
+        [p.title for p in posts],
+        [p.source for p in posts],
+        [p.content_html for p in posts],
+        [p.published for p in posts],
+    )
+    return {r["ap_id"]: r["id"] for r in rows}
+
+
+async def store_backfilled_reply(
+    conn: asyncpg.Connection, thread_id: int, parent_id: int, post: BackfilledPost
+) -> int | None:
+    """A reply of a remote thread; None when deleted by its author already or stored
+    already. The thread's counts: :func:`recount` once the replies are in."""
+    post_id: int | None = await conn.fetchval(
+        INSERT_BACKFILLED_REPLY,
+        thread_id,
+        parent_id,
+        post.source,
+        post.content_html,
+        post.ap_id,
+        post.author_id,
+        post.published,
+    )
+    return post_id
+
+
+async def recount(conn: Conn, thread_ids: list[int]) -> None:
+    """Reply counts and last activity of these threads, from their posts."""
+    await conn.execute(RECOUNT_THREADS, sorted(set(thread_ids)))
+
+
+async def set_featured(conn: Conn, community_id: int, ap_ids: list[str]) -> None:
+    """The remote community's pinned threads are exactly those of ``ap_ids`` (its
+    group's ``featured`` collection)."""
+    await conn.execute(SET_FEATURED, community_id, ap_ids)
+
+
+async def backfill_thread(conn: Conn, thread_id: int) -> tuple[str | None, int] | None:
+    """(ActivityPub id, community id) of a thread not deleted; None when there is none."""
+    row = await conn.fetchrow(SELECT_BACKFILL_THREAD, thread_id)
+    return None if row is None else (row["ap_id"], row["community_id"])

@@ -3,7 +3,7 @@ shape they share."""
 
 from __future__ import annotations
 
-from federation import delivery, documents_worker, inbox_worker, media
+from federation import backfill, delivery, documents_worker, inbox_worker, media
 from node import mail
 from node.queues import QueueSpec
 from node.tables import FEDERATION_TABLES, FORUM_TABLES
@@ -13,6 +13,7 @@ QUEUES: list[QueueSpec] = [
     delivery.DELIVERY,
     media.MEDIA,
     documents_worker.DOCUMENTS,
+    backfill.BACKFILL,
     mail.MAIL,
 ]
 

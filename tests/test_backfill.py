@@ -1,0 +1,510 @@
+"""Backfill of followed remote communities (issue 11): a group's outbox, a thread's context,
+replies or reply chain — fetched from real HTTP servers on loopback (``tests.fakefedi``),
+stored in the remote community, and every bad input bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from federation import access, actors, backfill, policy
+from federation.fetcher import Fetcher
+from node import backfill as jobs
+from node import communities
+from node.settings import Settings, load
+from tests.conftest import TEST_SECRET
+from tests.fakefedi import AS_TYPE, FakeActor, FakeInstance
+from tests.helpers import make_community, make_user
+
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+# Small caps: each bad input is stopped within a second or two.
+CAPS = backfill.Caps(pages=4, items=200, depth=25, documents=120, wall_time=20.0, fetch_deadline=1.0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load(
+        {
+            "VBG_BASE_URL": "http://testserver",
+            "VBG_DATA_DIR": str(tmp_path / "data"),
+            "VBG_SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": database_url,
+            "VBG_WORKERS_IN_SERVE": "0",
+            "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
+        }
+    )
+
+
+@pytest.fixture
+async def fetcher(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[Fetcher]:
+    async with pool.acquire() as conn:
+        await policy.set_federation_mode(conn, "open")
+    made = backfill.own_fetcher(access.make_fetcher(pool, settings), CAPS)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def trusting(pool: asyncpg.Pool, settings: Settings, *fakes: FakeInstance) -> None:
+    """The fakes verify our signed GETs with our instance key."""
+    async with pool.acquire() as conn:
+        me = await actors.instance_actor(conn, settings)
+    assert me.public_key_id and me.public_key_pem
+    for fake in fakes:
+        fake.trust_key(me.public_key_id, me.public_key_pem)
+
+
+async def follow(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, group: FakeActor, visibility: str = "public"
+) -> int:
+    """The remote community of ``group``, followed (accepted): its id."""
+    async with pool.acquire() as conn:
+        actor = await actors.get_or_fetch(conn, fetcher, group.id)
+        me = await actors.instance_actor(conn, settings)
+        community = await communities.upsert_remote(
+            conn,
+            actor_id=actor.id,
+            name=f"{group.username}@{group.instance.domain}",
+            title=group.username.capitalize(),
+            description="",
+            visibility=visibility,
+        )
+        await conn.execute(
+            "INSERT INTO group_follows (community_id, follower_id, follow_activity_id, state)"
+            " VALUES ($1, $2, $3, 'accepted')",
+            community.id,
+            me.id,
+            f"http://testserver/follows/{community.id}",
+        )
+    return community.id
+
+
+def page(fake: FakeInstance, author: FakeActor, group: FakeActor, title: str, **extra: Any) -> dict[str, Any]:
+    doc = {
+        "id": fake.new_id("post"),
+        "type": "Page",
+        "attributedTo": author.id,
+        "name": title,
+        "content": f"<p>{title} : le texte.</p>",
+        "to": [group.id, PUBLIC],
+        "audience": group.id,
+        "published": "2025-03-01T10:00:00Z",
+    }
+    doc.update(extra)
+    return doc
+
+
+def note(fake: FakeInstance, author: FakeActor, parent: str, text: str, **extra: Any) -> dict[str, Any]:
+    doc = {
+        "id": fake.new_id("comment"),
+        "type": "Note",
+        "attributedTo": author.id,
+        "inReplyTo": parent,
+        "content": f"<p>{text}</p>",
+        "to": [PUBLIC],
+        "published": "2025-03-02T10:00:00Z",
+    }
+    doc.update(extra)
+    return doc
+
+
+def announce(group: FakeActor, obj: dict[str, Any]) -> dict[str, Any]:
+    create = {"id": obj["id"] + "/create", "type": "Create", "actor": obj["attributedTo"], "object": obj}
+    return {"id": group.id + f"/announce/{obj['id'].rsplit('/', 1)[-1]}", "type": "Announce",
+            "actor": group.id, "object": create}  # fmt: skip
+
+
+def collection(url: str, items: list[Any], **extra: Any) -> dict[str, Any]:
+    return {"id": url, "type": "OrderedCollection", "totalItems": len(items), "orderedItems": items, **extra}
+
+
+async def run_jobs(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, caps: backfill.Caps = CAPS
+) -> None:
+    ctx = backfill.BackfillContext(pool, settings, fetcher, caps)
+    while await backfill.process_due(ctx, limit=4):
+        pass
+
+
+async def thread_rows(pool: asyncpg.Pool, community_id: int) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT t.id, t.title, t.ap_id, t.pinned, t.reply_count, t.created_at, p.content_html"
+            " FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening"
+            " WHERE t.community_id = $1 ORDER BY t.created_at, t.id",
+            community_id,
+        )
+    )
+
+
+async def last_job(pool: asyncpg.Pool) -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT * FROM backfill_jobs ORDER BY id DESC LIMIT 1")
+    assert row is not None
+    return row
+
+
+# ---------------------------------------------------------------- the outbox
+
+
+async def test_first_follow_backfills_the_outbox_featured_and_moderators(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.61", "lemmy") as lemmy, FakeInstance("127.0.0.62") as other:
+        await trusting(pool, settings, lemmy, other)
+        group = lemmy.add_actor("entraide", type="Group")
+        base = group.id
+        group.extra.update(featured=f"{base}/featured", moderators=f"{base}/moderators")
+        alice, mod = lemmy.add_actor("alice"), lemmy.add_actor("modo")
+        bob = other.add_actor("bob")
+        # Given an outbox as Lemmy serves it: Announce{Create{Page}}, newest first, two pages
+        local = [
+            page(lemmy, alice, group, f"Sujet {n}", published=f"2025-03-0{n}T10:00:00Z") for n in (1, 2, 3)
+        ]
+        # a Page of another server, embedded with a forged text: fetched again from its origin
+        foreign = page(other, bob, group, "Sujet d'ailleurs", published="2025-03-05T10:00:00Z")
+        other.add_object(foreign)
+        forged = {**foreign, "content": "<p>texte falsifié</p>"}
+        # a Page whose id is on a server that does not have it: left out
+        ghost = page(other, bob, group, "Fantôme")
+        # a Page of another group: left out
+        elsewhere = page(lemmy, alice, group, "Ailleurs", audience=lemmy.url("/c/autre"))
+        first = {"id": f"{base}/outbox?page=1", "type": "OrderedCollectionPage", "next": f"{base}/outbox?page=2",
+                 "orderedItems": [announce(group, local[2]), announce(group, forged), announce(group, ghost)]}  # fmt: skip
+        second = {"id": f"{base}/outbox?page=2", "type": "OrderedCollectionPage",
+                  "orderedItems": [announce(group, elsewhere), announce(group, local[1]), local[0]]}  # fmt: skip
+        lemmy.add_response("/c/entraide/outbox", {"id": f"{base}/outbox", "type": "OrderedCollection",
+                                                  "totalItems": 6, "first": f"{base}/outbox?page=1"})  # fmt: skip
+        lemmy.add_response("/c/entraide/outbox?page=1", first)
+        lemmy.add_response("/c/entraide/outbox?page=2", second)
+        # and a pinned thread older than the outbox shows, and the group's moderators
+        pinned = lemmy.add_object(page(lemmy, mod, group, "Règles", published="2024-01-01T00:00:00Z"))
+        lemmy.add_response("/c/entraide/featured", collection(f"{base}/featured", [pinned]))
+        lemmy.add_response("/c/entraide/moderators", collection(f"{base}/moderators", [mod.id]))
+        community_id = await follow(pool, settings, fetcher, group)
+
+        # When the follow is accepted and the worker runs
+        async with pool.acquire() as conn:
+            assert await backfill.schedule_outbox(conn, community_id)
+            assert not await backfill.schedule_outbox(conn, community_id)  # one waits already
+        await run_jobs(pool, settings, fetcher)
+
+        # Then the threads are there, in their order, with the origin's text
+        rows = await thread_rows(pool, community_id)
+        assert [r["title"] for r in rows] == ["Règles", "Sujet 1", "Sujet 2", "Sujet 3", "Sujet d'ailleurs"]
+        assert [r["title"] for r in rows if r["pinned"]] == ["Règles"]
+        assert "falsifié" not in next(r["content_html"] for r in rows if r["ap_id"] == foreign["id"])
+        assert rows[1]["created_at"].isoformat().startswith("2025-03-01T10:00:00")
+        # And the moderators are known
+        mod_actor = await pool.fetchval("SELECT id FROM actors WHERE uri = $1", mod.id)
+        async with pool.acquire() as conn:
+            assert await jobs.remote_moderators(conn, community_id) == [mod_actor]
+        job = await last_job(pool)
+        assert (job["status"], job["stored"]) == ("done", 5)
+        # And every GET was signed, nothing was announced or relayed by us
+        gets = [r for r in lemmy.received + other.received if r.method == "GET"]
+        assert gets and all(r.signature_ok for r in gets if "/.well-known/" not in r.path)
+        assert await pool.fetchval("SELECT count(*) FROM outbox_events") == 0
+
+        # When it runs again: nothing twice
+        async with pool.acquire() as conn:
+            assert await backfill.schedule_outbox(conn, community_id)
+        await run_jobs(pool, settings, fetcher)
+        assert len(await thread_rows(pool, community_id)) == 5
+        assert (await last_job(pool))["stored"] == 0
+
+
+async def test_a_members_only_group_is_read_with_signed_gets_into_its_own_community(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.63", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("cercle", type="Group", manuallyApprovesFollowers=True)
+        alice = lemmy.add_actor("alice")
+        secret = page(lemmy, alice, group, "Cas confidentiel", to=[group.id + "/followers"])
+        lemmy.add_response("/c/cercle/outbox", collection(group.id + "/outbox", [announce(group, secret)]))
+        community_id = await follow(pool, settings, fetcher, group, visibility="members")
+        public_id = await make_community(pool, "ouverte", visibility="public")
+        async with pool.acquire() as conn:
+            await backfill.schedule_outbox(conn, community_id)
+        await run_jobs(pool, settings, fetcher)
+        assert [r["title"] for r in await thread_rows(pool, community_id)] == ["Cas confidentiel"]
+        assert await thread_rows(pool, public_id) == []
+        # (the fake answers 401 to unsigned GETs of its objects: it was read signed)
+        assert all(r.signature_ok for r in lemmy.received if r.path.startswith("/c/cercle"))
+
+
+async def test_a_group_we_do_not_follow_is_not_backfilled(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    ours = await make_community(pool, "locale", visibility="public")
+    async with pool.acquire() as conn:
+        await backfill.schedule_outbox(conn, ours)
+    await run_jobs(pool, settings, fetcher)
+    job = await last_job(pool)
+    assert (job["status"], job["note"]) == ("failed", "not a remote community")
+
+
+# ---------------------------------------------------------------- threads
+
+
+async def test_an_unknown_reply_brings_its_chain_and_the_threads_context(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.64", "lemmy") as lemmy, FakeInstance("127.0.0.65") as masto:
+        await trusting(pool, settings, lemmy, masto)
+        group = lemmy.add_actor("soins", type="Group")
+        alice, bob = lemmy.add_actor("alice"), masto.add_actor("bob")
+        context = lemmy.url("/post/ctx-1/context")
+        root = lemmy.add_object(page(lemmy, alice, group, "Protocole d'accueil", context=context))
+        first = lemmy.add_object(note(lemmy, alice, root["id"], "Première réponse", context=context))
+        second = masto.add_object(note(masto, bob, first["id"], "Réponse à la réponse",
+                                       published="2025-03-03T10:00:00Z"))  # fmt: skip
+        third = lemmy.add_object(
+            note(lemmy, alice, root["id"], "Troisième", published="2025-03-04T10:00:00Z")
+        )
+        # FEP-7888: the context is a collection of the thread's posts (here: activities and ids, paged)
+        lemmy.add_response("/post/ctx-1/context", {"id": context, "type": "OrderedCollection",
+                                                   "first": context + "?page=1"})  # fmt: skip
+        lemmy.add_response("/post/ctx-1/context?page=1", {
+            "id": context + "?page=1", "type": "OrderedCollectionPage", "partOf": context,
+            "orderedItems": [root["id"], {"type": "Create", "id": first["id"] + "/c", "object": first},
+                             second["id"], third],
+        })  # fmt: skip
+        community_id = await follow(pool, settings, fetcher, group)
+
+        # When a reply arrives whose parent we do not have (by the group)
+        async with pool.acquire() as conn:
+            assert await backfill.schedule_thread(conn, second["id"], community_id=community_id)
+            assert not await backfill.schedule_thread(conn, second["id"], community_id=community_id)
+        await run_jobs(pool, settings, fetcher)
+
+        # Then the thread is there with every reply under its parent
+        [thread] = await thread_rows(pool, community_id)
+        assert (thread["title"], thread["reply_count"]) == ("Protocole d'accueil", 3)
+        posts = await pool.fetch(
+            "SELECT p.ap_id, pp.ap_id AS parent FROM posts p LEFT JOIN posts pp ON pp.id = p.parent_id"
+            " WHERE p.thread_id = $1 AND NOT p.is_opening ORDER BY p.created_at",
+            thread["id"],
+        )
+        assert [(p["ap_id"], p["parent"]) for p in posts] == [
+            (first["id"], root["id"]),
+            (second["id"], first["id"]),
+            (third["id"], root["id"]),
+        ]
+        assert (await last_job(pool))["status"] == "done"
+
+        # When the thread is opened later: once per RECENT, and nothing stored twice
+        async with pool.acquire() as conn:
+            assert await backfill.schedule_thread(conn, thread["id"], recent=jobs.RECENT * 0)
+            assert not await backfill.schedule_thread(conn, thread["id"])
+        await run_jobs(pool, settings, fetcher)
+        assert (await last_job(pool))["stored"] == 0
+        assert await pool.fetchval("SELECT count(*) FROM posts WHERE thread_id = $1", thread["id"]) == 4
+
+
+async def test_without_context_the_replies_collections_are_walked(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.66") as masto:
+        await trusting(pool, settings, masto)
+        group = masto.add_actor("groupe", type="Group")
+        carla = masto.add_actor("carla")
+        root_id = masto.new_id("statuses")
+        child = note(masto, carla, root_id, "Enfant")
+        grandchild = note(masto, carla, child["id"], "Petit-enfant")
+        child["replies"] = {"id": child["id"] + "/replies", "type": "Collection",
+                            "first": {"id": child["id"] + "/replies?page=1", "type": "CollectionPage",
+                                      "partOf": child["id"] + "/replies", "items": [grandchild["id"]]}}  # fmt: skip
+        root = page(masto, carla, group, "Racine", id=root_id, replies=root_id + "/replies")
+        for doc in (root, child, grandchild):
+            masto.add_object(doc)
+        masto.add_object(collection(root_id + "/replies", [child["id"]]))
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_thread(conn, root_id, community_id=community_id)
+        await run_jobs(pool, settings, fetcher)
+        [thread] = await thread_rows(pool, community_id)
+        assert thread["reply_count"] == 2
+
+
+async def test_an_object_whose_id_is_not_where_it_was_fetched_is_refused(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.67", "lemmy") as lemmy, FakeInstance("127.0.0.68") as liar:
+        await trusting(pool, settings, lemmy, liar)
+        group = lemmy.add_actor("forum", type="Group")
+        alice = lemmy.add_actor("alice")
+        honest = page(lemmy, alice, group, "Vrai")
+        # the liar serves, at a URL of its own, a document claiming an id of the group's host
+        claimed = page(lemmy, alice, group, "Usurpé")
+        liar.add_response("/objects/usurpe", claimed)
+        lemmy.add_response("/c/forum/outbox", collection(group.id + "/outbox", [
+            announce(group, honest), liar.url("/objects/usurpe"),
+            {"type": "Announce", "id": group.id + "/a/9", "object": liar.url("/objects/usurpe")},
+        ]))  # fmt: skip
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_outbox(conn, community_id)
+        await run_jobs(pool, settings, fetcher)
+        assert [r["title"] for r in await thread_rows(pool, community_id)] == ["Vrai"]
+
+
+# ---------------------------------------------------------------- bad input, bounded
+
+
+async def test_an_endless_context_collection_stops_at_the_page_cap(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.69", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("sans-fin", type="Group")
+        alice = lemmy.add_actor("alice")
+        context = lemmy.url("/ctx")
+        root = lemmy.add_object(page(lemmy, alice, group, "Sans fin", context=context))
+        served = 0
+
+        async def endless(request: web.Request) -> web.Response:
+            nonlocal served
+            served += 1
+            n = int(request.query.get("page", "0"))
+            reply = note(lemmy, alice, root["id"], f"Réponse {n}")
+            body = {"id": context + (f"?page={n}" if n else ""), "type": "OrderedCollectionPage",
+                    "orderedItems": [reply], "next": f"{context}?page={n + 1}"}  # fmt: skip
+            return web.json_response(body, content_type=AS_TYPE)
+
+        lemmy.add_route("GET", "/ctx", endless)
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_thread(conn, root["id"], community_id=community_id)
+        started = time.monotonic()
+        await run_jobs(pool, settings, fetcher)
+        assert time.monotonic() - started < 10
+        job = await last_job(pool)
+        assert job["status"] == "done" and "page cap (4)" in job["note"]
+        assert served == CAPS.pages + 1  # the collection, then 4 pages
+        [thread] = await thread_rows(pool, community_id)
+        assert thread["reply_count"] == CAPS.pages + 1
+
+
+async def test_a_ten_thousand_deep_reply_chain_is_given_up_within_the_depth_cap(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.70") as masto:
+        await trusting(pool, settings, masto)
+        group = masto.add_actor("profond", type="Group")
+        alice = masto.add_actor("alice")
+        served = 0
+
+        async def link(request: web.Request) -> web.Response:
+            nonlocal served
+            served += 1
+            n = int(request.query["n"])
+            doc = note(
+                masto, alice, masto.url(f"/deep?n={n - 1}"), f"Niveau {n}", id=masto.url(f"/deep?n={n}")
+            )
+            if n == 0:
+                doc = page(masto, alice, group, "Fond", id=masto.url("/deep?n=0"))
+            return web.json_response(doc, content_type=AS_TYPE)
+
+        masto.add_route("GET", "/deep", link)
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_thread(conn, masto.url("/deep?n=10000"), community_id=community_id)
+        started = time.monotonic()
+        await run_jobs(pool, settings, fetcher)
+        assert time.monotonic() - started < 15
+        job = await last_job(pool)
+        assert job["status"] == "failed" and "deeper than 25" in job["note"]
+        assert served == CAPS.depth + 1
+        assert await thread_rows(pool, community_id) == []
+
+
+async def test_a_group_that_stops_answering_is_retried_later_then_given_up(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.71", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("muet", type="Group")
+        hanging = asyncio.Event()
+
+        async def silent(request: web.Request) -> web.Response:
+            await hanging.wait()  # never set: the connection stays open, nothing comes
+            return web.Response(status=500)
+
+        lemmy.add_route("GET", "/c/muet/outbox", silent)
+        try:
+            await _stop_answering(pool, settings, fetcher, group)
+        finally:
+            hanging.set()
+
+
+async def _stop_answering(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, group: FakeActor) -> None:
+    """The group's outbox never answers (the caller keeps it hanging)."""
+    community_id = await follow(pool, settings, fetcher, group)
+    async with pool.acquire() as conn:
+        await backfill.schedule_outbox(conn, community_id)
+    started = time.monotonic()
+    await run_jobs(pool, settings, fetcher)
+    assert time.monotonic() - started < 5  # one fetch deadline (1 s), no waiting for the retry
+    job = await last_job(pool)
+    assert (job["status"], job["attempts"]) == ("pending", 1)
+    assert "server not answering: deadline exceeded" in job["note"]
+    assert job["next_attempt_at"] > await pool.fetchval("SELECT now() + interval '1 minute'")
+    # When every retry falls due and fails the same way: given up, cleanly
+    for _ in backfill.BACKFILL.retry_delays:
+        await pool.execute("UPDATE backfill_jobs SET next_attempt_at = now()")
+        await run_jobs(pool, settings, fetcher)
+    job = await last_job(pool)
+    assert (job["status"], job["attempts"]) == ("failed", backfill.BACKFILL.max_attempts)
+    assert job["finished_at"] is not None
+
+
+async def test_a_huge_collection_page_is_refused_by_the_size_cap(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.72", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("lourd", type="Group")
+        alice = lemmy.add_actor("alice")
+        context = lemmy.url("/huge")
+        root = lemmy.add_object(page(lemmy, alice, group, "Lourd", context=context))
+        filler = [note(lemmy, alice, root["id"], "x" * 1000) for _ in range(3000)]  # about 3.5 MB
+        lemmy.add_response("/huge", json.dumps(collection(context, filler)).encode())
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_thread(conn, root["id"], community_id=community_id)
+        started = time.monotonic()
+        await run_jobs(pool, settings, fetcher)
+        assert time.monotonic() - started < 5
+        job = await last_job(pool)
+        assert job["status"] == "done" and "context: response body over the size limit" in job["note"]
+        [thread] = await thread_rows(pool, community_id)  # the root alone
+        assert thread["reply_count"] == 0
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+async def test_only_remote_threads_are_scheduled_and_not_twice_in_a_while(pool: asyncpg.Pool) -> None:
+    amina = await make_user(pool)
+    ours = await make_community(pool, "locale", visibility="public")
+    async with pool.acquire() as conn:
+        local_thread = await conn.fetchval(
+            "INSERT INTO threads (community_id, author_id, title) VALUES ($1, $2, 'Local') RETURNING id",
+            ours,
+            amina,
+        )
+        assert not await backfill.schedule_thread(conn, local_thread)
+        assert not await backfill.schedule_thread(conn, 999_999)
+        assert not await backfill.schedule_thread(conn, "javascript:alert(1)")
+        assert not await backfill.schedule_thread(conn, "https://example.org/" + "x" * 2000)
+    assert await pool.fetchval("SELECT count(*) FROM backfill_jobs") == 0
