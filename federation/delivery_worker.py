@@ -48,7 +48,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
@@ -57,7 +57,7 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
-from federation import delivery, fetcher, keys, outbox, policy, private_messages, signatures
+from federation import delivery, fetcher, keys, outbox, policy, private_messages, signatures, synchronization
 from federation.delivery import Job, Result
 from federation.errors import FetchError
 from node import metrics
@@ -113,6 +113,7 @@ class Prepared:
     payloads: dict[int, Payload]  # activity id -> body, digest, its actor's key
     refused_domains: frozenset[str]  # the instance policy says no (changed since fan-out)
     answers: frozenset[int] = frozenset()  # jobs sending a Reject there all the same
+    sync: dict[int, str] = field(default_factory=dict)  # job id -> Collection-Synchronization (FEP-8fcf)
 
     def refusal(self, job: Job) -> str:
         """Why ``job`` must not be sent ('' when it may)."""
@@ -194,7 +195,9 @@ class Sender:
                     self._expired.add(task)
                     task.cancel()
 
-    async def attempt(self, job: Job, payload: Payload) -> Result:
+    async def attempt(self, job: Job, payload: Payload, sync: str | None = None) -> Result:
+        """One signed POST; ``sync``: the group's ``Collection-Synchronization`` for
+        this server (FEP-8fcf), sent and signed with the other headers."""
         target = self._target(job.inbox)
         if target is None:
             return Result(job, None, "adresse refusée (schéma ou adresse privée)", refused=True)
@@ -205,8 +208,12 @@ class Sender:
             "Accept": fetcher.AS_ACCEPT,
             "Date": date,
             "Digest": payload.digest,
-            "Signature": payload.signer.signature(target.host_header, target.path, date, payload.digest),
+            "Signature": payload.signer.signature(
+                target.host_header, target.path, date, payload.digest, sync
+            ),
         }
+        if sync is not None:
+            headers[synchronization.HEADER] = sync
         task = asyncio.current_task()
         assert task is not None
         self._deadlines[task] = time.monotonic() + self.timeout
@@ -289,6 +296,7 @@ class BatchLoader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._payloads: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # id -> (actor, body)
+        self._synced: dict[int, str] = {}  # id -> the group whose followers it synchronises
         self._signers: dict[str, tuple[float, signatures.PostSigner]] = {}
         self._ready: dict[int, Payload] = {}
 
@@ -318,13 +326,24 @@ class BatchLoader:
             and delivery.may_refuse(current, job.domain, own)
             and delivery.is_refusal(json.loads(self._payloads[job.activity_id][1]))
         )
-        return Prepared(payloads, frozenset(out), answers)
+        synced = [
+            (job.id, job.inbox, self._synced[job.activity_id])
+            for job in jobs
+            if job.activity_id in self._synced and job.activity_id in payloads
+        ]
+        sync = await synchronization.headers_for(conn, synced) if synced else {}
+        return Prepared(payloads, frozenset(out), answers, sync)
 
     def _remember(self, activity_id: int, actor_uri: str, body: bytes) -> None:
         self._payloads[activity_id] = (actor_uri, body)
+        if synchronization.is_group_uri(actor_uri, self.settings):
+            group = synchronization.synchronised_group(json.loads(body), self.settings)
+            if group is not None:
+                self._synced[activity_id] = group
         while len(self._payloads) > ACTIVITY_CACHE:
             gone, _ = self._payloads.popitem(last=False)
             self._ready.pop(gone, None)
+            self._synced.pop(gone, None)
 
     def _payload(self, activity_id: int, signer: signatures.PostSigner) -> Payload:
         ready = self._ready.get(activity_id)
@@ -353,7 +372,8 @@ class BatchLoader:
 
 # ── the worker ────────────────────────────────────────────────────────────────
 
-Queued = tuple[Job, Payload | None, str]  # the job, what to send, why not ('' : send it)
+# the job, what to send, why not ('' : send it), its Collection-Synchronization header
+Queued = tuple[Job, Payload | None, str, str | None]
 
 
 class DeliveryWorker:
@@ -529,7 +549,8 @@ class DeliveryWorker:
             return False
         prepared = await self.loader.prepare(self._conn, jobs)
         self._queue.extend(
-            (job, prepared.payloads.get(job.activity_id), prepared.refusal(job)) for job in jobs
+            (job, prepared.payloads.get(job.activity_id), prepared.refusal(job), prepared.sync.get(job.id))
+            for job in jobs
         )
         self._start_senders()
         self._claim_due = len(jobs) >= capacity
@@ -545,20 +566,20 @@ class DeliveryWorker:
     async def _send_queued(self) -> None:
         """One sender: queued jobs one after another, until none is left."""
         while self._queue and not self._stopping:
-            job, payload, refusal = self._queue.popleft()
+            job, payload, refusal, sync = self._queue.popleft()
             self._sending += 1
             try:
-                result = await self._attempt(job, payload, refusal)
+                result = await self._attempt(job, payload, refusal, sync)
             finally:
                 self._sending -= 1
             self._record(result)
 
-    async def _attempt(self, job: Job, payload: Payload | None, refusal: str) -> Result:
+    async def _attempt(self, job: Job, payload: Payload | None, refusal: str, sync: str | None) -> Result:
         assert self._sender is not None
         if refusal or payload is None:
             return Result(job, None, refusal, refused=True)
         try:
-            return await self._sender.attempt(job, payload)
+            return await self._sender.attempt(job, payload, sync)
         except Exception:
             # A bug must not leave the job in flight until its lease ends: retry it.
             log.exception("delivery %s: unexpected error", job.id)
@@ -628,7 +649,7 @@ class DeliveryWorker:
         """Queued jobs that were never sent go back to the queue, due now."""
         if not self._queue:
             return
-        jobs = [job for job, _payload, _refusal in self._queue]
+        jobs = [queued[0] for queued in self._queue]
         self._queue.clear()
         try:
             await delivery.release(self.pool, jobs)

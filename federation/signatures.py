@@ -100,6 +100,7 @@ CLOCK_SKEW = timedelta(hours=1)
 MAX_SIGNATURE_HEADER = 8192
 GET_HEADERS = ("(request-target)", "host", "date")
 POST_HEADERS = ("(request-target)", "host", "date", "digest")
+SYNC_HEADER = "collection-synchronization"  # FEP-8fcf, signed with a group's deliveries
 # Pseudo-headers whose value comes from the Signature parameters, not from a header.
 _PSEUDO = frozenset({"(created)", "(expires)"})
 
@@ -238,15 +239,25 @@ class PostSigner:
         self.key = key
         template = build_signature_template(key_id, "rsa-sha256", list(POST_HEADERS), sign_header="signature")
         self._before, self._after = template.split('signature="%s"', 1)
+        synced = build_signature_template(
+            key_id, "rsa-sha256", [*POST_HEADERS, SYNC_HEADER], sign_header="signature"
+        )
+        self._synced_before, self._synced_after = synced.split('signature="%s"', 1)
 
-    def signature(self, host: str, target: str, date: str, digest: str) -> str:
-        """The ``Signature`` header of ``POST target`` to ``host`` with these headers.
+    def signature(self, host: str, target: str, date: str, digest: str, sync: str | None = None) -> str:
+        """The ``Signature`` header of ``POST target`` to ``host`` with these headers
+        (and ``sync``, a ``Collection-Synchronization`` value, signed too: FEP-8fcf
+        honours it only signed).
 
         The signed string is httpsig's ``generate_message`` for POST_HEADERS, written
         out (tests check both agree): one line per header, lower-case names."""
         signed = f"(request-target): post {target}\nhost: {host}\ndate: {date}\ndigest: {digest}"
+        before, after = self._before, self._after
+        if sync is not None:
+            signed += f"\n{SYNC_HEADER}: {sync}"
+            before, after = self._synced_before, self._synced_after
         signature = self.key.sign(signed.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
-        return f'{self._before}signature="{base64.b64encode(signature).decode()}"{self._after}'
+        return f'{before}signature="{base64.b64encode(signature).decode()}"{after}'
 
 
 def signature_header(key_id: str, algorithm: str, signed: Iterable[str], signature: bytes) -> str:

@@ -7,7 +7,8 @@ exist only for ActivityPub. Every refusal is a 404 identical to a missing object
     /.well-known/webfinger  /.well-known/nodeinfo  /nodeinfo/2.0  /nodeinfo/2.1  /.well-known/host-meta
     /actor  /actor/outbox
     /u/{username}  /u/{username}/outbox  /u/{username}/followers
-    /c/{name}  /c/{name}/outbox  /c/{name}/followers  /c/{name}/featured  /c/{name}/moderators
+    /c/{name}  /c/{name}/outbox  /c/{name}/followers  /c/{name}/followers_synchronization
+    /c/{name}/featured  /c/{name}/moderators
     /t/{id}  /t/{id}/context  /t/{id}/replies  /p/{id}  /p/{id}/replies  /activities/{uuid}
 """
 
@@ -20,7 +21,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from federation import access, actors, collections, discovery, inbox, objects, served_activities, urls
+from federation import (
+    access,
+    actors,
+    collections,
+    discovery,
+    inbox,
+    objects,
+    served_activities,
+    synchronization,
+    urls,
+)
 from federation.negotiation import ActivityResponse, APRoute
 from node import access as node_access
 from node import accounts, communities, threads
@@ -206,6 +217,21 @@ async def group_followers(request: Request) -> Response:
     return ActivityResponse(doc)
 
 
+async def group_followers_synchronization(request: Request) -> Response:
+    """FEP-8fcf: the group's followers on the signer's own server, to a signed GET of a
+    server that may read the group (a members-only one: an approved partner), else
+    404 like a missing object."""
+    settings = settings_of(request)
+    async with pool_of(request).acquire() as conn:
+        community = await _readable_community(request, conn)
+        signer = await access.verified_signer(request, conn, settings)
+        if signer is None:
+            raise NotFound()
+        group = urls.group(settings, community["name"])
+        doc = await synchronization.partial_followers(conn, community["id"], group, signer.uri)
+    return ActivityResponse(doc, headers={"cache-control": "private, no-store"})
+
+
 async def group_featured(request: Request) -> Response:
     async with pool_of(request).acquire() as conn:
         community = await _readable_community(request, conn)
@@ -314,6 +340,11 @@ routes: list[BaseRoute] = [
     APRoute("/c/{name}", group, name="ap_group"),
     Route("/c/{name}/outbox", group_outbox, name="ap_group_outbox"),
     Route("/c/{name}/followers", group_followers, name="ap_group_followers"),
+    Route(
+        f"/c/{{name}}/{synchronization.PARTIAL_PATH}",
+        group_followers_synchronization,
+        name="ap_group_followers_synchronization",
+    ),
     Route("/c/{name}/featured", group_featured, name="ap_group_featured"),
     Route("/c/{name}/moderators", group_moderators, name="ap_group_moderators"),
     APRoute("/t/{thread_id:id}", thread, name="ap_thread"),

@@ -1,0 +1,220 @@
+"""Followers collection synchronization (FEP-8fcf), sent and honoured.
+
+Sent: a delivery from one of our Groups addressed to its followers carries a signed
+``Collection-Synchronization`` header for the receiving server::
+
+    Collection-Synchronization: collectionId="https://node/c/aide/followers",
+        url="https://node/c/aide/followers_synchronization", digest="<hex>"
+
+``digest`` is the XOR of the SHA-256 of the ids of the group's accepted followers on
+that server (those whose id is the inbox URL's ``scheme://authority`` or starts with it
+followed by ``/``, as Mastodon computes ``remote_followers_hash``); 32 zero bytes when
+there is none. ``url`` lists exactly those ids to a GET signed by an actor of that
+server (:func:`partial_followers`), nobody else's.
+
+Honoured: a delivery whose signer's ``followers`` collection is named by the header
+(``collectionId`` its followers, ``url`` on its own authority) is compared with our
+own view — which of our actors follow it (``group_follows``, accepted). On a mismatch
+the partial collection is fetched (signed, through the guarded fetcher) and our side
+brought in line (:func:`reconcile`): a follow of ours it no longer lists is dropped
+(« refusé »), a pending one it lists is taken as accepted, an actor of ours it lists
+that follows nothing there gets an ``Undo{Follow}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from federation import policy
+from node.db import Conn
+from node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEADER = "Collection-Synchronization"
+SIGNED_NAME = HEADER.lower()  # its name in a draft-cavage ``headers`` list
+PARTIAL_PATH = "followers_synchronization"  # /c/{name}/followers_synchronization
+EMPTY_DIGEST = "0" * 64
+MAX_HEADER = 2048
+
+
+# ── pure parts ────────────────────────────────────────────────────────────────
+
+
+def url_prefix(url: str) -> str | None:
+    """``scheme://authority`` of an http(s) URL, as written (Mastodon's ``URL_PREFIX_RE``)."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def under_prefix(uri: str, prefix: str) -> bool:
+    """Is ``uri`` an id of the server at ``prefix`` (the FEP's partial collection rule)?"""
+    return uri == prefix or uri.startswith(prefix + "/")
+
+
+def digest_of(ids: Iterable[str]) -> str:
+    """The partial collection digest: XOR of the SHA-256 of each id, in hex."""
+    value = 0
+    for item in set(ids):
+        value ^= int.from_bytes(hashlib.sha256(item.encode("utf-8")).digest(), "big")
+    return value.to_bytes(32, "big").hex()
+
+
+def partial_url(group_uri: str) -> str:
+    return f"{group_uri}/{PARTIAL_PATH}"
+
+
+def followers_url(actor_uri: str) -> str:
+    """Our actors' followers collection (a Group's: ``/c/{name}/followers``)."""
+    return f"{actor_uri}/followers"
+
+
+@dataclass(frozen=True)
+class SyncHeader:
+    collection_id: str
+    url: str
+    digest: str
+
+    def value(self) -> str:
+        return f'collectionId="{self.collection_id}", url="{self.url}", digest="{self.digest}"'
+
+
+_PARAM = re.compile(r'\s*([A-Za-z]+)="([^"\\]*)"\s*(?:,|$)')
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_header(raw: str | None) -> SyncHeader | None:
+    """The header's three parameters (the ``Signature`` syntax); None when absent or
+    malformed (a bad header is ignored, never an error: the activity stands alone)."""
+    if not raw or len(raw) > MAX_HEADER:
+        return None
+    values: dict[str, str] = {}
+    pos = 0
+    while pos < len(raw):
+        match = _PARAM.match(raw, pos)
+        if match is None or match.end() == pos:
+            return None
+        values[match.group(1)] = match.group(2)
+        pos = match.end()
+    header = SyncHeader(
+        values.get("collectionId", ""), values.get("url", ""), values.get("digest", "").lower()
+    )
+    if not header.collection_id or not header.url or not _HEX64.fullmatch(header.digest):
+        return None
+    return header
+
+
+def is_group_uri(actor_uri: str, settings: Settings) -> bool:
+    """One of our Groups (``/c/{name}``), from its id alone."""
+    prefix = f"{settings.base_url}/c/"
+    return actor_uri.startswith(prefix) and "/" not in actor_uri[len(prefix) :]
+
+
+def synchronised_group(activity: dict[str, Any], settings: Settings) -> str | None:
+    """The group whose followers an activity of ours synchronises: its actor when the
+    actor is one of our Groups and the activity is addressed to the group's followers
+    (the FEP: at least every activity addressed to the followers); else None."""
+    actor = activity.get("actor")
+    if not isinstance(actor, str) or not is_group_uri(actor, settings):
+        return None
+    followers = followers_url(actor)
+    for key in ("to", "cc"):
+        audience = activity.get(key)
+        if audience == followers or (isinstance(audience, list) and followers in audience):
+            return actor
+    return None
+
+
+def is_signed(signed_headers: Sequence[str]) -> bool:
+    """Was the header covered by the request's signature (the FEP honours it only then)?"""
+    return SIGNED_NAME in signed_headers
+
+
+def acceptable(header: SyncHeader, sender_uri: str, sender_followers: str | None) -> bool:
+    """The FEP's two checks: ``collectionId`` is the sender's followers collection and
+    ``url`` is on the sender's own authority (no third party's list is ever fetched)."""
+    prefix = url_prefix(sender_uri)
+    return (
+        sender_followers is not None
+        and header.collection_id == sender_followers
+        and prefix is not None
+        and under_prefix(header.url, prefix)
+    )
+
+
+# ── sent: the digests and the partial collection of our groups ────────────────
+
+# The accepted followers of each (group, server) pair. The domain narrows the rows
+# (actors_domain index) before the exact prefix rule of the FEP.
+FOLLOWERS_OF_PAIRS = """
+SELECT p.group_uri, p.prefix, a.uri
+FROM unnest($1::text[], $2::text[], $3::text[]) AS p (group_uri, prefix, domain)
+JOIN actors g ON g.uri = p.group_uri AND g.local AND g.kind = 'Group'
+JOIN actors a ON a.domain = p.domain AND NOT a.local
+JOIN community_followers f ON f.community_id = g.community_id AND f.actor_id = a.id AND f.state = 'accepted'
+WHERE a.uri = p.prefix OR starts_with(a.uri, p.prefix || '/')
+"""
+FOLLOWERS_ON_SERVER = """
+SELECT a.uri
+FROM community_followers f
+JOIN actors a ON a.id = f.actor_id
+WHERE f.community_id = $1 AND f.state = 'accepted' AND NOT a.local AND a.domain = $2
+  AND (a.uri = $3 OR starts_with(a.uri, $3 || '/'))
+ORDER BY a.uri
+"""
+
+
+async def digests(conn: Conn, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The digest for each ``(group uri, inbox url prefix)`` pair, in one statement."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    domains = [policy.host_of(prefix) for _group, prefix in wanted]
+    rows = await conn.fetch(FOLLOWERS_OF_PAIRS, [g for g, _ in wanted], [p for _, p in wanted], domains)
+    ids: dict[tuple[str, str], list[str]] = {pair: [] for pair in wanted}
+    for row in rows:
+        ids[(row["group_uri"], row["prefix"])].append(row["uri"])
+    return {pair: digest_of(found) for pair, found in ids.items()}
+
+
+async def headers_for(conn: Conn, deliveries: Iterable[tuple[int, str, str]]) -> dict[int, str]:
+    """The header value of each delivery ``(job id, inbox url, group uri)``, by job id
+    (the group's followers on the inbox's server, one statement for them all)."""
+    wanted: dict[int, tuple[str, str]] = {}
+    for job_id, inbox, group in deliveries:
+        prefix = url_prefix(inbox)
+        if prefix is not None:
+            wanted[job_id] = (group, prefix)
+    if not wanted:
+        return {}
+    found = await digests(conn, wanted.values())
+    return {
+        job_id: SyncHeader(followers_url(group), partial_url(group), found[(group, prefix)]).value()
+        for job_id, (group, prefix) in wanted.items()
+    }
+
+
+async def partial_followers(
+    conn: asyncpg.Connection, community_id: int, group_uri: str, signer_uri: str
+) -> dict[str, Any]:
+    """The group's followers on the signer's server: what that server may compare with
+    its own view (each id is one of its own actors)."""
+    prefix = url_prefix(signer_uri) or ""
+    rows = await conn.fetch(FOLLOWERS_ON_SERVER, community_id, policy.host_of(signer_uri), prefix)
+    items = [r["uri"] for r in rows]
+    return {
+        "id": partial_url(group_uri),
+        "type": "OrderedCollection",
+        "totalItems": len(items),
+        "orderedItems": items,
+    }
