@@ -760,6 +760,7 @@ SELECT_THREAD_HEAD = f"""
 SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.created_at,
        t.last_activity_at, t.version, t.community_id, c.name AS community_name, c.title AS community_title,
        c.visibility,
+       t.ap_id IS NOT NULL AND c.actor_id IS NOT NULL AS remote_thread,
        (SELECT value #>> '{{}}' FROM node_settings WHERE key = 'policy_version') AS policy_version,
        EXISTS (SELECT 1 FROM community_experts e
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,

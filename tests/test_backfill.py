@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiohttp import web
 
 from federation import access, actors, backfill, policy
 from federation.fetcher import Fetcher
 from node import backfill as jobs
-from node import communities
+from node import communities, threads
 from node.settings import Settings, load
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import AS_TYPE, FakeActor, FakeInstance
-from tests.helpers import make_community, make_user
+from tests.helpers import login, make_community, make_user
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 # Small caps: each bad input is stopped within a second or two.
@@ -508,3 +509,49 @@ async def test_only_remote_threads_are_scheduled_and_not_twice_in_a_while(pool: 
         assert not await backfill.schedule_thread(conn, "javascript:alert(1)")
         assert not await backfill.schedule_thread(conn, "https://example.org/" + "x" * 2000)
     assert await pool.fetchval("SELECT count(*) FROM backfill_jobs") == 0
+
+
+async def test_a_member_opening_a_remote_thread_schedules_its_backfill_once(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, client: httpx.AsyncClient
+) -> None:
+    async with FakeInstance("127.0.0.73", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("ouvert", type="Group")
+        alice = lemmy.add_actor("alice")
+        community_id = await follow(pool, settings, fetcher, group)
+        author = await actors_id(pool, fetcher, alice.id)
+    amina = await make_user(pool)
+    ours = await make_community(pool, "locale", visibility="public")
+    async with pool.acquire() as conn:
+        stored = await threads.store_backfilled_threads(
+            conn,
+            community_id,
+            [threads.BackfilledPost(lemmy.url("/post/1"), author, "Distant", "texte", "<p>texte</p>", None)],
+        )
+        local_thread = await conn.fetchval(
+            "INSERT INTO threads (community_id, author_id, title) VALUES ($1, $2, 'Local') RETURNING id",
+            ours,
+            amina,
+        )
+        await conn.execute(
+            "INSERT INTO posts (thread_id, author_id, is_opening, source, content_html)"
+            " VALUES ($1, $2, true, 'x', '<p>x</p>')",
+            local_thread,
+            amina,
+        )
+    [remote_thread] = stored.values()
+    # A visitor's reading schedules nothing (the page may come from the replica)
+    assert (await client.get(f"/t/{remote_thread}")).status_code == 200
+    assert await pool.fetchval("SELECT count(*) FROM backfill_jobs") == 0
+    # A member's: once, then not again while the job waits or ran lately; never a local thread
+    await login(client, "amina")
+    for _ in range(2):
+        assert (await client.get(f"/t/{remote_thread}")).status_code == 200
+        assert (await client.get(f"/t/{local_thread}")).status_code == 200
+    rows = await pool.fetch("SELECT kind, thread_id, community_id, status FROM backfill_jobs")
+    assert [tuple(r) for r in rows] == [("thread", remote_thread, community_id, "pending")]
+
+
+async def actors_id(pool: asyncpg.Pool, fetcher: Fetcher, uri: str) -> int:
+    async with pool.acquire() as conn:
+        return (await actors.get_or_fetch(conn, fetcher, uri)).id

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from node import communities, documents, markup, media, ratelimit, search, threads
+from node import backfill, communities, documents, markup, media, ratelimit, search, threads
 from node.accounts import PROFESSIONS
 from node.communities import Community
 from node.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
@@ -227,6 +227,10 @@ async def thread_page(request: Request) -> Response:
     document = await documents.for_thread(pool, head.thread["id"]) if head.page == 1 else None
     if viewer is not None and viewer.unread_notifications:  # thread_head marked this thread's read
         forget_count(request, viewer.id)
+    if viewer is not None and head.thread["remote_thread"]:
+        # A thread of a followed remote community: fetch what its origin holds in the
+        # background (a row insert, at most once per backfill.RECENT); the page shows what is here.
+        await backfill.schedule_thread(pool_of(request), head.thread["id"])
     return render(
         request,
         "forum/thread.html",
