@@ -20,7 +20,9 @@ posts of members-only communities and quote them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -53,17 +55,23 @@ LEFT JOIN users ru ON ru.id = r.reporter_user_id
 LEFT JOIN users rb ON rb.id = r.resolved_by
 LEFT JOIN communities c ON c.id = r.community_id
 """
-# Open reports newest first; handled ones by the date of the decision (index reports_handled).
-LIST_OPEN = f"""{REPORT_COLUMNS}
-WHERE r.state = 'open'
-ORDER BY r.created_at DESC, r.id DESC
-LIMIT $1 OFFSET $2
+# Open reports newest first (index reports_open), handled ones by the date of the
+# decision (index reports_handled); a page starts after (``older``) or before (``newer``,
+# read upwards then reversed) the report of a cursor: keyset pages, never OFFSET, so a page
+# deep in the history costs what the first one does. $1 how many, ($2, $3) the cursor.
+_LIST = f"""{REPORT_COLUMNS}
+WHERE {{state}} AND ({{at}}, r.id) {{side}} ($2, $3)
+ORDER BY {{at}} {{order}}, r.id {{order}}
+LIMIT $1
 """
-LIST_HANDLED = f"""{REPORT_COLUMNS}
-WHERE r.state = $3
-ORDER BY r.resolved_at DESC, r.id DESC
-LIMIT $1 OFFSET $2
-"""
+LIST_OPEN = {
+    "older": _LIST.format(state="r.state = 'open'", at="r.created_at", side="<", order="DESC"),
+    "newer": _LIST.format(state="r.state = 'open'", at="r.created_at", side=">", order="ASC"),
+}
+LIST_HANDLED = {  # $4 the state
+    "older": _LIST.format(state="r.state = $4", at="r.resolved_at", side="<", order="DESC"),
+    "newer": _LIST.format(state="r.state = $4", at="r.resolved_at", side=">", order="ASC"),
+}
 # The posts named by a page of reports, with where they are and who wrote them.
 SELECT_POSTS = """
 SELECT p.id, p.ap_id, p.author_id, p.is_opening, p.deleted_at, left(p.source, $2) AS excerpt,
@@ -111,10 +119,63 @@ class Report:
 
 @dataclass
 class ReportPage:
+    """One page of reports, with the tokens of the pages around it (None: no such page)."""
+
     reports: list[Report]
-    page: int
-    has_next: bool
+    newer: str | None
+    older: str | None
     counts: dict[str, int]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"(\d{1,17})\.(\d{1,19})")
+MAX_BIGINT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in a list of reports: the (date, id) of a report, the date being when it
+    was received (open reports) or decided (the others)."""
+
+    at: datetime
+    id: int
+
+    def token(self) -> str:
+        return f"{(self.at - _EPOCH) // timedelta(microseconds=1)}.{self.id}"
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor:
+        """The cursor a token names; anything else is a missing page."""
+        match = _CURSOR.fullmatch(token)
+        if match is None or not 0 < int(match[2]) <= MAX_BIGINT:
+            raise NotFound()
+        try:
+            at = _EPOCH + timedelta(microseconds=int(match[1]))
+        except OverflowError as exc:
+            raise NotFound() from exc
+        return cls(at, int(match[2]))
+
+
+START = Cursor(datetime.max.replace(tzinfo=UTC), MAX_BIGINT)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of reports starts: at the top, after a report (``avant``: older
+    ones) or before one (``apres``: newer ones)."""
+
+    cursor: Cursor = START
+    newer: bool = False
+
+    @classmethod
+    def from_query(cls, older_than: str | None, newer_than: str | None) -> Position:
+        if newer_than:
+            return cls(Cursor.parse(newer_than), newer=True)
+        return cls(Cursor.parse(older_than)) if older_than else cls()
+
+    @property
+    def at_top(self) -> bool:
+        return self.cursor == START
 
 
 async def count_open(conn: Conn) -> int:
@@ -134,23 +195,32 @@ def post_uris(post: asyncpg.Record, base_url: str) -> set[str]:
     return uris
 
 
-async def list_reports(conn: Conn, state: str, page: int, base_url: str) -> ReportPage:
+async def list_reports(conn: Conn, state: str, at: Position, base_url: str) -> ReportPage:
     """One page of reports in ``state``, with the posts they name."""
     if state not in STATES:
         raise NotFound()
-    offset = (page - 1) * PAGE_SIZE
+    side = "newer" if at.newer else "older"
+    args: tuple[object, ...] = (PAGE_SIZE + 1, at.cursor.at, at.cursor.id)
     if state == "open":
-        rows = await conn.fetch(LIST_OPEN, PAGE_SIZE + 1, offset)
+        rows = list(await conn.fetch(LIST_OPEN[side], *args))
     else:
-        rows = await conn.fetch(LIST_HANDLED, PAGE_SIZE + 1, offset, state)
-    if not rows and page > 1:
-        raise NotFound()
+        rows = list(await conn.fetch(LIST_HANDLED[side], *args, state))
+    more = len(rows) > PAGE_SIZE
     shown = rows[:PAGE_SIZE]
+    if at.newer:
+        shown.reverse()
+    if not shown and not at.at_top:
+        raise NotFound()
+    date = "created_at" if state == "open" else "resolved_at"
+    has_newer = more if at.newer else not at.at_top
+    has_older = True if at.newer else more
+    newer = Cursor(shown[0][date], shown[0]["id"]).token() if shown and has_newer else None
+    older = Cursor(shown[-1][date], shown[-1]["id"]).token() if shown and has_older else None
     post_ids = sorted({pid for r in shown for pid in r["post_ids"]})
     posts = {p["id"]: p for p in await conn.fetch(SELECT_POSTS, post_ids, EXCERPT_CHARS)} if post_ids else {}
     counts = {state: 0 for state in STATES}
     counts.update({r["state"]: r["n"] for r in await conn.fetch(COUNT_BY_STATE)})
-    return ReportPage([_report(r, posts, base_url) for r in shown], page, len(rows) > PAGE_SIZE, counts)
+    return ReportPage([_report(r, posts, base_url) for r in shown], newer, older, counts)
 
 
 def _report(row: asyncpg.Record, posts: dict[int, asyncpg.Record], base_url: str) -> Report:

@@ -1724,7 +1724,7 @@ CREATE INDEX remote_moderators_actor ON public.remote_moderators USING btree (ac
 
 CREATE INDEX reports_handled ON public.reports USING btree (state, resolved_at DESC, id DESC) WHERE (state <> 'open'::text);
 
-CREATE INDEX reports_open ON public.reports USING btree (created_at DESC) WHERE (state = 'open'::text);
+CREATE INDEX reports_open ON public.reports USING btree (created_at DESC, id DESC) WHERE (state = 'open'::text);
 
 CREATE UNIQUE INDEX reports_open_by_member ON public.reports USING btree (reporter_user_id, post_ids) WHERE ((state = 'open'::text) AND (reporter_user_id IS NOT NULL));
 

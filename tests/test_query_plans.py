@@ -1,4 +1,5 @@
-"""The hot queries have an index path: none of them reads all of ``posts`` or ``threads``.
+"""The hot queries have an index path: none of them reads all of ``posts``, ``threads``
+or ``reports``.
 
 A sequential scan is what makes a page's cost grow with the node's history. On a test
 database the tables are tiny and the planner would rightly prefer scanning them, so each
@@ -14,13 +15,15 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from node import communities, search, threads
+from node import communities, reports, search, threads
 from node.sessions import User
 from tests.helpers import make_community, make_user
 
 MEMBER = 1
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 HOT_QUERIES = {
+    "search newest posts, member": (search.SCAN_MATCHES, ("survivante", True, 0, 10_000, 500)),
+    "search newest posts, visitor": (search.SCAN_MATCHES, ("zone rurale", False, 0, 10_000, 500)),
     "search window, member": (search.WINDOW_MATCHES, ("survivante", True, 0, 10_000, 500)),
     "search window, visitor": (search.WINDOW_MATCHES, ("survivante prise en charge", False, 100, 200, 500)),
     "search results shown": (search.SHOWN, ([1, 2, 3],)),
@@ -30,6 +33,9 @@ HOT_QUERIES = {
     "member home, newer": (threads.LIST_FOLLOWED_THREADS["newer"], (MEMBER, True, FAR_FUTURE, 5, 31)),
     "visitor home": (threads.LIST_PUBLIC_THREADS, (None, 10)),
     "thread page posts": (threads.SELECT_PAGE_POSTS, (1, 21, 0)),
+    "open reports": (reports.LIST_OPEN["older"], (21, FAR_FUTURE, 2**62)),
+    "open reports, newer": (reports.LIST_OPEN["newer"], (21, FAR_FUTURE, 2**62)),
+    "handled reports": (reports.LIST_HANDLED["older"], (21, FAR_FUTURE, 2**62, "resolved")),
 }
 
 
@@ -57,4 +63,4 @@ async def test_hot_query_reads_posts_and_threads_by_index(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + query, *args))
-    assert not re.search(r"Seq Scan on (posts|threads)\b", plan), plan
+    assert not re.search(r"Seq Scan on (posts|threads|reports)\b", plan), plan

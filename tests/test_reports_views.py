@@ -3,6 +3,7 @@ only, resolved or dismissed through CSRF-protected forms, every decision audited
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -236,7 +237,7 @@ async def test_an_unknown_report_is_a_missing_page(
     await as_role(client, pool, "modo", "moderator")
     assert (await post_form(client, f"{PAGE}/999999/traiter", {}, page=PAGE)).status_code == 404
     assert (await post_form(client, f"{PAGE}/abc/traiter", {}, page=PAGE)).status_code == 404
-    assert (await client.get(PAGE, params={"page": "7"})).status_code == 404
+    assert (await client.get(PAGE, params={"avant": "1.1"})).status_code == 404  # nothing that old
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'report.%'") == 0
 
 
@@ -263,12 +264,21 @@ async def test_reports_are_paginated_newest_first(
     await as_role(client, pool, "modo", "moderator")
 
     first = (await client.get(PAGE)).text
-    second = (await client.get(PAGE, params={"page": "2"})).text
+    older = re.search(r'href="/moderation/signalements\?etat=ouverts&amp;avant=([0-9.]+)"', first)
+    assert older is not None and "apres=" not in first
+    second = (await client.get(PAGE, params={"etat": "ouverts", "avant": older[1]})).text
 
     assert first.index("Signalement numéro 20") < first.index("Signalement numéro 19")
     assert "Signalement numéro 0<" not in first and "Signalement numéro 0<" in second
-    assert 'href="/moderation/signalements?etat=ouverts&amp;page=2"' in first
-    assert 'href="/moderation/signalements?etat=ouverts&amp;page=1"' in second
+    assert "Signalement numéro 1<" not in second and "avant=" not in second
+    # And the page before the second one is the first again
+    newer = re.search(r'href="/moderation/signalements\?etat=ouverts&amp;apres=([0-9.]+)"', second)
+    assert newer is not None
+    again = (await client.get(PAGE, params={"etat": "ouverts", "apres": newer[1]})).text
+    assert again.count("Signalement numéro") == first.count("Signalement numéro") == 20
+    assert "Signalement numéro 1<" in again and "Signalement numéro 0<" not in again
+    # And a cursor that is not one is a missing page
+    assert (await client.get(PAGE, params={"avant": "demain"})).status_code == 404
 
 
 async def test_an_anonymous_visitor_gets_the_missing_page(

@@ -117,8 +117,9 @@ async def test_results_are_paginated(pool: asyncpg.Pool, client: httpx.AsyncClie
     assert second.text.count("Question juridique") == 2
 
 
+@pytest.mark.parametrize("scan", [1, 10])
 async def test_matches_are_gathered_newest_first_window_by_window(
-    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, scan: int
 ) -> None:
     # Given a rare word in the oldest post, and a common word in every post
     await make_community(pool, "medical", visibility="public")
@@ -127,14 +128,19 @@ async def test_matches_are_gathered_newest_first_window_by_window(
     made = [
         await start(pool, amina, "medical", f"Accueil {i}", "Accueil de la survivante.") for i in range(6)
     ]
-    # And windows one post id wide, three candidates at most
+    # And the two newest post ids read in order, then (scan 10) the ids the rate of
+    # matches there says are still needed, or (scan 1, too few to read in order) windows
+    # one post id wide; three candidates at most
+    monkeypatch.setattr(search, "FIRST", 2)
+    monkeypatch.setattr(search, "SCAN", scan)
     monkeypatch.setattr(search, "WINDOW", 1)
     monkeypatch.setattr(search, "CANDIDATES", 3)
     monkeypatch.setattr(search, "PAGE_SIZE", 2)
     # When the rare word is searched, the windows widen down to the first post
     rare = await search.search(pool, "fistule", None)
     assert [r.title for r in rare.results] == ["Fistule obstétricale"] and not rare.has_next
-    # And a common word ranks only the three most recent matches, over two pages
+    # And a common word ranks only the three most recent matches (two from the first
+    # ordered read, one from the second or from the first window), over two pages
     first = await search.search(pool, "survivante", None)
     second = await search.search(pool, "survivante", None, page=2)
     found = [r.thread_id for r in first.results + second.results]

@@ -2,7 +2,7 @@
 
 Routes (anyone but moderators and admins gets a missing page)::
 
-    GET  /moderation/signalements?etat=ouverts|traites|classes&page=N
+    GET  /moderation/signalements?etat=ouverts|traites|classes[&avant=|&apres=CURSOR]
     POST /moderation/signalements/{id}/traiter      resolved (optional note), audited
     POST /moderation/signalements/{id}/classer      dismissed (optional note), audited
 
@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from node import reports
 from node.i18n import _
 from node.web import forms
-from node.web.requests import int_param, path_id, pool_of, require_moderator, settings_of
+from node.web.requests import path_id, pool_of, require_moderator, settings_of
 from node.web.templating import redirect, render
 
 PATH = "/moderation/signalements"
@@ -64,9 +64,9 @@ async def reports_page(request: Request) -> Response:
     require_moderator(request)
     filter_name = request.query_params.get("etat", "ouverts")
     state = FILTERS.get(filter_name, "open")
-    page = int_param(request.query_params.get("page"))
+    at = reports.Position.from_query(request.query_params.get("avant"), request.query_params.get("apres"))
     base_url = settings_of(request).base_url
-    listing = await reports.list_reports(pool_of(request), state, page, base_url)
+    listing = await reports.list_reports(pool_of(request), state, at, base_url)
     return render(
         request,
         "moderation/reports.html",
