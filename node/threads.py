@@ -17,7 +17,7 @@ vector is kept by a trigger (migration 0020).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -440,7 +440,8 @@ SELECT p.id, $2, CASE WHEN p.is_opening THEN t.title END, p.source
 FROM posts p JOIN threads t ON t.id = p.thread_id
 WHERE p.id = $1
 """
-# A new thread, its opening post and the group's relay events in one statement, unless
+# A new thread, its opening post and the group's relay events (none for a thread of a
+# remote community: $7 NULL, $8 false) in one statement, unless
 # a Delete of the object arrived first or the object is already stored (then: NULL).
 INSERT_REMOTE_THREAD = """
 WITH fresh AS (
@@ -455,7 +456,7 @@ WITH fresh AS (
     SELECT id, true, $5, $6, $3, $4 FROM thread
 ), events AS (
     INSERT INTO outbox_events (kind, payload)
-    SELECT 'relay.announce', $7::jsonb FROM thread
+    SELECT 'relay.announce', $7::jsonb FROM thread WHERE $7::jsonb IS NOT NULL
     UNION ALL
     SELECT 'relay.announce_page', jsonb_build_object('community_id', $1::bigint, 'thread_id', id)
     FROM thread WHERE $8
@@ -574,11 +575,13 @@ class RemoteThread:
 async def store_remote_thread(
     conn: asyncpg.Connection,
     thread: RemoteThread,
-    relay: Mapping[str, Any],
+    relay: Mapping[str, Any] | None,
 ) -> int | None:
     """A new thread opened by a remote author, with the group's relay events
     (``relay``: the ``relay.announce`` payload; ``announce_page``: also its Page), in
-    one round trip; None when the object was deleted already or is stored already."""
+    one round trip; None when the object was deleted already or is stored already.
+    ``relay`` None (and ``announce_page`` false): a thread of a remote community, which
+    its own group relays, never us."""
     thread_id: int | None = await conn.fetchval(
         INSERT_REMOTE_THREAD,
         thread.community_id,
@@ -618,14 +621,16 @@ async def store_remote_reply(
     ap_id: str,
     source: str,
     content_html: str,
+    mentioned: Sequence[str] = (),
 ) -> int:
     """A remote author's reply in ``thread_id``; the thread is bumped and what it
-    concerns is notified (the author answered, the thread's followers). Returns the post id."""
+    concerns is notified (the author answered, the thread's followers, the members
+    ``mentioned``: local usernames the post's Mention tags name). Returns the post id."""
     post_id: int = await conn.fetchval(
         INSERT_REMOTE_REPLY, thread_id, parent_id, source, content_html, ap_id, author_id
     )
     await conn.execute(BUMP_THREAD, thread_id)
-    await notifications.notify_reply(conn, post_id)
+    await notifications.notify_reply(conn, post_id, mentioned=list(mentioned))
     return post_id
 
 
@@ -650,6 +655,64 @@ async def remove_remote_post(conn: asyncpg.Connection, post: PostRef) -> None:
         await conn.execute(DROP_REPLY, post.thread_id, post.id)
     else:
         await remove_thread(conn, post.thread_id)
+
+
+# --- Remote communities: what their origin group's moderators decide (issue 11) -----
+# Applied by federation.handlers.remote_group once the group (the authority of its own
+# community) relayed it; only ever on posts and threads of that community.
+
+SELECT_POST_AUTHOR = "SELECT author_id FROM posts WHERE id = $1"
+SELECT_AUTHOR_POSTS_IN = """
+SELECT p.id, p.thread_id, t.community_id, p.is_opening, p.remote_author_id,
+       p.deleted_at IS NOT NULL AS deleted, t.locked, t.deleted_at IS NOT NULL AS thread_deleted
+FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.remote_author_id = $1 AND t.community_id = $2 AND p.deleted_at IS NULL
+ORDER BY p.id
+LIMIT $3
+"""
+SET_REMOTE_PINNED = "UPDATE threads SET pinned = $2 WHERE id = $1 AND pinned <> $2 RETURNING id"
+SET_REMOTE_LOCKED = "UPDATE threads SET locked = $2 WHERE id = $1 AND locked <> $2 RETURNING id"
+ORIGIN_REMOVAL_MAX = 10_000  # posts of one banned author removed by one Block
+
+
+async def remove_by_origin(conn: asyncpg.Connection, post: PostRef, reason: str) -> None:
+    """A post of a remote community removed by its origin (its author, or the group's
+    moderators: ``reason`` then says so and why): soft-deleted as :func:`remove_remote_post`
+    does. Our member's own post there gets a ``moderation`` notification with the reason."""
+    reason = " ".join(reason.split())[:MAX_REASON]
+    await conn.execute(DELETE_POST, post.id, None, reason)
+    if not post.is_opening:
+        await conn.execute(DROP_REPLY, post.thread_id, post.id)
+    else:
+        await remove_thread(conn, post.thread_id)
+    author_id = await conn.fetchval(SELECT_POST_AUTHOR, post.id)
+    if author_id is not None and reason:
+        await notifications.notify_member(
+            conn, author_id, "moderation", thread_id=post.thread_id, post_id=post.id, reason=reason
+        )
+
+
+async def remove_author_in_community(
+    conn: asyncpg.Connection, actor_id: int, community_id: int, reason: str
+) -> int:
+    """Every post of the remote actor in that remote community removed by its origin
+    (a ban with its content removed); returns how many (at most ``ORIGIN_REMOVAL_MAX``)."""
+    rows = await conn.fetch(SELECT_AUTHOR_POSTS_IN, actor_id, community_id, ORIGIN_REMOVAL_MAX)
+    for row in rows:
+        ref = _post_ref(row)
+        assert ref is not None
+        await remove_by_origin(conn, ref, reason)
+    return len(rows)
+
+
+async def set_remote_pinned(conn: asyncpg.Connection, thread_id: int, pinned: bool) -> bool:
+    """The origin group pinned (``featured``) or unpinned a thread; False: no change."""
+    return await conn.fetchval(SET_REMOTE_PINNED, thread_id, pinned) is not None
+
+
+async def set_remote_locked(conn: asyncpg.Connection, thread_id: int, locked: bool) -> bool:
+    """The origin group locked or unlocked a thread; False: no change."""
+    return await conn.fetchval(SET_REMOTE_LOCKED, thread_id, locked) is not None
 
 
 async def remove_remote_author(conn: asyncpg.Connection, actor_id: int) -> int:

@@ -9,6 +9,9 @@ origin, and it is then handled as if its actor had sent it. When the activity's 
 and actor are on the group's own (verified) server, that server vouches for it as a
 refetch would: the embedded copy is validated and used. One level only: an Announce
 inside an Announce is ignored.
+
+An Announce from a Group this node follows (a remote community) is neither a boost nor
+a relay to one of our groups: ``handlers.remote_group`` applies it into that community.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from federation import actors, validation
 from federation.errors import ValidationError
+from federation.handlers import remote_group
 from federation.handlers.base import (
     Context,
     Outcome,
@@ -58,6 +62,9 @@ async def handle(ctx: Context) -> Outcome:
     obj = ctx.activity.get("object")
     if ctx.depth > 0:
         return ignored("announce inside an announce")
+    followed = await remote_group.followed_community(ctx)
+    if followed is not None:
+        return await remote_group.handle_announce(ctx, followed)
     if not isinstance(obj, dict) or obj.get("type") not in RELAYED_TYPES:
         return await _boost(ctx, ref(obj))
     inner_id = ref(obj)

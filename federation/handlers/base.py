@@ -57,6 +57,15 @@ def ignored(note: str) -> Outcome:
     return Outcome("ignored", note)
 
 
+@dataclass(frozen=True)
+class Via:
+    """A remote community whose Group relayed the activity being handled
+    (``handlers.remote_group``): it goes into that community, and nowhere else."""
+
+    community: Community
+    announce_id: str  # the group's Announce (its inbox row: when it arrived)
+
+
 @dataclass
 class Context:
     conn: asyncpg.Connection
@@ -66,6 +75,7 @@ class Context:
     activity: dict[str, Any]
     recipient: str = ""
     depth: int = 0
+    via: Via | None = None
     # Lookups shared by the activities the worker processes in one transaction.
     cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -135,6 +145,14 @@ async def community_by_id(conn: asyncpg.Connection, community_id: int) -> Commun
     community = await communities.by_id(conn, community_id)
     assert community is not None, "a stored post's community exists (foreign key)"
     return community
+
+
+async def remote_community(ctx: Context, community_id: int) -> bool:
+    """Whether the community is another server's Group that we follow (issue 11)."""
+    key = ("remote-community", community_id)
+    if key not in ctx.cache:
+        ctx.cache[key] = (await community_by_id(ctx.conn, community_id)).remote
+    return bool(ctx.cache[key])
 
 
 async def post_by_id(ctx: Context, post_id: int) -> PostRef | None:
@@ -208,7 +226,10 @@ emit = events.emit  # an outbox event for the delivery workers, in the caller's 
 
 async def relay(ctx: Context, community_id: int, also: events.RelayAnnounceObject | None = None) -> None:
     """FEP-1b12: the group announces the accepted activity, unmodified, to its followers
-    (``also``: the group's boost of the object too, written in the same statement)."""
+    (``also``: the group's boost of the object too, written in the same statement).
+    Never for a remote community (another server's Group): its origin relays its own."""
+    if ctx.via is not None or await remote_community(ctx, community_id):
+        return
     announce = events.RelayAnnounce(community_id, ctx.activity)
     if also is None:
         await emit(ctx.conn, "relay.announce", announce)

@@ -154,10 +154,20 @@ async def store_new_threads(
     return stored
 
 
-async def store_reply(ctx: Context, thread_id: int, parent_id: int, post: RemotePost) -> int:
-    """A reply by the sender in ``thread_id``; returns the post id."""
+async def store_reply(
+    ctx: Context, thread_id: int, parent_id: int, post: RemotePost, mentioned: list[str] | None = None
+) -> int:
+    """A reply by the sender in ``thread_id`` (``mentioned``: our members its Mention
+    tags name, notified); returns the post id."""
     post_id = await threads.store_remote_reply(
-        ctx.conn, thread_id, parent_id, ctx.sender.id, post.ap_id, post.source, post.content_html
+        ctx.conn,
+        thread_id,
+        parent_id,
+        ctx.sender.id,
+        post.ap_id,
+        post.source,
+        post.content_html,
+        mentioned or (),
     )
     await attachments.store_for_post(ctx.conn, post_id, post.media)
     return post_id

@@ -7,7 +7,9 @@
 - ``inReplyTo`` a post we do not store: dropped ("reply to a post we do not store")
   unless addressed to one of our groups; then it waits ``ORPHAN_WAIT`` for its parent
   and becomes a thread of its own if the parent never comes.
-Refused (ignored) when the community is ``local``, when a members-only community's
+Relayed by the Group of a remote community we follow (``ctx.via``): stored into that
+community only, by ``handlers.remote_group``. A reply's Mention tags naming our members
+notify them. Refused (ignored) when the community is ``local``, when a members-only community's
 instance is not approved, when the thread is locked or deleted, or when a Delete of
 the object already arrived. Accepted content is relayed by the group (FEP-1b12);
 a new thread or reply of a public community is also announced by id for Mastodon.
@@ -20,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from federation import private_messages
-from federation.handlers import content
+from federation.handlers import content, remote_group
 from federation.handlers.base import (
     Community,
     Context,
@@ -47,7 +49,7 @@ POST_TYPES = {"Note", "Page", "Article"}
 
 
 async def handle(ctx: Context) -> Outcome:
-    if private_messages.is_direct(ctx.settings, ctx.activity):
+    if ctx.via is None and private_messages.is_direct(ctx.settings, ctx.activity):
         return await private_messages.receive(ctx)
     obj = await embedded_object(ctx)
     if obj is None:
@@ -72,6 +74,8 @@ async def embedded_object(ctx: Context) -> dict[str, Any] | None:
 
 async def store(ctx: Context, obj: dict[str, Any]) -> Outcome:
     """Store a remote post (also used by Update for an object we never saw)."""
+    if ctx.via is not None:  # relayed by the group of a remote community: into it only
+        return await remote_group.store_post(ctx, obj)
     if ref(obj.get("inReplyTo")) is None:
         # The usual new thread in one statement; anything else (a reply, a deleted or
         # known object, a group that refuses it) takes the checked path below.
@@ -142,7 +146,8 @@ async def _store_reply(ctx: Context, obj: dict[str, Any], parent_uri: str) -> Ou
     community = await community_by_id(ctx.conn, parent.community_id)
     if not await may_interact(ctx, community):
         return ignored(f"instance may not post in a {community.visibility} community")
-    post_id = await content.store_reply(ctx, parent.thread_id, parent.id, content.from_ap(obj))
+    mentioned = remote_group.local_mentions(ctx, obj)
+    post_id = await content.store_reply(ctx, parent.thread_id, parent.id, content.from_ap(obj), mentioned)
     # A public reply in a public community: also the group's boost of its id, what
     # Mastodon-API servers show (never a boost of what its author addressed to a few).
     boost = None

@@ -7,6 +7,7 @@ relays accepted likes. Dislike is understood and ignored: the forum has no downv
 
 from __future__ import annotations
 
+from federation.handlers import remote_group
 from federation.handlers.base import (
     Context,
     Outcome,
@@ -30,7 +31,9 @@ async def handle(ctx: Context) -> Outcome:
     post = await find_post(ctx, ref(ctx.activity.get("object")))
     if post is None or post.deleted:
         return ignored("like of a post we do not store")
-    if not await _may_like(ctx, post):
+    if not remote_group.in_community(ctx, post):
+        return ignored("like of a post of another community than the group's")
+    if ctx.via is None and not await _may_like(ctx, post):
         return ignored("instance may not interact with this community")
     if not await threads.set_remote_like(ctx.conn, post.id, ctx.sender.id, ctx.activity.get("id")):
         return ignored("already liked")

@@ -2,7 +2,9 @@
 
 - Update{Page|Article|Note} from its author edits the stored post (the previous
   version goes to ``post_edits``, visible to moderators; its attachments replace the
-  old ones; a document's new file becomes its new version) and is relayed by the group.
+  old ones; a document's new file becomes its new version) and is relayed by the group
+  (never for a remote community: its own group relays). A post deleted or removed here
+  (by a local moderator too) stays so: a later Update is ignored.
   An Update of an object we never stored is treated as its Create (Lemmy sends
   Update for posts edited before we followed); after a Delete it is ignored.
 - Update{Person|Group|Service|Application|Organization} of the sender itself refreshes
@@ -14,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation import actors, attachments
-from federation.handlers import content, create
+from federation.handlers import content, create, remote_group
 from federation.handlers.base import (
     Context,
     Outcome,
@@ -52,6 +54,8 @@ async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
     post = await find_post(ctx, object_id)
     if post is None:
         return await create.store(ctx, obj)
+    if not remote_group.in_community(ctx, post):
+        return ignored("post of another community than the group's")
     if post.remote_author_id != ctx.sender.id:
         return ignored("only the author may edit")
     if post.deleted or post.thread_deleted:
