@@ -305,6 +305,39 @@ async def test_a_relayed_like_its_origin_does_not_serve_is_ignored(
     )
 
 
+async def test_a_reply_whose_parent_is_unknown_waits_then_its_thread_is_backfilled(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given a comment of the followed community answering a post we never received
+    group, community = await follow_group(node, lemmy)
+    bob = lemmy.add_actor("bob")
+    comment = ap.lemmy_comment(lemmy, bob, group.id, lemmy.url("/post/404040"), "Orpheline")
+    item = announce(lemmy, group, comment)
+    await deliver(node, lemmy, item, group)
+    # Then it first waits for its parent
+    row = (await node.items())[0]
+    assert (row["status"], row["error"]) == ("pending", "waiting: parent post not known yet")
+
+    # When the parent has still not come at the next attempt
+    await node.pool.execute(
+        "UPDATE inbox_items SET received_at = now() - interval '1 minute', next_attempt_at = now()"
+    )
+    await node.process()
+
+    # Then the thread is fetched in the background from the comment, and the item is over
+    assert await outcome(node, item) == (
+        "ignored",
+        "parent post unknown: the thread is fetched in the background",
+    )
+    job = await node.pool.fetchrow("SELECT kind, object_uri, community_id FROM backfill_jobs")
+    assert (job["kind"], job["object_uri"], job["community_id"]) == (
+        "thread",
+        comment["object"]["id"],
+        community.id,
+    )
+    assert await node.count("posts") == 0
+
+
 # -- moderation by the group ---------------------------------------------------------------
 
 

@@ -70,7 +70,7 @@ from federation.handlers.base import (
     tombstoned,
 )
 from federation.policy import decision, host_of
-from node import communities, threads
+from node import backfill, communities, threads
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -86,8 +86,8 @@ SELECT_ACTOR_URI = "SELECT uri FROM actors WHERE id = $1"
 SELECT_WAITED = "SELECT now() - received_at FROM inbox_items WHERE activity_id = $1"
 
 # A reply whose parent we lack waits this long for it (the inbox worker retries after
-# 30 s, 2 min, 10 min), then is dropped: a remote community's threads come from its group.
-ORPHAN_WAIT = timedelta(minutes=10)
+# 30 s), then its thread is fetched in the background (node.backfill).
+PARENT_WAIT = timedelta(seconds=25)
 # A server whose fetch timed out or could not be reached is not asked again for this long.
 SILENT_FOR = 60.0
 _silent_until: dict[str, float] = {}
@@ -297,7 +297,7 @@ async def store_post(ctx: Context, obj: dict[str, Any]) -> Outcome:
         return done(f"thread {thread_id} in {community.name}")
     parent = await find_post(ctx, parent_uri)
     if parent is None:
-        return await _orphan(ctx, parent_uri)
+        return await _orphan(ctx, object_id)
     if parent.community_id != community.id:
         return ignored("reply to a post of another community")
     if parent.thread_deleted:
@@ -306,14 +306,18 @@ async def store_post(ctx: Context, obj: dict[str, Any]) -> Outcome:
     return done(f"reply {post_id} in thread {parent.thread_id}")
 
 
-async def _orphan(ctx: Context, parent_uri: str) -> Outcome:
-    """A reply whose parent we do not store: it waits ``ORPHAN_WAIT`` (counted from the
-    group's Announce) for the parent, then is dropped."""
+async def _orphan(ctx: Context, object_id: str) -> Outcome:
+    """A reply whose parent we do not store. It first waits ``PARENT_WAIT`` (counted from
+    the group's Announce: one retry of the inbox) for a parent just behind it; then its
+    thread is fetched in the background from the reply itself (``node.backfill``: the
+    inReplyTo chain up to what we store or the root, then the thread's context or
+    replies; one job per object), and this activity is done with."""
     assert ctx.via is not None
     waited = await ctx.conn.fetchval(SELECT_WAITED, ctx.via.announce_id)
-    if waited is None or waited < ORPHAN_WAIT:
-        raise RetryLater(f"parent post {parent_uri} not known yet")
-    return ignored("reply to a post that never arrived")
+    if waited is not None and waited < PARENT_WAIT:
+        raise RetryLater("parent post not known yet")
+    await backfill.schedule_thread(ctx.conn, object_id, community_id=ctx.via.community.id)
+    return ignored("parent post unknown: the thread is fetched in the background")
 
 
 def local_mentions(ctx: Context, obj: dict[str, Any]) -> list[str]:
