@@ -15,13 +15,14 @@ import asyncpg
 import httpx
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from federation import access, actors, backfill, policy
 from federation.fetcher import Fetcher
 from node import backfill as jobs
 from node import communities, threads
 from node.settings import Settings, load
-from tests.conftest import TEST_SECRET
+from tests.conftest import SHARED_SAMPLES, TEST_SECRET
 from tests.fakefedi import AS_TYPE, FakeActor, FakeInstance
 from tests.helpers import login, make_community, make_user
 
@@ -555,3 +556,158 @@ async def test_a_member_opening_a_remote_thread_schedules_its_backfill_once(
 async def actors_id(pool: asyncpg.Pool, fetcher: Fetcher, uri: str) -> int:
     async with pool.acquire() as conn:
         return (await actors.get_or_fetch(conn, fetcher, uri)).id
+
+
+# ---------------------------------------------------------------- real servers' shapes
+
+
+def rehosted(path: str, replacements: dict[str, str]) -> dict[str, Any]:
+    """A document of ``../shared/samples`` with its hosts replaced by loopback fakes."""
+    file = SHARED_SAMPLES / path
+    if not file.exists():
+        pytest.skip(f"shared samples folder absent ({SHARED_SAMPLES})")
+    text = file.read_text(encoding="utf-8")
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+async def test_lemmys_own_outbox_featured_and_moderators_documents(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.74", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("testcom", type="Group")
+        group.extra.update(featured=group.id + "/featured", moderators=group.id + "/moderators")
+        for name in ("nutomic", "lemmy_alpha", "picard"):
+            lemmy.add_actor(name)
+        hosts = {
+            "https://ds9.lemmy.ml": lemmy.base_url,
+            "http://ds9.lemmy.ml": lemmy.base_url,
+            "https://enterprise.lemmy.ml": lemmy.base_url,
+            "/c/main": "/c/testcom",
+            "/c/tenforward": "/c/testcom",
+        }
+        for name in ("outbox", "featured", "moderators"):
+            sample = {
+                "outbox": "group_outbox",
+                "featured": "group_featured_posts",
+                "moderators": "group_moderators",
+            }
+            lemmy.add_response(
+                f"/c/testcom/{name}", rehosted(f"lemmy/collections/{sample[name]}.json", hosts)
+            )
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_outbox(conn, community_id)
+        await run_jobs(pool, settings, fetcher)
+        rows = await thread_rows(pool, community_id)
+        assert [(r["title"], r["pinned"]) for r in rows] == [
+            ("outbox test", False),
+            ("another outbox test", False),
+            ("test 1", True),
+            ("test 2", True),
+        ]
+        picard = await pool.fetchval("SELECT id FROM actors WHERE uri = $1", lemmy.url("/u/picard"))
+        async with pool.acquire() as conn:
+            assert await jobs.remote_moderators(conn, community_id) == [picard]
+
+
+async def test_a_nodebb_topic_is_read_from_its_context(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.75") as nodebb:
+        await trusting(pool, settings, nodebb)
+        category, admin = nodebb.add_actor("2", type="Group"), nodebb.add_actor("1")
+        hosts = {
+            "https://bb.devnull.land/category/2": category.id,
+            "https://bb.devnull.land/uid/1": admin.id,
+            "https://bb.devnull.land": nodebb.base_url,
+        }
+        topic = rehosted("nodebb/objects/page.json", hosts)
+        nodebb.add_object(topic)
+        context = topic["context"]
+        answer = note(
+            nodebb, admin, topic["id"], "Merci, bienvenue !", id=nodebb.url("/post/2"), context=context
+        )
+        nodebb.add_object(answer)
+        # NodeBB's topic as its context: an OrderedCollection whose pages list the posts' ids
+        nodebb.add_object(
+            {"id": context, "type": "OrderedCollection", "totalItems": 2, "first": context + "?page=1"}
+        )
+        nodebb.add_object({"id": context + "?page=1", "type": "OrderedCollectionPage", "partOf": context,
+                           "orderedItems": [topic["id"], answer["id"]]})  # fmt: skip
+        community_id = await follow(pool, settings, fetcher, category)
+        async with pool.acquire() as conn:
+            await backfill.schedule_thread(conn, answer["id"], community_id=community_id)
+        await run_jobs(pool, settings, fetcher)
+        [thread] = await thread_rows(pool, community_id)
+        assert (thread["title"], thread["reply_count"]) == ("Welcome to your NodeBB!", 1)
+        assert (await last_job(pool))["status"] == "done"
+
+
+async def test_a_group_that_stops_answering_mid_way_keeps_what_came_and_retries(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.76", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("lent", type="Group")
+        alice = lemmy.add_actor("alice")
+        answered = [lemmy.add_object(page(lemmy, alice, group, f"Arrivé {n}")) for n in (1, 2)]
+        hanging = asyncio.Event()
+
+        async def silent(request: web.Request) -> web.Response:
+            await hanging.wait()
+            return web.Response(status=500)
+
+        late = [lemmy.url(f"/late/{n}") for n in range(6)]
+        for url in late:
+            lemmy.add_route("GET", URL(url).path, silent)
+        items = [a["id"] for a in answered] + late
+        lemmy.add_response("/c/lent/outbox", collection(group.id + "/outbox", items))
+        community_id = await follow(pool, settings, fetcher, group)
+        try:
+            async with pool.acquire() as conn:
+                await backfill.schedule_outbox(conn, community_id)
+            started = time.monotonic()
+            await run_jobs(pool, settings, fetcher)
+            # three deadlines in a row (1 s each), not six
+            assert time.monotonic() - started < 3 * CAPS.fetch_deadline + 2
+        finally:
+            hanging.set()
+        assert [r["title"] for r in await thread_rows(pool, community_id)] == ["Arrivé 1", "Arrivé 2"]
+        job = await last_job(pool)
+        assert (job["status"], job["stored"], job["attempts"]) == ("pending", 2, 1)
+        assert job["note"].startswith("server not answering: deadline exceeded")
+
+
+async def test_a_slow_endless_collection_stops_at_the_wall_time_cap(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.77", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("lent", type="Group")
+        alice = lemmy.add_actor("alice")
+        outbox = group.id + "/outbox"
+
+        async def slow(request: web.Request) -> web.Response:
+            await asyncio.sleep(0.3)  # under the fetch deadline, every time
+            n = int(request.query.get("page", "0"))
+            item = announce(group, page(lemmy, alice, group, f"Page {n}"))
+            body = {"id": outbox + (f"?page={n}" if n else ""), "type": "OrderedCollectionPage",
+                    "orderedItems": [item], "next": f"{outbox}?page={n + 1}"}  # fmt: skip
+            return web.json_response(body, content_type=AS_TYPE)
+
+        lemmy.add_route("GET", "/c/lent/outbox", slow)
+        community_id = await follow(pool, settings, fetcher, group)
+        async with pool.acquire() as conn:
+            await backfill.schedule_outbox(conn, community_id)
+        caps = backfill.Caps(pages=1000, wall_time=1.5, fetch_deadline=1.0)
+        started = time.monotonic()
+        await run_jobs(pool, settings, fetcher, caps)
+        assert time.monotonic() - started < 4
+        job = await last_job(pool)
+        assert job["status"] == "done" and "wall time cap (1.5 s)" in job["note"]
+        # what came within the time is kept
+        assert 2 <= len(await thread_rows(pool, community_id)) <= 6
