@@ -350,10 +350,29 @@ def _stored_form(found: Found, *, opening: bool) -> tuple[threads.BackfilledPost
     )
 
 
+def _addressed_to_public(obj: dict[str, Any]) -> bool:
+    return any(validation.is_public(a) for key in ("to", "cc", "audience") for a in refs(obj.get(key)))
+
+
+async def _readable_by_all(conn: asyncpg.Connection, community_id: int, found: list[Found]) -> list[Found]:
+    """``found`` without what its author did not address to Public when the community is
+    public (anyone reads it here): a members-only group's content never lands in a
+    community shown to all, whatever its row says."""
+    community = await communities.by_id(conn, community_id)
+    if community is None or community.visibility != "public":
+        return found
+    kept = [f for f in found if _addressed_to_public(f.obj)]
+    if len(kept) < len(found):
+        log.info("backfill: %d posts not addressed to Public left out of community %d", len(found) - len(kept),
+                 community_id)  # fmt: skip
+    return kept
+
+
 async def _store_threads(ctx: BackfillContext, community_id: int, found: list[Found]) -> dict[str, int]:
     """New threads for these objects (attachments listed); ActivityPub id → thread id."""
-    forms = {f.ap_id: _stored_form(f, opening=True) for f in found}
     async with ctx.pool.acquire() as conn, conn.transaction():
+        found = await _readable_by_all(conn, community_id, found)
+        forms = {f.ap_id: _stored_form(f, opening=True) for f in found}
         stored = await threads.store_backfilled_threads(conn, community_id, [b for b, _ in forms.values()])
         media = {ap_id: forms[ap_id][1].media for ap_id in stored if forms[ap_id][1].media}
         if media:
@@ -368,8 +387,12 @@ async def _store_threads(ctx: BackfillContext, community_id: int, found: list[Fo
 async def _store_replies(ctx: BackfillContext, thread_id: int, replies: list[Found]) -> int:
     """Store the replies whose parent is a post of ``thread_id`` (known or stored here),
     parents first; returns how many were stored. The others are left out."""
-    wanted = {f.ap_id: f for f in replies}
     async with ctx.pool.acquire() as conn, conn.transaction():
+        where = await threads.backfill_thread(conn, thread_id)
+        if where is None:
+            return 0
+        replies = await _readable_by_all(conn, where[1], replies)
+        wanted = {f.ap_id: f for f in replies}
         known = await threads.post_ids_by_ap_ids(conn, [*wanted, *{f.parent for f in replies if f.parent}])
         in_thread: dict[str, int] = {}
         for ap_id, post_id in known.items():

@@ -711,3 +711,28 @@ async def test_a_slow_endless_collection_stops_at_the_wall_time_cap(
         assert job["status"] == "done" and "wall time cap (1.5 s)" in job["note"]
         # what came within the time is kept
         assert 2 <= len(await thread_rows(pool, community_id)) <= 6
+
+
+async def test_what_was_not_addressed_to_public_never_lands_in_a_public_community(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.78", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        group = lemmy.add_actor("mixte", type="Group")
+        alice = lemmy.add_actor("alice")
+        followers = [group.id + "/followers"]
+        shown = lemmy.add_object(page(lemmy, alice, group, "Public", context=lemmy.url("/mixte-ctx")))
+        hidden = page(lemmy, alice, group, "Réservé", to=followers)
+        lemmy.add_response("/c/mixte/outbox", collection(group.id + "/outbox", [shown, hidden]))
+        replies = [
+            note(lemmy, alice, shown["id"], "Réponse publique", cc=[PUBLIC], to=[alice.id + "/followers"]),
+            note(lemmy, alice, shown["id"], "Réponse aux abonnés", to=[alice.id + "/followers"]),
+        ]
+        lemmy.add_response("/mixte-ctx", collection(lemmy.url("/mixte-ctx"), [shown, *replies]))
+        # (the group's row says public: say a members-only group was resolved before it approved us)
+        community_id = await follow(pool, settings, fetcher, group, visibility="public")
+        async with pool.acquire() as conn:
+            await backfill.schedule_outbox(conn, community_id)
+        await run_jobs(pool, settings, fetcher)
+        [thread] = await thread_rows(pool, community_id)
+        assert (thread["title"], thread["reply_count"]) == ("Public", 1)
