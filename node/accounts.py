@@ -611,14 +611,22 @@ async def change_password(
 
 # ---------------------------------------------------------------- member management (admins)
 
-SEARCH_MEMBERS = """
+# Members by name, a page starting after (``next``) or before (``previous``, read
+# backwards then reversed) a lowered username: keyset pages on users_username_key, never
+# OFFSET. $1 the pattern, $2 how many, $3 the name of the cursor.
+_SEARCH_MEMBERS = """
 SELECT id, username, display_name, email, role, status, organisation, created_at
 FROM users
-WHERE $1 = '' OR username ILIKE '%' || $1 || '%' OR display_name ILIKE '%' || $1 || '%'
-   OR email ILIKE '%' || $1 || '%'
-ORDER BY lower(username)
-LIMIT $2 OFFSET $3
+WHERE ($1 = '' OR username ILIKE '%' || $1 || '%' OR display_name ILIKE '%' || $1 || '%'
+       OR email ILIKE '%' || $1 || '%')
+  AND lower(username) {side} $3
+ORDER BY lower(username) {order}
+LIMIT $2
 """
+SEARCH_MEMBERS = {
+    "next": _SEARCH_MEMBERS.format(side=">", order="ASC"),
+    "previous": _SEARCH_MEMBERS.format(side="<", order="DESC"),
+}
 SELECT_MEMBER = """
 SELECT id, username, display_name, email, role, status, profession, profession_detail, organisation,
        country, bio, refusal_reason, suspension_reason, created_at, reviewed_at
@@ -654,13 +662,35 @@ MEMBERS_PAGE = 50
 ESCAPE_LIKE = str.maketrans({"%": r"\%", "_": r"\_", "\\": "\\\\"})
 
 
-async def search_members(conn: Conn, query: str, page: int = 1) -> list[asyncpg.Record]:
-    """Members whose name, display name or e-mail contains ``query`` (admins only)."""
+@dataclass
+class MemberPage:
+    """One page of the admins' member list, with the cursors of the pages around it
+    (None: no such page)."""
+
+    members: list[asyncpg.Record]
+    previous: str | None
+    next: str | None
+
+
+async def search_members(conn: Conn, query: str, after: str = "", before: str | None = None) -> MemberPage:
+    """Members whose name, display name or e-mail contains ``query`` (admins only), by
+    name: those after the name ``after``, or the page before the name ``before``."""
     pattern = query.strip()[:100].translate(ESCAPE_LIKE)
-    result: list[asyncpg.Record] = await conn.fetch(
-        SEARCH_MEMBERS, pattern, MEMBERS_PAGE + 1, (page - 1) * MEMBERS_PAGE
+    backwards = before is not None
+    cursor = (before if backwards else after) or ""
+    rows = list(await conn.fetch(SEARCH_MEMBERS["previous" if backwards else "next"], pattern, MEMBERS_PAGE + 1,
+                                 cursor.lower()[:100]))  # fmt: skip
+    more = len(rows) > MEMBERS_PAGE
+    rows = rows[:MEMBERS_PAGE]
+    if backwards:
+        rows.reverse()
+    has_previous = more if backwards else bool(after)
+    has_next = True if backwards else more
+    return MemberPage(
+        rows,
+        rows[0]["username"].lower() if rows and has_previous else None,
+        rows[-1]["username"].lower() if rows and has_next else None,
     )
-    return result
 
 
 async def member(conn: Conn, user_id: int) -> asyncpg.Record:

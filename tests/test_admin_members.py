@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import httpx
 import pytest
@@ -25,6 +27,29 @@ async def test_admin_searches_members_by_name(client: httpx.AsyncClient, pool: a
     assert "Binta Sow" not in page.text
     # LIKE wildcards typed in the search are taken literally
     assert "Amina" not in (await client.get("/admin/membres", params={"q": "%"})).text
+
+
+async def test_admin_member_list_pages_by_name(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    # Given 60 members besides the admin (« membre00 » … « membre59 »)
+    await as_admin(client, pool)
+    await pool.execute(
+        "INSERT INTO users (username, display_name, email, password_hash, role, status) "
+        "SELECT 'membre' || lpad(i::text, 2, '0'), 'Membre ' || i, 'm' || i || '@exemple.org', 'x', "
+        "'member', 'approved' FROM generate_series(0, 59) i"
+    )
+    # When the admin reads the list, then the next page by its link
+    first = (await client.get("/admin/membres", params={"q": "membre"})).text
+    after = re.search(r'href="/admin/membres\?q=membre&amp;apres=([^"]+)" rel="next"', first)
+    assert after is not None and "avant=" not in first
+    second = (await client.get("/admin/membres", params={"q": "membre", "apres": after[1]})).text
+    # Then each page has its names, in order, and the second page links back to the first
+    assert "@membre00" in first and "@membre49" in first and "@membre50" not in first
+    assert "@membre50" in second and "@membre59" in second and "@membre49" not in second
+    assert 'rel="next"' not in second
+    before = re.search(r'href="/admin/membres\?q=membre&amp;avant=([^"]+)" rel="prev"', second)
+    assert before is not None
+    again = (await client.get("/admin/membres", params={"q": "membre", "avant": before[1]})).text
+    assert again.count("@membre") == 50 and "@membre00" in again and 'rel="prev"' not in again
 
 
 async def test_admin_changes_a_role_and_it_is_audited(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:

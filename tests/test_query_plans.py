@@ -1,5 +1,5 @@
-"""The hot queries have an index path: none of them reads all of ``posts``, ``threads``
-or ``reports``.
+"""The hot queries have an index path: none of them reads all of ``posts``, ``threads``,
+``reports`` or ``users``.
 
 A sequential scan is what makes a page's cost grow with the node's history. On a test
 database the tables are tiny and the planner would rightly prefer scanning them, so each
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from node import communities, reports, search, threads
+from node import accounts, communities, reports, search, threads
 from node.sessions import User
 from tests.helpers import make_community, make_user
 
@@ -36,6 +36,8 @@ HOT_QUERIES = {
     "open reports": (reports.LIST_OPEN["older"], (21, FAR_FUTURE, 2**62)),
     "open reports, newer": (reports.LIST_OPEN["newer"], (21, FAR_FUTURE, 2**62)),
     "handled reports": (reports.LIST_HANDLED["older"], (21, FAR_FUTURE, 2**62, "resolved")),
+    "admin member list": (accounts.SEARCH_MEMBERS["next"], ("", 51, "amina")),
+    "admin member list, previous": (accounts.SEARCH_MEMBERS["previous"], ("ami", 51, "zora")),
 }
 
 
@@ -63,4 +65,4 @@ async def test_hot_query_reads_posts_and_threads_by_index(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
         plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + query, *args))
-    assert not re.search(r"Seq Scan on (posts|threads|reports)\b", plan), plan
+    assert not re.search(r"Seq Scan on (posts|threads|reports|users)\b", plan), plan

@@ -27,7 +27,7 @@ from node import accounts, reports
 from node.errors import BadRequest
 from node.web import forms
 from node.web.accounts_views import FormReader
-from node.web.requests import int_param, path_id, pool_of, require_admin, require_moderator
+from node.web.requests import path_id, pool_of, require_admin, require_moderator
 from node.web.templating import redirect, render
 
 ADMIN_DONE = {
@@ -97,14 +97,15 @@ async def admin_index(request: Request) -> Response:
 async def members(request: Request) -> Response:
     require_admin(request)
     query = request.query_params.get("q", "")[:100]
-    page = int_param(request.query_params.get("page"))
-    rows = await accounts.search_members(pool_of(request), query, page)
+    params = request.query_params
+    listing = await accounts.search_members(
+        pool_of(request), query, after=params.get("apres", ""), before=params.get("avant")
+    )
     return render(
         request,
         "admin/members.html",
-        members=rows[: accounts.MEMBERS_PAGE],
-        has_next=len(rows) > accounts.MEMBERS_PAGE,
-        page=page,
+        members=listing.members,
+        listing=listing,
         query=query,
         role_labels=accounts.ROLE_LABELS,
         status_labels=accounts.STATUS_LABELS,
