@@ -676,7 +676,13 @@ async def _climb(
         if len(chain) > walk.caps.depth:
             break
         walk.count_item()
-        parent = await _post(ctx, walk, parent_uri, parent_uri, authors)
+        try:
+            document = await walk.fetch_object(parent_uri)
+        except FetchError as exc:
+            if transient(exc):  # the chain is whole, the server did not answer: later
+                raise ServerSilent(exc) from exc
+            raise GiveUp(f"reply chain broken at {parent_uri[:200]}: {exc.reason}") from exc
+        parent = await _post(ctx, walk, document, parent_uri, authors)
         if parent is None:
             raise GiveUp(f"reply chain broken at {parent_uri[:200]}")
         chain.append(parent)
