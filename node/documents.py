@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import asyncpg
 
@@ -378,8 +378,11 @@ async def empty_trash(pool: asyncpg.Pool, store: Storage, limit: int = 200) -> i
 # --- Reading ---------------------------------------------------------------------
 
 # A library page in one statement, two steps: the page's ids first, in an order an index
-# gives (documents_community_list or documents_featured_list, migration 0097) so
-# PostgreSQL stops after the page; then the rows and their current version for those only.
+# gives (documents_community_keyset or documents_keyset, migration 0145) so PostgreSQL
+# stops after the page; then the rows and their current version for those only.
+# Browsing goes by keyset — "the documents after the last one shown", (featured,
+# updated_at, id) all descending — never OFFSET: a page deep in a library of thousands
+# costs what the first does. A search is ordered by rank, so it goes by page number.
 # Only the filters asked for are in the statement (no « $n IS NULL OR … »: a generic
 # plan would not use the indexes). Deleted discussions need no join: a trigger
 # (migration 0096) deletes their document.
@@ -392,19 +395,25 @@ WITH page AS MATERIALIZED (
           WHERE t.id = d.thread_id AND CASE WHEN $1::boolean THEN a.hidden ELSE a.silenced END))
       {{filters}}
     ORDER BY {{page_order}}
-    LIMIT $2 OFFSET $3
+    LIMIT $2{{offset}}
 )
-SELECT d.id, d.title, d.doc_type, d.tags, d.language, d.origin, d.issued_on, d.updated_at, d.featured_at,
-       d.thread_id, c.name AS community_name, c.title AS community_title,
-       v.number AS version, v.media_type, v.size, v.status AS file_status, v.thumbnail_name
+SELECT d.id, d.title, d.doc_type, d.tags, d.language, d.origin, d.updated_at, d.featured_at IS NOT NULL AS featured,
+       c.name AS community_name, c.title AS community_title,
+       v.number AS version, v.media_type, v.size, v.status AS file_status
 FROM page
 JOIN documents d ON d.id = page.id
 JOIN communities c ON c.id = d.community_id
-JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status, v.thumbnail_name
+JOIN LATERAL (SELECT v.number, v.media_type, v.size, v.status
               FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
 ORDER BY {{order}}
 """
-BROWSE_ORDER = "(d.featured_at IS NULL), d.updated_at DESC, d.id DESC"
+# $3, $4, $5: the cursor (featured, updated_at, id); "older" lists the documents after it.
+KEYSET = {
+    "older": ("AND ((d.featured_at IS NOT NULL), d.updated_at, d.id) < ($3::boolean, $4::timestamptz, $5::bigint)",
+              "(d.featured_at IS NOT NULL) DESC, d.updated_at DESC, d.id DESC"),
+    "newer": ("AND ((d.featured_at IS NOT NULL), d.updated_at, d.id) > ($3::boolean, $4::timestamptz, $5::bigint)",
+              "(d.featured_at IS NOT NULL), d.updated_at, d.id"),
+}  # fmt: skip
 SEARCH_RANK = ", ts_rank(d.search_vector, websearch_to_tsquery('french', vbg_fold({q}))) AS rank"
 SEARCH_ORDER = "page.rank DESC, d.updated_at DESC, d.id DESC"
 FILTERS = {
@@ -414,6 +423,19 @@ FILTERS = {
     "language": "AND d.language = {p}::text",
     "query": "AND d.search_vector @@ websearch_to_tsquery('french', vbg_fold({p}::text))",
 }
+# What a library page shows changes with the documents version (migration 0145) and the
+# instance policy's (remote authors hidden or silenced, migration 0050).
+SELECT_VERSION = """
+SELECT string_agg(value #>> '{}', ':' ORDER BY key) FROM node_settings
+WHERE key IN ('documents_version', 'policy_version')
+"""
+
+
+async def library_version(conn: Conn) -> str:
+    """A token that changes whenever any library page would show something else: a
+    rendered page kept under it is right for as long as it is current."""
+    version: str | None = await conn.fetchval(SELECT_VERSION)
+    return version or ""
 
 
 @dataclass(frozen=True)
@@ -436,8 +458,6 @@ class Filters:
     def query_string(self, **change: str | None) -> str:
         values = {"q": self.query, "type": self.doc_type, "etiquette": self.tag, "langue": self.language}
         values.update(change)
-        from urllib.parse import urlencode
-
         return urlencode({k: v for k, v in values.items() if v})
 
 
@@ -460,12 +480,16 @@ class LibraryItem:
     size_label: str
     stored: bool
 
+    @property
+    def cursor(self) -> threads.ListCursor:
+        return threads.ListCursor(self.featured, self.updated_at, self.id)
+
 
 def _item(r: asyncpg.Record) -> LibraryItem:
     kind = uploads.BY_MEDIA_TYPE.get(r["media_type"])
     return LibraryItem(
         r["id"], r["title"], DOC_TYPES.get(r["doc_type"], r["doc_type"]), tuple((t, quote(t)) for t in r["tags"]),
-        LANGUAGES.get(r["language"], r["language"]), r["origin"], r["updated_at"], r["featured_at"] is not None,
+        LANGUAGES.get(r["language"], r["language"]), r["origin"], r["updated_at"], r["featured"],
         r["community_name"], r["community_title"], r["version"], kind.label if kind else r["media_type"],
         human_size(r["size"]) if r["size"] else "", r["file_status"] == "stored",
     )  # fmt: skip
@@ -473,21 +497,48 @@ def _item(r: asyncpg.Record) -> LibraryItem:
 
 @dataclass(frozen=True)
 class Listing:
+    """One library page. Browsing: the ``avant``/``apres`` tokens of the pages around it
+    (None: no such page); searching: its page number and whether another follows."""
+
     documents: list[LibraryItem]
-    page: int
-    has_next: bool
+    newer: str | None = None
+    older: str | None = None
+    page: int = 1
+    has_next: bool = False
 
 
-async def list_documents(conn: Conn, viewer: User | None, filters: Filters, page: int = 1) -> Listing:
-    """Published documents the viewer may read, featured first then latest (best match
-    first when searching)."""
-    query, args = _list_sql(filters)
-    rows = await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, *args)
-    return Listing([_item(r) for r in rows[:PAGE_SIZE]], page, len(rows) > PAGE_SIZE)
+async def list_documents(
+    conn: Conn, viewer: User | None, filters: Filters, at: threads.ListPosition | None = None, page: int = 1
+) -> Listing:
+    """Published documents the viewer may read: featured first then latest, a page after
+    (or before) ``at``; best match first when searching, by ``page`` number."""
+    if filters.query is not None:
+        query, args = _list_sql(filters, None)
+        rows = await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, *args)
+        return Listing([_item(r) for r in rows[:PAGE_SIZE]], page=page, has_next=len(rows) > PAGE_SIZE)
+    at = at or threads.ListPosition()
+    query, args = _list_sql(filters, "newer" if at.newer else "older")
+    c = at.cursor
+    rows = list(await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, c.pinned, c.at, c.id, *args))
+    more = len(rows) > PAGE_SIZE
+    items = [_item(r) for r in rows[:PAGE_SIZE]]
+    if at.newer:
+        items.reverse()
+    if not items:
+        return Listing([])
+    has_newer = more if at.newer else not at.at_top
+    has_older = True if at.newer else more
+    return Listing(
+        items,
+        newer=items[0].cursor.token() if has_newer else None,
+        older=items[-1].cursor.token() if has_older else None,
+    )
 
 
-def _list_sql(filters: Filters) -> tuple[str, list[object]]:
-    """LIST with the filters that are set, their values as $4, $5 …"""
+def _list_sql(filters: Filters, direction: str | None) -> tuple[str, list[object]]:
+    """LIST with the filters that are set, their values after the fixed parameters
+    ($1 reader, $2 limit, then $3 offset when searching or $3–$5 the cursor)."""
+    fixed = 3 if direction is None else 5
     parts: list[str] = []
     args: list[object] = []
     query_param = ""
@@ -496,16 +547,22 @@ def _list_sql(filters: Filters) -> tuple[str, list[object]]:
         if value is None:
             continue
         args.append(value)
-        placeholder = f"${len(args) + 3}"
+        placeholder = f"${len(args) + fixed}"
         parts.append(fragment.format(p=placeholder))
         if name == "query":
             query_param = placeholder
-    if query_param:
-        rank, order = SEARCH_RANK.format(q=f"{query_param}::text"), SEARCH_ORDER
+    if direction is None:
+        rank = SEARCH_RANK.format(q=f"{query_param}::text")
+        order = SEARCH_ORDER
+        offset = " OFFSET $3"
     else:
-        rank, order = "", BROWSE_ORDER
+        keyset, order = KEYSET[direction]
+        rank, offset = "", ""
+        parts.append(keyset)
     page_order = order.replace("page.rank", "rank")
-    return LIST.format(rank=rank, filters="\n      ".join(parts), page_order=page_order, order=order), args
+    return LIST.format(
+        rank=rank, filters="\n      ".join(parts), page_order=page_order, order=order, offset=offset
+    ), args
 
 
 SELECT_DOCUMENT = """

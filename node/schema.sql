@@ -28,6 +28,15 @@ BEGIN
     RETURN NULL;
 END $$;
 
+CREATE FUNCTION public.documents_bump_version() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE public.node_settings SET value = to_jsonb(gen_random_uuid()::text), updated_at = now()
+    WHERE key = 'documents_version';
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.documents_follow_thread() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -1642,9 +1651,9 @@ CREATE INDEX delivery_jobs_pending_domain ON public.delivery_jobs USING btree (d
 
 CREATE INDEX document_versions_due ON public.document_versions USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
-CREATE INDEX documents_community_list ON public.documents USING btree (community_id, ((featured_at IS NULL)), updated_at DESC, id DESC) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
+CREATE INDEX documents_community_keyset ON public.documents USING btree (community_id, ((featured_at IS NOT NULL)), updated_at, id) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
 
-CREATE INDEX documents_featured_list ON public.documents USING btree (((featured_at IS NULL)), updated_at DESC, id DESC) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
+CREATE INDEX documents_keyset ON public.documents USING btree (((featured_at IS NOT NULL)), updated_at, id) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));
 
 CREATE INDEX documents_search ON public.documents USING gin (search_vector);
 
@@ -1769,6 +1778,12 @@ CREATE TRIGGER document_versions_trash AFTER DELETE ON public.document_versions 
 CREATE TRIGGER documents_follow_opening_post AFTER UPDATE OF deleted_at ON public.posts FOR EACH ROW WHEN ((new.is_opening AND (new.deleted_at IS NOT NULL) AND (old.deleted_at IS NULL))) EXECUTE FUNCTION public.documents_follow_thread();
 
 CREATE TRIGGER documents_follow_thread AFTER UPDATE OF deleted_at ON public.threads FOR EACH ROW WHEN (((new.deleted_at IS NOT NULL) AND (old.deleted_at IS NULL))) EXECUTE FUNCTION public.documents_follow_thread();
+
+CREATE CONSTRAINT TRIGGER documents_version_communities AFTER UPDATE OF name, title, visibility ON public.communities DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((old.name IS DISTINCT FROM new.name) OR (old.title IS DISTINCT FROM new.title) OR (old.visibility IS DISTINCT FROM new.visibility))) EXECUTE FUNCTION public.documents_bump_version();
+
+CREATE CONSTRAINT TRIGGER documents_version_files AFTER INSERT OR DELETE OR UPDATE OF number, status, media_type, size, thumbnail_name ON public.document_versions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.documents_bump_version();
+
+CREATE CONSTRAINT TRIGGER documents_version_rows AFTER INSERT OR DELETE OR UPDATE ON public.documents DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.documents_bump_version();
 
 CREATE TRIGGER domain_allows_policy_version AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON public.domain_allows FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_bump_policy_version();
 

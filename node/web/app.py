@@ -127,13 +127,21 @@ def all_routes() -> list[BaseRoute]:
     # Federation routes come first: they match only ActivityPub requests (Accept /
     # Content-Type) on URLs that are also HTML pages.
     routes.extend(private_messages.routes)
-    for module in (federation_web, pages, accounts_views, forum_views, admin_views, policy_pages):
+    # Then the busiest pages early: a request is matched against each route in turn.
+    for module in (
+        federation_web,
+        document_views,
+        pages,
+        accounts_views,
+        forum_views,
+        admin_views,
+        policy_pages,
+    ):
         routes.extend(module.routes)
     routes.extend(delivery_pages.routes)
     routes.extend(reports_views.routes)
     routes.extend(report_form_views.routes)
     routes.extend(media_views.routes)
-    routes.extend(document_views.routes)
     routes.extend(recovery_views.routes)
     routes.extend(account_life_views.routes)
     routes.extend(two_factor_views.routes)

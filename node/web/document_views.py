@@ -3,7 +3,8 @@
 Routes::
 
     GET      /documents                          library of every community the viewer may read
-                                                 (``?q=&type=&etiquette=&langue=&page=``: full-text search and filters)
+                                                 (``?q=&type=&etiquette=&langue=``: full-text search and filters;
+                                                 ``?avant=``/``?apres=`` pages when browsing, ``?page=`` when searching)
     GET      /c/{name}/documents                 one community's library (same filters)
     GET/POST /c/{name}/documents/nouveau         upload a document (members)
     GET      /documents/{id}                     the document: description, file size, versions, discussion link
@@ -37,13 +38,21 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from node import communities, documents, uploads
+from node import communities, documents, threads, uploads
 from node.errors import AppError, BadRequest, NotFound
 from node.sessions import User
 from node.storage import Storage, storage_for
 from node.web import forms
 from node.web.forum_views import FragmentCache
-from node.web.requests import current_user, int_param, path_id, pool_of, require_member, settings_of
+from node.web.requests import (
+    current_user,
+    int_param,
+    path_id,
+    pool_of,
+    read_pool_of,
+    require_member,
+    settings_of,
+)
 from node.web.templating import current_zone, redirect, render, templates
 from node.web.upload_forms import upload_form
 
@@ -84,6 +93,20 @@ def _context(**extra: Any) -> dict[str, Any]:
 # Library lines rendered once per (item, its page, zone): an item carries every field
 # its line shows, so a changed document is a new key. Per process, LRU.
 lines_cache = FragmentCache(4000, ttl=300.0)
+# A library page's whole content (heading, filters, lines, pager) under the library
+# version: while it holds, a page is served without listing its documents again. The key
+# holds everything the content depends on: where (node, or the community as found now),
+# filters, position, whether the viewer is a member (who reads every community and may
+# upload), their time zone. Per process, LRU.
+LISTS_CACHE_SIZE = 500
+
+
+def lists_cache(request: Request) -> FragmentCache:
+    state = request.app.state
+    cache: FragmentCache | None = getattr(state, "library_lists", None)
+    if cache is None:
+        cache = state.library_lists = FragmentCache(LISTS_CACHE_SIZE, ttl=300.0)
+    return cache
 
 
 def _lines(items: list[documents.LibraryItem], show_community: bool, base: str) -> list[Markup]:
@@ -104,33 +127,49 @@ def _params(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if isinstance(v, str)}
 
 
-async def library(request: Request) -> Response:
+async def _library(request: Request, community: communities.Community | None) -> Response:
     viewer = _viewer(request)
-    filters = documents.Filters.from_params(_params(request))
-    page = int_param(request.query_params.get("page"))
-    listing = await documents.list_documents(pool_of(request), viewer, filters, page)
-    lines = _lines(listing.documents, True, "/documents")
-    return render(
-        request,
-        "documents/library.html",
-        **_context(listing=listing, lines=lines, filters=filters, community=None, base="/documents"),
-    )
+    pool = read_pool_of(request)
+    params = _params(request)
+    filters = documents.Filters.from_params(params, community.id if community else None)
+    if filters.query is None:
+        at, page = threads.ListPosition.from_query(params.get("avant"), params.get("apres")), 1
+    else:
+        at, page = threads.ListPosition(), int_param(params.get("page"))
+    base = f"/c/{community.name}/documents" if community else "/documents"
+    member = communities.is_reader(viewer)
+    version = await documents.library_version(pool)
+    key = (base, community, filters, at, page, member, current_zone(), version)
+    cache = lists_cache(request)
+    shown: Markup | None = cache.get(key)
+    if shown is None:
+        listing = await documents.list_documents(pool, viewer, filters, at, page)
+        lines = _lines(listing.documents, community is None, base)
+        shown = Markup(
+            templates.get_template("documents/_library.html").render(
+                **_context(
+                    listing=listing,
+                    lines=lines,
+                    filters=filters,
+                    community=community,
+                    base=base,
+                    member=member,
+                )
+            )
+        )
+        cache.put(key, shown)
+    return render(request, "documents/library.html", shown=shown, community=community)
+
+
+async def library(request: Request) -> Response:
+    return await _library(request, None)
 
 
 async def community_library(request: Request) -> Response:
-    viewer = _viewer(request)
-    pool = pool_of(request)
-    community = await communities.get_readable(pool, request.path_params["name"], viewer)
-    filters = documents.Filters.from_params(_params(request), community.id)
-    page = int_param(request.query_params.get("page"))
-    listing = await documents.list_documents(pool, viewer, filters, page)
-    base = f"/c/{community.name}/documents"
-    lines = _lines(listing.documents, False, base)
-    return render(
-        request,
-        "documents/library.html",
-        **_context(listing=listing, lines=lines, filters=filters, community=community, base=base),
+    community = await communities.get_readable(
+        read_pool_of(request), request.path_params["name"], _viewer(request)
     )
+    return await _library(request, community)
 
 
 # ---------------------------------------------------------------- upload

@@ -1,0 +1,156 @@
+"""Library pages (``/documents``, ``/c/{name}/documents``): walked page by page with a
+keyset, filters kept in the links, and their cached rendering replaced as soon as what
+they show changes (node.web.document_views, migration 0145)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import httpx
+
+from node import communities, documents
+from node.sessions import User
+from tests.helpers import login, make_community, make_user, new_client
+
+NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
+PREV = re.compile(r'<a href="([^"]+)" rel="prev">')
+
+
+def listed(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<a href="/documents/(\d+)"><strong>', html)]
+
+
+def link(pattern: re.Pattern[str], html: str) -> str | None:
+    match = pattern.search(html)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+async def add_documents(pool: asyncpg.Pool, count: int, *, community: str = "medical") -> list[int]:
+    """``count`` documents by amina, alternately protocols and practical sheets."""
+    author = await pool.fetchrow("SELECT id, username FROM users WHERE username = 'amina'")
+    user = User(author["id"], author["username"], author["username"], "member", "approved")
+    ids = []
+    async with pool.acquire() as conn:
+        found = await communities.find(conn, community)
+        assert found is not None
+        for i in range(count):
+            meta = documents.Metadata(
+                title=f"Fiche {i}", doc_type="fiche" if i % 2 else "protocole", tags=("accueil",)
+            )
+            file = documents.NewFile(f"stored-{community}-{i}.txt", "text/plain", 1000 + i, f"fiche-{i}.txt")
+            ids.append(await documents.create_document(conn, found, user, meta, file))
+    return ids
+
+
+async def walk(client: httpx.AsyncClient, path: str) -> list[list[int]]:
+    """Every page from ``path`` on, following « Suivants »."""
+    pages: list[list[int]] = []
+    url: str | None = path
+    while url is not None:
+        response = await client.get(url)
+        assert response.status_code == 200, url
+        pages.append(listed(response.text))
+        url = link(NEXT, response.text)
+        assert len(pages) < 10
+    return pages
+
+
+async def test_library_pages_list_every_document_once_by_keyset_with_their_filters(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+) -> None:
+    await make_user(pool, "amina")
+    await make_user(pool, "modo", role="moderator")
+    await make_community(pool, "medical")
+    await login(client, "amina")
+    ids = await add_documents(pool, 65)
+    modo = User(await pool.fetchval("SELECT id FROM users WHERE username = 'modo'"), "modo", "modo", "moderator", "approved")  # fmt: skip
+    async with pool.acquire() as conn:
+        for featured in (ids[3], ids[10]):
+            await documents.set_featured(conn, featured, modo, True)
+    # featured first, then the latest
+    expected = [ids[10], ids[3]] + [i for i in reversed(ids) if i not in (ids[3], ids[10])]
+
+    for path in ("/c/medical/documents", "/documents"):
+        pages = await walk(client, path)
+        assert [len(p) for p in pages] == [30, 30, 5]
+        assert [i for p in pages for i in p] == expected
+
+    # « Précédents » from the last page gives the second page back, and the first link the top.
+    last = await client.get(link(NEXT, (await client.get(link(NEXT, (await client.get("/documents")).text) or "")).text) or "")  # fmt: skip
+    back = await client.get(link(PREV, last.text) or "")
+    assert listed(back.text) == expected[30:60]
+    first = await client.get(link(PREV, back.text) or "")
+    assert listed(first.text) == expected[:30] and link(PREV, first.text) is None
+
+    # A filter stays in every link: only practical sheets, every one of them.
+    sheets = [i for i in expected if ids.index(i) % 2]
+    pages = await walk(client, "/c/medical/documents?type=fiche")
+    assert [i for p in pages for i in p] == sheets and len(pages) == 2
+    # A search still goes by page number.
+    found = await client.get("/documents?q=fiche")
+    assert len(listed(found.text)) == 30 and link(NEXT, found.text) == "/documents?q=fiche&page=2"
+    # A cursor that is not one is a missing page.
+    assert (await client.get("/documents?avant=1.2")).status_code == 404
+    assert (await client.get("/documents?apres=x")).status_code == 404
+
+
+async def test_a_cached_library_page_changes_as_soon_as_what_it_shows_changes(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+) -> None:
+    await make_user(pool, "amina")
+    await make_user(pool, "modo", role="moderator")
+    community_id = await make_community(pool, "medical", visibility="public", title="Prise en charge")
+    await login(client, "amina")
+    [doc] = await add_documents(pool, 1)
+    amina = User(await pool.fetchval("SELECT id FROM users WHERE username = 'amina'"), "amina", "amina", "member", "approved")  # fmt: skip
+    modo = User(await pool.fetchval("SELECT id FROM users WHERE username = 'modo'"), "modo", "modo", "moderator", "approved")  # fmt: skip
+
+    async with new_client(app) as visitor:
+        for _ in range(2):  # the second answer comes from the cache
+            assert listed((await visitor.get("/documents")).text) == [doc]
+            assert listed((await client.get("/c/medical/documents")).text) == [doc]
+
+        async with pool.acquire() as conn:
+            await documents.set_featured(conn, doc, modo, True)
+        assert "mis en avant" in (await client.get("/c/medical/documents")).text
+
+        async with pool.acquire() as conn:
+            file = documents.NewFile("stored-v2.txt", "text/plain", 5000, "v2.txt")
+            await documents.add_version(conn, doc, amina, file)
+        assert "version 2" in (await client.get("/c/medical/documents")).text
+
+        async with pool.acquire() as conn:
+            await communities.update_community(
+                conn, community_id, title="Santé et accueil", description="", rules="", actor=modo
+            )
+        assert "Santé et accueil" in (await client.get("/c/medical/documents")).text
+        assert "Santé et accueil" in (await client.get("/documents")).text
+
+        # The community becomes members-only: the visitor's cached page must not list it.
+        await pool.execute("UPDATE communities SET visibility = 'members' WHERE id = $1", community_id)
+        assert listed((await visitor.get("/documents")).text) == []
+        assert (await visitor.get("/c/medical/documents")).status_code == 404
+        assert listed((await client.get("/documents")).text) == [doc]
+
+        async with pool.acquire() as conn:
+            await documents.delete_document(conn, doc, amina)
+        assert listed((await client.get("/documents")).text) == []
+        assert listed((await client.get("/c/medical/documents")).text) == []
+
+
+async def test_the_library_version_ignores_what_no_page_shows(pool: asyncpg.Pool) -> None:
+    """The documents worker's claims and retries (attempts, next attempt) keep the cache."""
+    await make_user(pool, "amina")
+    await make_community(pool, "medical")
+    [doc] = await add_documents(pool, 1)
+    before = await documents.library_version(pool)
+    await pool.execute(
+        "UPDATE document_versions SET attempts = attempts + 1, next_attempt_at = now() WHERE document_id = $1",
+        doc,
+    )
+    await pool.execute("UPDATE communities SET description = 'Autre texte'")
+    assert await documents.library_version(pool) == before
+    await pool.execute("UPDATE document_versions SET size = 1 WHERE document_id = $1", doc)
+    assert await documents.library_version(pool) != before
