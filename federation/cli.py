@@ -3,7 +3,8 @@
 The command names and options are a public interface (scripts call them):
 block-domain, unblock-domain, list-blocks, export-blocks, import-blocks,
 federation-mode, allow-domain, disallow-domain, list-allows, approve-instance,
-unapprove-instance. Every change is audited with the label ``cli``.
+unapprove-instance, and for remote communities follow-remote, unfollow-remote,
+list-remote. Every change is audited with the label ``cli``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from federation import policy, policy_csv
+from federation import actors, policy, policy_csv, remote
 from federation.handlers import follow  # approving an instance answers its pending follows
+from node import audit, communities
 from node import settings as settings_module
 from node.admin_commands import admin_command
 from node.errors import BadRequest
@@ -193,3 +195,95 @@ async def list_allows(conn: Any, args: argparse.Namespace) -> None:
     for row in rows:
         note = f"\t{row['note']}" if row["note"] else ""
         print(f"{row['domain']}{note}")
+
+
+# --- remote communities (issue 11): the node's shared follows ---------------------------
+
+
+def _cli_fetcher(conn: Any, settings: settings_module.Settings) -> Any:
+    """The guarded fetcher for one command: signs as the instance actor, honours the
+    instance policy, on the command's connection."""
+    from federation.fetcher import Fetcher
+
+    async def signer() -> tuple[str, Any]:
+        actor = await actors.instance_actor(conn, settings)
+        assert actor.public_key_id is not None
+        return actor.public_key_id, actors.private_key(settings, actor)
+
+    async def domain_allowed(host: str) -> bool:
+        return await policy.outbound_allowed(conn, host, own_domain=settings.domain)
+
+    return Fetcher(settings, signer=signer, domain_allowed=domain_allowed)
+
+
+def _handle_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("handle", help="!nom@serveur, nom@serveur ou l'adresse web de la communauté")
+
+
+async def _remote_community(conn: Any, handle: str) -> Any:
+
+    name = handle.strip().lstrip("!@").lower()
+    community = await communities.find(conn, name)
+    if community is None or not community.remote:
+        raise BadRequest(f"aucune communauté distante « {name} » (vbg-node admin list-remote)")
+    return community
+
+
+@admin_command(
+    "follow-remote",
+    "suivre une communauté d'un autre serveur pour tout le nœud (!nom@serveur ou son adresse web)",
+    _handle_arg,
+)
+async def follow_remote(conn: Any, args: argparse.Namespace) -> None:
+
+    settings = settings_module.load()
+    async with _cli_fetcher(conn, settings) as fetcher:
+        community = await remote.resolve(conn, settings, fetcher, args.handle)
+        state = await remote.ensure_follow(
+            conn, settings, fetcher, community, requested_by=None, node_wide=True
+        )
+    await audit.record(
+        conn,
+        "remote_community.follow",
+        actor_label=policy.CLI.label,
+        target_type="community",
+        target_id=community.id,
+        details={"name": community.name, "state": state},
+    )
+    labels = {"pending": "en attente d'acceptation", "accepted": "acceptée", "rejected": "refusée"}
+    print(f"{community.name} : suivie pour tout le nœud — {labels.get(state, state)}")
+    print(f"page : /c/{community.name}")
+
+
+@admin_command(
+    "unfollow-remote",
+    "ne plus suivre une communauté d'un autre serveur (Undo envoyé, même si des membres la suivent)",
+    _handle_arg,
+)
+async def unfollow_remote(conn: Any, args: argparse.Namespace) -> None:
+
+    community = await _remote_community(conn, args.handle)
+    undone = await remote.drop(conn, settings_module.load(), community)
+    await audit.record(
+        conn,
+        "remote_community.drop",
+        actor_label=policy.CLI.label,
+        target_type="community",
+        target_id=community.id,
+        details={"name": community.name, "undone": undone},
+    )
+    print(f"{community.name} : " + ("abonnement retiré (Undo envoyé)" if undone else "n'était pas suivie"))
+
+
+@admin_command(
+    "list-remote", "lister les communautés d'autres serveurs et l'état de leur abonnement", _no_args
+)
+async def list_remote(conn: Any, args: argparse.Namespace) -> None:
+
+    rows = await communities.list_remote(conn)
+    if not rows:
+        print("aucune communauté distante")
+    for row in rows:
+        by = f"\tpar {row['follower_name']}" if row["follower_kind"] == "Person" else ""
+        wide = "\ttout le nœud" if row["node_wide"] else ""
+        print(f"{row['name']}\t{row['state'] or 'jamais suivie'}\t{row['followers']} membre(s){wide}{by}")

@@ -153,6 +153,8 @@ SELECT {COMMUNITY_COLUMNS},
        EXISTS (SELECT 1 FROM community_follows f WHERE f.community_id = c.id AND f.user_id = $1) AS followed
 FROM communities c
 WHERE {readable_sql("c", "$2")}
+  AND (c.actor_id IS NULL OR EXISTS (SELECT 1 FROM group_follows g
+                                     WHERE g.community_id = c.id AND g.state IN ('pending', 'accepted')))
 ORDER BY lower(c.title)
 """
 SELECT_EXPERTS = """
@@ -260,6 +262,87 @@ async def count_followers(conn: Conn, community_id: int) -> int:
     """How many of our members follow (are subscribed to) the community."""
     count: int = await conn.fetchval(COUNT_FOLLOWERS, community_id)
     return count
+
+
+# --- Remote communities: where they come from and how our node follows them -------------
+#
+# group_follows is written by federation.remote (the node's one Follow of the Group);
+# node reads it here to show the state on the pages.
+
+
+@dataclass(frozen=True)
+class RemoteOrigin:
+    """Where a remote community lives and where our node's follow of it stands."""
+
+    host: str
+    url: str  # the original, on its server (the Group's page, else its actor id)
+    state: str | None  # group_follows.state: pending, accepted, rejected, undone; None: never followed
+    node_wide: bool  # an administrator follows it for the whole node
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("pending", "accepted")
+
+
+@dataclass(frozen=True)
+class RemoteCard:
+    """What a member sees of a remote community found by its address, before following."""
+
+    community: Community
+    origin: RemoteOrigin
+    software: str | None  # from the server's NodeInfo, when it answered
+    remote_followers: int | None  # the Group's followers collection's totalItems, if given
+    local_followers: int
+
+
+# A remote community's address: name@host, with Lemmy's « ! » or Mastodon's « @ » in
+# front (host may carry a port: loopback peers in tests), or its URL.
+REMOTE_HANDLE = re.compile(r"^[!@]?([A-Za-z0-9_.~-]{1,100})@([A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?)$")
+
+
+def looks_like_remote_address(text: str) -> bool:
+    """Whether ``text`` (a search query) is a remote community's address rather than words."""
+    text = text.strip()
+    return bool(REMOTE_HANDLE.match(text)) or (
+        text.startswith(("https://", "http://")) and " " not in text and len(text) <= 2000
+    )
+
+
+SELECT_ORIGIN = """
+SELECT a.domain, a.uri, a.url, g.state, coalesce(g.node_wide, false) AS node_wide
+FROM actors a LEFT JOIN group_follows g ON g.community_id = $2
+WHERE a.id = $1
+"""
+LIST_REMOTE = f"""
+SELECT {COMMUNITY_COLUMNS}, a.domain, a.uri, g.state, coalesce(g.node_wide, false) AS node_wide,
+       g.requested_at, g.decided_at, fa.kind AS follower_kind, fa.username AS follower_name,
+       (SELECT count(*) FROM community_follows f WHERE f.community_id = c.id) AS followers
+FROM communities c
+JOIN actors a ON a.id = c.actor_id
+LEFT JOIN group_follows g ON g.community_id = c.id
+LEFT JOIN actors fa ON fa.id = g.follower_id
+ORDER BY lower(c.name)
+"""
+
+
+def _origin_url(uri: str, url: str | None) -> str:
+    return url if url and url.startswith(("https://", "http://")) else uri
+
+
+async def remote_origin(conn: Conn, community: Community) -> RemoteOrigin | None:
+    """Host, original and follow state of a remote community; None for one of ours."""
+    if community.actor_id is None:
+        return None
+    row = await conn.fetchrow(SELECT_ORIGIN, community.actor_id, community.id)
+    if row is None:
+        return None
+    return RemoteOrigin(row["domain"], _origin_url(row["uri"], row["url"]), row["state"], row["node_wide"])
+
+
+async def list_remote(conn: Conn) -> list[asyncpg.Record]:
+    """Every remote community with its host, follow state and local followers (admins)."""
+    result: list[asyncpg.Record] = await conn.fetch(LIST_REMOTE)
+    return result
 
 
 async def get_readable(conn: Conn, name: str, user: User | None) -> Community:

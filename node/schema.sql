@@ -780,7 +780,8 @@ CREATE TABLE public.group_follows (
     requested_by bigint,
     requested_at timestamp with time zone DEFAULT now() NOT NULL,
     decided_at timestamp with time zone,
-    CONSTRAINT group_follows_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'accepted'::text, 'rejected'::text])))
+    node_wide boolean DEFAULT false NOT NULL,
+    CONSTRAINT group_follows_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'accepted'::text, 'rejected'::text, 'undone'::text])))
 );
 
 CREATE TABLE public.inbox_items (

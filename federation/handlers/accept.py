@@ -1,13 +1,16 @@
 """Accept / Reject of a Follow this node sent (remote communities: federation/remote.py).
 
-Recorded in ``follow_answers`` only, matched later by the Follow's id or by the pair
-(follower, followed); the followed actor is the sender.
+Recorded in ``follow_answers`` (matched later by the Follow's id or by the pair
+(follower, followed); the followed actor is the sender), and, when the sender is a
+remote community we follow, applied to its ``group_follows`` row (pending → accepted,
+or rejected); a newly accepted follow starts the backfill of the group's outbox.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from federation import remote
 from federation.handlers.base import Context, Outcome, done, ignored, ref
 
 INSERT_ANSWER = """
@@ -36,4 +39,5 @@ async def _record(ctx: Context, answer: str) -> Outcome:
     await ctx.conn.execute(
         INSERT_ANSWER, ctx.activity.get("id"), answer, ref(follow), follower, ctx.sender.uri
     )
-    return done(f"{answer} recorded")
+    state = await remote.record_answer(ctx.conn, ctx.sender.id, ref(follow), follower, answer)
+    return done(f"{answer} recorded" + (f": group follow {state}" if state else ""))

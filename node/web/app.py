@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from federation import private_messages
+from federation import private_messages, remote_pages
 from federation import web as federation_web
 from federation.admin_pages import deliveries as delivery_pages
 from federation.admin_pages import policy as policy_pages
@@ -217,6 +217,11 @@ def create_app(
     state.read_pool = read_pool
     state.server_may_read = server_may_read
     state.learn_remote_member = private_messages.learn_remote_member
+    state.find_remote_community = remote_pages.find_card
+    state.subscribe_remote = remote_pages.subscribe
+    state.unsubscribe_remote = remote_pages.unsubscribe
+    state.admin_follow_remote = remote_pages.admin_follow
+    state.admin_drop_remote = remote_pages.admin_drop
     return app
 
 

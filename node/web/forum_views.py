@@ -3,7 +3,8 @@
 Routes::
 
     GET      /                              home (member: followed activity; visitor: presentation)
-    GET      /communautes                   communities the viewer may read
+    GET      /communautes                   communities the viewer may read (``?adresse=``: find a
+                                            remote community by its address, for members)
     GET      /c/{name}                      community page and its threads (``?page=``)
     POST     /c/{name}/suivre               follow or unfollow (``action``)
     GET/POST /c/{name}/nouveau              start a thread
@@ -21,6 +22,7 @@ Routes::
     GET      /recherche                     full-text search (``?q=&page=``)
     GET/POST /admin/communautes             list and create communities (admins)
     GET/POST /admin/communautes/{name}      edit a community's texts and experts (admins)
+    POST     /admin/communautes-distantes   follow a remote community for the node, or drop one
 
 Whatever the viewer may not read answers like a missing page (NotFound).
 """
@@ -42,7 +44,7 @@ from starlette.routing import BaseRoute, Route
 from node import backfill, communities, documents, markup, media, ratelimit, search, threads
 from node.accounts import PROFESSIONS
 from node.communities import Community
-from node.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from node.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
 from node.i18n import _
 from node.sessions import User
 from node.web import forms
@@ -55,6 +57,7 @@ from node.web.requests import (
     read_pool_of,
     require_admin,
     require_member,
+    state_of,
 )
 from node.web.templating import current_zone, redirect, render, templates
 
@@ -117,7 +120,59 @@ async def home(request: Request) -> Response:
 async def community_list(request: Request) -> Response:
     viewer = _viewer(request)
     rows = await communities.list_readable(read_pool_of(request), viewer)
-    return render(request, "forum/communities.html", communities=rows, labels=VISIBILITY_LABELS)
+    address = request.query_params.get("adresse", "").replace("\x00", "").strip()[:MAX_ADDRESS]
+    remote = await _remote_card(request, viewer, address) if address else RemoteSearch()
+    return render(
+        request,
+        "forum/communities.html",
+        communities=rows,
+        labels=VISIBILITY_LABELS,
+        address=address,
+        remote=remote,
+        follow_labels=FOLLOW_LABELS,
+    )
+
+
+# A remote community's address typed in a search box: at most this many look-ups (each
+# is a few requests to another server) per member in the window.
+REMOTE_LOOKUPS = (20, 10 * 60)
+MAX_ADDRESS = 2000
+FOLLOW_LABELS = {
+    "pending": "Abonnement du nœud en attente d'acceptation par le serveur d'origine",
+    "accepted": "Suivie par ce nœud",
+    "rejected": "Abonnement refusé par le serveur d'origine",
+    "undone": "Ce nœud ne suit plus cette communauté",
+    None: "Pas encore suivie par ce nœud",
+}
+
+
+@dataclass
+class RemoteSearch:
+    """The card of a remote community found by its address, or why none was found."""
+
+    card: communities.RemoteCard | None = None
+    error: str = ""
+    recent: list[Any] | None = None
+    following: bool = False
+
+
+async def _remote_card(request: Request, viewer: User | None, address: str) -> RemoteSearch:
+    """Resolve ``address`` for an approved member (visitors get an invitation to log in:
+    the look-up asks another server, so it is for members only)."""
+    if viewer is None:
+        return RemoteSearch(error=_("Connectez-vous pour chercher une communauté d'un autre serveur."))
+    if not await ratelimit.hit(pool_of(request), f"remote-lookup:user:{viewer.id}", *REMOTE_LOOKUPS):
+        return RemoteSearch(
+            error=_("Trop de recherches d'autres serveurs : réessayez dans quelques minutes.")
+        )
+    try:
+        card = await state_of(request).find_remote_community(request, address)
+    except AppError as exc:
+        return RemoteSearch(error=exc.message)
+    pool = pool_of(request)
+    listing = await threads.community_threads(pool, card.community, viewer)
+    following = await communities.is_following(pool, viewer, card.community.id)
+    return RemoteSearch(card=card, recent=listing.threads[:5], following=following)
 
 
 async def community_page(request: Request) -> Response:
@@ -130,10 +185,12 @@ async def community_page(request: Request) -> Response:
         request,
         "forum/community.html",
         community=community,
+        origin=await communities.remote_origin(pool, community),
         listing=listing,
         experts=await communities.experts_of(pool, community.id),
         following=following,
         labels=VISIBILITY_LABELS,
+        follow_labels=FOLLOW_LABELS,
         professions=PROFESSIONS,
     )
 
@@ -143,8 +200,14 @@ async def follow(request: Request) -> Response:
     data = await forms.form(request)
     pool = pool_of(request)
     community = await communities.get_readable(pool, request.path_params["name"], user)
+    state = state_of(request)
     if data.get("action") == "unfollow":
-        await communities.unfollow(pool, user, community)
+        if community.remote:
+            await state.unsubscribe_remote(request, community, user)
+        else:
+            await communities.unfollow(pool, user, community)
+    elif community.remote:
+        await state.subscribe_remote(request, community, user)
     else:
         await communities.follow(pool, user, community)
     back = "/communautes" if data.get("from") == "list" else f"/c/{community.name}"
@@ -454,8 +517,19 @@ async def like(request: Request) -> Response:
 
 async def search_page(request: Request) -> Response:
     query = request.query_params.get("q", "").replace("\x00", "")
-    results = await search.search(read_pool_of(request), query, _viewer(request), _page(request))
-    return render(request, "forum/search.html", results=results)
+    viewer = _viewer(request)
+    results = await search.search(read_pool_of(request), query, viewer, _page(request))
+    remote = RemoteSearch()
+    if viewer is not None and _page(request) == 1 and communities.looks_like_remote_address(query):
+        remote = await _remote_card(request, viewer, query.strip())
+    return render(
+        request,
+        "forum/search.html",
+        results=results,
+        remote=remote,
+        labels=VISIBILITY_LABELS,
+        follow_labels=FOLLOW_LABELS,
+    )
 
 
 # ---------------------------------------------------------------- community admin
@@ -467,15 +541,56 @@ def _community_values(data: FormData) -> dict[str, str]:
 
 async def admin_communities(request: Request) -> Response:
     require_admin(request)
-    rows = await communities.list_all(pool_of(request))
+    pool = pool_of(request)
     return render(
         request,
         "forum/admin_communities.html",
-        communities=rows,
+        communities=[c for c in await communities.list_all(pool) if not c.remote],
         values={"visibility": "members"},
         errors={},
         labels=VISIBILITY_LABELS,
+        **await _remote_admin(pool),
     )
+
+
+async def _remote_admin(pool: asyncpg.Pool, error: str = "", address: str = "") -> dict[str, Any]:
+    return {
+        "remote_rows": await communities.list_remote(pool),
+        "remote_error": error,
+        "remote_address": address,
+        "follow_labels": FOLLOW_LABELS,
+    }
+
+
+async def admin_remote_communities(request: Request) -> Response:
+    """An administrator follows a remote community for the whole node, or drops one."""
+    user = require_admin(request)
+    data = await forms.form(request)
+    pool = pool_of(request)
+    state = state_of(request)
+    address = _text(data, "adresse").strip()[:MAX_ADDRESS]
+    try:
+        if data.get("action") == "drop":
+            community = await communities.find(pool, _text(data, "name"))
+            if community is None or not community.remote:
+                raise BadRequest(_("Communauté distante inconnue."))
+            await state.admin_drop_remote(request, community, user)
+        elif data.get("action") == "follow":
+            community = await state.admin_follow_remote(request, address, user)
+        else:
+            raise BadRequest(_("Action inconnue."))
+    except AppError as exc:
+        return render(
+            request,
+            "forum/admin_communities.html",
+            exc.status if exc.status < 500 else 502,
+            communities=[c for c in await communities.list_all(pool) if not c.remote],
+            values={"visibility": "members"},
+            errors={},
+            labels=VISIBILITY_LABELS,
+            **await _remote_admin(pool, exc.message, address),
+        )
+    return redirect("/admin/communautes#distantes")
 
 
 async def admin_create_community(request: Request) -> Response:
@@ -496,7 +611,7 @@ async def admin_create_community(request: Request) -> Response:
                 audit_label=user.username,
             )
     except (BadRequest, Conflict) as exc:
-        rows = await communities.list_all(pool)
+        rows = [c for c in await communities.list_all(pool) if not c.remote]
         return render(
             request,
             "forum/admin_communities.html",
@@ -505,13 +620,14 @@ async def admin_create_community(request: Request) -> Response:
             values=values,
             errors=exc.fields or {"_": exc.message},
             labels=VISIBILITY_LABELS,
+            **await _remote_admin(pool),
         )
     return redirect(f"/admin/communautes/{values['name'].strip().lower()}")
 
 
 async def _admin_community(request: Request) -> Community:
     community = await communities.find(pool_of(request), request.path_params["name"])
-    if community is None:
+    if community is None or community.remote:  # a remote community's texts are its server's
         raise NotFound()
     return community
 
@@ -844,6 +960,12 @@ routes: list[BaseRoute] = [
     Route("/recherche", search_page, methods=["GET"], name="search"),
     Route("/admin/communautes", admin_communities, methods=["GET"], name="admin_communities"),
     Route("/admin/communautes", admin_create_community, methods=["POST"], name="admin_create_community"),
+    Route(
+        "/admin/communautes-distantes",
+        admin_remote_communities,
+        methods=["POST"],
+        name="admin_remote_communities",
+    ),
     Route("/admin/communautes/{name}", admin_community_page, methods=["GET"], name="admin_community"),
     Route(
         "/admin/communautes/{name}", admin_update_community, methods=["POST"], name="admin_update_community"

@@ -13,6 +13,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import State
 from starlette.requests import Request
 
+from node.communities import Community, RemoteCard
 from node.errors import NotFound
 from node.sessions import SessionCache, User
 from node.settings import Settings
@@ -31,6 +32,12 @@ class AppState(State):
     server_may_read: Callable[[Request, str], Awaitable[bool]]
     # federation.private_messages.learn_remote_member: WebFinger + actor of « nom@domaine »
     learn_remote_member: Callable[[Request, str], Awaitable[None]]
+    # federation.remote_pages: remote communities (find by address, follow, leave, admin)
+    find_remote_community: Callable[[Request, str], Awaitable[RemoteCard]]
+    subscribe_remote: Callable[[Request, Community, User], Awaitable[str]]
+    unsubscribe_remote: Callable[[Request, Community, User], Awaitable[None]]
+    admin_follow_remote: Callable[[Request, str, User], Awaitable[Community]]
+    admin_drop_remote: Callable[[Request, Community, User], Awaitable[bool]]
     fetcher: Any  # federation.fetcher.Fetcher, created on first need
     inbox: Any  # federation.inbox.InboxState
     federation_workers: list[Any]  # federation.worker.Worker

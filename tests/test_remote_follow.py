@@ -1,0 +1,324 @@
+"""Finding and following a remote community (issue 11, part a), against a fake Lemmy-like
+server on loopback (tests/fakefedi.py: real HTTP, signatures checked both ways) and our
+node served for real (tests/inboxnode.py).
+
+    « !lecture@host » typed ──> WebFinger + signed GET ──> card ──> « Suivre »
+    ──> one Follow by the instance actor (or a member's Person if refused) ──> Accept
+    ──> accepted; the last member leaving ──> Undo{Follow} (not for a node-wide follow)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiohttp import web
+
+from federation import actors, cli
+from tests.conftest import TEST_SECRET
+from tests.delivery_kit import deliver_all
+from tests.fakefedi import FakeActor, FakeInstance
+from tests.helpers import login, make_user, post_form
+from tests.inboxnode import AS_CONTEXT, InboxNode, running_node
+
+HOST = "127.0.0.201"
+
+
+@pytest.fixture(name="node")
+async def fixture_node(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[InboxNode]:
+    async with running_node(pool, tmp_path) as n:
+        yield n
+
+
+@pytest.fixture(name="lemmy")
+async def fixture_lemmy() -> AsyncIterator[FakeInstance]:
+    async with FakeInstance(HOST, software="lemmy") as fake:
+        yield fake
+
+
+def group_of(fake: FakeInstance, name: str = "lecture", **extra: Any) -> FakeActor:
+    return fake.add_actor(name, "Group", name="Lecture partagée", summary="<p>Des <b>livres</b></p><script>x</script>",
+                          **extra)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def member(node: InboxNode, username: str, role: str = "member") -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of a new approved member, logged in."""
+    await make_user(node.pool, username, role=role)
+    transport = httpx.ASGITransport(app=node.app, client=("198.51.100.9", 40009))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await login(client, username)
+        yield client
+
+
+def follows_received(fake: FakeInstance, kind: str = "Follow") -> list[dict[str, Any]]:
+    return [a for a in fake.inbox_activities() if a.get("type") == kind]
+
+
+async def group_follow(pool: asyncpg.Pool) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        "SELECT g.*, a.kind AS follower_kind FROM group_follows g JOIN actors a ON a.id = g.follower_id"
+    )
+    assert row is not None
+    return row
+
+
+async def answer(
+    node: InboxNode, fake: FakeInstance, group: FakeActor, follow: dict[str, Any], kind: str
+) -> None:
+    activity = {"@context": AS_CONTEXT, "id": fake.url(f"/activities/{kind.lower()}/1"), "type": kind,
+                "actor": group.id, "object": follow}  # fmt: skip
+    response = await fake.send(node.url("/inbox"), activity, actor=group)
+    assert response.status in (200, 202), response.text
+    await node.process()
+
+
+async def test_a_member_finds_a_remote_community_by_its_address(node: InboxNode, lemmy: FakeInstance) -> None:
+    # Given a Lemmy-like server with a public community
+    group_of(lemmy)
+
+    # When a member types its address in the communities page's search box
+    async with member(node, "amina") as amina:
+        page = await amina.get("/communautes", params={"adresse": f"!lecture@{lemmy.domain}"})
+
+    # Then the card shows its title, sanitised description, host, software and « Suivre »
+    assert page.status_code == 200
+    text = page.text
+    assert "Lecture partagée" in text and f"!lecture@{lemmy.domain}" in text
+    assert "Des livres" in text and "<script>" not in text.split("<main", 1)[-1]
+    assert "(lemmy)" in text and "Publique" in text and "Pas encore suivie par ce nœud" in text
+    assert f'action="/c/lecture@{lemmy.domain}/suivre"' in text
+    # And the community is stored as a remote row, not yet listed (nobody follows it)
+    row = await node.pool.fetchrow("SELECT name, visibility, actor_id FROM communities")
+    assert row["name"] == f"lecture@{lemmy.domain}" and row["visibility"] == "public" and row["actor_id"]
+    # And WebFinger and the Group were fetched from the server itself
+    paths = [r.path for r in lemmy.received if r.method == "GET"]
+    assert any(p.startswith("/.well-known/webfinger") for p in paths) and "/c/lecture" in paths
+
+
+@pytest.mark.parametrize("address", ["@lecture@{host}", "lecture@{host}", "http://{host}/c/lecture"])
+async def test_every_address_form_finds_the_community(
+    node: InboxNode, lemmy: FakeInstance, address: str
+) -> None:
+    group_of(lemmy)
+    async with member(node, "amina") as amina:
+        page = await amina.get("/recherche", params={"q": address.format(host=lemmy.domain)})
+    assert page.status_code == 200
+    assert "Lecture partagée" in page.text and f'action="/c/lecture@{lemmy.domain}/suivre"' in page.text
+
+
+async def test_the_node_follows_once_and_the_group_accepts(node: InboxNode, lemmy: FakeInstance) -> None:
+    # Given a remote community found by a member
+    group = group_of(lemmy)
+    name = f"lecture@{lemmy.domain}"
+    async with member(node, "amina") as amina, member(node, "basile") as basile:
+        await amina.get("/communautes", params={"adresse": f"!{name}"})
+
+        # When two members follow it
+        assert (await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})).status_code == 303
+        assert (await post_form(basile, f"/c/{name}/suivre", {"action": "follow"})).status_code == 303
+
+        # Then the group received one Follow, signed by our instance actor, and it is pending
+        follows = follows_received(lemmy)
+        assert len(follows) == 1 and follows[0]["actor"] == node.url("/actor")
+        assert follows[0]["object"] == group.id
+        row = await group_follow(node.pool)
+        assert row["state"] == "pending" and row["follower_kind"] == "Application"
+        assert row["follow_activity_id"] == follows[0]["id"]
+        page = await amina.get(f"/c/{name}")
+        assert "en attente" in page.text and f"Communauté de {lemmy.domain}" in page.text
+        assert f"/c/{name}/documents" not in page.text  # local-only action
+
+        # When the group accepts
+        await answer(node, lemmy, group, follows[0], "Accept")
+
+        # Then the follow is accepted, shown so, and the community is listed
+        assert (await group_follow(node.pool))["state"] == "accepted"
+        assert "Suivie par ce nœud" in (await amina.get(f"/c/{name}")).text
+        assert f'href="/c/{name}"' in (await amina.get("/communautes")).text
+
+        # When one member leaves, nothing is sent; when the last one leaves, Undo{Follow}
+        await post_form(amina, f"/c/{name}/suivre", {"action": "unfollow"})
+        assert (await group_follow(node.pool))["state"] == "accepted"
+        await post_form(basile, f"/c/{name}/suivre", {"action": "unfollow"})
+    assert (await group_follow(node.pool))["state"] == "undone"
+    await deliver_all(node.settings, node.pool)
+    undos = follows_received(lemmy, "Undo")
+    assert len(undos) == 1 and undos[0]["actor"] == node.url("/actor")
+    assert undos[0]["object"]["id"] == follows[0]["id"]
+
+
+async def test_a_server_that_wants_a_person_gets_the_members_follow(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given a server whose group refuses follows from an Application (as Lemmy does)
+    group = group_of(lemmy)
+
+    async def inbox(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        kind = "Application" if body.get("actor", "").endswith("/actor") else "Person"
+        return web.Response(status=400 if kind == "Application" else 202)
+
+    lemmy.add_route("POST", group.inbox_path, inbox)
+    name = f"lecture@{lemmy.domain}"
+    async with member(node, "amina") as amina:
+        await amina.get("/communautes", params={"adresse": f"!{name}"})
+        await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})
+
+    # Then the follow is the member's Person's, recorded as such
+    row = await group_follow(node.pool)
+    assert row["follower_kind"] == "Person" and row["state"] == "pending"
+    follows = [r.json for r in lemmy.received if r.method == "POST" and r.json and r.json["type"] == "Follow"]
+    assert [f["actor"] for f in follows] == [node.url("/actor"), node.url("/u/amina")]
+    assert row["follow_activity_id"] == follows[1]["id"]
+
+
+async def test_a_members_only_group_waits_for_approval_and_may_refuse(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    group = group_of(lemmy, manuallyApprovesFollowers=True)
+    name = f"lecture@{lemmy.domain}"
+    async with member(node, "amina") as amina:
+        card = await amina.get("/communautes", params={"adresse": name})
+        assert "Membres" in card.text and "doivent approuver" in card.text
+        await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})
+        assert "doivent approuver" in (await amina.get(f"/c/{name}")).text
+        await answer(node, lemmy, group, follows_received(lemmy)[0], "Reject")
+        assert "Abonnement refusé" in (await amina.get(f"/c/{name}")).text
+    assert (await group_follow(node.pool))["state"] == "rejected"
+    assert await node.pool.fetchval("SELECT visibility FROM communities") == "members"
+
+
+async def test_an_admin_follows_for_the_whole_node(
+    node: InboxNode, lemmy: FakeInstance, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an admin who follows the community for the node from the command line
+    group_of(lemmy)
+    for key, value in {
+        "VBG_BASE_URL": node.settings.base_url,
+        "VBG_SECRET_KEY": TEST_SECRET,
+        "VBG_DATA_DIR": str(node.settings.data_dir),
+        "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
+    }.items():
+        monkeypatch.setenv(key, value)  # fmt: skip
+    name = f"lecture@{lemmy.domain}"
+    args = type("Args", (), {"handle": f"!{name}"})()
+    async with node.pool.acquire() as conn:
+        await cli.follow_remote(conn, args)  # type: ignore[arg-type]
+        await cli.list_remote(conn, args)  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert (
+        f"{name} : suivie pour tout le nœud" in out and f"{name}\tpending\t0 membre(s)\ttout le nœud" in out
+    )
+    assert (await group_follow(node.pool))["node_wide"]
+
+    # When a member follows then leaves, the node keeps following (no Undo)
+    async with member(node, "amina") as amina:
+        await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})
+        await post_form(amina, f"/c/{name}/suivre", {"action": "unfollow"})
+    assert (await group_follow(node.pool))["state"] == "pending"
+    assert len(follows_received(lemmy)) == 1
+
+    # When the admin drops it from the admin page, Undo{Follow} is sent
+    async with member(node, "admin", role="admin") as admin:
+        listing = await admin.get("/admin/communautes")
+        assert f"!{name}" in listing.text and "suivie pour tout le nœud" in listing.text
+        dropped = await post_form(admin, "/admin/communautes-distantes", {"action": "drop", "name": name})
+        assert dropped.status_code == 303
+        assert (await admin.get(f"/admin/communautes/{name}")).status_code == 404  # its texts are not ours
+    assert (await group_follow(node.pool))["state"] == "undone"
+    await deliver_all(node.settings, node.pool)
+    assert len(follows_received(lemmy, "Undo")) == 1
+    assert (
+        await node.pool.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'remote_community.%'") == 2
+    )
+
+
+async def test_an_admin_follows_from_the_admin_page(node: InboxNode, lemmy: FakeInstance) -> None:
+    group_of(lemmy)
+    async with member(node, "admin", role="admin") as admin:
+        done = await post_form(admin, "/admin/communautes-distantes", {"action": "follow", "adresse": f"!lecture@{lemmy.domain}"})  # fmt: skip
+        assert done.status_code == 303
+        refused = await post_form(admin, "/admin/communautes-distantes", {"action": "follow", "adresse": "pas une adresse"})  # fmt: skip
+        assert refused.status_code == 400 and "Adresse non reconnue" in refused.text
+    row = await group_follow(node.pool)
+    assert row["node_wide"] and row["state"] == "pending" and row["requested_by"] is not None
+
+
+BAD = {
+    "unknown": ("!personne@{host}", "Aucune communauté n'a été trouvée"),
+    "person": ("!alice@{host}", "n'est pas celle d'une communauté"),
+    "elsewhere": ("!ailleurs@{host}", "renvoie vers un autre serveur"),
+    "garbage": ("!casse@{host}", "n'a pas pu être lue"),
+    "oversized": ("!enorme@{host}", "n'a pas pu être lue"),
+    "not a handle": ("cherche des livres@", "Adresse non reconnue"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+async def test_bad_addresses_get_a_french_error_and_store_nothing(
+    node: InboxNode, lemmy: FakeInstance, case: str
+) -> None:
+    # Given a server with a Person, a WebFinger pointing elsewhere, garbage and a huge document
+    lemmy.add_actor("alice")
+    for username in ("ailleurs", "casse", "enorme"):
+        group_of(lemmy, username)
+    lemmy.add_route("GET", "/.well-known/webfinger", _webfinger_with_tricks(lemmy))
+    lemmy.add_response("/c/casse", b"{not json", status=200)
+    lemmy.add_response("/c/enorme", {"id": lemmy.url("/c/enorme"), "type": "Group", "x": "a" * 1_200_000})
+    lemmy.actors.pop("casse"), lemmy.actors.pop("enorme")  # served by the responses above
+    before = await node.pool.fetchval("SELECT count(*) FROM actors WHERE NOT local")
+    address, message = BAD[case]
+
+    async with member(node, "amina") as amina:
+        page = await amina.get("/communautes", params={"adresse": address.format(host=lemmy.domain)})
+
+    assert page.status_code == 200 and message in html.unescape(page.text), page.text[-2000:]
+    assert await node.pool.fetchval("SELECT count(*) FROM communities") == 0
+    assert await node.pool.fetchval("SELECT count(*) FROM actors WHERE NOT local") == before
+
+
+def _webfinger_with_tricks(fake: FakeInstance) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        resource = request.query.get("resource", "")
+        name = resource.removeprefix("acct:").split("@", 1)[0]
+        if name == "personne":
+            return web.Response(status=404)
+        href = fake.url(f"/c/{name}") if name != "alice" else fake.url("/u/alice")
+        if name == "ailleurs":
+            href = "http://127.0.0.202:9/c/ailleurs"
+        jrd = {
+            "subject": resource,
+            "links": [{"rel": "self", "type": "application/activity+json", "href": href}],
+        }
+        return web.json_response(jrd, content_type="application/jrd+json")
+
+    return handler
+
+
+async def test_visitors_cannot_look_remote_servers_up(node: InboxNode, lemmy: FakeInstance) -> None:
+    group_of(lemmy)
+    transport = httpx.ASGITransport(app=node.app, client=("198.51.100.10", 40010))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
+        page = await visitor.get("/communautes", params={"adresse": f"!lecture@{lemmy.domain}"})
+    assert "Connectez-vous pour chercher" in page.text
+    assert not [r for r in lemmy.received if r.path.startswith("/.well-known/webfinger")]
+    assert await node.pool.fetchval("SELECT count(*) FROM communities") == 0
+
+
+async def test_the_instance_actor_key_signs_the_follow(node: InboxNode, lemmy: FakeInstance) -> None:
+    group_of(lemmy)
+    async with member(node, "amina") as amina:
+        await amina.get("/communautes", params={"adresse": f"!lecture@{lemmy.domain}"})
+        await post_form(amina, f"/c/lecture@{lemmy.domain}/suivre", {"action": "follow"})
+    async with node.pool.acquire() as conn:
+        me = await actors.instance_actor(conn, node.settings)
+    posts = [r for r in lemmy.received if r.method == "POST"]
+    assert posts and all(r.signature_ok and r.key_id == me.public_key_id for r in posts)
