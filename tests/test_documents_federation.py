@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ import httpx
 import pikepdf
 import pytest
 
-from federation import documents_worker, objects
-from node import documents, threads
+from federation import actors, documents_worker, objects
+from node import communities, documents, threads
 from node.communities import get_readable
 from node.sessions import User
 from tests import inboxnode as ap
@@ -233,3 +234,58 @@ async def test_a_draft_left_unconfirmed_for_a_week_goes_with_its_file(
 
     assert await node.pool.fetchval("SELECT count(*) FROM documents") == 0
     assert await node.pool.fetchval("SELECT count(*) FROM document_trash") == 0  # its file was removed
+
+
+async def test_a_pdf_posted_in_a_followed_remote_group_joins_that_communitys_library(
+    node: InboxNode, lemmy: FakeInstance, browser: httpx.AsyncClient
+) -> None:
+    # Given our node follows a Lemmy community (issue 11: a remote community, its shared follow)
+    group = lemmy.add_actor("protocoles", type="Group")
+    async with node.pool.acquire() as conn:
+        actor = await actors.get_or_fetch(conn, node.fetcher, group.id)
+        community = await communities.upsert_remote(
+            conn, actor_id=actor.id, name=f"protocoles@{lemmy.domain.split(':')[0]}", title="Protocoles",
+            description="", visibility="public",
+        )  # fmt: skip
+        instance = await actors.instance_actor(conn, node.settings)
+        await conn.execute(
+            "INSERT INTO group_follows (community_id, follower_id, follow_activity_id, state)"
+            " VALUES ($1, $2, $3, 'accepted')",
+            community.id, instance.id, node.url(f"/activities/{uuid.uuid4()}"),
+        )  # fmt: skip
+    # and a Lemmy user's post with a PDF there, which the group announces
+    lemmy.add_response(FILE, pdf_with_author(), content_type="application/pdf")
+    alice = lemmy.add_actor("alice")
+    page = pdf_page(lemmy, alice, group.id, lemmy.url(FILE))
+    announce = {"@context": ap.AS_CONTEXT, "id": ap.activity_id(lemmy, "Announce"), "type": "Announce",
+                "actor": group.id, "to": [ap.PUBLIC], "cc": [group.id + "/followers"], "object": page}  # fmt: skip
+
+    # When the group delivers it and the documents worker runs
+    await deliver(node, lemmy, announce, group)
+    await run_documents(node)
+
+    # Then the post is a document of that community's library, its file fetched and cleaned
+    [version] = await versions(node)
+    assert version["status"] == "stored", version["error"]
+    document_id = version["document_id"]
+    assert (
+        await node.pool.fetchval("SELECT community_id FROM documents WHERE id = $1", document_id)
+        == community.id
+    )
+    listed = await browser.get(f"/c/{community.name}/documents")
+    assert f'href="/documents/{document_id}"' in listed.text
+    assert f'href="/documents/{document_id}"' in (await browser.get("/documents")).text
+    served = await browser.get(f"/documents/{document_id}/v/1")
+    assert served.status_code == 200 and AUTHOR.encode() not in served.content
+
+    # When the author deletes it on Lemmy and the group relays the Delete
+    delete = ap.delete_of(lemmy, alice, page["object"]["id"])
+    await deliver(node, lemmy, dict(announce, id=ap.activity_id(lemmy, "Announce"), object=delete), group)
+    await run_documents(node)
+
+    # Then it leaves the library, its file with it
+    assert stored_files(node) == []
+    assert (
+        f'href="/documents/{document_id}"' not in (await browser.get(f"/c/{community.name}/documents")).text
+    )
+    assert (await browser.get(f"/documents/{document_id}")).status_code == 404

@@ -70,7 +70,7 @@ from federation.handlers.base import (
     tombstoned,
 )
 from federation.policy import decision, host_of
-from node import backfill, communities, threads
+from node import backfill, communities, documents, threads
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -294,6 +294,8 @@ async def store_post(ctx: Context, obj: dict[str, Any]) -> Outcome:
             return ignored("object already stored")
         if post.media:
             await attachments.store_for_objects(ctx.conn, {post.ap_id: post.media})
+        if post.document is not None:  # a file attachment: the thread joins the community's library
+            await documents.record_remote(ctx.conn, post.document, ctx.settings.remote_documents)
         return done(f"thread {thread_id} in {community.name}")
     parent = await find_post(ctx, parent_uri)
     if parent is None:
