@@ -14,6 +14,10 @@ activity takes effect once. Workers claim with ``FOR UPDATE SKIP LOCKED`` (any n
 of worker processes can share the table) and are woken by ``NOTIFY vbg_inbox`` from
 the inbox endpoint.
 
+Fair between senders: a sender holding more than half of a full batch gets half of it,
+the other senders' oldest due items the other half (``_fair``), so a flood from one
+server (10,000 Announces a minute from one group) does not delay the others.
+
 Batches: a worker first tries a whole claimed batch in one transaction (row locks
 instead of leases, one statement for the advisory locks, the senders and the new
 states; one COMMIT). The usual Create, a new thread in one of our groups, is decided
@@ -109,6 +113,17 @@ WITH due AS (
 )
 SELECT * FROM due UNION ALL SELECT * FROM expired ORDER BY id
 """
+# Fairness between senders: when one sender fills more than half of a full batch (a
+# flood, or a backlog of its own), the other senders' oldest due items — however far
+# behind it — take the other half; its surplus stays pending, untouched, for the next
+# batches. The usual batch costs nothing more.
+CLAIM_OTHERS = """
+SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+WHERE status = 'pending' AND next_attempt_at <= now() AND actor_uri <> ALL ($1::text[])
+ORDER BY next_attempt_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
 CLAIM_BATCH_IDS = """
 SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
 WHERE id = ANY($1::bigint[])
@@ -166,7 +181,10 @@ async def _process_batch(
     items: list[Item] = []
     try:
         async with conn.transaction():
-            rows = await (conn.fetch(CLAIM_BATCH, limit) if ids is None else conn.fetch(CLAIM_BATCH_IDS, ids))
+            if ids is None:
+                rows = await _fair(conn, await conn.fetch(CLAIM_BATCH, limit), limit)
+            else:
+                rows = await conn.fetch(CLAIM_BATCH_IDS, ids)
             items = [Item(**dict(r)) for r in rows]
             if not items:
                 return 0
@@ -186,6 +204,25 @@ async def _process_batch(
         return await _replay_around(conn, settings, fetcher, items, failed.index)
     except asyncpg.DeadlockDetectedError:  # two workers' batches: each item alone
         return await _process_each(conn, settings, fetcher, [i.id for i in items])
+
+
+async def _fair(conn: asyncpg.Connection, rows: list[asyncpg.Record], limit: int) -> list[asyncpg.Record]:
+    """``rows`` (a claimed batch), or, when one sender holds more than half of a full
+    batch, its first items beside the oldest due items of the other senders (see
+    CLAIM_OTHERS). The rows left out stay locked until COMMIT, unchanged: still pending."""
+    if len(rows) < limit or limit < 2:
+        return rows
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["actor_uri"]] = counts.get(row["actor_uri"], 0) + 1
+    heavy = [uri for uri, n in counts.items() if n > limit // 2]
+    if not heavy:
+        return rows
+    others = list(await conn.fetch(CLAIM_OTHERS, heavy, limit // 2))
+    seen = {int(r["id"]) for r in others}
+    others += [r for r in rows if r["actor_uri"] not in heavy and int(r["id"]) not in seen]  # expired leases
+    kept = [r for r in rows if r["actor_uri"] in heavy][: max(limit - len(others), 0)]
+    return sorted([*kept, *others], key=lambda r: int(r["id"]))
 
 
 async def _run_all(

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from federation import actors, policy
+from federation import actors, inbox_worker, policy
 from federation.fetcher import Limits
 from federation.handlers import remote_group
 from node import communities, threads
@@ -536,3 +536,29 @@ async def test_a_members_only_remote_thread_is_not_shown_to_outsiders(
         body = await response.text()
     assert response.status == 404
     assert "confidentiel" not in body
+
+
+async def test_a_flood_from_one_group_does_not_delay_another_sender(
+    node: InboxNode, lemmy: FakeInstance, masto: FakeInstance
+) -> None:
+    # Given 120 Announces of a followed group waiting, then one toot from another server
+    await make_community(node.pool, "medical", visibility="public")
+    group, community = await follow_group(node, lemmy)
+    bob = lemmy.add_actor("bob")
+    for n in range(120):
+        page = ap.lemmy_page(lemmy, bob, group.id, f"Fil {n}", "Corps")
+        assert (await lemmy.send(node.url("/inbox"), announce(lemmy, group, page), actor=group)).status == 202
+    alice = masto.add_actor("alice")
+    toot = ap.mastodon_note(masto, alice, node.group("medical"), "Une question")
+    assert (await masto.send(node.url("/inbox"), toot, actor=alice)).status == 202
+
+    # When the worker takes one batch of 50
+    assert await inbox_worker.process_pending(node.pool, node.settings, node.fetcher, 50) == 50
+
+    # Then the other server's toot was in it (the group got the other 49), not 121st in line
+    assert (await outcome(node, toot))[0] == "done"
+    assert await node.count("threads", "community_id = $1", community.id) == 49
+    # And the rest follows, in order, nothing left behind
+    await node.process()
+    assert await node.count("threads", "community_id = $1", community.id) == 120
+    assert await node.count("inbox_items", "status <> 'done'") == 0
