@@ -23,7 +23,8 @@ Shared follows (issue 11; the model is ``communities.actor_id`` + ``group_follow
     address ──resolve──> WebFinger (same host) ──> signed GET of the Group ──> communities row
     member « Suivre » ──> community_follows ──(no active group follow?)──> Follow by the instance
         actor ──(the group's inbox refuses it: 4xx)──> Follow by the member's Person instead
-    group_follows: pending ──Accept──> accepted (backfill) ; pending|accepted ──Reject──> rejected
+    group_follows: pending ──Accept──> accepted (Group read again, outbox backfill scheduled)
+                   pending|accepted ──Reject──> rejected
     last local member leaves (and not node_wide) ──> Undo{Follow} ──> undone
 
 An administrator's follow is ``node_wide``: members leaving never undo it; dropping it
@@ -45,7 +46,7 @@ from federation import actors, delivery, objects, remote_html, urls
 from federation.actors import ObjectFetcher
 from federation.errors import FederationError, FetchError, ValidationError
 from federation.policy import host_of
-from node import communities, documents, markup
+from node import backfill, communities, documents, markup
 from node.communities import Community, RemoteCard
 from node.sessions import User
 from node.settings import Settings
@@ -326,21 +327,30 @@ async def resolve(conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher
         group = await actors.store_remote(conn, doc, href)
     except ValidationError as exc:
         raise _not_found(f"{href}: {exc}", "La description de cette communauté est invalide.") from exc
-    summary = remote_html.to_text(group.summary_html)
     try:
-        return await communities.upsert_remote(
-            conn,
-            actor_id=group.id,
-            name=f"{group.username}@{group.domain}",
-            title=group.display_name or group.username,
-            description=summary,
-            visibility="members" if group.manually_approves_followers else "public",
-        )
+        return await _store_community(conn, group)
     except asyncpg.UniqueViolationError as exc:  # another Group of that server had this name
         raise _not_found(
             f"name {group.username}@{group.domain} taken by another actor",
             "Une autre communauté de ce serveur porte déjà ce nom ici : demandez à l'administration.",
         ) from exc
+
+
+def _visibility(group: actors.Actor) -> str:
+    """A group that approves its followers is members-only; so is one served to us in its
+    key-only form (no followers collection: its server does not let us read it yet)."""
+    return "members" if group.manually_approves_followers or not group.followers else "public"
+
+
+async def _store_community(conn: asyncpg.Connection, group: actors.Actor) -> Community:
+    return await communities.upsert_remote(
+        conn,
+        actor_id=group.id,
+        name=f"{group.username}@{group.domain}",
+        title=group.display_name or group.username,
+        description=remote_html.to_text(group.summary_html),
+        visibility=_visibility(group),
+    )
 
 
 async def _software(settings: Settings, fetcher: Fetcher, host: str) -> str | None:
@@ -593,12 +603,35 @@ async def record_answer(
     follow_id: str | None,
     follower_uri: str | None,
     answer: str,
+    *,
+    fetcher: ObjectFetcher | None = None,
 ) -> str | None:
     """The group (actor ``group_id``) accepted or rejected our Follow: ``group_follows``
-    moves on. Returns the new state when it changed."""
+    moves on. Returns the new state when it changed. Once accepted, the Group is read
+    again with ``fetcher`` (its server may now show us what it hid: a members-only
+    group's full document) and its outbox's recent threads are scheduled (backfill)."""
     community = await communities.by_actor(conn, group_id)
     if community is None:
         return None
     state = "accepted" if answer == "accept" else "rejected"
     row = await conn.fetchrow(ANSWER_FOLLOW, community.id, follow_id, state, follower_uri)
-    return state if row is not None else None
+    if row is None:
+        return None
+    if state == "accepted":
+        if fetcher is not None:
+            await _refresh_group(conn, fetcher, group_id)
+        await backfill.schedule_outbox(conn, community.id)
+    return state
+
+
+async def _refresh_group(conn: asyncpg.Connection, fetcher: ObjectFetcher, group_id: int) -> None:
+    """Refetch the Group (signed) and store its community's title, description and
+    visibility anew; on failure keep what we have (the next refresh will tell)."""
+    group = await _actor_by_id(conn, group_id)
+    try:
+        group = await actors.refresh(conn, fetcher, group.uri)
+    except FederationError as exc:
+        log.info("group %s not refreshed after Accept: %s", group.uri, exc)
+        return
+    with contextlib.suppress(asyncpg.UniqueViolationError):
+        await _store_community(conn, group)

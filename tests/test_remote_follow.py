@@ -139,8 +139,10 @@ async def test_the_node_follows_once_and_the_group_accepts(node: InboxNode, lemm
         # When the group accepts
         await answer(node, lemmy, group, follows[0], "Accept")
 
-        # Then the follow is accepted, shown so, and the community is listed
+        # Then the follow is accepted, shown so, the community is listed and its outbox backfilled
         assert (await group_follow(node.pool))["state"] == "accepted"
+        jobs = await node.pool.fetch("SELECT kind, community_id FROM backfill_jobs")
+        assert [(j["kind"], j["community_id"]) for j in jobs] == [("outbox", row["community_id"])]
         assert "Suivie par ce nœud" in (await amina.get(f"/c/{name}")).text
         assert f'href="/c/{name}"' in (await amina.get("/communautes")).text
 
@@ -322,3 +324,33 @@ async def test_the_instance_actor_key_signs_the_follow(node: InboxNode, lemmy: F
         me = await actors.instance_actor(conn, node.settings)
     posts = [r for r in lemmy.received if r.method == "POST"]
     assert posts and all(r.signature_ok and r.key_id == me.public_key_id for r in posts)
+
+
+async def test_a_group_hidden_until_accepted_is_read_again_on_accept(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given a group its server shows us in key-only form (no followers collection) until it accepts us
+    group = group_of(lemmy)
+    accepted = False
+
+    async def group_document(request: web.Request) -> web.Response:
+        doc = group.document()
+        if not accepted:
+            del doc["followers"], doc["name"], doc["summary"]
+        return web.json_response(doc, content_type="application/activity+json")
+
+    lemmy.add_route("GET", "/c/lecture", group_document)
+    name = f"lecture@{lemmy.domain}"
+    async with member(node, "amina") as amina:
+        card = await amina.get("/communautes", params={"adresse": name})
+        assert "Membres" in card.text, card.text.split("<main", 1)[-1][:3000]  # unknown: members-only
+        await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})
+
+        # When it accepts, and now serves its full document: a public group
+        accepted = True
+        await answer(node, lemmy, group, follows_received(lemmy)[0], "Accept")
+
+    # Then the community is what the full document says
+    row = await node.pool.fetchrow("SELECT visibility, title FROM communities")
+    assert row["visibility"] == "public" and row["title"] == "Lecture partagée"
+    assert (await group_follow(node.pool))["state"] == "accepted"

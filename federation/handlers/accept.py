@@ -39,5 +39,7 @@ async def _record(ctx: Context, answer: str) -> Outcome:
     await ctx.conn.execute(
         INSERT_ANSWER, ctx.activity.get("id"), answer, ref(follow), follower, ctx.sender.uri
     )
-    state = await remote.record_answer(ctx.conn, ctx.sender.id, ref(follow), follower, answer)
+    state = await remote.record_answer(
+        ctx.conn, ctx.sender.id, ref(follow), follower, answer, fetcher=ctx.fetcher
+    )
     return done(f"{answer} recorded" + (f": group follow {state}" if state else ""))
