@@ -145,6 +145,9 @@ async def requester(request: Request, conn: asyncpg.Connection, settings: Settin
     return known
 
 
-async def may_read(request: Request, conn: asyncpg.Connection, settings: Settings, visibility: str) -> bool:
-    """May the sender of this GET read content of this visibility (``public``, ``members``, ``local``)?"""
-    return access.may_read(await requester(request, conn, settings), visibility)
+async def may_read(
+    request: Request, conn: asyncpg.Connection, settings: Settings, visibility: str, origin: str | None = None
+) -> bool:
+    """May the sender of this GET read content of this visibility (``public``, ``members``, ``local``)?
+    ``origin``: the host of the remote group whose community the content belongs to."""
+    return access.may_read(await requester(request, conn, settings), visibility, origin)

@@ -130,8 +130,8 @@ async def _spec(
         )  # fmt: skip
     if kind == "Group" and community_id is not None and user_id is None:
         community = await communities.by_id(conn, community_id)
-        if community is None:
-            raise NotFound()
+        if community is None or community.remote:
+            raise NotFound()  # a community of another server has its Group there, never here
         uri = urls.group(settings, community.name)
         return _LocalSpec(
             uri, kind, community.name, community.title, f"{uri}/inbox", f"{uri}/outbox",

@@ -35,18 +35,23 @@ class ContextState:
     visibility: str
     total: int
     etag: str
+    origin: str | None = None  # the host of the remote group of a followed community
+    group_uri: str | None = None  # that group
 
 
 async def context_state(conn: asyncpg.Connection, thread_id: int) -> ContextState:
     row = await published.context_state(conn, thread_id)
     if row is None or row["deleted_at"] is not None:
         raise NotFound()
+    if row["origin"] is not None and row["ap_id"] is not None:
+        raise NotFound()  # a thread written elsewhere: its context is its origin's to serve
     # Any new, edited or deleted post changes the tag; so does the thread's activity.
     basis = f"{row['last_activity_at'].timestamp()}|{row['total']}|{row['changed_at']}"
     etag = 'W/"' + hashlib.sha256(basis.encode()).hexdigest()[:24] + '"'
     return ContextState(
-        row["id"], row["community_id"], row["community_name"], row["visibility"], row["total"], etag
-    )
+        row["id"], row["community_id"], row["community_name"], row["visibility"], row["total"], etag,
+        row["origin"], row["group_uri"],
+    )  # fmt: skip
 
 
 def _page_url(collection: str, page: int) -> str:
@@ -62,7 +67,7 @@ def context_to_ap(settings: Settings, state: ContextState) -> dict[str, Any]:
     return {
         "id": cid,
         "type": "OrderedCollection",
-        "attributedTo": urls.group(settings, state.community_name),
+        "attributedTo": state.group_uri or urls.group(settings, state.community_name),
         "totalItems": state.total,
         "first": _page_url(cid, 1),
         "last": _page_url(cid, _last_page(state.total, CONTEXT_PAGE_SIZE)),
@@ -83,7 +88,7 @@ async def context_page(
         "id": _page_url(cid, page),
         "type": "OrderedCollectionPage",
         "partOf": cid,
-        "attributedTo": urls.group(settings, state.community_name),
+        "attributedTo": state.group_uri or urls.group(settings, state.community_name),
         "totalItems": state.total,
         "orderedItems": [objects.post_id(settings, r) for r in rows],
     }

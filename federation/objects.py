@@ -219,6 +219,19 @@ class PostView:
         """Authored elsewhere: its id and its canonical form are the author's server's."""
         return bool(self.row["remote_post"] or (self.is_opening and self.row["remote_thread"]))
 
+    @property
+    def group_uri(self) -> str | None:
+        """The Group of another server whose community this post is in (None: one of ours)."""
+        value: str | None = self.row["group_uri"]
+        return value
+
+    @property
+    def origin(self) -> str | None:
+        """The host of that remote group: who alone reads its members-only content
+        (``node.access.may_read``)."""
+        value: str | None = self.row["group_domain"]
+        return value
+
 
 def ap_id_of(
     settings: Settings,
@@ -284,8 +297,19 @@ def _parent_author(settings: Settings, row: asyncpg.Record) -> tuple[str, str] |
     return None
 
 
+def group_of(settings: Settings, view: PostView) -> tuple[str, str]:
+    """(id, @handle) of the post's group: ours, or the remote one of a followed community."""
+    if view.group_uri is not None:
+        return view.group_uri, f"@{view.row['group_username']}@{view.row['group_domain']}"
+    return urls.group(settings, view.community_name), handle(view.community_name, settings)
+
+
 def addressing(settings: Settings, view: PostView) -> tuple[list[str], list[str]]:
-    """``(to, cc)``: public content to Public, members-only content to the group and its followers only."""
+    """``(to, cc)``: public content to Public, members-only content to the group and its
+    followers only. In a remote community, to its group (which relays to its followers),
+    Public in ``cc`` when the community is public (Lemmy requires Public in to or cc)."""
+    if view.group_uri is not None:
+        return [view.group_uri], [PUBLIC] if view.visibility == "public" else []
     group = urls.group(settings, view.community_name)
     followers = f"{group}/followers"
     if view.visibility == "public":
@@ -308,18 +332,15 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
     if view.deleted:
         return tombstone(settings, view)
     row = view.row
-    group = urls.group(settings, view.community_name)
+    group, group_handle = group_of(settings, view)
     to, cc = addressing(settings, view)
     content = clean_html(row["content_html"])
-    tags: list[dict[str, str]] = [
-        {"type": "Mention", "href": group, "name": handle(view.community_name, settings)}
-    ]
+    tags: list[dict[str, str]] = [{"type": "Mention", "href": group, "name": group_handle}]
     doc: dict[str, Any] = {
         "id": post_id(settings, row),
         "type": "Page" if view.is_opening else "Note",
         "attributedTo": _author_uri(settings, row),
         "audience": group,
-        "context": urls.thread_context(settings, row["thread_id"]),
         "to": to,
         "cc": cc,
         "content": content,
@@ -331,6 +352,9 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
         "sensitive": False,
         "tag": tags,
     }
+    if view.group_uri is None or row["thread_ap_id"] is None:
+        # Our thread's context; a thread written elsewhere has its context there.
+        doc["context"] = urls.thread_context(settings, row["thread_id"])
     if not view.remote:
         # Direct answers, paged and oldest first (federation.collections.replies):
         # Mastodon backfills a post's replies from here.

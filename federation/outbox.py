@@ -31,7 +31,8 @@ answered)::
                             every community where she posted (listed in the event: her posts may
                             be gone by now), signed with her key one last time
     report.forwarded        I: Flag{[author, post]} with the member's reason, to the remote author's
-                            instance (``I`` = the instance actor: the reporting member is never named)
+                            instance; for a post of a remote community, I: Flag{post} to its group
+                            (``I`` = the instance actor: the reporting member is never named)
 
 The group is the relay (FEP-1b12, as Lemmy's ``send_activity_in_community`` for a
 local community): a follower instance gets the member's activity once, inside the
@@ -53,6 +54,11 @@ thread's context — and show the group's boost; an embedded activity they drop)
 
 Public content is addressed to Public; members-only content to ``[group,
 group/followers]`` and never to Public.
+
+A post event of a community of ANOTHER server (``communities.actor_id``: a remote group
+our node follows) is built by ``federation.remote_posts`` instead: the member's own
+activity goes to that group's inbox, which relays it; our groups never relay nor
+announce anything of a remote community (the relay builders here skip them).
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 
@@ -113,6 +119,17 @@ async def follower_inboxes(ctx: BuildContext, community_id: int, visibility: str
     followers on approved instances only."""
     rows = await ctx.conn.fetch(FOLLOWERS, community_id, visibility == "members")
     return delivery.pick_inboxes([(r["inbox"], r["shared_inbox"]) for r in rows], ctx.settings.domain)
+
+
+async def community_inboxes(ctx: BuildContext, community_id: int, visibility: str) -> list[str]:
+    """Who learns of a member who wrote in this community: the followers of one of
+    ours, the group's inbox for a community of another server (it relays to its own)."""
+    from federation import remote_posts
+
+    group = await remote_posts.remote_group(ctx, community_id)
+    if group is not None:
+        return delivery.pick_inboxes([(group["inbox"] or group["shared_inbox"], None)], ctx.settings.domain)
+    return await follower_inboxes(ctx, community_id, visibility)
 
 
 def _union(*lists: list[str]) -> list[str]:
@@ -366,9 +383,12 @@ SELECT_LOCAL_ACTOR = "SELECT uri FROM actors WHERE id = $1 AND local"
 
 
 async def _visibility(ctx: BuildContext, community_id: int) -> str | None:
-    """The visibility of a federated community (None: missing or local)."""
+    """The visibility of a community our group relays for (None: missing, local, or a
+    community of another server: its own group relays, never ours)."""
     community = await communities.by_id(ctx.conn, community_id)
-    return None if community is None or community.visibility == "local" else community.visibility
+    if community is None or community.visibility == "local" or community.remote:
+        return None
+    return community.visibility
 
 
 async def _group_uri(ctx: BuildContext, community_id: int) -> str:
@@ -467,7 +487,7 @@ async def person_updated(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
         return []
     # The federated communities where the member has a post (their followers know the member).
     wrote_in = await threads.federated_communities_of_author(ctx.conn, member["id"])
-    inboxes = _union(*[await follower_inboxes(ctx, c["id"], c["visibility"]) for c in wrote_in])
+    inboxes = _union(*[await community_inboxes(ctx, c["id"], c["visibility"]) for c in wrote_in])
     if not inboxes:
         return []
     actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=member["id"])
@@ -480,7 +500,7 @@ async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
     """``Delete{Person}`` as Mastodon sends it when an account is deleted: object = the
     actor's id, to Public; other servers then drop their copy of the member."""
     event = events.PersonDeleted.from_json(payload)
-    inboxes = _union(*[await follower_inboxes(ctx, c.id, c.visibility) for c in event.communities])
+    inboxes = _union(*[await community_inboxes(ctx, c.id, c.visibility) for c in event.communities])
     if not inboxes:
         return []
     actor = await actors.ensure_local_actor(ctx.conn, ctx.settings, "Person", user_id=event.user_id)
@@ -490,30 +510,60 @@ async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
 
 # The remote author of a member's reported post (node.reports.forwarded_report).
 SELECT_REPORTED_AUTHOR = """
-SELECT uri, inbox, shared_inbox FROM actors WHERE id = $1 AND NOT local AND deleted_at IS NULL
+SELECT uri, inbox, shared_inbox, domain FROM actors WHERE id = $1 AND NOT local AND deleted_at IS NULL
 """
 
 
 async def report_forwarded(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
-    """A member's report, forwarded the way Mastodon forwards one: a ``Flag`` from the
-    instance actor (so the member stays anonymous) naming the author and the post by
-    id and carrying the reason, never the post's text; to the author's instance only."""
+    """A member's report, forwarded from the instance actor (so the member stays
+    anonymous) with the reason, never the post's text:
+
+    - to the remote author's instance, the way Mastodon forwards one: a ``Flag`` of
+      ``[author, post]`` (Mastodon files a report only against an account it is given);
+    - for a post in a community of another server, to that community's group, whose
+      moderators rule there: a ``Flag`` of the post's id alone, ``to`` and ``audience``
+      the group (what Lemmy and PieFed read); the author's instance is told apart only
+      when it is not the group's."""
     report = await reports.forwarded_report(ctx.conn, events.ReportForwarded.from_json(payload).report_id)
-    author = await ctx.conn.fetchrow(SELECT_REPORTED_AUTHOR, report["remote_author_id"]) if report else None
-    if report is None or author is None:
+    if report is None:
         return []
-    instance = await actors.instance_actor(ctx.conn, ctx.settings)
-    flag = objects.with_context(
-        {
-            "id": urls.new_activity(ctx.settings),
-            "type": "Flag",
-            "actor": instance.uri,
-            "object": [author["uri"], *report["target_ids"]],
-            "content": report["content"],
-        }
+    author = None
+    if report["remote_author_id"] is not None:
+        author = await ctx.conn.fetchrow(SELECT_REPORTED_AUTHOR, report["remote_author_id"])
+    group = (
+        await ctx.conn.fetchrow(SELECT_ACTOR, report["group_actor_id"]) if report["group_actor_id"] else None
     )
-    inboxes = delivery.pick_inboxes([(author["inbox"], author["shared_inbox"])], ctx.settings.domain)
-    return [Outgoing(flag, inboxes, None, "direct")]
+    instance = await actors.instance_actor(ctx.conn, ctx.settings)
+    out: list[Outgoing] = []
+    if group is not None and not group["local"]:
+        flag = _flag(ctx, instance.uri, report["target_ids"][0], report["content"], to=[group["uri"]])
+        flag["audience"] = group["uri"]
+        inboxes = delivery.pick_inboxes(
+            [(group["inbox"] or group["shared_inbox"], None)], ctx.settings.domain
+        )
+        out.append(Outgoing(flag, inboxes, None, "direct"))
+    if author is not None and (group is None or author["domain"] != group["domain"]):
+        flag = _flag(ctx, instance.uri, [author["uri"], *report["target_ids"]], report["content"])
+        inboxes = delivery.pick_inboxes([(author["inbox"], author["shared_inbox"])], ctx.settings.domain)
+        out.append(Outgoing(flag, inboxes, None, "direct"))
+    return out
+
+
+def _flag(
+    ctx: BuildContext, actor: str, obj: str | list[str], reason: str, to: Sequence[str] = ()
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": urls.new_activity(ctx.settings),
+        "type": "Flag",
+        "actor": actor,
+        "object": obj,
+        "content": reason,
+    }
+    if to:
+        # Lemmy reads the reason from ``summary`` (``content`` too since 0.19), and the
+        # community from ``to``.
+        doc.update({"to": list(to), "summary": reason})
+    return objects.with_context(doc)
 
 
 async def message_created(ctx: BuildContext, payload: dict[str, Any]) -> list[Outgoing]:
@@ -560,12 +610,25 @@ KEEP_PROCESSED = timedelta(days=7)
 SKIPPABLE = (AppError, KeyError, TypeError, ValueError)
 
 
+POST_KINDS = frozenset(get_args(events.PostKind))
+
+
 async def build(ctx: BuildContext, kind: str, payload: dict[str, Any]) -> list[Outgoing]:
-    """The activities one event becomes (empty for a kind we do not federate)."""
+    """The activities one event becomes (empty for a kind we do not federate). A post
+    event of a community of another server goes to its group (``federation.remote_posts``)."""
     builder = BUILDERS.get(kind)
     if builder is None:
         return []
+    if kind in POST_KINDS and await _of_remote_community(ctx, payload):
+        from federation import remote_posts
+
+        return await remote_posts.build(ctx, kind, payload)
     return await builder(ctx, payload)
+
+
+async def _of_remote_community(ctx: BuildContext, payload: dict[str, Any]) -> bool:
+    community = await communities.by_id(ctx.conn, events.PostEvent.from_json(payload).community_id)
+    return community is not None and community.remote
 
 
 async def process_pending(pool: asyncpg.Pool, settings: Settings, limit: int = 50) -> int:

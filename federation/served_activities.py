@@ -7,7 +7,8 @@ our groups relay. Who may read one is decided NOW, not when it was sent:
 
     the post it is about (``activities.object_uri``), when we store it
         deleted                    ── only a Delete is still served (it reveals nothing)
-        otherwise                  ── its community's current visibility (``access.may_read``)
+        otherwise                  ── its community's current visibility (``access.may_read``;
+                                      a remote community's members-only post: its group's host only)
     anything else (a reply sent to a remote group …) ── ``activities.audience``
     'direct' (Follow, Accept, Reject: meant for one actor) ── never
 
@@ -45,18 +46,20 @@ async def _post_state(conn: asyncpg.Connection, settings: Settings, uri: str) ->
     return await published.post_state(conn, ap_id=uri)
 
 
-async def visibility_of(conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record) -> str | None:
-    """Who may read this sent activity now: 'public', 'members', or None (nobody)."""
+async def visibility_of(
+    conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record
+) -> tuple[str | None, str | None]:
+    """Who may read this sent activity now: ('public' | 'members' | None (nobody), and the
+    host of the remote group when the post is in a followed community of another server)."""
     if row["audience"] == "direct":
-        return None
+        return None, None
     state = await _post_state(conn, settings, row["object_uri"]) if row["object_uri"] else None
     if state is None:
         audience: str = row["audience"]
-        return audience
+        return audience, None
     if state["deleted"] and row["json"].get("type") != "Delete":
-        return None
-    visibility: str = state["visibility"]
-    return visibility
+        return None, None
+    return state["visibility"], state["origin"]
 
 
 async def activity(request: Request) -> Response:
@@ -71,7 +74,7 @@ async def activity(request: Request) -> Response:
         row = await conn.fetchrow(SELECT_ACTIVITY, uri)
         if row is None or uri != f"{settings.base_url}/activities/{raw}":
             raise NotFound()
-        visibility = await visibility_of(conn, settings, row)
-        if visibility is None or not await access.may_read(request, conn, settings, visibility):
+        visibility, origin = await visibility_of(conn, settings, row)
+        if visibility is None or not await access.may_read(request, conn, settings, visibility, origin):
             raise NotFound()
     return ActivityResponse(row["json"], context=False)

@@ -102,9 +102,12 @@ async def host_meta(request: Request) -> Response:
 # --- actors ---------------------------------------------------------------------
 
 
-async def _refuse_unless(request: Request, conn: asyncpg.Connection, visibility: str) -> None:
-    """404 (like a missing object) unless the sender may read content of ``visibility``."""
-    if not await access.may_read(request, conn, settings_of(request), visibility):
+async def _refuse_unless(
+    request: Request, conn: asyncpg.Connection, visibility: str, origin: str | None = None
+) -> None:
+    """404 (like a missing object) unless the sender may read content of ``visibility``
+    (``origin``: of a remote community, whose group is on that host)."""
+    if not await access.may_read(request, conn, settings_of(request), visibility, origin):
         raise NotFound()
 
 
@@ -258,7 +261,7 @@ async def _readable(request: Request, conn: asyncpg.Connection, view: objects.Po
     """404 unless the sender may read the post; posts written elsewhere are not ours to serve."""
     if view.remote:
         raise NotFound()
-    await _refuse_unless(request, conn, view.visibility)
+    await _refuse_unless(request, conn, view.visibility, view.origin)
 
 
 async def thread(request: Request) -> Response:
@@ -314,7 +317,7 @@ async def thread_context(request: Request) -> Response:
     page = _page(request)
     async with pool_of(request).acquire() as conn:
         state = await collections.context_state(conn, request.path_params["thread_id"])
-        await _refuse_unless(request, conn, state.visibility)
+        await _refuse_unless(request, conn, state.visibility, state.origin)
         headers = {"etag": state.etag, "vary": "Accept"}
         if _etag_matches(request, state.etag):
             return Response(status_code=304, headers=headers)

@@ -16,6 +16,10 @@ here says what that requester may read; no route decides on its own.
     approved partner instance   yes              yes       no      full if it may read
     blocked (suspended) inst.   no               no        no      nothing (404)
 
+    content of a remote community (a group on host H our node follows; our members'
+    posts there are ours to serve): public as above; members-only to the signed,
+    verified, allowed host H alone (partner or not), never to another partner.
+
 "Actor document" is a Person or Group: the full document (name, summary, icon, counts)
 goes to who may read the actor's visibility — a community's own, a member's is
 ``public`` once they posted in a public community (their name is on public pages
@@ -100,14 +104,21 @@ def of_user(user: User | None) -> Requester:
     return VISITOR if user is None else of_role(user.status, user.role)
 
 
-def may_read(requester: Requester, visibility: str) -> bool:
-    """May ``requester`` read content (a page, a post, a collection) of this visibility?"""
+def may_read(requester: Requester, visibility: str, origin: str | None = None) -> bool:
+    """May ``requester`` read content (a page, a post, a collection) of this visibility?
+
+    ``origin``: the content belongs to a community of another server that our node
+    follows (a remote group on host ``origin``). Its public content reads as ours; its
+    members-only content is that group's to share, so over ActivityPub only the
+    group's own host reads it (our members still read it in HTML)."""
     kind = requester.kind
     if visibility == "public":
         if kind in HTML_KINDS:
             return True
         return kind in (Kind.ALLOWED, Kind.PARTNER) or (kind == Kind.UNSIGNED and requester.open_mode)
     if visibility == "members":
+        if origin is not None and kind in AP_KINDS:
+            return kind in (Kind.ALLOWED, Kind.PARTNER) and requester.domain == origin
         return kind in READERS or kind == Kind.PARTNER
     if visibility == "local":
         return kind in READERS

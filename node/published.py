@@ -17,10 +17,11 @@ from node.db import Conn
 
 POST_COLUMNS = """
 p.id, p.thread_id, p.is_opening, p.parent_id, p.source, p.content_html, p.created_at, p.updated_at,
-p.deleted_at, p.ap_id, (p.remote_author_id IS NOT NULL) AS remote_post,
+p.deleted_at, p.ap_id, (p.remote_author_id IS NOT NULL) AS remote_post, p.author_id,
 t.title, t.pinned, t.locked, t.deleted_at AS thread_deleted_at, t.ap_id AS thread_ap_id,
 (t.remote_author_id IS NOT NULL) AS remote_thread,
 c.id AS community_id, c.name AS community_name, c.visibility,
+ga.uri AS group_uri, ga.username AS group_username, ga.domain AS group_domain,
 u.username AS author_username, ra.uri AS remote_author_uri,
 pp.id AS parent_post_id, pp.is_opening AS parent_is_opening, pp.ap_id AS parent_ap_id,
 pu.username AS parent_username, pa.uri AS parent_remote_uri, pa.username AS parent_remote_username,
@@ -30,6 +31,7 @@ POST_JOINS = """
 FROM posts p
 JOIN threads t ON t.id = p.thread_id
 JOIN communities c ON c.id = t.community_id
+LEFT JOIN actors ga ON ga.id = c.actor_id
 LEFT JOIN users u ON u.id = p.author_id
 LEFT JOIN actors ra ON ra.id = p.remote_author_id
 LEFT JOIN posts pp ON pp.id = p.parent_id
@@ -47,15 +49,16 @@ LIMIT 50
 
 SELECT_CONTEXT_STATE = """
 SELECT t.id, t.ap_id, t.last_activity_at, t.deleted_at, c.id AS community_id, c.name AS community_name,
-       c.visibility,
+       c.visibility, ga.domain AS origin, ga.uri AS group_uri,
        count(p.id) FILTER (WHERE p.deleted_at IS NULL AND ha.hidden IS NOT TRUE) AS total,
        max(greatest(p.created_at, p.updated_at, p.deleted_at)) AS changed_at
 FROM threads t
 JOIN communities c ON c.id = t.community_id
+LEFT JOIN actors ga ON ga.id = c.actor_id
 LEFT JOIN posts p ON p.thread_id = t.id
 LEFT JOIN actors ha ON ha.id = p.remote_author_id
 WHERE t.id = $1
-GROUP BY t.id, c.id
+GROUP BY t.id, c.id, ga.id
 """
 # Posts of authors from suspended instances leave the collections as they leave pages.
 SELECT_CONTEXT_ITEMS = f"""
@@ -102,7 +105,8 @@ ORDER BY id
 """
 
 _POST_STATE = """
-SELECT c.visibility, (p.deleted_at IS NOT NULL OR t.deleted_at IS NOT NULL) AS deleted
+SELECT c.visibility, (p.deleted_at IS NOT NULL OR t.deleted_at IS NOT NULL) AS deleted,
+       (SELECT ga.domain FROM actors ga WHERE ga.id = c.actor_id) AS origin
 FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
 """
 SELECT_BY_THREAD = _POST_STATE + "WHERE t.id = $1 AND p.is_opening"
@@ -176,8 +180,9 @@ async def moderator_names(conn: Conn, community_id: int) -> list[str]:
 async def post_state(
     conn: Conn, *, thread_id: int | None = None, post_id: int | None = None, ap_id: str = ""
 ) -> asyncpg.Record | None:
-    """(visibility, deleted) of a thread's opening post, a post, or a post stored under
-    its ActivityPub id."""
+    """(visibility, deleted, origin) of a thread's opening post, a post, or a post stored
+    under its ActivityPub id; ``origin``: the host of the remote group whose community
+    it belongs to (None: one of our communities)."""
     if thread_id is not None:
         return await conn.fetchrow(SELECT_BY_THREAD, thread_id)
     if post_id is not None:

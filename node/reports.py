@@ -10,9 +10,11 @@ who and when on the report and a line in the audit log, in one transaction::
 
 A member reports a post they may read (not their own, not deleted), once while
 the report is open. When the author is remote and the member asks for it, the
-report is also forwarded to the author's instance: a ``report.forwarded`` outbox
-event in the same transaction, which ``federation.outbox`` turns into a ``Flag``
-from the instance actor (the member is never named).
+report is also forwarded to the author's instance — and, for a post in a community
+of another server, to that community's group, whose moderators rule there: a
+``report.forwarded`` outbox event in the same transaction, which ``federation.outbox``
+turns into ``Flag``s from the instance actor (the member is never named). Our own
+moderators get the report in every case.
 
 Only moderators and admins read reports (the views check it): a report can name
 posts of members-only communities and quote them.
@@ -267,9 +269,10 @@ async def decide(conn: asyncpg.Connection, report_id: int, decision: str, modera
 
 # What a report needs beyond threads.load_post: the post's ActivityPub ids and its remote author.
 SELECT_REPORTED = """
-SELECT p.ap_id, t.ap_id AS thread_ap_id, a.uri AS remote_author
+SELECT p.ap_id, t.ap_id AS thread_ap_id, a.uri AS remote_author, c.actor_id IS NOT NULL AS remote_community
 FROM posts p
 JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
 LEFT JOIN actors a ON a.id = p.remote_author_id AND NOT a.local
 WHERE p.id = $1
 """
@@ -281,11 +284,16 @@ ON CONFLICT (reporter_user_id, post_ids) WHERE state = 'open' AND reporter_user_
 DO NOTHING
 RETURNING id
 """
-# A member's open report of a remote author's post, to forward to that author's server.
+# A member's report of a remote author's post or of a post in a remote community, to
+# forward to that author's server and to the community's group.
 SELECT_FORWARDED = """
-SELECT r.content, r.target_ids, p.remote_author_id
-FROM reports r JOIN posts p ON p.id = r.post_ids[1]
-WHERE r.id = $1 AND r.reporter_user_id IS NOT NULL AND p.remote_author_id IS NOT NULL
+SELECT r.content, r.target_ids, p.remote_author_id, c.actor_id AS group_actor_id
+FROM reports r
+JOIN posts p ON p.id = r.post_ids[1]
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+WHERE r.id = $1 AND r.reporter_user_id IS NOT NULL
+  AND (p.remote_author_id IS NOT NULL OR c.actor_id IS NOT NULL)
 """
 # A Flag from another server; a repeated Flag (same activity id) is one report.
 INSERT_REMOTE_REPORT = """
@@ -303,11 +311,17 @@ class Reportable:
     post: asyncpg.Record
     ap_id: str
     remote_author: str | None
+    remote_community: bool = False  # in a community of another server (its group moderates it)
 
     @property
     def id(self) -> int:
         value: int = self.post["id"]
         return value
+
+    @property
+    def forwardable(self) -> bool:
+        """Another server's moderators may be told: the remote author's, or the group's."""
+        return self.remote_author is not None or self.remote_community
 
 
 def _ap_id(post: asyncpg.Record, ids: asyncpg.Record, base_url: str) -> str:
@@ -331,7 +345,7 @@ async def reportable(conn: Conn, post_id: int, member: User, base_url: str) -> R
     ids = await conn.fetchrow(SELECT_REPORTED, post_id)
     if ids is None:
         raise NotFound()
-    return Reportable(post, _ap_id(post, ids, base_url), ids["remote_author"])
+    return Reportable(post, _ap_id(post, ids, base_url), ids["remote_author"], ids["remote_community"])
 
 
 async def file_report(
@@ -351,7 +365,7 @@ async def file_report(
         )
         if report_id is None:
             raise Conflict(_(DUPLICATE))
-        forwarded = forward and target.remote_author is not None
+        forwarded = forward and target.forwardable
         if forwarded:
             await events.emit(conn, "report.forwarded", events.ReportForwarded(report_id))
         await audit.record(
@@ -387,7 +401,8 @@ async def file_remote_report(
 
 
 async def forwarded_report(conn: Conn, report_id: int) -> asyncpg.Record | None:
-    """content, target_ids and the reported post's remote_author_id of a member's
-    report (``report.forwarded`` event); None when it is not a member's report of a
-    remote author's post."""
+    """content, target_ids, the reported post's remote_author_id and its remote
+    community's group_actor_id of a member's report (``report.forwarded`` event); None
+    when it is not a member's report of a remote author's post or of a post in a
+    community of another server."""
     return await conn.fetchrow(SELECT_FORWARDED, report_id)

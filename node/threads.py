@@ -46,6 +46,16 @@ MAX_REASON = 500
 PAGE_SIZE = 50  # replies per thread page (page 1 also holds the opening post)
 LIST_PAGE_SIZE = 30  # threads per list page
 LOCKED_MESSAGE = "Cette discussion est verrouillée : il n'est plus possible d'y répondre."
+REMOTE_LOCKED_MESSAGE = (
+    "Cette discussion est verrouillée sur le serveur de sa communauté : il n'est plus possible d'y répondre."
+)
+FOLLOW_PENDING_MESSAGE = (
+    "L'abonnement de notre serveur à cette communauté distante attend encore l'accord de ses "
+    "modérateur·rice·s : il n'est pas encore possible d'y écrire."
+)
+NOT_FOLLOWED_MESSAGE = (
+    "Notre serveur n'est pas abonné à cette communauté distante : il n'est pas possible d'y écrire."
+)
 # The charter's rules a moderator names when removing a post (templates/pages/charter.html,
 # same numbers); 0: another reason, said in the text.
 REMOVAL_RULES: dict[int, str] = {
@@ -84,7 +94,8 @@ def check_body(body: str) -> str:
 
 REF_COLUMNS = """
        t.id AS thread_id, t.title, t.locked, t.pinned, t.expert_answer_id, t.last_activity_at,
-       t.community_id, c.name AS community_name, c.visibility,
+       t.community_id, c.name AS community_name, c.visibility, c.actor_id AS community_actor_id,
+       (SELECT gf.state FROM group_follows gf WHERE gf.community_id = t.community_id) AS follow_state,
        EXISTS (SELECT 1 FROM community_experts e
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert
 """
@@ -130,6 +141,31 @@ def may_see_history(viewer: User | None, ref: asyncpg.Record) -> bool:
     """Animators, and the post's own author (her own words, her own versions)."""
     own = viewer is not None and viewer.is_approved and ref["author_id"] == viewer.id
     return own or may_animate(viewer, ref)
+
+
+def _check_writable(ref: Mapping[str, Any], *, reply: bool = False) -> None:
+    """A community of another server takes our members' posts once our node's follow is
+    accepted there (the group would refuse them otherwise), and a thread its group has
+    locked takes no reply, not even an animator's of ours (the lock is the origin's).
+    ``ref`` carries ``community_actor_id``, ``follow_state`` (and ``locked`` for a reply)."""
+    if ref["community_actor_id"] is None:
+        return
+    if ref["follow_state"] != "accepted":
+        raise Forbidden(FOLLOW_PENDING_MESSAGE if ref["follow_state"] == "pending" else NOT_FOLLOWED_MESSAGE)
+    if reply and ref["locked"]:
+        raise Forbidden(REMOTE_LOCKED_MESSAGE)
+
+
+def writable(ref: Mapping[str, Any], *, reply: bool = False) -> bool:
+    """What :func:`_check_writable` allows, for pages that offer the form or not."""
+    try:
+        _check_writable(ref, reply=reply)
+    except Forbidden:
+        return False
+    return True
+
+
+SELECT_FOLLOW_STATE = "SELECT state FROM group_follows WHERE community_id = $1"
 
 
 def _require_member(viewer: User | None) -> User:
@@ -203,6 +239,9 @@ async def create_thread(
     title, body = check_title(title), check_body(body)
     html = markup.render(body)
     async with conn.transaction():
+        if community.remote:
+            state = await conn.fetchval(SELECT_FOLLOW_STATE, community.id)
+            _check_writable({"community_actor_id": community.actor_id, "follow_state": state})
         thread = await conn.fetchrow(INSERT_THREAD, community.id, author.id, title)
         post_id: int = await conn.fetchval(INSERT_POST, thread["id"], author.id, None, True, body, html)
         await notifications.auto_follow(conn, author.id, thread["id"])
@@ -225,6 +264,7 @@ async def create_reply(
     html = markup.render(body)
     async with conn.transaction():
         ref = await load_thread(conn, thread_id, author, lock=True)
+        _check_writable(ref, reply=True)
         if ref["locked"] and not may_animate(author, ref):
             raise Forbidden(LOCKED_MESSAGE)
         parent_id = await _check_parent(conn, ref, parent_id)
@@ -264,6 +304,7 @@ async def edit_post(
             raise NotFound()
         if ref["author_id"] != editor.id:
             raise Forbidden("Vous ne pouvez modifier que vos propres messages.")
+        _check_writable(ref)
         title_changes = ref["is_opening"] and new_title is not None and new_title != ref["title"]
         if body == ref["source"] and not title_changes:
             return
@@ -822,8 +863,9 @@ async def set_expert_answer(conn: asyncpg.Connection, post_id: int, actor: User,
 SELECT_THREAD_HEAD = f"""
 SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.created_at,
        t.last_activity_at, t.version, t.community_id, c.name AS community_name, c.title AS community_title,
-       c.visibility,
+       c.visibility, c.actor_id AS community_actor_id,
        t.ap_id IS NOT NULL AND c.actor_id IS NOT NULL AS remote_thread,
+       (SELECT gf.state FROM group_follows gf WHERE gf.community_id = t.community_id) AS follow_state,
        (SELECT value #>> '{{}}' FROM node_settings WHERE key = 'policy_version') AS policy_version,
        EXISTS (SELECT 1 FROM community_experts e
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,
@@ -900,7 +942,7 @@ async def thread_head(
         if viewer is not None and viewer.unread_notifications:  # known from the session: no query otherwise
             await notifications.mark_thread_read(conn, viewer_id, thread_id)
     animate = may_animate(viewer, thread)
-    can_reply = is_reader(viewer) and (not thread["locked"] or animate)
+    can_reply = is_reader(viewer) and (not thread["locked"] or animate) and writable(thread, reply=True)
     return ThreadHead(thread, page, pages, animate, can_reply, limit, offset)
 
 

@@ -4,7 +4,8 @@ Routes (anyone but an approved member who may read the post, not its author, get
 a missing page)::
 
     GET  /p/{id}/signaler    the form: reason, and for a remote author « Transmettre
-                             aussi au serveur de l'auteur » (checked by default)
+                             aussi au serveur de l'auteur » (checked by default; in a
+                             remote community, « … à la modération de la communauté »)
     POST /p/{id}/signaler    files the report, then back to the thread with a thank-you
 """
 
@@ -37,7 +38,8 @@ def _form(
         "forum/report.html",
         status,
         post=target.post,
-        remote=target.remote_author is not None,
+        remote=target.forwardable,
+        remote_community=target.remote_community,
         excerpt=markup.to_plain(target.post["source"], EXCERPT_CHARS),
         reason=reason,
         forward=forward,
