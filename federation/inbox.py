@@ -33,7 +33,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from federation import access, actors, policy, private_messages, refusals, signatures, urls, validation
+from federation import (
+    access,
+    actors,
+    policy,
+    private_messages,
+    refusals,
+    signatures,
+    synchronization,
+    urls,
+    validation,
+)
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node import accounts, communities, metrics
@@ -182,7 +192,8 @@ async def accept(request: Request, *, recipient: str) -> None:
         # A private message waits for the worker sealed, never readable in inbox_items.
         doc = private_messages.seal_document(settings, doc)
         body = json.dumps(doc).encode("utf-8")
-    await state.writer.store(Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain))
+    sync = synchronization.received_header(headers, params.headers)
+    await state.writer.store(Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain, sync))
 
 
 def _key_domain(key_id: str) -> str:
@@ -449,6 +460,7 @@ class Incoming:
     document: dict[str, Any]
     body: bytes
     domain: str  # the signing key's, for the policy
+    sync: str | None = None  # a signed Collection-Synchronization header (FEP-8fcf), as received
 
     def text(self) -> str | None:
         """The JSON text to store: the body as received when it is UTF-8 (PostgreSQL
@@ -466,10 +478,10 @@ INSERT_ITEMS = """
 WITH current AS (
     SELECT coalesce((SELECT value #>> '{}' FROM node_settings WHERE key = 'policy_version'), '') AS version
 ), inserted AS (
-    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document)
-    SELECT i.activity_id, i.kind, i.actor_uri, i.recipient, i.document::jsonb
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-        AS i (activity_id, kind, actor_uri, recipient, document)
+    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document, sync_header)
+    SELECT i.activity_id, i.kind, i.actor_uri, i.recipient, i.document::jsonb, i.sync
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
+        AS i (activity_id, kind, actor_uri, recipient, document, sync)
     WHERE (SELECT version FROM current) = $6
     ON CONFLICT (activity_id) DO NOTHING
     RETURNING 1
@@ -480,8 +492,8 @@ FROM current
 """
 INSERT_ITEM = """
 WITH inserted AS (
-    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document)
-    VALUES ($1, $2, $3, $4, $5)
+    INSERT INTO inbox_items (activity_id, activity_type, actor_uri, recipient, document, sync_header)
+    VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (activity_id) DO NOTHING
     RETURNING id
 )
@@ -541,6 +553,7 @@ class Writer:
                     [i.recipient for i in items],
                     texts,
                     self.gate.version,
+                    [i.sync for i in items],
                 )
             except asyncpg.DataError:
                 return await self._store_each(conn, batch)
@@ -570,7 +583,13 @@ class Writer:
                 continue
             try:
                 await conn.fetchrow(
-                    INSERT_ITEM, item.activity_id, item.kind, item.actor_uri, item.recipient, item.document
+                    INSERT_ITEM,
+                    item.activity_id,
+                    item.kind,
+                    item.actor_uri,
+                    item.recipient,
+                    item.document,
+                    item.sync,
                 )
             except asyncpg.DataError as exc:
                 refused = ValidationError(

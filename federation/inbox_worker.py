@@ -43,7 +43,7 @@ from typing import Any
 
 import asyncpg
 
-from federation import actors, delivery, private_messages, wakeup
+from federation import actors, delivery, private_messages, synchronization, wakeup
 from federation.handlers import content, create, dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, VerifiedActor, done, ref
 from node.db import Conn
@@ -99,13 +99,13 @@ LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))"
 # the partial index until VACUUM; a bitmap scan would visit them all at every claim).
 CLAIM_BATCH = """
 WITH due AS (
-    SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+    SELECT id, activity_id, actor_uri, recipient, document, attempts, sync_header FROM inbox_items
     WHERE status = 'pending' AND next_attempt_at <= now()
     ORDER BY next_attempt_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ), expired AS (
-    SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+    SELECT id, activity_id, actor_uri, recipient, document, attempts, sync_header FROM inbox_items
     WHERE status = 'processing' AND locked_until < now()
     ORDER BY locked_until
     LIMIT $1
@@ -125,7 +125,7 @@ LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 CLAIM_BATCH_IDS = """
-SELECT id, activity_id, actor_uri, recipient, document, attempts FROM inbox_items
+SELECT id, activity_id, actor_uri, recipient, document, attempts, sync_header FROM inbox_items
 WHERE id = ANY($1::bigint[])
   AND ((status = 'pending' AND next_attempt_at <= now()) OR (status = 'processing' AND locked_until < now()))
 ORDER BY id
@@ -135,7 +135,7 @@ CLAIM_ONE = """
 UPDATE inbox_items SET status = 'processing', attempts = attempts + 1, locked_until = now() + $2::interval
 WHERE id = $1
   AND ((status = 'pending' AND next_attempt_at <= now()) OR (status = 'processing' AND locked_until < now()))
-RETURNING id, activity_id, actor_uri, recipient, document, attempts
+RETURNING id, activity_id, actor_uri, recipient, document, attempts, sync_header
 """
 LOCK_KEYS = "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM unnest($1::text[]) AS k"
 SELECT_SENDERS = f"SELECT {actors.ACTOR_COLUMNS} FROM actors WHERE uri = ANY($1::text[])"
@@ -159,13 +159,31 @@ class Item:
     recipient: str
     document: dict[str, Any]
     attempts: int
+    sync_header: str | None = None  # FEP-8fcf, honoured after the batch (federation.synchronization)
 
 
 async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, limit: int = 50) -> int:
     """Claim and process up to ``limit`` due items on one connection, in the order they
     fell due (arrival order, for new items); return how many."""
     async with pool.acquire() as conn:
-        return await _process_batch(conn, settings, fetcher, limit)
+        claimed: list[Item] = []
+        count = await _process_batch(conn, settings, fetcher, limit, claimed=claimed)
+        await _synchronise(conn, settings, fetcher, claimed)
+        return count
+
+
+async def _synchronise(conn: asyncpg.Connection, settings: Settings, fetcher: Any, items: list[Item]) -> None:
+    """The followers-synchronization headers of a processed batch, once per sender
+    (the last one), outside the batch's transaction: a collection fetched on a
+    mismatch never holds the batch's locks. A failure is logged, never raised."""
+    latest = {i.actor_uri: i.sync_header for i in items if i.sync_header}
+    for sender, header in latest.items():
+        try:
+            outcome = await synchronization.honour(conn, settings, fetcher, sender, header)
+        except Exception:
+            log.exception("followers synchronization with %s failed", sender)
+            continue
+        log.debug("followers synchronization with %s: %s", sender, outcome)
 
 
 class _ItemFailed(Exception):
@@ -174,10 +192,17 @@ class _ItemFailed(Exception):
 
 
 async def _process_batch(
-    conn: asyncpg.Connection, settings: Settings, fetcher: Any, limit: int, ids: list[int] | None = None
+    conn: asyncpg.Connection,
+    settings: Settings,
+    fetcher: Any,
+    limit: int,
+    ids: list[int] | None = None,
+    *,
+    claimed: list[Item] | None = None,
 ) -> int:
     """The due items (or those of ``ids`` still due) in one transaction; replayed
-    around an item that fails (see the module's docstring)."""
+    around an item that fails (see the module's docstring). ``claimed`` collects the
+    items first claimed."""
     items: list[Item] = []
     try:
         async with conn.transaction():
@@ -188,6 +213,8 @@ async def _process_batch(
             items = [Item(**dict(r)) for r in rows]
             if not items:
                 return 0
+            if claimed is not None:
+                claimed.extend(items)
             await conn.execute(LOCK_KEYS, sorted(set().union(*(_lock_keys(i.document) for i in items))))
             senders = await _senders(conn, items)
             # Each sender's signature was verified on arrival: its instance is up (docs/architecture.md §4).

@@ -26,14 +26,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from federation import policy
+from federation import actors, delivery, objects, policy, remote, urls
+from federation.errors import FetchError
+from node import communities
 from node.db import Conn
 from node.settings import Settings
 
@@ -135,9 +138,13 @@ def synchronised_group(activity: dict[str, Any], settings: Settings) -> str | No
     return None
 
 
-def is_signed(signed_headers: Sequence[str]) -> bool:
-    """Was the header covered by the request's signature (the FEP honours it only then)?"""
-    return SIGNED_NAME in signed_headers
+def received_header(headers: Mapping[str, str], signed_headers: Sequence[str]) -> str | None:
+    """The request's ``Collection-Synchronization`` value (``headers``: lower-case names)
+    when the signature covered it (the FEP honours it only then) and it is of sane size."""
+    raw = headers.get(SIGNED_NAME)
+    if raw is None or SIGNED_NAME not in signed_headers or len(raw) > MAX_HEADER:
+        return None
+    return raw
 
 
 def acceptable(header: SyncHeader, sender_uri: str, sender_followers: str | None) -> bool:
@@ -218,3 +225,165 @@ async def partial_followers(
         "totalItems": len(items),
         "orderedItems": items,
     }
+
+
+# ── honoured: a remote actor's header about its followers here ────────────────
+
+MAX_PAGES = 10  # pages of a partial collection read (Mastodon: MAX_COLLECTION_PAGES)
+MAX_ITEMS = 10_000  # ids kept from it
+MAX_UNDOS = 20  # Undo{Follow} sent per synchronization
+RECHECK_AFTER = 600.0  # seconds before the same sender's collection is fetched again
+
+# Our follow of the remote community whose Group is the sender, with its follower's id.
+OUR_FOLLOW = """
+SELECT g.state, g.follow_activity_id, a.uri AS follower_uri
+FROM group_follows g JOIN actors a ON a.id = g.follower_id
+WHERE g.community_id = $1
+"""
+OUR_ACTORS = "SELECT uri FROM actors WHERE local AND uri = ANY($1::text[])"
+
+
+class Fetches(Protocol):
+    async def fetch_object(self, url: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class OurFollow:
+    """Our follow of the sender (the remote community's ``group_follows`` row)."""
+
+    community_id: int
+    state: str  # pending | accepted | rejected | undone
+    follow_id: str
+    follower_uri: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("pending", "accepted")
+
+
+async def our_follow(conn: asyncpg.Connection, sender: actors.Actor) -> OurFollow | None:
+    community = await communities.by_actor(conn, sender.id)
+    if community is None:
+        return None
+    row = await conn.fetchrow(OUR_FOLLOW, community.id)
+    if row is None:
+        return None
+    return OurFollow(community.id, row["state"], row["follow_activity_id"], row["follower_uri"])
+
+
+def local_digest(follow: OurFollow | None) -> str:
+    """Our view of the sender's followers on our server: the follower of an accepted follow."""
+    return digest_of([follow.follower_uri] if follow is not None and follow.state == "accepted" else [])
+
+
+_checked: dict[str, float] = {}  # sender uri -> when its collection was last fetched (monotonic)
+
+
+def _due(sender_uri: str, now: float) -> bool:
+    last = _checked.get(sender_uri)
+    if last is not None and now - last < RECHECK_AFTER:
+        return False
+    if len(_checked) > 10_000:
+        _checked.clear()
+    _checked[sender_uri] = now
+    return True
+
+
+async def honour(
+    conn: asyncpg.Connection, settings: Settings, fetcher: Fetches, sender_uri: str, raw: str
+) -> str:
+    """Compare a received header with our view and, on a mismatch, reconcile with the
+    sender's partial collection; returns what was done (for the log and the tests).
+    Never raises for the peer's faults: a bad header or collection changes nothing."""
+    header = parse_header(raw)
+    if header is None:
+        return "malformed header"
+    sender = await actors.get_cached(conn, sender_uri)
+    if sender is None or sender.local or not acceptable(header, sender.uri, sender.followers):
+        return "header not about the sender's followers"
+    follow = await our_follow(conn, sender)
+    if local_digest(follow) == header.digest:
+        return "in sync"
+    if not _due(sender.uri, time.monotonic()):
+        return "checked recently"
+    try:
+        listed = await fetch_partial(fetcher, header.url, url_prefix(sender.uri) or "")
+    except (FetchError, ValueError) as exc:
+        log.info("followers synchronization with %s: collection unreadable (%s)", sender.uri, exc)
+        return "collection unreadable"
+    return await reconcile(conn, settings, sender, follow, listed)
+
+
+async def fetch_partial(fetcher: Fetches, url: str, sender_prefix: str) -> set[str]:
+    """The ids a partial followers collection lists (its pages followed on the sender's
+    own server, at most MAX_PAGES pages and MAX_ITEMS ids)."""
+    doc = await fetcher.fetch_object(url)
+    found: set[str] = set()
+    page: Any = doc
+    for _ in range(MAX_PAGES):
+        if isinstance(page, str):
+            if not under_prefix(page, sender_prefix):
+                raise ValueError("collection page on another server")
+            page = await fetcher.fetch_object(page)
+        if not isinstance(page, dict):
+            break
+        items = page.get("orderedItems", page.get("items", []))
+        for item in items if isinstance(items, list) else []:
+            ref = item.get("id") if isinstance(item, dict) else item
+            if isinstance(ref, str) and len(found) < MAX_ITEMS:
+                found.add(ref)
+        page = page.get("first") if page is doc and "first" in page else page.get("next")
+        if page is None:
+            break
+    return found
+
+
+async def reconcile(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    sender: actors.Actor,
+    follow: OurFollow | None,
+    listed: set[str],
+) -> str:
+    """Bring our side in line with the sender's list of its followers on our server
+    (the FEP's three rules); returns what changed."""
+    ours = {uri for uri in listed if under_prefix(uri, settings.base_url)}
+    done: list[str] = []
+    if follow is not None and follow.state == "accepted" and follow.follower_uri not in ours:
+        await remote.record_answer(conn, sender.id, follow.follow_id, follow.follower_uri, "reject")
+        done.append("our follow dropped")
+    if follow is not None and follow.state == "pending" and follow.follower_uri in ours:
+        await remote.record_answer(conn, sender.id, follow.follow_id, follow.follower_uri, "accept")
+        done.append("pending follow accepted")
+    unwanted = ours - ({follow.follower_uri} if follow is not None and follow.active else set())
+    known = [r["uri"] for r in await conn.fetch(OUR_ACTORS, sorted(unwanted)[:MAX_UNDOS])]
+    for actor_uri in known:
+        previous = follow.follow_id if follow is not None and follow.follower_uri == actor_uri else None
+        await _undo_follow(conn, settings, sender, actor_uri, previous)
+    if known:
+        done.append(f"{len(known)} Undo{{Follow}} sent")
+    log.info("followers synchronization with %s: %s", sender.uri, ", ".join(done) or "nothing to change")
+    return ", ".join(done) or "nothing to change"
+
+
+async def _undo_follow(
+    conn: asyncpg.Connection, settings: Settings, group: actors.Actor, actor_uri: str, follow_id: str | None
+) -> None:
+    """``Undo{Follow}`` from our actor ``actor_uri`` to ``group``, queued for delivery
+    (the Follow named by its id when we still know it, else by its actor and object)."""
+    follow: dict[str, Any] = {"type": "Follow", "actor": actor_uri, "object": group.uri}
+    if follow_id is not None:
+        follow["id"] = follow_id
+    undo = objects.with_context(
+        {
+            "id": urls.new_activity(settings),
+            "type": "Undo",
+            "actor": actor_uri,
+            "object": follow,
+            "to": [group.uri],
+        }
+    )
+    inboxes = delivery.pick_inboxes([(group.inbox, None)], settings.domain)
+    inboxes = await delivery.deliverable(conn, settings.domain, inboxes)
+    async with conn.transaction():
+        await delivery.enqueue(conn, undo, inboxes, object_uri=None, audience="direct")

@@ -799,6 +799,7 @@ CREATE TABLE public.inbox_items (
     error text DEFAULT ''::text NOT NULL,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     processed_at timestamp with time zone,
+    sync_header text,
     CONSTRAINT inbox_items_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processing'::text, 'done'::text, 'ignored'::text, 'failed'::text])))
 );
 

@@ -53,7 +53,8 @@ API
   ``ok``, ``hs2019``, ``unsigned``, ``wrong_key``, ``hmac_public_key``, ``stale_date``,
   ``future_date``, ``bad_digest``, ``unsigned_digest``, ``no_request_target``, ``no_host``,
   ``no_date``, ``rsa_sha512``, ``rfc9421``, ``path_only`` (``(request-target)`` without the
-  query string, as NodeBB 4.15 signs its GETs).
+  query string, as NodeBB 4.15 signs its GETs), ``all_headers`` (the extra headers signed
+  too, as Mastodon signs a ``Collection-Synchronization`` header).
 - ``Received(method, path, headers, body, json, signature_ok, signature_error, key_id)``;
   ``path`` includes the query string.
 """
@@ -90,6 +91,7 @@ AS_ACCEPT = 'application/activity+json, application/ld+json; profile="https://ww
 AS_CONTEXT = ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"]
 VARIANTS = (
     "ok",
+    "all_headers",
     "hs2019",
     "unsigned",
     "wrong_key",
@@ -160,6 +162,8 @@ def signed_headers(
     if variant == "rfc9421":
         return _rfc9421(method, url, body, key, headers)
     signed = _signed_list(method, body, variant)
+    if variant == "all_headers":  # as Mastodon: every header sent is signed (FEP-8fcf's header too)
+        signed += [name.lower() for name in extra or {}]
     if variant == "path_only":
         target = target.partition("?")[0]
     message = generate_message(signed, headers, host=host, method=method, path=target)

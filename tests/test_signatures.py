@@ -384,9 +384,9 @@ async def test_fake_instances_accept_only_well_signed_deliveries() -> None:
         # Then the receiver fetched her key by its id, took the good ones (Host need not be
         # signed on POST; an inbox URL has no query to leave out), refused the rest
         accepted = {v for v, status in statuses.items() if status == 202}
-        assert accepted == {"ok", "hs2019", "no_host", "path_only"}
+        assert accepted == {"ok", "hs2019", "no_host", "path_only", "all_headers"}
         assert {statuses[v] for v in VARIANTS if v not in accepted} == {401}
-        assert receiver.inbox_activities() == [follow] * 4
+        assert receiver.inbox_activities() == [follow] * 5
         assert group.inbox_path == "/c/lobby/inbox"
         key_fetch = next(r for r in sender.received if r.path == "/users/alice")
         assert key_fetch.signature_ok and key_fetch.key_id == receiver.instance_actor.key_id
