@@ -9,6 +9,7 @@ node served for real (tests/inboxnode.py).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import html
 import json
@@ -22,6 +23,8 @@ import pytest
 from aiohttp import web
 
 from federation import actors, cli
+from node.admin_commands import ADMIN_COMMANDS
+from node.errors import BadRequest
 from tests.conftest import TEST_SECRET
 from tests.delivery_kit import deliver_all
 from tests.fakefedi import FakeActor, FakeInstance
@@ -196,6 +199,11 @@ async def test_a_members_only_group_waits_for_approval_and_may_refuse(
         assert "Abonnement refusé" in (await amina.get(f"/c/{name}")).text
     assert (await group_follow(node.pool))["state"] == "rejected"
     assert await node.pool.fetchval("SELECT visibility FROM communities") == "members"
+    # And a visitor never sees a members-only remote community (like a missing page)
+    transport = httpx.ASGITransport(app=node.app, client=("198.51.100.10", 40010))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
+        assert (await visitor.get(f"/c/{name}")).status_code == 404
+        assert name not in (await visitor.get("/communautes")).text
 
 
 async def test_an_admin_follows_for_the_whole_node(
@@ -354,3 +362,37 @@ async def test_a_group_hidden_until_accepted_is_read_again_on_accept(
     row = await node.pool.fetchrow("SELECT visibility, title FROM communities")
     assert row["visibility"] == "public" and row["title"] == "Lecture partagée"
     assert (await group_follow(node.pool))["state"] == "accepted"
+
+
+async def test_the_admin_commands_are_registered_and_unfollow_remote_undoes(
+    node: InboxNode, lemmy: FakeInstance, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command names are a public interface
+    assert {"follow-remote", "unfollow-remote", "list-remote"} <= ADMIN_COMMANDS.keys()
+    for key, value in {
+        "VBG_BASE_URL": node.settings.base_url,
+        "VBG_SECRET_KEY": TEST_SECRET,
+        "VBG_DATA_DIR": str(node.settings.data_dir),
+        "VBG_DEV_ALLOW_PRIVATE_PEERS": "1",
+    }.items():
+        monkeypatch.setenv(key, value)  # fmt: skip
+    group_of(lemmy)
+    name = f"lecture@{lemmy.domain}"
+
+    # Given a member who follows the community
+    async with member(node, "amina") as amina:
+        await amina.get("/communautes", params={"adresse": name})
+        await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})
+
+    # When an admin unfollows it for the node, an unknown name being refused first
+    async with node.pool.acquire() as conn:
+        with pytest.raises(BadRequest):
+            await cli.unfollow_remote(conn, argparse.Namespace(handle="!inconnue@ailleurs.example"))
+        await cli.unfollow_remote(conn, argparse.Namespace(handle=f"!{name}"))
+        await cli.list_remote(conn, argparse.Namespace())
+
+    # Then Undo{Follow} goes although a member still follows, and the list says so
+    out = capsys.readouterr().out
+    assert f"{name} : abonnement retiré (Undo envoyé)" in out and f"{name}\tundone\t1 membre(s)" in out
+    await deliver_all(node.settings, node.pool)
+    assert len(follows_received(lemmy, "Undo")) == 1
