@@ -1783,6 +1783,8 @@ CREATE TRIGGER documents_follow_thread AFTER UPDATE OF deleted_at ON public.thre
 
 CREATE CONSTRAINT TRIGGER documents_version_communities AFTER UPDATE OF name, title, visibility ON public.communities DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((old.name IS DISTINCT FROM new.name) OR (old.title IS DISTINCT FROM new.title) OR (old.visibility IS DISTINCT FROM new.visibility))) EXECUTE FUNCTION public.documents_bump_version();
 
+CREATE CONSTRAINT TRIGGER documents_version_communities_deleted AFTER DELETE ON public.communities DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.documents_bump_version();
+
 CREATE CONSTRAINT TRIGGER documents_version_files AFTER INSERT OR DELETE OR UPDATE OF number, status, media_type, size, thumbnail_name ON public.document_versions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.documents_bump_version();
 
 CREATE CONSTRAINT TRIGGER documents_version_rows AFTER INSERT OR DELETE OR UPDATE ON public.documents DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.documents_bump_version();

@@ -139,6 +139,10 @@ async def test_a_cached_library_page_changes_as_soon_as_what_it_shows_changes(
         assert listed((await client.get("/documents")).text) == []
         assert listed((await client.get("/c/medical/documents")).text) == []
 
+        # The community itself goes: its library with it.
+        await pool.execute("DELETE FROM communities WHERE id = $1", community_id)
+        assert (await client.get("/c/medical/documents")).status_code == 404
+
 
 async def test_the_library_version_ignores_what_no_page_shows(pool: asyncpg.Pool) -> None:
     """The documents worker's claims and retries (attempts, next attempt) keep the cache."""

@@ -127,7 +127,9 @@ def _params(request: Request) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if isinstance(v, str)}
 
 
-async def _library(request: Request, community: communities.Community | None) -> Response:
+async def _library(
+    request: Request, community: communities.Community | None, version: str | None = None
+) -> Response:
     viewer = _viewer(request)
     pool = read_pool_of(request)
     params = _params(request)
@@ -138,7 +140,8 @@ async def _library(request: Request, community: communities.Community | None) ->
         at, page = threads.ListPosition(), int_param(params.get("page"))
     base = f"/c/{community.name}/documents" if community else "/documents"
     member = communities.is_reader(viewer)
-    version = await documents.library_version(pool)
+    if version is None:
+        version = await documents.library_version(pool)
     key = (base, community, filters, at, page, member, current_zone(), version)
     cache = lists_cache(request)
     shown: Markup | None = cache.get(key)
@@ -166,10 +169,21 @@ async def library(request: Request) -> Response:
 
 
 async def community_library(request: Request) -> Response:
-    community = await communities.get_readable(
-        read_pool_of(request), request.path_params["name"], _viewer(request)
-    )
-    return await _library(request, community)
+    # The community as found under the current library version (which its name, title,
+    # visibility or deletion replace): one query for the page, the version's.
+    pool = read_pool_of(request)
+    name = request.path_params["name"]
+    version = await documents.library_version(pool)
+    cache = lists_cache(request)
+    community: communities.Community | None = cache.get(("community", name, version))
+    if community is None:
+        community = await communities.find(pool, name)
+        if community is None:
+            raise NotFound()
+        cache.put(("community", name, version), community)
+    if not communities.can_read(_viewer(request), community.visibility):
+        raise NotFound()
+    return await _library(request, community, version)
 
 
 # ---------------------------------------------------------------- upload
