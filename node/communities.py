@@ -339,6 +339,38 @@ async def remote_origin(conn: Conn, community: Community) -> RemoteOrigin | None
     return RemoteOrigin(row["domain"], _origin_url(row["uri"], row["url"]), row["state"], row["node_wide"])
 
 
+# remote_moderators is node.backfill's (filled from the group's moderators collection).
+SELECT_REMOTE_MODERATORS = """
+SELECT a.display_name, a.username, a.domain, a.uri, a.url
+FROM remote_moderators m JOIN actors a ON a.id = m.actor_id
+WHERE m.community_id = $1 AND NOT a.hidden
+ORDER BY lower(coalesce(nullif(a.display_name, ''), a.username))
+LIMIT 50
+"""
+
+
+@dataclass(frozen=True)
+class RemotePerson:
+    name: str
+    handle: str  # user@host
+    url: str  # their profile, on their server
+
+
+async def remote_moderators(conn: Conn, community: Community) -> list[RemotePerson]:
+    """The moderators of a remote community, as its server lists them (for its page)."""
+    if community.actor_id is None:
+        return []
+    rows = await conn.fetch(SELECT_REMOTE_MODERATORS, community.id)
+    return [
+        RemotePerson(
+            r["display_name"] or r["username"],
+            f"{r['username']}@{r['domain']}",
+            _origin_url(r["uri"], r["url"]),
+        )
+        for r in rows
+    ]
+
+
 async def list_remote(conn: Conn) -> list[asyncpg.Record]:
     """Every remote community with its host, follow state and local followers (admins)."""
     result: list[asyncpg.Record] = await conn.fetch(LIST_REMOTE)
@@ -349,6 +381,15 @@ async def get_readable(conn: Conn, name: str, user: User | None) -> Community:
     """The community named ``name`` if ``user`` may read it, else NotFound."""
     community = await find(conn, name)
     if community is None or not can_read(user, community.visibility):
+        raise NotFound()
+    return community
+
+
+async def get_readable_local(conn: Conn, name: str, user: User | None) -> Community:
+    """:func:`get_readable` for what only our own communities have (the documents
+    library): a remote community answers like a missing page."""
+    community = await get_readable(conn, name, user)
+    if community.remote:
         raise NotFound()
     return community
 

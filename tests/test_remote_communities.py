@@ -10,7 +10,7 @@ import pytest
 
 from node import communities
 from tests.ap_kit import AP, open_federation  # noqa: F401  (fixture)
-from tests.helpers import make_community, make_user
+from tests.helpers import login, make_community, make_user
 from tests.remote_kit import make_remote_community
 
 
@@ -83,3 +83,49 @@ async def test_our_federation_endpoints_never_serve_a_remote_community(
 
     # Then every answer is 404, exactly like a name that never existed
     assert [r.status_code for r in asked] == [404] * len(asked)
+
+
+async def test_a_remote_community_page_shows_its_origin_and_no_local_only_action(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given a remote community followed by the node, with a moderator known from its server
+    remote = await make_remote_community(pool, "lecture", "forum.example", visibility="public")
+    instance = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain) VALUES ($1, 'Application', false, 'forum.example',"
+        " 'forum.example') RETURNING id", "https://forum.example/actor"
+    )  # fmt: skip
+    await pool.execute(
+        "INSERT INTO group_follows (community_id, follower_id, follow_activity_id, state) VALUES ($1, $2, $3, 'accepted')",
+        remote.id, instance, "https://testserver/activities/1",
+    )  # fmt: skip
+    moderator = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, display_name, url) VALUES"
+        " ('https://forum.example/u/zoe', 'Person', false, 'zoe', 'forum.example', 'Zoé', 'javascript:alert(1)')"
+        " RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO remote_moderators (community_id, actor_id) VALUES ($1, $2)", remote.id, moderator
+    )
+    await make_user(pool, "amina")
+    await login(client, "amina")
+
+    # When a member opens its page
+    page = await client.get("/c/lecture@forum.example")
+
+    # Then it says where it comes from, links to the original and to its moderator (never a script URL)
+    assert page.status_code == 200
+    assert (
+        "Communauté de forum.example" in page.text and 'href="https://forum.example/c/lecture"' in page.text
+    )
+    assert "Suivie par ce nœud" in page.text
+    assert (
+        'href="https://forum.example/u/zoe"' in page.text
+        and "Zoé" in page.text
+        and "javascript:" not in page.text
+    )
+    # And what only our communities have is not offered, nor reachable
+    assert "/c/lecture@forum.example/documents" not in page.text
+    for path in ("/c/lecture@forum.example/documents", "/c/lecture@forum.example/documents/nouveau"):
+        assert (await client.get(path)).status_code == 404, path
+    # And it is listed with its host
+    assert "forum.example</span>" in (await client.get("/communautes")).text

@@ -181,8 +181,8 @@ async def community_library(request: Request) -> Response:
         if community is None:
             raise NotFound()
         cache.put(("community", name, version), community)
-    if not communities.can_read(_viewer(request), community.visibility):
-        raise NotFound()
+    if community.remote or not communities.can_read(_viewer(request), community.visibility):
+        raise NotFound()  # a library is one of our own communities'; a remote one has none
     return await _library(request, community, version)
 
 
@@ -195,7 +195,7 @@ def _fields(received: uploads.ReceivedForm) -> dict[str, str]:
 
 async def upload_page(request: Request) -> Response:
     user = require_member(request)
-    community = await communities.get_readable(pool_of(request), request.path_params["name"], user)
+    community = await communities.get_readable_local(pool_of(request), request.path_params["name"], user)
     return _upload_form(request, community, {}, {})
 
 
@@ -261,10 +261,10 @@ async def upload(request: Request) -> Response:
     except AppError as exc:
         if exc.status not in (400, 413):
             raise
-        community = await communities.get_readable(pool, request.path_params["name"], user)
+        community = await communities.get_readable_local(pool, request.path_params["name"], user)
         return _upload_form(request, community, {}, exc.fields or {"_": exc.message}, exc.status)
     try:
-        community = await communities.get_readable(pool, request.path_params["name"], user)
+        community = await communities.get_readable_local(pool, request.path_params["name"], user)
         values = _fields(received)
         try:
             meta = documents.check_metadata(values)

@@ -186,6 +186,7 @@ async def community_page(request: Request) -> Response:
         "forum/community.html",
         community=community,
         origin=await communities.remote_origin(pool, community),
+        moderators=await communities.remote_moderators(pool, community),
         listing=listing,
         experts=await communities.experts_of(pool, community.id),
         following=following,
