@@ -71,7 +71,7 @@ from typing import Any, get_args
 
 import asyncpg
 
-from federation import actors, delivery, objects, urls
+from federation import actors, delivery, objects, remote, urls
 from federation.objects import PUBLIC
 from node import accounts, communities, events, reports, threads
 from node.db import Conn
@@ -500,6 +500,8 @@ async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
     """``Delete{Person}`` as Mastodon sends it when an account is deleted: object = the
     actor's id, to Public; other servers then drop their copy of the member."""
     event = events.PersonDeleted.from_json(payload)
+    # Her subscriptions are gone: a remote community nobody else follows is left (Undo{Follow}).
+    await remote.undo_unused(ctx.conn, ctx.settings)
     inboxes = _union(*[await community_inboxes(ctx, c.id, c.visibility) for c in event.communities])
     if not inboxes:
         return []

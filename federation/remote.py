@@ -590,6 +590,12 @@ async def unsubscribe(conn: asyncpg.Connection, settings: Settings, community: C
     return await undo_follow(conn, settings, community)
 
 
+async def undo_unused(conn: asyncpg.Connection, settings: Settings) -> int:
+    """Undo the node's follow of every remote community nobody here follows any more
+    (and no administrator follows for the node); how many were undone."""
+    return sum([await undo_follow(conn, settings, c) for c in await communities.unfollowed_remote(conn)])
+
+
 async def drop(conn: asyncpg.Connection, settings: Settings, community: Community) -> bool:
     """An administrator drops the remote community for the whole node: ``Undo{Follow}``
     whoever still follows it; members' subscriptions stay (they see it is no longer

@@ -371,6 +371,22 @@ async def remote_moderators(conn: Conn, community: Community) -> list[RemotePers
     ]
 
 
+# Remote communities the node follows for its members (not node-wide) that none follows any more.
+SELECT_UNFOLLOWED_REMOTE = """
+SELECT g.community_id FROM group_follows g
+WHERE g.state IN ('pending', 'accepted') AND NOT g.node_wide
+  AND NOT EXISTS (SELECT 1 FROM community_follows f WHERE f.community_id = g.community_id)
+"""
+
+
+async def unfollowed_remote(conn: Conn) -> list[Community]:
+    """Remote communities whose last local subscriber left by another way than
+    « Ne plus suivre » (a deleted account): the node's follow of them is to be undone."""
+    ids = [r["community_id"] for r in await conn.fetch(SELECT_UNFOLLOWED_REMOTE)]
+    found = [await by_id(conn, i) for i in ids]
+    return [c for c in found if c is not None]
+
+
 async def list_remote(conn: Conn) -> list[asyncpg.Record]:
     """Every remote community with its host, follow state and local followers (admins)."""
     result: list[asyncpg.Record] = await conn.fetch(LIST_REMOTE)

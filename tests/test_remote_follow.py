@@ -23,12 +23,14 @@ import pytest
 from aiohttp import web
 
 from federation import actors, cli
+from node import account_deletion
 from node.admin_commands import ADMIN_COMMANDS
 from node.errors import BadRequest
+from node.sessions import User
 from tests.conftest import TEST_SECRET
-from tests.delivery_kit import deliver_all
+from tests.delivery_kit import deliver_all, process_outbox
 from tests.fakefedi import FakeActor, FakeInstance
-from tests.helpers import login, make_user, post_form
+from tests.helpers import PASSWORD, login, make_user, post_form
 from tests.inboxnode import AS_CONTEXT, InboxNode, running_node
 
 HOST = "127.0.0.201"
@@ -394,5 +396,29 @@ async def test_the_admin_commands_are_registered_and_unfollow_remote_undoes(
     # Then Undo{Follow} goes although a member still follows, and the list says so
     out = capsys.readouterr().out
     assert f"{name} : abonnement retiré (Undo envoyé)" in out and f"{name}\tundone\t1 membre(s)" in out
+    await deliver_all(node.settings, node.pool)
+    assert len(follows_received(lemmy, "Undo")) == 1
+
+
+async def test_the_last_follower_deleting_her_account_undoes_the_follow(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given the only member who follows a remote community
+    group_of(lemmy)
+    name = f"lecture@{lemmy.domain}"
+    async with member(node, "amina") as amina:
+        await amina.get("/communautes", params={"adresse": name})
+        await post_form(amina, f"/c/{name}/suivre", {"action": "follow"})
+    amina_id = await node.pool.fetchval("SELECT id FROM users WHERE username = 'amina'")
+
+    # When she deletes her account and the outbox events are processed
+    async with node.pool.acquire() as conn:
+        await account_deletion.delete_account(
+            conn, User(amina_id, "amina", "amina", "member", "approved"), PASSWORD, "keep"
+        )
+    await process_outbox(node.settings, node.pool)
+
+    # Then the node's follow is undone
+    assert (await group_follow(node.pool))["state"] == "undone"
     await deliver_all(node.settings, node.pool)
     assert len(follows_received(lemmy, "Undo")) == 1
