@@ -343,6 +343,11 @@ def _visibility(group: actors.Actor) -> str:
 
 
 async def _store_community(conn: asyncpg.Connection, group: actors.Actor) -> Community:
+    async with conn.transaction():  # a savepoint inside the caller's: a name conflict leaves it usable
+        return await _upsert(conn, group)
+
+
+async def _upsert(conn: asyncpg.Connection, group: actors.Actor) -> Community:
     return await communities.upsert_remote(
         conn,
         actor_id=group.id,
@@ -351,6 +356,19 @@ async def _store_community(conn: asyncpg.Connection, group: actors.Actor) -> Com
         description=remote_html.to_text(group.summary_html),
         visibility=_visibility(group),
     )
+
+
+async def refresh_community(conn: asyncpg.Connection, group: actors.Actor) -> Community | None:
+    """Re-derive the community row of a remote Group we already have (an ``Update{Group}``
+    relayed, the Group re-read): title, description and visibility as its document now
+    says. None, and nothing created, for a Group that is not one of our remote communities."""
+    if await communities.by_actor(conn, group.id) is None:
+        return None
+    try:
+        return await _store_community(conn, group)
+    except asyncpg.UniqueViolationError:  # its new name is another Group's here: keep the old one
+        log.info("remote community of %s not renamed: name taken", group.uri)
+        return await communities.by_actor(conn, group.id)
 
 
 async def _software(settings: Settings, fetcher: Fetcher, host: str) -> str | None:
@@ -639,5 +657,4 @@ async def _refresh_group(conn: asyncpg.Connection, fetcher: ObjectFetcher, group
     except FederationError as exc:
         log.info("group %s not refreshed after Accept: %s", group.uri, exc)
         return
-    with contextlib.suppress(asyncpg.UniqueViolationError):
-        await _store_community(conn, group)
+    await refresh_community(conn, group)

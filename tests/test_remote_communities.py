@@ -4,10 +4,13 @@ one of our Groups."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncpg
 import httpx
 import pytest
 
+from federation import actors, remote
 from node import communities
 from tests.ap_kit import AP, open_federation  # noqa: F401  (fixture)
 from tests.helpers import login, make_community, make_user
@@ -129,3 +132,33 @@ async def test_a_remote_community_page_shows_its_origin_and_no_local_only_action
         assert (await client.get(path)).status_code == 404, path
     # And it is listed with its host
     assert "forum.example</span>" in (await client.get("/communautes")).text
+
+
+async def test_refresh_community_follows_the_group_and_creates_nothing(pool: asyncpg.Pool) -> None:
+    # Given a remote community whose Group now has another name and approves its followers
+    ours = await make_remote_community(pool, "lecture", "forum.example", visibility="public")
+    async with pool.acquire() as conn:
+        group = await actors.get_cached(conn, "https://forum.example/c/lecture")
+        assert group is not None
+        changed = dataclasses.replace(
+            group, display_name="Lecture (fermée)", manually_approves_followers=True
+        )
+
+        # When it is refreshed, inside a transaction that must stay usable
+        async with conn.transaction():
+            refreshed = await remote.refresh_community(conn, changed)
+            stranger = dataclasses.replace(group, id=await make_actor(conn, "https://forum.example/c/autre"))
+            assert await remote.refresh_community(conn, stranger) is None
+
+    # Then the row follows the Group, and no community was made for a Group we do not follow
+    assert refreshed is not None and refreshed.id == ours.id
+    assert refreshed.title == "Lecture (fermée)" and refreshed.visibility == "members"
+    assert await pool.fetchval("SELECT count(*) FROM communities") == 1
+
+
+async def make_actor(conn: asyncpg.Connection, uri: str) -> int:
+    actor_id: int = await conn.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain) VALUES ($1, 'Group', false, 'autre', 'forum.example')"
+        " RETURNING id", uri,
+    )  # fmt: skip
+    return actor_id
