@@ -15,6 +15,7 @@ caller (``federation.access``).
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,8 @@ class PostView:
     row: asyncpg.Record
     # the document this thread discusses (opening posts of the documents space only)
     document: documents.ThreadDocument | None = None
+    # the people of other servers its text names as « @nom@serveur », when we know them: (id, @handle)
+    mentions: tuple[tuple[str, str], ...] = ()
 
     @property
     def community_id(self) -> int:
@@ -370,8 +373,12 @@ def post_to_ap(settings: Settings, view: PostView) -> dict[str, Any]:
         doc["inReplyTo"] = _parent_id(settings, row)
         parent_author = _parent_author(settings, row)
         if parent_author is not None and parent_author[0] != doc["attributedTo"]:
-            doc["cc"] = [*cc, parent_author[0]]
+            doc["cc"] = [*doc["cc"], parent_author[0]]
             tags.append({"type": "Mention", "href": parent_author[0], "name": parent_author[1]})
+    for uri, name in view.mentions:
+        if uri not in doc["cc"] and uri != doc["attributedTo"]:
+            doc["cc"] = [*doc["cc"], uri]
+            tags.append({"type": "Mention", "href": uri, "name": name})
     if row["updated_at"] is not None:
         doc["updated"] = iso(row["updated_at"])
     return doc
@@ -406,11 +413,44 @@ def attach_document(settings: Settings, doc: dict[str, Any], document: documents
     ]  # fmt: skip
 
 
+# « @nom@serveur » in a post's Markdown (not inside a word, an address or a link path).
+REMOTE_MENTION = re.compile(
+    r"(?<![\w@/.])@([A-Za-z0-9_.-]{1,64})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d{1,5})?)"
+)
+MAX_MENTIONS = 20
+SELECT_MENTIONED = """
+SELECT uri, username, domain FROM actors
+WHERE NOT local AND deleted_at IS NULL
+  AND (lower(username), lower(domain)) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+ORDER BY id
+"""
+
+
+def mentioned_handles(source: str) -> list[tuple[str, str]]:
+    """(name, host) of each « @nom@serveur » of a post's text, lower-cased, in order, at most
+    ``MAX_MENTIONS``."""
+    found = dict.fromkeys((m[1].lower(), m[2].lower()) for m in REMOTE_MENTION.finditer(source))
+    return list(found)[:MAX_MENTIONS]
+
+
+async def remote_mentions(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[tuple[str, str], ...]:
+    """The people of other servers a post of ours names, among those we know (no fetch
+    here: a post is built in the outbox's transaction and on every GET)."""
+    if row["remote_post"] or "@" not in row["source"]:
+        return ()
+    handles = mentioned_handles(row["source"])
+    if not handles:
+        return ()
+    rows = await conn.fetch(SELECT_MENTIONED, [n for n, _ in handles], [h for _, h in handles])
+    return tuple((r["uri"], f"@{r['username']}@{r['domain']}") for r in rows)
+
+
 async def _view(conn: asyncpg.Connection, row: asyncpg.Record | None) -> PostView:
     if row is None:
         raise NotFound()
     document = await documents.for_thread(conn, row["thread_id"]) if row["is_opening"] else None
-    return PostView(row, document if document is not None and not document.remote else None)
+    mentions = await remote_mentions(conn, row)
+    return PostView(row, document if document is not None and not document.remote else None, mentions)
 
 
 async def load_post(conn: asyncpg.Connection, post_id_: int) -> PostView:

@@ -16,6 +16,7 @@ from federation.objects import PUBLIC
 from node import reports, threads
 from node.errors import Forbidden
 from node.settings import Settings
+from tests.delivery_kit import community as local_community
 from tests.delivery_kit import (  # noqa: F401  (fixtures)
     deliver_all,
     fakes,
@@ -31,6 +32,7 @@ from tests.delivery_kit import (  # noqa: F401  (fixtures)
 from tests.remote_group_kit import (
     fake_remote_community,
     opening_post,
+    remote_actor,
     remote_reply,
     remote_thread,
     set_follow_state,
@@ -373,3 +375,54 @@ async def test_relays_and_boosts_of_a_remote_community_never_leave(
         # Then the follower instance gets nothing: the group relays, never we
         assert all(r["inbox"] != other.url("/inbox") for r in await jobs(pool))
         assert all(a["type"] != "Announce" for a in await activities(pool))
+
+
+async def test_people_of_other_servers_named_in_a_post_are_mentioned_and_addressed(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given a thread of the remote group, and a Mastodon user our node knows
+    async with fakes(1, software="lemmy") as (lemmy,), fakes(1, software="mastodon") as (masto,):
+        community, group = await fake_remote_community(pool, fed_settings, lemmy)
+        thread_id, _ = await remote_thread(pool, lemmy, community, lemmy.add_actor("olga"))
+        alice = masto.add_actor("alice")
+        await remote_actor(pool, masto, alice)
+        amina = await member(pool)
+
+        # When our member names her, and someone nobody here knows, in a reply
+        text = f"Voir avec @Alice@{masto.domain}, et @inconnue@nulle-part.example ; courriel a@b.fr."
+        async with pool.acquire() as conn:
+            await threads.create_reply(conn, thread_id, amina, text)
+        await process_outbox(fed_settings, pool)
+
+        # Then alice is mentioned and addressed, and gets the Create at her server too
+        rows = await jobs(pool)
+        assert sorted(r["inbox"] for r in rows) == sorted([group.inbox, alice.shared_inbox])
+        note = rows[0]["activity"]["object"]
+        validation.validate_emitted(rows[0]["activity"])
+        mentions = [t for t in note["tag"] if t["type"] == "Mention"]
+        assert {"type": "Mention", "href": alice.id, "name": f"@alice@{masto.domain}"} in mentions
+        assert alice.id in note["cc"]
+        # the unknown name (no fetch while building) and the e-mail address are left as text
+        assert {t["href"] for t in mentions} == {group.id, alice.id, lemmy.url("/u/olga")}
+
+
+async def test_a_post_of_our_own_community_naming_someone_elsewhere_reaches_her(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given one of our public communities, and a Mastodon user our node knows who does not follow it
+    async with fakes(1, software="mastodon") as (masto,):
+        group = await local_community(pool, "medical", "public")
+        alice = masto.add_actor("alice")
+        await remote_actor(pool, masto, alice)
+        amina = await member(pool)
+        # When our member opens a thread naming her
+        async with pool.acquire() as conn:
+            await threads.create_thread(
+                conn, group, amina, "Protocole", f"Qu'en pense @alice@{masto.domain} ?"
+            )
+        await process_outbox(fed_settings, pool)
+        # Then she gets the member's Create (Mastodon notifies a mention from a Create), mentioned
+        rows = [r for r in await jobs(pool) if r["activity"]["type"] == "Create"]
+        assert [r["inbox"] for r in rows] == [alice.shared_inbox]
+        page = rows[0]["activity"]["object"]
+        assert alice.id in page["cc"] and any(t["href"] == alice.id for t in page["tag"])
