@@ -6,6 +6,10 @@ in its library, its documents worker fetches the file from B with a signed GET (
 it to A only because A's signature verifies and A is listed), checks and cleans it again
 and serves it to A's members only. The member's Delete on B removes it from A, file
 included.
+
+B follows A's public community (issue 11, shared follow): a document a member of A
+publishes there reaches B's library with its file, fetched from A and cleaned again on
+B; its deletion on A removes it from B, file included.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 from federation import remote
 from federation.handlers import follow as follow_handler
 from node import communities, documents, uploads
+from node.sessions import User
 from node.storage import storage_for
 from tests.interop import NodeSpec, RealNode, eventually, real_nodes
 from tests.samples_uploads import AUTHOR, pdf_with_author
@@ -34,7 +39,7 @@ async def nodes(
     server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, RealNode]]:
     specs = [
-        NodeSpec("a", "127.0.0.24", members_communities=("juridique",)),
+        NodeSpec("a", "127.0.0.24", members_communities=("juridique",), public_communities=("protocoles",)),
         NodeSpec("b", "127.0.0.25", public_communities=("bibliotheque",)),
     ]
     async with real_nodes(server_dsn, template_db, tmp_path_factory.mktemp("docnodes"), specs) as started:
@@ -141,3 +146,72 @@ async def test_a_document_shared_from_b_reaches_a_with_its_file_and_leaves_with_
     async with a.pool.acquire() as conn:
         listing = await documents.list_documents(conn, amina, documents.Filters())
     assert listing.documents == []
+
+
+async def test_a_document_published_on_a_reaches_the_library_of_b_that_follows_its_community(
+    nodes: dict[str, RealNode], tmp_path: Path
+) -> None:
+    a, b = nodes["a"], nodes["b"]
+    # Given B follows A's public community « protocoles » for the whole node
+    await b.admin("follow-remote", a.group("protocoles"))
+    remote_name = f"protocoles@{a.domain}"
+    community = await eventually(
+        lambda: b.pool.fetchrow(
+            """SELECT c.id FROM communities c JOIN group_follows f ON f.community_id = c.id
+               WHERE c.name = $1 AND f.state = 'accepted'""",
+            remote_name,
+        ),
+        "A accepts B's follow of its community",
+        within=60,
+    )
+
+    # When a member of A publishes a document there
+    document_on_a = await upload_on(a, tmp_path, "protocoles", "chloe")
+    chloe = User(await a.pool.fetchval("SELECT id FROM users WHERE username = 'chloe'"), "chloe", "Chloe", "member", "approved")  # fmt: skip
+
+    # Then B lists it in that community's library and in its own, with its file fetched from A
+    version = await eventually(
+        lambda: b.pool.fetchrow(
+            """SELECT v.* FROM document_versions v JOIN documents d ON d.id = v.document_id
+               WHERE d.community_id = $1 AND v.status = 'stored'""",
+            community["id"],
+        ),
+        "B stores the file of A's document",
+        within=90,
+    )
+    document_id = version["document_id"]
+    row = await b.pool.fetchrow(
+        "SELECT title, doc_type, tags, remote FROM documents WHERE id = $1", document_id
+    )
+    assert (row["title"], row["doc_type"], row["tags"], row["remote"]) == (
+        "Certificat médical initial", "modele", ["certificat"], True,
+    )  # fmt: skip
+    stored = storage_for(b.settings, "documents").local_path(version["stored_name"])
+    assert stored is not None
+    data = await asyncio.to_thread(stored.read_bytes)
+    with pikepdf.open(io.BytesIO(data)) as pdf:  # cleaned again on B
+        assert "/Author" not in pdf.docinfo
+    # a public community: B's library pages show it to anyone, and B serves the file
+    for path in ("/documents", f"/c/{remote_name}/documents"):
+        status, body = await get(b.url(path))
+        assert status == 200 and f'href="/documents/{document_id}"'.encode() in body, path
+    status, served = await get(b.url(f"/documents/{document_id}/v/1"))
+    assert status == 200 and AUTHOR.encode() not in served
+
+    # When its author deletes it on A
+    async with a.pool.acquire() as conn:
+        await documents.delete_document(conn, document_on_a, chloe)
+
+    # Then B deletes it and removes its file from disk
+    await eventually(
+        lambda: b.pool.fetchval("SELECT deleted_at IS NOT NULL FROM documents WHERE id = $1", document_id),
+        "B deletes A's document",
+        within=60,
+    )
+
+    async def file_gone() -> bool:
+        return not await asyncio.to_thread(stored.exists)
+
+    await eventually(file_gone, "B removes the file from its disk", within=60)
+    status, body = await get(b.url(f"/c/{remote_name}/documents"))
+    assert status == 200 and f'href="/documents/{document_id}"'.encode() not in body
