@@ -226,8 +226,12 @@ async def create_document(
 ) -> int:
     """Record an uploaded document: published with its discussion thread at once, or a
     draft waiting for the uploader's confirmation when ``file.carried`` is not empty."""
-    if not is_reader(author) or not access.may_read(access.of_user(author), community.visibility):
-        raise NotFound()
+    if (
+        community.remote
+        or not is_reader(author)
+        or not access.may_read(access.of_user(author), community.visibility)
+    ):
+        raise NotFound()  # a remote community's documents are published on its own server
     status = "draft" if file.carried else "published"
     async with conn.transaction():
         document_id: int = await conn.fetchval(

@@ -12,7 +12,8 @@ import httpx
 
 from node import communities, documents
 from node.sessions import User
-from tests.helpers import login, make_community, make_user, new_client
+from tests.helpers import csrf, login, make_community, make_user, new_client
+from tests.remote_kit import make_remote_community
 
 NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
 PREV = re.compile(r'<a href="([^"]+)" rel="prev">')
@@ -158,3 +159,28 @@ async def test_the_library_version_ignores_what_no_page_shows(pool: asyncpg.Pool
     assert await documents.library_version(pool) == before
     await pool.execute("UPDATE document_versions SET size = 1 WHERE document_id = $1", doc)
     assert await documents.library_version(pool) != before
+
+
+async def test_a_remote_communitys_library_is_read_only_here(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    """Documents of a followed community come from its server (federation); a member
+    here reads its library but publishes there, not in our copy."""
+    await make_user(pool, "amina")
+    await make_community(pool, "medical")
+    await login(client, "amina")
+    remote = await make_remote_community(pool)
+
+    assert f'href="/c/{remote.name}/documents"' in (await client.get(f"/c/{remote.name}")).text
+    library = await client.get(f"/c/{remote.name}/documents")
+    assert library.status_code == 200 and "Déposer un document" not in library.text
+    assert "Déposer un document" in (await client.get("/c/medical/documents")).text
+    assert (await client.get(f"/c/{remote.name}/documents/nouveau")).status_code == 404
+    token = await csrf(client, "/c/medical/documents/nouveau")
+    response = await client.post(
+        f"/c/{remote.name}/documents/nouveau",
+        data={"csrf_token": token, "title": "Protocole"},
+        files={"file": ("a.txt", b"Texte du protocole\n", "text/plain")},
+    )
+    assert response.status_code == 404
+    assert await pool.fetchval("SELECT count(*) FROM documents") == 0

@@ -126,10 +126,11 @@ async def test_a_remote_community_page_shows_its_origin_and_no_local_only_action
         and "Zoé" in page.text
         and "javascript:" not in page.text
     )
-    # And what only our communities have is not offered, nor reachable
-    assert "/c/lecture@forum.example/documents" not in page.text
-    for path in ("/c/lecture@forum.example/documents", "/c/lecture@forum.example/documents/nouveau"):
-        assert (await client.get(path)).status_code == 404, path
+    # And its library (the documents its server sent) is read-only here: no upload
+    assert 'href="/c/lecture@forum.example/documents"' in page.text
+    library = await client.get("/c/lecture@forum.example/documents")
+    assert library.status_code == 200 and "/documents/nouveau" not in library.text
+    assert (await client.get("/c/lecture@forum.example/documents/nouveau")).status_code == 404
     # And it is listed with its host
     assert "forum.example</span>" in (await client.get("/communautes")).text
 

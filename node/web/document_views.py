@@ -181,8 +181,8 @@ async def community_library(request: Request) -> Response:
         if community is None:
             raise NotFound()
         cache.put(("community", name, version), community)
-    if community.remote or not communities.can_read(_viewer(request), community.visibility):
-        raise NotFound()  # a library is one of our own communities'; a remote one has none
+    if not communities.can_read(_viewer(request), community.visibility):
+        raise NotFound()  # a remote community's library: the documents its server sent (read-only here)
     return await _library(request, community, version)
 
 
