@@ -18,6 +18,7 @@ no-op, so callers need no check of their own.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +28,9 @@ from node.db import Conn
 
 # A thread opened again within this time is not fetched again.
 RECENT = timedelta(hours=6)
+# A web process asks the database about a thread it saw opened at most this often (seconds).
+OPENED_RECHECK = 600.0
+OPENED_MEMORY = 4096
 KEEP_FINISHED = timedelta(days=7)
 NOTE_MAX = 500
 
@@ -129,6 +133,28 @@ async def schedule_thread(
     if not target.startswith(("https://", "http://")) or len(target) > 2000:
         return False
     return await conn.fetchval(INSERT_OBJECT, target, community_id, recent) is not None
+
+
+_opened: dict[int, float] = {}  # thread id → when this process last asked (time.monotonic)
+
+
+async def thread_opened(conn: Conn, thread_id: int) -> bool:
+    """A member opened a remote thread: :func:`schedule_thread`, asked of the database at
+    most once per ``OPENED_RECHECK`` per thread by this process (the thread page's hot
+    path stays free of it). True when a job was scheduled."""
+    now = time.monotonic()
+    last = _opened.get(thread_id)
+    if last is not None and now - last < OPENED_RECHECK:
+        return False
+    if len(_opened) >= OPENED_MEMORY:
+        _opened.clear()
+    _opened[thread_id] = now
+    return await schedule_thread(conn, thread_id)
+
+
+def forget_opened() -> None:
+    """Forget which threads this process saw opened (tests: each has its own database)."""
+    _opened.clear()
 
 
 async def claim(conn: Conn, limit: int, lease: timedelta) -> list[Job]:

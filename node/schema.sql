@@ -1767,7 +1767,7 @@ CREATE TRIGGER audit_log_no_change BEFORE DELETE OR UPDATE ON public.audit_log F
 
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION public.audit_log_append_only();
 
-CREATE TRIGGER backfill_jobs_notify AFTER INSERT ON public.backfill_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_backfill();
+CREATE TRIGGER backfill_jobs_notify AFTER INSERT ON public.backfill_jobs FOR EACH ROW EXECUTE FUNCTION public.vbg_notify_backfill();
 
 CREATE TRIGGER conversation_participants_joined AFTER INSERT ON public.conversation_participants FOR EACH ROW WHEN (((new.user_id IS NOT NULL) AND (new.unread > 0))) EXECUTE FUNCTION public.conversation_participants_notify();
 

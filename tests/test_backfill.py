@@ -541,6 +541,7 @@ async def test_a_member_opening_a_remote_thread_schedules_its_backfill_once(
             amina,
         )
     [remote_thread] = stored.values()
+    jobs.forget_opened()
     # A visitor's reading schedules nothing (the page may come from the replica)
     assert (await client.get(f"/t/{remote_thread}")).status_code == 200
     assert await pool.fetchval("SELECT count(*) FROM backfill_jobs") == 0
@@ -551,6 +552,8 @@ async def test_a_member_opening_a_remote_thread_schedules_its_backfill_once(
         assert (await client.get(f"/t/{local_thread}")).status_code == 200
     rows = await pool.fetch("SELECT kind, thread_id, community_id, status FROM backfill_jobs")
     assert [tuple(r) for r in rows] == [("thread", remote_thread, community_id, "pending")]
+    # (this process asked the database once for each thread: the second visits cost no query)
+    assert set(jobs._opened) == {remote_thread}
 
 
 async def actors_id(pool: asyncpg.Pool, fetcher: Fetcher, uri: str) -> int:
@@ -736,3 +739,27 @@ async def test_what_was_not_addressed_to_public_never_lands_in_a_public_communit
         await run_jobs(pool, settings, fetcher)
         [thread] = await thread_rows(pool, community_id)
         assert (thread["title"], thread["reply_count"]) == ("Public", 1)
+
+
+async def test_the_worker_is_woken_only_when_a_job_is_inserted(pool: asyncpg.Pool, database_url: str) -> None:
+    ours = await make_community(pool, "locale", visibility="public")
+    woken: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener(
+            "vbg_backfill", lambda _conn, _pid, channel, _payload: woken.append(channel)
+        )
+        async with pool.acquire() as conn:
+            await backfill.schedule_thread(conn, 123456)  # no such remote thread: nothing inserted
+            await asyncio.sleep(0.2)
+            assert woken == []
+            await backfill.schedule_outbox(conn, ours)
+            await backfill.schedule_outbox(conn, ours)  # one waits already: nothing inserted
+        for _ in range(20):
+            if woken:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        assert woken == ["vbg_backfill"]
+    finally:
+        await listener.close()

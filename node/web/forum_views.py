@@ -293,8 +293,9 @@ async def thread_page(request: Request) -> Response:
         forget_count(request, viewer.id)
     if viewer is not None and head.thread["remote_thread"]:
         # A thread of a followed remote community: fetch what its origin holds in the
-        # background (a row insert, at most once per backfill.RECENT); the page shows what is here.
-        await backfill.schedule_thread(pool_of(request), head.thread["id"])
+        # background (a row insert, at most once per backfill.RECENT; asked of the database
+        # at most every few minutes by this process); the page shows what is here.
+        await backfill.thread_opened(pool_of(request), head.thread["id"])
     return render(
         request,
         "forum/thread.html",
