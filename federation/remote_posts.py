@@ -131,8 +131,17 @@ def _post_activity(kind: str) -> Builder:
         if scene is None or scene.view.remote or scene.view.deleted:
             return []  # not ours to send; deleted before it left: the Delete speaks for it
         obj = objects.post_to_ap(ctx.settings, scene.view)
+        # The Mentions on the activity too, as Lemmy sends them (it notifies from there).
+        mentions = [t for t in obj["tag"] if t.get("type") == "Mention"]
         activity = envelope(
-            ctx.settings, kind, scene.person_uri, obj, obj["to"], obj["cc"], audience=scene.group_uri
+            ctx.settings,
+            kind,
+            scene.person_uri,
+            obj,
+            obj["to"],
+            obj["cc"],
+            audience=scene.group_uri,
+            tag=mentions,
         )
         inboxes = _union(
             scene.group_inboxes(ctx.settings.domain), await _mentioned_elsewhere(ctx, scene, obj)

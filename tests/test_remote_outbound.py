@@ -6,6 +6,8 @@ POSTs to the group's fake server."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -426,3 +428,61 @@ async def test_a_post_of_our_own_community_naming_someone_elsewhere_reaches_her(
         assert [r["inbox"] for r in rows] == [alice.shared_inbox]
         page = rows[0]["activity"]["object"]
         assert alice.id in page["cc"] and any(t["href"] == alice.id for t in page["tag"])
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "samples" / "lemmy" / "activities"
+# Lemmy's own fields we do not send: its post's language, link attachment and mod flag.
+LEMMY_ONLY = {"language", "attachment", "distinguished"}
+
+
+def lemmy_sample(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((SHARED / name).read_text(encoding="utf-8"))
+    return doc
+
+
+def has_lemmys_fields(ours: dict[str, Any], sample: dict[str, Any]) -> None:
+    """Every field Lemmy's own activity (and its embedded object) carries, ours carries too."""
+    assert set(sample) - LEMMY_ONLY <= set(ours), set(sample) - set(ours)
+    if isinstance(sample.get("object"), dict) and isinstance(ours.get("object"), dict):
+        missing = set(sample["object"]) - LEMMY_ONLY - set(ours["object"])
+        assert not missing, missing
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared samples folder {SHARED} is absent")
+async def test_what_we_send_a_group_has_every_field_of_lemmys_own_and_a_peer_node_accepts_it(
+    fed_settings: Settings, pool: asyncpg.Pool, open_node: None
+) -> None:
+    # Given our member's thread, reply, edit, like, unlike, deletion and report in a remote community
+    async with fakes(1, software="lemmy") as (lemmy,):
+        community, group = await fake_remote_community(pool, fed_settings, lemmy)
+        thread_id, _ = await remote_thread(pool, lemmy, community, lemmy.add_actor("olga"))
+        amina, carla = await member(pool), await member(pool, "carla")
+        async with pool.acquire() as conn:
+            created = await threads.create_thread(conn, community, amina, "Nuitées", "Qui finance ?")
+            reply_id = await threads.create_reply(conn, thread_id, amina, "Deux places.")
+            await threads.edit_post(conn, created.post_id, amina, "Qui finance les nuitées ?")
+            await threads.set_liked(conn, await opening_post(pool, thread_id), amina, True)
+            await threads.set_liked(conn, await opening_post(pool, thread_id), amina, False)
+            target = await reports.reportable(conn, await opening_post(pool, thread_id), carla, BASE)
+            await reports.file_report(conn, target, carla, "Hors charte", forward=True)
+        await process_outbox(fed_settings, pool)
+        async with pool.acquire() as conn:
+            await threads.delete_post(conn, reply_id, amina)
+        await process_outbox(fed_settings, pool)
+        sent = [r["activity"] for r in await jobs(pool)]
+
+    # Then each has the fields of the activity Lemmy itself sends for it
+    by_shape = {
+        (a["type"], (a["object"] or {}).get("type") if isinstance(a["object"], dict) else None): a
+        for a in sent
+    }
+    has_lemmys_fields(by_shape[("Create", "Page")], lemmy_sample("create_or_update/create_page.json"))
+    has_lemmys_fields(by_shape[("Create", "Note")], lemmy_sample("create_or_update/create_comment.json"))
+    has_lemmys_fields(by_shape[("Update", "Page")], lemmy_sample("create_or_update/update_page.json"))
+    has_lemmys_fields(by_shape[("Like", None)], lemmy_sample("voting/like_note.json"))
+    has_lemmys_fields(by_shape[("Undo", "Like")], lemmy_sample("voting/undo_like_note.json"))
+    has_lemmys_fields(by_shape[("Delete", "Tombstone")], lemmy_sample("deletion/delete_page.json"))
+    has_lemmys_fields(by_shape[("Flag", None)], lemmy_sample("community/report_page.json"))
+    # And a node of ours receiving them would accept each one (the inbox's validation)
+    for activity in sent:
+        assert validation.validate_incoming(json.loads(json.dumps(activity))) == activity["type"]
