@@ -20,11 +20,13 @@ from yarl import URL
 from federation import access, actors, backfill, policy
 from federation.fetcher import Fetcher
 from node import backfill as jobs
-from node import communities, threads
+from node import communities, db, threads
 from node.settings import Settings, load
-from tests.conftest import SHARED_SAMPLES, TEST_SECRET
+from tests.ap_kit import make_reply, make_thread
+from tests.conftest import SHARED_SAMPLES, TEST_SECRET, create_test_database, drop_test_database
 from tests.fakefedi import AS_TYPE, FakeActor, FakeInstance
 from tests.helpers import login, make_community, make_user
+from tests.inboxnode import running_node
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 # Small caps: each bad input is stopped within a second or two.
@@ -763,3 +765,58 @@ async def test_the_worker_is_woken_only_when_a_job_is_inserted(pool: asyncpg.Poo
         assert woken == ["vbg_backfill"]
     finally:
         await listener.close()
+
+
+# ---------------------------------------------------------------- our own node as the origin
+
+
+async def test_a_group_of_another_vbg_node_is_backfilled_with_its_threads_replies_and_pins(
+    pool: asyncpg.Pool, server_dsn: str, template_db: str, tmp_path: Path
+) -> None:
+    dsn = await create_test_database(server_dsn, template_db)
+    origin_pool = await db.create_pool(dsn, min_size=1, max_size=5)
+    try:
+        async with running_node(origin_pool, tmp_path / "a") as a, running_node(pool, tmp_path / "b") as b:
+            # Given on node A a public community with two threads, one pinned, and nested replies
+            amina = await make_user(origin_pool, "amina")
+            medical = await make_community(origin_pool, "medical", visibility="public")
+            first, _ = await make_thread(origin_pool, medical, amina, "Accueil aux urgences")
+            answer = await make_reply(origin_pool, first, amina, "Avec un protocole écrit.")
+            await make_reply(origin_pool, first, amina, "Lequel ?", parent_id=answer)
+            await make_thread(origin_pool, medical, amina, "Règles de la communauté", pinned=True)
+            # When node B follows it (accepted) and its backfill worker runs
+            async with pool.acquire() as conn:
+                group = await actors.get_or_fetch(conn, b.fetcher, a.group("medical"))
+                me = await actors.instance_actor(conn, b.settings)
+                community = await communities.upsert_remote(
+                    conn, actor_id=group.id, name=f"medical@{group.domain}", title="Médical", description="",
+                    visibility="public",
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO group_follows (community_id, follower_id, follow_activity_id, state)"
+                    " VALUES ($1, $2, $3, 'accepted')",
+                    community.id,
+                    me.id,
+                    b.url("/follows/1"),
+                )
+                await backfill.schedule_outbox(conn, community.id)
+            fetcher = backfill.own_fetcher(b.fetcher, CAPS)
+            try:
+                await run_jobs(pool, b.settings, fetcher)
+            finally:
+                await fetcher.close()
+            # Then B has both threads, the pin, and the replies under their parents
+            rows = await thread_rows(pool, community.id)
+            assert {(r["title"], r["pinned"], r["reply_count"]) for r in rows} == {
+                ("Accueil aux urgences", False, 2),
+                ("Règles de la communauté", True, 0),
+            }
+            nested = await pool.fetchval(
+                "SELECT count(*) FROM posts p JOIN posts pp ON pp.id = p.parent_id WHERE NOT pp.is_opening"
+            )
+            assert nested == 1
+            statuses = [r["status"] for r in await pool.fetch("SELECT status FROM backfill_jobs ORDER BY id")]
+            assert statuses and set(statuses) == {"done"}
+    finally:
+        await origin_pool.close()
+        await drop_test_database(server_dsn, dsn)
