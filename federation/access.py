@@ -25,10 +25,12 @@ import asyncpg
 from starlette.requests import Request
 
 from federation import actors, policy, signatures
+from federation.app_state import federation_of
 from federation.errors import FederationError, SignatureError
 from node import access
 from node.access import Kind, Requester
 from node.settings import Settings
+from node.web.requests import state_of
 
 if TYPE_CHECKING:
     # aiohttp (~10 MB) is loaded only once a process fetches something: a web process
@@ -41,13 +43,12 @@ SELECT_APPROVED = "SELECT approved FROM instances WHERE domain = $1"
 
 
 def fetcher_of(request: Request) -> Fetcher:
-    """The app's guarded fetcher (``app.state.fetcher``), created on first need."""
-    state = request.app.state
-    fetcher: Fetcher | None = getattr(state, "fetcher", None)
-    if fetcher is None:
-        fetcher = make_fetcher(state.pool, state.settings)
-        state.fetcher = fetcher
-    return fetcher
+    """The app's guarded fetcher (``FederationState.fetcher``), created on first need."""
+    parts = federation_of(request)
+    if parts.fetcher is None:
+        state = state_of(request)
+        parts.fetcher = make_fetcher(state.pool, state.settings)
+    return parts.fetcher
 
 
 def make_fetcher(pool: asyncpg.Pool, settings: Settings) -> Fetcher:

@@ -56,7 +56,7 @@ from typing import Any
 
 import asyncpg
 
-from federation import actors, attachments, validation, wakeup
+from federation import actors, attachments, validation
 from federation.errors import FetchError, FetchRefused, SignatureError, ValidationError
 from federation.fetcher import Fetcher, Limits
 from federation.handlers import content
@@ -67,7 +67,15 @@ from node.backfill import schedule_outbox, schedule_thread
 from node.queues import QueueSpec
 from node.settings import Settings
 
-__all__ = ["BACKFILL", "Caps", "process_due", "run", "schedule_outbox", "schedule_thread"]
+__all__ = [
+    "BACKFILL",
+    "BackfillContext",
+    "Caps",
+    "own_fetcher",
+    "process_due",
+    "schedule_outbox",
+    "schedule_thread",
+]
 
 log = logging.getLogger(__name__)
 
@@ -808,28 +816,3 @@ def own_fetcher(fetcher: Fetcher, caps: Caps) -> Fetcher:
     """A fetcher like ``fetcher`` (same signer, instance policy and address policy) with
     the backfill's per-document size and deadline."""
     return Fetcher(fetcher.settings, fetcher.signer, fetcher.domain_allowed, fetcher.policy, caps.limits())
-
-
-async def run(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    fetcher: Fetcher,
-    stop: asyncio.Event,
-    asleep: asyncio.Event | None = None,
-    caps: Caps | None = None,
-) -> None:
-    """Run backfill jobs until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
-    caps = caps or Caps()
-    ctx = BackfillContext(pool, settings, own_fetcher(fetcher, caps), caps)
-
-    async def step() -> bool:
-        try:
-            return await process_due(ctx) > 0
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.error("backfill worker: %r", exc)
-            return False
-
-    try:
-        await wakeup.drain_on_notify(pool, BACKFILL, stop, step, asleep)
-    finally:
-        await ctx.fetcher.close()

@@ -3,7 +3,7 @@
 Life cycle of a :class:`DeliveryWorker` (any number of them, in any number of
 processes, may share one PostgreSQL)::
 
-    start ──> LISTEN vbg_outbox, vbg_delivery
+    start ──> session set-up, LISTEN vbg_outbox, vbg_delivery (the loop every queue runs: wakeup.Drain)
       loop ┬─ pump   outbox events → activities + jobs        (outbox.process_pending)
            ├─ flush  finished attempts → next states, ledger, instance health
            │         (delivery.complete; once max_in_flight/2 are done, after
@@ -13,13 +13,15 @@ processes, may share one PostgreSQL)::
            │         in flight per instance across every worker; once half is free;
            │         the instances of this worker's share first, delivery.Affinity)
            ├─ every MAINTAIN_EVERY: reclaim leases, expire, purge (delivery.maintain)
-           └─ sleep until a NOTIFY, a flush to do or POLL_INTERVAL
+           └─ sleep until a NOTIFY, a flush to do or the poll interval; a database
+              error: ERROR_BACKOFF, and a lost connection is replaced (wakeup.Drain)
       senders: up to max_in_flight tasks, each takes the next queued job, signs it and
                POSTs it over aiohttp (guarded session), records the result, and ends
                when the queue is empty
     stop ──> no more claims; queued jobs are given back (delivery.release); running
              attempts get ``grace`` seconds, then are cancelled (their jobs stay
              in_flight and are reclaimed after the lease); flush; UNLISTEN
+             (DeliveryWorker.closing, then wakeup.Drain.finish)
 
 A job "held" by a worker is claimed and not yet recorded: queued, being sent, or
 finished and waiting for the flush. It counts as in flight for the per-host limit
@@ -57,7 +59,17 @@ import aiohttp
 import asyncpg
 from yarl import URL
 
-from federation import delivery, fetcher, keys, outbox, policy, private_messages, signatures, synchronization
+from federation import (
+    delivery,
+    fetcher,
+    keys,
+    outbox,
+    policy,
+    private_messages,
+    signatures,
+    synchronization,
+    wakeup,
+)
 from federation.delivery import Job, Result
 from federation.errors import FetchError
 from node import metrics
@@ -67,8 +79,6 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL = delivery.DELIVERY.poll_interval  # between claims when nothing wakes us (retries fall due)
 MAINTAIN_EVERY = 30.0
-ERROR_BACKOFF = 5.0  # after a database error
-CHANNELS = ("vbg_outbox", delivery.DELIVERY.channel)
 FLUSH_DELAY = 0.02  # longest a finished attempt waits to be recorded with others
 
 
@@ -376,29 +386,28 @@ class BatchLoader:
 Queued = tuple[Job, Payload | None, str, str | None]
 
 
-class DeliveryWorker:
-    """Pumps the outbox and delivers jobs until stopped (see the module docstring)."""
+class DeliveryWorker(wakeup.Drain):
+    """Pumps the outbox and delivers jobs until stopped (see the module docstring): the
+    queue loop every worker runs (``wakeup.Drain``) on the delivery queue, also
+    listening for new outbox events; its listening connection makes its claims and
+    completions too."""
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, config: WorkerConfig | None = None) -> None:
+        self.config = config or WorkerConfig()
+        super().__init__(delivery.DELIVERY, also=(outbox.CHANNEL,), poll_interval=self.config.poll_interval)
         self.settings = settings
         self.pool = pool
-        self.config = config or WorkerConfig()
         self.loader = BatchLoader(settings)
         self._sender: Sender | None = None
-        # The connection the worker keeps: LISTEN, and its claims and completions
-        # (custom plans for the session: each is one statement, see delivery).
-        self._conn: asyncpg.Connection | None = None
         self.affinity = delivery.Affinity()  # the instances this worker prefers
         self._queue: deque[Queued] = deque()
         self._sending = 0  # jobs taken from the queue whose result is not in yet
         self._senders: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
         self._results_since = 0.0  # when the oldest unrecorded result arrived
-        self._wake = asyncio.Event()
-        self.asleep = asyncio.Event()  # set while the worker waits for work (or a poll)
         self._outbox_due = True
         self._claim_due = True
-        self._stopping = False
+        self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._last_maintenance = 0.0
 
@@ -407,76 +416,47 @@ class DeliveryWorker:
     async def start(self) -> None:
         """Listen for notifications and run the loop in a background task."""
         await self.open()
-        self._runner = asyncio.create_task(self.run(), name="vbg-delivery-worker")
+        self._runner = asyncio.create_task(self.run(self.pool, self._stop), name="vbg-delivery-worker")
 
     async def open(self) -> None:
-        """What the loop needs: the HTTP session and the worker's connection."""
+        """What the loop needs: the HTTP session and the listening connection."""
         self._sender = Sender(self.settings, self.config)
-        await self._connect()
+        await self.listen(self.pool)
 
-    async def _connect(self) -> None:
-        conn = await self.pool.acquire()
-        try:
-            await delivery.plan_each_statement(conn)
-            await self.affinity.join(conn)
-            for channel in CHANNELS:
-                await conn.add_listener(channel, self._notified)
-        except BaseException:
-            await self.pool.release(conn)
-            raise
-        self._conn = conn
-        self.wake()  # notifications may have been missed while it was not listening
-
-    async def _reconnect(self) -> None:
-        """After a database error: a closed connection is replaced."""
-        if self._conn is not None and not self._conn.is_closed():
-            return
-        await self._disconnect()
-        await self._connect()
+    async def connected(self, conn: asyncpg.Connection) -> None:
+        """Custom plans for the session (each claim or completion is one statement, see
+        delivery), this worker's share of the instances; and a look at everything, since
+        notifications may have been missed while nobody listened."""
+        await delivery.plan_each_statement(conn)
+        await self.affinity.join(conn)
+        self._outbox_due = self._claim_due = True
 
     async def stop(self) -> None:
         """Stop claiming, let running attempts finish (up to ``grace``), record them."""
-        self._stopping = True
-        self._wake.set()
+        self._stop.set()
         if self._runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
         else:
-            await self._shutdown()
+            await self.close()
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took (for a worker driven by :meth:`run_until_idle`)."""
+        await self.finish()
 
     @property
     def running(self) -> bool:
         return self._runner is not None and not self._runner.done()
 
     @property
+    def _stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
     def held(self) -> int:
         """Jobs claimed by this worker and not yet recorded."""
         return len(self._queue) + self._sending + len(self._results)
-
-    async def run(self) -> None:
-        try:
-            while not self._stopping:
-                try:
-                    did = await self.step()
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                    log.warning("delivery worker: database error, retrying in %.0f s: %s", ERROR_BACKOFF, exc)
-                    await self._sleep(ERROR_BACKOFF)
-                    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                        await self._reconnect()
-                    continue
-                except Exception:
-                    # The loop is the edge: a bug must not silently end deliveries.
-                    log.exception("delivery worker: unexpected error, retrying in %.0f s", ERROR_BACKOFF)
-                    await self._sleep(ERROR_BACKOFF)
-                    continue
-                if not did:
-                    if self._results:
-                        await self._sleep(FLUSH_DELAY, poll=False)
-                    else:
-                        await self._sleep(self.config.poll_interval)
-        finally:
-            await self._shutdown()
 
     async def run_until_idle(self, within: float = 30.0) -> None:
         """Work until nothing is due and nothing is held (tests, benchmarks);
@@ -484,23 +464,26 @@ class DeliveryWorker:
         deadline = time.monotonic() + within
         while True:
             self._outbox_due = self._claim_due = True
-            did = await self.step()
+            self._wake.clear()
+            did = await self.turn()
             if not did and not self.held:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError("delivery worker still busy")
             if not did:
-                await self._sleep(0.05, poll=False)
-
-    async def close(self) -> None:
-        """Release what :meth:`open` took (for a worker driven by :meth:`run_until_idle`)."""
-        await self._shutdown()
+                await self._wait(self._stop, 0.05)
 
     # -- one turn of the loop
 
-    async def step(self) -> bool:
+    async def step(self) -> wakeup.Wait:
+        """One turn; then at once if it did something, else as soon as the results
+        waiting for a flush are due, else idle (until a NOTIFY or the poll)."""
+        if await self.turn():
+            return wakeup.AT_ONCE
+        return FLUSH_DELAY if self._results else wakeup.IDLE
+
+    async def turn(self) -> bool:
         """Pump, flush, claim once; whether anything happened."""
-        self._wake.clear()
         did = await self._pump()
         did = await self._flush() or did
         did = await self._claim() or did
@@ -524,9 +507,9 @@ class DeliveryWorker:
         if waiting and time.monotonic() - self._results_since < FLUSH_DELAY:
             return False  # more will finish soon: record them together
         results, self._results = self._results, []
-        assert self._conn is not None
+        assert self.conn is not None
         try:
-            await delivery.complete(self._conn, results, session_planned=True)
+            await delivery.complete(self.conn, results, session_planned=True)
         except BaseException:
             self._results[:0] = results  # recorded at the next flush
             raise
@@ -540,14 +523,14 @@ class DeliveryWorker:
         if capacity < self.config.held // 2 and self.held:
             return False  # claim when half of what a worker may hold is free
         self._claim_due = False
-        assert self._conn is not None
-        share = await self.affinity.current(self._conn, time.monotonic())
+        assert self.conn is not None
+        share = await self.affinity.current(self.conn, time.monotonic())
         jobs = await delivery.claim(
-            self._conn, capacity, per_host=self.config.per_host, share=share, session_planned=True
+            self.conn, capacity, per_host=self.config.per_host, share=share, session_planned=True
         )
         if not jobs:
             return False
-        prepared = await self.loader.prepare(self._conn, jobs)
+        prepared = await self.loader.prepare(self.conn, jobs)
         self._queue.extend(
             (job, prepared.payloads.get(job.activity_id), prepared.refusal(job), prepared.sync.get(job.id))
             for job in jobs
@@ -591,10 +574,10 @@ class DeliveryWorker:
         metrics.count_delivery("refused" if result.refused else result.outcome.event)
         if not self._results:
             self._results_since = time.monotonic()
-            self._wake.set()
+            self.poke()
         self._results.append(result)
         if len(self._results) >= self.config.flush_batch or not (self._sending or self._queue):
-            self._wake.set()
+            self.poke()
 
     async def _maintain(self) -> None:
         now = time.monotonic()
@@ -605,33 +588,26 @@ class DeliveryWorker:
             await delivery.maintain(conn)
             await outbox.purge_processed(conn)
 
-    # -- waiting and notifications
+    # -- notifications and the end
 
-    def _notified(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
-        if channel == "vbg_outbox":
+    def notified(self, channel: str | None) -> None:
+        if channel == outbox.CHANNEL:
             self._outbox_due = True
-        else:
+        elif channel == delivery.DELIVERY.channel:
             self._claim_due = True
-        self._wake.set()
+        else:  # the poll: retries that fell due, events a NOTIFY did not announce
+            self._outbox_due = self._claim_due = True
 
     def wake(self) -> None:
         """Look for work now (outbox and due jobs)."""
         self._outbox_due = self._claim_due = True
-        self._wake.set()
+        self.poke()
 
-    async def _sleep(self, seconds: float, *, poll: bool = True) -> None:
-        if poll:
-            self.asleep.set()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
-            if poll:
-                self._outbox_due = self._claim_due = True  # the poll: retries that fell due
-        finally:
-            self.asleep.clear()
-
-    async def _shutdown(self) -> None:
-        self._stopping = True  # senders take no new job
+    async def closing(self) -> None:
+        """No more claims; queued jobs go back; running attempts get ``grace`` seconds
+        (the rest are cancelled: their jobs stay in flight until the lease ends); the
+        results are recorded on the still-open connection; the HTTP session closes."""
+        self._stop.set()  # senders take no new job
         await self._give_back()
         if self._senders:
             _done, pending = await asyncio.wait(set(self._senders), timeout=self.config.grace)
@@ -641,9 +617,11 @@ class DeliveryWorker:
                 await asyncio.wait(pending)
         try:
             await self._flush()
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except wakeup.DB_ERRORS as exc:
             log.warning("delivery worker: could not record the last results: %s", exc)
-        await self._release()
+        if self._sender is not None:
+            sender, self._sender = self._sender, None
+            await sender.close()
 
     async def _give_back(self) -> None:
         """Queued jobs that were never sent go back to the queue, due now."""
@@ -653,19 +631,5 @@ class DeliveryWorker:
         self._queue.clear()
         try:
             await delivery.release(self.pool, jobs)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except wakeup.DB_ERRORS as exc:
             log.warning("delivery worker: %d queued jobs wait for their lease: %s", len(jobs), exc)
-
-    async def _disconnect(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                for channel in CHANNELS:
-                    await conn.remove_listener(channel, self._notified)
-            await self.pool.release(conn)
-
-    async def _release(self) -> None:
-        await self._disconnect()
-        if self._sender is not None:
-            sender, self._sender = self._sender, None
-            await sender.close()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import asyncpg
 
-from federation import policy, wakeup
+from federation import policy
 from federation.errors import FetchError, FetchRefused
 from federation.fetcher import Fetcher
 from node import documents, uploads
@@ -168,23 +168,3 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, 
         except (OSError, asyncpg.PostgresError) as exc:  # the lease brings it back later
             log.error("remote document version %d: %r", claim.version_id, exc)
     return removed + len(claims)
-
-
-async def run(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    fetcher: Fetcher,
-    stop: asyncio.Event,
-    asleep: asyncio.Event | None = None,
-) -> None:
-    """Fetch remote documents until ``stop`` is set: drain, then sleep until NOTIFY or poll
-    (``asleep`` set meanwhile)."""
-
-    async def step() -> bool:
-        try:
-            return await process_due(pool, settings, fetcher) > 0
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.error("documents worker: %r", exc)
-            return False
-
-    await wakeup.drain_on_notify(pool, DOCUMENTS, stop, step, asleep)

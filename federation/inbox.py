@@ -44,6 +44,7 @@ from federation import (
     urls,
     validation,
 )
+from federation.app_state import federation_of
 from federation.errors import FetchError, SignatureError, ValidationError
 from federation.handlers.base import foreign_id, ref
 from node import accounts, communities, metrics
@@ -315,11 +316,10 @@ KEY_FETCH_SLOTS = 4
 
 
 def _key_fetch_slots(request: Request) -> asyncio.Semaphore:
-    state = request.app.state
-    slots: asyncio.Semaphore | None = getattr(state, "inbox_key_fetch_slots", None)
-    if slots is None:
-        slots = state.inbox_key_fetch_slots = asyncio.Semaphore(KEY_FETCH_SLOTS)
-    return slots
+    parts = federation_of(request)
+    if parts.key_fetch_slots is None:
+        parts.key_fetch_slots = asyncio.Semaphore(KEY_FETCH_SLOTS)
+    return parts.key_fetch_slots
 
 
 async def fetched_signer(request: Request, pool: asyncpg.Pool, key_id: str, *, refresh: bool) -> actors.Actor:
@@ -618,9 +618,8 @@ class InboxState:
 
 def _state(request: Request) -> InboxState:
     """This app's policy gate and writer (created on first use)."""
-    app_state = request.app.state
-    state: InboxState | None = getattr(app_state, "inbox", None)
-    if state is None:
+    parts = federation_of(request)
+    if parts.inbox is None:
         gate = PolicyGate(settings_of(request).domain)
-        state = app_state.inbox = InboxState(gate, Writer(app_state.pool, gate))
-    return state
+        parts.inbox = InboxState(gate, Writer(pool_of(request), gate))
+    return parts.inbox

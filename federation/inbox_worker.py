@@ -35,20 +35,22 @@ time by two workers cannot both miss each other. A failure is recorded on the it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from federation import actors, delivery, private_messages, synchronization, wakeup
+from federation import actors, delivery, private_messages, synchronization
 from federation.handlers import content, create, dispatch
 from federation.handlers.base import Context, Outcome, RetryLater, VerifiedActor, done, ref
 from node.db import Conn
 from node.queues import QueueSpec
 from node.settings import Settings
+
+if TYPE_CHECKING:  # the web process imports this module but never fetches (aiohttp loaded lazily)
+    from federation.fetcher import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ CHANNEL, LEASE, RETRY_DELAYS, POLL_INTERVAL = (
 # a steady stream is then processed in batches of many (one COMMIT and a few statements
 # each) instead of one transaction per NOTIFY. A lone activity is not delayed.
 BATCH_WINDOW = 0.05  # seconds
+BATCH = 50  # items claimed at once by the worker
 KEEP_FINISHED = timedelta(days=30)  # activity ids remembered for de-duplication
 ERROR_MAX = 2000
 
@@ -162,7 +165,7 @@ class Item:
     sync_header: str | None = None  # FEP-8fcf, honoured after the batch (federation.synchronization)
 
 
-async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, limit: int = 50) -> int:
+async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, limit: int = 50) -> int:
     """Claim and process up to ``limit`` due items on one connection, in the order they
     fell due (arrival order, for new items); return how many."""
     async with pool.acquire() as conn:
@@ -172,7 +175,9 @@ async def process_pending(pool: asyncpg.Pool, settings: Settings, fetcher: Any, 
         return count
 
 
-async def _synchronise(conn: asyncpg.Connection, settings: Settings, fetcher: Any, items: list[Item]) -> None:
+async def _synchronise(
+    conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher, items: list[Item]
+) -> None:
     """The followers-synchronization headers of a processed batch, once per sender
     (the last one), outside the batch's transaction: a collection fetched on a
     mismatch never holds the batch's locks. A failure is logged, never raised."""
@@ -194,7 +199,7 @@ class _ItemFailed(Exception):
 async def _process_batch(
     conn: asyncpg.Connection,
     settings: Settings,
-    fetcher: Any,
+    fetcher: Fetcher,
     limit: int,
     ids: list[int] | None = None,
     *,
@@ -255,7 +260,7 @@ async def _fair(conn: asyncpg.Connection, rows: list[asyncpg.Record], limit: int
 async def _run_all(
     conn: asyncpg.Connection,
     settings: Settings,
-    fetcher: Any,
+    fetcher: Fetcher,
     items: list[Item],
     senders: dict[str, actors.Actor],
 ) -> list[Outcome]:
@@ -305,7 +310,7 @@ async def _run_all(
 
 
 async def _replay_around(
-    conn: asyncpg.Connection, settings: Settings, fetcher: Any, items: list[Item], index: int
+    conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher, items: list[Item], index: int
 ) -> int:
     before, after = [i.id for i in items[:index]], [i.id for i in items[index + 1 :]]
     count = await _process_batch(conn, settings, fetcher, 0, before) if before else 0
@@ -315,7 +320,9 @@ async def _replay_around(
     return count
 
 
-async def _process_each(conn: asyncpg.Connection, settings: Settings, fetcher: Any, ids: list[int]) -> int:
+async def _process_each(
+    conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher, ids: list[int]
+) -> int:
     """Items leased and processed one by one, each in its own transaction."""
     count = 0
     for item_id in ids:
@@ -331,7 +338,7 @@ async def _senders(conn: asyncpg.Connection, items: list[Item]) -> dict[str, act
     return {r["uri"]: actors.Actor.from_row(r) for r in rows}
 
 
-async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> None:
+async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher, item: Item) -> None:
     """Run the item's handler; its effects and the item's new state commit together."""
     try:
         async with conn.transaction():
@@ -344,7 +351,7 @@ async def process_item(conn: asyncpg.Connection, settings: Settings, fetcher: An
         await _retry_or_give_up(conn, item, repr(exc), final_state="failed")
 
 
-async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: Any, item: Item) -> Outcome:
+async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: Fetcher, item: Item) -> Outcome:
     """The item's handler, alone in its transaction: its advisory locks first."""
     for key in sorted(_lock_keys(item.document)):
         await conn.execute(LOCK_KEY, key)
@@ -355,7 +362,7 @@ async def _run_handler(conn: asyncpg.Connection, settings: Settings, fetcher: An
 async def _context(
     conn: asyncpg.Connection,
     settings: Settings,
-    fetcher: Any,
+    fetcher: Fetcher,
     item: Item,
     actor: actors.Actor | None,
     cache: dict[Any, Any],
@@ -400,23 +407,11 @@ async def prune(conn: Conn, keep: timedelta = KEEP_FINISHED) -> int:
     return int(status.split()[-1])
 
 
-async def run(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    fetcher: Any,
-    stop: asyncio.Event,
-    asleep: asyncio.Event | None = None,
-    *,
-    batch: int = 50,
-) -> None:
-    """Process the inbox until ``stop`` is set: drain (after a batch that was not full,
-    ``BATCH_WINDOW`` before the next claim), then sleep until NOTIFY or poll."""
-
-    async def step() -> bool:
-        count = await process_pending(pool, settings, fetcher, batch)
-        if 0 < count < batch:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), BATCH_WINDOW)
-        return count > 0
-
-    await wakeup.drain_on_notify(pool, INBOX, stop, step, asleep)
+async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher) -> int:
+    """One turn of the inbox worker (``federation.worker.InboxWorker``): a batch of due
+    items; after a batch that was not full, ``BATCH_WINDOW`` before the next claim (not
+    cut short by the NOTIFY of each new item: a stream is processed in batches)."""
+    count = await process_pending(pool, settings, fetcher, BATCH)
+    if 0 < count < BATCH:
+        await asyncio.sleep(BATCH_WINDOW)
+    return count

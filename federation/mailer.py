@@ -21,14 +21,12 @@ message by id and kind only: never an address, a subject or a body.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 import aiosmtplib
 import asyncpg
 
-from federation import wakeup
 from node import mail, notification_mail
 from node.mail import Failure, QueuedMail, Step
 from node.settings import Settings, SmtpConfig
@@ -112,50 +110,3 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, limit: int = mail.
         await mail.record(pool, m, step)
         log.info("mail %d (%s), attempt %d: %s", m.id, m.kind, m.attempts, step.status)
     return len(claimed)
-
-
-async def run(
-    pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event, asleep: asyncio.Event | None = None
-) -> None:
-    """Send queued mail until ``stop`` is set: drain, then sleep until NOTIFY or poll
-    (``asleep`` set meanwhile)."""
-
-    async def step() -> bool:
-        try:
-            return await process_due(pool, settings) > 0
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.error("mail worker: %r", exc)
-            return False
-
-    await wakeup.drain_on_notify(pool, mail.MAIL, stop, step, asleep)
-
-
-class MailWorker:
-    """Runs :func:`run` as a task until stopped (one of ``federation.worker.FACTORIES``)."""
-
-    name = "mail"
-
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
-        self.settings = settings
-        self.pool = pool
-        self._stop = asyncio.Event()
-        self.asleep = asyncio.Event()  # set while the loop waits for work (wakeup.drain_on_notify)
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(
-            run(self.pool, self.settings, self._stop, self.asleep), name="vbg-mail-worker"
-        )
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            try:
-                await task
-            except Exception:
-                log.exception("mail worker ended with an error")
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import asyncpg
 
-from federation import policy, wakeup
+from federation import policy
 from federation.attachments import IMAGE_TYPES
 from federation.errors import FetchError, FetchRefused
 from federation.fetcher import Fetcher
@@ -254,22 +254,3 @@ async def process_due(pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher, 
         if isinstance(result, BaseException):  # the lease brings the row back later
             log.error("remote media %d: %r", claim.id, result, exc_info=result)
     return removed + len(claims)
-
-
-async def run(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    fetcher: Fetcher,
-    stop: asyncio.Event,
-    asleep: asyncio.Event | None = None,
-) -> None:
-    """Handle remote media until ``stop`` is set: drain, then sleep until NOTIFY or poll."""
-
-    async def step() -> bool:
-        try:
-            return await process_due(pool, settings, fetcher) > 0
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.error("media worker: %r", exc)
-            return False
-
-    await wakeup.drain_on_notify(pool, MEDIA, stop, step, asleep)

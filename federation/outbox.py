@@ -80,6 +80,8 @@ from node.settings import Settings
 
 log = logging.getLogger(__name__)
 
+CHANNEL = "vbg_outbox"  # NOTIFY on each new outbox event (the trigger of migration 0060)
+
 
 @dataclass(frozen=True)
 class Outgoing:

@@ -34,6 +34,7 @@ from federation.handlers.base import emit
 from federation.policy import host_of
 from node import communities, events
 from node.settings import Settings
+from node.web.requests import state_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def answer_later(
     _last[domain] = now
     from federation.inbox import Signed, request_headers
 
-    state = request.app.state
+    state = state_of(request)
     signed = Signed(request.scope, request_headers(request.scope), body, params, state.settings)
     task = asyncio.create_task(_answer(state.pool, state.settings, signed, doc, domain))
     _running.add(task)

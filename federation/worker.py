@@ -3,9 +3,12 @@
 ``DeliveryWorker`` (``federation.delivery_worker``: outbox events become delivery jobs, jobs
 become signed POSTs; its life cycle is drawn there), :class:`InboxWorker` (the
 inbox's handlers), :class:`MediaWorker` (``federation.media``: remote images fetched,
-cleaned and stored), :class:`BackfillWorker` (``federation.backfill``: what followed remote
-communities already hold) and :class:`MailWorker` (``federation.mailer``: queued e-mails
-sent through SMTP). ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
+cleaned and stored), :class:`DocumentsWorker` (``federation.documents_worker``: files
+of remote documents), :class:`BackfillWorker` (``federation.backfill``: what followed
+remote communities already hold) and :class:`MailWorker` (``federation.mailer``: queued
+e-mails sent through SMTP). Every one runs the same loop (``federation.wakeup.Drain``)
+over its queue's ``QueueSpec``; all but the delivery worker are a :class:`QueueWorker`
+each. ``vbg-node worker`` runs :func:`run_forever`; ``vbg-node serve``
 runs them in the web process through :func:`start_in_app` / :func:`stop` (app life
 span).
 """
@@ -16,17 +19,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Protocol
 
 import asyncpg
 from starlette.applications import Starlette
 
-from federation import access, backfill, documents_worker, fetcher, inbox_worker, media
-from federation.delivery_worker import DeliveryWorker, WorkerConfig  # noqa: F401  (WorkerConfig: re-exported)
-from federation.mailer import MailWorker
-from node import db
+from federation import access, backfill, documents_worker, fetcher, inbox_worker, mailer, media, wakeup
+from federation.app_state import federation_of
+from federation.delivery_worker import DeliveryWorker
+from node import db, mail
+from node.queues import QueueSpec
 from node.settings import Settings
+from node.web.requests import state_of
 
 log = logging.getLogger(__name__)
 
@@ -42,45 +47,40 @@ class Worker(Protocol):
     def running(self) -> bool: ...
 
 
-class QueueLoop(Protocol):
-    """A queue's loop: runs until ``stop`` is set, keeps ``asleep`` set while it waits
-    for work (``wakeup.drain_on_notify``)."""
-
-    def __call__(
-        self,
-        pool: asyncpg.Pool,
-        settings: Settings,
-        fetcher: fetcher.Fetcher,
-        stop: asyncio.Event,
-        asleep: asyncio.Event | None = None,
-        /,
-    ) -> Coroutine[Any, Any, None]: ...
-
-
 class QueueWorker:
-    """Runs one queue's loop (``loop(pool, settings, fetcher, stop)``) with a guarded
-    fetcher signing as the instance actor, until stopped."""
+    """Runs one queue's loop (``wakeup.Batches`` over :meth:`process`) as a task, until
+    stopped; a queue that fetches gets a guarded fetcher signing as the instance actor."""
 
-    name = "queue"
+    queue: ClassVar[QueueSpec]
+    fetches: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
         self.settings = settings
         self.pool = pool
+        self.name = self.queue.name
+        self.loop = wakeup.Batches(self.queue, self.process)
+        self.asleep = self.loop.asleep  # set while the loop waits for work
         self._stop = asyncio.Event()
-        self.asleep = asyncio.Event()  # set while the loop waits for work (wakeup.drain_on_notify)
         self._task: asyncio.Task[None] | None = None
         self._fetcher: fetcher.Fetcher | None = None
 
-    def loop(self) -> QueueLoop:
+    async def process(self) -> int:
+        """Handle what is due; how many rows (or files) were handled."""
         raise NotImplementedError
 
+    def make_fetcher(self) -> fetcher.Fetcher:
+        """The guarded fetcher of this queue: signing as the instance actor."""
+        return access.make_fetcher(self.pool, self.settings)
+
+    @property
+    def fetcher(self) -> fetcher.Fetcher:
+        assert self._fetcher is not None, "a worker's fetcher exists while it runs"
+        return self._fetcher
+
     async def start(self) -> None:
-        self._fetcher = access.make_fetcher(self.pool, self.settings)
-        run = self.loop()
-        self._task = asyncio.create_task(
-            run(self.pool, self.settings, self._fetcher, self._stop, self.asleep),
-            name=f"vbg-{self.name}-worker",
-        )
+        if self.fetches:
+            self._fetcher = self.make_fetcher()
+        self._task = asyncio.create_task(self.loop.run(self.pool, self._stop), name=f"vbg-{self.name}-worker")
 
     async def stop(self) -> None:
         self._stop.set()
@@ -100,40 +100,57 @@ class QueueWorker:
 
 
 class InboxWorker(QueueWorker):
-    """The inbox's handlers (``federation.inbox_worker.run``)."""
+    """The inbox's handlers (``federation.inbox_worker``)."""
 
-    name = "inbox"
+    queue = inbox_worker.INBOX
 
-    def loop(self) -> QueueLoop:
-        return inbox_worker.run
+    async def process(self) -> int:
+        return await inbox_worker.process_due(self.pool, self.settings, self.fetcher)
 
 
 class MediaWorker(QueueWorker):
-    """Remote images fetched, cleaned and stored (``federation.media.run``)."""
+    """Remote images fetched, cleaned and stored (``federation.media``)."""
 
-    name = "media"
+    queue = media.MEDIA
 
-    def loop(self) -> QueueLoop:
-        return media.run
+    async def process(self) -> int:
+        return await media.process_due(self.pool, self.settings, self.fetcher)
 
 
 class DocumentsWorker(QueueWorker):
-    """Files of remote documents fetched, cleaned and stored (``federation.documents_worker.run``)."""
+    """Files of remote documents fetched, cleaned and stored (``federation.documents_worker``)."""
 
-    name = "documents"
+    queue = documents_worker.DOCUMENTS
 
-    def loop(self) -> QueueLoop:
-        return documents_worker.run
+    async def process(self) -> int:
+        return await documents_worker.process_due(self.pool, self.settings, self.fetcher)
+
+
+class MailWorker(QueueWorker):
+    """Queued e-mails sent through SMTP (``federation.mailer``)."""
+
+    queue = mail.MAIL
+    fetches = False
+
+    async def process(self) -> int:
+        return await mailer.process_due(self.pool, self.settings)
 
 
 class BackfillWorker(QueueWorker):
     """Threads, replies, pinned threads and moderators of followed remote communities
-    fetched in the background (``federation.backfill.run``)."""
+    fetched in the background (``federation.backfill``), with the backfill's own
+    per-document size and deadline (``backfill.Caps``)."""
 
-    name = "backfill"
+    queue = backfill.BACKFILL
+    caps = backfill.Caps()
 
-    def loop(self) -> QueueLoop:
-        return backfill.run
+    def make_fetcher(self) -> fetcher.Fetcher:
+        return backfill.own_fetcher(super().make_fetcher(), self.caps)
+
+    async def process(self) -> int:
+        return await backfill.process_due(
+            backfill.BackfillContext(self.pool, self.settings, self.fetcher, self.caps)
+        )
 
 
 WorkerFactory = Callable[[Settings, asyncpg.Pool], Worker]
@@ -164,13 +181,14 @@ async def stop_all(workers: Sequence[Worker]) -> None:
 
 async def start_in_app(app: Starlette) -> None:
     """Run the workers inside the web process (``serve``), on the app's pool."""
-    app.state.federation_workers = await start_all(app.state.settings, app.state.pool)
+    state = state_of(app)
+    federation_of(app).workers = await start_all(state.settings, state.pool)
 
 
 async def stop(app: Starlette) -> None:
     """Stop what :func:`start_in_app` started."""
-    workers = getattr(app.state, "federation_workers", None) or []
-    app.state.federation_workers = []
+    parts = federation_of(app)
+    workers, parts.workers = parts.workers, []
     await stop_all(workers)
 
 

@@ -26,6 +26,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from federation import access, inbox_worker, policy
+from federation.app_state import federation_of
 from federation.fetcher import Fetcher
 from node import communities, threads
 from node.sessions import User
@@ -33,7 +34,7 @@ from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import FakeActor, FakeInstance
-from tests.helpers import make_community, make_user
+from tests.helpers import eventually, make_community, make_user
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -74,7 +75,8 @@ class InboxNode:
         return [{"kind": r["kind"], **r["payload"]} for r in rows]
 
     async def items(self) -> list[asyncpg.Record]:
-        return await self.pool.fetch("SELECT * FROM inbox_items ORDER BY id")
+        rows: list[asyncpg.Record] = await self.pool.fetch("SELECT * FROM inbox_items ORDER BY id")
+        return rows
 
 
 @contextlib.asynccontextmanager
@@ -96,14 +98,17 @@ async def running_node(pool: asyncpg.Pool, tmp_path: Path, *, mode: str = "open"
         await policy.set_federation_mode(conn, mode)
     app = create_app(settings, pool=pool)
     fetcher = access.make_fetcher(pool, settings)
-    app.state.fetcher = fetcher
+    federation_of(app).fetcher = fetcher
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
+
+        async def started() -> bool:
             if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+                task.result()  # it failed to start: say why
+            return server.started
+
+        await eventually(started, "the inbox node's server starts", within=10)
         yield InboxNode(settings, pool, app, fetcher)
     finally:
         server.should_exit = True

@@ -5,12 +5,12 @@ do the HTML pages of public communities (the forum's side)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from federation import actors, policy
+from federation.app_state import federation_of
 from node.settings import Settings
 from tests.ap_kit import (  # noqa: F401  (fixtures)
     get_ap,
@@ -46,7 +46,7 @@ ACTORS = ["/c/juridique", "/u/amina", "/actor"]
 
 
 async def test_unsigned_gets_of_public_content_get_nothing_in_allowlist_mode(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
 ) -> None:
     # Given a new node (allowlist mode) with a public community
     assert await policy.federation_mode(pool) == "allowlist"
@@ -89,7 +89,7 @@ async def test_an_unlisted_instance_gets_nothing_even_signed(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
     settings: Settings,  # noqa: F811  (the fixture)
-    app: Any,
+    app: Starlette,
 ) -> None:
     # Given a public community, and an instance that is not on the allowlist
     paths = await public_paths(pool)
@@ -108,7 +108,7 @@ async def test_an_unlisted_instance_gets_nothing_even_signed(
         try:
             assert (await signed_get(client, paths[0], bob)).status_code == 200
         finally:
-            await app.state.fetcher.close()  # created to fetch bob's key
+            await federation_of(app).close()  # its fetcher was created to fetch bob's key
 
 
 async def test_open_mode_serves_public_content_to_unsigned_gets(

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import asyncpg
 
-from federation.worker import FACTORIES, DeliveryWorker, WorkerConfig
+from federation.app_state import federation_of
+from federation.delivery_worker import DeliveryWorker, WorkerConfig
+from federation.worker import FACTORIES
+from node.communities import Community
+from node.sessions import User
 from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import ROOT, TEST_SECRET
@@ -26,9 +30,12 @@ from tests.delivery_kit import (  # noqa: F401  (fixtures)
     posted,
     trust_us,
 )
+from tests.fakefedi import FakeInstance
 
 
-async def _followed_group(settings: Settings, pool: asyncpg.Pool, peers: list) -> tuple:  # type: ignore[type-arg]
+async def _followed_group(
+    settings: Settings, pool: asyncpg.Pool, peers: list[FakeInstance]
+) -> tuple[Community, User]:
     group = await community(pool, "medical", "public")
     for peer in peers:
         await follower(pool, group, peer, "alice")
@@ -55,7 +62,7 @@ async def test_worker_runs_in_the_app_life_span_and_stops_cleanly(
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            workers = app.state.federation_workers
+            workers = federation_of(app).workers
             assert [type(w) for w in workers] == FACTORIES
             assert all(w.running for w in workers)
             # When a member opens a thread
@@ -64,7 +71,7 @@ async def test_worker_runs_in_the_app_life_span_and_stops_cleanly(
             await peers[0].wait_for(lambda r: len(peers[0].received) >= 2, within=10)
         # And leaving the life span stops the workers
         assert not any(w.running for w in workers)
-        assert app.state.federation_workers == []
+        assert federation_of(app).workers == []
         assert len(posted(peers[0])) == 2
 
 
@@ -73,7 +80,7 @@ async def test_an_app_on_a_borrowed_pool_runs_no_worker(settings: Settings, pool
     app = create_app(settings, pool=pool)
     async with app.router.lifespan_context(app):
         # Then no worker was started
-        assert getattr(app.state, "federation_workers", []) == []
+        assert federation_of(app).workers == []
 
 
 async def test_notify_wakes_a_sleeping_worker(

@@ -21,6 +21,7 @@ from federation import private_messages, remote_pages
 from federation import web as federation_web
 from federation.admin_pages import deliveries as delivery_pages
 from federation.admin_pages import policy as policy_pages
+from federation.app_state import FederationState
 from node import db, sessions
 from node import settings as settings_module
 from node.errors import AppError
@@ -190,10 +191,7 @@ def create_app(
         finally:
             if workers_here:
                 await worker.stop(app)
-            # The guarded fetcher (federation.access.fetcher_of) is created on first need.
-            fetcher = getattr(state, "fetcher", None)
-            if fetcher is not None:
-                await fetcher.close()
+            await state.federation.close()
             if own_pool:
                 await state.session_cache.stop()
                 await state.pool.close()
@@ -222,6 +220,7 @@ def create_app(
     state.unsubscribe_remote = remote_pages.unsubscribe
     state.admin_follow_remote = remote_pages.admin_follow
     state.admin_drop_remote = remote_pages.admin_drop
+    state.federation = FederationState()
     return app
 
 

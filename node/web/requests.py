@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Protocol, cast
 
 import asyncpg
 from starlette.applications import Starlette
@@ -19,11 +19,18 @@ from node.sessions import SessionCache, User
 from node.settings import Settings
 
 
+class FederationParts(Protocol):
+    """What node knows of the federation's objects kept per app
+    (``federation.app_state.FederationState``, installed by the composition root; node
+    never imports federation): they are closed when the app stops."""
+
+    async def close(self) -> None: ...
+
+
 class AppState(State):
     """What the app shares between requests: Starlette's ``app.state``, typed.
-    ``create_app`` installs it; read it with :func:`state_of`. Federation keeps its own
-    objects here too; node cannot name their types, so they are ``Any`` here and typed
-    where federation reads them (``federation.access.fetcher_of``, ``federation.inbox``)."""
+    ``create_app`` installs it; read it with :func:`state_of` (federation reads its own
+    part with ``federation.app_state.federation_of``)."""
 
     settings: Settings
     pool: asyncpg.Pool
@@ -38,9 +45,7 @@ class AppState(State):
     unsubscribe_remote: Callable[[Request, Community, User], Awaitable[None]]
     admin_follow_remote: Callable[[Request, str, User], Awaitable[Community]]
     admin_drop_remote: Callable[[Request, Community, User], Awaitable[bool]]
-    fetcher: Any  # federation.fetcher.Fetcher, created on first need
-    inbox: Any  # federation.inbox.InboxState
-    federation_workers: list[Any]  # federation.worker.Worker
+    federation: FederationParts
 
 
 def state_of(app_or_request: Starlette | Request) -> AppState:
