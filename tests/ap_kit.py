@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from federation import actors, policy
 from node.settings import Settings, load
@@ -107,7 +107,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def partner(app: Any, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[FakeInstance]:
+async def partner(app: Starlette, pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[FakeInstance]:
     """A fake partner server, allowed by our instance policy (allowlist mode), that trusts
     our instance key."""
     async with FakeInstance("127.0.0.41") as fake:

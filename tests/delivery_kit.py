@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from federation import actors, policy
-from federation.worker import DeliveryWorker, WorkerConfig
+from federation.delivery_worker import DeliveryWorker, WorkerConfig
 from node import communities, threads
 from node.communities import Community
 from node.sessions import User

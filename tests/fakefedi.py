@@ -61,7 +61,6 @@ API
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -85,6 +84,7 @@ from yarl import URL
 
 from federation import signatures
 from federation.errors import SignatureError
+from tests.helpers import eventually
 
 AS_TYPE = "application/activity+json"
 AS_ACCEPT = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
@@ -421,13 +421,12 @@ class FakeInstance:
         return [r.json for r in self.received if r.method == "POST" and r.path in inboxes and r.signature_ok]
 
     async def wait_for(self, predicate: Callable[[Received], bool], within: float = 5.0) -> Received:
-        """The first recorded request matching ``predicate``; TimeoutError after ``within`` s."""
-        async with asyncio.timeout(within):
-            while True:
-                for record in self.received:
-                    if predicate(record):
-                        return record
-                await asyncio.sleep(0.02)
+        """The first recorded request matching ``predicate``; fails after ``within`` s."""
+
+        async def first() -> Received | None:
+            return next((record for record in self.received if predicate(record)), None)
+
+        return await eventually(first, f"{self.domain} receives what the test waits for", within=within)
 
     # -- outgoing
 

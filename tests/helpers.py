@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from node import accounts, communities
 
@@ -63,7 +64,7 @@ async def login(client: httpx.AsyncClient, username: str, password: str = PASSWO
     return response
 
 
-def new_client(app: Any) -> httpx.AsyncClient:
+def new_client(app: Starlette) -> httpx.AsyncClient:
     """Another browser on the same app (use with ``async with``), e.g. an anonymous visitor."""
     transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50001))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
@@ -88,7 +89,7 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], what: str, *, within: float = 20.0, every: float = 0.05
+    probe: Callable[[], Awaitable[T | None]], what: str, *, within: float = 20.0, every: float = 0.05
 ) -> T:
     """What ``probe`` returns once it is truthy; fails naming ``what`` after ``within``
     seconds. The one way tests wait for something asynchronous (a worker, a NOTIFY,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.convertors import FloatConvertor, IntegerConvertor, PathConvertor, UUIDConvertor
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -48,7 +49,7 @@ def concrete(path: str, route: Route) -> str:
     return _PARAM.sub(lambda m: plausible(route, m.group(1)), path)
 
 
-def checked_routes(app: Any) -> list[str]:
+def checked_routes(app: Starlette) -> list[str]:
     return [
         concrete(path, route)
         for path, route in post_routes(app.routes)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +15,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.helpers import eventually
 
 
 @dataclass
@@ -48,10 +49,10 @@ class Recorder:
         return "250 Message accepted for delivery"
 
     async def wait_for(self, predicate: Callable[[Recorder], bool], within: float = 10.0) -> None:
-        deadline = time.monotonic() + within
-        while not predicate(self):
-            assert time.monotonic() < deadline, "the SMTP server did not receive what was expected in time"
-            await asyncio.sleep(0.05)
+        async def received() -> bool:
+            return predicate(self)
+
+        await eventually(received, "the SMTP server receives what was expected", within=within)
 
 
 @asynccontextmanager

@@ -6,10 +6,10 @@ import io
 import json
 import zipfile
 from dataclasses import replace
-from typing import Any
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from federation import mailer
 from node import account_deletion, accounts
@@ -31,7 +31,7 @@ from tests.smtpserver import smtp_server
 
 
 async def test_my_data_downloads_as_a_zip_of_json_and_html(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a member with a profile and a thread
     amina = await member(pool)
@@ -132,7 +132,7 @@ async def test_a_new_email_address_is_confirmed_by_a_link_sent_to_it(
     await make_user(pool, "amina", email="amina@old.example")
     async with smtp_server() as server:
         smtp = replace(settings, smtp=parse_smtp_url(f"smtp://127.0.0.1:{server.port}?timeout=5"))
-        app: Any = create_app(smtp, pool=pool)
+        app: Starlette = create_app(smtp, pool=pool)
         async with new_client(app) as browser:
             await login(browser, "amina")
             # When she asks for a new address

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from node import recovery
 from tests.helpers import PASSWORD, csrf, login, make_community, make_user, new_client, post_form
@@ -125,7 +125,7 @@ async def test_a_taken_username_is_said(client: httpx.AsyncClient, pool: asyncpg
     assert await user_count(pool) == 1
 
 
-async def _register_as_a_newcomer(app: Any, username: str, email: str) -> tuple[httpx.Response, str]:
+async def _register_as_a_newcomer(app: Starlette, username: str, email: str) -> tuple[httpx.Response, str]:
     """One registration from a fresh browser: the answer and the page it leads to."""
     async with new_client(app) as browser:
         response = await post_form(browser, "/inscription", registration(username=username, email=email))
@@ -135,7 +135,7 @@ async def _register_as_a_newcomer(app: Any, username: str, email: str) -> tuple[
 
 
 async def test_registration_does_not_say_whose_email_is_a_members(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
 ) -> None:
     # Given an existing member with her address
     fatou = await make_user(pool, "fatou", email="fatou@example.org")
@@ -220,12 +220,12 @@ async def test_pending_person_sees_only_the_waiting_page(
 
 
 async def test_moderator_approves_and_the_member_can_use_the_site_at_once(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a pending registration, and a moderator
     await post_form(client, "/inscription", registration())
     await make_user(pool, "modo", role="moderator")
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 1234))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as moderator:
         await login(moderator, "modo")
         queue = await moderator.get("/moderation")
@@ -256,12 +256,12 @@ async def test_moderator_approves_and_the_member_can_use_the_site_at_once(
 
 
 async def test_refusal_needs_a_reason_and_shows_it_to_the_person(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await post_form(client, "/inscription", registration())
     await make_user(pool, "modo", role="moderator")
     user_id = await pool.fetchval("SELECT id FROM users WHERE username = 'fatou'")
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 1234))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as moderator:
         await login(moderator, "modo")
         path = f"/moderation/inscriptions/{user_id}/refuser"
@@ -362,7 +362,7 @@ async def test_suspended_account_cannot_log_in(client: httpx.AsyncClient, pool: 
 
 
 async def test_login_is_rate_limited_per_account(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     from node.web.accounts_views import LOGIN_PER_ACCOUNT
 
@@ -373,7 +373,7 @@ async def test_login_is_rate_limited_per_account(
         assert response.status_code == 400
 
     # When the right password comes next, even from another address
-    transport = httpx.ASGITransport(app=app, client=("192.0.2.50", 1))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.50", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
         response = await post_form(other, "/connexion", {"username": "AMINA", "password": PASSWORD})
 
@@ -419,7 +419,7 @@ async def test_a_person_not_yet_approved_logs_in_to_the_waiting_page(
 
 
 async def test_a_flagged_registration_owns_no_mailbox(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
 ) -> None:
     # Given a member, and a registration that gave her address
     fatou = await make_user(pool, "fatou", email="fatou@example.org")

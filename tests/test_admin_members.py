@@ -7,6 +7,7 @@ import re
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from tests.helpers import csrf, login, make_community, make_user, post_form, without_next
 
@@ -100,12 +101,12 @@ async def test_admin_assigns_an_expert_to_communities(client: httpx.AsyncClient,
 
 
 async def test_suspension_ends_sessions_and_reactivation_restores_access(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a logged-in member
     await as_admin(client, pool)
     amina = await make_user(pool, "amina")
-    transport = httpx.ASGITransport(app=app, client=("192.0.2.60", 1))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.60", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as member:
         await login(member, "amina")
 

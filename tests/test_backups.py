@@ -11,8 +11,9 @@ import json
 import os
 import stat
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -26,7 +27,7 @@ from node.settings import Settings, load
 from node.web.app import create_app
 from tests.conftest import ROOT, TEST_SECRET, _with_database, drop_test_database
 from tests.documents_kit import given_a_document
-from tests.helpers import make_user
+from tests.helpers import eventually, make_user
 from tests.interop import VBG_NODE
 from tests.samples_uploads import pdf_with_author
 
@@ -228,20 +229,30 @@ async def test_restore_refuses_a_different_secret_in_the_environment(
     assert "VBG_SECRET_KEY diffère" in out
 
 
+def past_second(second: int) -> Callable[[], Awaitable[bool]]:
+    """A probe: whether the wall clock (what names an archive) is past ``second``."""
+
+    async def past() -> bool:
+        return int(time.time()) > second
+
+    return past
+
+
 async def test_the_daily_rotation_keeps_the_newest_archives(database_url: str, tmp_path: Path) -> None:
     # Given the rotation script of deploy/, keeping 2, with the real command
     script = ROOT / "deploy" / "vbg-node-backup.sh"
     backups = tmp_path / "sauvegardes"
     env = {**node_env(database_url, tmp_path / "data"), "BACKUP_DIR": str(backups), "KEEP": "2",
            "VBG_NODE": VBG_NODE}  # fmt: skip
-    # When it runs three times (a second apart: archives are named by the second)
+    # When it runs three times, each in a new second (archives are named by the second)
     for _ in range(3):
+        started = int(time.time())
         proc = await asyncio.create_subprocess_exec(
             "bash", str(script), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         out, _ = await proc.communicate()
         assert proc.returncode == 0, out.decode()
-        await asyncio.sleep(1.1)
+        await eventually(past_second(started), "the clock reaches the next second", every=0.02)
     # Then the two newest archives remain, each with its secrets file
     names = sorted(p.name for p in backups.iterdir())
     assert len(names) == 4, names

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 import pytest
 
@@ -36,9 +37,18 @@ def test_figures_are_recorded_only_when_the_runner_asks(
     }  # fmt: skip
 
 
+class Figure(Protocol):
+    """What the test reads of bench/run.py's ``Figure`` (the module is loaded from its
+    file: bench/ is not a package)."""
+
+    @property
+    def median(self) -> float: ...
+    def passes(self) -> bool | None: ...
+
+
 def test_the_table_judges_medians_and_puts_sizes_side_by_side() -> None:
     run = load("run")
-    found: dict = {}
+    found: dict[tuple[str, str], Figure] = {}
     for value in (900.0, 700.0, 1000.0):
         run.gather(found, [{"name": "pages", "value": value, "unit": "/CPU-s", "target": 800, "better": "higher",
                             "group": ""}])  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import pyotp
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, ViewportSize
 
 from tests.browser_kit import login, logout
 from tests.helpers import PASSWORD, add_thread, make_community, make_user
@@ -28,7 +28,10 @@ from tests.liveserver import LiveNode
 ROOT = Path(__file__).resolve().parents[1]
 AXE = sorted(ROOT.glob(".cache/axe-core-*/axe.min.js"))
 AXE_SOURCE = AXE[-1].read_text(encoding="utf-8") if AXE else ""
-VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
+VIEWPORTS: dict[str, ViewportSize] = {
+    "phone": {"width": 390, "height": 844},
+    "desktop": {"width": 1280, "height": 800},
+}
 CASE = "Résumé du cas : patiente vue le 3 mars, orientation vers le service juridique."
 
 pytestmark = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from node import communities, threads
 from node.sessions import User
@@ -103,7 +104,7 @@ async def test_anonymous_visitor_reads_public_communities_but_not_history(
 
 
 async def test_communities_list_shows_only_what_the_viewer_may_read(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     await seed(pool)
     anonymous = await client.get("/communautes")

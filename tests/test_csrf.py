@@ -11,10 +11,9 @@ cannot be filled that way adds its value to ``NAMED_VALUES``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from tests.helpers import add_thread, login, make_community, make_user
 from tests.routes import checked_routes
@@ -41,7 +40,7 @@ async def assert_all_refused(
         assert response.status_code in allowed, f"POST {path} answered {response.status_code}"
 
 
-async def test_the_walk_finds_the_form_routes(app: Any) -> None:
+async def test_the_walk_finds_the_form_routes(app: Starlette) -> None:
     paths = checked_routes(app)
     for expected in (
         "/inscription",
@@ -54,7 +53,7 @@ async def test_the_walk_finds_the_form_routes(app: Any) -> None:
 
 
 async def test_every_post_route_refuses_a_form_without_csrf_token(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a node with an admin (id 1), a pending person, a community with a thread, the admin logged in
     await make_user(pool, "admin", role="admin")

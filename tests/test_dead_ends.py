@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from node.settings import Settings, SettingsError, load
 from node.web.app import create_app
@@ -74,7 +75,7 @@ async def test_the_contact_address_is_shown_wherever_a_person_needs_it(
 
 
 async def test_an_admin_writes_the_legal_page_and_the_edit_is_audited(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await make_user(pool, "admin", role="admin")
     await make_user(pool, "amina")

@@ -34,6 +34,7 @@ from tests.delivery_kit import (  # noqa: F401  (fixtures)
     worker,
 )
 from tests.fakefedi import FakeInstance
+from tests.helpers import eventually
 
 Setup = tuple[Settings, asyncpg.Pool]
 
@@ -424,9 +425,8 @@ async def test_a_job_left_in_flight_by_a_dead_worker_is_reclaimed(
         await outbox.process_pending(pool, fed_settings)
         claimed = await delivery.claim(pool, 10, lease=timedelta(seconds=0))
         assert len(claimed) == 2
-        await asyncio.sleep(0.01)
-        # When maintenance reclaims them and a live worker runs
-        assert await delivery.reclaim_expired(pool) == 2
+        # When maintenance reclaims them (once the clock is past their lease) and a live worker runs
+        assert await eventually(lambda: delivery.reclaim_expired(pool), "the dead worker's lease ends") == 2
         await deliver_all(fed_settings, pool)
         # Then everything is delivered once, and the queue is empty
         assert len(posted(peers[0])) == 2
@@ -476,7 +476,7 @@ async def test_a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(
         for peer in peers:
             peer.add_route("POST", "/inbox", sleepy)
         await public_thread_followed_by(fed_settings, pool, peers)
-        from federation.worker import DeliveryWorker, WorkerConfig
+        from federation.delivery_worker import DeliveryWorker, WorkerConfig
 
         one = DeliveryWorker(fed_settings, pool, WorkerConfig(max_in_flight=1, poll_interval=60))
         await one.start()

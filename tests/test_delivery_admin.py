@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 from aiohttp import web
+from starlette.applications import Starlette
 
 from node.settings import Settings
 from tests.delivery_kit import (  # noqa: F401  (fixtures)
@@ -60,7 +61,7 @@ async def test_admin_sees_queue_health_and_failures_but_no_content(
 
 
 async def test_the_page_is_missing_for_members_and_visitors(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     # Given a plain member, logged in
     await make_user(pool, "bea")

@@ -66,7 +66,8 @@ async def test_demo_member_can_log_in_and_read_the_demo(
 
 def test_seed_demo_command_is_registered() -> None:
     from node import cli
+    from node.admin_commands import ADMIN_COMMANDS
 
     parser = cli.build_parser()
     args = parser.parse_args(["admin", "seed-demo", "--password", "x" * 12])
-    assert args.admin_command == "seed-demo" and "seed-demo" in cli.ADMIN_COMMANDS
+    assert args.admin_command == "seed-demo" and "seed-demo" in ADMIN_COMMANDS

@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pikepdf
 from PIL import Image
+from starlette.applications import Starlette
 
 from node.settings import Settings
 from tests.ap_kit import approve, partner, settings, signed_get  # noqa: F401  (fixtures)
@@ -135,7 +135,7 @@ async def test_thirty_megabytes_are_refused_in_french_and_nothing_stays(
 async def test_every_non_reader_gets_the_same_404_for_a_members_only_file(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     settings: Settings,  # noqa: F811
 ) -> None:
     doc = await given_a_document(client, pool)
@@ -156,7 +156,7 @@ async def test_every_non_reader_gets_the_same_404_for_a_members_only_file(
 async def test_only_an_approved_partner_gets_the_file_with_a_signed_get(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     partner: FakeInstance,  # noqa: F811
 ) -> None:
     doc = await given_a_document(client, pool)
@@ -179,7 +179,7 @@ async def test_only_an_approved_partner_gets_the_file_with_a_signed_get(
 async def test_a_public_document_is_readable_by_visitors(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     settings: Settings,  # noqa: F811
 ) -> None:
     doc = await given_a_document(client, pool, visibility="public")
@@ -243,7 +243,7 @@ async def test_search_and_filters_find_documents_by_text_tag_type_and_language(
 async def test_only_experts_and_moderators_feature_a_document(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     settings: Settings,  # noqa: F811
 ) -> None:
     doc = await given_a_document(client, pool)
@@ -265,7 +265,7 @@ async def test_only_experts_and_moderators_feature_a_document(
 async def test_a_file_with_tracked_changes_waits_for_its_uploaders_confirmation(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     settings: Settings,  # noqa: F811
 ) -> None:
     doc = await given_a_document(client, pool, data=docx(tracked=True))
@@ -289,7 +289,7 @@ async def test_a_file_with_tracked_changes_waits_for_its_uploaders_confirmation(
 async def test_a_moderator_removes_a_reported_document_and_its_files_leave_the_disk(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     settings: Settings,  # noqa: F811
 ) -> None:
     doc = await given_a_document(client, pool, data=pdf_with_author())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from node import db
@@ -55,12 +57,12 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         assert f"`{name}`" in readme, f"{name} missing from README's configuration table"
 
 
-def test_bad_base_url_fails_loudly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_base_url_fails_loudly(tmp_path: Path) -> None:
     with pytest.raises(SettingsError):
         load({"VBG_BASE_URL": "ftp://x", "VBG_DATA_DIR": str(tmp_path)})
 
 
-def test_web_workers_default_to_two_and_refuse_nonsense(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_web_workers_default_to_two_and_refuse_nonsense(tmp_path: Path) -> None:
     assert load({"VBG_DATA_DIR": str(tmp_path)}).web_workers == 2
     assert load({"VBG_DATA_DIR": str(tmp_path), "VBG_WEB_WORKERS": "1"}).web_workers == 1
     for bad in ("0", "-1", "deux", "65"):
@@ -68,7 +70,7 @@ def test_web_workers_default_to_two_and_refuse_nonsense(tmp_path) -> None:  # ty
             load({"VBG_DATA_DIR": str(tmp_path), "VBG_WEB_WORKERS": bad})
 
 
-def test_secret_is_generated_once_into_the_data_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_secret_is_generated_once_into_the_data_folder(tmp_path: Path) -> None:
     first = load({"VBG_DATA_DIR": str(tmp_path)})
     second = load({"VBG_DATA_DIR": str(tmp_path)})
     assert first.secret_key.reveal() == second.secret_key.reveal()
@@ -76,7 +78,7 @@ def test_secret_is_generated_once_into_the_data_folder(tmp_path) -> None:  # typ
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
-async def test_security_headers_on_every_page(client) -> None:  # type: ignore[no-untyped-def]
+async def test_security_headers_on_every_page(client: httpx.AsyncClient) -> None:
     for path in ("/charte", "/page-qui-n-existe-pas"):
         response = await client.get(path)
         csp = response.headers["content-security-policy"]
@@ -87,7 +89,7 @@ async def test_security_headers_on_every_page(client) -> None:  # type: ignore[n
         assert response.headers["cache-control"] == "private, no-store"
 
 
-async def test_unknown_page_is_a_french_404(client) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_page_is_a_french_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/nulle-part")
     assert response.status_code == 404
     assert "Page introuvable" in response.text

@@ -9,7 +9,7 @@ from federation.handlers import base
 
 
 def test_ids_keys_and_policy_share_one_normaliser() -> None:
-    assert actors.host_of is policy.host_of is base.host_of
+    assert vars(actors)["host_of"] is policy.host_of is vars(base)["host_of"]
 
 
 def test_an_idn_host_is_one_host_whichever_way_it_is_written() -> None:

@@ -3,7 +3,6 @@ its status, and nothing is stored, processed or relayed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from federation import policy, refusals
 from tests import inboxnode as ap
 from tests.delivery_kit import deliver_all, jobs, process_outbox
 from tests.fakefedi import FakeInstance, signed_headers
-from tests.helpers import make_community
+from tests.helpers import eventually, make_community
 from tests.inboxnode import InboxNode, fake_fixture, node_fixture, running_node
 
 fixture_node = node_fixture("medical")
@@ -202,14 +201,23 @@ async def test_an_unlisted_domain_is_refused_in_allowlist_mode(
         await assert_nothing_kept(node)
 
 
-async def outbox_event(node: InboxNode, kind: str) -> dict[str, Any] | None:
-    """The first outbox event of ``kind``, waiting a little (the refusal is answered by a task)."""
-    for _ in range(100):
+async def answer_done() -> None:
+    """Until the task answering a refused Follow (``federation.refusals``) has ended."""
+
+    async def ended() -> bool:
+        return not refusals._running  # noqa: SLF001  (the module's running answers)
+
+    await eventually(ended, "the refused Follow's answer ends", within=5)
+
+
+async def outbox_event(node: InboxNode, kind: str) -> dict[str, Any]:
+    """The first outbox event of ``kind``, once written (the refusal is answered by a task)."""
+
+    async def written() -> dict[str, Any] | None:
         row = await node.pool.fetchrow("SELECT payload FROM outbox_events WHERE kind = $1", kind)
-        if row is not None:
-            return dict(row["payload"])
-        await asyncio.sleep(0.05)
-    return None
+        return None if row is None else dict(row["payload"])
+
+    return await eventually(written, f"an outbox event {kind}", within=5)
 
 
 async def test_a_follow_from_an_unlisted_domain_gets_a_signed_reject(
@@ -256,7 +264,8 @@ async def test_a_forged_follow_from_an_unlisted_domain_gets_nothing(
         response = await masto.send(node.url("/inbox"), follow, actor=alice, variant="wrong_key")
         assert response.status == 403
         # Her key is fetched, the signature does not verify: nothing is queued
-        assert await outbox_event(node, "follow.reject") is None
+        await answer_done()
+        assert await node.count("outbox_events", "kind = 'follow.reject'") == 0
         assert key_fetches(masto) == ["/users/alice"]
 
 

@@ -90,8 +90,9 @@ def author_of(doc: dict[str, Any]) -> str | None:
     actor = ref(doc.get("actor"))
     if actor:
         return actor
-    people = [a for a in (doc.get("attributedTo") if isinstance(doc.get("attributedTo"), list) else [doc.get("attributedTo")])
-              if not isinstance(a, dict) or a.get("type", "Person") == "Person"]  # fmt: skip
+    attributed = doc.get("attributedTo")
+    named = attributed if isinstance(attributed, list) else [attributed]
+    people = [a for a in named if not isinstance(a, dict) or a.get("type", "Person") == "Person"]
     found = refs(people)
     return found[0] if found else None
 

@@ -3,10 +3,9 @@ idempotence, and the outbox events that become Like / Undo{Like} for the followe
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from node import threads
 from node.settings import Settings
@@ -119,7 +118,7 @@ async def test_a_like_in_a_local_community_never_leaves_the_node(pool: asyncpg.P
 
 
 async def test_no_like_on_ones_own_or_deleted_posts_nor_for_visitors(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Any
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     # Given a thread by amina with a deleted reply by binta
     group = await community(pool, "medical", "public")

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from federation import policy
 from node import communities, threads
 from node.sessions import User
+from node.settings import Settings
 from tests.helpers import login, make_community, make_user, new_client
 
 OWN = "testserver"
@@ -136,7 +138,7 @@ async def hidden_everywhere(client: httpx.AsyncClient, s: Scene) -> None:
 
 
 async def test_a_suspended_instance_leaves_every_page_until_unblocked(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     # Given a thread opened by a remote actor of evil.example and a remote reply in a
     # local thread, seen (and cached) by a member and by a visitor
@@ -177,7 +179,7 @@ async def test_a_suspension_shrinks_the_pages_of_a_long_thread(
 
 
 async def test_a_silenced_instance_stays_out_of_public_lists_but_shows_in_threads(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     # Given the scene, and evil.example silenced
     s = await seed(pool)
@@ -233,7 +235,7 @@ async def test_actor_flags_follow_every_block_change(pool: asyncpg.Pool) -> None
 
 
 async def test_a_suspended_instance_leaves_the_activitypub_collections_too(
-    pool: asyncpg.Pool, settings: object
+    pool: asyncpg.Pool, settings: Settings
 ) -> None:
     from federation import collections
 
@@ -242,7 +244,7 @@ async def test_a_suspended_instance_leaves_the_activitypub_collections_too(
     community_id = await pool.fetchval("SELECT id FROM communities WHERE name = 'juridique'")
     async with pool.acquire() as conn:
         before = await collections.context_state(conn, s.local_thread)
-        items = (await collections.context_page(conn, settings, before, 1))["orderedItems"]  # type: ignore[arg-type]
+        items = (await collections.context_page(conn, settings, before, 1))["orderedItems"]
         assert before.total == 3 and len(items) == 3
         assert await collections.outbox_total(conn, community_id, "public") == 2
         # When evil.example is suspended
@@ -250,6 +252,6 @@ async def test_a_suspended_instance_leaves_the_activitypub_collections_too(
         # Then the thread's context lists only the local posts, under a new ETag,
         # and the group's outbox no longer lists the remote thread
         after = await collections.context_state(conn, s.local_thread)
-        items = (await collections.context_page(conn, settings, after, 1))["orderedItems"]  # type: ignore[arg-type]
+        items = (await collections.context_page(conn, settings, after, 1))["orderedItems"]
         assert after.total == 2 and len(items) == 2 and after.etag != before.etag
         assert await collections.outbox_total(conn, community_id, "public") == 1

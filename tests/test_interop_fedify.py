@@ -206,7 +206,7 @@ async def test_fedify_follows_a_public_community_and_its_reply_is_relayed(scene:
 
         # and back to the peer it came from too (its own users follow the group), once
         def relays_the_reply(activity: Any) -> bool:
-            return (
+            return bool(
                 of_type("Announce", "Create")(activity) and activity["object"]["object"].get("id") == note_id
             )
 

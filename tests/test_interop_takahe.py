@@ -28,12 +28,12 @@ import pytest
 
 from node import threads
 from tests.conftest import create_test_database, drop_test_database
+from tests.helpers import eventually
 from tests.interop import (
     NodeSpec,
     RealNode,
     TakahePeer,
     TlsProxy,
-    eventually,
     hosts,
     make_ca,
     real_nodes,

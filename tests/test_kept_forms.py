@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from tests.helpers import add_thread, csrf_from, login, make_community, make_user, new_client, post_form
 from tests.routes import checked_routes
@@ -21,7 +21,7 @@ TITLE = "Orientation juridique à Bukavu"
 SECRET = "mon-mot-de-passe-secret"
 
 
-async def stale_token(app: Any) -> str:
+async def stale_token(app: Starlette) -> str:
     """The token of a session that has since ended (the member logged in again elsewhere)."""
     async with new_client(app) as old_tab:
         await login(old_tab, "admin")
@@ -31,7 +31,7 @@ async def stale_token(app: Any) -> str:
 
 
 async def test_every_form_refused_for_a_stale_token_gives_back_what_was_typed(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given an admin whose page was opened in a session that has since ended
     await make_user(pool, "admin", role="admin")
@@ -87,7 +87,7 @@ async def test_a_logged_out_member_keeps_her_text_and_is_told_to_log_in_in_anoth
 
 
 async def test_a_thread_locked_while_writing_keeps_the_reply_and_offers_no_form(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a member writing a reply to a thread a moderator then locks
     await make_user(pool, "mod", role="moderator")

@@ -18,6 +18,7 @@ from PIL import Image
 
 from federation import media, policy
 from federation import worker as federation_worker
+from federation.attachments import IMAGE_TYPES
 from federation.errors import FetchRefused
 from federation.fetcher import AddressPolicy, Fetcher
 from federation.handlers import follow as follow_handler
@@ -376,11 +377,11 @@ async def test_loopback_media_are_refused_when_private_peers_are_not_allowed(
         # allowed scheme, a name resolving to loopback refused at connect time
         for url in (masto.url(PHOTO), masto.url(PHOTO).replace("http:", "https:")):
             with pytest.raises(FetchRefused):
-                await strict.fetch_media(url, media.IMAGE_TYPES, 1000)
+                await strict.fetch_media(url, IMAGE_TYPES, 1000)
     async with Fetcher(settings, signer, policy=AddressPolicy(allow_http=True)) as http_only:
         for url in (masto.url(PHOTO), f"http://localhost:{masto.port}{PHOTO}"):
             with pytest.raises(FetchRefused, match="forbidden address"):
-                await http_only.fetch_media(url, media.IMAGE_TYPES, 100_000)
+                await http_only.fetch_media(url, IMAGE_TYPES, 100_000)
 
     assert [r["status"] for r in await rows(node)] == ["refused"]
     assert image_requests(masto) == []

@@ -62,7 +62,7 @@ async def every_value(pool: asyncpg.Pool) -> str:
         "SELECT quote_ident(table_name) AS t FROM information_schema.tables"
         " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
     )
-    parts = []
+    parts: list[str] = []
     for table in tables:
         rows = await pool.fetch(f"SELECT t::text AS row FROM {table['t']} t")
         parts.extend(r["row"] for r in rows)

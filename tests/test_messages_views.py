@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from tests.helpers import csrf, login, make_user, new_client, post_form
@@ -24,7 +25,7 @@ SUBJECT = "Situation de Mme Hirondelle"
 BODY = "Elle **souhaite** porter plainte."
 
 
-def client_at(app: Any, last_octet: int) -> httpx.AsyncClient:
+def client_at(app: Starlette, last_octet: int) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{last_octet}", 40000 + last_octet))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
@@ -45,7 +46,7 @@ def unread_badge(html: str) -> int:
     return int(match.group(1) or 0)
 
 
-async def test_start_reply_and_unread_count_in_the_header(app: Any, pool: asyncpg.Pool) -> None:
+async def test_start_reply_and_unread_count_in_the_header(app: Starlette, pool: asyncpg.Pool) -> None:
     await make_user(pool, "amina")
     await make_user(pool, "bruno")
     async with client_at(app, 1) as amina, client_at(app, 2) as bruno:
@@ -82,7 +83,7 @@ async def test_start_reply_and_unread_count_in_the_header(app: Any, pool: asyncp
         assert await pool.fetchval("SELECT count(*) FROM messages") == count
 
 
-async def test_mark_read_leave_block_and_preferences(app: Any, pool: asyncpg.Pool) -> None:
+async def test_mark_read_leave_block_and_preferences(app: Starlette, pool: asyncpg.Pool) -> None:
     await make_user(pool, "amina")
     await make_user(pool, "bruno")
     await make_user(pool, "chloe")
@@ -124,7 +125,7 @@ async def test_mark_read_leave_block_and_preferences(app: Any, pool: asyncpg.Poo
         assert conversation_id
 
 
-async def test_a_reported_message_reaches_the_moderators_alone(app: Any, pool: asyncpg.Pool) -> None:
+async def test_a_reported_message_reaches_the_moderators_alone(app: Starlette, pool: asyncpg.Pool) -> None:
     await make_user(pool, "amina")
     await make_user(pool, "bruno")
     await make_user(pool, "modo", role="moderator")
@@ -174,7 +175,7 @@ def routes_of(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[s
             yield prefix + route.path, route
 
 
-def conversation_routes(app: Any) -> list[tuple[str, str]]:
+def conversation_routes(app: Starlette) -> list[tuple[str, str]]:
     """(method, path template) of every route touching one conversation."""
     found = []
     for path, route in routes_of(app.routes):
@@ -198,7 +199,7 @@ async def state_of(pool: asyncpg.Pool) -> tuple[Any, ...]:
 
 
 async def test_every_conversation_url_answers_outsiders_like_a_missing_one(
-    app: Any, pool: asyncpg.Pool
+    app: Starlette, pool: asyncpg.Pool
 ) -> None:
     # Given a conversation between Amina and Bruno, and outsiders
     await make_user(pool, "amina")
@@ -247,7 +248,9 @@ async def test_every_conversation_url_answers_outsiders_like_a_missing_one(
     assert await state_of(pool) == before
 
 
-async def test_pages_need_an_approved_member(app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+async def test_pages_need_an_approved_member(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
     await make_user(pool, "paula", status="pending")
     for path in ("/messages", "/messages/nouveau", "/messages/preferences", "/moderation/messages"):
         assert (await client.get(path)).status_code == 404
@@ -264,7 +267,7 @@ async def send_with_file(
 
 
 async def test_an_attachment_is_cleaned_sealed_and_served_to_participants_only(
-    app: Any, pool: asyncpg.Pool, settings: Any
+    app: Starlette, pool: asyncpg.Pool, settings: Any
 ) -> None:
     await make_user(pool, "amina")
     await make_user(pool, "bruno")

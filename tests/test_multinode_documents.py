@@ -28,7 +28,8 @@ from federation.handlers import follow as follow_handler
 from node import communities, documents, uploads
 from node.sessions import User
 from node.storage import storage_for
-from tests.interop import NodeSpec, RealNode, eventually, real_nodes
+from tests.helpers import eventually
+from tests.interop import NodeSpec, RealNode, real_nodes
 from tests.samples_uploads import AUTHOR, pdf_with_author
 
 pytestmark = pytest.mark.federation

@@ -112,10 +112,19 @@ async def write(node: RealNode, author: User, to: str, subject: str, body: str) 
         return await messages.start(conn, keyring, node.settings.base_url, author, found, subject, body)
 
 
+async def nothing_left_to_send(node: RealNode) -> bool:
+    """Every delivery job of ``node`` answered (none pending a first attempt or a retry,
+    none being sent): what it sent has arrived wherever it was going."""
+    left: int = await node.pool.fetchval(
+        "SELECT count(*) FROM delivery_jobs WHERE state IN ('pending', 'in_flight')"
+    )
+    return left == 0
+
+
 async def bodies(node: RealNode, user: User) -> list[str]:
     keyring = encryption.keyring_of(node.settings)
     listing = await messages.listing(node.pool, keyring, user)
-    seen = []
+    seen: list[str] = []
     for summary in listing.conversations:
         conversation = await messages.conversation(node.pool, keyring, user, summary.id)
         seen.extend(m.html for m in conversation.messages)
@@ -138,8 +147,8 @@ async def test_a_private_conversation_between_two_nodes(nodes: dict[str, RealNod
     item = await b.processed_item("activity_type = 'Create'")
     assert item["recipient"] == b.url("/u/bruno") and item["status"] == "done"
     assert "Loutre" not in str(item["document"])  # sealed while it waited
-    # and C received nothing at all
-    await asyncio.sleep(1)
+    # and C received nothing at all (once A has nothing left to send)
+    await eventually(lambda: nothing_left_to_send(a), "A's deliveries are all answered")
     assert await c.pool.fetchval("SELECT count(*) FROM inbox_items") == 0
     # and A's copy of what it sent is ciphertext, never served at its id
     sent = await a.pool.fetchrow("SELECT uri, json::text AS json FROM activities WHERE audience = 'direct'")

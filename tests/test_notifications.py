@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from node import accounts, notifications, reports, sessions, threads
 from node.communities import find
@@ -328,29 +329,31 @@ class Recording:
         self._pool = pool
         self.queries: list[str] = []
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str) -> object:
         return getattr(self._pool, name)
 
-    async def fetchrow(self, query: str, *args):  # type: ignore[no-untyped-def]
+    async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
         self.queries.append(query)
         return await self._pool.fetchrow(query, *args)
 
-    async def fetch(self, query: str, *args):  # type: ignore[no-untyped-def]
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         self.queries.append(query)
-        return await self._pool.fetch(query, *args)
+        rows: list[asyncpg.Record] = await self._pool.fetch(query, *args)
+        return rows
 
-    async def fetchval(self, query: str, *args):  # type: ignore[no-untyped-def]
+    async def fetchval(self, query: str, *args: object) -> object:
         self.queries.append(query)
         return await self._pool.fetchval(query, *args)
 
-    async def execute(self, query: str, *args):  # type: ignore[no-untyped-def]
+    async def execute(self, query: str, *args: object) -> str:
         self.queries.append(query)
-        return await self._pool.execute(query, *args)
+        status: str = await self._pool.execute(query, *args)
+        return status
 
 
 async def test_the_header_count_rides_with_the_cached_session(
-    app, pool: asyncpg.Pool, client: httpx.AsyncClient, database_url: str
-) -> None:  # type: ignore[no-untyped-def]
+    app: Starlette, pool: asyncpg.Pool, client: httpx.AsyncClient, database_url: str
+) -> None:
     # Given the session cache of a web process, and Amina logged in
     cache = sessions.SessionCache()
     await cache.start(database_url)

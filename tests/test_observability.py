@@ -136,8 +136,8 @@ async def test_the_exporter_serves_every_named_metric(
     assert values(text, "vbg_up") == {"": 1.0}
     assert values(text, "vbg_deliveries_total")['{outcome="success"}'] >= 1
     assert values(text, "vbg_inbox_activities_total")['{reason="",result="accepted"}'] >= 1
-    refused = values(text, "vbg_inbox_activities_total")
-    assert refused['{reason="401 SignatureError",result="refused"}'] >= 1
+    inbox_counts = values(text, "vbg_inbox_activities_total")
+    assert inbox_counts['{reason="401 SignatureError",result="refused"}'] >= 1
     assert values(text, "vbg_queue_depth")['{queue="inbox",state="pending"}'] == 1
     assert values(text, "vbg_instances")['{health="failing"}'] == 1
     assert values(text, "vbg_instance_failures") == {'{domain="down.example",unreachable="0"}': 4.0}

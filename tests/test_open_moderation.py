@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from node import accounts, reports, threads
 from node.communities import find
@@ -62,8 +63,8 @@ async def test_a_removal_names_the_rule_and_reason_on_the_tombstone_and_to_the_a
 
 
 async def test_authors_see_the_history_of_their_own_posts(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app
-) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
+) -> None:
     await make_community(pool, "medical")
     amina = await member(pool, "amina")
     await member(pool, "bea")
@@ -143,8 +144,8 @@ async def test_an_admin_reconsiders_or_erases_a_refused_application(
 
 
 async def test_the_directory_lists_only_members_who_chose_it(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app
-) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
+) -> None:
     await make_community(pool, "medical", title="Prise en charge médicale")
     await make_user(
         pool, "amina", display_name="Amina Sow", organisation="Hôpital de Pikine", email="a@example.org"

@@ -20,7 +20,8 @@ import pytest
 
 from federation import remote
 from tests.conftest import ROOT
-from tests.interop import NodeSpec, RealNode, eventually, hosts, interop_missing, make_ca, real_nodes
+from tests.helpers import eventually
+from tests.interop import NodeSpec, RealNode, hosts, interop_missing, make_ca, real_nodes
 
 pytestmark = pytest.mark.federation
 

@@ -7,6 +7,7 @@ import pytest
 
 from federation import policy
 from federation.policy import Block, BlockRequest, InvalidDomain, decide, make_policy
+from node.errors import BadRequest, NotFound
 from tests.helpers import make_community, make_user
 
 OWN = "node.example"
@@ -292,13 +293,13 @@ async def test_bad_input_changes_nothing(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(InvalidDomain):
             await policy.block_domain(conn, BlockRequest("not a domain"))
-        with pytest.raises(policy.BadRequest):
+        with pytest.raises(BadRequest):
             await policy.block_domain(conn, BlockRequest("x.example", "banish"))
-        with pytest.raises(policy.BadRequest):
+        with pytest.raises(BadRequest):
             await policy.suspend_domain(conn, OWN, own_domain=OWN)
-        with pytest.raises(policy.NotFound):
+        with pytest.raises(NotFound):
             await policy.unblock_domain(conn, "never-blocked.example")
-        with pytest.raises(policy.BadRequest):
+        with pytest.raises(BadRequest):
             await policy.set_federation_mode(conn, "closed")
     assert await pool.fetchval("SELECT count(*) FROM domain_blocks") == 0
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'federation.%'") == 0

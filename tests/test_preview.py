@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from tests.helpers import add_thread, login, make_community, make_user, post_form
 
@@ -34,7 +35,7 @@ async def test_the_preview_button_renders_the_text_and_publishes_nothing(
 
 
 async def test_private_messages_have_the_preview_too(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await make_user(pool, "amina")
     await make_user(pool, "olga")

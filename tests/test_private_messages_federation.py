@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 
 from node import encryption, messages
+from node.errors import BadRequest
 from node.sessions import User
 from node.settings import Settings
 from tests.delivery_kit import (  # noqa: F401  (fixtures)
@@ -101,7 +102,7 @@ async def test_no_message_leaves_for_a_server_that_is_not_a_partner(
             # an unknown server's member cannot be named…
             try:
                 await messages.recipients(conn, amina, [f"olga@{stranger.domain}"])
-            except messages.BadRequest as exc:
+            except BadRequest as exc:
                 assert "introuvable" in exc.fields["recipients"]
             else:
                 raise AssertionError("a non-partner recipient was accepted")

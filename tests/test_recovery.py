@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from federation import mailer
 from node import cli
@@ -45,7 +46,7 @@ async def choose(
 
 
 async def test_an_admin_link_resets_the_password_once_and_ends_every_session(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given an admin and a member logged in on another browser
     await make_user(pool, "admin", role="admin")
@@ -125,7 +126,7 @@ def node_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str)
 
 @pytest.mark.usefixtures("node_env")
 async def test_the_command_line_recreates_a_lost_admin_and_resets_passwords(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a node whose only admin forgot her password
     await make_user(pool, "olga", role="admin")

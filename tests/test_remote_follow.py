@@ -222,10 +222,10 @@ async def test_an_admin_follows_for_the_whole_node(
     }.items():
         monkeypatch.setenv(key, value)  # fmt: skip
     name = f"lecture@{lemmy.domain}"
-    args = type("Args", (), {"handle": f"!{name}"})()
+    args = argparse.Namespace(handle=f"!{name}")
     async with node.pool.acquire() as conn:
-        await cli.follow_remote(conn, args)  # type: ignore[arg-type]
-        await cli.list_remote(conn, args)  # type: ignore[arg-type]
+        await cli.follow_remote(conn, args)
+        await cli.list_remote(conn, args)
     out = capsys.readouterr().out
     assert (
         f"{name} : suivie pour tout le nœud" in out and f"{name}\tpending\t0 membre(s)\ttout le nœud" in out

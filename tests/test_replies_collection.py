@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+import pytest
 
 from federation import collections
 from tests.ap_kit import (  # noqa: F401  (fixtures)
@@ -62,13 +63,15 @@ async def test_pages_and_notes_carry_paged_ordered_replies(
     assert (await get_ap(client, f"/p/{gone}/replies")).status_code == 404
 
 
-async def test_replies_are_paged(client: httpx.AsyncClient, pool: asyncpg.Pool, monkeypatch: object) -> None:
+async def test_replies_are_paged(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a thread with three answers and pages of two
     amina = await make_user(pool, "amina")
     community = await make_community(pool, "juridique", visibility="public")
     thread_id, _ = await make_thread(pool, community, amina)
     ids = [await make_reply(pool, thread_id, amina, f"Réponse {n}") for n in range(3)]
-    monkeypatch.setattr(collections, "REPLIES_PAGE_SIZE", 2)  # type: ignore[attr-defined]
+    monkeypatch.setattr(collections, "REPLIES_PAGE_SIZE", 2)
 
     # When a server walks the collection
     top = (await get_ap(client, f"/t/{thread_id}/replies")).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from node import communities, reports, threads
 from node.sessions import User
@@ -56,7 +57,7 @@ async def report(client: httpx.AsyncClient, post_id: int, reason: str, **extra: 
 
 
 async def test_a_member_reports_a_post_and_a_moderator_sees_it(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app: object
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
 ) -> None:
     # Given binta, a member, reading amina's thread
     thread_id, opening, _ = await a_thread(pool)
@@ -128,7 +129,7 @@ async def test_a_second_open_report_of_the_same_post_is_refused(
 
 
 async def test_visitors_pending_accounts_authors_and_deleted_posts_get_a_missing_page(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app: object
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
 ) -> None:
     thread_id, opening, reply = await a_thread(pool, visibility="public")
     # A visitor, even on a public post
@@ -163,7 +164,7 @@ async def test_a_report_without_csrf_token_is_forbidden(
 
 
 async def test_the_report_link_shows_under_other_members_posts_only(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, app: object
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Starlette
 ) -> None:
     thread_id, opening, reply = await a_thread(pool, visibility="public")
     remote = await a_remote_reply(pool, thread_id)

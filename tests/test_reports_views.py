@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from federation import handlers
 from federation.handlers.base import Context, VerifiedActor
@@ -282,7 +283,7 @@ async def test_reports_are_paginated_newest_first(
 
 
 async def test_an_anonymous_visitor_gets_the_missing_page(
-    app: object, pool: asyncpg.Pool, settings: Settings
+    app: Starlette, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     await file_report(pool, settings)
     async with new_client(app) as visitor:
@@ -290,7 +291,7 @@ async def test_an_anonymous_visitor_gets_the_missing_page(
 
 
 async def test_an_admin_can_block_a_reported_instance_from_the_report(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     # Given a Flag from masto.example naming a reply written on other.example
     thread_id, opening, _ = await thread_with_reply(pool)

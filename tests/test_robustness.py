@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from federation import actors, signatures
@@ -19,7 +20,7 @@ from federation.errors import SignatureError
 from node.web.requests import MAX_ID, IdConvertor
 from tests.ap_kit import make_thread
 from tests.fakefedi import AS_TYPE, FakeInstance, signed_headers
-from tests.helpers import make_community, make_user
+from tests.helpers import eventually, make_community, make_user
 
 AP = {"Accept": "application/activity+json"}
 BASE = "http://testserver"
@@ -43,7 +44,7 @@ def routes_of(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, Rout
 # --- ids ------------------------------------------------------------------------------
 
 
-def test_every_id_in_every_route_goes_through_the_one_converter(app: Any) -> None:
+def test_every_id_in_every_route_goes_through_the_one_converter(app: Starlette) -> None:
     # Given every route of the app, from the router
     ids = [
         (path, name, route)
@@ -190,7 +191,16 @@ async def _store_at_once(pool: asyncpg.Pool, doc: dict[str, Any], racers: int) -
         await transaction.start()
         await gate.execute("LOCK TABLE actors IN ACCESS EXCLUSIVE MODE")
         tasks = [asyncio.create_task(store()) for _ in range(racers)]
-        await asyncio.sleep(0.03)
+
+        async def all_waiting() -> bool:
+            # pg_locks, not pg_stat_activity: the latter is a snapshot per transaction
+            waiting: int = await gate.fetchval(
+                "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            return waiting >= racers
+
+        await eventually(all_waiting, "every racer waits for the lock", within=10, every=0.005)
         await transaction.commit()
     return await asyncio.gather(*tasks, return_exceptions=True)
 

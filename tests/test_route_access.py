@@ -32,11 +32,11 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from federation import actors, policy
@@ -209,7 +209,7 @@ class Requester:
 
 @pytest.fixture
 async def requesters(
-    app: Any,
+    app: Starlette,
     pool: asyncpg.Pool,
     settings: Settings,  # noqa: F811
 ) -> AsyncIterator[dict[str, Requester]]:
@@ -297,7 +297,7 @@ def leaks(response: httpx.Response, readable: set[str]) -> set[str]:
 
 
 async def walk(
-    client: httpx.AsyncClient, requester: Requester, world: World, app: Any, method: str
+    client: httpx.AsyncClient, requester: Requester, world: World, app: Starlette, method: str
 ) -> list[str]:
     problems: list[str] = []
     ap_templates = {t for t, r in routes_of(app.routes) if isinstance(r, APRoute)}
@@ -337,7 +337,7 @@ async def walk(
 async def test_every_route_serves_each_requester_only_what_it_may_read(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    app: Any,
+    app: Starlette,
     requesters: dict[str, Requester],
     kind: str,
 ) -> None:
@@ -365,7 +365,7 @@ async def test_every_route_serves_each_requester_only_what_it_may_read(
     assert after == before
 
 
-def test_every_object_route_is_walked(app: Any) -> None:
+def test_every_object_route_is_walked(app: Starlette) -> None:
     # Every route naming a community, member, thread or post gets objects of its classes:
     # a new route under these prefixes is covered the day it is added.
     world = World({"c": "public"}, {"u": "public"}, {1: "staff"}, {1: "public"}, {1: "public"})

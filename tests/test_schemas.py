@@ -392,7 +392,7 @@ def test_normalise_collapses_the_actor_and_walks_embedded_activities() -> None:
 
 
 def test_undo_checks_the_embedded_activity_against_its_own_schema() -> None:
-    undo = {
+    undo: dict[str, Any] = {
         "id": "https://remote.example/activities/u1",
         "type": "Undo",
         "actor": "https://remote.example/users/ana",

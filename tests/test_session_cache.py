@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from node import sessions
+from node.security import token_hash
 from tests.helpers import eventually, login, make_user
 
 
 @pytest.fixture
-async def cache(app, database_url: str) -> AsyncIterator[sessions.SessionCache]:  # type: ignore[no-untyped-def]
+async def cache(app: Starlette, database_url: str) -> AsyncIterator[sessions.SessionCache]:
     cache = sessions.SessionCache()
     await cache.start(database_url)
     app.state.session_cache = cache
@@ -67,7 +69,7 @@ async def test_a_lookup_that_raced_an_eviction_is_not_cached(
     # Given an eviction between the database read and the put
     epoch = cache.epoch
     cache.evict_user(user_id)
-    cache.put(sessions.token_hash(token), session, epoch)
+    cache.put(token_hash(token), session, epoch)
     # Then nothing was cached
     assert cache._items == {}
 

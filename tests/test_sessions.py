@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from node import sessions
 from tests.helpers import PASSWORD, csrf, login, make_user, post_form
@@ -16,21 +17,23 @@ def session_cookie(response: httpx.Response) -> str:
     raise AssertionError("no session cookie set")
 
 
-async def page_as(app: object, token: str, path: str) -> httpx.Response:
+async def page_as(app: Starlette, token: str, path: str) -> httpx.Response:
     """GET ``path`` from a fresh browser holding only the session cookie ``token``."""
-    transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 1))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 1))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", cookies={sessions.COOKIE: token}
     ) as browser:
         return await browser.get(path)
 
 
-async def browser(app: object, address: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(address, 1))  # type: ignore[arg-type]
+async def browser(app: Starlette, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 1))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
-async def test_login_rotates_the_session(app: object, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+async def test_login_rotates_the_session(
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
     # Given a member logged in once
     await make_user(pool, "amina")
     first = session_cookie(await login(client, "amina"))
@@ -45,7 +48,7 @@ async def test_login_rotates_the_session(app: object, client: httpx.AsyncClient,
     assert await pool.fetchval("SELECT count(*) FROM sessions") == 1
 
 
-async def test_a_forged_or_ended_session_cookie_is_cleared(app: object, pool: asyncpg.Pool) -> None:
+async def test_a_forged_or_ended_session_cookie_is_cleared(app: Starlette, pool: asyncpg.Pool) -> None:
     response = await page_as(app, "jeton-inconnu", "/compte")
     assert response.status_code == 404
     assert any(
@@ -55,7 +58,7 @@ async def test_a_forged_or_ended_session_cookie_is_cleared(app: object, pool: as
 
 
 async def test_password_change_ends_other_sessions_and_rotates_this_one(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a member logged in on two browsers
     await make_user(pool, "amina")
@@ -114,7 +117,7 @@ async def test_password_change_needs_the_current_password(
 
 
 async def test_member_lists_and_ends_her_sessions(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     # Given a member logged in here and on a phone
     await make_user(pool, "amina")
@@ -139,7 +142,7 @@ async def test_member_lists_and_ends_her_sessions(
 
 
 async def test_a_member_cannot_end_someone_elses_session(
-    app: object, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await make_user(pool, "amina")
     await make_user(pool, "binta")

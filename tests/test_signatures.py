@@ -29,9 +29,19 @@ def key() -> KeyPair:
 
 
 def verify(
-    method: str, path: str, headers: dict[str, str], body: bytes | None, key: KeyPair, **kw: object
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    key: KeyPair,
+    *,
+    expected_host: str | None = None,
+    origin: str | None = None,
 ) -> None:
-    verify_request(method, path, headers, body, parse(headers), load_public_key(key.public_pem), **kw)  # type: ignore[arg-type]
+    public_key = load_public_key(key.public_pem)
+    verify_request(
+        method, path, headers, body, parse(headers), public_key, expected_host=expected_host, origin=origin
+    )
 
 
 def refusal(

@@ -7,6 +7,7 @@ import re
 
 import asyncpg
 import httpx
+from starlette.applications import Starlette
 
 from node import communities, threads
 from node.sessions import User
@@ -115,7 +116,7 @@ async def test_reply_to_a_reply_shows_its_context(pool: asyncpg.Pool, client: ht
 
 
 async def test_edit_marks_the_post_and_history_is_for_its_author_moderators_and_experts(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     community_id = await make_community(pool, "medical")
     amina = await member(pool, "amina")
@@ -195,7 +196,7 @@ async def test_moderator_deletes_with_a_reason_from_the_confirmation_page(
 
 
 async def test_expert_pins_locks_and_marks_the_expert_answer(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     community_id = await make_community(pool, "medical")
     amina = await member(pool, "amina")
@@ -390,7 +391,7 @@ async def test_remote_authors_are_shown_with_their_handle(
 
 
 async def test_cached_post_fragments_never_leak_another_viewers_links(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, app: object
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
 ) -> None:
     # Given a post read first by its author (which fills the fragment cache)
     await make_community(pool, "medical")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from typing import Any
 
 import asyncpg
 import httpx
 import pyotp
+from starlette.applications import Starlette
 
 from node.settings import Settings
 from node.web.app import create_app
@@ -19,11 +19,18 @@ from tests.helpers import PASSWORD, csrf_from, login, make_user, new_client, pos
 PAGE = "/compte/double-authentification"
 
 
+def captured(pattern: str, html: str) -> str:
+    """The first group of ``pattern`` in the page; fails the test when the page lacks it."""
+    found = re.search(pattern, html)
+    assert found is not None, f"{pattern} not in the page"
+    return found.group(1)
+
+
 async def enrol(client: httpx.AsyncClient) -> tuple[str, list[str]]:
     """Turn the factor on through the pages; returns the secret and the recovery codes."""
     started = await post_form(client, PAGE + "/commencer", {"password": PASSWORD}, page=PAGE)
     assert started.status_code == 200 and "<svg" in started.text
-    secret = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', started.text).group(1)  # type: ignore[union-attr]
+    secret = captured(r'<code id="totp-secret">([A-Z2-7]+)</code>', started.text)
     done = await client.post(
         PAGE + "/activer", data={"totp_code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(started.text)}
     )
@@ -38,7 +45,7 @@ async def password_step(client: httpx.AsyncClient, username: str) -> httpx.Respo
 
 
 async def test_a_member_enrols_then_logs_in_with_a_code_or_a_recovery_code(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await make_user(pool, "amina")
     await login(client, "amina")
@@ -50,7 +57,7 @@ async def test_a_member_enrols_then_logs_in_with_a_code_or_a_recovery_code(
         step = await password_step(phone, "amina")
         assert step.status_code == 200 and 'name="ticket"' in step.text
         assert await pool.fetchval("SELECT count(*) FROM sessions") == 1
-        ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
+        ticket = captured(r'name="ticket" value="([^"]+)"', step.text)
         wrong = await phone.post(
             "/connexion/code",
             data={"ticket": ticket, "totp_code": "000000", "csrf_token": csrf_from(step.text), "next": "/"},
@@ -65,7 +72,7 @@ async def test_a_member_enrols_then_logs_in_with_a_code_or_a_recovery_code(
         assert ok.status_code == 303 and ok.headers["location"] == "/compte"
     async with new_client(app) as laptop:
         step = await password_step(laptop, "amina")
-        ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
+        ticket = captured(r'name="ticket" value="([^"]+)"', step.text)
         token = csrf_from(step.text)
         replay = await laptop.post(
             "/connexion/code", data={"ticket": ticket, "totp_code": code, "csrf_token": token}
@@ -78,7 +85,7 @@ async def test_a_member_enrols_then_logs_in_with_a_code_or_a_recovery_code(
         assert used.status_code == 303
     async with new_client(app) as other:
         step = await password_step(other, "amina")
-        ticket = re.search(r'name="ticket" value="([^"]+)"', step.text).group(1)  # type: ignore[union-attr]
+        ticket = captured(r'name="ticket" value="([^"]+)"', step.text)
         again = await other.post(
             "/connexion/code",
             data={"ticket": ticket, "totp_code": codes[0], "csrf_token": csrf_from(step.text)},
@@ -121,7 +128,7 @@ async def test_the_node_can_require_it_of_moderators_and_admins(
 
 
 async def test_an_admin_turns_off_a_lost_phone(
-    app: Any, client: httpx.AsyncClient, pool: asyncpg.Pool
+    app: Starlette, client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await make_user(pool, "admin", role="admin")
     amina = await make_user(pool, "amina")
