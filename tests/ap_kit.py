@@ -15,6 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from federation import actors, policy
+from federation.app_state import federation_of
 from node.settings import Settings, load
 from tests.conftest import TEST_SECRET
 from tests.fakefedi import AS_ACCEPT, FakeActor, FakeInstance, signed_headers
@@ -120,9 +121,7 @@ async def partner(app: Starlette, pool: asyncpg.Pool, settings: Settings) -> Asy
         try:
             yield fake
         finally:
-            fetcher = getattr(app.state, "fetcher", None)
-            if fetcher is not None:
-                await fetcher.close()
+            await federation_of(app).close()  # the fetcher a signed GET created
 
 
 async def approve(pool: asyncpg.Pool, fake: FakeInstance) -> None:

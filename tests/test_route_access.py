@@ -40,6 +40,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from federation import actors, policy
+from federation.app_state import federation_of
 from federation.negotiation import APRoute
 from node import threads
 from node.sessions import User
@@ -250,9 +251,7 @@ async def requesters(
         finally:
             for browser in browsers:
                 await browser.aclose()
-            fetcher = getattr(app.state, "fetcher", None)
-            if fetcher is not None:
-                await fetcher.close()
+            await federation_of(app).close()  # the fetcher a signed GET created
 
 
 # --- the walk ---------------------------------------------------------------------------

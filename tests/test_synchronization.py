@@ -8,13 +8,14 @@ lists them to a GET signed from that server only.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from federation import actors, synchronization
+from federation.app_state import federation_of
 from node import events
 from node.settings import Settings
 from tests.ap_kit import signed_get
@@ -170,12 +171,10 @@ async def test_a_follow_answer_carries_no_header(
 
 
 @pytest.fixture
-async def served(app: Any) -> AsyncIterator[None]:
+async def served(app: Starlette) -> AsyncIterator[None]:
     """The app's fetcher (created by the first signed GET) is closed after the test."""
     yield
-    fetcher = getattr(app.state, "fetcher", None)
-    if fetcher is not None:
-        await fetcher.close()
+    await federation_of(app).close()  # the fetcher a signed GET created
 
 
 async def test_the_partial_collection_lists_the_signers_server_only(
