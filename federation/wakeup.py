@@ -143,7 +143,7 @@ class Drain:
 
     async def _listening(self) -> bool:
         """Whether the listening connection is usable; a closed one is replaced."""
-        if self.conn is not None and not self.conn.is_closed():
+        if self.conn is not None and usable(self.conn):
             return True
         assert self._pool is not None
         await self._unlisten()
@@ -163,7 +163,7 @@ class Drain:
         with contextlib.suppress(*DB_ERRORS):
             for channel in self.channels:
                 await conn.remove_listener(channel, self._on_notify)
-        await self._pool.release(conn)
+            await self._pool.release(conn)
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
         self.notified(channel)
@@ -185,6 +185,15 @@ class Drain:
             for waiter in waiters:
                 waiter.cancel()
         return bool(done)
+
+
+def usable(conn: asyncpg.Connection) -> bool:
+    """Whether ``conn`` is open. A pool's connection the server ended is detached from
+    the pool (every call on it raises InterfaceError): not usable either."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 class Batches(Drain):
