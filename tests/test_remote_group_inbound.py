@@ -30,6 +30,7 @@ from tests.inboxnode import InboxNode, deliver, fake_fixture, local_thread, node
 fixture_node = node_fixture()
 fixture_lemmy = fake_fixture("lemmy", "127.0.0.111", "lemmy")
 fixture_masto = fake_fixture("masto", "127.0.0.112")
+fixture_ds9 = fake_fixture("ds9", "127.0.0.113", "lemmy")
 
 LEMMY_SAMPLES = SHARED_SAMPLES / "lemmy" / "activities"
 needs_samples = pytest.mark.skipif(not LEMMY_SAMPLES.is_dir(), reason=f"{LEMMY_SAMPLES} is absent")
@@ -42,14 +43,18 @@ async def follow_group(
     *,
     state: str = "accepted",
     visibility: str = "public",
+    path: str | None = None,
 ) -> tuple[FakeActor, Community]:
-    """A Group on ``fake`` that our node follows: its actor, community row and shared follow."""
+    """A Group on ``fake`` that our node follows: its actor, community row and shared follow
+    (``path``: where the group lives, when not where ``fake``'s layout puts it)."""
     group = fake.add_actor(
         name,
         type="Group",
         featured=fake.url(f"/c/{name}/featured"),
         moderators=fake.url(f"/c/{name}/moderators"),
     )
+    if path is not None:
+        group.id = fake.url(path)
     async with node.pool.acquire() as conn:
         actor = await actors.get_or_fetch(conn, node.fetcher, group.id)
         community = await communities.upsert_remote(
@@ -228,9 +233,38 @@ async def test_an_update_edits_and_a_local_removal_is_not_undone(
     assert row["deleted_at"] is not None and "Revenu" not in row["content_html"]
 
 
-# -- a third Lemmy instance: content fetched from its origin, likes, author's delete -----
+NODEBB_PAGE = SHARED_SAMPLES / "nodebb" / "objects" / "page.json"
 
-fixture_ds9 = fake_fixture("ds9", "127.0.0.113", "lemmy")
+
+@pytest.mark.skipif(not NODEBB_PAGE.is_file(), reason=f"{NODEBB_PAGE} is absent")
+async def test_a_nodebb_category_topic_and_a_mastodon_reply_relayed_by_it(
+    node: InboxNode, masto: FakeInstance, ds9: FakeInstance
+) -> None:
+    # Given a NodeBB category (a Group at /category/2) our node follows, on a NodeBB-shaped server
+    nodebb = ds9
+    group, community = await follow_group(node, nodebb, "general", path="/category/2")
+    author = nodebb.add_actor("uid1")
+    author.id = nodebb.url("/uid/1")
+    text = NODEBB_PAGE.read_text(encoding="utf-8").replace("https://bb.devnull.land", nodebb.base_url)
+    article = json.loads(text)
+    create = {"id": nodebb.url("/post/1#activity/create"), "type": "Create", "actor": author.id,
+              "to": article["to"], "cc": article["cc"], "object": article}  # fmt: skip
+
+    # When the category announces the topic (NodeBB's Article), then a toot answering it
+    await deliver(node, nodebb, announce(nodebb, group, create), group)
+    alice = masto.add_actor("alice")
+    toot = ap.mastodon_note(masto, alice, group.id, "Merci pour l'accueil", in_reply_to=article["id"])
+    masto.add_object(toot["object"])
+    await deliver(node, nodebb, announce(nodebb, group, toot), group)
+
+    # Then the topic is a thread of the category's community, with the toot as its reply
+    thread = await thread_of(node, article["id"])
+    assert (thread["community_id"], thread["title"]) == (community.id, "Welcome to your NodeBB!")
+    assert thread["reply_count"] == 1
+    await no_relay(node)
+
+
+# -- a third Lemmy instance: content fetched from its origin, likes, author's delete -----
 
 
 @pytest.fixture(autouse=True)

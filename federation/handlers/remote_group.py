@@ -242,7 +242,11 @@ async def _as(ctx: Context, community: Community, actor_uri: str, activity: dict
     into ``community`` only."""
     from federation.handlers import dispatch  # the registry imports this module: resolved at call time
 
-    if not (await decision(ctx.conn, host_of(actor_uri), own_domain=ctx.settings.domain)).allowed_inbound:
+    host = host_of(actor_uri)
+    key = ("inbound-allowed", host)
+    if key not in ctx.cache:  # one decision per server and batch
+        ctx.cache[key] = (await decision(ctx.conn, host, own_domain=ctx.settings.domain)).allowed_inbound
+    if not ctx.cache[key]:
         return ignored("author's server refused by our policy")
     actor = await _actor(ctx, actor_uri)
     if actor is None:
@@ -263,12 +267,17 @@ async def _as(ctx: Context, community: Community, actor_uri: str, activity: dict
 
 async def _actor(ctx: Context, uri: str) -> VerifiedActor | None:
     """The author, from our cache (any age: its key is not used here) or its origin."""
+    key = ("author", uri)
+    if key in ctx.cache:
+        known: VerifiedActor = ctx.cache[key]
+        return known
     actor = await actors.get_cached(ctx.conn, uri)
     if actor is None:
         actor = await _guarded(uri, actors.get_or_fetch(ctx.conn, ctx.fetcher, uri))
     if actor is None or actor.local:
         return None
-    return VerifiedActor(actor.id, actor.uri, actor.domain)
+    verified = ctx.cache[key] = VerifiedActor(actor.id, actor.uri, actor.domain)
+    return verified
 
 
 async def store_post(ctx: Context, obj: dict[str, Any]) -> Outcome:
@@ -279,24 +288,24 @@ async def store_post(ctx: Context, obj: dict[str, Any]) -> Outcome:
     object_id = ref(obj)
     if object_id is None:
         return ignored("object without id")
-    if await tombstoned(ctx, object_id):
-        return ignored("object already deleted")
-    if await find_post(ctx, object_id) is not None:
-        return ignored("object already stored")
     post = content.from_ap(obj)
     parent_uri = ref(obj.get("inReplyTo"))
-    if parent_uri is None:
+    if parent_uri is None:  # the statement checks tombstones and ids itself
         new = threads.RemoteThread(
             0, community.id, ctx.sender.id, post.ap_id, post.title, post.source, post.content_html, False
         )
         thread_id = await threads.store_remote_thread(ctx.conn, new, None)
         if thread_id is None:
-            return ignored("object already stored")
+            return ignored("object already stored or deleted")
         if post.media:
             await attachments.store_for_objects(ctx.conn, {post.ap_id: post.media})
         if post.document is not None:  # a file attachment: the thread joins the community's library
             await documents.record_remote(ctx.conn, post.document, ctx.settings.remote_documents)
         return done(f"thread {thread_id} in {community.name}")
+    if await tombstoned(ctx, object_id):
+        return ignored("object already deleted")
+    if await find_post(ctx, object_id) is not None:
+        return ignored("object already stored")
     parent = await find_post(ctx, parent_uri)
     if parent is None:
         return await _orphan(ctx, object_id)
