@@ -428,6 +428,26 @@ async def test_lemmy_moderation_samples_remove_lock_pin_and_ban(node: InboxNode,
     await no_relay(node)
 
 
+@needs_samples
+async def test_lemmy_update_community_sample_refreshes_the_remote_community(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given the followed group renamed on its server, and Lemmy's Update{Group} by a moderator
+    hosts = ("enterprise.lemmy.ml", "ds9.lemmy.ml")
+    group, community = await follow_group(node, lemmy, "main")
+    group.extra.update(name="The Updated Community", summary="<p>updated 2</p>")
+    update = rehosted("community/update_community.json", lemmy, hosts)
+    update["object"]["name"] = "Nom falsifié"  # the embedded copy is never used
+    # When the group relays it
+    await deliver(node, lemmy, announce(lemmy, group, update), group)
+    # Then the community takes the title its origin now serves, and the group keeps its key
+    async with node.pool.acquire() as conn:
+        refreshed = await communities.by_actor(conn, community.actor_id or 0)
+        actor = await actors.get_cached(conn, group.id)
+    assert refreshed is not None and refreshed.title == "The Updated Community"
+    assert actor is not None and actor.public_key_pem == group.public_pem
+
+
 async def test_the_group_acts_only_in_its_own_community(
     node: InboxNode, lemmy: FakeInstance, masto: FakeInstance
 ) -> None:

@@ -48,7 +48,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from federation import actors, attachments, validation
+from federation import actors, attachments, remote, validation
 from federation.errors import FetchError, FetchRefused, ValidationError
 from federation.handlers import content
 from federation.handlers.base import (
@@ -175,7 +175,10 @@ async def _content(ctx: Context, community: Community, activity: dict[str, Any])
     if isinstance(obj, dict) and obj.get("type") in ACTOR_TYPES:
         if object_id != ctx.sender.uri:
             return ignored("update of another actor relayed by a group")
-        await actors.refresh(ctx.conn, ctx.fetcher, ctx.sender.uri)
+        group = await _guarded(ctx.sender.uri, actors.refresh(ctx.conn, ctx.fetcher, ctx.sender.uri))
+        if group is None:
+            return ignored("group not found at its origin")
+        await remote.refresh_community(ctx.conn, group)  # title, description, visibility
         return done("group refreshed")
     if not same_host(object_id, actor_uri) or not same_host(ref(activity), actor_uri):
         return ignored("relayed activity touches another server's object")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation import actors, attachments
+from federation import actors, attachments, remote
 from federation.handlers import content, create, remote_group
 from federation.handlers.base import (
     Context,
@@ -74,5 +74,7 @@ async def _edit(ctx: Context, obj: dict[str, Any]) -> Outcome:
 async def _refresh_actor(ctx: Context, obj: dict[str, Any]) -> Outcome:
     if ref(obj) != ctx.sender.uri:
         return ignored("update of another actor")
-    await actors.refresh(ctx.conn, ctx.fetcher, ctx.sender.uri)
+    actor = await actors.refresh(ctx.conn, ctx.fetcher, ctx.sender.uri)
+    if actor.kind == "Group":  # a remote community we follow takes its new title, description …
+        await remote.refresh_community(ctx.conn, actor)
     return done("actor refreshed")
