@@ -457,6 +457,11 @@ WHERE g.community_id = $1 AND a.id = g.follower_id
 RETURNING g.community_id
 """
 SELECT_STATE = "SELECT state FROM group_follows WHERE community_id = $1"
+# The node's live follow of the community is in the name of this member's Person.
+FOLLOWS_AS = """
+SELECT EXISTS (SELECT 1 FROM group_follows g JOIN actors a ON a.id = g.follower_id
+               WHERE g.community_id = $1 AND a.user_id = $2 AND g.state IN ('pending', 'accepted'))
+"""
 # 4xx but these say "later", not "never".
 RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -596,16 +601,32 @@ async def subscribe(
     return await ensure_follow(conn, settings, fetcher, community, requested_by=user)
 
 
-async def unsubscribe(conn: asyncpg.Connection, settings: Settings, community: Community, user: User) -> bool:
+async def unsubscribe(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    community: Community,
+    user: User,
+    fetcher: Fetcher | None = None,
+) -> bool:
     """Member ``user`` stops following; when nobody here follows it any more (and no
-    administrator follows it for the node), ``Undo{Follow}``. True when undone."""
+    administrator follows it for the node), ``Undo{Follow}``. True when undone. When the
+    node followed in her name (the group's server wanted a person), that follow is undone
+    and made again in the name of the member who has followed longest (with ``fetcher``):
+    her name leaves the group's followers with her."""
     await communities.unfollow(conn, user, community)
     origin = await communities.remote_origin(conn, community)
-    if origin is None or not origin.active or origin.node_wide:
+    if origin is None or not origin.active:
         return False
-    if await communities.count_followers(conn, community.id) > 0:
-        return False
-    return await undo_follow(conn, settings, community)
+    remaining = await communities.count_followers(conn, community.id)
+    if remaining == 0 and not origin.node_wide:
+        return await undo_follow(conn, settings, community)
+    if fetcher is not None and await conn.fetchval(FOLLOWS_AS, community.id, user.id):
+        await undo_follow(conn, settings, community)
+        successor = await communities.first_follower(conn, community.id)
+        await ensure_follow(
+            conn, settings, fetcher, community, requested_by=successor, node_wide=origin.node_wide
+        )
+    return False
 
 
 async def undo_unused(conn: asyncpg.Connection, settings: Settings) -> int:

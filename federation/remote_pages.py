@@ -31,7 +31,7 @@ async def subscribe(request: Request, community: Community, user: User) -> str:
 
 async def unsubscribe(request: Request, community: Community, user: User) -> None:
     async with pool_of(request).acquire() as conn:
-        await remote.unsubscribe(conn, settings_of(request), community, user)
+        await remote.unsubscribe(conn, settings_of(request), community, user, access.fetcher_of(request))
 
 
 async def admin_follow(request: Request, address: str, user: User) -> Community:

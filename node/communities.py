@@ -387,6 +387,22 @@ async def unfollowed_remote(conn: Conn) -> list[Community]:
     return [c for c in found if c is not None]
 
 
+SELECT_A_FOLLOWER = """
+SELECT u.id, u.username, u.display_name, u.role, u.status
+FROM community_follows f JOIN users u ON u.id = f.user_id
+WHERE f.community_id = $1 AND u.status = 'approved'
+ORDER BY f.created_at, u.id
+LIMIT 1
+"""
+
+
+async def first_follower(conn: Conn, community_id: int) -> User | None:
+    """The approved member who has followed the community longest (the next one the node
+    may follow a remote group in the name of, when its server wants a person)."""
+    row = await conn.fetchrow(SELECT_A_FOLLOWER, community_id)
+    return User(row["id"], row["username"], row["display_name"], row["role"], row["status"]) if row else None
+
+
 async def list_remote(conn: Conn) -> list[asyncpg.Record]:
     """Every remote community with its host, follow state and local followers (admins)."""
     result: list[asyncpg.Record] = await conn.fetch(LIST_REMOTE)

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from federation import actors, cli
-from node import account_deletion
+from federation import actors, cli, remote
+from node import account_deletion, communities
 from node.admin_commands import ADMIN_COMMANDS
 from node.errors import BadRequest
 from node.sessions import User
@@ -186,6 +186,29 @@ async def test_a_server_that_wants_a_person_gets_the_members_follow(
     assert row["follower_kind"] == "Person" and row["state"] == "pending", (dict(row), seen)
     assert [f["actor"] for f in follows] == [node.url("/actor"), node.url("/u/amina")], seen
     assert row["follow_activity_id"] == follows[1]["id"]
+
+    # When another member follows, then the first one leaves
+    async with member(node, "basile") as basile:
+        await post_form(basile, f"/c/{name}/suivre", {"action": "follow"})
+    async with node.pool.acquire() as conn:
+        amina_id = await conn.fetchval("SELECT id FROM users WHERE username = 'amina'")
+        community = await communities.find(conn, name)
+        assert community is not None
+        await remote.unsubscribe(
+            conn,
+            node.settings,
+            community,
+            User(amina_id, "amina", "amina", "member", "approved"),
+            node.fetcher,
+        )
+
+    # Then her follow is undone and the node follows again in the name of the one who stays
+    row = await group_follow(node.pool)
+    follower = await node.pool.fetchval("SELECT uri FROM actors WHERE id = $1", row["follower_id"])
+    assert follower == node.url("/u/basile") and row["state"] == "pending"
+    await deliver_all(node.settings, node.pool)
+    undos = [r.json for r in lemmy.received if r.method == "POST" and r.json and r.json["type"] == "Undo"]
+    assert [u["actor"] for u in undos] == [node.url("/u/amina")]
 
 
 async def test_a_members_only_group_waits_for_approval_and_may_refuse(
