@@ -19,7 +19,9 @@ like a missing object (404): no oracle.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import asyncpg
 from starlette.requests import Request
@@ -133,6 +135,7 @@ async def _classify(request: Request, conn: asyncpg.Connection, settings: Settin
     signer = await verified_signer(request, conn, settings)
     if signer is None:
         return Requester(Kind.UNSIGNED, open_mode)
+    request.state.ap_signer_uri = signer.uri
     partner = decision.allowed_outbound and await instance_approved(conn, signer.domain)
     return Requester(Kind.PARTNER if partner else Kind.ALLOWED, open_mode, signer.domain)
 
@@ -147,8 +150,67 @@ async def requester(request: Request, conn: asyncpg.Connection, settings: Settin
 
 
 async def may_read(
-    request: Request, conn: asyncpg.Connection, settings: Settings, visibility: str, origin: str | None = None
+    request: Request,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    visibility: str,
+    origin: str | None = None,
+    group_uri: str | None = None,
 ) -> bool:
     """May the sender of this GET read content of this visibility (``public``, ``members``, ``local``)?
-    ``origin``: the host of the remote group whose community the content belongs to."""
-    return access.may_read(await requester(request, conn, settings), visibility, origin)
+
+    ``origin``, ``group_uri``: the content belongs to a community of another server,
+    the group ``group_uri`` on host ``origin``. Members-only content there is the
+    group's: another server than its host reads it once the group's server vouches
+    that this server's instance follows the group (:func:`vouched_by_origin`)."""
+    asking = await requester(request, conn, settings)
+    if access.may_read(asking, visibility, origin):
+        return True
+    if origin is None or group_uri is None or visibility != "members" or asking.kind not in VOUCHABLE:
+        return False
+    vouched = await vouched_by_origin(request, conn, group_uri, asking)
+    return access.may_read(asking, visibility, origin, vouched=vouched)
+
+
+VOUCHABLE = frozenset({Kind.ALLOWED, Kind.PARTNER})
+VOUCH_TTL = 600.0  # seconds an answer of the group's server is kept
+VOUCH_CACHE_MAX = 10_000
+_vouches: dict[tuple[str, str], tuple[float, bool]] = {}
+
+
+def forget_vouches() -> None:
+    """Drop every kept answer (an admin's policy change, the tests)."""
+    _vouches.clear()
+
+
+async def vouched_by_origin(
+    request: Request, conn: asyncpg.Connection, group_uri: str, asking: Requester
+) -> bool:
+    """Does the group's server say the asking server's instance follows the group?
+    Asked as Lemmy asks a private community's origin: a signed GET of the group's
+    followers collection with ``?is_follower=<the signing actor>``, 200 meaning yes
+    (anything else, or no answer: no). Kept ``VOUCH_TTL`` per (group, instance)."""
+    signer: str | None = getattr(request.state, "ap_signer_uri", None)
+    if signer is None or asking.domain is None:
+        return False
+    key = (group_uri, asking.domain)
+    now = time.monotonic()
+    known = _vouches.get(key)
+    if known is not None and known[0] > now:
+        return known[1]
+    group = await actors.get_cached(conn, group_uri)
+    if group is None or group.local or not group.followers:
+        return False
+    separator = "&" if "?" in group.followers else "?"
+    try:
+        await fetcher_of(request).fetch_json(
+            f"{group.followers}{separator}{urlencode({'is_follower': signer})}"
+        )
+        answer = True
+    except FederationError as exc:
+        log.info("the group %s does not vouch for %s: %s", group_uri, asking.domain, exc)
+        answer = False
+    if len(_vouches) >= VOUCH_CACHE_MAX:
+        _vouches.clear()
+    _vouches[key] = (now + VOUCH_TTL, answer)
+    return answer

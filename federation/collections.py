@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from federation import objects, urls
+from federation import objects, policy, urls
 from node import published
 from node.errors import NotFound
 from node.settings import Settings
@@ -247,6 +247,32 @@ async def group_followers(
         "type": "OrderedCollection",
         "totalItems": total,
     }
+
+
+# Does an instance follow the group (an accepted follower there; for a members-only
+# group, on an instance our moderators approved)?
+INSTANCE_FOLLOWS = """
+SELECT EXISTS (
+    SELECT 1 FROM community_followers f
+    JOIN actors a ON a.id = f.actor_id
+    LEFT JOIN instances i ON i.domain = a.domain
+    WHERE f.community_id = $1 AND f.state = 'accepted' AND a.domain = $2 AND NOT a.local AND a.deleted_at IS NULL
+      AND ($3::boolean IS FALSE OR coalesce(i.approved, false))
+)
+"""
+
+
+async def instance_follows(conn: asyncpg.Connection, community: asyncpg.Record, actor_uri: str) -> bool:
+    """Does the instance of ``actor_uri`` follow ``community``? What a partner holding
+    its members' posts in our members-only group asks before serving them to a third
+    server (``?is_follower=``, as Lemmy asks a private community's origin)."""
+    domain = policy.host_of(actor_uri)
+    if not domain:
+        return False
+    found: bool = await conn.fetchval(
+        INSTANCE_FOLLOWS, community["id"], domain, community["visibility"] == "members"
+    )
+    return found
 
 
 def count_only(uri: str, total: int) -> dict[str, Any]:

@@ -48,18 +48,19 @@ async def _post_state(conn: asyncpg.Connection, settings: Settings, uri: str) ->
 
 async def visibility_of(
     conn: asyncpg.Connection, settings: Settings, row: asyncpg.Record
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, str | None, str | None]:
     """Who may read this sent activity now: ('public' | 'members' | None (nobody), and the
-    host of the remote group when the post is in a followed community of another server)."""
+    host and id of the remote group when the post is in a followed community of another
+    server)."""
     if row["audience"] == "direct":
-        return None, None
+        return None, None, None
     state = await _post_state(conn, settings, row["object_uri"]) if row["object_uri"] else None
     if state is None:
         audience: str = row["audience"]
-        return audience, None
+        return audience, None, None
     if state["deleted"] and row["json"].get("type") != "Delete":
-        return None, None
-    return state["visibility"], state["origin"]
+        return None, None, None
+    return state["visibility"], state["origin"], state["group_uri"]
 
 
 async def activity(request: Request) -> Response:
@@ -74,7 +75,9 @@ async def activity(request: Request) -> Response:
         row = await conn.fetchrow(SELECT_ACTIVITY, uri)
         if row is None or uri != f"{settings.base_url}/activities/{raw}":
             raise NotFound()
-        visibility, origin = await visibility_of(conn, settings, row)
-        if visibility is None or not await access.may_read(request, conn, settings, visibility, origin):
+        visibility, origin, group_uri = await visibility_of(conn, settings, row)
+        if visibility is None or not await access.may_read(
+            request, conn, settings, visibility, origin, group_uri
+        ):
             raise NotFound()
     return ActivityResponse(row["json"], context=False)

@@ -103,11 +103,15 @@ async def host_meta(request: Request) -> Response:
 
 
 async def _refuse_unless(
-    request: Request, conn: asyncpg.Connection, visibility: str, origin: str | None = None
+    request: Request,
+    conn: asyncpg.Connection,
+    visibility: str,
+    origin: str | None = None,
+    group_uri: str | None = None,
 ) -> None:
     """404 (like a missing object) unless the sender may read content of ``visibility``
-    (``origin``: of a remote community, whose group is on that host)."""
-    if not await access.may_read(request, conn, settings_of(request), visibility, origin):
+    (``origin``, ``group_uri``: of a remote community, whose group is on that host)."""
+    if not await access.may_read(request, conn, settings_of(request), visibility, origin, group_uri):
         raise NotFound()
 
 
@@ -214,8 +218,14 @@ async def group_outbox(request: Request) -> Response:
 
 
 async def group_followers(request: Request) -> Response:
+    """The count; with ``?is_follower=ACTOR`` (asked by a server holding its members'
+    posts in this group, before it serves them to ACTOR's server): 200 when ACTOR's
+    instance follows the group, else 404."""
+    asked = request.query_params.get("is_follower")
     async with pool_of(request).acquire() as conn:
         community = await _readable_community(request, conn)
+        if asked is not None and not await collections.instance_follows(conn, community, asked[:2048]):
+            raise NotFound()
         doc = await collections.group_followers(conn, settings_of(request), community)
     return ActivityResponse(doc)
 
@@ -261,7 +271,7 @@ async def _readable(request: Request, conn: asyncpg.Connection, view: objects.Po
     """404 unless the sender may read the post; posts written elsewhere are not ours to serve."""
     if view.remote:
         raise NotFound()
-    await _refuse_unless(request, conn, view.visibility, view.origin)
+    await _refuse_unless(request, conn, view.visibility, view.origin, view.group_uri)
 
 
 async def thread(request: Request) -> Response:
@@ -317,7 +327,7 @@ async def thread_context(request: Request) -> Response:
     page = _page(request)
     async with pool_of(request).acquire() as conn:
         state = await collections.context_state(conn, request.path_params["thread_id"])
-        await _refuse_unless(request, conn, state.visibility, state.origin)
+        await _refuse_unless(request, conn, state.visibility, state.origin, state.group_uri)
         headers = {"etag": state.etag, "vary": "Accept"}
         if _etag_matches(request, state.etag):
             return Response(status_code=304, headers=headers)

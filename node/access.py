@@ -18,7 +18,8 @@ here says what that requester may read; no route decides on its own.
 
     content of a remote community (a group on host H our node follows; our members'
     posts there are ours to serve): public as above; members-only to the signed,
-    verified, allowed host H alone (partner or not), never to another partner.
+    verified, allowed host H (partner or not), and to another allowed instance only
+    when H vouches that it follows the group (asked by ``federation.access``).
 
 "Actor document" is a Person or Group: the full document (name, summary, icon, counts)
 goes to who may read the actor's visibility — a community's own, a member's is
@@ -104,13 +105,17 @@ def of_user(user: User | None) -> Requester:
     return VISITOR if user is None else of_role(user.status, user.role)
 
 
-def may_read(requester: Requester, visibility: str, origin: str | None = None) -> bool:
+def may_read(
+    requester: Requester, visibility: str, origin: str | None = None, *, vouched: bool = False
+) -> bool:
     """May ``requester`` read content (a page, a post, a collection) of this visibility?
 
     ``origin``: the content belongs to a community of another server that our node
     follows (a remote group on host ``origin``). Its public content reads as ours; its
     members-only content is that group's to share, so over ActivityPub only the
-    group's own host reads it (our members still read it in HTML)."""
+    group's own host reads it — and a server that host vouches for (``vouched``: the
+    group's server said the requester's instance follows the group) — while our members
+    still read it in HTML."""
     kind = requester.kind
     if visibility == "public":
         if kind in HTML_KINDS:
@@ -118,7 +123,7 @@ def may_read(requester: Requester, visibility: str, origin: str | None = None) -
         return kind in (Kind.ALLOWED, Kind.PARTNER) or (kind == Kind.UNSIGNED and requester.open_mode)
     if visibility == "members":
         if origin is not None and kind in AP_KINDS:
-            return kind in (Kind.ALLOWED, Kind.PARTNER) and requester.domain == origin
+            return kind in (Kind.ALLOWED, Kind.PARTNER) and (requester.domain == origin or vouched)
         return kind in READERS or kind == Kind.PARTNER
     if visibility == "local":
         return kind in READERS

@@ -106,8 +106,9 @@ ORDER BY id
 
 _POST_STATE = """
 SELECT c.visibility, (p.deleted_at IS NOT NULL OR t.deleted_at IS NOT NULL) AS deleted,
-       (SELECT ga.domain FROM actors ga WHERE ga.id = c.actor_id) AS origin
+       ga.domain AS origin, ga.uri AS group_uri
 FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
+LEFT JOIN actors ga ON ga.id = c.actor_id
 """
 SELECT_BY_THREAD = _POST_STATE + "WHERE t.id = $1 AND p.is_opening"
 SELECT_BY_POST = _POST_STATE + "WHERE p.id = $1"
@@ -180,9 +181,9 @@ async def moderator_names(conn: Conn, community_id: int) -> list[str]:
 async def post_state(
     conn: Conn, *, thread_id: int | None = None, post_id: int | None = None, ap_id: str = ""
 ) -> asyncpg.Record | None:
-    """(visibility, deleted, origin) of a thread's opening post, a post, or a post stored
-    under its ActivityPub id; ``origin``: the host of the remote group whose community
-    it belongs to (None: one of our communities)."""
+    """(visibility, deleted, origin, group_uri) of a thread's opening post, a post, or a
+    post stored under its ActivityPub id; ``origin`` and ``group_uri``: the host and id
+    of the remote group whose community it belongs to (None: one of our communities)."""
     if thread_id is not None:
         return await conn.fetchrow(SELECT_BY_THREAD, thread_id)
     if post_id is not None:

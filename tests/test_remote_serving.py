@@ -6,11 +6,15 @@ one access rule (``node.access.may_read`` with the group's host as ``origin``)."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
 import pytest
+from aiohttp import web
+from yarl import URL
 
+from federation import access as access_cache
 from federation import actors, policy
 from node import access, threads
 from node.access import Kind, Requester
@@ -23,8 +27,9 @@ from tests.ap_kit import (  # noqa: F401  (fixtures)
     settings,
     signed_get,
 )
-from tests.delivery_kit import member, process_outbox
-from tests.fakefedi import FakeInstance
+from tests.delivery_kit import community as local_community
+from tests.delivery_kit import follower, member, process_outbox
+from tests.fakefedi import AS_TYPE, FakeInstance
 from tests.remote_group_kit import fake_remote_community, remote_thread
 
 
@@ -144,3 +149,69 @@ async def test_a_remote_thread_has_no_context_of_ours(
     # Then neither it nor its context is ours to serve: its origin serves them
     for path in (f"/t/{thread_id}", f"/t/{thread_id}/context"):
         assert (await signed_get(client, path, alice)).status_code == 404, path
+
+
+async def test_a_server_the_groups_host_vouches_for_reads_our_members_only_post_there(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    settings: Settings,  # noqa: F811
+    partner: FakeInstance,  # noqa: F811
+    origin: FakeInstance,
+) -> None:
+    # Given our member's reply in a members-only community of `origin`, a partner whose instance
+    # follows that group (the group's server says so when asked, as Lemmy's private communities
+    # are asked), and another approved partner that does not follow it
+    access_cache.forget_vouches()
+    async with FakeInstance("127.0.0.44") as stranger:
+        async with pool.acquire() as conn:
+            await policy.allow_domain(conn, stranger.host)
+            me = await actors.instance_actor(conn, settings)
+        assert me.public_key_id and me.public_key_pem
+        stranger.trust_key(me.public_key_id, me.public_key_pem)
+        await approve(pool, partner)
+        await approve(pool, stranger)
+        reply_id, _, create_id = await _reply_in(pool, settings, origin, "members")
+        alice, sam = partner.add_actor("alice"), stranger.add_actor("sam")
+
+        async def followers(request: web.Request) -> web.Response:
+            # The group's server: alice's instance follows the group, sam's does not
+            if request.query.get("is_follower") != alice.id:
+                return web.json_response({"error": "not a follower"}, status=404)
+            return web.json_response({"id": origin.url("/c/entraide/followers")}, content_type=AS_TYPE)
+
+        origin.add_route("GET", "/c/entraide/followers", followers)
+        missing = await get_ap(client, "/t/999999")
+        for path in (f"/p/{reply_id}", create_id.removeprefix("http://testserver")):
+            # Then the vouched-for partner reads it
+            assert (await signed_get(client, path, alice)).status_code == 200, path
+            # But the other partner gets what a missing object gets, as before
+            refused = await signed_get(client, path, sam)
+            assert (refused.status_code, refused.content) == (404, missing.content), path
+        # And the group's server was asked once per instance (the answer is kept), signed
+        asked = [r for r in origin.received if r.path.startswith("/c/entraide/followers")]
+        assert sorted(URL(r.path).query.get("is_follower", "") for r in asked) == sorted([alice.id, sam.id])
+        assert all(r.signature_ok for r in asked)
+    access_cache.forget_vouches()
+
+
+async def test_our_members_only_group_tells_a_partner_whether_an_instance_follows_it(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    settings: Settings,  # noqa: F811
+    partner: FakeInstance,  # noqa: F811
+) -> None:
+    # Given our members-only group followed from an approved instance, asked by an approved partner
+    async with FakeInstance("127.0.0.45") as follower_host:
+        group = await local_community(pool, "juridique", "members")
+        await approve(pool, follower_host)
+        await follower(pool, group, follower_host, "claire")
+        await approve(pool, partner)
+        alice = partner.add_actor("alice")
+        # (``:`` and ``/`` left as they are: what our fetcher sends, and what the test's signer signs)
+        path = "/c/juridique/followers?" + urlencode({"is_follower": follower_host.url("/actor")}, safe=":/")
+        # Then the answer is yes (200) for an actor of the following instance
+        assert (await signed_get(client, path, alice)).status_code == 200
+        # And no (404) for an actor of an instance that does not follow, and to an unsigned GET
+        no = "/c/juridique/followers?" + urlencode({"is_follower": partner.url("/actor")}, safe=":/")
+        assert (await signed_get(client, no, alice)).status_code == 404
+        assert (await get_ap(client, path)).status_code == 404
