@@ -51,7 +51,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -109,6 +109,7 @@ class Caps:
     fetch_deadline: float = 10.0  # seconds for one document
     failures: int = 3  # fetches failing in a row (network) before the server counts as gone
     moderators: int = 50
+    concurrency: int = 4  # items of a collection looked at together (the fetcher's per-host limit)
 
     def limits(self) -> Limits:
         return Limits(max_body=self.document_bytes, deadline=self.fetch_deadline)
@@ -178,6 +179,9 @@ class Walk:
         return doc
 
 
+Authors = dict[str, "asyncio.Future[int]"]  # an author's URI → its actors.id, looked up once per job
+
+
 @dataclass
 class Found:
     """A post object accepted for storing, with its author's ``actors.id``."""
@@ -236,9 +240,7 @@ async def _document(walk: Walk, value: Any, source: str) -> tuple[dict[str, Any]
     return await walk.fetch_object(object_id), object_id
 
 
-async def _post(
-    ctx: BackfillContext, walk: Walk, item: Any, source: str, authors: dict[str, int]
-) -> Found | None:
+async def _post(ctx: BackfillContext, walk: Walk, item: Any, source: str, authors: Authors) -> Found | None:
     """The post an item names (a post, or a Create/Announce of one, embedded or by URI),
     trusted as the module docstring says; None (and the reason logged) when it is not
     one we store. Fetch errors other than ServerSilent and the caps leave it out too.
@@ -261,9 +263,7 @@ async def _post(
     return None
 
 
-async def _accept(
-    ctx: BackfillContext, walk: Walk, doc: dict[str, Any], authors: dict[str, int]
-) -> Found | None:
+async def _accept(ctx: BackfillContext, walk: Walk, doc: dict[str, Any], authors: Authors) -> Found | None:
     if doc.get("type") not in POST_TYPES:
         return None
     try:
@@ -275,19 +275,32 @@ async def _accept(
     if author is None:
         log.info("backfill: %s has no author on its own host", ref(doc))
         return None
-    author_id = authors.get(author)
-    if author_id is None:
-        try:
-            async with ctx.pool.acquire() as conn:
-                actor = await actors.get_or_fetch(conn, walk, author)
-        except (
-            ValidationError,
-            SignatureError,
-        ) as exc:  # not an actor we can use (fetch errors: the caller's)
-            log.info("backfill: author %s refused (%s)", author, exc.reason)
-            return None
-        author_id = authors[author] = actor.id
+    known = authors.get(author)
+    if known is None:  # one look-up per author and job, shared by the posts looked at together
+        known = authors[author] = asyncio.ensure_future(_actor_id(ctx, walk, author))
+    try:
+        author_id = await asyncio.shield(known)
+    except (ValidationError, SignatureError) as exc:  # not an actor we can use (fetch errors: the caller's)
+        log.info("backfill: author %s refused (%s)", author, exc.reason)
+        return None
     return Found(doc, author_id)
+
+
+async def _actor_id(ctx: BackfillContext, walk: Walk, uri: str) -> int:
+    """The actor at ``uri``, cached or fetched, as ``actors.get_or_fetch`` gives it — but no
+    pool connection is held while fetching (the fetcher itself asks the pool for the
+    instance policy: held connections and concurrent fetches would starve it)."""
+    async with ctx.pool.acquire() as conn:
+        cached = await actors.get_cached(conn, uri)
+    if cached is not None and (cached.local or _fresh(cached.fetched_at)):
+        return cached.id
+    document = await walk.fetch_object(uri)
+    async with ctx.pool.acquire() as conn:
+        return (await actors.store_remote(conn, document, uri)).id
+
+
+def _fresh(fetched_at: datetime | None) -> bool:
+    return fetched_at is not None and datetime.now(UTC) - fetched_at < actors.REFRESH_AFTER
 
 
 async def _items(walk: Walk, collection: Any, source: str) -> AsyncIterator[tuple[Any, str]]:
@@ -331,6 +344,46 @@ async def _items(walk: Walk, collection: Any, source: str) -> AsyncIterator[tupl
             source = following_id
         if doc.get("type") not in PAGES | COLLECTIONS:
             return
+
+
+async def _posts(
+    ctx: BackfillContext, walk: Walk, items: AsyncIterator[tuple[Any, str]], authors: Authors
+) -> AsyncIterator[Found]:
+    """The posts ``items`` name (:func:`_post`), in their order, ``caps.concurrency``
+    looked at together (a collection of ids costs one round trip per few items, not
+    per item). A cap reached by ``items`` stops it after the items already read."""
+    batch: list[tuple[Any, str]] = []
+    stopped: CapReached | None = None
+    while True:
+        try:
+            batch.append(await anext(items))
+            if len(batch) < walk.caps.concurrency:
+                continue
+        except StopAsyncIteration:
+            pass
+        except CapReached as exc:
+            stopped = exc
+        for found in await _post_all(ctx, walk, batch, authors):
+            if found is not None:
+                yield found
+        if stopped is not None:
+            raise stopped
+        if len(batch) < walk.caps.concurrency:
+            return
+        batch = []
+
+
+async def _post_all(
+    ctx: BackfillContext, walk: Walk, batch: list[tuple[Any, str]], authors: Authors
+) -> list[Found | None]:
+    if len(batch) <= 1:
+        return [await _post(ctx, walk, item, source, authors) for item, source in batch]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_post(ctx, walk, item, source, authors)) for item, source in batch]
+    except BaseExceptionGroup as failed:  # ServerSilent, a cap: as if looked at one by one
+        raise failed.exceptions[0] from None
+    return [t.result() for t in tasks]
 
 
 def _listed(doc: dict[str, Any]) -> list[Any]:
@@ -469,14 +522,13 @@ def _addressed_elsewhere(obj: dict[str, Any], group_uri: str) -> bool:
     return bool(audience) and group_uri not in audience
 
 
-async def _outbox(ctx: BackfillContext, walk: Walk, job: jobs.Job) -> int:
+async def _outbox(ctx: BackfillContext, walk: Walk, job: jobs.Job, authors: Authors) -> int:
     assert job.community_id is not None
     async with ctx.pool.acquire() as conn:
         remote = await _remote(conn, job.community_id)
     group = remote.group
     if not group.outbox:
         raise GiveUp("the group has no outbox")
-    authors: dict[str, int] = {}
     roots: dict[str, Found] = {}
     featured: list[str] | None = None
     moderators: list[int] | None = None
@@ -485,9 +537,8 @@ async def _outbox(ctx: BackfillContext, walk: Walk, job: jobs.Job) -> int:
     async def recent() -> None:
         assert group.outbox is not None
         try:
-            async for item, source in _items(walk, group.outbox, group.outbox):
-                found = await _post(ctx, walk, item, source, authors)
-                if found is None or found.parent is not None or _addressed_elsewhere(found.obj, group.uri):
+            async for found in _posts(ctx, walk, _items(walk, group.outbox, group.outbox), authors):
+                if found.parent is not None or _addressed_elsewhere(found.obj, group.uri):
                     continue
                 roots.setdefault(found.ap_id, found)
                 if len(roots) >= walk.caps.threads:
@@ -517,8 +568,7 @@ async def _outbox(ctx: BackfillContext, walk: Walk, job: jobs.Job) -> int:
             if uri is None or len(ids) >= walk.caps.moderators:
                 continue
             try:
-                async with ctx.pool.acquire() as conn:
-                    ids.append((await actors.get_or_fetch(conn, walk, uri)).id)
+                ids.append(await _actor_id(ctx, walk, uri))
             except (FetchError, ValidationError, SignatureError) as exc:
                 log.info("backfill: moderator %s left out (%s)", uri, exc.reason)
         return ids
@@ -602,8 +652,7 @@ async def _community_of(conn: asyncpg.Connection, job: jobs.Job, chain: list[Fou
     raise GiveUp("the thread is in no community we follow")
 
 
-async def _thread(ctx: BackfillContext, walk: Walk, job: jobs.Job) -> int:
-    authors: dict[str, int] = {}
+async def _thread(ctx: BackfillContext, walk: Walk, job: jobs.Job, authors: Authors) -> int:
     place: Place | None = None
     start_uri = job.object_uri
     if job.thread_id is not None:
@@ -659,7 +708,7 @@ async def _climb(
     walk: Walk,
     job: jobs.Job,
     start: Found,
-    authors: dict[str, int],
+    authors: Authors,
     collected: dict[str, Found],
 ) -> Place:
     """Walk ``start``'s ``inReplyTo`` chain up to a post we store or to the root
@@ -708,7 +757,7 @@ def _context_of(posts: list[Found]) -> str | None:
 
 
 async def _expand(
-    ctx: BackfillContext, walk: Walk, start: Found, authors: dict[str, int], collected: dict[str, Found]
+    ctx: BackfillContext, walk: Walk, start: Found, authors: Authors, collected: dict[str, Found]
 ) -> None:
     """The thread's other posts: its ``context`` collection (the first the posts collected
     name, ``start`` first), else the ``replies`` of the posts collected (nested, down to
@@ -717,10 +766,8 @@ async def _expand(
     if context_uri is not None:
         before = len(collected)
         try:
-            async for item, source in _items(walk, context_uri, context_uri):
-                found = await _post(ctx, walk, item, source, authors)
-                if found is not None:
-                    collected.setdefault(found.ap_id, found)
+            async for found in _posts(ctx, walk, _items(walk, context_uri, context_uri), authors):
+                collected.setdefault(found.ap_id, found)
         except (FetchError, ValidationError) as exc:
             walk.note(f"context: {exc.reason}")
         if len(collected) > before:
@@ -765,15 +812,26 @@ async def _store_thread(ctx: BackfillContext, place: Place, collected: dict[str,
 # ---------------------------------------------------------------- the queue
 
 
+def _settle(authors: Authors) -> None:
+    """Author look-ups still running when the job stopped (a cap, the deadline) are
+    cancelled; the failures of the others count as seen."""
+    for future in authors.values():
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()
+
+
 async def handle(ctx: BackfillContext, job: jobs.Job) -> str:
     """Run one claimed job; returns its new status ('done', 'failed' or 'pending')."""
     walk = Walk(ctx.fetcher, ctx.caps)
+    authors: Authors = {}
     status, stored, delay = "done", 0, None
     try:
         if job.kind == "outbox":
-            stored = await _outbox(ctx, walk, job)
+            stored = await _outbox(ctx, walk, job, authors)
         else:
-            stored = await _thread(ctx, walk, job)
+            stored = await _thread(ctx, walk, job, authors)
     except GiveUp as exc:
         status = "failed"
         walk.notes.insert(0, str(exc))
@@ -782,6 +840,8 @@ async def handle(ctx: BackfillContext, job: jobs.Job) -> str:
         delay = BACKFILL.retry_delay(job.attempts)
         status = "pending" if delay is not None else "failed"
         walk.notes.insert(0, f"server not answering: {exc.cause.cause.reason}")
+    finally:
+        _settle(authors)
     note = "; ".join(walk.notes)
     async with ctx.pool.acquire() as conn:
         if delay is not None:

@@ -697,7 +697,7 @@ async def test_a_slow_endless_collection_stops_at_the_wall_time_cap(
         outbox = group.id + "/outbox"
 
         async def slow(request: web.Request) -> web.Response:
-            await asyncio.sleep(0.3)  # under the fetch deadline, every time
+            await asyncio.sleep(0.15)  # under the fetch deadline, every time
             n = int(request.query.get("page", "0"))
             item = announce(group, page(lemmy, alice, group, f"Page {n}"))
             body = {"id": outbox + (f"?page={n}" if n else ""), "type": "OrderedCollectionPage",
@@ -715,7 +715,7 @@ async def test_a_slow_endless_collection_stops_at_the_wall_time_cap(
         job = await last_job(pool)
         assert job["status"] == "done" and "wall time cap (1.5 s)" in job["note"]
         # what came within the time is kept
-        assert 2 <= len(await thread_rows(pool, community_id)) <= 6
+        assert 2 <= len(await thread_rows(pool, community_id)) <= 12
 
 
 async def test_what_was_not_addressed_to_public_never_lands_in_a_public_community(
