@@ -1078,6 +1078,7 @@ CREATE TABLE public.posts (
     shares_count integer DEFAULT 0 NOT NULL,
     removal_rule smallint,
     removal_reason text DEFAULT ''::text NOT NULL,
+    removed_by_origin boolean DEFAULT false NOT NULL,
     CONSTRAINT posts_removal_reason_check CHECK ((length(removal_reason) <= 500)),
     CONSTRAINT posts_removal_rule_check CHECK (((removal_rule >= 0) AND (removal_rule <= 20)))
 );

@@ -711,6 +711,17 @@ WHERE p.remote_author_id = $1 AND t.community_id = $2 AND p.deleted_at IS NULL
 ORDER BY p.id
 LIMIT $3
 """
+REMOVE_BY_ORIGIN = """
+UPDATE posts SET deleted_at = now(), removal_rule = NULL, removal_reason = $2, removed_by_origin = true
+WHERE id = $1 AND deleted_at IS NULL
+"""
+RESTORE_BY_ORIGIN = """
+UPDATE posts SET deleted_at = NULL, removal_reason = '', removed_by_origin = false
+WHERE id = $1 AND deleted_at IS NOT NULL AND removed_by_origin
+RETURNING is_opening
+"""
+RESTORE_REPLY = "UPDATE threads SET reply_count = reply_count + 1, last_activity_at = now() WHERE id = $1"
+RESTORE_THREAD = "UPDATE threads SET deleted_at = NULL WHERE id = $1"
 SET_REMOTE_PINNED = "UPDATE threads SET pinned = $2 WHERE id = $1 AND pinned <> $2 RETURNING id"
 SET_REMOTE_LOCKED = "UPDATE threads SET locked = $2 WHERE id = $1 AND locked <> $2 RETURNING id"
 ORIGIN_REMOVAL_MAX = 10_000  # posts of one banned author removed by one Block
@@ -721,7 +732,7 @@ async def remove_by_origin(conn: asyncpg.Connection, post: PostRef, reason: str)
     moderators: ``reason`` then says so and why): soft-deleted as :func:`remove_remote_post`
     does. Our member's own post there gets a ``moderation`` notification with the reason."""
     reason = " ".join(reason.split())[:MAX_REASON]
-    await conn.execute(DELETE_POST, post.id, None, reason)
+    await conn.execute(REMOVE_BY_ORIGIN, post.id, reason)
     if not post.is_opening:
         await conn.execute(DROP_REPLY, post.thread_id, post.id)
     else:
@@ -731,6 +742,17 @@ async def remove_by_origin(conn: asyncpg.Connection, post: PostRef, reason: str)
         await notifications.notify_member(
             conn, author_id, "moderation", thread_id=post.thread_id, post_id=post.id, reason=reason
         )
+
+
+async def restore_by_origin(conn: asyncpg.Connection, post: PostRef) -> bool:
+    """Undo a removal by the origin (its author or its group's moderators restored the
+    post): the post, and the thread it opened, are back. False (nothing changed) when
+    the post is not removed, or was removed here (by a local moderator: that stays)."""
+    is_opening = await conn.fetchval(RESTORE_BY_ORIGIN, post.id)
+    if is_opening is None:
+        return False
+    await conn.execute(RESTORE_THREAD if is_opening else RESTORE_REPLY, post.thread_id)
+    return True
 
 
 async def remove_author_in_community(

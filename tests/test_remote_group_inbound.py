@@ -448,6 +448,60 @@ async def test_lemmy_update_community_sample_refreshes_the_remote_community(
     assert actor is not None and actor.public_key_pem == group.public_pem
 
 
+@needs_samples
+async def test_lemmy_undo_remove_restores_what_the_origin_removed_never_a_local_removal(
+    node: InboxNode, lemmy: FakeInstance
+) -> None:
+    # Given a thread with two comments of the followed community
+    hosts = ("enterprise.lemmy.ml", "ds9.lemmy.ml")
+    group, _ = await follow_group(node, lemmy, "main")
+    bob = lemmy.add_actor("bob")
+    page = ap.lemmy_page(lemmy, bob, group.id, "Fil", "Corps")
+    await deliver(node, lemmy, announce(lemmy, group, page), group)
+    first = ap.lemmy_comment(lemmy, bob, group.id, page["object"]["id"], "Premier")
+    first["object"]["id"] = lemmy.url("/comment/1")
+    second = ap.lemmy_comment(lemmy, bob, group.id, page["object"]["id"], "Second")
+    for comment in (first, second):
+        await deliver(node, lemmy, announce(lemmy, group, comment), group)
+
+    # When the group's moderator removes the first and undoes it (Lemmy's samples)
+    await deliver(
+        node, lemmy, announce(lemmy, group, rehosted("deletion/remove_note.json", lemmy, hosts)), group
+    )
+    assert (await thread_of(node, page["object"]["id"]))["reply_count"] == 1
+    undo = rehosted("deletion/undo_remove_note.json", lemmy, hosts)
+    await deliver(node, lemmy, announce(lemmy, group, undo), group)
+
+    # Then it is back, counted again
+    row = await node.pool.fetchrow(
+        "SELECT deleted_at, removal_reason FROM posts WHERE ap_id = $1", first["object"]["id"]
+    )
+    assert (row["deleted_at"], row["removal_reason"]) == (None, "")
+    assert (await thread_of(node, page["object"]["id"]))["reply_count"] == 2
+
+    # When a local moderator removes the second, and an Undo{Delete} of it comes from the group
+    moderator_id = await make_user(node.pool, "modo", role="moderator")
+    post_id = await node.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", second["object"]["id"])
+    async with node.pool.acquire() as conn:
+        await threads.delete_post(
+            conn, post_id, User(moderator_id, "modo", "Modo", "moderator", "approved"), reason="Hors charte"
+        )
+    inner = {
+        "id": ap.activity_id(lemmy, "Delete"),
+        "type": "Delete",
+        "actor": bob.id,
+        "object": second["object"]["id"],
+    }
+    restore = announce(
+        lemmy, group, {"id": ap.activity_id(lemmy, "Undo"), "type": "Undo", "actor": bob.id, "object": inner}
+    )
+    await deliver(node, lemmy, restore, group)
+
+    # Then it stays removed
+    assert await outcome(node, restore) == ("ignored", "not removed by its origin: stays as it is")
+    assert await node.pool.fetchval("SELECT deleted_at IS NOT NULL FROM posts WHERE id = $1", post_id)
+
+
 async def test_the_group_acts_only_in_its_own_community(
     node: InboxNode, lemmy: FakeInstance, masto: FakeInstance
 ) -> None:

@@ -13,6 +13,8 @@ here instead of as a boost or a relay to one of our groups::
     Announce{Like | Undo{Like} | Dislike}       a like counted (dislikes are not)
     Announce{Delete{post}} (author or moderator) the post removed (a thread with its
                                                 opening post); a moderator's reason shown
+    Announce{Undo{Delete|Remove{post}}}         restored, when the origin removed it (a
+                                                local moderator's removal stays)
     Announce{Remove{post} without target}       older Lemmy's moderator removal: the same
     Announce{Add|Remove{post, target featured}} the thread pinned / unpinned
     Announce{Lock | Undo{Lock}}                 the thread locked / unlocked
@@ -83,6 +85,7 @@ MODERATION_VERBS = {"Delete", "Remove", "Add", "Lock", "Block"}
 FOLLOWED_STATES = ("pending", "accepted")
 SELECT_FOLLOW_STATE = "SELECT state FROM group_follows WHERE community_id = $1"
 SELECT_ACTOR_URI = "SELECT uri FROM actors WHERE id = $1"
+FORGET_TOMBSTONE = "DELETE FROM remote_tombstones WHERE object_id = $1 AND reason = 'deleted'"
 SELECT_WAITED = "SELECT now() - received_at FROM inbox_items WHERE activity_id = $1"
 
 # A reply whose parent we lack waits this long for it (the inbox worker retries after
@@ -406,7 +409,7 @@ async def _moderate(ctx: Context, community: Community, activity: dict[str, Any]
     post = await find_post(ctx, object_id)
     if kind in ("Delete", "Remove"):
         if undo:
-            return ignored("restoring a removed post is not supported: it stays removed")
+            return await _restore(ctx, community, object_id, post)
         return await _remove(ctx, community, activity, object_id, post)
     if kind == "Lock":
         if post is None or post.community_id != community.id or not post.is_opening:
@@ -442,6 +445,19 @@ async def _remove(
             reason += f" : {summary.strip()}"
     await threads.remove_by_origin(ctx.conn, post, reason)
     return done(f"post {post.id} {'deleted by its author' if by_author else 'removed by the group'}")
+
+
+async def _restore(ctx: Context, community: Community, object_id: str, post: PostRef | None) -> Outcome:
+    """Undo{Delete}: the origin restores what it removed (never what was removed here)."""
+    if post is None:
+        await ctx.conn.execute(FORGET_TOMBSTONE, object_id)  # a Create relayed later is taken again
+        return done("unknown object no longer remembered as removed")
+    if post.community_id != community.id:
+        return ignored("restore of a post of another community")
+    if not await threads.restore_by_origin(ctx.conn, post):
+        return ignored("not removed by its origin: stays as it is")
+    await ctx.conn.execute(FORGET_TOMBSTONE, object_id)
+    return done(f"post {post.id} restored")
 
 
 async def _author_uri(ctx: Context, post: PostRef) -> str | None:
