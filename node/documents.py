@@ -389,14 +389,16 @@ async def empty_trash(pool: asyncpg.Pool, store: Storage, limit: int = 200) -> i
 # costs what the first does. A search is ordered by rank, so it goes by page number.
 # Only the filters asked for are in the statement (no « $n IS NULL OR … »: a generic
 # plan would not use the indexes). Deleted discussions need no join: a trigger
-# (migration 0096) deletes their document.
+# (migration 0096) deletes their document. A remote document's author (hidden for
+# members, silenced too for visitors) is a per-row lookup by primary keys: as an EXISTS,
+# the planner may hash every thread of the node to answer it.
 LIST = f"""
 WITH page AS MATERIALIZED (
     SELECT d.id{{rank}} FROM documents d JOIN communities c ON c.id = d.community_id
     WHERE d.deleted_at IS NULL AND d.status = 'published' AND {readable_sql("c", "$1")}
-      AND (NOT d.remote OR NOT EXISTS (
-          SELECT 1 FROM threads t JOIN actors a ON a.id = t.remote_author_id
-          WHERE t.id = d.thread_id AND CASE WHEN $1::boolean THEN a.hidden ELSE a.silenced END))
+      AND (NOT d.remote OR (
+          SELECT NOT CASE WHEN $1::boolean THEN a.hidden ELSE a.silenced END
+          FROM threads t JOIN actors a ON a.id = t.remote_author_id WHERE t.id = d.thread_id) IS NOT FALSE)
       {{filters}}
     ORDER BY {{page_order}}
     LIMIT $2{{offset}}

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from federation import policy
 from node import communities, documents
 from node.sessions import User
 from tests.helpers import csrf, login, make_community, make_user, new_client
@@ -184,3 +185,50 @@ async def test_a_remote_communitys_library_is_read_only_here(
     )
     assert response.status_code == 404
     assert await pool.fetchval("SELECT count(*) FROM documents") == 0
+
+
+async def test_a_remote_authors_document_follows_the_instance_policy_in_cached_pages(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, app: Any
+) -> None:
+    """Silenced: out of what visitors see; suspended: out of every library, members' too."""
+    await make_user(pool, "amina")
+    community_id = await make_community(pool, "medical", visibility="public")
+    await login(client, "amina")
+    zed = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, display_name)"
+        " VALUES ('https://evil.example/users/zed', 'Person', false, 'zed', 'evil.example', 'Zed') RETURNING id"
+    )
+    thread_id = await pool.fetchval(
+        "INSERT INTO threads (community_id, remote_author_id, title, ap_id)"
+        " VALUES ($1, $2, 'Protocole distant', 'https://evil.example/pages/1') RETURNING id",
+        community_id, zed,
+    )  # fmt: skip
+    await pool.execute(
+        "INSERT INTO posts (thread_id, remote_author_id, is_opening, source, content_html, ap_id)"
+        " VALUES ($1, $2, true, 'Texte', '<p>Texte</p>', 'https://evil.example/pages/1')",
+        thread_id, zed,
+    )  # fmt: skip
+    async with pool.acquire() as conn:
+        file = documents.RemoteFile("https://evil.example/files/p.pdf", "application/pdf", "p.pdf", 1000)
+        doc = await documents.record_remote(
+            conn, documents.RemoteDocument("https://evil.example/pages/1", file), "link"
+        )
+    assert doc is not None
+
+    async with new_client(app) as visitor:
+        for browser in (client, visitor):
+            assert listed((await browser.get("/documents")).text) == [doc]
+            assert listed((await browser.get("/c/medical/documents")).text) == [doc]
+
+        async with pool.acquire() as conn:
+            await policy.block_domain(
+                conn, policy.BlockRequest("evil.example", "silence"), own_domain="testserver"
+            )
+        assert listed((await visitor.get("/documents")).text) == []
+        assert listed((await visitor.get("/c/medical/documents")).text) == []
+        assert listed((await client.get("/c/medical/documents")).text) == [doc]
+
+        async with pool.acquire() as conn:
+            await policy.suspend_domain(conn, "evil.example", own_domain="testserver")
+        assert listed((await client.get("/documents")).text) == []
+        assert listed((await client.get("/c/medical/documents")).text) == []
