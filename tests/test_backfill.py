@@ -820,3 +820,28 @@ async def test_a_group_of_another_vbg_node_is_backfilled_with_its_threads_replie
     finally:
         await origin_pool.close()
         await drop_test_database(server_dsn, dsn)
+
+
+async def test_an_object_without_community_goes_to_the_followed_group_its_thread_names(
+    pool: asyncpg.Pool, settings: Settings, fetcher: Fetcher
+) -> None:
+    async with FakeInstance("127.0.0.79", "lemmy") as lemmy:
+        await trusting(pool, settings, lemmy)
+        followed, stranger = lemmy.add_actor("suivi", type="Group"), lemmy.add_actor("inconnu", type="Group")
+        alice = lemmy.add_actor("alice")
+        root = lemmy.add_object(page(lemmy, alice, followed, "Chez le groupe suivi"))
+        reply = lemmy.add_object(note(lemmy, alice, root["id"], "Une réponse"))
+        elsewhere = lemmy.add_object(page(lemmy, alice, stranger, "Chez un groupe non suivi"))
+        community_id = await follow(pool, settings, fetcher, followed)
+        async with pool.acquire() as conn:
+            await actors.get_or_fetch(conn, fetcher, stranger.id)  # known, but not followed
+            assert await backfill.schedule_thread(conn, reply["id"])
+            assert await backfill.schedule_thread(conn, elsewhere["id"])
+        await run_jobs(pool, settings, fetcher)
+        [thread] = await thread_rows(pool, community_id)
+        assert (thread["title"], thread["reply_count"]) == ("Chez le groupe suivi", 1)
+        failed = await pool.fetchrow(
+            "SELECT status, note FROM backfill_jobs WHERE object_uri = $1", elsewhere["id"]
+        )
+        assert tuple(failed) == ("failed", "the thread is in no community we follow")
+        assert await pool.fetchval("SELECT count(*) FROM threads") == 1
