@@ -549,9 +549,12 @@ async def test_a_member_opening_a_remote_thread_schedules_its_backfill_once(
     assert await pool.fetchval("SELECT count(*) FROM backfill_jobs") == 0
     # A member's: once, then not again while the job waits or ran lately; never a local thread
     await login(client, "amina")
-    for _ in range(2):
-        assert (await client.get(f"/t/{remote_thread}")).status_code == 200
-        assert (await client.get(f"/t/{local_thread}")).status_code == 200
+    said = "en cours de récupération"
+    for visit in range(2):
+        page = await client.get(f"/t/{remote_thread}")
+        assert page.status_code == 200 and (said in page.text) == (visit == 0)
+        page = await client.get(f"/t/{local_thread}")
+        assert page.status_code == 200 and said not in page.text
     rows = await pool.fetch("SELECT kind, thread_id, community_id, status FROM backfill_jobs")
     assert [tuple(r) for r in rows] == [("thread", remote_thread, community_id, "pending")]
     # (this process asked the database once for each thread: the second visits cost no query)

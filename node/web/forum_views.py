@@ -291,11 +291,13 @@ async def thread_page(request: Request) -> Response:
     document = await documents.for_thread(pool, head.thread["id"]) if head.page == 1 else None
     if viewer is not None and viewer.unread_notifications:  # thread_head marked this thread's read
         forget_count(request, viewer.id)
+    fetching = False
     if viewer is not None and head.thread["remote_thread"]:
         # A thread of a followed remote community: fetch what its origin holds in the
         # background (a row insert, at most once per backfill.RECENT; asked of the database
-        # at most every few minutes by this process); the page shows what is here.
-        await backfill.thread_opened(pool_of(request), head.thread["id"])
+        # at most every few minutes by this process); the page shows what is here, and
+        # says so when it has just asked.
+        fetching = await backfill.thread_opened(pool_of(request), head.thread["id"])
     return render(
         request,
         "forum/thread.html",
@@ -305,6 +307,7 @@ async def thread_page(request: Request) -> Response:
         human_size=documents.human_size,
         posts=_posts_html(head, posts, viewer, liked),
         action_form=ACTION_FORM,
+        fetching=fetching,
     )
 
 
