@@ -18,7 +18,7 @@ from aiohttp import web
 from federation import actors, inbox_worker, policy
 from federation.fetcher import Limits
 from federation.handlers import remote_group
-from node import communities, threads
+from node import communities, notifications, threads
 from node.communities import Community
 from node.sessions import User
 from tests import inboxnode as ap
@@ -138,9 +138,11 @@ async def test_a_lemmy_comment_is_a_reply_and_notifies_our_members(
     thread = await thread_of(node, page["object"]["id"])
     amina_id = await make_user(node.pool, "amina")
     salome_id = await make_user(node.pool, "salome")
+    zoe_id = await make_user(node.pool, "zoe")
     async with node.pool.acquire() as conn:
         amina = User(amina_id, "amina", "Amina", "member", "approved")
         mine = await threads.create_reply(conn, thread["id"], amina, "Nous avons une permanence.")
+        await notifications.set_following(conn, zoe_id, thread["id"], True)  # « Suivre ce fil »
     my_post = node.url(f"/p/{mine}")
 
     # When a Lemmy comment answers her post and mentions Salomé
@@ -149,13 +151,14 @@ async def test_a_lemmy_comment_is_a_reply_and_notifies_our_members(
     comment["object"]["tag"] = [{"type": "Mention", "href": node.url("/u/salome"), "name": "@salome"}]
     await deliver(node, lemmy, announce(lemmy, group, comment), group)
 
-    # Then the reply is in the thread, Amina is told of a reply to her post, Salomé of a mention
+    # Then the reply is in the thread; Amina is told of a reply to her post, Salomé of a mention,
+    # Zoé (who follows the thread) of a new reply
     row = await node.pool.fetchrow(
         "SELECT thread_id, parent_id FROM posts WHERE ap_id = $1", comment["object"]["id"]
     )
     assert (row["thread_id"], row["parent_id"]) == (thread["id"], mine)
     kinds = dict(await node.pool.fetch("SELECT user_id, kind FROM notifications"))
-    assert kinds == {amina_id: "reply_to_me", salome_id: "mention"}
+    assert kinds == {amina_id: "reply_to_me", salome_id: "mention", zoe_id: "reply_followed"}
     assert (await thread_of(node, page["object"]["id"]))["reply_count"] == 2
     await no_relay(node)
 
