@@ -7,7 +7,9 @@ own services on B, exactly what B's pages call — replies, edits, likes and tak
 back, opens a thread, reports a post (forwarded) and deletes his reply; A stores and
 applies each. B never relays nor announces anything of A's community. In A's
 members-only community, B's member cannot write before A's moderators accept B's follow;
-afterwards his reply reaches A, and B serves it to A's server alone.
+afterwards his reply reaches A, which relays it to C (a follower A accepted): C fetches
+it from B, and B serves it to C because A vouches that C follows the group — never to
+an unsigned GET.
 """
 
 from __future__ import annotations
@@ -41,10 +43,17 @@ async def nodes(
     specs = [
         NodeSpec("a", "127.0.0.86", public_communities=("entraide",), members_communities=("juridique",)),
         NodeSpec("b", "127.0.0.87"),
+        NodeSpec("c", "127.0.0.88"),
     ]
     async with real_nodes(server_dsn, template_db, tmp_path_factory.mktemp("outbound"), specs) as started:
-        a, b = started["a"], started["b"]
-        await asyncio.gather(a.admin("allow-domain", b.domain), b.admin("allow-domain", a.domain))
+        await asyncio.gather(
+            *(
+                node.admin("allow-domain", other.domain)
+                for node in started.values()
+                for other in started.values()
+                if other is not node
+            )
+        )
         yield started
 
 
@@ -180,8 +189,8 @@ async def test_bs_member_takes_part_in_as_public_community(nodes: dict[str, Real
 async def test_a_members_only_community_waits_for_approval_then_takes_bs_reply(
     nodes: dict[str, RealNode],
 ) -> None:
-    a, b = nodes["a"], nodes["b"]
-    amina, bruno = await a.member("amina2"), await b.member("bruno2")
+    a, b, c = nodes["a"], nodes["b"], nodes["c"]
+    amina, bruno, chloe = await a.member("amina2"), await b.member("bruno2"), await c.member("chloe")
 
     # Given bruno follows A's members-only community by its address (WebFinger does not name it
     # to an instance A has not approved): B's follow waits for A's moderators
@@ -194,10 +203,13 @@ async def test_a_members_only_community_waits_for_approval_then_takes_bs_reply(
             await threads.create_thread(conn, community, bruno, "Trop tôt", "Bonjour ?")
     assert refused.value.message == threads.FOLLOW_PENDING_MESSAGE
 
-    # When A's moderators approve B's instance, and amina opens a thread
+    # When A's moderators approve B's instance (and C's, which follows too), and amina opens a thread
+    on_c = await follow(c, chloe, a.group("juridique"))
     async with a.pool.acquire() as conn:
         await follow_handler.approve_instance(conn, b.domain, None)
+        await follow_handler.approve_instance(conn, c.domain, None)
     await eventually(lambda: _equals(follow_state(b, community), "accepted"), "A accepts B's follow")
+    await eventually(lambda: _equals(follow_state(c, on_c), "accepted"), "A accepts C's follow")
     await a.new_thread("juridique", amina, "Ordonnance de protection", "Quels délais ?")
     thread_on_b = await thread_on(b, community, "Ordonnance de protection")
 
@@ -206,7 +218,11 @@ async def test_a_members_only_community_waits_for_approval_then_takes_bs_reply(
         reply_id = await threads.create_reply(conn, thread_on_b, bruno, "Six jours.")
     # Then A stores it
     await eventually(lambda: stored_on_a(a, b, f"/p/{reply_id}"), "A stores bruno's reply")
-    # And B serves it to A's server, never to an unsigned GET
+    # And A relays it to C, which fetches it from B: B serves it there because A vouches for C
     note_url = b.url(f"/p/{reply_id}")
+    await eventually(
+        lambda: c.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", note_url), "C stores bruno's reply"
+    )
+    # And B serves it to A's server, never to an unsigned GET
     assert (await signed_get(a, note_url) or {}).get("attributedTo") == b.url("/u/bruno2")
     assert await unsigned_status(note_url) == 404
