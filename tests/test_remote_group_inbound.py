@@ -619,6 +619,22 @@ async def test_a_server_that_stops_answering_is_waited_for_boundedly(
     assert await node.count("threads", "community_id = $1", community.id) == 0
 
 
+async def test_a_busy_origin_429_is_asked_again_later_not_dropped(
+    node: InboxNode, lemmy: FakeInstance, masto: FakeInstance
+) -> None:
+    group, community = await follow_group(node, lemmy)
+    alice = masto.add_actor("alice")
+    toots = [ap.mastodon_note(masto, alice, group.id, f"Occupé {n}") for n in range(2)]
+    for toot in toots:
+        masto.add_object(toot["object"], status=429)
+        assert (await lemmy.send(node.url("/inbox"), announce(lemmy, group, toot), actor=group)).status == 202
+    await node.process()
+    rows = await node.items()
+    assert [(r["status"], r["error"][:8]) for r in rows] == [("pending", "waiting:")] * 2
+    assert len([r for r in masto.received if r.method == "GET" and "/statuses/" in r.path]) == 1
+    assert await node.count("threads", "community_id = $1", community.id) == 0
+
+
 async def test_an_author_of_a_suspended_server_is_not_stored(
     node: InboxNode, lemmy: FakeInstance, masto: FakeInstance
 ) -> None:

@@ -219,8 +219,9 @@ async def fetch(ctx: Context, uri: str) -> dict[str, Any] | None:
 async def _guarded(uri: str, call: Awaitable[_T]) -> _T | None:
     """``call``, a fetch from ``uri``'s server. None when asking again cannot help (404,
     410, another 4xx, refused by our guards or policy, a document we refuse: an id that
-    is not the URL asked …); a server that does not answer is left alone ``SILENT_FOR``
-    and the activity waits (RetryLater); a 5xx is an error the inbox retries."""
+    is not the URL asked …); a server that does not answer (or answers 408/429: busy) is
+    left alone ``SILENT_FOR`` and the activity waits (RetryLater); a 5xx is an error the
+    inbox retries."""
     host = host_of(uri)
     if _silent_until.get(host, 0.0) > time.monotonic():
         close = getattr(call, "close", None)
@@ -233,7 +234,9 @@ async def _guarded(uri: str, call: Awaitable[_T]) -> _T | None:
         return None
     except FetchError as exc:
         status = exc.remote_status
-        if status is None and exc.reason.startswith(("deadline exceeded", "fetch failed")):
+        if status in (408, 429) or (
+            status is None and exc.reason.startswith(("deadline exceeded", "fetch failed"))
+        ):
             if len(_silent_until) >= SILENT_MAX:
                 _silent_until.clear()
             _silent_until[host] = time.monotonic() + SILENT_FOR
