@@ -504,6 +504,8 @@ async def person_deleted(ctx: BuildContext, payload: dict[str, Any]) -> list[Out
     event = events.PersonDeleted.from_json(payload)
     # Her subscriptions are gone: a remote community nobody else follows is left (Undo{Follow}).
     await remote.undo_unused(ctx.conn, ctx.settings)
+    # A follow held in her name (a server that wants a person) passes to another member.
+    await remote.follow_again_without(ctx.conn, ctx.settings, event.user_id)
     inboxes = _union(*[await community_inboxes(ctx, c.id, c.visibility) for c in event.communities])
     if not inboxes:
         return []

@@ -457,6 +457,10 @@ WHERE g.community_id = $1 AND a.id = g.follower_id
 RETURNING g.community_id
 """
 SELECT_STATE = "SELECT state FROM group_follows WHERE community_id = $1"
+FOLLOWED_AS = """
+SELECT g.community_id, g.node_wide FROM group_follows g JOIN actors a ON a.id = g.follower_id
+WHERE a.user_id = $1 AND g.state IN ('pending', 'accepted')
+"""
 # The node's live follow of the community is in the name of this member's Person.
 FOLLOWS_AS = """
 SELECT EXISTS (SELECT 1 FROM group_follows g JOIN actors a ON a.id = g.follower_id
@@ -627,6 +631,34 @@ async def unsubscribe(
             conn, settings, fetcher, community, requested_by=successor, node_wide=origin.node_wide
         )
     return False
+
+
+async def follow_again_without(conn: asyncpg.Connection, settings: Settings, user_id: int) -> int:
+    """Member ``user_id`` is gone (deleted account): every live follow the node holds in
+    her Person's name is undone and queued again in the name of the member who has
+    followed longest (its server wanted a person: no instance actor attempt). How many."""
+    moved = 0
+    for row in await conn.fetch(FOLLOWED_AS, user_id):
+        community = await communities.by_id(conn, row["community_id"])
+        if community is None or community.actor_id is None:
+            continue
+        await undo_follow(conn, settings, community)
+        successor = await communities.first_follower(conn, community.id)
+        if successor is None:
+            continue
+        group = await _actor_by_id(conn, community.actor_id)
+        person = await actors.ensure_local_actor(conn, settings, "Person", user_id=successor.id)
+        follow = _follow(settings, person, group)
+        async with conn.transaction():
+            claimed = await conn.fetchval(
+                CLAIM_GROUP_FOLLOW, community.id, person.id, follow["id"], successor.id, row["node_wide"]
+            )
+            if claimed is not None:
+                inboxes = delivery.pick_inboxes([(group.inbox, None)], settings.domain)
+                inboxes = await delivery.deliverable(conn, settings.domain, inboxes)
+                await delivery.enqueue(conn, follow, inboxes, object_uri=None, audience="direct")
+                moved += 1
+    return moved
 
 
 async def undo_unused(conn: asyncpg.Connection, settings: Settings) -> int:

@@ -210,6 +210,30 @@ async def test_a_server_that_wants_a_person_gets_the_members_follow(
     undos = [r.json for r in lemmy.received if r.method == "POST" and r.json and r.json["type"] == "Undo"]
     assert [u["actor"] for u in undos] == [node.url("/u/amina")]
 
+    # When basile, now the follower, deletes his account while claire still follows
+    async with member(node, "claire") as claire:
+        await post_form(claire, f"/c/{name}/suivre", {"action": "follow"})
+    basile_id = await node.pool.fetchval("SELECT id FROM users WHERE username = 'basile'")
+    async with node.pool.acquire() as conn:
+        leaving = User(basile_id, "basile", "basile", "member", "approved")
+        await account_deletion.delete_account(conn, leaving, PASSWORD, "keep")
+    await process_outbox(node.settings, node.pool)
+    await deliver_all(node.settings, node.pool)
+
+    # Then his follow is undone and claire's Person follows instead
+    row = await group_follow(node.pool)
+    follower = await node.pool.fetchval("SELECT uri FROM actors WHERE id = $1", row["follower_id"])
+    assert follower == node.url("/u/claire") and row["state"] == "pending"
+    posted = [
+        r.json
+        for r in lemmy.received
+        if r.method == "POST" and r.json and r.json["type"] in ("Undo", "Follow")
+    ]
+    assert [(p["type"], p["actor"]) for p in posted][-2:] == [
+        ("Undo", node.url("/u/basile")),
+        ("Follow", node.url("/u/claire")),
+    ]
+
 
 async def test_a_members_only_group_waits_for_approval_and_may_refuse(
     node: InboxNode, lemmy: FakeInstance
