@@ -1,0 +1,214 @@
+"""A thread followed across two of our nodes and answered from software nobody here
+wrote (issue 11, quality bar: « a member of our node follows a thread of theirs and is
+notified of a reply »).
+
+The Fedify peer of ``../shared/interop`` hosts only Person actors, so the group is ours:
+node A (https://node-a.test) hosts a public community, node B (https://node-b.test)
+follows it (``vbg-node admin follow-remote``, the node-wide follow) — both behind nginx
+terminating TLS with a throw-away CA, signatures checked everywhere. On B, bruno answers
+A's thread and carla follows it (« Suivre ce fil »). The Fedify peer's alice answers
+bruno's post, addressing A's group: A stores it and relays it (Announce) to B; B fetches
+the Note from the Fedify peer itself (a signed GET to a server we did not write), stores
+it in its copy of the thread and notifies bruno (a reply to his post) and carla (a reply
+in a thread she follows); B's thread page shows it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from node import communities, notifications, threads
+from tests.helpers import eventually
+from tests.interop import (
+    FedifyPeer,
+    NodeSpec,
+    RealNode,
+    TlsProxy,
+    fedify_workdir,
+    hosts,
+    interop_missing,
+    make_ca,
+    node_logs,
+    real_nodes,
+)
+
+pytestmark = pytest.mark.federation
+
+A_HOST, B_HOST, PEER_HOST = "node-a.test", "node-b.test", "fedify.test"
+A_IP, B_IP, PEER_IP = "127.0.0.41", "127.0.0.42", "127.0.0.43"
+GROUP = f"https://{A_HOST}/c/entraide"
+
+
+@dataclass
+class Scene:
+    a: RealNode
+    b: RealNode
+    peer: FedifyPeer
+    tls: ssl.SSLContext
+
+
+@pytest.fixture(scope="module")
+async def scene(
+    server_dsn: str, template_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Scene]:
+    missing = interop_missing()
+    if missing:
+        pytest.skip(missing)
+    try:
+        workdir = fedify_workdir()
+    except RuntimeError as exc:
+        pytest.skip(f"the Fedify peer could not be installed from the npm registry: {exc}")
+    run = tmp_path_factory.mktemp("interop-thread")
+    certs = make_ca(run / "ca", [A_HOST, B_HOST, PEER_HOST])
+    ca = str(certs / "ca.crt")
+    with hosts({A_HOST: A_IP, B_HOST: B_IP, PEER_HOST: PEER_IP}):
+        specs = [
+            NodeSpec("a", A_IP, base_url=f"https://{A_HOST}", public_communities=("entraide",)),
+            NodeSpec("b", B_IP, base_url=f"https://{B_HOST}"),
+        ]
+        async with real_nodes(server_dsn, template_db, run, specs, env={"SSL_CERT_FILE": ca}) as nodes:
+            a, b = nodes["a"], nodes["b"]
+            for node in (a, b):
+                await node.admin("federation-mode", "open")
+            proxy = TlsProxy(
+                run / "nginx",
+                certs,
+                [f"{A_HOST}={A_IP}:{A_IP}:{a.live.port}", f"{B_HOST}={B_IP}:{B_IP}:{b.live.port}"],
+            )
+            peer = FedifyPeer(
+                workdir, certs, run / "fedify", origin=f"https://{PEER_HOST}", listen=f"{PEER_IP}:443",
+                users=["alice"],
+            )  # fmt: skip
+            proxy.start()
+            try:
+                peer.start()
+                try:
+                    yield Scene(a, b, peer, ssl.create_default_context(cafile=ca))
+                finally:
+                    peer.stop()
+            finally:
+                proxy.stop()
+
+
+async def within(scene: Scene, probe: Any, what: str) -> Any:
+    try:
+        return await eventually(probe, what)
+    except AssertionError as exc:
+        nodes = {"a": scene.a, "b": scene.b}
+        raise AssertionError(f"{exc}\npeer log:\n{scene.peer.log()}\n{node_logs(nodes)}") from None
+
+
+async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(scene: Scene) -> None:
+    a, b, peer = scene.a, scene.b, scene.peer
+    amina, bruno, carla = await a.member("amina"), await b.member("bruno"), await b.member("carla")
+
+    # Given B follows A's public community for the whole node (the admin command) …
+    out = await b.admin("follow-remote", f"!entraide@{A_HOST}")
+    name = f"entraide@{A_HOST}"
+    assert name in out, out
+    async with b.pool.acquire() as conn:
+        community = await communities.find(conn, name)
+        assert community is not None and community.remote
+        # … and its members subscribe to it on B
+        await communities.follow(conn, bruno, community)
+        await communities.follow(conn, carla, community)
+
+    async def accepted() -> bool:
+        state = await b.pool.fetchval("SELECT state FROM group_follows WHERE community_id = $1", community.id)
+        return bool(state == "accepted")
+
+    await within(scene, accepted, "A accepts B's follow")
+
+    # When amina opens a thread in it on A
+    created = await a.new_thread("entraide", amina, "Mise à l'abri", "Quelles solutions la nuit ?")
+
+    async def thread_on_b() -> int | None:
+        found: int | None = await b.pool.fetchval(
+            "SELECT id FROM threads WHERE community_id = $1 AND title = $2", community.id, "Mise à l'abri"
+        )
+        return found
+
+    thread_id = await within(scene, thread_on_b, "B holds A's new thread")
+
+    # and on B, bruno answers it and carla follows it (« Suivre ce fil »)
+    async with b.pool.acquire() as conn:
+        bruno_post = await threads.create_reply(conn, thread_id, bruno, "Le 115 répond toute la nuit.")
+        await notifications.set_following(conn, carla.id, thread_id, True)
+    bruno_ap_id = b.url(f"/p/{bruno_post}")
+
+    async def bruno_on_a() -> int | None:
+        found: int | None = await a.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", bruno_ap_id)
+        return found
+
+    await within(scene, bruno_on_a, "A stores bruno's reply sent by B")
+
+    # When the Fedify peer's alice answers bruno's post, addressed to A's group
+    sent = await peer.apost(
+        "/_peer/post",
+        {
+            "as": "alice",
+            "content": "<p>Et les accueils de jour rouvrent à 8 h.</p>",
+            "inReplyTo": bruno_ap_id,
+            "audience": GROUP,
+            "mention": [f"@entraide@{A_HOST}"],
+        },
+    )
+    note_id = sent["object"]
+    assert note_id.startswith(f"https://{PEER_HOST}/")
+
+    # Then A stores it in its thread, under bruno's post
+    async def on_a() -> Any:
+        return await a.pool.fetchrow(
+            "SELECT p.thread_id, pp.ap_id AS parent FROM posts p JOIN posts pp ON pp.id = p.parent_id"
+            " WHERE p.ap_id = $1",
+            note_id,
+        )
+
+    stored_a = await within(scene, on_a, "A stores the Fedify reply")
+    assert (stored_a["thread_id"], stored_a["parent"]) == (created.thread_id, bruno_ap_id)
+
+    # and B, told by A's Announce, fetched it from the Fedify peer and stored it in its copy
+    async def on_b() -> Any:
+        return await b.pool.fetchrow(
+            "SELECT p.id, p.thread_id, p.parent_id, p.content_html FROM posts p WHERE p.ap_id = $1", note_id
+        )
+
+    stored_b = await within(scene, on_b, "B stores the Fedify reply relayed by A")
+    assert (stored_b["thread_id"], stored_b["parent_id"]) == (thread_id, bruno_post)
+    assert "accueils de jour" in stored_b["content_html"]
+    relayed = await b.processed_item(
+        "activity_type = 'Announce' AND actor_uri = $1 AND strpos(document::text, $2) > 0", GROUP, note_id
+    )
+    assert relayed["status"] == "done", relayed
+    author = await b.pool.fetchval(
+        "SELECT a.uri FROM posts p JOIN actors a ON a.id = p.remote_author_id WHERE p.id = $1", stored_b["id"]
+    )
+    assert author == f"https://{PEER_HOST}/users/alice"
+
+    # And bruno is notified of a reply to his post, carla of a reply in the thread she follows
+    async def notified() -> dict[int, str] | None:
+        rows = await b.pool.fetch(
+            "SELECT user_id, kind FROM notifications WHERE post_id = $1", stored_b["id"]
+        )
+        kinds = {r["user_id"]: r["kind"] for r in rows}
+        return kinds if len(kinds) == 2 else None
+
+    kinds = await within(scene, notified, "B notifies bruno and carla")
+    assert kinds == {bruno.id: "reply_to_me", carla.id: "reply_followed"}
+    async with b.pool.acquire() as conn:
+        page = await notifications.page_for(conn, carla, 1)
+    assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
+
+    # and B's thread page shows the reply
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(b.url(f"/t/{thread_id}"), ssl=scene.tls) as page_r,
+    ):
+        assert page_r.status == 200
+        assert "Et les accueils de jour rouvrent à 8 h." in await page_r.text()
