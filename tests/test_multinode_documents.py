@@ -199,6 +199,33 @@ async def test_a_document_published_on_a_reaches_the_library_of_b_that_follows_i
     status, served = await get(b.url(f"/documents/{document_id}/v/1"))
     assert status == 200 and AUTHOR.encode() not in served
 
+    # When its author uploads a new version on A
+    (tmp_path / "v2").mkdir()
+    clean = await asyncio.to_thread(_cleaned_pdf, tmp_path / "v2")
+    name = await storage_for(a.settings, "documents").put_file(clean.path, clean.kind.extension)
+    async with a.pool.acquire() as conn:
+        await documents.add_version(
+            conn, document_on_a, chloe,
+            documents.NewFile(name, clean.kind.media_type, clean.size, "certificat-v2.pdf", clean.text),
+        )  # fmt: skip
+
+    # Then B keeps the first and fetches the second as its current version
+    await eventually(
+        lambda: b.pool.fetchval(
+            "SELECT status = 'stored' FROM document_versions WHERE document_id = $1 AND number = 2",
+            document_id,
+        ),
+        "B stores A's new version",
+        within=90,
+    )
+    status, _ = await get(b.url(f"/documents/{document_id}/v/1"))
+    assert status == 200
+    second = await b.pool.fetchval(
+        "SELECT stored_name FROM document_versions WHERE document_id = $1 AND number = 2", document_id
+    )
+    second_file = storage_for(b.settings, "documents").local_path(second)
+    assert second_file is not None
+
     # When its author deletes it on A
     async with a.pool.acquire() as conn:
         await documents.delete_document(conn, document_on_a, chloe)
@@ -210,9 +237,9 @@ async def test_a_document_published_on_a_reaches_the_library_of_b_that_follows_i
         within=60,
     )
 
-    async def file_gone() -> bool:
-        return not await asyncio.to_thread(stored.exists)
+    async def files_gone() -> bool:
+        return not any(await asyncio.gather(*(asyncio.to_thread(f.exists) for f in (stored, second_file))))
 
-    await eventually(file_gone, "B removes the file from its disk", within=60)
+    await eventually(files_gone, "B removes both files from its disk", within=60)
     status, body = await get(b.url(f"/c/{remote_name}/documents"))
     assert status == 200 and f'href="/documents/{document_id}"'.encode() not in body
