@@ -170,12 +170,14 @@ def _announce(settings: Settings, view: objects.PostView) -> dict[str, Any]:
             "published": page["published"],
             "object": page,
         }
+    followers = f"{group}/followers"
+    public = view.visibility == "public"
     return {
         "id": f"{group}/outbox#t{view.row['thread_id']}",
         "type": "Announce",
         "actor": group,
-        "to": [objects.PUBLIC],
-        "cc": [f"{group}/followers"],
+        "to": [objects.PUBLIC] if public else [group, followers],
+        "cc": [followers] if public else [],
         "audience": group,
         "published": objects.iso(view.row["created_at"]),
         "object": announced,
@@ -187,7 +189,9 @@ def empty_collection(uri: str) -> dict[str, Any]:
 
 
 async def outbox_total(conn: asyncpg.Connection, community_id: int, visibility: str) -> int:
-    if visibility != "public":
+    """How many threads the outbox lists; the caller has checked that the requester may
+    read a group of this ``visibility`` (a members-only one: an approved partner)."""
+    if visibility not in ("public", "members"):
         return 0
     return await published.outbox_count(conn, community_id)
 
@@ -198,8 +202,9 @@ async def outbox(
     community: asyncpg.Record,
     page: int | None,
 ) -> dict[str, Any]:
-    """A group's outbox, newest first. Only public groups show anything: the outbox is
-    readable by anyone, so members-only content never appears in it."""
+    """A group's outbox, newest first, to whoever may read the group (a members-only
+    one: an approved partner, which backfills from it), each item addressed as the
+    group's own delivery was (members-only: the group and its followers, never Public)."""
     uri = f"{urls.group(settings, community['name'])}/outbox"
     total = await outbox_total(conn, community["id"], community["visibility"])
     if total == 0 and page is None:
@@ -214,9 +219,6 @@ async def outbox(
         }
     if page < 1 or page > _last_page(total, OUTBOX_PAGE_SIZE):
         raise NotFound()
-    # A members-only group's outbox is empty even to the partners who may read it (they
-    # get its threads by delivery and through each thread's context): its items would
-    # be Announces addressed to Public.
     rows = (
         await published.outbox_rows(conn, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
         if total

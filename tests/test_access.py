@@ -154,7 +154,7 @@ async def test_a_blocked_instance_gets_no_actor(
         assert (response.status_code, response.content) == (404, missing.content), path
 
 
-async def test_a_partner_reads_an_empty_outbox_of_a_members_only_group(
+async def test_a_partner_reads_the_outbox_of_a_members_only_group_never_addressed_to_public(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
     partner: FakeInstance,  # noqa: F811
@@ -165,11 +165,16 @@ async def test_a_partner_reads_an_empty_outbox_of_a_members_only_group(
     await approve(pool, partner)
     alice = partner.add_actor("alice")
 
-    # When the partner reads its outbox and the outbox's first page
+    # When the partner reads its outbox and the outbox's first page (what a backfill reads)
     outbox = await signed_get(client, "/c/medical/outbox", alice)
     first = await signed_get(client, "/c/medical/outbox?page=1", alice)
 
-    # Then both are empty: no Announce addressed to Public of members-only content
-    assert outbox.json()["totalItems"] == 0
-    assert first.status_code == 200 and first.json()["orderedItems"] == []
+    # Then it lists the thread, addressed to the group and its followers, never to Public
+    assert outbox.json()["totalItems"] == 1
+    (item,) = first.json()["orderedItems"]
+    group = "http://testserver/c/medical"
+    assert (item["type"], item["to"], item["cc"]) == ("Announce", [group, f"{group}/followers"], [])
+    assert item["object"]["object"]["name"] == "Cas"
     assert "https://www.w3.org/ns/activitystreams#Public" not in first.text
+    # and an unsigned reader still gets nothing
+    assert (await get_ap(client, "/c/medical/outbox")).status_code == 404
