@@ -182,10 +182,13 @@ async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     stored_b = await within(scene, on_b, "B stores the Fedify reply relayed by A")
     assert (stored_b["thread_id"], stored_b["parent_id"]) == (thread_id, bruno_post)
     assert "accueils de jour" in stored_b["content_html"]
-    relayed = await b.processed_item(
-        "activity_type = 'Announce' AND actor_uri = $1 AND strpos(document::text, $2) > 0", GROUP, note_id
+    relayed = await b.pool.fetch(
+        "SELECT status, outcome FROM inbox_items"
+        " WHERE activity_type = 'Announce' AND actor_uri = $1 AND strpos(document::text, $2) > 0",
+        GROUP,
+        note_id,
     )
-    assert relayed["status"] == "done", relayed
+    assert "done" in [r["status"] for r in relayed], [dict(r) for r in relayed]
     author = await b.pool.fetchval(
         "SELECT a.uri FROM posts p JOIN actors a ON a.id = p.remote_author_id WHERE p.id = $1", stored_b["id"]
     )
