@@ -115,9 +115,11 @@ async def _refuse_unless(
         raise NotFound()
 
 
-async def _actor_form(request: Request, conn: asyncpg.Connection, visibility: str) -> Decision:
+async def _actor_form(
+    request: Request, conn: asyncpg.Connection, visibility: str, origins: frozenset[str] = frozenset()
+) -> Decision:
     requester = await access.requester(request, conn, settings_of(request))
-    decision = node_access.actor_decision(requester, visibility)
+    decision = node_access.actor_decision(requester, visibility, origins)
     if decision is Decision.NONE:
         raise NotFound()
     return decision
@@ -151,7 +153,8 @@ async def person(request: Request) -> Response:
     settings = settings_of(request)
     async with pool_of(request).acquire() as conn:
         user = await _member(conn, request.path_params["username"])
-        form = await _actor_form(request, conn, await threads.member_visibility(conn, user["id"]))
+        visibility = await threads.member_visibility(conn, user["id"])
+        form = await _actor_form(request, conn, visibility, await threads.member_origins(conn, user["id"]))
         actor = await actors.ensure_local_actor(conn, settings, "Person", user_id=user["id"])
     if form is Decision.KEY_ONLY:
         return ActivityResponse(objects.key_only_actor(actor, "Person", user["username"]))

@@ -130,10 +130,14 @@ def may_read(
     return False  # an unknown visibility is nobody's
 
 
-def actor_decision(requester: Requester, visibility: str) -> Decision:
-    """Which form of a Person or Group actor of this visibility ``requester`` gets."""
+def actor_decision(requester: Requester, visibility: str, origins: frozenset[str] = frozenset()) -> Decision:
+    """Which form of a Person or Group actor of this visibility ``requester`` gets.
+    ``origins``: the hosts of the remote groups where a member posted — each shows her
+    posts, so a signed, allowed request from one of them gets her actor in full."""
     if requester.kind == Kind.BLOCKED or visibility not in ("public", "members"):
         return Decision.NONE
+    if requester.kind in (Kind.ALLOWED, Kind.PARTNER) and requester.domain in origins:
+        return Decision.FULL
     return Decision.FULL if may_read(requester, visibility) else Decision.KEY_ONLY
 
 

@@ -1231,6 +1231,23 @@ async def member_visibility(conn: Conn, user_id: int) -> str:
     return access.member_visibility(public)
 
 
+# The hosts of the remote groups whose communities hold a post of the member (at most a few).
+SELECT_POSTED_ORIGINS = """
+SELECT DISTINCT ga.domain FROM posts p
+JOIN threads t ON t.id = p.thread_id
+JOIN communities c ON c.id = t.community_id
+JOIN actors ga ON ga.id = c.actor_id
+WHERE p.author_id = $1 AND p.deleted_at IS NULL AND t.deleted_at IS NULL
+LIMIT 100
+"""
+
+
+async def member_origins(conn: Conn, user_id: int) -> frozenset[str]:
+    """The hosts of the remote groups where the member has a post online: each of those
+    servers shows her posts, so it may see her actor in full (``access.actor_decision``)."""
+    return frozenset(r["domain"] for r in await conn.fetch(SELECT_POSTED_ORIGINS, user_id))
+
+
 # --- Backfill: what a followed remote community already held ------------------------
 # Stored by ``federation.backfill`` after its checks (fetched from the object's own
 # origin, author on that origin). Old content: no relay and no outbox event (the origin

@@ -215,3 +215,19 @@ async def test_our_members_only_group_tells_a_partner_whether_an_instance_follow
         no = "/c/juridique/followers?" + urlencode({"is_follower": partner.url("/actor")}, safe=":/")
         assert (await signed_get(client, no, alice)).status_code == 404
         assert (await get_ap(client, path)).status_code == 404
+
+
+async def test_the_groups_host_sees_in_full_the_member_whose_posts_it_shows(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    settings: Settings,  # noqa: F811
+    partner: FakeInstance,  # noqa: F811
+    origin: FakeInstance,
+) -> None:
+    # Given our member who wrote only in a members-only community of `origin`
+    await _reply_in(pool, settings, origin, "members")
+    # Then the group's server gets her actor in full (it shows her posts), another server the key only
+    full = (await signed_get(client, "/u/amina", origin.add_actor("moderation"))).json()
+    assert full["type"] == "Person" and full["name"] and "summary" in full
+    key_only = (await signed_get(client, "/u/amina", partner.add_actor("alice"))).json()
+    assert "name" not in key_only and key_only["publicKey"]["owner"] == "http://testserver/u/amina"
