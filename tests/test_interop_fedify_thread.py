@@ -6,11 +6,12 @@ The Fedify peer of ``../shared/interop`` hosts only Person actors, so the group 
 node A (https://node-a.test) hosts a public community, node B (https://node-b.test)
 follows it (``vbg-node admin follow-remote``, the node-wide follow) — both behind nginx
 terminating TLS with a throw-away CA, signatures checked everywhere. On B, bruno answers
-A's thread and carla follows it (« Suivre ce fil »). The Fedify peer's alice answers
-bruno's post, addressing A's group: A stores it and relays it (Announce) to B; B fetches
-the Note from the Fedify peer itself (a signed GET to a server we did not write), stores
-it in its copy of the thread and notifies bruno (a reply to his post) and carla (a reply
-in a thread she follows); B's thread page shows it.
+A's thread and carla, in her browser over TLS, follows it (« Suivre ce fil »). The Fedify
+peer's alice answers bruno's post, addressing A's group: A stores it and relays it
+(Announce) to B; B fetches the Note from the Fedify peer itself (a signed GET to a server
+we did not write), stores it in its copy of the thread and notifies bruno (a reply to his
+post) and carla (a reply in a thread she follows: her notifications page lists it and
+leads to the reply); B's thread page shows it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
 from node import communities, notifications, threads
-from tests.helpers import eventually
+from tests.helpers import csrf_from, eventually, login
 from tests.interop import (
     FedifyPeer,
     NodeSpec,
@@ -136,10 +138,18 @@ async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(sc
 
     thread_id = await within(scene, thread_on_b, "B holds A's new thread")
 
-    # and on B, bruno answers it and carla follows it (« Suivre ce fil »)
+    # and on B, bruno answers it and carla, in her browser, follows it (« Suivre ce fil »)
     async with b.pool.acquire() as conn:
         bruno_post = await threads.create_reply(conn, thread_id, bruno, "Le 115 répond toute la nuit.")
-        await notifications.set_following(conn, carla.id, thread_id, True)
+    carla_browser = httpx.AsyncClient(base_url=b.settings.base_url, verify=scene.tls)
+    async with carla_browser:
+        await login(carla_browser, "carla")
+        thread_page = await carla_browser.get(f"/t/{thread_id}")
+        assert thread_page.status_code == 200 and f'action="/t/{thread_id}/suivre"' in thread_page.text
+        followed = await carla_browser.post(
+            f"/t/{thread_id}/suivre", data={"action": "follow", "csrf_token": csrf_from(thread_page.text)}
+        )
+        assert followed.status_code == 303, followed.text
     bruno_ap_id = b.url(f"/p/{bruno_post}")
 
     async def bruno_on_a() -> int | None:
@@ -207,6 +217,18 @@ async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     async with b.pool.acquire() as conn:
         page = await notifications.page_for(conn, carla, 1)
     assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
+    # carla's notifications page (over TLS, on B) lists it, and opening it leads to the reply
+    async with httpx.AsyncClient(base_url=b.settings.base_url, verify=scene.tls) as carla_browser:
+        await login(carla_browser, "carla")
+        listed = await carla_browser.get("/notifications")
+        assert listed.status_code == 200
+        notification_id = page.items[0]["id"]
+        assert f'action="/notifications/{notification_id}"' in listed.text and "a répondu" in listed.text
+        opened = await carla_browser.post(
+            f"/notifications/{notification_id}", data={"csrf_token": csrf_from(listed.text)}
+        )
+        assert opened.status_code == 303, opened.text
+        assert opened.headers["location"].endswith(f"/p/{stored_b['id']}"), opened.headers
 
     # and B's thread page shows the reply
     async with (
