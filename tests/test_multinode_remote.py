@@ -28,7 +28,7 @@ import aiohttp
 import httpx
 import pytest
 
-from federation import remote
+from federation import remote, synchronization
 from federation.handlers import follow as follow_handler
 from node import communities, threads
 from node.communities import Community
@@ -216,6 +216,13 @@ async def test_a_public_community_followed_from_two_nodes(nodes: dict[str, RealN
     # Then it reaches B and C as it is written
     thread_on_b = await thread_id_of(b, on_b, "Permanence du jeudi")
     await thread_id_of(c, on_c, "Permanence du jeudi")
+    # with A's signed Collection-Synchronization header (FEP-8fcf): A's followers on B are
+    # exactly B's one shared follow, so B agrees and fetches nothing
+    relayed = await b.processed_item("document->>'type' = 'Announce' AND sync_header IS NOT NULL")
+    header = synchronization.parse_header(relayed["sync_header"])
+    assert header is not None and header.collection_id == a.group("entraide") + "/followers"
+    assert header.digest == synchronization.digest_of([b.url("/actor")])
+    assert await group_follow_state(b, on_b) == "accepted"
 
     # When B's member replies there
     post_on_b = await reply(b, thread_on_b, bruno, "Je peux, de 14 h à 18 h.")
