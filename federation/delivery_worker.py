@@ -297,6 +297,7 @@ WHERE uri = ANY($1::text[]) AND local AND private_key_enc IS NOT NULL
 """
 ACTIVITY_CACHE = 4096
 SIGNING_TTL = 60.0  # a local actor's new key is used within a minute
+SYNC_TTL = 30.0  # a follow or unfollow shows in the synchronization digests within this
 
 
 class BatchLoader:
@@ -307,6 +308,8 @@ class BatchLoader:
         self.settings = settings
         self._payloads: OrderedDict[int, tuple[str, bytes]] = OrderedDict()  # id -> (actor, body)
         self._synced: dict[int, str] = {}  # id -> the group whose followers it synchronises
+        self._sync_values: dict[tuple[str, str], str | None] = {}  # (group, inbox) -> header value
+        self._sync_read_at = float("-inf")
         self._signers: dict[str, tuple[float, signatures.PostSigner]] = {}
         self._ready: dict[int, Payload] = {}
 
@@ -341,8 +344,26 @@ class BatchLoader:
             for job in jobs
             if job.activity_id in self._synced and job.activity_id in payloads
         ]
-        sync = await synchronization.headers_for(conn, synced) if synced else {}
-        return Prepared(payloads, frozenset(out), answers, sync)
+        return Prepared(payloads, frozenset(out), answers, await self._sync_headers(conn, synced))
+
+    async def _sync_headers(
+        self, conn: asyncpg.Connection, synced: list[tuple[int, str, str]]
+    ) -> dict[int, str]:
+        """Each job's Collection-Synchronization value; a (group, server) digest is read at
+        most once per SYNC_TTL (a fan-out sends several activities to each server)."""
+        now = time.monotonic()
+        if now - self._sync_read_at > SYNC_TTL:
+            self._sync_values.clear()
+            self._sync_read_at = now
+        missing = [
+            (job, inbox, group) for job, inbox, group in synced if (group, inbox) not in self._sync_values
+        ]
+        if missing:
+            fresh = await synchronization.headers_for(conn, missing)
+            for job, inbox, group in missing:
+                self._sync_values[(group, inbox)] = fresh.get(job)
+        values = {job: self._sync_values[(group, inbox)] for job, inbox, group in synced}
+        return {job: value for job, value in values.items() if value is not None}
 
     def _remember(self, activity_id: int, actor_uri: str, body: bytes) -> None:
         self._payloads[activity_id] = (actor_uri, body)

@@ -161,15 +161,15 @@ def acceptable(header: SyncHeader, sender_uri: str, sender_followers: str | None
 
 # ── sent: the digests and the partial collection of our groups ────────────────
 
-# The accepted followers of each (group, server) pair. The domain narrows the rows
-# (actors_domain index) before the exact prefix rule of the FEP.
-FOLLOWERS_OF_PAIRS = """
-SELECT p.group_uri, p.prefix, a.uri
-FROM unnest($1::text[], $2::text[], $3::text[]) AS p (group_uri, prefix, domain)
-JOIN actors g ON g.uri = p.group_uri AND g.local AND g.kind = 'Group'
-JOIN actors a ON a.domain = p.domain AND NOT a.local
-JOIN community_followers f ON f.community_id = g.community_id AND f.actor_id = a.id AND f.state = 'accepted'
-WHERE a.uri = p.prefix OR starts_with(a.uri, p.prefix || '/')
+# The accepted followers of the batch's groups on the batch's servers, read from the
+# group's side (its accepted followers, by index) then narrowed to those domains; the
+# exact prefix rule of the FEP is applied in Python.
+FOLLOWERS_ON_DOMAINS = """
+SELECT g.uri AS group_uri, a.domain, a.uri
+FROM actors g
+JOIN community_followers f ON f.community_id = g.community_id AND f.state = 'accepted'
+JOIN actors a ON a.id = f.actor_id
+WHERE g.uri = ANY($1::text[]) AND g.local AND g.kind = 'Group' AND NOT a.local AND a.domain = ANY($2::text[])
 """
 FOLLOWERS_ON_SERVER = """
 SELECT a.uri
@@ -186,12 +186,17 @@ async def digests(conn: Conn, pairs: Iterable[tuple[str, str]]) -> dict[tuple[st
     wanted = sorted(set(pairs))
     if not wanted:
         return {}
-    domains = [policy.host_of(prefix) for _group, prefix in wanted]
-    rows = await conn.fetch(FOLLOWERS_OF_PAIRS, [g for g, _ in wanted], [p for _, p in wanted], domains)
-    ids: dict[tuple[str, str], list[str]] = {pair: [] for pair in wanted}
-    for row in rows:
-        ids[(row["group_uri"], row["prefix"])].append(row["uri"])
-    return {pair: digest_of(found) for pair, found in ids.items()}
+    groups = sorted({g for g, _ in wanted})
+    domains = sorted({policy.host_of(prefix) for _g, prefix in wanted})
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in await conn.fetch(FOLLOWERS_ON_DOMAINS, groups, domains):
+        found.setdefault((row["group_uri"], row["domain"]), []).append(row["uri"])
+    return {
+        (group, prefix): digest_of(
+            uri for uri in found.get((group, policy.host_of(prefix)), []) if under_prefix(uri, prefix)
+        )
+        for group, prefix in wanted
+    }
 
 
 async def headers_for(conn: Conn, deliveries: Iterable[tuple[int, str, str]]) -> dict[int, str]:
