@@ -912,6 +912,7 @@ SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_
        p.likes_count, p.shares_count, {AUTHOR_NAME.format(u="u", a="a")} AS author_name,
        u.profession AS author_profession, u.username AS author_username, p.removal_reason,
        a.username AS remote_username, a.domain AS remote_domain,
+       CASE WHEN coalesce(a.url, a.uri) ~ '^https?://' THEN coalesce(a.url, a.uri) END AS remote_profile,
        pp.id AS parent_id, pp.is_opening AS parent_is_opening, pp.deleted_at AS parent_deleted_at,
        left(pp.source, 200) AS parent_source,
        {AUTHOR_NAME.format(u="pu", a="pa")} AS parent_author

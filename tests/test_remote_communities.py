@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from federation import actors, remote
-from node import communities
+from node import communities, threads
 from tests.ap_kit import AP, open_federation  # noqa: F401  (fixture)
 from tests.helpers import login, make_community, make_user
 from tests.remote_kit import make_remote_community
@@ -163,3 +163,40 @@ async def make_actor(conn: asyncpg.Connection, uri: str) -> int:
         " RETURNING id", uri,
     )  # fmt: skip
     return actor_id
+
+
+@pytest.mark.parametrize(
+    ("profile", "shown"),
+    [("https://forum.example/u/zoe", 'href="https://forum.example/u/zoe"'), ("javascript:alert(1)", None)],
+)
+async def test_a_remote_author_links_to_her_profile_on_her_server_never_to_a_script(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, profile: str, shown: str | None
+) -> None:
+    # Given a thread of a public remote community opened by a remote author, whose profile URL is `profile`
+    remote = await make_remote_community(pool, "lecture", "forum.example", visibility="public")
+    author = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain, display_name, url) VALUES"
+        " ('https://forum.example/u/zoe', 'Person', false, 'zoe', 'forum.example', 'Zoé', $1) RETURNING id",
+        profile,
+    )
+    async with pool.acquire() as conn:
+        thread_id = await threads.store_remote_thread(
+            conn,
+            threads.RemoteThread(
+                item_id=0, community_id=remote.id, author_id=author, ap_id="https://forum.example/post/1",
+                title="Accueil de nuit", source="Comment faites-vous ?", content_html="<p>Comment faites-vous ?</p>",
+                announce_page=False,
+            ),
+            None,
+        )  # fmt: skip
+
+    # When a visitor opens the thread
+    page = await client.get(f"/t/{thread_id}")
+
+    # Then the author's name, her server, and a link to her profile there (http(s) only) are shown
+    assert page.status_code == 200
+    assert "Zoé" in page.text and "@zoe@forum.example" in page.text
+    if shown is None:
+        assert "javascript:" not in page.text
+    else:
+        assert shown in page.text and 'rel="nofollow noopener noreferrer"' in page.text
