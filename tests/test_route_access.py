@@ -12,6 +12,9 @@ classes of markers (the table below, written out here rather than taken from
     members    a members-only community, its thread, reply and        approved members; an
                document, a member who posts only there                approved partner
     local      a local community, its thread, reply and document      approved members
+    remote     a members-only community of another server our node    approved members; over
+               follows: its thread and replies (ours, and a remote    ActivityPub only that
+               author's)                                              server (not walked here)
     staff      a pending and a suspended account                      moderators and admins
     deleted    a deleted reply's text                                 moderators and admins
                                                                       (its edit history)
@@ -48,19 +51,20 @@ from node.settings import Settings
 from tests.ap_kit import make_reply, make_thread, settings  # noqa: F401  (settings: a fixture)
 from tests.fakefedi import AS_ACCEPT, FakeActor, FakeInstance, signed_headers
 from tests.helpers import PASSWORD, csrf, login, make_community, make_user, new_client
+from tests.remote_kit import make_remote_community
 
 BASE = "http://testserver"
 AP = {"Accept": AS_ACCEPT}
-CLASSES = ("public", "members", "local", "staff", "deleted")
+CLASSES = ("public", "members", "local", "remote", "staff", "deleted")
 HTML_KINDS = ("visitor", "pending", "member", "expert", "moderator", "admin")
 AP_KINDS = ("unsigned", "unsigned_open", "refused", "allowed", "partner", "blocked")
 READS: dict[str, set[str]] = {
     "visitor": {"public"},
     "pending": {"public"},
-    "member": {"public", "members", "local"},
-    "expert": {"public", "members", "local"},
-    "moderator": {"public", "members", "local", "staff", "deleted"},
-    "admin": {"public", "members", "local", "staff", "deleted"},
+    "member": {"public", "members", "local", "remote"},
+    "expert": {"public", "members", "local", "remote"},
+    "moderator": {"public", "members", "local", "remote", "staff", "deleted"},
+    "admin": {"public", "members", "local", "remote", "staff", "deleted"},
     "unsigned": set(),
     "unsigned_open": {"public"},  # the node in open mode: public content to anyone not blocked
     "refused": set(),
@@ -92,7 +96,7 @@ def marker(cls: str, what: str) -> str:
     return f"MARK{cls}{what}"
 
 
-MARKERS = re.compile(rb"MARK(public|members|local|staff|deleted)")
+MARKERS = re.compile(rb"MARK(public|members|local|remote|staff|deleted)")
 
 
 async def build_world(pool: asyncpg.Pool) -> World:
@@ -117,6 +121,7 @@ async def build_world(pool: asyncpg.Pool) -> World:
             thread_id, community, writer, marker(cls, "document"),
         )  # fmt: skip
         world.documents[document] = cls
+    await add_remote_communities(pool, world, author, discreet)
     public_thread = min(t for t, c in world.threads.items() if c == "public")
     deleted = await make_reply(pool, public_thread, author, marker("deleted", "efface"))
     async with pool.acquire() as conn:
@@ -127,6 +132,31 @@ async def build_world(pool: asyncpg.Pool) -> World:
         world.users[name] = "staff"
         world.user_ids[user_id] = "staff"
     return world
+
+
+async def add_remote_communities(pool: asyncpg.Pool, world: World, author: int, discreet: int) -> None:
+    """A public and a members-only community of another server (issue 11), each with a
+    thread one of our members opened there, her reply, and a remote author's reply."""
+    for cls, visibility, writer in (("public", "public", author), ("remote", "members", discreet)):
+        community = await make_remote_community(
+            pool, f"distante{visibility}", "forum.example", visibility=visibility, title=marker(cls, "titre")
+        )
+        world.communities[community.name] = cls
+        thread_id, opening = await make_thread(
+            pool, community.id, writer, marker(cls, "fil"), marker(cls, "corps")
+        )
+        reply = await make_reply(pool, thread_id, writer, marker(cls, "reponse"))
+        theirs = await pool.fetchval(
+            "INSERT INTO actors (uri, kind, local, username, domain, display_name) VALUES ($1, 'Person', false,"
+            " $2, 'forum.example', $3) RETURNING id",
+            f"https://forum.example/u/zoe{visibility}", f"zoe{visibility}", marker(cls, "zoe"),
+        )  # fmt: skip
+        remote_reply = await make_reply(
+            pool, thread_id, None, marker(cls, "distante"), remote_author_id=theirs,
+            ap_id=f"https://forum.example/comment/{visibility}",
+        )  # fmt: skip
+        world.threads[thread_id] = cls
+        world.posts.update({opening: cls, reply: cls, remote_reply: cls})
 
 
 def routes_of(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Route]]:
@@ -324,7 +354,13 @@ async def walk(
                 continue
             if missing not in misses:
                 misses[missing] = normalised(await requester.request(client, method, missing), missing)
-            if is_actor(route) and requester.kind != "blocked" and cls in ("public", "members"):
+            # (a remote community's Group is not ours to serve: it answers like a missing one)
+            if (
+                is_actor(route)
+                and requester.kind != "blocked"
+                and cls in ("public", "members")
+                and "@" not in path
+            ):
                 if response.status_code != 200 or set(response.json()) != KEY_ONLY:
                     problems.append(f"{where}: not a key-only actor")
             elif normalised(response, path) != misses[missing]:
