@@ -20,26 +20,23 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
 import figures  # noqa: E402
 import psutil  # noqa: E402
 from aiohttp import web  # noqa: E402
 from procs import cpu_of  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from federation import access, actors, backfill, policy, signatures  # noqa: E402
 from node import communities, db  # noqa: E402
@@ -139,32 +136,6 @@ def remote_server(threads: int) -> Any:
 # ---------------------------------------------------------------- our side
 
 
-@contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """A fresh migrated database on DATABASE_URL's server, or on an embedded one."""
-    server = os.environ.get("DATABASE_URL")
-    embedded = None
-    if not server:
-        embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-backfill-")))
-        server = embedded.start("postgres")
-    name = f"vbgbench_bf_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(server)._replace(path="/" + name))
-    conn = await db.connect(dsn)
-    await db.migrate(conn)
-    await conn.close()
-    try:
-        yield dsn
-    finally:
-        admin = await asyncpg.connect(server)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if embedded is not None:
-            embedded.stop()
-
-
 async def measure(dsn: str, base: str, threads: int) -> tuple[float, float, int, int]:
     """(wall seconds, CPU seconds, threads stored, documents fetched) of one outbox job."""
     data = Path(tempfile.mkdtemp(prefix="vbg-bench-backfill-data-"))
@@ -217,7 +188,7 @@ async def main() -> None:
     if figures.smoke():
         args.threads = 60
     with remote_server(args.threads) as base:
-        async with scratch_database() as dsn:
+        async with scratch_database("bf") as dsn:
             wall, cpu, stored, _ = await measure(dsn, base, args.threads)
     if stored != args.threads:
         print(f"only {stored} of {args.threads} threads stored")

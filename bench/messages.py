@@ -23,13 +23,10 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,6 +35,7 @@ import asyncpg  # noqa: E402
 import figures  # noqa: E402
 import psutil  # noqa: E402
 from procs import cpu_of  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from node import db, encryption, messages  # noqa: E402
 from node.accounts import create_user  # noqa: E402
@@ -126,32 +124,6 @@ class OneConnection:
 PG_ROOT: list[int] = []
 
 
-@contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """A fresh migrated database on DATABASE_URL's server, or on an embedded one."""
-    server = os.environ.get("DATABASE_URL")
-    embedded = None
-    if not server:
-        embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-messages-")))
-        server = embedded.start("postgres")
-    name = f"vbgbench_pm_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(server)._replace(path="/" + name))
-    conn = await db.connect(dsn)
-    await db.migrate(conn)
-    await conn.close()
-    try:
-        yield dsn
-    finally:
-        admin = await asyncpg.connect(server)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if embedded is not None:
-            embedded.stop()  # the pid of our pool's PostgreSQL backend
-
-
 def cpu_now() -> float:
     """CPU seconds so far of this process and of the PostgreSQL backend serving it
     (the pool holds one connection; the cluster's background processes, whose
@@ -180,7 +152,7 @@ async def main() -> None:
     args = parser.parse_args()
     if figures.smoke():
         args.messages, args.reads, args.rounds = 100, 20, 1
-    async with scratch_database() as dsn:
+    async with scratch_database("pm") as dsn:
         pool = OneConnection(await db.connect(dsn))
         backend = await pool.conn.fetchval("SELECT pg_backend_pid()")
         PG_ROOT[:] = [backend] if psutil.pid_exists(backend) else []  # a remote server: app CPU only

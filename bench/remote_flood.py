@@ -23,26 +23,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
-import secrets
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-import asyncpg  # noqa: E402
 import figures  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from federation import actors, inbox_worker, wakeup  # noqa: E402
 from node import communities, db  # noqa: E402
@@ -51,32 +46,6 @@ from tests.inboxnode import running_node  # noqa: E402
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 AS = "application/activity+json"
-
-
-@contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """A fresh migrated database on DATABASE_URL's server, or on an embedded one."""
-    server = os.environ.get("DATABASE_URL")
-    embedded = None
-    if not server:
-        embedded = db.EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="vbg-bench-flood-")))
-        server = embedded.start("postgres")
-    name = f"vbgbench_flood_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = urlunsplit(urlsplit(server)._replace(path="/" + name))
-    conn = await db.connect(dsn)
-    await db.migrate(conn)
-    await conn.close()
-    try:
-        yield dsn
-    finally:
-        admin = await asyncpg.connect(server)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        if embedded is not None:
-            embedded.stop()
 
 
 def announce(lemmy: FakeInstance, group: FakeActor, author: FakeActor, n: int) -> dict[str, Any]:
@@ -110,7 +79,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(announces: int, seconds: float) -> None:
-    async with scratch_database() as dsn:
+    async with scratch_database("flood") as dsn:
         pool = await db.create_pool(dsn, min_size=2, max_size=10)
         data = Path(tempfile.mkdtemp(prefix="vbg-bench-flood-data-"))
         async with (

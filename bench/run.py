@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-LIBRARIES = {"dataset", "figures", "procs", "run"}
+LIBRARIES = {"dataset", "figures", "procs", "run", "scratch"}
 FIRST = ["signatures"]  # the raw RSA rates every ratio is read against
 MACHINE = "machine"
 
