@@ -1,9 +1,12 @@
 """Collections we serve: a thread's context (FEP-7888/f228), a post's replies, a group's outbox,
 followers (a count only, for privacy), featured (pinned threads) and moderators.
 
-Pages are numbered from 1 (``?page=N``). Who may see a collection is decided by the
-caller (``federation.access``); a members-only group's outbox is empty for everyone,
-since the outbox is public by nature.
+Pages go by keyset, as Mastodon's do: the first is ``?page=1``, each next one names the
+last item shown (``?min_id=`` in the collections read oldest first, ``?max_id=`` in the
+outbox, newest first), so a page deep in an old community or a long thread costs what the
+first one does; collections give ``first`` and pages ``next`` (no ``last``, no ``prev``).
+An old numbered link (``?page=N``, N > 1) is sent to the first page by the caller. Who may
+see a collection is decided by the caller (``federation.access``).
 """
 
 from __future__ import annotations
@@ -54,12 +57,37 @@ async def context_state(conn: asyncpg.Connection, thread_id: int) -> ContextStat
     )  # fmt: skip
 
 
-def _page_url(collection: str, page: int) -> str:
-    return f"{collection}?page={page}"
+@dataclass(frozen=True)
+class PageAsk:
+    """A page of a collection: the first (``after`` None) or the one after an item."""
+
+    after: int | None = None
 
 
-def _last_page(total: int, size: int) -> int:
-    return max(1, -(-total // size))
+FIRST_PAGE = PageAsk()
+
+
+def _first_url(collection: str) -> str:
+    return f"{collection}?page=1"
+
+
+def _page_url(collection: str, cursor: str, ask: PageAsk) -> str:
+    return _first_url(collection) if ask.after is None else f"{collection}?{cursor}={ask.after}"
+
+
+def _collection_page(
+    collection: str, cursor: str, ask: PageAsk, items: list[Any], last_id: int | None, more: bool
+) -> dict[str, Any]:
+    """An ``OrderedCollectionPage`` of ``items``; ``next`` names the last item's id."""
+    doc: dict[str, Any] = {
+        "id": _page_url(collection, cursor, ask),
+        "type": "OrderedCollectionPage",
+        "partOf": collection,
+        "orderedItems": items,
+    }
+    if more and last_id is not None:
+        doc["next"] = _page_url(collection, cursor, PageAsk(last_id))
+    return doc
 
 
 def context_to_ap(settings: Settings, state: ContextState) -> dict[str, Any]:
@@ -69,34 +97,23 @@ def context_to_ap(settings: Settings, state: ContextState) -> dict[str, Any]:
         "type": "OrderedCollection",
         "attributedTo": state.group_uri or urls.group(settings, state.community_name),
         "totalItems": state.total,
-        "first": _page_url(cid, 1),
-        "last": _page_url(cid, _last_page(state.total, CONTEXT_PAGE_SIZE)),
+        "first": _first_url(cid),
     }
 
 
 async def context_page(
-    conn: asyncpg.Connection, settings: Settings, state: ContextState, page: int
+    conn: asyncpg.Connection, settings: Settings, state: ContextState, ask: PageAsk
 ) -> dict[str, Any]:
-    """Page ``page`` of the thread's posts, oldest first (the opening post leads)."""
-    if page < 1 or page > _last_page(state.total, CONTEXT_PAGE_SIZE):
-        raise NotFound()
+    """A page of the thread's posts, oldest first (the opening post leads the first)."""
     cid = urls.thread_context(settings, state.thread_id)
-    rows = await published.context_items(
-        conn, state.thread_id, CONTEXT_PAGE_SIZE, (page - 1) * CONTEXT_PAGE_SIZE
-    )
-    doc: dict[str, Any] = {
-        "id": _page_url(cid, page),
-        "type": "OrderedCollectionPage",
-        "partOf": cid,
-        "attributedTo": state.group_uri or urls.group(settings, state.community_name),
-        "totalItems": state.total,
-        "orderedItems": [objects.post_id(settings, r) for r in rows],
-    }
-    if page > 1:
-        doc["prev"] = _page_url(cid, page - 1)
-    if page < _last_page(state.total, CONTEXT_PAGE_SIZE):
-        doc["next"] = _page_url(cid, page + 1)
-    return doc
+    rows = await published.context_items(conn, state.thread_id, CONTEXT_PAGE_SIZE + 1, ask.after)
+    shown = rows[:CONTEXT_PAGE_SIZE]
+    doc = _collection_page(
+        cid, "min_id", ask, [objects.post_id(settings, r) for r in shown],
+        shown[-1]["id"] if shown else None, len(rows) > CONTEXT_PAGE_SIZE,
+    )  # fmt: skip
+    return {**doc, "attributedTo": state.group_uri or urls.group(settings, state.community_name),
+            "totalItems": state.total}  # fmt: skip
 
 
 # --- replies of a post ----------------------------------------------------------
@@ -107,40 +124,28 @@ REPLIES_PAGE_SIZE = 50
 # Direct answers to a post; for an opening post also the replies stored without a
 # parent (they answer the thread). Hidden authors stay out, as in the context.
 async def replies(
-    conn: asyncpg.Connection, settings: Settings, view: objects.PostView, page: int | None
+    conn: asyncpg.Connection, settings: Settings, view: objects.PostView, ask: PageAsk | None
 ) -> dict[str, Any]:
     """The ``replies`` collection of one of our posts (who may read it is the caller's
     decision): an ``OrderedCollection`` of the direct answers' ids, oldest first, in
-    pages of ``REPLIES_PAGE_SIZE`` (``?page=N``)."""
+    pages of ``REPLIES_PAGE_SIZE`` (``?page=1``, then ``?min_id=``)."""
     row = view.row
     args = (row["thread_id"], row["id"], view.is_opening)
-    total = await published.count_replies(conn, *args)
     uri = urls.replies(objects.post_id(settings, row))
-    last = _last_page(total, REPLIES_PAGE_SIZE)
-    if page is None:
+    if ask is None:
         return {
             "id": uri,
             "type": "OrderedCollection",
             "partOf": objects.post_id(settings, row),
-            "totalItems": total,
-            "first": _page_url(uri, 1),
-            "last": _page_url(uri, last),
+            "totalItems": await published.count_replies(conn, *args),
+            "first": _first_url(uri),
         }
-    if page < 1 or page > last:
-        raise NotFound()
-    rows = await published.replies(conn, *args, REPLIES_PAGE_SIZE, (page - 1) * REPLIES_PAGE_SIZE)
-    doc: dict[str, Any] = {
-        "id": _page_url(uri, page),
-        "type": "OrderedCollectionPage",
-        "partOf": uri,
-        "totalItems": total,
-        "orderedItems": [objects.post_id(settings, r) for r in rows],
-    }
-    if page > 1:
-        doc["prev"] = _page_url(uri, page - 1)
-    if page < last:
-        doc["next"] = _page_url(uri, page + 1)
-    return doc
+    rows = await published.replies(conn, *args, REPLIES_PAGE_SIZE + 1, ask.after)
+    shown = rows[:REPLIES_PAGE_SIZE]
+    return _collection_page(
+        uri, "min_id", ask, [objects.post_id(settings, r) for r in shown],
+        shown[-1]["id"] if shown else None, len(rows) > REPLIES_PAGE_SIZE,
+    )  # fmt: skip
 
 
 # --- group collections ----------------------------------------------------------
@@ -188,10 +193,15 @@ def empty_collection(uri: str) -> dict[str, Any]:
     return {"id": uri, "type": "OrderedCollection", "totalItems": 0, "orderedItems": []}
 
 
+def _outbox_listed(visibility: str) -> bool:
+    """Does the outbox list a group of this ``visibility``'s threads? (The caller has
+    checked that the requester may read it; a members-only one: an approved partner.)"""
+    return visibility in ("public", "members")
+
+
 async def outbox_total(conn: asyncpg.Connection, community_id: int, visibility: str) -> int:
-    """How many threads the outbox lists; the caller has checked that the requester may
-    read a group of this ``visibility`` (a members-only one: an approved partner)."""
-    if visibility not in ("public", "members"):
+    """How many threads the outbox lists (the caller checked who may read it)."""
+    if not _outbox_listed(visibility):
         return 0
     return await published.outbox_count(conn, community_id)
 
@@ -200,42 +210,27 @@ async def outbox(
     conn: asyncpg.Connection,
     settings: Settings,
     community: asyncpg.Record,
-    page: int | None,
+    ask: PageAsk | None,
 ) -> dict[str, Any]:
     """A group's outbox, newest first, to whoever may read the group (a members-only
     one: an approved partner, which backfills from it), each item addressed as the
     group's own delivery was (members-only: the group and its followers, never Public)."""
     uri = f"{urls.group(settings, community['name'])}/outbox"
-    total = await outbox_total(conn, community["id"], community["visibility"])
-    if total == 0 and page is None:
-        return empty_collection(uri)
-    if page is None:
-        return {
-            "id": uri,
-            "type": "OrderedCollection",
-            "totalItems": total,
-            "first": _page_url(uri, 1),
-            "last": _page_url(uri, _last_page(total, OUTBOX_PAGE_SIZE)),
-        }
-    if page < 1 or page > _last_page(total, OUTBOX_PAGE_SIZE):
-        raise NotFound()
+    if ask is None:
+        total = await outbox_total(conn, community["id"], community["visibility"])
+        if total == 0:
+            return empty_collection(uri)
+        return {"id": uri, "type": "OrderedCollection", "totalItems": total, "first": _first_url(uri)}
     rows = (
-        await published.outbox_rows(conn, community["id"], OUTBOX_PAGE_SIZE, (page - 1) * OUTBOX_PAGE_SIZE)
-        if total
+        await published.outbox_rows(conn, community["id"], OUTBOX_PAGE_SIZE + 1, ask.after)
+        if _outbox_listed(community["visibility"])
         else []
     )
-    doc: dict[str, Any] = {
-        "id": _page_url(uri, page),
-        "type": "OrderedCollectionPage",
-        "partOf": uri,
-        "totalItems": total,
-        "orderedItems": [_announce(settings, objects.PostView(r)) for r in rows],
-    }
-    if page > 1:
-        doc["prev"] = _page_url(uri, page - 1)
-    if page < _last_page(total, OUTBOX_PAGE_SIZE):
-        doc["next"] = _page_url(uri, page + 1)
-    return doc
+    shown = rows[:OUTBOX_PAGE_SIZE]
+    return _collection_page(
+        uri, "max_id", ask, [_announce(settings, objects.PostView(r)) for r in shown],
+        shown[-1]["thread_id"] if shown else None, len(rows) > OUTBOX_PAGE_SIZE,
+    )  # fmt: skip
 
 
 async def group_followers(

@@ -40,14 +40,37 @@ from node.errors import BadRequest, NotFound
 from node.settings import Settings
 from node.web.requests import pool_of, settings_of
 
+MAX_ID = 2**63 - 1
 
-def _page(request: Request) -> int | None:
-    raw = request.query_params.get("page")
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 6:
+
+def _digits(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
         raise NotFound()
     return int(raw)
+
+
+def _page(request: Request, cursor: str) -> collections.PageAsk | None:
+    """The page of a collection asked for: None (the collection itself), the first
+    (``?page=1``, or ``?page=true`` as Mastodon writes it) or the one after the item
+    ``?{cursor}=ID``. (An old numbered page is :func:`_old_page`'s.)"""
+    params = request.query_params
+    after = params.get(cursor)
+    if after is not None:
+        return collections.PageAsk(_digits(after))
+    if params.get("page") is None:
+        return None
+    return collections.FIRST_PAGE
+
+
+def _old_page(request: Request) -> Response | None:
+    """A numbered page from before keyset pages (``?page=N``, N > 1, a link a peer may
+    still hold) goes to the first page, whose ``next`` links lead on; another value of
+    ``page`` is a missing page. None: not such a request."""
+    raw = request.query_params.get("page")
+    if raw is None or raw in ("1", "true"):
+        return None
+    _digits(raw)
+    return RedirectResponse(f"{request.url.path}?page=1", status_code=302)
 
 
 class JRDResponse(JSONResponse):
@@ -213,9 +236,11 @@ async def _readable_community(request: Request, conn: asyncpg.Connection) -> asy
 
 async def group_outbox(request: Request) -> Response:
     settings = settings_of(request)
-    page = _page(request)
+    page = _page(request, "max_id")
     async with pool_of(request).acquire() as conn:
         community = await _readable_community(request, conn)
+        if (moved := _old_page(request)) is not None:
+            return moved
         doc = await collections.outbox(conn, settings, community, page)
     return ActivityResponse(doc)
 
@@ -296,11 +321,13 @@ async def post(request: Request) -> Response:
 
 
 async def _replies(request: Request, view: objects.PostView) -> Response:
-    page = _page(request)
+    page = _page(request, "min_id")
     async with pool_of(request).acquire() as conn:
         await _readable(request, conn, view)
         if view.deleted:
             raise NotFound()
+        if (moved := _old_page(request)) is not None:
+            return moved
         doc = await collections.replies(conn, settings_of(request), view, page)
     return ActivityResponse(doc, headers={"vary": "Accept"})
 
@@ -327,10 +354,12 @@ def _etag_matches(request: Request, etag: str) -> bool:
 
 async def thread_context(request: Request) -> Response:
     settings = settings_of(request)
-    page = _page(request)
+    page = _page(request, "min_id")
     async with pool_of(request).acquire() as conn:
         state = await collections.context_state(conn, request.path_params["thread_id"])
         await _refuse_unless(request, conn, state.visibility, state.origin, state.group_uri)
+        if (moved := _old_page(request)) is not None:
+            return moved
         headers = {"etag": state.etag, "vary": "Accept"}
         if _etag_matches(request, state.etag):
             return Response(status_code=304, headers=headers)

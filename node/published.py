@@ -60,14 +60,32 @@ LEFT JOIN actors ha ON ha.id = p.remote_author_id
 WHERE t.id = $1
 GROUP BY t.id, c.id, ga.id
 """
+# Collection pages go by keyset — "the items after the last one shown", the cursor being
+# an item's id whose (date, id) key is read once as an InitPlan (an index condition, never
+# OFFSET): a page deep in a long thread or an old community costs what the first one does.
 # Posts of authors from suspended instances leave the collections as they leave pages.
-SELECT_CONTEXT_ITEMS = f"""
-SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id
-FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.thread_id = $1 AND p.deleted_at IS NULL AND {author_shown_sql("p.remote_author_id")}
-ORDER BY p.is_opening DESC, p.created_at, p.id
-LIMIT $2 OFFSET $3
-"""
+_CONTEXT_SHOWN = f"p.deleted_at IS NULL AND {author_shown_sql('p.remote_author_id')}"
+_AFTER_POST = "(p.created_at, p.id) > ((SELECT created_at FROM posts WHERE id = $3 AND thread_id = $1), $3)"
+_CONTEXT_COLUMNS = "SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id"
+# $1 the thread, $2 how many replies, $3 the cursor (the last post shown; first page: none).
+# The opening post leads the first page (by posts_one_opening), then the replies oldest
+# first (by posts_thread).
+SELECT_CONTEXT_ITEMS = {
+    "first": f"""
+({_CONTEXT_COLUMNS} FROM posts p JOIN threads t ON t.id = p.thread_id
+ WHERE p.thread_id = $1 AND p.is_opening AND {_CONTEXT_SHOWN})
+UNION ALL
+({_CONTEXT_COLUMNS} FROM posts p JOIN threads t ON t.id = p.thread_id
+ WHERE p.thread_id = $1 AND NOT p.is_opening AND {_CONTEXT_SHOWN}
+ ORDER BY p.created_at, p.id LIMIT $2)
+""",
+    "after": f"""
+{_CONTEXT_COLUMNS} FROM posts p JOIN threads t ON t.id = p.thread_id
+WHERE p.thread_id = $1 AND NOT p.is_opening AND {_CONTEXT_SHOWN} AND {_AFTER_POST}
+ORDER BY p.created_at, p.id
+LIMIT $2
+""",
+}
 
 _REPLIES_OF = f"""
 FROM posts p JOIN threads t ON t.id = p.thread_id
@@ -76,25 +94,47 @@ WHERE p.thread_id = $1 AND NOT p.is_opening AND p.deleted_at IS NULL
   AND {author_shown_sql("p.remote_author_id")}
 """
 COUNT_REPLIES = f"SELECT count(*) {_REPLIES_OF}"
-SELECT_REPLIES = f"""
+# $4 how many, then on a page after the first $5 the cursor (the last reply shown).
+SELECT_REPLIES = {
+    page: f"""
 SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id {_REPLIES_OF}
+  {cursor}
 ORDER BY p.created_at, p.id
-LIMIT $4 OFFSET $5
+LIMIT $4
 """
+    for page, cursor in (
+        ("first", ""),
+        (
+            "after",
+            "AND (p.created_at, p.id) > ((SELECT created_at FROM posts WHERE id = $5 AND thread_id = $1), $5)",
+        ),
+    )
+}
 
-# The outbox is a public list: threads of silenced (or suspended) instances stay out.
-OUTBOX_LISTED = "NOT EXISTS (SELECT 1 FROM actors sa WHERE sa.id = t.remote_author_id AND sa.silenced)"
+# The outbox is a public list: threads of silenced (or suspended) instances stay out. A
+# per-row lookup (a NOT EXISTS became an anti-join reading every actor, 3 ms at 10,000).
+OUTBOX_LISTED = """(t.remote_author_id IS NULL
+     OR NOT coalesce((SELECT sa.silenced FROM actors sa WHERE sa.id = t.remote_author_id), false))"""
 COUNT_OUTBOX = f"""
 SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
 WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL AND {OUTBOX_LISTED}
 """
-SELECT_OUTBOX = f"""
+# Newest threads first, by threads_community_created (migration 0160); $2 how many, then
+# on a page after the first $3 the cursor (the last thread shown). A thread's opening post
+# is written with it, at the same time.
+SELECT_OUTBOX = {
+    page: f"""
 SELECT {POST_COLUMNS} {POST_JOINS}
 WHERE t.community_id = $1 AND p.is_opening AND t.deleted_at IS NULL AND p.deleted_at IS NULL
-  AND {OUTBOX_LISTED}
-ORDER BY p.created_at DESC, p.id DESC
-LIMIT $2 OFFSET $3
+  AND {OUTBOX_LISTED} {cursor}
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT $2
 """
+    for page, cursor in (
+        ("first", ""),
+        ("after", "AND (t.created_at, t.id) < ((SELECT created_at FROM threads WHERE id = $3), $3)"),
+    )
+}
 COUNT_MEMBER_FOLLOWS = "SELECT count(*) FROM community_follows WHERE community_id = $1"
 SELECT_MODERATORS = """
 SELECT username FROM users
@@ -135,9 +175,13 @@ async def context_state(conn: Conn, thread_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(SELECT_CONTEXT_STATE, thread_id)
 
 
-async def context_items(conn: Conn, thread_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
-    """The thread's shown posts, the opening post first, then oldest first."""
-    result: list[asyncpg.Record] = await conn.fetch(SELECT_CONTEXT_ITEMS, thread_id, limit, offset)
+async def context_items(conn: Conn, thread_id: int, limit: int, after: int | None) -> list[asyncpg.Record]:
+    """The thread's shown posts, the opening post first (on the first page, ``after``
+    None), then up to ``limit`` replies oldest first, after the post ``after``."""
+    if after is None:
+        result: list[asyncpg.Record] = await conn.fetch(SELECT_CONTEXT_ITEMS["first"], thread_id, limit)
+    else:
+        result = await conn.fetch(SELECT_CONTEXT_ITEMS["after"], thread_id, limit, after)
     return result
 
 
@@ -147,11 +191,12 @@ async def count_replies(conn: Conn, thread_id: int, post_id: int, is_opening: bo
 
 
 async def replies(
-    conn: Conn, thread_id: int, post_id: int, is_opening: bool, limit: int, offset: int
+    conn: Conn, thread_id: int, post_id: int, is_opening: bool, limit: int, after: int | None
 ) -> list[asyncpg.Record]:
-    """Direct answers to a post, oldest first (see ``_REPLIES_OF``)."""
+    """Direct answers to a post, oldest first (see ``_REPLIES_OF``), after the reply ``after``."""
+    args = (thread_id, post_id, is_opening, limit) + (() if after is None else (after,))
     result: list[asyncpg.Record] = await conn.fetch(
-        SELECT_REPLIES, thread_id, post_id, is_opening, limit, offset
+        SELECT_REPLIES["first" if after is None else "after"], *args
     )
     return result
 
@@ -161,9 +206,13 @@ async def outbox_count(conn: Conn, community_id: int) -> int:
     return total
 
 
-async def outbox_rows(conn: Conn, community_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
-    """The community's threads (opening posts), newest first, silenced instances left out."""
-    result: list[asyncpg.Record] = await conn.fetch(SELECT_OUTBOX, community_id, limit, offset)
+async def outbox_rows(conn: Conn, community_id: int, limit: int, before: int | None) -> list[asyncpg.Record]:
+    """The community's threads (opening posts), newest first, silenced instances left
+    out, older than the thread ``before``."""
+    if before is None:
+        result: list[asyncpg.Record] = await conn.fetch(SELECT_OUTBOX["first"], community_id, limit)
+    else:
+        result = await conn.fetch(SELECT_OUTBOX["after"], community_id, limit, before)
     return result
 
 

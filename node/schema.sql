@@ -1748,6 +1748,8 @@ CREATE INDEX threads_activity ON public.threads USING btree (last_activity_at DE
 
 CREATE INDEX threads_community_activity ON public.threads USING btree (community_id, pinned DESC, last_activity_at DESC, id DESC);
 
+CREATE INDEX threads_community_created ON public.threads USING btree (community_id, created_at DESC, id DESC) WHERE (deleted_at IS NULL);
+
 CREATE INDEX threads_community_recent ON public.threads USING btree (community_id, last_activity_at DESC, id DESC) INCLUDE (remote_author_id) WHERE (deleted_at IS NULL);
 
 CREATE INDEX totp_recovery_codes_user ON public.totp_recovery_codes USING btree (user_id) WHERE (used_at IS NULL);

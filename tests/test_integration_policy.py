@@ -244,7 +244,9 @@ async def test_a_suspended_instance_leaves_the_activitypub_collections_too(
     community_id = await pool.fetchval("SELECT id FROM communities WHERE name = 'juridique'")
     async with pool.acquire() as conn:
         before = await collections.context_state(conn, s.local_thread)
-        items = (await collections.context_page(conn, settings, before, 1))["orderedItems"]
+        items = (await collections.context_page(conn, settings, before, collections.FIRST_PAGE))[
+            "orderedItems"
+        ]
         assert before.total == 3 and len(items) == 3
         assert await collections.outbox_total(conn, community_id, "public") == 2
         # When evil.example is suspended
@@ -252,6 +254,8 @@ async def test_a_suspended_instance_leaves_the_activitypub_collections_too(
         # Then the thread's context lists only the local posts, under a new ETag,
         # and the group's outbox no longer lists the remote thread
         after = await collections.context_state(conn, s.local_thread)
-        items = (await collections.context_page(conn, settings, after, 1))["orderedItems"]
+        items = (await collections.context_page(conn, settings, after, collections.FIRST_PAGE))[
+            "orderedItems"
+        ]
         assert after.total == 2 and len(items) == 2 and after.etag != before.etag
         assert await collections.outbox_total(conn, community_id, "public") == 1

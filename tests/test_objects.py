@@ -7,8 +7,9 @@ import json
 
 import asyncpg
 import httpx
+import pytest
 
-from federation import policy, validation
+from federation import collections, policy, validation
 from node.settings import Settings
 from tests.ap_kit import (  # noqa: F401  (fixtures: open_federation is autouse)
     BASE,
@@ -221,11 +222,19 @@ async def test_context_collection_pages_and_etag(client: httpx.AsyncClient, pool
     assert first["type"] == "OrderedCollectionPage" and first["partOf"] == context
     assert len(first["orderedItems"]) == 50
     assert first["orderedItems"][0] == f"{BASE}/t/{thread_id}"
-    assert first["next"] == f"{context}?page=2"
-    second = (await get_ap(client, f"/t/{thread_id}/context?page=2")).json()
+    last_shown = first["orderedItems"][-1].removeprefix(f"{BASE}/p/")
+    assert first["next"] == f"{context}?min_id={last_shown}"
+    second = (await get_ap(client, first["next"].removeprefix(BASE))).json()
+    assert second["id"] == first["next"]
     assert len(second["orderedItems"]) == 4 and "next" not in second
     assert f"{BASE}/p/{deleted}" not in first["orderedItems"] + second["orderedItems"]
-    assert (await get_ap(client, f"/t/{thread_id}/context?page=3")).status_code == 404
+    assert len(set(first["orderedItems"] + second["orderedItems"])) == 54
+    # And an old numbered page leads to the first one; a cursor that is no post of the thread is an empty page
+    old = await get_ap(client, f"/t/{thread_id}/context?page=3")
+    assert (old.status_code, old.headers["location"]) == (302, f"/t/{thread_id}/context?page=1")
+    stranger = (await get_ap(client, f"/t/{thread_id}/context?min_id=999999")).json()
+    assert stranger["orderedItems"] == [] and "next" not in stranger
+    assert (await get_ap(client, f"/t/{thread_id}/context?min_id=abc")).status_code == 404
 
     # And a conditional GET with the same ETag is answered 304 until the thread changes
     unchanged = await get_ap(client, f"/t/{thread_id}/context", **{"If-None-Match": etag})
@@ -263,6 +272,38 @@ async def test_public_group_outbox_announces_its_threads(
     assert [i["object"]["object"]["id"] for i in items] == [f"{BASE}/t/{newer}", f"{BASE}/t/{older}"]
     assert all(i["type"] == "Announce" and i["actor"] == f"{BASE}/c/juridique" for i in items)
     assert all(i["object"]["type"] == "Create" for i in items)
+
+
+async def test_outbox_pages_go_by_the_last_thread_shown(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a public community with five threads (two written in the same instant) and pages of two
+    amina = await make_user(pool, "amina")
+    community = await make_community(pool, "juridique", visibility="public")
+    made = [(await make_thread(pool, community, amina, f"Fil {n}"))[0] for n in range(5)]
+    await pool.execute("UPDATE threads SET created_at = (SELECT created_at FROM threads WHERE id = $1)"
+                       " WHERE id = $2", made[2], made[3])  # fmt: skip
+    monkeypatch.setattr(collections, "OUTBOX_PAGE_SIZE", 2)
+
+    # When a server walks the outbox from its first page
+    outbox = (await get_ap(client, "/c/juridique/outbox")).json()
+    pages = [(await get_ap(client, outbox["first"].removeprefix(BASE))).json()]
+    while "next" in pages[-1]:
+        pages.append((await get_ap(client, pages[-1]["next"].removeprefix(BASE))).json())
+
+    # Then it reads every thread once, newest first (the id breaks the tie across pages),
+    # each next page named by the last thread shown
+    seen = [i["object"]["object"]["id"] for p in pages for i in p["orderedItems"]]
+    assert seen == [f"{BASE}/t/{t}" for t in reversed(made)]
+    assert [p["id"] for p in pages] == [
+        f"{BASE}/c/juridique/outbox?page=1",
+        f"{BASE}/c/juridique/outbox?max_id={made[3]}",
+        f"{BASE}/c/juridique/outbox?max_id={made[1]}",
+    ]
+    assert "last" not in outbox and all("prev" not in p for p in pages)
+    # And an old numbered page leads to the first one
+    old = await get_ap(client, "/c/juridique/outbox?page=4")
+    assert (old.status_code, old.headers["location"]) == (302, "/c/juridique/outbox?page=1")
 
 
 async def test_members_only_group_collections_are_missing_to_strangers(

@@ -57,8 +57,10 @@ async def test_pages_and_notes_carry_paged_ordered_replies(
     assert first_page["orderedItems"] == [f"{BASE}/p/{first}", f"{BASE}/p/{second}"]
     nested_page = (await get_ap(client, f"/p/{first}/replies?page=1")).json()
     assert nested_page["orderedItems"] == [f"{BASE}/p/{nested}"]
-    # And a page past the end, an opening post's /p/ form and a deleted post are 404
-    assert (await get_ap(client, f"/t/{thread_id}/replies?page=2")).status_code == 404
+    # And an old numbered page leads to the first; an opening post's /p/ form and a deleted post are 404
+    assert (await get_ap(client, f"/t/{thread_id}/replies?page=2")).headers["location"] == (
+        f"/t/{thread_id}/replies?page=1"
+    )
     assert (await get_ap(client, f"/p/{opening}/replies")).status_code == 404
     assert (await get_ap(client, f"/p/{gone}/replies")).status_code == 404
 
@@ -78,10 +80,11 @@ async def test_replies_are_paged(
     one = (await get_ap(client, f"/t/{thread_id}/replies?page=1")).json()
     two = (await get_ap(client, one["next"].removeprefix(BASE))).json()
 
-    # Then it gets every answer once, in order
-    assert top["last"] == f"{BASE}/t/{thread_id}/replies?page=2"
+    # Then it gets every answer once, in order, the next page named by the last answer shown
+    assert top["first"] == f"{BASE}/t/{thread_id}/replies?page=1" and "last" not in top
+    assert one["next"] == f"{BASE}/t/{thread_id}/replies?min_id={ids[1]}"
     assert one["orderedItems"] + two["orderedItems"] == [f"{BASE}/p/{i}" for i in ids]
-    assert two["prev"] == f"{BASE}/t/{thread_id}/replies?page=1" and "next" not in two
+    assert two["id"] == one["next"] and "next" not in two
 
 
 async def test_members_only_replies_need_an_approved_instance(
