@@ -20,8 +20,10 @@
     await fetcher.close()
 
 ``guarded_session(policy)`` gives the same address guard to code that keeps its own
-pooled session (delivery), with a per-host connection limit; such code must still
-call ``check_url`` before each request.
+pooled session, with a per-host connection limit; such code must still call
+``check_url`` before each request. The delivery worker's connections
+(``federation.connections``) apply the same ``AddressPolicy`` to every address before
+dialling it, after ``check_url`` on the inbox URL.
 """
 
 from __future__ import annotations
