@@ -13,7 +13,7 @@ Prints p50 / p99 per page and scale, side by side; asserts nothing. Targets (iss
 within 10 % of its 1× figure.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/scale.py \
-        [--scales 1,10] [--requests 200] [--fresh] [--json FILE]
+        [--scales 1,10] [--requests 200] [--pages home,community] [--fresh] [--json FILE]
 """
 
 from __future__ import annotations
@@ -145,7 +145,12 @@ async def _measure(client: httpx.AsyncClient, path: str, requests: int) -> list[
     return times
 
 
-async def measure_scale(dsn: str, requests: int) -> dict[str, list[float]]:
+def _chosen(label: str, only: tuple[str, ...]) -> bool:
+    """Whether ``--pages`` asks for this page (each word a prefix of its label; none: all)."""
+    return not only or any(label.startswith(word) for word in only)
+
+
+async def measure_scale(dsn: str, requests: int, only: tuple[str, ...] = ()) -> dict[str, list[float]]:
     data = tempfile.mkdtemp(prefix="vbg-bench-scale-")
     settings = load(
         {
@@ -165,11 +170,12 @@ async def measure_scale(dsn: str, requests: int) -> dict[str, list[float]]:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as member:
             await _login(member)
             for label, path in pages.items():
-                results[label] = await _measure(member, path, requests)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
-            results["search: common word (visitor)"] = await _measure(
-                visitor, "/recherche?q=survivante", requests
-            )
+                if _chosen(label, only):
+                    results[label] = await _measure(member, path, requests)
+        visitor_label = "search: common word (visitor)"
+        if _chosen(visitor_label, only):
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
+                results[visitor_label] = await _measure(visitor, "/recherche?q=survivante", requests)
         return results
     finally:
         await pool.close()
@@ -219,6 +225,12 @@ async def main() -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="rebuild the data sets even if an earlier run kept them"
     )
+    parser.add_argument(
+        "--pages",
+        default="",
+        help="only the pages whose label starts with one of these comma-separated words "
+        "(e.g. home,community,thread); default: every page",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     if figures.smoke():
@@ -232,7 +244,8 @@ async def main() -> None:
         by_scale: dict[float, dict[str, list[float]]] = {}
         for scale in (float(s) for s in args.scales.split(",")):
             dsn = await ensure_dataset(server, scale, keep=not args.fresh)
-            by_scale[scale] = await measure_scale(dsn, args.requests)
+            only = tuple(word.strip() for word in args.pages.split(",") if word.strip())
+            by_scale[scale] = await measure_scale(dsn, args.requests, only)
         report(by_scale)
         if args.json:
             args.json.write_text(json.dumps(summary(by_scale), indent=2))
