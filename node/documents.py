@@ -657,12 +657,9 @@ def may_read_file(viewer: User | None, ref: FileRef) -> bool:
     return access.may_read(access.of_user(viewer), ref.visibility)
 
 
-SELECT_FOR_THREAD = """
-SELECT d.id, d.doc_type, d.status, d.remote, d.tags, d.language, d.licence, d.origin,
-       v.number, v.media_type, v.size, v.file_name, v.stored_name
-FROM documents d
-JOIN LATERAL (SELECT * FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
-WHERE d.thread_id = $1 AND d.deleted_at IS NULL
+# The same columns as a thread page's head reads (threads.SELECT_HEAD_DOCUMENT).
+SELECT_FOR_THREAD = f"""
+SELECT doc.* FROM (SELECT $1::bigint AS id) t CROSS JOIN LATERAL ({threads.SELECT_HEAD_DOCUMENT}) doc
 """
 
 
@@ -691,12 +688,18 @@ class ThreadDocument:
 async def for_thread(conn: Conn, thread_id: int) -> ThreadDocument | None:
     """The published document whose discussion is ``thread_id``, if any."""
     row = await conn.fetchrow(SELECT_FOR_THREAD, thread_id)
-    if row is None or row["status"] != "published":
+    return of_thread_head(row) if row is not None else None
+
+
+def of_thread_head(head: asyncpg.Record) -> ThreadDocument | None:
+    """The document read with a thread page's head (``threads.SELECT_HEAD_DOCUMENT``):
+    what :func:`for_thread` answers, without a query of its own."""
+    if head["document_id"] is None:
         return None
     return ThreadDocument(
-        row["id"], row["doc_type"], row["number"], row["media_type"], row["size"], row["file_name"],
-        row["stored_name"] is not None, row["remote"], tuple(row["tags"]), row["language"], row["licence"],
-        row["origin"],
+        head["document_id"], head["document_type"], head["document_version"], head["document_media_type"],
+        head["document_size"], head["document_file_name"], head["document_stored"], head["document_remote"],
+        tuple(head["document_tags"]), head["document_language"], head["document_licence"], head["document_origin"],
     )  # fmt: skip
 
 

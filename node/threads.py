@@ -880,6 +880,19 @@ async def set_expert_answer(conn: asyncpg.Connection, post_id: int, actor: User,
 
 # --- Reading: a thread page ---------------------------------------------------------
 
+# The published document the thread discusses (documents space), read with the head
+# rather than in a round trip of its own; ``documents.of_thread_head`` makes it a
+# ThreadDocument. Columns prefixed ``document_`` (one unique row per thread at most).
+SELECT_HEAD_DOCUMENT = """
+SELECT d.id AS document_id, d.doc_type AS document_type, d.remote AS document_remote,
+       d.tags AS document_tags, d.language AS document_language, d.licence AS document_licence,
+       d.origin AS document_origin, v.number AS document_version, v.media_type AS document_media_type,
+       v.size AS document_size, v.file_name AS document_file_name,
+       v.stored_name IS NOT NULL AS document_stored
+FROM documents d
+JOIN LATERAL (SELECT * FROM document_versions v WHERE v.document_id = d.id ORDER BY v.number DESC LIMIT 1) v ON true
+WHERE d.thread_id = t.id AND d.deleted_at IS NULL AND d.status = 'published'
+"""
 # ``policy_version`` changes with every instance policy change (migration 0050): what a
 # page shows depends on it as well as on the thread's ``version`` (a block hides posts).
 SELECT_THREAD_HEAD = f"""
@@ -893,8 +906,10 @@ SELECT t.id, t.title, t.locked, t.pinned, t.expert_answer_id, t.reply_count, t.c
                WHERE e.community_id = t.community_id AND e.user_id = $2) AS viewer_is_expert,
        (SELECT r.read_at FROM thread_reads r WHERE r.thread_id = t.id AND r.user_id = $2) AS read_at,
        coalesce((SELECT f.following FROM thread_follows f WHERE f.thread_id = t.id AND f.user_id = $2), false)
-           AS following
+           AS following,
+       doc.*
 FROM threads t JOIN communities c ON c.id = t.community_id
+LEFT JOIN LATERAL ({SELECT_HEAD_DOCUMENT}) doc ON true
 WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_id")}
 """
 # The posts a thread page counts (tombstones included, hidden authors' posts left out):

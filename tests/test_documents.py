@@ -13,6 +13,7 @@ import pikepdf
 from PIL import Image
 from starlette.applications import Starlette
 
+from node import documents, threads
 from node.settings import Settings
 from tests.ap_kit import approve, partner, settings, signed_get  # noqa: F401  (fixtures)
 from tests.documents_kit import document_id, given_a_document, upload
@@ -260,6 +261,32 @@ async def test_only_experts_and_moderators_feature_a_document(
         ).status_code == 303
     assert "mis en avant" in (await client.get("/c/medical/documents")).text
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'document.feature'") == 1
+
+
+async def test_the_discussion_thread_shows_its_document_at_its_latest_version(
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    settings: Settings,  # noqa: F811
+) -> None:
+    # Given a published document and the thread that discusses it
+    doc = await given_a_document(client, pool, visibility="public")
+    thread_id = await pool.fetchval("SELECT thread_id FROM documents WHERE id = $1", doc)
+    # When a member opens the thread, then its card links the file (read with the thread's head)
+    page = await client.get(f"/t/{thread_id}")
+    assert 'class="document-card"' in page.text and f'href="/documents/{doc}/v/1" download' in page.text
+    # And after a new version the card links that one, as the document's Page does
+    token = await csrf(client, f"/documents/{doc}")
+    await client.post(
+        f"/documents/{doc}/version",
+        data={"csrf_token": token, "note": "Mise à jour"},
+        files={"file": ("v2.docx", docx("Deuxième version"), "application/octet-stream")},
+    )
+    page = await client.get(f"/t/{thread_id}")
+    assert f'href="/documents/{doc}/v/2" download' in page.text
+    async with pool.acquire() as conn:
+        head = await threads.thread_head(conn, thread_id, None, 1)
+        file = await documents.for_thread(conn, thread_id)
+    assert file is not None and file.version == 2 and documents.of_thread_head(head.thread) == file
 
 
 async def test_a_file_with_tracked_changes_waits_for_its_uploaders_confirmation(

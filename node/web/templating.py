@@ -103,7 +103,7 @@ _NO_RETURN = ("/connexion", "/inscription", "/deconnexion", "/reinitialiser/", "
 
 def nav_current(request: Request, href: str) -> Markup:
     """`` aria-current="page"`` on the navigation link of the area being shown."""
-    path = request.url.path
+    path = request.scope["path"]  # not request.url, which builds and parses a whole URL
     here = path == href if href == "/" else path == href or path.startswith(href + "/")
     return Markup(' aria-current="page"') if here else Markup("")
 
@@ -120,16 +120,34 @@ def login_href(request: Request) -> str:
 templates = _env()
 
 
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    user = current_user(request)
-    html = templates.get_template(template).render(
+def _html(request: Request, template: str, context: dict[str, Any]) -> str:
+    return templates.get_template(template).render(
         request=request,
-        user=user,
+        user=current_user(request),
         settings=settings_of(request),
         csrf_token=csrf_for(request),
         **context,
     )
-    return HTMLResponse(html, status_code=status_code)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_html(request, template, context), status_code=status_code)
+
+
+# Where a spliced part goes: the template prints it as {{ <name> }}. Nothing a user
+# writes can look like it in the page around it (autoescaped: no "<").
+SLOT = "<!--vbg-slot-->"
+
+
+def render_spliced(request: Request, template: str, name: str, part: bytes, **context: Any) -> HTMLResponse:
+    """:func:`render`, with ``part`` — HTML already encoded, the page's bulk (a thread
+    page's posts, assembled from cached fragments) — put where the template prints
+    ``name``, as bytes: never escaped, copied into the rendered text or encoded again."""
+    html = _html(request, template, {**context, name: Markup(SLOT)})
+    head, slot, tail = html.partition(SLOT)
+    if not slot:
+        raise ValueError(f"{template} does not print {name}")
+    return HTMLResponse(b"".join((head.encode(), part, tail.encode())))
 
 
 def redirect(url: str) -> RedirectResponse:
