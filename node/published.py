@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from node.communities import author_shown_sql
 from node.db import Conn
 
 POST_COLUMNS = """
@@ -63,41 +62,43 @@ GROUP BY t.id, c.id, ga.id
 # Collection pages go by keyset — "the items after the last one shown", the cursor being
 # an item's id whose (date, id) key is read once as an InitPlan (an index condition, never
 # OFFSET): a page deep in a long thread or an old community costs what the first one does.
-# Posts of authors from suspended instances leave the collections as they leave pages.
-_CONTEXT_SHOWN = f"p.deleted_at IS NULL AND {author_shown_sql('p.remote_author_id')}"
+# Posts of authors from suspended instances leave the collections as they leave pages;
+# looked up per post (a NOT EXISTS may become a join reading every actor and every post
+# of the thread before the LIMIT), as is the thread's id (one thread: no join).
+_SHOWN = """p.deleted_at IS NULL
+  AND (p.remote_author_id IS NULL
+       OR NOT coalesce((SELECT ha.hidden FROM actors ha WHERE ha.id = p.remote_author_id), false))"""
 _AFTER_POST = "(p.created_at, p.id) > ((SELECT created_at FROM posts WHERE id = $3 AND thread_id = $1), $3)"
-_CONTEXT_COLUMNS = "SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id"
+_ITEM_COLUMNS = """SELECT p.id, p.thread_id, p.is_opening, p.ap_id,
+       (SELECT ap_id FROM threads WHERE id = $1) AS thread_ap_id"""
 # $1 the thread, $2 how many replies, $3 the cursor (the last post shown; first page: none).
 # The opening post leads the first page (by posts_one_opening), then the replies oldest
 # first (by posts_thread).
 SELECT_CONTEXT_ITEMS = {
     "first": f"""
-({_CONTEXT_COLUMNS} FROM posts p JOIN threads t ON t.id = p.thread_id
- WHERE p.thread_id = $1 AND p.is_opening AND {_CONTEXT_SHOWN})
+({_ITEM_COLUMNS} FROM posts p WHERE p.thread_id = $1 AND p.is_opening AND {_SHOWN})
 UNION ALL
-({_CONTEXT_COLUMNS} FROM posts p JOIN threads t ON t.id = p.thread_id
- WHERE p.thread_id = $1 AND NOT p.is_opening AND {_CONTEXT_SHOWN}
+({_ITEM_COLUMNS} FROM posts p WHERE p.thread_id = $1 AND NOT p.is_opening AND {_SHOWN}
  ORDER BY p.created_at, p.id LIMIT $2)
 """,
     "after": f"""
-{_CONTEXT_COLUMNS} FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.thread_id = $1 AND NOT p.is_opening AND {_CONTEXT_SHOWN} AND {_AFTER_POST}
+{_ITEM_COLUMNS} FROM posts p
+WHERE p.thread_id = $1 AND NOT p.is_opening AND {_SHOWN} AND {_AFTER_POST}
 ORDER BY p.created_at, p.id
 LIMIT $2
 """,
 }
 
 _REPLIES_OF = f"""
-FROM posts p JOIN threads t ON t.id = p.thread_id
-WHERE p.thread_id = $1 AND NOT p.is_opening AND p.deleted_at IS NULL
+FROM posts p
+WHERE p.thread_id = $1 AND NOT p.is_opening AND {_SHOWN}
   AND (p.parent_id = $2 OR ($3::boolean AND p.parent_id IS NULL))
-  AND {author_shown_sql("p.remote_author_id")}
 """
 COUNT_REPLIES = f"SELECT count(*) {_REPLIES_OF}"
 # $4 how many, then on a page after the first $5 the cursor (the last reply shown).
 SELECT_REPLIES = {
     page: f"""
-SELECT p.id, p.thread_id, p.is_opening, p.ap_id, t.ap_id AS thread_ap_id {_REPLIES_OF}
+{_ITEM_COLUMNS} {_REPLIES_OF}
   {cursor}
 ORDER BY p.created_at, p.id
 LIMIT $4
