@@ -183,16 +183,17 @@ def start_worker(kind: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=LOG)  # fmt: skip
 
 
-async def run_worker(kind: str) -> None:
-    import logging
-
+def run_worker(kind: str) -> None:
+    """``vbg-node worker`` as it runs in production (its event loop and garbage
+    collector settings: node.cli.run_worker), with one of the workers only."""
     from federation import worker
+    from node import cli, logs
     from node import settings as settings_module
 
     settings = settings_module.load()
-    logging.basicConfig(level=settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     worker.FACTORIES[:] = [worker.InboxWorker if kind == "inbox" else worker.DeliveryWorker]
-    await worker.run_forever(settings, settings.database_url)
+    cli.run_worker(settings)
 
 
 class Meter:
@@ -247,7 +248,7 @@ def latency_line(latencies: list[float]) -> str:
             f"max {max(latencies) * 1000:.1f} ms")  # fmt: skip
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -259,10 +260,10 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="DIR", help="py-spy record the web and inbox worker processes "
                         "(phase A) into DIR as collapsed stacks")  # fmt: skip
     parser.add_argument("--run-worker", choices=("inbox", "delivery"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.run_worker:
-        await run_worker(args.run_worker)
-        return
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     if figures.smoke():
         args.requests = 100
 
@@ -387,4 +388,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    if arguments.run_worker:
+        run_worker(arguments.run_worker)
+    else:
+        asyncio.run(main(arguments))
