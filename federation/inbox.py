@@ -50,7 +50,7 @@ from federation.handlers.base import foreign_id, ref
 from node import accounts, communities, metrics
 from node.errors import AppError, Forbidden, NotFound, PayloadTooLarge
 from node.settings import Settings
-from node.web.headers import STATIC_HEADERS
+from node.web.headers import NEGOTIATED_PREFIXES, STATIC_HEADERS
 from node.web.requests import pool_of, settings_of
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,13 @@ class Inbox:
             metrics.count_inbox("refused", f"{exc.status} {type(exc).__name__}")
             raise
         metrics.count_inbox("accepted")
-        await send(ACCEPTED_START)
+        negotiated = scope["path"].startswith(NEGOTIATED_PREFIXES)
+        await send(ACCEPTED_START_VARY if negotiated else ACCEPTED_START)
         await send(ACCEPTED_BODY)
 
 
-# The 202 with the headers SecurityHeadersMiddleware would add (it leaves them as they are).
+# The 202 with the headers SecurityHeadersMiddleware would add (it leaves them as they
+# are; the app answers inboxes without it: node.web.app.NodeApp).
 ACCEPTED_START: Message = {
     "type": "http.response.start",
     "status": 202,
@@ -128,6 +130,11 @@ ACCEPTED_START: Message = {
         *((k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()),
         (b"cache-control", b"private, no-store"),
     ],
+}
+# … and on a URL that is also an HTML page (/u/…/inbox, /c/…/inbox)
+ACCEPTED_START_VARY: Message = {
+    **ACCEPTED_START,
+    "headers": [*ACCEPTED_START["headers"], (b"vary", b"Accept")],
 }
 ACCEPTED_BODY: Message = {"type": "http.response.body", "body": b""}
 

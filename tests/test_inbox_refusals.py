@@ -333,3 +333,25 @@ async def test_unknown_inboxes_answer_404(node: InboxNode, masto: FakeInstance) 
         response = await masto.send(node.url(path), follow, actor=alice)
         assert response.status == 404, path
     await assert_nothing_kept(node)
+
+
+async def test_inbox_answers_carry_the_security_headers(node: InboxNode, masto: FakeInstance) -> None:
+    # Given a Mastodon user (the app answers inboxes ahead of its middleware: node.web.app.NodeApp)
+    alice = masto.add_actor("alice")
+    # When she follows our group at its own inbox, and sends an unsigned note to the shared one
+    accepted = await masto.send(
+        node.url("/c/medical/inbox"), ap.follow(masto, alice, node.group("medical")), actor=alice
+    )
+    create = ap.mastodon_note(masto, alice, node.group("medical"), "Titre\nCorps")
+    refused = await masto.send(node.url("/inbox"), create, actor=alice, variant="unsigned")
+    # Then both answers carry the headers of every answer, the group's (an URL that is
+    # also an HTML page) with Vary: Accept, and the refusal says why in JSON
+    assert (accepted.status, refused.status) == (202, 401)
+    for response in (accepted, refused):
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["cache-control"] == "private, no-store"
+    assert {k.lower(): v for k, v in accepted.headers.items()}["vary"] == "Accept"
+    assert "error" in refused.json()

@@ -144,6 +144,7 @@ async def test_the_exporter_serves_every_named_metric(
     requests = values(text, "vbg_http_requests_total")
     assert requests['{method="GET",route="/c/{name}",status="200"}'] >= 1
     assert requests['{method="POST",route="/inbox",status="202"}'] >= 1
+    assert requests['{method="POST",route="/inbox",status="401"}'] >= 1
     assert values(text, "vbg_queue_lag_seconds")['{queue="inbox"}'] >= 0
     # And no label carries a URL or content (only route templates)
     assert "/c/medical" not in text and "alice" not in text

@@ -14,6 +14,9 @@ STATIC_HEADERS = {
     "x-frame-options": "DENY",
     "permissions-policy": "geolocation=(), camera=(), microphone=()",
 }
+# URLs that serve the HTML page or the ActivityStreams document depending on Accept
+# (federation.negotiation): caches must never hand one to a client asking for the other.
+NEGOTIATED_PREFIXES = ("/u/", "/c/", "/t/", "/p/")
 
 
 def session_cookie(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:

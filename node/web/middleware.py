@@ -11,14 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node import metrics, sessions
 from node.security import new_token
-from node.web.headers import STATIC_HEADERS, session_cookie
+from node.web.headers import NEGOTIATED_PREFIXES, STATIC_HEADERS, session_cookie
 from node.web.requests import RECENT_WRITE_COOKIE, RECENT_WRITE_SECONDS
 from node.web.templating import use_zone
 
 _STATIC_RAW = [(k.encode(), v.encode()) for k, v in STATIC_HEADERS.items()]
-# URLs that serve the HTML page or the ActivityStreams document depending on Accept
-# (federation.negotiation): caches must never hand one to a client asking for the other.
-NEGOTIATED_PREFIXES = ("/u/", "/c/", "/t/", "/p/")
 
 
 def _varies_on_accept(headers: MutableHeaders) -> bool:
@@ -157,22 +154,27 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = scope["path"].startswith("/static/")
-        negotiated = scope["path"].startswith(NEGOTIATED_PREFIXES)
+        path = scope["path"]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for key, value in STATIC_HEADERS.items():
-                    if key not in headers:
-                        headers[key] = value
-                if not static and "cache-control" not in headers:
-                    headers["cache-control"] = "private, no-store"
-                if negotiated and not _varies_on_accept(headers):
-                    headers.add_vary_header("Accept")
+                add_security_headers(message, path)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def add_security_headers(start: Message, path: str) -> None:
+    """What :class:`SecurityHeadersMiddleware` adds to the ``http.response.start``
+    message of an answer to ``path`` (headers already there are left as they are)."""
+    headers = MutableHeaders(scope=start)
+    for key, value in STATIC_HEADERS.items():
+        if key not in headers:
+            headers[key] = value
+    if not path.startswith("/static/") and "cache-control" not in headers:
+        headers["cache-control"] = "private, no-store"
+    if path.startswith(NEGOTIATED_PREFIXES) and not _varies_on_accept(headers):
+        headers.add_vary_header("Accept")
 
 
 class MetricsMiddleware:
