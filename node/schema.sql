@@ -82,6 +82,15 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.posts_community() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.community_id := (SELECT community_id FROM public.threads WHERE id = NEW.thread_id);
+    RETURN NEW;
+END
+$$;
+
 CREATE FUNCTION public.posts_search_vector() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -108,6 +117,15 @@ CREATE FUNCTION public.threads_bump_version() RETURNS trigger
 BEGIN
     NEW.version := OLD.version + 1;
     RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION public.threads_community_posts() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE public.posts SET community_id = NEW.community_id WHERE thread_id = NEW.id;
+    RETURN NULL;
 END
 $$;
 
@@ -1079,6 +1097,7 @@ CREATE TABLE public.posts (
     removal_rule smallint,
     removal_reason text DEFAULT ''::text NOT NULL,
     removed_by_origin boolean DEFAULT false NOT NULL,
+    community_id bigint NOT NULL,
     CONSTRAINT posts_removal_reason_check CHECK ((length(removal_reason) <= 500)),
     CONSTRAINT posts_removal_rule_check CHECK (((removal_rule >= 0) AND (removal_rule <= 20)))
 );
@@ -1722,6 +1741,8 @@ CREATE UNIQUE INDEX post_likes_post_user ON public.post_likes USING btree (post_
 
 CREATE INDEX post_shares_actor ON public.post_shares USING btree (actor_id);
 
+CREATE INDEX posts_id_brin ON public.posts USING brin (id) WITH (pages_per_range='32', autosummarize='on');
+
 CREATE UNIQUE INDEX posts_one_opening ON public.posts USING btree (thread_id) WHERE is_opening;
 
 CREATE INDEX posts_remote_author ON public.posts USING btree (remote_author_id) WHERE (remote_author_id IS NOT NULL);
@@ -1814,6 +1835,8 @@ CREATE TRIGGER outbox_events_notify AFTER INSERT ON public.outbox_events FOR EAC
 
 CREATE TRIGGER posts_bump_thread_version AFTER INSERT OR DELETE OR UPDATE ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_bump_thread_version();
 
+CREATE TRIGGER posts_community BEFORE INSERT OR UPDATE OF thread_id ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_community();
+
 CREATE TRIGGER posts_media_drop AFTER UPDATE OF deleted_at ON public.posts FOR EACH ROW WHEN (((old.deleted_at IS NULL) AND (new.deleted_at IS NOT NULL))) EXECUTE FUNCTION public.vbg_post_media_drop();
 
 CREATE CONSTRAINT TRIGGER posts_recount_hidden AFTER INSERT OR UPDATE OF deleted_at ON public.posts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.remote_author_id IS NOT NULL) AND (NOT new.is_opening))) EXECUTE FUNCTION public.vbg_posts_recount_hidden();
@@ -1829,6 +1852,8 @@ CREATE TRIGGER remote_media_trash_notify AFTER INSERT ON public.remote_media_tra
 CREATE TRIGGER sessions_notify_end AFTER DELETE ON public.sessions FOR EACH ROW EXECUTE FUNCTION public.sessions_notify_end();
 
 CREATE TRIGGER threads_bump_version BEFORE UPDATE ON public.threads FOR EACH ROW WHEN ((old.version = new.version)) EXECUTE FUNCTION public.threads_bump_version();
+
+CREATE TRIGGER threads_community_posts AFTER UPDATE OF community_id ON public.threads FOR EACH ROW WHEN ((old.community_id IS DISTINCT FROM new.community_id)) EXECUTE FUNCTION public.threads_community_posts();
 
 CREATE TRIGGER threads_media_drop AFTER UPDATE OF deleted_at ON public.threads FOR EACH ROW WHEN (((old.deleted_at IS NULL) AND (new.deleted_at IS NOT NULL))) EXECUTE FUNCTION public.vbg_post_media_drop();
 

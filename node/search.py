@@ -28,60 +28,77 @@ MAX_QUERY = 200
 SNIPPET_CHARS = 240
 
 # Ranking every match grows with the node (a common word: 0.9 s at 120,000 posts), and so
-# does any plan that reads a word's whole GIN posting list (~0.15 µs an entry): at
-# 1,200,000 posts, two common words (« zone rurale ») cost 60-90 ms per window in the GIN
-# lists alone, and the planner, which takes words as independent, underestimates how
-# often correlated ones appear together and picks that plan. So matches are gathered
-# newest first, until CANDIDATES are found:
+# does any plan that reads a word's whole GIN posting list (~0.15 µs an entry) or visits
+# every match in the table: at 1,200,000 posts, two common words (« zone rurale ») cost
+# 60-90 ms per window in the GIN lists alone, and the planner, which takes words as
+# independent, underestimates how often correlated ones appear together and picks that
+# plan. So matches are gathered newest first, until CANDIDATES are found:
 # 1. the FIRST newest post ids are read in id order and each post's vector is tested
-#    (no GIN); from what they held, the ids still needed are estimated and, when that
-#    is at most SCAN, read the same way: common words, or common words together, stop
-#    here after a few thousand posts, whatever the size of the node;
-# 2. below, window by window of ids (the first WINDOW ids wide, each next one twice the
-#    last), where the planner may use the GIN index: what reaches this step is rare in
-#    the newest posts, so its posting lists are short.
+#    (no GIN); from the rate of matches so far, the ids still needed are estimated and,
+#    while the ids read in order past the FIRST stay within SCAN, read the same way:
+#    common words, or common words together, stop here after a few thousand posts,
+#    whatever the size of the node;
+# 2. what is still needed is rare in the newest posts: the next span of ids the rate
+#    says is needed (all the older ones when nothing matched yet) is read by the GIN
+#    index ANDed with a BRIN index of post ids (migration 0152), so only the heap pages
+#    of that span holding matches are read; again with the new rate while too few are
+#    found. (ANDed with the primary key instead, the range alone cost 20 ms for 320,000
+#    ids; the GIN index alone visits every match in the table: 100 ms for 24,000.)
 # Only those candidates are ranked; recency breaks ties.
 CANDIDATES = 500
 FIRST = 2_000
 SCAN = 20_000
-WINDOW = 10_000
-# Each window planned for its words and its range (a prepared statement's generic plan,
+# Each statement planned for its words and its range (a prepared statement's generic plan,
 # PostgreSQL's pick after five runs, cannot know whether the words are common or rare);
 # no JIT: a bounded scan's estimated cost can cross jit_above_cost, and compiling costs
 # hundreds of milliseconds to save a few.
 PLANNING = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off"
 NEWEST_POST = "SELECT coalesce(max(id), 0) FROM posts"
-# Whether the viewer may see a match is asked per post by its thread's primary key (a
-# scalar subquery stays a lookup: as a join, the planner hashes every thread at 10×);
-# the communities the viewer reads are gathered once per statement into a hash (an
-# uncorrelated IN): a lookup per post scanned all 300 communities at 10×, 60 % of a
-# visitor's search. $2: the viewer reads members-only communities.
-READABLE = f"""
-  AND {author_listed_sql("p.remote_author_id", "$2::boolean")}
-  AND (SELECT t.deleted_at IS NULL AND {author_listed_sql("t.remote_author_id", "$2::boolean")}
-              AND t.community_id IN (SELECT c.id FROM communities c WHERE {readable_sql("c", "$2")})
+# Whether the viewer may see a match, in two parts. On the post alone, tested on every
+# match: not deleted, its author listed, its community (posts.community_id, migration
+# 0151) among those the viewer reads ($2: the viewer reads members-only communities, so
+# every community: the test folds away), gathered once per statement into a hash. Under
+# the OR, the IN stays that hashed subplan: alone, the planner turns it into a join that
+# walked the communities for each post read (27 ms for a visitor's common word at 10×).
+POST_READABLE = f"""p.deleted_at IS NULL AND {author_listed_sql("p.remote_author_id", "$2::boolean")}
+  AND ($2::boolean OR p.community_id IN (SELECT c.id FROM communities c WHERE {readable_sql("c", "$2")}))"""
+# Then by its thread's primary key, only for the posts that passed (a scalar subquery
+# stays a lookup: as a join, the planner hashes every thread at 10×).
+THREAD_READABLE = f"""(SELECT t.deleted_at IS NULL AND {author_listed_sql("t.remote_author_id", "$2::boolean")}
        FROM threads t WHERE t.id = p.thread_id)"""
 # $1 query, ids in ($3, $4], $5 how many. Step 1: the subquery reads the newest posts
 # from $4 down by the primary key, as many as the range holds ids (a LIMIT, so the planner
-# walks the key backwards instead of sorting a bitmap scan's rows); the vector test is a
-# filter on what it reads.
+# walks the key backwards instead of sorting a bitmap scan's rows); the vector test and
+# the visibility are a filter on what it reads, the thread's part last (the cheaper
+# conditions come first in a filter).
 SCAN_MATCHES = f"""
 SELECT p.id, ts_rank(p.search_vector, q) AS rank, p.created_at
 FROM websearch_to_tsquery('french', vbg_fold($1)) q,
-     (SELECT id, search_vector, created_at, thread_id, remote_author_id, deleted_at FROM posts
+     (SELECT id, search_vector, created_at, thread_id, community_id, remote_author_id, deleted_at FROM posts
       WHERE id <= $4 ORDER BY id DESC LIMIT $4::bigint - $3::bigint) p
-WHERE p.search_vector @@ q AND p.id > $3 AND p.deleted_at IS NULL {READABLE}
+WHERE p.search_vector @@ q AND p.id > $3 AND {POST_READABLE} AND {THREAD_READABLE}
 ORDER BY p.id DESC
 LIMIT $5
 """
-# Step 2: the same, the planner choosing (the GIN index for rare words).
-WINDOW_MATCHES = f"""
-SELECT p.id, ts_rank(p.search_vector, q) AS rank, p.created_at
+# Step 2: the matches of ids in ($3, $4] by the GIN and BRIN indexes, tested on the post
+# alone and sorted newest first in the innermost subquery (OFFSET 0 keeps it apart: the
+# thread's part is asked only of the rows read from its result, until $5 have passed),
+# narrow rows (with their vectors, 24,000 matches overflowed work_mem); the vectors of
+# those kept are read again by primary key for their rank (a scalar subquery: as a join,
+# the planner may hash the whole table).
+SPAN_MATCHES = f"""
+SELECT m.id, ts_rank((SELECT v.search_vector FROM posts v WHERE v.id = m.id), q) AS rank, m.created_at
 FROM websearch_to_tsquery('french', vbg_fold($1)) q,
-     posts p
-WHERE p.search_vector @@ q AND p.id > $3 AND p.id <= $4 AND p.deleted_at IS NULL {READABLE}
-ORDER BY p.id DESC
-LIMIT $5
+     (SELECT p.id, p.created_at
+      FROM (SELECT p.id, p.created_at, p.thread_id
+            FROM posts p
+            WHERE p.search_vector @@ websearch_to_tsquery('french', vbg_fold($1)) AND p.id > $3 AND p.id <= $4
+              AND {POST_READABLE}
+            ORDER BY p.id DESC OFFSET 0) p
+      WHERE {THREAD_READABLE}
+      ORDER BY p.id DESC
+      LIMIT $5) m
+ORDER BY m.id DESC
 """
 SHOWN = f"""
 SELECT p.id, p.thread_id, p.is_opening, left(p.source, 5000) AS source, t.title,
@@ -166,22 +183,19 @@ def snippet(source: str, terms: list[str]) -> Markup:
 
 async def _candidates(conn: asyncpg.Connection, query: str, reader: bool) -> list[asyncpg.Record]:
     """The CANDIDATES most recent matches the viewer may read: the newest posts read in
-    order while matches are frequent enough, then window by window."""
-    high: int = await conn.fetchval(NEWEST_POST)
-    low = max(0, high - FIRST)
-    found: list[asyncpg.Record] = list(await conn.fetch(SCAN_MATCHES, query, reader, low, high, CANDIDATES))
-    needed = CANDIDATES - len(found)
-    if needed > 0 and found and low > 0:
-        # ids to read for what is still needed, at the rate the newest ones matched (+25 %)
-        span = needed * (high - low) * 5 // (4 * len(found)) + 1
-        if span <= SCAN:
-            high, low = low, max(0, low - span)
-            found += await conn.fetch(SCAN_MATCHES, query, reader, low, high, needed)
-    high, width = low, WINDOW
-    while high > 0 and len(found) < CANDIDATES:
-        low = max(0, high - width)
-        found += await conn.fetch(WINDOW_MATCHES, query, reader, low, high, CANDIDATES - len(found))
-        high, width = low, width * 2
+    order while matches are frequent enough, then span by span by the indexes."""
+    newest: int = await conn.fetchval(NEWEST_POST)
+    low = max(0, newest - FIRST)
+    found: list[asyncpg.Record] = list(await conn.fetch(SCAN_MATCHES, query, reader, low, newest, CANDIDATES))
+    while len(found) < CANDIDATES and low > 0:
+        needed = CANDIDATES - len(found)
+        # ids still to read for what is needed, at the rate of matches so far (+25 %)
+        span = needed * (newest - low) * 5 // (4 * len(found)) + 1 if found else low
+        high, low = low, max(0, low - span)
+        in_order = newest - low - FIRST <= SCAN
+        found += await conn.fetch(
+            SCAN_MATCHES if in_order else SPAN_MATCHES, query, reader, low, high, needed
+        )
     return found
 
 

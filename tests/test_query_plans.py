@@ -52,20 +52,20 @@ class Node:
 class Hot:
     query: str
     args: Any  # a function of the Node giving the arguments
-    budget: int | None = ROWS_READ  # None: no row budget (search reads id windows by design)
+    budget: int | None = ROWS_READ  # None: no row budget (search reads spans of ids by design)
 
 
 HOT_QUERIES: dict[str, Hot] = {
-    # search (its windows read many ids by design: only scans are checked)
+    # search (its spans read many ids by design: only scans are checked)
     "search newest posts, member": Hot(
         search.SCAN_MATCHES, lambda n: ("survivante", True, 0, 40_000, 500), None
     ),
     "search newest posts, visitor": Hot(
         search.SCAN_MATCHES, lambda n: ("zone rurale", False, 0, 40_000, 500), None
     ),
-    "search window, member": Hot(search.WINDOW_MATCHES, lambda n: ("survivante", True, 0, 10_000, 500), None),
-    "search window, visitor": Hot(
-        search.WINDOW_MATCHES, lambda n: ("survivante prise en charge", False, 100, 200, 500), None
+    "search span, member": Hot(search.SPAN_MATCHES, lambda n: ("survivante", True, 0, 10_000, 500), None),
+    "search span, visitor": Hot(
+        search.SPAN_MATCHES, lambda n: ("survivante prise en charge", False, 100, 200, 500), None
     ),
     "search results shown": Hot(search.SHOWN, lambda n: ([1, 2, 3],)),
     # the forum's pages

@@ -118,7 +118,7 @@ async def test_results_are_paginated(pool: asyncpg.Pool, client: httpx.AsyncClie
 
 
 @pytest.mark.parametrize("scan", [1, 10])
-async def test_matches_are_gathered_newest_first_window_by_window(
+async def test_matches_are_gathered_newest_first_span_by_span(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, scan: int
 ) -> None:
     # Given a rare word in the oldest post, and a common word in every post
@@ -128,21 +128,68 @@ async def test_matches_are_gathered_newest_first_window_by_window(
     made = [
         await start(pool, amina, "medical", f"Accueil {i}", "Accueil de la survivante.") for i in range(6)
     ]
-    # And the two newest post ids read in order, then (scan 10) the ids the rate of
-    # matches there says are still needed, or (scan 1, too few to read in order) windows
-    # one post id wide; three candidates at most
+    # And the two newest post ids read in order, then the ids the rate of matches there
+    # says are still needed: (scan 10) read in order too, or (scan 1, too many to read in
+    # order) by the indexes; three candidates at most
     monkeypatch.setattr(search, "FIRST", 2)
     monkeypatch.setattr(search, "SCAN", scan)
-    monkeypatch.setattr(search, "WINDOW", 1)
     monkeypatch.setattr(search, "CANDIDATES", 3)
     monkeypatch.setattr(search, "PAGE_SIZE", 2)
-    # When the rare word is searched, the windows widen down to the first post
+    # When the rare word is searched, absent from the newest posts, every older id is searched
     rare = await search.search(pool, "fistule", None)
     assert [r.title for r in rare.results] == ["Fistule obstétricale"] and not rare.has_next
     # And a common word ranks only the three most recent matches (two from the first
-    # ordered read, one from the second or from the first window), over two pages
+    # ordered read, one from the next span), over two pages
     first = await search.search(pool, "survivante", None)
     second = await search.search(pool, "survivante", None, page=2)
     found = [r.thread_id for r in first.results + second.results]
     assert sorted(found) == sorted(m.thread_id for m in made[-3:])
     assert first.has_next and not second.has_next
+
+
+@pytest.mark.parametrize("scan", [0, 100])
+async def test_what_a_viewer_may_not_read_is_never_a_candidate(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, scan: int
+) -> None:
+    # Given matching replies in a public and a members-only community, and a removed thread
+    await seed(pool)
+    amina = await member(pool, "brigitte")
+    public = await start(pool, amina, "juridique", "Ouvert", "Une question de procédure.")
+    closed = await start(pool, amina, "medical", "Réservé", "Une question de procédure.")
+    removed = await start(pool, amina, "juridique", "Retiré", "Une question de procédure.")
+    async with pool.acquire() as conn:
+        for thread in (public, closed, removed):
+            await threads.create_reply(conn, thread.thread_id, amina, "Réponse sur la procédure.")
+        await threads.remove_thread(conn, removed.thread_id)
+    # And the search reading one post in order, then (scan 0) by the indexes or (scan 100) in order
+    monkeypatch.setattr(search, "FIRST", 1)
+    monkeypatch.setattr(search, "SCAN", scan)
+    # When a visitor and a member search
+    visitor = await search.search(pool, "procedure", None)
+    member_results = await search.search(pool, "procedure", amina)
+    # Then the visitor finds the public thread's two posts only, the member both threads' four
+    assert sorted(r.title for r in visitor.results) == ["Ouvert", "Ouvert"]
+    assert sorted(r.title for r in member_results.results) == ["Ouvert", "Ouvert", "Réservé", "Réservé"]
+
+
+async def test_posts_carry_their_threads_community(pool: asyncpg.Pool) -> None:
+    # Given a thread with a reply, as every writer leaves them (migration 0151's triggers)
+    await seed(pool)
+    amina = await member(pool, "brigitte")
+    created = await start(pool, amina, "juridique", "Déménagement", "Ce fil change de communauté.")
+    async with pool.acquire() as conn:
+        await threads.create_reply(conn, created.thread_id, amina, "Une réponse.")
+        juridique = await communities.find(conn, "juridique")
+        medical = await communities.find(conn, "medical")
+        assert juridique is not None and medical is not None
+        # Then its posts carry its community
+        assert await conn.fetchval(
+            "SELECT array_agg(DISTINCT community_id) FROM posts WHERE thread_id = $1", created.thread_id
+        ) == [juridique.id]
+        # And follow the thread if it ever moves
+        await conn.execute(
+            "UPDATE threads SET community_id = $2 WHERE id = $1", created.thread_id, medical.id
+        )
+        assert await conn.fetchval(
+            "SELECT array_agg(DISTINCT community_id) FROM posts WHERE thread_id = $1", created.thread_id
+        ) == [medical.id]
