@@ -50,7 +50,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -441,7 +441,9 @@ class DeliveryWorker(wakeup.Drain):
         self._runner = asyncio.create_task(self.run(self.pool, self._stop), name="vbg-delivery-worker")
 
     async def open(self) -> None:
-        """What the loop needs: the HTTP session and the listening connection."""
+        """What the loop needs: the connections, the metrics (made now, not at the
+        first delivery) and the listening connection."""
+        metrics.get()
         self._sender = Sender(self.settings, self.config)
         await self.listen(self.pool)
 
@@ -535,6 +537,7 @@ class DeliveryWorker(wakeup.Drain):
         except BaseException:
             self._results[:0] = results  # recorded at the next flush
             raise
+        metrics.count_deliveries(Counter("refused" if r.refused else r.outcome.event for r in results))
         self._claim_due = True  # slots, per-host ones included, are free again
         return True
 
@@ -601,7 +604,6 @@ class DeliveryWorker(wakeup.Drain):
     def _record(self, result: Result) -> None:
         """Keep a result for the next flush; wake the loop when one is due (the first
         result starts the FLUSH_DELAY clock, a full batch or the last one flushes now)."""
-        metrics.count_delivery("refused" if result.refused else result.outcome.event)
         if not self._results:
             self._results_since = time.monotonic()
             self.poke()

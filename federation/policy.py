@@ -158,6 +158,12 @@ def host_of(uri: str | None) -> str:
     that is not an http(s) URL with a valid host."""
     if not uri:
         return ""
+    return _host_of(uri)
+
+
+@lru_cache(maxsize=16384)
+def _host_of(uri: str) -> str:
+    """Cached: a fan-out asks it for every inbox of a group's followers (FEP-8fcf digests)."""
     try:
         return domain_of_url(uri)
     except InvalidDomain:

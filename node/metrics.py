@@ -31,7 +31,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,13 @@ def count_signed_fetch(target: str) -> None:
 
 def count_delivery(outcome: str) -> None:
     get().deliveries.labels(outcome=outcome).inc()
+
+
+def count_deliveries(outcomes: Mapping[str, int]) -> None:
+    """:func:`count_delivery` for a batch (the delivery worker counts what it records)."""
+    deliveries = get().deliveries
+    for outcome, count in outcomes.items():
+        deliveries.labels(outcome=outcome).inc(count)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
