@@ -67,6 +67,11 @@ HOT_QUERIES: dict[str, Hot] = {
     "search span, visitor": Hot(
         search.SPAN_MATCHES, lambda n: ("survivante prise en charge", False, 100, 200, 500), None
     ),
+    # a word of the 2,000-reply thread, in a span of 200 of its ids: the span's matches are
+    # read, not the word's 2,000 (node/search.py, step 2)
+    "search span, a word of one thread": Hot(
+        search.SPAN_MATCHES, lambda n: ("reponse", True, n.deep_post - 200, n.deep_post, 500)
+    ),
     "search results shown": Hot(search.SHOWN, lambda n: ([1, 2, 3],)),
     # the forum's pages
     "community page": Hot(
