@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from node import audit, events, mail, notifications, sessions
+from node import audit, events, keyset, mail, notifications, sessions
 from node.db import Conn
 from node.errors import BadRequest, Conflict, NotFound
 from node.i18n import _
@@ -840,20 +840,29 @@ async def erase_refused(conn: asyncpg.Connection, admin: User, user_id: int) -> 
 # ---------------------------------------------------------------- member directory
 
 SET_IN_DIRECTORY = "UPDATE users SET in_directory = $2 WHERE id = $1"
-# Approved members who chose to appear, with the communities they animate or follow.
-DIRECTORY = """
-SELECT u.username, u.display_name, u.profession, u.profession_detail, u.organisation, u.country,
+# Approved members who chose to appear, with the communities they animate or follow, by
+# name (index users_directory, migration 0161). $1 the text searched, $2 how many, $3 the
+# cursor (a member of the directory; see node.keyset).
+_DIRECTORY_KEY = """((SELECT lower(display_name) FROM users
+                     WHERE id = $3 AND in_directory AND status = 'approved'), $3)"""
+DIRECTORY = keyset.forms(
+    """
+SELECT u.id, u.username, u.display_name, u.profession, u.profession_detail, u.organisation, u.country,
        coalesce((SELECT array_agg(c.title ORDER BY c.title) FROM communities c
                  WHERE c.id IN (SELECT community_id FROM community_follows WHERE user_id = u.id
                                 UNION SELECT community_id FROM community_experts WHERE user_id = u.id)),
-                '{}') AS communities
+                '{{}}') AS communities
 FROM users u
 WHERE u.in_directory AND u.status = 'approved'
   AND ($1 = '' OR vbg_fold(u.display_name || ' ' || u.organisation || ' ' || u.country || ' ' || u.username)
-                  LIKE '%' || vbg_fold($1) || '%')
-ORDER BY lower(u.display_name), u.id
-LIMIT $2 OFFSET $3
-"""
+                  LIKE '%' || vbg_fold($1) || '%') {cursor}
+ORDER BY lower(u.display_name) {order}, u.id {order}
+LIMIT $2
+""",
+    onwards=f"(lower(u.display_name), u.id) > {_DIRECTORY_KEY}",
+    backwards=f"(lower(u.display_name), u.id) < {_DIRECTORY_KEY}",
+    order="ASC",
+)
 DIRECTORY_PAGE = 50
 
 
@@ -862,7 +871,10 @@ async def set_in_directory(conn: asyncpg.Connection | asyncpg.Pool, user_id: int
     await conn.execute(SET_IN_DIRECTORY, user_id, shown)
 
 
-async def directory(conn: asyncpg.Connection | asyncpg.Pool, query: str, page: int) -> list[asyncpg.Record]:
-    """One page (plus one row, to tell whether there is a next) of the member directory."""
+async def directory(
+    conn: asyncpg.Connection | asyncpg.Pool, query: str, at: keyset.At = keyset.At()
+) -> keyset.Page:
+    """One page of the member directory, by name, from ``at``."""
     like = query.strip().replace("%", "").replace("_", "")[:100]
-    return list(await conn.fetch(DIRECTORY, like, DIRECTORY_PAGE + 1, (page - 1) * DIRECTORY_PAGE))
+    rows = await conn.fetch(DIRECTORY[at.form], like, DIRECTORY_PAGE + 1, *keyset.cursor_args(at))
+    return keyset.page(list(rows), at, DIRECTORY_PAGE)

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
+from node import keyset
 from node.db import Conn
 from node.errors import BadRequest, NotFound
 from node.sessions import User
@@ -99,7 +98,11 @@ async def is_following(conn: Conn, user_id: int, thread_id: int) -> bool:
 
 ADD_BOOKMARK = "INSERT INTO bookmarks (user_id, post_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 REMOVE_BOOKMARK = "DELETE FROM bookmarks WHERE user_id = $1 AND post_id = $2"
-LIST_BOOKMARKS = """
+# Newest first by (created_at, post_id) (index bookmarks_user, migration 0161): $1 the
+# member, $2 how many, $3 the cursor (a post the member bookmarked; see node.keyset).
+_BOOKMARK_KEY = "((SELECT created_at FROM bookmarks WHERE user_id = $1 AND post_id = $3), $3)"
+LIST_BOOKMARKS = keyset.forms(
+    """
 SELECT b.post_id, b.created_at, p.thread_id, p.is_opening, p.deleted_at, t.title,
        c.name AS community_name, c.title AS community_title,
        coalesce(nullif(u.display_name, ''), u.username, a.display_name, a.username, '?') AS author_name
@@ -109,10 +112,14 @@ JOIN threads t ON t.id = p.thread_id AND t.deleted_at IS NULL
 JOIN communities c ON c.id = t.community_id
 LEFT JOIN users u ON u.id = p.author_id
 LEFT JOIN actors a ON a.id = p.remote_author_id
-WHERE b.user_id = $1 AND a.hidden IS NOT TRUE
-ORDER BY b.created_at DESC
-LIMIT $2 OFFSET $3
-"""
+WHERE b.user_id = $1 AND a.hidden IS NOT TRUE {cursor}
+ORDER BY b.created_at {order}, b.post_id {order}
+LIMIT $2
+""",
+    onwards=f"(b.created_at, b.post_id) < {_BOOKMARK_KEY}",
+    backwards=f"(b.created_at, b.post_id) > {_BOOKMARK_KEY}",
+    order="DESC",
+)
 BOOKMARKED = "SELECT post_id FROM bookmarks WHERE user_id = $1 AND post_id = ANY($2::bigint[])"
 
 
@@ -120,11 +127,13 @@ async def set_bookmark(conn: Conn, user_id: int, post_id: int, on: bool) -> None
     await conn.execute(ADD_BOOKMARK if on else REMOVE_BOOKMARK, user_id, post_id)
 
 
-async def bookmarks(conn: Conn, user: User, page: int) -> list[asyncpg.Record]:
-    """The member's bookmarks, newest first (approved members read every community)."""
+async def bookmarks(conn: Conn, user: User, at: keyset.At = keyset.At()) -> keyset.Page:
+    """The member's bookmarks, newest first (approved members read every community), a
+    page from ``at`` (``post_id`` is the cursor)."""
     if not user.is_approved:
-        return []
-    return list(await conn.fetch(LIST_BOOKMARKS, user.id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE))
+        return keyset.Page([], None, None)
+    rows = await conn.fetch(LIST_BOOKMARKS[at.form], user.id, PAGE_SIZE + 1, *keyset.cursor_args(at))
+    return keyset.page(list(rows), at, PAGE_SIZE, key="post_id")
 
 
 # --- writing notifications ---------------------------------------------------------
@@ -275,7 +284,10 @@ async def notify_moderators(
 ACTOR_NAME = "coalesce(nullif(au.display_name, ''), au.username, ar.display_name, ar.username)"
 # A notification whose thread was deleted (but the removal notice itself), or whose
 # remote author is now hidden, is left out.
-LIST = f"""
+# Newest first by id (index notifications_user); $1 the member, $2 how many, $3 whether
+# she moderates, $4 the cursor (one of her notifications' id; see node.keyset).
+LIST = keyset.forms(
+    f"""
 SELECT n.id, n.kind, n.created_at, n.read_at, n.reason, n.post_id, n.thread_id, n.report_id,
        {ACTOR_NAME} AS actor_name, au.username AS actor_username,
        t.title AS thread_title, c.title AS community_title, c.visibility,
@@ -289,10 +301,14 @@ LEFT JOIN communities c ON c.id = t.community_id
 LEFT JOIN users su ON su.id = n.subject_user_id
 LEFT JOIN reports r ON r.id = n.report_id
 WHERE n.user_id = $1 AND (t.deleted_at IS NULL OR n.kind = 'moderation') AND ar.hidden IS NOT TRUE
-  AND (n.kind NOT IN ('new_report', 'new_application') OR $4::boolean)
-ORDER BY n.id DESC
-LIMIT $2 OFFSET $3
-"""
+  AND (n.kind NOT IN ('new_report', 'new_application') OR $3::boolean) {{cursor}}
+ORDER BY n.id {{order}}
+LIMIT $2
+""",
+    onwards="n.id < $4",
+    backwards="n.id > $4",
+    order="DESC",
+)
 SELECT_ONE = """
 SELECT kind, post_id, thread_id, report_id, subject_user_id, conversation_id FROM notifications
 WHERE id = $1 AND user_id = $2
@@ -304,19 +320,10 @@ UPDATE notifications SET read_at = now() WHERE user_id = $1 AND thread_id = $2 A
 """
 
 
-@dataclass(frozen=True)
-class NotificationPage:
-    items: list[asyncpg.Record]
-    page: int
-    has_next: bool
-
-
-async def page_for(conn: Conn, user: User, page: int) -> NotificationPage:
-    """The member's notifications, newest first."""
-    rows = await conn.fetch(LIST, user.id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE, user.is_moderator)
-    if not rows and page > 1:
-        raise NotFound()
-    return NotificationPage(list(rows[:PAGE_SIZE]), page, len(rows) > PAGE_SIZE)
+async def page_for(conn: Conn, user: User, at: keyset.At = keyset.At()) -> keyset.Page:
+    """The member's notifications, newest first, a page from ``at``."""
+    rows = await conn.fetch(LIST[at.form], user.id, PAGE_SIZE + 1, user.is_moderator, *keyset.cursor_args(at))
+    return keyset.page(list(rows), at, PAGE_SIZE)
 
 
 def target_of(kind: str, post_id: int | None, thread_id: int | None) -> str:

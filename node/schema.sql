@@ -1649,7 +1649,7 @@ CREATE UNIQUE INDEX backfill_jobs_one_pending ON public.backfill_jobs USING btre
 
 CREATE INDEX backfill_jobs_thread ON public.backfill_jobs USING btree (thread_id, created_at DESC) WHERE (thread_id IS NOT NULL);
 
-CREATE INDEX bookmarks_user ON public.bookmarks USING btree (user_id, created_at DESC);
+CREATE INDEX bookmarks_user ON public.bookmarks USING btree (user_id, created_at DESC, post_id DESC);
 
 CREATE UNIQUE INDEX communities_name_key ON public.communities USING btree (lower(name));
 
@@ -1775,7 +1775,7 @@ CREATE INDEX threads_community_recent ON public.threads USING btree (community_i
 
 CREATE INDEX totp_recovery_codes_user ON public.totp_recovery_codes USING btree (user_id) WHERE (used_at IS NULL);
 
-CREATE INDEX users_directory ON public.users USING btree (lower(display_name)) WHERE (in_directory AND (status = 'approved'::text));
+CREATE INDEX users_directory ON public.users USING btree (lower(display_name), id) WHERE (in_directory AND (status = 'approved'::text));
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email)) WHERE (NOT email_conflict);
 

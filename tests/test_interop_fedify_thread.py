@@ -215,7 +215,7 @@ async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     kinds = await within(scene, notified, "B notifies bruno and carla")
     assert kinds == {bruno.id: "reply_to_me", carla.id: "reply_followed"}
     async with b.pool.acquire() as conn:
-        page = await notifications.page_for(conn, carla, 1)
+        page = await notifications.page_for(conn, carla)
     assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
     # carla's notifications page (over TLS, on B) lists it, and opening it leads to the reply
     async with httpx.AsyncClient(base_url=b.settings.base_url, verify=scene.tls) as carla_browser:

@@ -230,7 +230,7 @@ async def test_a_takahe_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     kinds = await within(scene, notified, "B notifies bruno and carla")
     assert kinds == {bruno.id: "reply_to_me", carla.id: "reply_followed"}
     async with b.pool.acquire() as conn:
-        page = await notifications.page_for(conn, carla, 1)
+        page = await notifications.page_for(conn, carla)
     assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
 
     # and B's thread page shows the reply

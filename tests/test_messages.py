@@ -304,7 +304,7 @@ async def test_a_new_message_is_a_notification_that_never_says_what(
     async with pool.acquire() as conn:
         await messages.reply(conn, keyring(settings), amina, written.conversation_id, "Encore Tatou")
     # one unread notification for the conversation, however many messages
-    (item,) = (await notifications.page_for(pool, bruno, 1)).items
+    (item,) = (await notifications.page_for(pool, bruno)).items
     assert item["kind"] == "new_message" and item["actor_name"] == "amina"
     row = await pool.fetchrow("SELECT * FROM notifications")
     assert "Pangolin" not in str(dict(row)) and "Tatou" not in str(dict(row))

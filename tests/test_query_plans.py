@@ -46,6 +46,9 @@ class Node:
     deep_thread: int  # a thread far down the community's history
     deep_at: datetime  # its last activity
     deep_post: int  # a reply deep in the long thread
+    deep_notification: int  # one of the member's notifications, far down her list
+    deep_bookmark: int  # a post she bookmarked long ago
+    deep_member: int  # a member far down the directory
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,23 @@ HOT_QUERIES: dict[str, Hot] = {
     "visitor home": Hot(threads.LIST_PUBLIC_THREADS, lambda n: (None, 10)),
     "thread page posts": Hot(threads.SELECT_PAGE_POSTS, lambda n: (n.deep_thread, 21, 0)),
     # a member's lists
-    "notifications": Hot(notifications.LIST, lambda n: (n.member, 21, 0, False)),
-    "bookmarks": Hot(notifications.LIST_BOOKMARKS, lambda n: (n.member, 21, 0)),
-    "member directory": Hot(accounts.DIRECTORY, lambda n: ("", 51, 0)),
+    "notifications": Hot(notifications.LIST["first"], lambda n: (n.member, 31, False)),
+    "notifications, deep": Hot(
+        notifications.LIST["onwards"], lambda n: (n.member, 31, False, n.deep_notification)
+    ),
+    "notifications, newer": Hot(
+        notifications.LIST["backwards"], lambda n: (n.member, 31, True, n.deep_notification)
+    ),
+    "bookmarks": Hot(notifications.LIST_BOOKMARKS["first"], lambda n: (n.member, 31)),
+    "bookmarks, deep": Hot(
+        notifications.LIST_BOOKMARKS["onwards"], lambda n: (n.member, 31, n.deep_bookmark)
+    ),
+    "bookmarks, newer": Hot(
+        notifications.LIST_BOOKMARKS["backwards"], lambda n: (n.member, 31, n.deep_bookmark)
+    ),
+    "member directory": Hot(accounts.DIRECTORY["first"], lambda n: ("", 51)),
+    "member directory, deep": Hot(accounts.DIRECTORY["onwards"], lambda n: ("", 51, n.deep_member)),
+    "member directory, previous": Hot(accounts.DIRECTORY["backwards"], lambda n: ("", 51, n.deep_member)),
     # moderation and administration
     "open reports": Hot(reports.LIST_OPEN["older"], lambda n: (21, FAR_FUTURE, 2**62)),
     "open reports, newer": Hot(reports.LIST_OPEN["newer"], lambda n: (21, FAR_FUTURE, 2**62)),
@@ -196,8 +213,26 @@ async def _fill(pool: asyncpg.Pool) -> Node:
             "SELECT id FROM posts WHERE thread_id = $1 ORDER BY created_at DESC, id DESC OFFSET 100 LIMIT 1",
             long_thread,
         )
+        far = {
+            name: await conn.fetchval(query, member)
+            for name, query in (
+                ("notification", "SELECT min(id) + 100 FROM notifications WHERE user_id = $1"),
+                (
+                    "bookmark",
+                    "SELECT post_id FROM bookmarks WHERE user_id = $1 ORDER BY created_at OFFSET 100 LIMIT 1",
+                ),
+                (
+                    "member",
+                    "SELECT id FROM users WHERE id <> $1 AND in_directory AND status = 'approved'"
+                    " ORDER BY lower(display_name), id OFFSET 300 LIMIT 1",
+                ),
+            )
+        }
         await conn.execute("ANALYZE")
-    return Node(pool, member, ids[0], long_thread, deep["id"], deep["last_activity_at"], deep_post)
+    return Node(
+        pool, member, ids[0], long_thread, deep["id"], deep["last_activity_at"], deep_post,
+        far["notification"], far["bookmark"], far["member"],
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

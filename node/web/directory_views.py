@@ -2,33 +2,35 @@
 
 Routes (approved members only; anyone else gets a missing page)::
 
-    GET  /membres?q=…&page=N     name, profession, organisation, country, communities
+    GET  /membres?q=…&apres=ID   name, profession, organisation, country, communities (keyset
+                                 pages by name: ``apres`` the members after ID, ``avant`` before)
     POST /compte/annuaire        appear or not (``shown=1``), from the account page
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from node import accounts
 from node.web import forms
-from node.web.requests import int_param, pool_of, require_member
+from node.web.requests import keyset_position, numbered_page, pool_of, require_member
 from node.web.templating import redirect, render
 
 
 async def directory_page(request: Request) -> Response:
     require_member(request)
     query = request.query_params.get("q", "")[:100]
-    page = int_param(request.query_params.get("page"))
-    rows = await accounts.directory(pool_of(request), query, page)
+    if numbered_page(request):
+        return RedirectResponse(f"/membres?q={quote(query)}" if query else "/membres", status_code=302)
+    listing = await accounts.directory(pool_of(request), query, keyset_position(request, "apres", "avant"))
     return render(
         request,
         "accounts/directory.html",
-        members=rows[: accounts.DIRECTORY_PAGE],
-        has_next=len(rows) > accounts.DIRECTORY_PAGE,
-        page=page,
+        listing=listing,
         query=query,
         professions=accounts.PROFESSIONS,
     )

@@ -2,14 +2,14 @@
 
 Routes (approved members; anyone else gets a missing page)::
 
-    GET  /notifications?page=N              the list, newest first
+    GET  /notifications?avant=ID|apres=ID   the list, newest first (keyset pages)
     POST /notifications/{id}                open one: mark it read, go to what it is about
     POST /notifications/tout-lu             mark all read
     GET  /notifications/reglages            kinds on/off, e-mail frequency
     POST /notifications/reglages
     POST /t/{id}/suivre                     « Suivre ce fil » / « Ne plus suivre » (action=follow|unfollow)
     POST /p/{id}/enregistrer                bookmark / unbookmark a post (action=save|unsave)
-    GET  /enregistres?page=N                the member's bookmarks
+    GET  /enregistres?avant=ID|apres=ID     the member's bookmarks (keyset pages)
     GET  /desabonnement?u=ID&t=TOKEN        e-mail unsubscribe (no login: a signed token)
     POST /desabonnement                     (also RFC 8058 one-click, from the mail client)
 """
@@ -17,14 +17,14 @@ Routes (approved members; anyone else gets a missing page)::
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from node import notification_mail, notifications, threads
 from node.errors import BadRequest, NotFound
 from node.i18n import _
 from node.web import forms
-from node.web.requests import int_param, path_id, pool_of, require_member, settings_of
+from node.web.requests import keyset_position, numbered_page, path_id, pool_of, require_member, settings_of
 from node.web.templating import redirect, render
 
 KIND_LABELS = {
@@ -56,7 +56,9 @@ def forget_count(request: Request, user_id: int) -> None:
 
 async def notifications_page(request: Request) -> Response:
     user = require_member(request)
-    page = await notifications.page_for(pool_of(request), user, int_param(request.query_params.get("page")))
+    if numbered_page(request):
+        return RedirectResponse("/notifications", status_code=302)
+    page = await notifications.page_for(pool_of(request), user, keyset_position(request))
     return render(request, "notifications/list.html", listing=page)
 
 
@@ -138,16 +140,10 @@ async def bookmark(request: Request) -> Response:
 
 async def bookmarks_page(request: Request) -> Response:
     user = require_member(request)
-    page = int_param(request.query_params.get("page"))
-    rows = await notifications.bookmarks(pool_of(request), user, page)
-    has_next = len(rows) > notifications.PAGE_SIZE
-    return render(
-        request,
-        "notifications/bookmarks.html",
-        rows=rows[: notifications.PAGE_SIZE],
-        page=page,
-        has_next=has_next,
-    )
+    if numbered_page(request):
+        return RedirectResponse("/enregistres", status_code=302)
+    listing = await notifications.bookmarks(pool_of(request), user, keyset_position(request))
+    return render(request, "notifications/bookmarks.html", listing=listing)
 
 
 def _unsubscribe_target(request: Request, user_param: str, token: str) -> int:

@@ -13,6 +13,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import State
 from starlette.requests import Request
 
+from node import keyset
 from node.communities import Community, RemoteCard
 from node.errors import NotFound
 from node.sessions import SessionCache, User
@@ -113,6 +114,20 @@ def int_param(value: str | None, default: int = 1, *, minimum: int = 1, maximum:
 
 
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+
+
+def keyset_position(request: Request, onwards: str = "avant", backwards: str = "apres") -> keyset.At:
+    """Where a keyset list page starts (``?avant=ID`` the items after it in the list's
+    order, ``?apres=ID`` those before it; see ``node.keyset``)."""
+    params = request.query_params
+    return keyset.At.parse(params.get(onwards), params.get(backwards))
+
+
+def numbered_page(request: Request) -> bool:
+    """Does the request ask for an old numbered page (``?page=N``, N > 1, a link or a
+    bookmark from before keyset pages)? Its answer is a redirect to the first page."""
+    page = request.query_params.get("page")
+    return page is not None and page != "1"
 
 
 def _ids_up_to(maximum: int) -> str:
