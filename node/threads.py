@@ -1083,13 +1083,36 @@ LIMIT $6
 """
     for direction, op, order in (("older", "<", "DESC"), ("newer", ">", "ASC"))
 }
-# The home: each followed community's next threads by its own index (migration 0115),
-# merged — the work grows with the communities followed, not with their history.
-# $2 the viewer reads members-only communities, ($3, $4) the cursor (pinned threads are
-# not first at home), $5 how many.
+# The home: the followed communities' threads by last activity, by one of two paths
+# whose costs grow with different things, so that together they stay flat:
+# - ``recent``: the node's threads newest first (index threads_activity), each checked
+#   against the member's follows by a per-row index probe, stopping at the page's count;
+#   it reads about (page size ÷ the followed share of the activity) rows, whatever the
+#   history's length or the number of communities followed; asked only of a member who
+#   follows more than HOME_FEW_FOLLOWS communities, and only HOME_WINDOW rows deep;
+# - ``by_community``: each followed community's next threads by its own index (migration 0115),
+#   merged — page size × communities followed rows; for the others, or when the window
+#   held less than a page (followed communities that are quiet next to the rest).
+# Both give the same rows (tests/test_threads_pages.py). $2 the viewer reads members-only
+# communities, ($3, $4) the cursor (pinned threads are not first at home), $5 how many.
+HOME_FEW_FOLLOWS = 20
+HOME_WINDOW = 1000
 LIST_FOLLOWED_THREADS = {
     direction: f"""
-WITH shown AS (
+WITH recent AS MATERIALIZED (
+    SELECT r.id, r.last_activity_at FROM (
+        SELECT t.id, t.last_activity_at, t.community_id FROM threads t
+        WHERE (SELECT count(*) FROM community_follows WHERE user_id = $1) > {HOME_FEW_FOLLOWS}
+          AND t.deleted_at IS NULL AND (t.last_activity_at, t.id) {op} ($3, $4)
+          AND {author_listed_sql("t.remote_author_id", "$1::bigint IS NOT NULL")}
+        ORDER BY t.last_activity_at {order}, t.id {order}
+        LIMIT {HOME_WINDOW}
+    ) r
+    WHERE (SELECT {readable_sql("c", "$2")} FROM community_follows f JOIN communities c ON c.id = f.community_id
+           WHERE f.user_id = $1 AND f.community_id = r.community_id)
+    ORDER BY r.last_activity_at {order}, r.id {order}
+    LIMIT $5
+), by_community AS (
     SELECT n.id, n.last_activity_at
     FROM community_follows f
     JOIN communities c ON c.id = f.community_id AND {readable_sql("c", "$2")}
@@ -1101,9 +1124,13 @@ WITH shown AS (
         ORDER BY t.last_activity_at {order}, t.id {order}
         LIMIT $5
     ) n
-    WHERE f.user_id = $1
+    WHERE f.user_id = $1 AND (SELECT count(*) FROM recent) < $5
     ORDER BY n.last_activity_at {order}, n.id {order}
     LIMIT $5
+), shown AS (
+    SELECT id FROM recent WHERE (SELECT count(*) FROM recent) >= $5
+    UNION ALL
+    SELECT id FROM by_community
 )
 {LIST_COLUMNS}
 FROM shown JOIN threads t ON t.id = shown.id JOIN communities c ON c.id = t.community_id {LIST_JOINS}

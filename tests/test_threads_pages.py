@@ -336,6 +336,82 @@ async def test_a_new_reply_does_not_repeat_threads_across_pages(
     assert rest == ["Discussion 04", "Discussion 03", "Discussion 02", "Discussion 00"]
 
 
+async def _followed_ids(conn: asyncpg.Pool | asyncpg.Connection, user: User) -> list[int]:
+    """The threads of the communities the member follows, as her home lists them."""
+    rows = await conn.fetch(
+        "SELECT t.id FROM threads t JOIN community_follows f ON f.community_id = t.community_id "
+        "WHERE f.user_id = $1 AND t.deleted_at IS NULL ORDER BY t.last_activity_at DESC, t.id DESC",
+        user.id,
+    )
+    return [row["id"] for row in rows]
+
+
+async def _home_ids(conn: asyncpg.Connection, user: User) -> list[int]:
+    """Every thread of the member's home, page after page ("Plus anciennes")."""
+    ids: list[int] = []
+    at = threads.ListPosition()
+    while True:
+        page = await threads.followed_threads(conn, user, at)
+        ids += [row["id"] for row in page.threads]
+        if page.older is None:
+            return ids
+        at = threads.ListPosition(threads.ListCursor.parse(page.older))
+
+
+async def test_the_home_lists_the_same_threads_whichever_path_reads_them(pool: asyncpg.Pool) -> None:
+    # Given a member who follows more communities than a home reads one by one, two
+    # communities she does not follow, and threads in every one (one deleted)
+    amina = await member(pool, "amina")
+    many = threads.HOME_FEW_FOLLOWS + 2
+    await pool.execute(
+        "INSERT INTO communities (name, title) SELECT 'c' || i, 'C' || i FROM generate_series(1, $1) i",
+        many + 2,
+    )
+    await pool.execute(
+        "INSERT INTO community_follows (user_id, community_id) SELECT $1, id FROM communities ORDER BY id LIMIT $2",
+        amina.id,
+        many,
+    )
+    await pool.execute(
+        "INSERT INTO threads (community_id, author_id, title, last_activity_at) "
+        "SELECT c.id, $1, 'Fil', now() - (c.id * 7 + i * 13) * interval '1 minute' "
+        "FROM communities c, generate_series(1, 3) i",
+        amina.id,
+    )
+    await pool.execute("UPDATE threads SET deleted_at = now() WHERE id = (SELECT min(id) FROM threads)")
+    expected = await _followed_ids(pool, amina)
+    assert len(expected) > threads.LIST_PAGE_SIZE
+    async with pool.acquire() as conn:
+        # When her home is read page by page (the node's newest threads, checked against her follows)
+        assert await _home_ids(conn, amina) == expected
+        # And "Plus récentes" from the second page gives the first page again
+        first = await threads.followed_threads(conn, amina)
+        assert first.older is not None
+        second = await threads.followed_threads(
+            conn, amina, threads.ListPosition.from_query(first.older, None)
+        )
+        assert second.newer is not None
+        back = await threads.followed_threads(
+            conn, amina, threads.ListPosition.from_query(None, second.newer)
+        )
+        assert [r["id"] for r in back.threads] == [r["id"] for r in first.threads]
+        # And when newer threads of a community she does not follow fill the window read
+        # first, her home is the same (then read community by community)
+        await conn.execute(
+            "INSERT INTO threads (community_id, author_id, title) "
+            "SELECT (SELECT max(id) FROM communities), $1, 'Bruit' FROM generate_series(1, $2)",
+            amina.id,
+            threads.HOME_WINDOW,
+        )
+        assert await _home_ids(conn, amina) == expected
+        # And for a member who follows only a few communities
+        await conn.execute(
+            "DELETE FROM community_follows WHERE community_id > (SELECT min(id) + 2 FROM communities)"
+        )
+        few = await _followed_ids(conn, amina)
+        assert few and await _home_ids(conn, amina) == few
+
+
 async def test_malformed_list_cursors_are_missing_pages(
     pool: asyncpg.Pool, client: httpx.AsyncClient
 ) -> None:
