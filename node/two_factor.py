@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import asyncpg
 import pyotp
-import segno
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -119,6 +118,8 @@ async def start(
 
 
 def enrolment(secret: str, username: str, issuer: str) -> Enrolment:
+    import segno  # the QR code, drawn at enrolment only: ~2.5 MB a web process is spared until then
+
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
     svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#000", light="#fff", title="QR code")
     return Enrolment(secret, uri, svg)

@@ -47,14 +47,16 @@ import zipfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 
 from node import images
 from node.errors import BadRequest, PayloadTooLarge
 from node.settings import Settings
+
+if TYPE_CHECKING:  # Pillow is imported when a thumbnail is drawn (node.images says why)
+    from PIL import Image
 
 MAX_FIELDS_BYTES = 256 * 1024  # every text field of one form together
 MAX_FILES = 4
@@ -851,6 +853,8 @@ THUMBNAIL_SIDE = 320
 def thumbnail(path: Path, kind: str) -> bytes | None:
     """A small JPEG (PNG for images with transparency) of an image or of a PDF's first
     page, without metadata; None for other kinds or when it cannot be drawn."""
+    from PIL import Image
+
     picture: Image.Image | None
     try:
         if kind in IMAGE_KINDS:
