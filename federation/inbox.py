@@ -508,10 +508,18 @@ SELECT id, pg_notify('vbg_inbox', '') FROM inserted
 """
 
 
+# Before each batch, unless GATHER_UNTIL items already wait: measured with 16 senders
+# and two web processes, batches of 2.6 activities became 4.5 and PostgreSQL's CPU per
+# accepted activity went from ~160 to ~125 µs, with the same p99.
+GATHER_FOR = 0.001  # seconds
+GATHER_UNTIL = 16
+
+
 class Writer:
     """Group commit: the activities of concurrent requests go into ``inbox_items`` with
     one statement (one round trip, one COMMIT); each request gets its answer only once
-    that COMMIT is done. One batch at a time: what arrives meanwhile is the next batch.
+    that COMMIT is done. One batch at a time: what arrives meanwhile is the next batch
+    (and what arrives within GATHER_FOR of the first item joins it).
 
     A batch the database refuses as data (a JSON text PostgreSQL does not take, such as
     ``\\u0000``) is stored again item by item, so one bad activity fails alone (400)."""
@@ -531,6 +539,10 @@ class Writer:
     async def _drain(self) -> None:
         try:
             while self._queue:
+                if len(self._queue) < GATHER_UNTIL:
+                    # A millisecond for the requests being verified to join: a COMMIT
+                    # (with its WAL flush) costs PostgreSQL more than the rows it stores.
+                    await asyncio.sleep(GATHER_FOR)
                 batch, self._queue = self._queue, []
                 try:
                     async with self.pool.acquire() as conn:
