@@ -413,11 +413,23 @@ async def authenticate(conn: Conn, username: str, password: str) -> Credentials 
 
 # ---------------------------------------------------------------- review of registrations
 
-SELECT_PENDING = """
+# The moderators' queue, oldest application first, by users_pending (migration 0162); $1
+# how many, $2 the cursor (a pending application; see node.keyset).
+_PENDING_KEY = "((SELECT created_at FROM users WHERE id = $2 AND status = 'pending'), $2)"
+SELECT_PENDING = keyset.forms(
+    """
 SELECT id, username, display_name, email, profession, profession_detail, organisation, country,
        motivation, created_at, email_conflict
-FROM users WHERE status = 'pending' ORDER BY created_at, id
-"""
+FROM users WHERE status = 'pending' {cursor}
+ORDER BY created_at {order}, id {order}
+LIMIT $1
+""",
+    onwards=f"(created_at, id) > {_PENDING_KEY}",
+    backwards=f"(created_at, id) < {_PENDING_KEY}",
+    order="ASC",
+)
+COUNT_PENDING = "SELECT count(*) FROM users WHERE status = 'pending'"
+PENDING_PAGE = 50
 APPROVE = """
 UPDATE users SET status = 'approved', reviewed_at = now(), reviewed_by = $2, refusal_reason = NULL
 WHERE id = $1 AND status = 'pending' AND NOT email_conflict RETURNING username
@@ -430,9 +442,15 @@ WHERE id = $1 AND status = 'pending' RETURNING username
 SELECT_REVIEW = "SELECT status, refusal_reason FROM users WHERE id = $1"
 
 
-async def pending_registrations(conn: Conn) -> list[asyncpg.Record]:
-    result: list[asyncpg.Record] = await conn.fetch(SELECT_PENDING)
-    return result
+async def pending_registrations(conn: Conn, at: keyset.At = keyset.At()) -> keyset.Page:
+    """A page of the applications waiting for a moderator, oldest first, from ``at``."""
+    rows = await conn.fetch(SELECT_PENDING[at.form], PENDING_PAGE + 1, *keyset.cursor_args(at))
+    return keyset.page(list(rows), at, PENDING_PAGE)
+
+
+async def pending_count(conn: Conn) -> int:
+    count: int = await conn.fetchval(COUNT_PENDING)
+    return count
 
 
 async def approve(conn: asyncpg.Connection, user_id: int, moderator: User) -> None:

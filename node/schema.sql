@@ -1779,7 +1779,7 @@ CREATE INDEX users_directory ON public.users USING btree (lower(display_name), i
 
 CREATE UNIQUE INDEX users_email_key ON public.users USING btree (lower(email)) WHERE (NOT email_conflict);
 
-CREATE INDEX users_pending ON public.users USING btree (created_at) WHERE (status = 'pending'::text);
+CREATE INDEX users_pending ON public.users USING btree (created_at, id) WHERE (status = 'pending'::text);
 
 CREATE UNIQUE INDEX users_username_key ON public.users USING btree (lower(username));
 

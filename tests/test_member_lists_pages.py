@@ -139,3 +139,29 @@ async def test_the_directory_is_paged_by_name(client: httpx.AsyncClient, pool: a
     # And a member who is not in the directory is no cursor: a missing page
     assert (await client.get(f"/membres?apres={hidden}")).status_code == 404
     assert (await client.get("/membres?q=membre&page=2")).headers["location"] == "/membres?q=membre"
+
+
+async def test_the_applications_queue_is_paged_oldest_first(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given 120 applications waiting (pages of 50), 60 of them sent in the same instant
+    await make_user(pool, "mona", role="moderator")
+    await pool.execute(
+        "INSERT INTO users (username, display_name, email, password_hash, created_at)"
+        " SELECT 'demande' || g, 'Demande ' || g, 'demande' || g || '@example.org', 'x',"
+        " CASE WHEN g % 2 = 0 THEN '2026-01-01'::timestamptz ELSE now() - g * interval '1 hour' END"
+        " FROM generate_series(1, 120) g"
+    )
+    order = [
+        str(r["id"])
+        for r in await pool.fetch("SELECT id FROM users WHERE status = 'pending' ORDER BY created_at, id")
+    ]
+    await login(client, "mona")
+
+    # When a moderator walks the queue both ways
+    onwards, backwards = await walk(client, "/moderation", re.compile(r'<li id="demande-(\d+)">'))
+
+    # Then each application comes once, the oldest first, under the count of them all
+    assert onwards == backwards == order and len(order) == 120
+    assert "(120)" in (await client.get("/moderation")).text
+    assert (await client.get("/moderation?page=2")).headers["location"] == "/moderation"

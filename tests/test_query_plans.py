@@ -49,6 +49,7 @@ class Node:
     deep_notification: int  # one of the member's notifications, far down her list
     deep_bookmark: int  # a post she bookmarked long ago
     deep_member: int  # a member far down the directory
+    deep_application: int  # an application far down the moderators' queue
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ HOT_QUERIES: dict[str, Hot] = {
     "open reports": Hot(reports.LIST_OPEN["older"], lambda n: (21, FAR_FUTURE, 2**62)),
     "open reports, newer": Hot(reports.LIST_OPEN["newer"], lambda n: (21, FAR_FUTURE, 2**62)),
     "handled reports": Hot(reports.LIST_HANDLED["older"], lambda n: (21, FAR_FUTURE, 2**62, "resolved")),
+    "applications queue": Hot(accounts.SELECT_PENDING["first"], lambda n: (51,)),
+    "applications queue, deep": Hot(accounts.SELECT_PENDING["onwards"], lambda n: (51, n.deep_application)),
     "admin member list": Hot(accounts.SEARCH_MEMBERS["next"], lambda n: ("", 51, "amina")),
     # (A search by part of a name, "ami", reads every member: bounded by the members, a few
     # ms at 20,000; a trigram index would serve it.)
@@ -222,6 +225,11 @@ async def _fill(pool: asyncpg.Pool) -> Node:
                     "SELECT post_id FROM bookmarks WHERE user_id = $1 ORDER BY created_at OFFSET 100 LIMIT 1",
                 ),
                 (
+                    "application",
+                    "SELECT id FROM users WHERE id <> $1 AND status = 'pending' ORDER BY created_at, id"
+                    " OFFSET 150 LIMIT 1",
+                ),
+                (
                     "member",
                     "SELECT id FROM users WHERE id <> $1 AND in_directory AND status = 'approved'"
                     " ORDER BY lower(display_name), id OFFSET 300 LIMIT 1",
@@ -231,7 +239,7 @@ async def _fill(pool: asyncpg.Pool) -> Node:
         await conn.execute("ANALYZE")
     return Node(
         pool, member, ids[0], long_thread, deep["id"], deep["last_activity_at"], deep_post,
-        far["notification"], far["bookmark"], far["member"],
+        far["notification"], far["bookmark"], far["member"], far["application"],
     )  # fmt: skip
 
 

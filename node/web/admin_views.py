@@ -20,14 +20,21 @@ Every decision is audited (``node.accounts`` records it in the same transaction)
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from node import accounts, reports
 from node.errors import BadRequest
 from node.web import forms
 from node.web.accounts_views import FormReader
-from node.web.requests import path_id, pool_of, require_admin, require_moderator
+from node.web.requests import (
+    keyset_position,
+    numbered_page,
+    path_id,
+    pool_of,
+    require_admin,
+    require_moderator,
+)
 from node.web.templating import redirect, render
 
 ADMIN_DONE = {
@@ -46,11 +53,13 @@ async def render_queue(
     request: Request, status: int = 200, errors: dict[int, str] | None = None, done: str = ""
 ) -> Response:
     require_moderator(request)
+    pool = pool_of(request)
     return render(
         request,
         "moderation/queue.html",
         status_code=status,
-        pending=await accounts.pending_registrations(pool_of(request)),
+        pending=await accounts.pending_registrations(pool, keyset_position(request, "apres", "avant")),
+        pending_count=await accounts.pending_count(pool),
         open_reports=await reports.count_open(pool_of(request)),
         professions=accounts.PROFESSIONS,
         errors=errors or {},
@@ -60,6 +69,9 @@ async def render_queue(
 
 
 async def queue(request: Request) -> Response:
+    require_moderator(request)
+    if numbered_page(request):
+        return RedirectResponse("/moderation", status_code=302)
     return await render_queue(request, done=request.query_params.get("fait", ""))
 
 
