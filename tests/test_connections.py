@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from federation.connections import ANSWER_READ, Answer, Origin, Pool, PostFailed, parse_head
+from federation.connections import ANSWER_READ, Answer, Origin, Pool, PostFailed
 from federation.fetcher import AddressPolicy, is_dev_address
 
 DEV = AddressPolicy(allow_http=True, allow_address=is_dev_address)
@@ -77,35 +77,6 @@ async def post_twice(raw: RawServer, pool: Pool) -> list[Answer]:
     return [await pool.post(raw.origin, REQUEST), await pool.post(raw.origin, REQUEST)]
 
 
-# ── parsing ────────────────────────────────────────────────────────────────────
-
-
-def test_parse_head_reads_status_framing_and_retry_after() -> None:
-    head = b"HTTP/1.1 429 Too Many\r\nContent-Length: 5\r\nRetry-After: 120\r\nX-Other: y"
-    assert parse_head(head) == (429, True, 5, False, "120")
-    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close"
-    assert parse_head(chunked) == (200, False, None, True, None)
-    assert parse_head(b"HTTP/1.0 202 Accepted")[1] is False
-    assert parse_head(b"HTTP/1.0 202 Accepted\r\nConnection: keep-alive")[1] is True
-
-
-@pytest.mark.parametrize(
-    "head",
-    [
-        b"SSH-2.0-OpenSSH",
-        b"HTTP/1.1 2x2 Bad",
-        b"HTTP/2 200",
-        b"HTTP/1.1 200 OK\r\n folded: value",
-        b"HTTP/1.1 200 OK\r\nno colon here",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2",
-        b"HTTP/1.1 200 OK\r\nContent-Length: -1",
-    ],
-)
-def test_parse_head_refuses_what_is_not_http_1(head: bytes) -> None:
-    with pytest.raises(ValueError):
-        parse_head(head)
-
-
 # ── answers and keep-alive ─────────────────────────────────────────────────────
 
 
@@ -164,12 +135,34 @@ async def test_a_large_answer_is_not_read_the_connection_is_closed() -> None:
         assert raw.connections == 2
 
 
-async def test_garbage_is_no_answer() -> None:
-    async with serving(always(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")) as raw:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        b"HTTP/1.1 2x2 Bad\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    ],
+)
+async def test_what_is_not_an_http_1_answer_is_no_answer(answer: bytes) -> None:
+    async with serving(always(answer)) as raw:
         pool = Pool(DEV)
         with pytest.raises(PostFailed, match="réponse HTTP invalide"):
             await pool.post(raw.origin, REQUEST)
         await pool.close()
+
+
+async def test_a_retry_after_is_read_and_a_http_1_0_keep_alive_honoured() -> None:
+    answer = (
+        b"HTTP/1.0 429 Too Many\r\nConnection: keep-alive\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"
+    )
+    async with serving(always(answer)) as raw:
+        pool = Pool(DEV)
+        assert await post_twice(raw, pool) == [Answer(429, "120"), Answer(429, "120")]
+        await pool.close()
+    assert raw.connections == 1
 
 
 async def test_a_kept_connection_closed_unanswered_is_replaced_once() -> None:
