@@ -1671,6 +1671,8 @@ CREATE INDEX delivery_jobs_in_flight ON public.delivery_jobs USING btree (domain
 
 CREATE INDEX delivery_jobs_pending_domain ON public.delivery_jobs USING btree (domain) WHERE (state = 'pending'::text);
 
+CREATE INDEX delivery_jobs_troubled ON public.delivery_jobs USING btree (updated_at DESC) WHERE ((last_error <> ''::text) OR (state = ANY (ARRAY['failed'::text, 'dead'::text])));
+
 CREATE INDEX document_versions_due ON public.document_versions USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
 CREATE INDEX documents_community_keyset ON public.documents USING btree (community_id, ((featured_at IS NOT NULL)), updated_at, id) WHERE ((deleted_at IS NULL) AND (status = 'published'::text));

@@ -1,16 +1,17 @@
 """The hot queries have an index path: none of them reads all of ``posts`` or ``threads``
-(nor ``reports``, ``users``, ``notifications``, ``bookmarks``), and a listing page reads
-about what it shows, however deep in the history it starts.
+(nor ``reports``, ``users``, ``notifications``, ``bookmarks``, ``delivery_jobs``), and a
+listing page reads about what it shows, however deep in the history it starts.
 
 A sequential scan, or an index walked from its start and filtered, is what makes a page's
 cost grow with the node's history. So the check runs on a node in miniature with enough
 rows that the planner, left free (``enable_seqscan`` on, fresh statistics), would scan a
 table whenever no index serves the query: 6,000 threads and 32,000 posts in three
 communities, a thread of 2,000 replies, 2,000 members, 25,000 notifications, 10,000
-bookmarks, 3,000 reports. Each statement is run under ``EXPLAIN (ANALYZE)``; the test fails
-on a ``Seq Scan`` of a watched table, or when a listing reads more than ``ROWS_READ``
-rows of ``posts`` or ``threads`` (rows returned plus rows removed by a filter, over every
-loop). ``test_the_check_sees_a_missing_index`` drops an index and expects the check to fail.
+bookmarks, 3,000 reports, 30,000 delivery jobs. Each statement is run under
+``EXPLAIN (ANALYZE)``; the test fails on a ``Seq Scan`` of a watched table, or when a
+listing reads more than ``ROWS_READ`` rows of ``posts`` or ``threads`` (rows returned plus
+rows removed by a filter, over every loop). ``test_the_check_sees_a_missing_index`` drops
+an index and expects the check to fail.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from federation import delivery
 from node import accounts, db, notifications, published, reports, search, threads
 from tests.conftest import create_test_database, drop_test_database
 from tests.helpers import make_community, make_user
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-WATCHED = re.compile(r"posts|threads|reports|users|notifications|bookmarks")
+WATCHED = re.compile(r"posts|threads|reports|users|notifications|bookmarks|delivery_jobs")
 BUDGETED = ("posts", "threads")
 ROWS_READ = 600  # a page shows at most ~50 rows; each may cost a lookup or two
 
@@ -133,6 +135,7 @@ HOT_QUERIES: dict[str, Hot] = {
     # (A search by part of a name, "ami", reads every member: bounded by the members, a few
     # ms at 20,000; a trigram index would serve it.)
     "admin member list, previous": Hot(accounts.SEARCH_MEMBERS["previous"], lambda n: ("", 51, "zora")),
+    "delivery failures (admin)": Hot(delivery.RECENT_FAILURES, lambda n: (50,)),
     # ActivityPub collections
     "outbox": Hot(published.SELECT_OUTBOX["first"], lambda n: (n.community, 21)),
     "outbox, deep": Hot(published.SELECT_OUTBOX["after"], lambda n: (n.community, 21, n.deep_thread)),
@@ -187,6 +190,18 @@ SELECT $1, ARRAY[p.id], 'Signalement', CASE WHEN p.id % 3 = 0 THEN 'open' ELSE '
        CASE WHEN p.id % 3 = 0 THEN NULL ELSE p.created_at + interval '1 hour' END
 FROM (SELECT id, created_at FROM posts ORDER BY id LIMIT 3000) p
 """
+# A fan-out under way: 30,000 jobs waiting, 300 of them after an error, 100 given up.
+DELIVERY_JOBS = """
+WITH a AS (
+    INSERT INTO activities (uri, actor_uri, json) VALUES ('https://node.example/a/1', 'https://node.example/c/x', '{}')
+    RETURNING id
+)
+INSERT INTO delivery_jobs (activity_id, inbox, domain, state, last_error, updated_at)
+SELECT a.id, 'https://i' || g || '.example/inbox', 'i' || g || '.example',
+       CASE WHEN g % 300 = 0 THEN 'dead' ELSE 'pending' END, CASE WHEN g % 100 = 0 THEN 'HTTP 500' ELSE '' END,
+       now() - g * interval '1 second'
+FROM a, generate_series(1, 30000) g
+"""
 FOLLOW_ALL = "INSERT INTO community_follows (user_id, community_id) SELECT $1, id FROM communities"
 
 
@@ -207,6 +222,7 @@ async def _fill(pool: asyncpg.Pool) -> Node:
         await conn.execute(BOOKMARKS)
         await conn.execute(REPORTS, member)
         await conn.execute(FOLLOW_ALL, member)
+        await conn.execute(DELIVERY_JOBS)
         deep = await conn.fetchrow(
             "SELECT id, last_activity_at FROM threads WHERE community_id = $1 ORDER BY last_activity_at"
             " OFFSET 100 LIMIT 1",
