@@ -25,9 +25,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from node import db
+from node import accounts, db, security
 from node.settings import Settings, load
 from node.web.app import create_app
+from tests.helpers import PASSWORD
 
 # Fixture libraries every test module may use without importing them (they define no
 # autouse fixture: one that is autouse stays an explicit import where it applies).
@@ -41,6 +42,24 @@ TEST_SECRET = "test-secret-" + "x" * 40
 def _with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def password_hashed_once() -> Iterator[None]:
+    """The members the tests make share one password (``tests.helpers.PASSWORD``): its
+    argon2id hash, made by the node's own hasher with the node's parameters, is computed
+    once per test process instead of once per member (150 ms each, a third of the
+    suite's time). Every other password is hashed afresh, and every verification (log-in,
+    password change) still runs argon2 against the stored hash."""
+    real = security.hash_password
+    once = real(PASSWORD)
+
+    def hash_password(password: str) -> str:
+        return once if password == PASSWORD else real(password)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "hash_password", hash_password)
+        yield
 
 
 @pytest.fixture(scope="session")
