@@ -22,8 +22,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    """One Chromium for the test process (launching it costs about a second)."""
     async with async_playwright() as p:
         b = await p.chromium.launch(
             executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS
@@ -32,6 +33,18 @@ async def browser() -> AsyncIterator[Browser]:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture
+async def browser(chromium: Browser) -> AsyncIterator[Browser]:
+    """The browser of one test: every context (cookies, storage, pages) it opens is
+    closed after it, so no test sees another's."""
+    assert not chromium.contexts
+    try:
+        yield chromium
+    finally:
+        for context in chromium.contexts:
+            await context.close()
 
 
 async def login(page: Page, base: str, username: str, password: str = PASSWORD) -> None:
