@@ -79,6 +79,40 @@ class InboxNode:
         return rows
 
 
+class PromptServer(uvicorn.Server):
+    """uvicorn's server, stopped as soon as asked: its main loop otherwise notices
+    ``should_exit`` at its next 0.1 s tick and its shutdown sleeps 0.1 s more (0.15 s
+    for every test that serves the node on a socket)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._stopping.set()
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):  # the Date header, once a second
+            counter += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # an idle keep-alive connection closes now, a busy one after its answer
+
+        async def closed() -> bool:
+            return not (self.server_state.connections or self.server_state.tasks)
+
+        await eventually(closed, "the inbox node's connections close", within=10, every=0.005)
+        for server in self.servers:
+            await server.wait_closed()
+
+
 @contextlib.asynccontextmanager
 async def running_node(pool: asyncpg.Pool, tmp_path: Path, *, mode: str = "open") -> AsyncIterator[InboxNode]:
     """The app on a real loopback socket with its own settings (base URL = that socket)."""
@@ -99,7 +133,7 @@ async def running_node(pool: asyncpg.Pool, tmp_path: Path, *, mode: str = "open"
     app = create_app(settings, pool=pool)
     fetcher = access.make_fetcher(pool, settings)
     federation_of(app).fetcher = fetcher
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    server = PromptServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
 
@@ -111,7 +145,7 @@ async def running_node(pool: asyncpg.Pool, tmp_path: Path, *, mode: str = "open"
         await eventually(started, "the inbox node's server starts", within=10)
         yield InboxNode(settings, pool, app, fetcher)
     finally:
-        server.should_exit = True
+        server.stop()
         await task
         await fetcher.close()
         sock.close()
