@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,7 +40,7 @@ import asyncpg
 
 from federation import access
 from federation.fetcher import Fetcher
-from node import communities, db, threads
+from node import communities, db, keyset, notifications, threads
 from node.sessions import User
 from node.settings import Settings, load
 from tests.conftest import ROOT, TEST_SECRET, _with_database, create_test_database, drop_test_database
@@ -490,3 +490,108 @@ class TakahePeer:
 
     async def aapi(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return await asyncio.to_thread(self.api, method, path, body)
+
+
+# ── a thread of node A followed from node B (the two *_thread interop tests) ─────────
+
+Waiter = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
+
+
+@dataclass
+class FollowedThread:
+    """A's thread in A's public community ``entraide``, followed node-wide by B (its members
+    bruno and carla subscribed), held by B, and answered on B by bruno (his post on A too)."""
+
+    created: threads.Created  # on A
+    thread_id: int  # B's copy
+    bruno: User
+    carla: User
+    bruno_post: int  # on B
+    bruno_ap_id: str
+
+
+async def followed_thread(a: RealNode, b: RealNode, a_host: str, within: Waiter) -> FollowedThread:
+    """Given B follows A's public community for the whole node (the admin command) and its
+    members subscribe to it on B; amina opens a thread on A; bruno answers it on B."""
+    amina, bruno, carla = await a.member("amina"), await b.member("bruno"), await b.member("carla")
+    name = f"entraide@{a_host}"
+    out = await b.admin("follow-remote", f"!{name}")
+    assert name in out, out
+    async with b.pool.acquire() as conn:
+        community = await communities.find(conn, name)
+        assert community is not None and community.remote
+        await communities.follow(conn, bruno, community)
+        await communities.follow(conn, carla, community)
+
+    async def accepted() -> bool:
+        state = await b.pool.fetchval("SELECT state FROM group_follows WHERE community_id = $1", community.id)
+        return bool(state == "accepted")
+
+    await within(accepted, "A accepts B's follow")
+    created = await a.new_thread("entraide", amina, "Mise à l'abri", "Quelles solutions la nuit ?")
+
+    async def thread_on_b() -> int | None:
+        found: int | None = await b.pool.fetchval(
+            "SELECT id FROM threads WHERE community_id = $1 AND title = $2", community.id, "Mise à l'abri"
+        )
+        return found
+
+    thread_id = await within(thread_on_b, "B holds A's new thread")
+    async with b.pool.acquire() as conn:
+        bruno_post = await threads.create_reply(conn, thread_id, bruno, "Le 115 répond toute la nuit.")
+    bruno_ap_id = b.url(f"/p/{bruno_post}")
+
+    async def bruno_on_a() -> int | None:
+        found: int | None = await a.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", bruno_ap_id)
+        return found
+
+    await within(bruno_on_a, "A stores bruno's reply sent by B")
+    return FollowedThread(created, thread_id, bruno, carla, bruno_post, bruno_ap_id)
+
+
+async def reply_stored_on_a_and_b(
+    a: RealNode, b: RealNode, followed: FollowedThread, note_id: str, within: Waiter, peer: str
+) -> asyncpg.Record:
+    """Then A stores the peer's reply in its thread under bruno's post, and B, told by A's
+    Announce, fetched it from the peer and stored it in its copy; B's row of it."""
+
+    async def on_a() -> Any:
+        return await a.pool.fetchrow(
+            "SELECT p.thread_id, pp.ap_id AS parent FROM posts p JOIN posts pp ON pp.id = p.parent_id"
+            " WHERE p.ap_id = $1",
+            note_id,
+        )
+
+    stored_a = await within(on_a, f"A stores the {peer} reply")
+    assert (stored_a["thread_id"], stored_a["parent"]) == (followed.created.thread_id, followed.bruno_ap_id)
+
+    async def on_b() -> Any:
+        return await b.pool.fetchrow(
+            "SELECT p.id, p.thread_id, p.parent_id, p.content_html FROM posts p WHERE p.ap_id = $1", note_id
+        )
+
+    stored_b: asyncpg.Record = await within(on_b, f"B stores the {peer} reply relayed by A")
+    assert (stored_b["thread_id"], stored_b["parent_id"]) == (followed.thread_id, followed.bruno_post)
+    assert "accueils de jour" in stored_b["content_html"]
+    return stored_b
+
+
+async def bruno_and_carla_notified(
+    b: RealNode, followed: FollowedThread, stored_b: asyncpg.Record, within: Waiter
+) -> keyset.Page:
+    """Then bruno is notified of a reply to his post, carla of a reply in the thread she
+    follows (her first notification); carla's notifications page."""
+
+    async def notified() -> dict[int, str] | None:
+        rows = await b.pool.fetch(
+            "SELECT user_id, kind FROM notifications WHERE post_id = $1", stored_b["id"]
+        )
+        kinds = {r["user_id"]: r["kind"] for r in rows}
+        return kinds if len(kinds) == 2 else None
+
+    kinds = await within(notified, "B notifies bruno and carla")
+    assert kinds == {followed.bruno.id: "reply_to_me", followed.carla.id: "reply_followed"}
+    async with b.pool.acquire() as conn:
+        page = await notifications.page_for(conn, followed.carla)
+    assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
+    return page

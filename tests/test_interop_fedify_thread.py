@@ -25,19 +25,21 @@ import aiohttp
 import httpx
 import pytest
 
-from node import communities, notifications, threads
 from tests.helpers import csrf_from, eventually, login
 from tests.interop import (
     FedifyPeer,
     NodeSpec,
     RealNode,
     TlsProxy,
+    bruno_and_carla_notified,
     fedify_workdir,
+    followed_thread,
     hosts,
     interop_missing,
     make_ca,
     node_logs,
     real_nodes,
+    reply_stored_on_a_and_b,
 )
 
 pytestmark = pytest.mark.federation
@@ -108,55 +110,22 @@ async def within(scene: Scene, probe: Any, what: str) -> Any:
 
 async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(scene: Scene) -> None:
     a, b, peer = scene.a, scene.b, scene.peer
-    amina, bruno, carla = await a.member("amina"), await b.member("bruno"), await b.member("carla")
 
-    # Given B follows A's public community for the whole node (the admin command) …
-    out = await b.admin("follow-remote", f"!entraide@{A_HOST}")
-    name = f"entraide@{A_HOST}"
-    assert name in out, out
-    async with b.pool.acquire() as conn:
-        community = await communities.find(conn, name)
-        assert community is not None and community.remote
-        # … and its members subscribe to it on B
-        await communities.follow(conn, bruno, community)
-        await communities.follow(conn, carla, community)
+    async def wait(probe: Any, what: str) -> Any:
+        return await within(scene, probe, what)
 
-    async def accepted() -> bool:
-        state = await b.pool.fetchval("SELECT state FROM group_follows WHERE community_id = $1", community.id)
-        return bool(state == "accepted")
-
-    await within(scene, accepted, "A accepts B's follow")
-
-    # When amina opens a thread in it on A
-    created = await a.new_thread("entraide", amina, "Mise à l'abri", "Quelles solutions la nuit ?")
-
-    async def thread_on_b() -> int | None:
-        found: int | None = await b.pool.fetchval(
-            "SELECT id FROM threads WHERE community_id = $1 AND title = $2", community.id, "Mise à l'abri"
-        )
-        return found
-
-    thread_id = await within(scene, thread_on_b, "B holds A's new thread")
-
-    # and on B, bruno answers it and carla, in her browser, follows it (« Suivre ce fil »)
-    async with b.pool.acquire() as conn:
-        bruno_post = await threads.create_reply(conn, thread_id, bruno, "Le 115 répond toute la nuit.")
-    carla_browser = httpx.AsyncClient(base_url=b.settings.base_url, verify=scene.tls)
-    async with carla_browser:
+    # Given B follows A's public community, amina's thread there, bruno's answer on B …
+    followed = await followed_thread(a, b, A_HOST, wait)
+    thread_id, bruno_ap_id = followed.thread_id, followed.bruno_ap_id
+    # … and carla, in her browser, follows it (« Suivre ce fil »)
+    async with httpx.AsyncClient(base_url=b.settings.base_url, verify=scene.tls) as carla_browser:
         await login(carla_browser, "carla")
         thread_page = await carla_browser.get(f"/t/{thread_id}")
         assert thread_page.status_code == 200 and f'action="/t/{thread_id}/suivre"' in thread_page.text
-        followed = await carla_browser.post(
+        followed_form = await carla_browser.post(
             f"/t/{thread_id}/suivre", data={"action": "follow", "csrf_token": csrf_from(thread_page.text)}
         )
-        assert followed.status_code == 303, followed.text
-    bruno_ap_id = b.url(f"/p/{bruno_post}")
-
-    async def bruno_on_a() -> int | None:
-        found: int | None = await a.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", bruno_ap_id)
-        return found
-
-    await within(scene, bruno_on_a, "A stores bruno's reply sent by B")
+        assert followed_form.status_code == 303, followed_form.text
 
     # When the Fedify peer's alice answers bruno's post, addressed to A's group
     sent = await peer.apost(
@@ -172,26 +141,8 @@ async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     note_id = sent["object"]
     assert note_id.startswith(f"https://{PEER_HOST}/")
 
-    # Then A stores it in its thread, under bruno's post
-    async def on_a() -> Any:
-        return await a.pool.fetchrow(
-            "SELECT p.thread_id, pp.ap_id AS parent FROM posts p JOIN posts pp ON pp.id = p.parent_id"
-            " WHERE p.ap_id = $1",
-            note_id,
-        )
-
-    stored_a = await within(scene, on_a, "A stores the Fedify reply")
-    assert (stored_a["thread_id"], stored_a["parent"]) == (created.thread_id, bruno_ap_id)
-
-    # and B, told by A's Announce, fetched it from the Fedify peer and stored it in its copy
-    async def on_b() -> Any:
-        return await b.pool.fetchrow(
-            "SELECT p.id, p.thread_id, p.parent_id, p.content_html FROM posts p WHERE p.ap_id = $1", note_id
-        )
-
-    stored_b = await within(scene, on_b, "B stores the Fedify reply relayed by A")
-    assert (stored_b["thread_id"], stored_b["parent_id"]) == (thread_id, bruno_post)
-    assert "accueils de jour" in stored_b["content_html"]
+    # Then A stores it under bruno's post, and B, told by A's Announce, fetched it from the peer
+    stored_b = await reply_stored_on_a_and_b(a, b, followed, note_id, wait, "Fedify")
     relayed = await b.pool.fetch(
         "SELECT status, outcome FROM inbox_items"
         " WHERE activity_type = 'Announce' AND actor_uri = $1 AND strpos(document::text, $2) > 0",
@@ -205,18 +156,7 @@ async def test_a_fedify_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     assert author == f"https://{PEER_HOST}/users/alice"
 
     # And bruno is notified of a reply to his post, carla of a reply in the thread she follows
-    async def notified() -> dict[int, str] | None:
-        rows = await b.pool.fetch(
-            "SELECT user_id, kind FROM notifications WHERE post_id = $1", stored_b["id"]
-        )
-        kinds = {r["user_id"]: r["kind"] for r in rows}
-        return kinds if len(kinds) == 2 else None
-
-    kinds = await within(scene, notified, "B notifies bruno and carla")
-    assert kinds == {bruno.id: "reply_to_me", carla.id: "reply_followed"}
-    async with b.pool.acquire() as conn:
-        page = await notifications.page_for(conn, carla)
-    assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
+    page = await bruno_and_carla_notified(b, followed, stored_b, wait)
     # carla's notifications page (over TLS, on B) lists it, and opening it leads to the reply
     async with httpx.AsyncClient(base_url=b.settings.base_url, verify=scene.tls) as carla_browser:
         await login(carla_browser, "carla")

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node import communities, notifications, threads
+from node import notifications
 from tests.conftest import create_test_database, drop_test_database
 from tests.helpers import eventually
 from tests.interop import (
@@ -32,10 +32,13 @@ from tests.interop import (
     RealNode,
     TakahePeer,
     TlsProxy,
+    bruno_and_carla_notified,
+    followed_thread,
     hosts,
     make_ca,
     node_logs,
     real_nodes,
+    reply_stored_on_a_and_b,
     takahe_install,
     takahe_missing,
 )
@@ -113,47 +116,16 @@ async def within(scene: Scene, probe: Any, what: str) -> Any:
 
 async def test_a_takahe_reply_in_a_followed_remote_thread_notifies_bs_members(scene: Scene) -> None:
     a, b, takahe = scene.a, scene.b, scene.takahe
-    amina, bruno, carla = await a.member("amina"), await b.member("bruno"), await b.member("carla")
 
-    # Given B follows A's public community for the whole node (the admin command) …
-    out = await b.admin("follow-remote", f"!entraide@{A_HOST}")
-    name = f"entraide@{A_HOST}"
-    assert name in out, out
+    async def wait(probe: Any, what: str) -> Any:
+        return await within(scene, probe, what)
+
+    # Given B follows A's public community, amina's thread there, bruno's answer on B …
+    followed = await followed_thread(a, b, A_HOST, wait)
+    thread_id, bruno_ap_id = followed.thread_id, followed.bruno_ap_id
+    # … and carla follows it (« Suivre ce fil »)
     async with b.pool.acquire() as conn:
-        community = await communities.find(conn, name)
-        assert community is not None and community.remote
-        # … and its members subscribe to it on B
-        await communities.follow(conn, bruno, community)
-        await communities.follow(conn, carla, community)
-
-    async def accepted() -> bool:
-        state = await b.pool.fetchval("SELECT state FROM group_follows WHERE community_id = $1", community.id)
-        return bool(state == "accepted")
-
-    await within(scene, accepted, "A accepts B's follow")
-
-    # When amina opens a thread in it on A
-    created = await a.new_thread("entraide", amina, "Mise à l'abri", "Quelles solutions la nuit ?")
-
-    async def thread_on_b() -> int | None:
-        found: int | None = await b.pool.fetchval(
-            "SELECT id FROM threads WHERE community_id = $1 AND title = $2", community.id, "Mise à l'abri"
-        )
-        return found
-
-    thread_id = await within(scene, thread_on_b, "B holds A's new thread")
-
-    # and on B, bruno answers it and carla follows it (« Suivre ce fil »)
-    async with b.pool.acquire() as conn:
-        bruno_post = await threads.create_reply(conn, thread_id, bruno, "Le 115 répond toute la nuit.")
-        await notifications.set_following(conn, carla.id, thread_id, True)
-    bruno_ap_id = b.url(f"/p/{bruno_post}")
-
-    async def bruno_on_a() -> int | None:
-        found: int | None = await a.pool.fetchval("SELECT id FROM posts WHERE ap_id = $1", bruno_ap_id)
-        return found
-
-    await within(scene, bruno_on_a, "A stores bruno's reply sent by B")
+        await notifications.set_following(conn, followed.carla.id, thread_id, True)
 
     # When Takahē's tina finds bruno's post by its URL and answers it, mentioning A's group
     async def resolved(q: str, key: str) -> dict[str, Any] | None:
@@ -175,26 +147,8 @@ async def test_a_takahe_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     note_id = answer["uri"]
     assert note_id.startswith(f"https://{TAKAHE_HOST}/")
 
-    # Then A stores it in its thread, under bruno's post
-    async def on_a() -> Any:
-        return await a.pool.fetchrow(
-            "SELECT p.thread_id, pp.ap_id AS parent FROM posts p JOIN posts pp ON pp.id = p.parent_id"
-            " WHERE p.ap_id = $1",
-            note_id,
-        )
-
-    stored_a = await within(scene, on_a, "A stores the Takahē reply")
-    assert (stored_a["thread_id"], stored_a["parent"]) == (created.thread_id, bruno_ap_id)
-
-    # and B, told by A's Announce, fetched it from Takahē and stored it in its copy
-    async def on_b() -> Any:
-        return await b.pool.fetchrow(
-            "SELECT p.id, p.thread_id, p.parent_id, p.content_html FROM posts p WHERE p.ap_id = $1", note_id
-        )
-
-    stored_b = await within(scene, on_b, "B stores the Takahē reply relayed by A")
-    assert (stored_b["thread_id"], stored_b["parent_id"]) == (thread_id, bruno_post)
-    assert "accueils de jour" in stored_b["content_html"]
+    # Then A stores it under bruno's post, and B, told by A's Announce, fetched it from Takahē
+    stored_b = await reply_stored_on_a_and_b(a, b, followed, note_id, wait, "Takahē")
 
     # Takahē also delivers its reply to bruno's inbox (the author it answers): B stores it
     # once, from whichever came first — Takahē's Create or A's Announce —, and the other
@@ -220,18 +174,7 @@ async def test_a_takahe_reply_in_a_followed_remote_thread_notifies_bs_members(sc
     assert author == TAKAHE_HOST
 
     # And bruno is notified of a reply to his post, carla of a reply in the thread she follows
-    async def notified() -> dict[int, str] | None:
-        rows = await b.pool.fetch(
-            "SELECT user_id, kind FROM notifications WHERE post_id = $1", stored_b["id"]
-        )
-        kinds = {r["user_id"]: r["kind"] for r in rows}
-        return kinds if len(kinds) == 2 else None
-
-    kinds = await within(scene, notified, "B notifies bruno and carla")
-    assert kinds == {bruno.id: "reply_to_me", carla.id: "reply_followed"}
-    async with b.pool.acquire() as conn:
-        page = await notifications.page_for(conn, carla)
-    assert [(n["kind"], n["post_id"]) for n in page.items][:1] == [("reply_followed", stored_b["id"])]
+    await bruno_and_carla_notified(b, followed, stored_b, wait)
 
     # and B's thread page shows the reply
     async with (
