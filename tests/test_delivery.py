@@ -7,6 +7,7 @@ our signatures (Date, Digest, Signature) with two independent verifiers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -441,10 +442,12 @@ async def test_a_job_left_in_flight_by_a_dead_worker_is_reclaimed(
 async def test_an_answer_past_the_deadline_is_a_timeout_and_the_sender_goes_on(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
+    answer = asyncio.Event()  # set once the test has looked: the stuck answer never comes in time
     async with fakes(2) as (slow, fast):
         # Given an instance that never answers in time and one that does
         async def stuck(request: web.Request) -> web.Response:
-            await asyncio.sleep(5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answer.wait(), 5)
             return web.Response(status=202)
 
         slow.add_route("POST", "/inbox", stuck)
@@ -459,6 +462,7 @@ async def test_an_answer_past_the_deadline_is_a_timeout_and_the_sender_goes_on(
         }
         # … and the same sender delivered everything else afterwards
         assert len(posted(fast)) == 2
+        answer.set()
 
 
 async def test_a_stopping_worker_gives_back_the_jobs_it_claimed_ahead(
