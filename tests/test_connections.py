@@ -77,14 +77,22 @@ async def post_twice(raw: RawServer, pool: Pool) -> list[Answer]:
     return [await pool.post(raw.origin, REQUEST), await pool.post(raw.origin, REQUEST)]
 
 
+async def two_posts_to(script: Script) -> tuple[list[Answer], RawServer]:
+    """Two POSTs, one after the other, through a new pool to a server run by ``script``:
+    their answers, and the server (its connections and requests, once it has stopped)."""
+    async with serving(script) as raw:
+        pool = Pool(DEV)
+        answers = await post_twice(raw, pool)
+        await pool.close()
+    return answers, raw
+
+
 # ── answers and keep-alive ─────────────────────────────────────────────────────
 
 
 async def test_a_sized_answer_is_read_and_the_connection_reused() -> None:
-    async with serving(always(b"HTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\n", b"ok!\n")) as raw:
-        pool = Pool(DEV)
-        assert await post_twice(raw, pool) == [Answer(202), Answer(202)]
-        await pool.close()
+    answers, raw = await two_posts_to(always(b"HTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\n", b"ok!\n"))
+    assert answers == [Answer(202), Answer(202)]
     assert raw.connections == 1
     assert raw.requests == [REQUEST, REQUEST]
 
@@ -92,18 +100,16 @@ async def test_a_sized_answer_is_read_and_the_connection_reused() -> None:
 async def test_a_chunked_answer_in_small_pieces_with_trailers_keeps_the_connection() -> None:
     answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n2\r\nef\r\n0\r\nX-T: 1\r\n\r\n"
     pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
-    async with serving(always(*pieces)) as raw:
-        pool = Pool(DEV)
-        assert await post_twice(raw, pool) == [Answer(200), Answer(200)]
-        await pool.close()
+    answers, raw = await two_posts_to(always(*pieces))
+    assert answers == [Answer(200), Answer(200)]
     assert raw.connections == 1
 
 
 async def test_an_interim_answer_is_skipped() -> None:
-    async with serving(always(b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n")) as raw:
-        pool = Pool(DEV)
-        assert await post_twice(raw, pool) == [Answer(204), Answer(204)]
-        await pool.close()
+    answers, raw = await two_posts_to(
+        always(b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n")
+    )
+    assert answers == [Answer(204), Answer(204)]
     assert raw.connections == 1
 
 
@@ -116,10 +122,8 @@ async def test_an_interim_answer_is_skipped() -> None:
     ],
 )
 async def test_an_answer_that_ends_the_connection_gets_a_new_one_next_time(answer: bytes) -> None:
-    async with serving(always(answer, close=True)) as raw:
-        pool = Pool(DEV)
-        assert await post_twice(raw, pool) == [Answer(503, "30"), Answer(503, "30")]
-        await pool.close()
+    answers, raw = await two_posts_to(always(answer, close=True))
+    assert answers == [Answer(503, "30"), Answer(503, "30")]
     assert raw.connections == 2
 
 
@@ -128,10 +132,8 @@ async def test_a_large_answer_is_not_read_the_connection_is_closed() -> None:
     sized = b"HTTP/1.1 400 Bad\r\nContent-Length: %d\r\n\r\n" % len(big)
     chunked = b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % len(big)
     for head in (sized, chunked):
-        async with serving(always(head, big)) as raw:
-            pool = Pool(DEV)
-            assert await post_twice(raw, pool) == [Answer(400), Answer(400)]
-            await pool.close()
+        answers, raw = await two_posts_to(always(head, big))
+        assert answers == [Answer(400), Answer(400)]
         assert raw.connections == 2
 
 
@@ -158,10 +160,8 @@ async def test_a_retry_after_is_read_and_a_http_1_0_keep_alive_honoured() -> Non
     answer = (
         b"HTTP/1.0 429 Too Many\r\nConnection: keep-alive\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"
     )
-    async with serving(always(answer)) as raw:
-        pool = Pool(DEV)
-        assert await post_twice(raw, pool) == [Answer(429, "120"), Answer(429, "120")]
-        await pool.close()
+    answers, raw = await two_posts_to(always(answer))
+    assert answers == [Answer(429, "120"), Answer(429, "120")]
     assert raw.connections == 1
 
 
