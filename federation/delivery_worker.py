@@ -36,7 +36,7 @@ per key, the target once per inbox URL, the Date once per second; a claim, and a
 batch of deliveries recorded, is one statement on the worker's own connection;
 senders are long-lived tasks (not one task per job) and one watchdog keeps every
 deadline (not one timer per POST). The request is one string written at once and
-the answer's head parsed by ``federation.connections``: aiohttp's request machinery
+the answer read by aiohttp's parser in ``federation.connections``: aiohttp's request machinery
 cost ~0.13 ms per delivery on a kept-alive connection (uvloop), and more to dial.
 
 ``vbg-node worker`` runs :func:`federation.worker.run_forever`; ``vbg-node serve``
