@@ -36,11 +36,12 @@ from federation.negotiation import ActivityResponse, APRoute
 from node import access as node_access
 from node import accounts, communities, threads
 from node.access import Decision
+from node.db import MAX_BIGINT
 from node.errors import BadRequest, NotFound
 from node.settings import Settings
 from node.web.requests import pool_of, settings_of
 
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_BIGINT
 
 
 def _digits(raw: str) -> int:

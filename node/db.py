@@ -25,6 +25,7 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MAX_BIGINT = 2**63 - 1  # the largest id (ids are PostgreSQL bigints)
 MIGRATION_LOCK_ID = 0x7662_6700  # "vbg\0": one advisory lock id for the whole node
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

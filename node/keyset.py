@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from node.db import MAX_BIGINT
 from node.errors import NotFound
-
-MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class At:
         raw, back = (backwards, True) if backwards else (onwards, False)
         if not raw:
             return cls()
-        if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+        if not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= MAX_BIGINT:
             raise NotFound()
         return cls(int(raw), back)
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from node import audit, events, notifications, threads
-from node.db import Conn
+from node.db import MAX_BIGINT, Conn
 from node.errors import Conflict, Forbidden, NotFound
 from node.i18n import _
 from node.sessions import User
@@ -131,7 +131,6 @@ class ReportPage:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"(\d{1,17})\.(\d{1,19})")
-MAX_BIGINT = 2**63 - 1
 
 
 @dataclass(frozen=True)

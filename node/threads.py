@@ -35,7 +35,7 @@ from node.communities import (
     listed_sql,
     readable_sql,
 )
-from node.db import Conn
+from node.db import MAX_BIGINT, Conn
 from node.errors import BadRequest, Forbidden, NotFound
 from node.i18n import _
 from node.sessions import User
@@ -1178,7 +1178,6 @@ class ListCursor:
         return cls(row["pinned"], row["last_activity_at"], row["id"])
 
 
-MAX_BIGINT = 2**63 - 1
 LIST_START = ListCursor(True, datetime.max.replace(tzinfo=UTC), MAX_BIGINT)
 
 

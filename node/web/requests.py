@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from node import keyset
 from node.communities import Community, RemoteCard
+from node.db import MAX_BIGINT
 from node.errors import NotFound
 from node.sessions import SessionCache, User
 from node.settings import Settings
@@ -113,7 +114,7 @@ def int_param(value: str | None, default: int = 1, *, minimum: int = 1, maximum:
     return max(minimum, min(maximum, number))
 
 
-MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+MAX_ID = MAX_BIGINT
 
 
 def keyset_position(request: Request, onwards: str = "avant", backwards: str = "apres") -> keyset.At:
