@@ -95,8 +95,12 @@ def readable_sql(alias: str, param: str) -> str:
 
 def author_shown_sql(author: str) -> str:
     """SQL condition "the remote author ``author`` is not hidden"; ``author`` is an
-    ``actors.id`` column, NULL for a local member."""
-    return f"NOT EXISTS (SELECT 1 FROM actors ha WHERE ha.id = {author} AND ha.hidden)"
+    ``actors.id`` column, NULL for a local member. A per-row lookup, as
+    :func:`author_listed_sql`: a NOT EXISTS may become an anti-join reading every actor
+    (and every row it filters) before a LIMIT."""
+    return (
+        f"({author} IS NULL OR NOT coalesce((SELECT ha.hidden FROM actors ha WHERE ha.id = {author}), false))"
+    )
 
 
 def author_listed_sql(author: str, member: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from node.communities import author_shown_sql
 from node.db import Conn
 
 POST_COLUMNS = """
@@ -63,12 +64,15 @@ GROUP BY t.id, c.id, ga.id
 # an item's id whose (date, id) key is read once as an InitPlan (an index condition, never
 # OFFSET): a page deep in a long thread or an old community costs what the first one does.
 # Posts of authors from suspended instances leave the collections as they leave pages;
-# looked up per post (a NOT EXISTS may become a join reading every actor and every post
-# of the thread before the LIMIT), as is the thread's id (one thread: no join).
-_SHOWN = """p.deleted_at IS NULL
-  AND (p.remote_author_id IS NULL
-       OR NOT coalesce((SELECT ha.hidden FROM actors ha WHERE ha.id = p.remote_author_id), false))"""
-_AFTER_POST = "(p.created_at, p.id) > ((SELECT created_at FROM posts WHERE id = $3 AND thread_id = $1), $3)"
+# looked up per post (author_shown_sql), as is the thread's id (one thread: no join).
+_SHOWN = f"p.deleted_at IS NULL AND {author_shown_sql('p.remote_author_id')}"
+
+
+def _after_post(cursor: str) -> str:
+    """The posts after the post ``cursor`` (a parameter) of the thread $1."""
+    return f"(p.created_at, p.id) > ((SELECT created_at FROM posts WHERE id = {cursor} AND thread_id = $1), {cursor})"
+
+
 _ITEM_COLUMNS = """SELECT p.id, p.thread_id, p.is_opening, p.ap_id,
        (SELECT ap_id FROM threads WHERE id = $1) AS thread_ap_id"""
 # $1 the thread, $2 how many replies, $3 the cursor (the last post shown; first page: none).
@@ -83,7 +87,7 @@ UNION ALL
 """,
     "after": f"""
 {_ITEM_COLUMNS} FROM posts p
-WHERE p.thread_id = $1 AND NOT p.is_opening AND {_SHOWN} AND {_AFTER_POST}
+WHERE p.thread_id = $1 AND NOT p.is_opening AND {_SHOWN} AND {_after_post("$3")}
 ORDER BY p.created_at, p.id
 LIMIT $2
 """,
@@ -105,10 +109,7 @@ LIMIT $4
 """
     for page, cursor in (
         ("first", ""),
-        (
-            "after",
-            "AND (p.created_at, p.id) > ((SELECT created_at FROM posts WHERE id = $5 AND thread_id = $1), $5)",
-        ),
+        ("after", f"AND {_after_post('$5')}"),
     )
 }
 
