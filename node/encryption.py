@@ -179,16 +179,9 @@ def key_file(data_dir: Path) -> Path:
 
 def load_or_create_file(data_dir: Path) -> str:
     """The keyring text of ``VBG_DATA_DIR/messages_key``, created (mode 0600) on first run."""
-    path = key_file(data_dir)
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            return path.read_text()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(encode_key(new_key()) + "\n")
-    return path.read_text()
+    from node.settings import create_once
+
+    return create_once(key_file(data_dir), encode_key(new_key()) + "\n")
 
 
 def write_file(data_dir: Path, keyring: Keyring) -> None:

@@ -7,6 +7,7 @@ loudly at start-up rather than at the first request.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -249,13 +250,33 @@ def _secret(data_dir: Path, env: dict[str, str]) -> Secret:
         if len(value) < 32:
             raise SettingsError("VBG_SECRET_KEY must be at least 32 characters")
         return Secret(value)
-    path = data_dir / "secret_key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return Secret(create_once(data_dir / "secret_key", secrets.token_urlsafe(48)).strip())
+
+
+def create_once(path: Path, text: str) -> str:
+    """The text of ``path``; on first run written as ``text`` (mode 0600), whole.
+
+    Several processes may start together on a new data folder (serve's web processes,
+    workers): each writes its candidate to a temporary file and links it into place,
+    which succeeds for exactly one of them, so no process ever reads a file another is
+    still writing, and every process ends up with the same secret.
+    """
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    return Secret(path.read_text().strip())
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # another process may have linked its own first: that one is the secret
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path.read_text()
 
 
 def _messages_key(data_dir: Path, env: dict[str, str]) -> Secret:

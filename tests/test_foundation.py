@@ -78,6 +78,30 @@ def test_secret_is_generated_once_into_the_data_folder(tmp_path: Path) -> None:
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def _load_secrets(data_dir: str) -> tuple[str, str]:
+    settings = load({"VBG_DATA_DIR": data_dir})
+    assert settings.messages_key is not None
+    return settings.secret_key.reveal(), settings.messages_key.reveal()
+
+
+def test_processes_starting_together_share_one_whole_set_of_secrets(tmp_path: Path) -> None:
+    # Given a new data folder, when eight processes load the settings at the same moment
+    # (the CI once saw a worker read the messages key another process was still writing)
+    import multiprocessing
+
+    rounds = 5
+    for n in range(rounds):
+        data_dir = str(tmp_path / f"data{n}")
+        with multiprocessing.get_context("fork").Pool(8) as workers:
+            seen = workers.map(_load_secrets, [data_dir] * 8)
+        # Then every process read the same secret key and the same messages key, none empty
+        assert len(set(seen)) == 1
+        secret_key, messages_key = seen[0]
+        assert len(secret_key) >= 32 and messages_key.strip()
+        # and no temporary file is left beside them
+        assert sorted(p.name for p in Path(data_dir).iterdir()) == ["messages_key", "secret_key"]
+
+
 async def test_security_headers_on_every_page(client: httpx.AsyncClient) -> None:
     for path in ("/charte", "/page-qui-n-existe-pas"):
         response = await client.get(path)
