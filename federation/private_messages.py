@@ -53,7 +53,9 @@ def addressees(activity: dict[str, Any]) -> list[str]:
     found: list[str] = []
     for holder in (activity, inner):
         for key in ("to", "cc", "bto", "bcc", "audience"):
-            found.extend(refs(holder.get(key)))
+            value = holder.get(key)
+            if value is not None:  # most are absent: no list built for them
+                found.extend(refs(value))
     return list(dict.fromkeys(found))
 
 
@@ -74,10 +76,11 @@ def is_direct(settings: Settings, activity: dict[str, Any]) -> bool:
     if activity.get("type") != "Create" or not isinstance(obj, dict) or obj.get("type") != "Note":
         return False
     uris = addressees(activity)
-    for uri in uris:
-        path = local_path(settings, uri) or ""
-        if uri in PUBLIC_ALIASES or uri.rstrip("/").endswith("/followers") or path.startswith("/c/"):
-            return False
+    # The usual public post is told apart without parsing any URI.
+    if any(uri in PUBLIC_ALIASES or uri.rstrip("/").endswith("/followers") for uri in uris):
+        return False
+    if any((local_path(settings, uri) or "").startswith("/c/") for uri in uris):
+        return False
     return bool(local_people(settings, uris))
 
 

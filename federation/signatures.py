@@ -316,8 +316,9 @@ def _parse_params(raw: str) -> Mapping[str, str]:
     A parameter given twice (two ``keyId``, two ``signature`` …) makes the header
     ambiguous — parsers differ on which one counts — so it is refused (401)."""
     if _SIMPLE_PARAMS.fullmatch(raw):
-        names = [name.lower() for name, _ in _PARAM.findall(raw)]
-        values = {name.lower(): value for name, value in _PARAM.findall(raw)}
+        pairs = _PARAM.findall(raw)
+        names = [name.lower() for name, _ in pairs]
+        values = dict(zip(names, (value for _, value in pairs), strict=True))
     else:
         names = [item.partition("=")[0].strip().lower() for item in parse_http_list(raw)]
         values = {k.lower(): v for k, v in parse_signature_header(raw).items()}
@@ -611,8 +612,11 @@ def _signing_string(method: str, path: str, headers: dict[str, str], params: Sig
     absent = [h for h in params.headers if h != "(request-target)" and h not in values]
     if absent:
         raise SignatureError("signed header missing from the request: " + absent[0][:40])
+    # httpsig's generate_message, written out (names are lower-case already, every one
+    # present): one "name: value" line per signed header (tests check both agree).
+    target = f"(request-target): {method.lower()} {path}"
+    lines = [target if name == "(request-target)" else f"{name}: {values[name]}" for name in params.headers]
     try:
-        result: bytes = generate_message(list(params.headers), values, method=method, path=path)
-        return result
+        return "\n".join(lines).encode("ascii")
     except UnicodeEncodeError as exc:
         raise SignatureError("non-ASCII value in a signed header") from exc

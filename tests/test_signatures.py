@@ -420,6 +420,25 @@ def test_signature_parameters_read_as_httpsig_reads_them(value: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "signed",
+    [
+        ("(request-target)", "host", "date", "digest"),
+        ("date",),
+        ("host", "(request-target)", "content-type", "(created)", "(expires)", "date"),
+    ],
+)
+def test_the_signed_string_is_the_one_httpsig_builds(signed: tuple[str, ...]) -> None:
+    # The verifier writes the signed string itself (the inbox's hot path): it must be
+    # httpsig's, line for line, whatever the signed headers and their order
+    headers = {"host": "node.example", "date": "Thu, 05 Jan 2014 21:31:40 GMT", "digest": "SHA-256=x",
+               "content-type": "application/activity+json"}  # fmt: skip
+    params = signatures.SignatureParams("k", "hs2019", signed, b"s", created=1402170695, expires=1402170699)
+    values = {**headers, "(created)": "1402170695", "(expires)": "1402170699"}
+    theirs = generate_message(list(signed), values, method="POST", path="/inbox?a=b")
+    assert signatures._signing_string("POST", "/inbox?a=b", headers, params) == theirs
+
+
+@pytest.mark.parametrize(
     "value",
     ['keyId="a",signature="YQ==",keyId="b"', 'keyId="a", signature="YQ==", KEYID=a'],
 )
