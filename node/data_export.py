@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from node import messages
+from node import keyset, messages
 from node.encryption import Keyring
 from node.sessions import User
 
@@ -64,9 +64,14 @@ async def _conversations(
     conn: asyncpg.Connection | asyncpg.Pool, keyring: Keyring, member: User
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    for page in range(1, MAX_CONVERSATION_PAGES + 1):
-        listing = await messages.listing(conn, keyring, member, page)
+    at = keyset.At()
+    seen: set[int] = set()  # a conversation moved to the top by a new message comes once
+    for _ in range(MAX_CONVERSATION_PAGES):
+        listing = await messages.listing(conn, keyring, member, at)
         for summary in listing.conversations:
+            if summary.id in seen:
+                continue
+            seen.add(summary.id)
             shown = await messages.conversation(conn, keyring, member, summary.id)
             found.append(
                 {
@@ -83,8 +88,9 @@ async def _conversations(
                     ],
                 }
             )
-        if not listing.has_next:
+        if listing.next is None:
             break
+        at = keyset.At(listing.next)
     return found
 
 

@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import os
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_FILE = "messages_key"
+# Conversations whose key a process keeps unwrapped (an AES-GCM context, ~2.6 KB each):
+# the conversations read lately, so a page of a conversation or of the list does not
+# unwrap and set up a key it used a moment ago.
+CONVERSATION_CIPHERS = 1024
 
 
 class KeyringError(Exception):
@@ -112,6 +117,9 @@ class Keyring:
         self.keys = list(keys)
         self._by_id = {key_id(k): k for k in keys}
         self._ciphers = {key_id(k): Cipher(k) for k in keys}
+        # (conversation id, node key id, wrapped key) -> the conversation's cipher; in
+        # memory only, least recently used first, emptied by :meth:`forget`.
+        self._conversations: OrderedDict[tuple[int, str, bytes], Cipher] = OrderedDict()
 
     @property
     def current_id(self) -> str:
@@ -129,6 +137,26 @@ class Keyring:
         if cipher is None:
             raise KeyringError(f"messages key {wrapped.key_id} is not in the keyring")
         return cipher.open(wrapped.wrapped, _wrap_aad(conversation_id))
+
+    def conversation_cipher(self, wrapped: Wrapped, conversation_id: int) -> Cipher:
+        """The cipher of a conversation's key: unwrapped once, then kept for the
+        ``CONVERSATION_CIPHERS`` conversations used last. An entry answers only the very
+        wrapped value (and conversation) it was unwrapped from: a key re-wrapped by a
+        rotation, or a row changed, is unwrapped afresh (and authenticated again)."""
+        entry = (conversation_id, wrapped.key_id, wrapped.wrapped)
+        cipher = self._conversations.get(entry)
+        if cipher is not None:
+            self._conversations.move_to_end(entry)
+            return cipher
+        cipher = Cipher(self.unwrap(wrapped, conversation_id))
+        self._conversations[entry] = cipher
+        if len(self._conversations) > CONVERSATION_CIPHERS:
+            self._conversations.popitem(last=False)
+        return cipher
+
+    def forget(self) -> None:
+        """Drop every unwrapped conversation key (the node keys changed)."""
+        self._conversations.clear()
 
     def seal_transit(self, data: bytes, label: str) -> str:
         """Seal a short-lived value (a private message waiting in a queue) directly
@@ -205,5 +233,9 @@ def keyring_of(settings: Settings) -> Keyring:
     text = secret.reveal() if secret is not None else load_or_create_file(settings.data_dir)
     keyring = _keyrings.get(text)
     if keyring is None:
+        # New node keys (a rotation, or a retired key forgotten): the conversation keys
+        # unwrapped under the former keyrings are dropped.
+        for former in _keyrings.values():
+            former.forget()
         keyring = _keyrings[text] = Keyring.parse(text)
     return keyring

@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from node import audit, encryption, events, markup, notifications
+from node import audit, encryption, events, keyset, markup, notifications
 from node.db import Conn
 from node.encryption import Cipher, Keyring, Wrapped, field_aad, new_key
 from node.errors import BadRequest, Conflict, NotFound
@@ -87,12 +87,13 @@ def check_body(body: str) -> str:
 
 
 class Sealer:
-    """Seals and opens the fields of one conversation with its key."""
+    """Seals and opens the fields of one conversation with its key (or its cipher, as
+    the keyring keeps it: :func:`sealer_of`)."""
 
-    def __init__(self, conversation_id: int, key: bytes) -> None:
+    def __init__(self, conversation_id: int, key: bytes, cipher: Cipher | None = None) -> None:
         self.conversation_id = conversation_id
         self.key = key
-        self.cipher = Cipher(key)
+        self.cipher = cipher or Cipher(key)
 
     def seal(self, what: str, text: str) -> bytes:
         return self.cipher.seal(text.encode("utf-8"), field_aad(self.conversation_id, what))
@@ -110,7 +111,8 @@ class Sealer:
 def sealer_of(keyring: Keyring, row: Mapping[str, Any]) -> Sealer:
     """The sealer of a conversation row (``id``, ``key_id``, ``wrapped_key``)."""
     wrapped = Wrapped(row["key_id"], bytes(row["wrapped_key"]))
-    return Sealer(row["id"], keyring.unwrap(wrapped, row["id"]))
+    cipher = keyring.conversation_cipher(wrapped, row["id"])
+    return Sealer(row["id"], cipher.key, cipher)
 
 
 def _body_what(message_uuid: uuid.UUID, part: str) -> str:
@@ -208,16 +210,18 @@ INSERT INTO messages (conversation_id, uuid, ap_id, author_user_id, author_actor
                       created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
 ON CONFLICT DO NOTHING
-RETURNING id
+RETURNING id, created_at
 """
-# Everyone else who is still there and does not block the author has one more unread.
+# Everyone still there who sees the message (the author, and the others but those who
+# block the author) has it as the last one of the conversation (the list's order,
+# node.messages.LIST); the others among them have one more unread. $4 its time.
 COUNT_UNREAD = """
-UPDATE conversation_participants p SET unread = unread + 1
+UPDATE conversation_participants p
+SET unread = unread + (p.user_id IS DISTINCT FROM $2)::int, last_message_at = greatest(p.last_message_at, $4)
 WHERE p.conversation_id = $1 AND p.user_id IS NOT NULL AND p.left_at IS NULL
-  AND p.user_id IS DISTINCT FROM $2
-  AND NOT EXISTS (SELECT 1 FROM message_blocks b WHERE b.user_id = p.user_id
+  AND NOT EXISTS (SELECT 1 FROM message_blocks b WHERE b.user_id = p.user_id AND b.created_at <= $4
                   AND (b.blocked_user_id = $2 OR b.blocked_actor_id = $3))
-RETURNING p.user_id
+RETURNING p.user_id, p.user_id IS DISTINCT FROM $2 AS told
 """
 BUMP_CONVERSATION = (
     "UPDATE conversations SET last_message_at = greatest(last_message_at, now()) WHERE id = $1"
@@ -284,7 +288,7 @@ class NewMessage:
 async def _add_message(conn: asyncpg.Connection, sealer: Sealer, message: NewMessage) -> int | None:
     """Store one message (None: its ActivityPub id is already stored) and count it unread."""
     message_uuid = uuid.uuid4()
-    message_id: int | None = await conn.fetchval(
+    stored = await conn.fetchrow(
         INSERT_MESSAGE,
         sealer.conversation_id,
         message_uuid,
@@ -295,19 +299,24 @@ async def _add_message(conn: asyncpg.Connection, sealer: Sealer, message: NewMes
         sealer.seal(_body_what(message_uuid, "html"), message.html),
         message.created_at,
     )
-    if message_id is None:
+    if stored is None:
         return None
-    told = await conn.fetch(
-        COUNT_UNREAD, sealer.conversation_id, message.author.user_id, message.author.actor_id
+    seen = await conn.fetch(
+        COUNT_UNREAD,
+        sealer.conversation_id,
+        message.author.user_id,
+        message.author.actor_id,
+        stored["created_at"],
     )
     await notifications.notify_new_message(
         conn,
-        [r["user_id"] for r in told],
+        [r["user_id"] for r in seen if r["told"]],
         sealer.conversation_id,
         actor_id=message.author.user_id,
         actor_remote_id=message.author.actor_id,
     )
     await conn.execute(BUMP_CONVERSATION, sealer.conversation_id)
+    message_id: int = stored["id"]
     return message_id
 
 
@@ -490,8 +499,15 @@ async def leave(conn: Conn, user: User, conversation_id: int) -> None:
     await notifications.mark_conversation_read(conn, user.id, conversation_id)
 
 
-LIST = f"""
-SELECT c.id, c.key_id, c.wrapped_key, c.subject_sealed, p.unread, last.created_at AS last_at,
+# A member's conversations, the one with the newest message she sees first (index
+# conversation_participants_recent: her rows' last_message_at, kept by COUNT_UNREAD and
+# unblock); $1 the member, $2 how many, $3 the cursor (a conversation she is in; see
+# node.keyset): keyset pages, never OFFSET.
+_LIST_KEY = """((SELECT k.last_message_at FROM conversation_participants k
+                 WHERE k.conversation_id = $3 AND k.user_id = $1 AND k.left_at IS NULL), $3)"""
+LIST = keyset.forms(
+    """
+SELECT c.id, c.key_id, c.wrapped_key, c.subject_sealed, p.unread, p.last_message_at AS last_at,
        (SELECT string_agg(coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username),
                           ', ' ORDER BY o.id)
         FROM conversation_participants o
@@ -499,12 +515,14 @@ SELECT c.id, c.key_id, c.wrapped_key, c.subject_sealed, p.unread, last.created_a
         WHERE o.conversation_id = c.id AND o.user_id IS DISTINCT FROM $1 AND o.left_at IS NULL) AS others
 FROM conversation_participants p
 JOIN conversations c ON c.id = p.conversation_id
-CROSS JOIN LATERAL (SELECT max(m.created_at) AS created_at FROM messages m
-                    WHERE m.conversation_id = c.id AND {VISIBLE.format(viewer="$1")}) AS last
-WHERE p.user_id = $1 AND p.left_at IS NULL AND last.created_at IS NOT NULL
-ORDER BY last.created_at DESC, c.id DESC
-LIMIT $2 OFFSET $3
-"""
+WHERE p.user_id = $1 AND p.left_at IS NULL AND p.last_message_at IS NOT NULL {cursor}
+ORDER BY p.last_message_at {order}, p.conversation_id {order}
+LIMIT $2
+""",
+    onwards=f"(p.last_message_at, p.conversation_id) < {_LIST_KEY}",
+    backwards=f"(p.last_message_at, p.conversation_id) > {_LIST_KEY}",
+    order="DESC",
+)
 
 
 @dataclass(frozen=True)
@@ -518,13 +536,21 @@ class Summary:
 
 @dataclass(frozen=True)
 class Listing:
+    """One page of a member's conversations, with the cursors of the pages around it
+    (conversation ids; None: no such page)."""
+
     conversations: list[Summary]
-    page: int
-    has_next: bool
+    previous: int | None
+    next: int | None
 
 
-async def listing(conn: Conn, keyring: Keyring, user: User, page: int = 1) -> Listing:
-    rows = await conn.fetch(LIST, user.id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+async def listing(conn: Conn, keyring: Keyring, user: User, at: keyset.At = keyset.At()) -> Listing:
+    """The member's conversations, the latest message first, a page from ``at`` (a
+    cursor naming a conversation she is not in is a missing page)."""
+    if not user.is_approved:
+        return Listing([], None, None)
+    rows = await conn.fetch(LIST[at.form], user.id, PAGE_SIZE + 1, *keyset.cursor_args(at))
+    page = keyset.page(list(rows), at, PAGE_SIZE)
     shown = [
         Summary(
             r["id"],
@@ -533,9 +559,9 @@ async def listing(conn: Conn, keyring: Keyring, user: User, page: int = 1) -> Li
             r["unread"],
             r["last_at"],
         )
-        for r in rows[:PAGE_SIZE]
+        for r in page.items
     ]
-    return Listing(shown, page, len(rows) > PAGE_SIZE)
+    return Listing(shown, page.previous, page.next)
 
 
 UNREAD_TOTAL = """
@@ -556,7 +582,21 @@ INSERT INTO message_blocks (user_id, blocked_user_id) VALUES ($1, $2) ON CONFLIC
 INSERT_BLOCK_ACTOR = """
 INSERT INTO message_blocks (user_id, blocked_actor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
 """
-DELETE_BLOCK = "DELETE FROM message_blocks WHERE user_id = $1 AND id = $2"
+DELETE_BLOCK = "DELETE FROM message_blocks WHERE user_id = $1 AND id = $2 RETURNING id"
+# A lifted block shows its member again what the person wrote meanwhile: each of her
+# conversations takes anew the last message she sees (read backwards from the newest,
+# down to the first one she sees); only the rows that change are written.
+RESORT_AFTER_UNBLOCK = f"""
+WITH fresh AS (
+    SELECT p.id, (SELECT m.created_at FROM messages m
+                  WHERE m.conversation_id = p.conversation_id AND {VISIBLE.format(viewer="$1")}
+                  ORDER BY m.created_at DESC LIMIT 1) AS at
+    FROM conversation_participants p WHERE p.user_id = $1 AND p.left_at IS NULL
+)
+UPDATE conversation_participants p SET last_message_at = fresh.at
+FROM fresh
+WHERE p.user_id = $1 AND p.left_at IS NULL AND p.id = fresh.id AND p.last_message_at IS DISTINCT FROM fresh.at
+"""
 LIST_BLOCKS = """
 SELECT b.id, b.created_at,
        coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS name,
@@ -617,9 +657,11 @@ async def block_member(conn: Conn, user: User, username: str) -> None:
     await block(conn, user, Party(user_id=member_id))
 
 
-async def unblock(conn: Conn, user: User, block_id: int) -> None:
-    if await conn.execute(DELETE_BLOCK, user.id, block_id) == "DELETE 0":
-        raise NotFound()
+async def unblock(conn: asyncpg.Connection, user: User, block_id: int) -> None:
+    async with conn.transaction():
+        if await conn.fetchval(DELETE_BLOCK, user.id, block_id) is None:
+            raise NotFound()
+        await conn.execute(RESORT_AFTER_UNBLOCK, user.id)
 
 
 async def blocks_of(conn: Conn, user: User) -> list[asyncpg.Record]:
@@ -685,15 +727,25 @@ async def report(
     return int(report_id)
 
 
-LIST_REPORTS = """
+# Reports in one state, newest first (index message_reports_list); $1 the state, $2 how
+# many, $3 the cursor (a report in that state; see node.keyset): keyset pages, no cap.
+_REPORT_KEY = "((SELECT k.created_at FROM message_reports k WHERE k.id = $3 AND k.state = $1), $3)"
+LIST_REPORTS = keyset.forms(
+    """
 SELECT r.id, r.state, r.created_at, r.resolved_at, ru.username AS reporter, rb.username AS resolved_by_name
 FROM message_reports r
 LEFT JOIN users ru ON ru.id = r.reporter_id
 LEFT JOIN users rb ON rb.id = r.resolved_by
-WHERE r.state = $1
-ORDER BY r.created_at DESC, r.id DESC
-LIMIT 100
-"""
+WHERE r.state = $1 {cursor}
+ORDER BY r.created_at {order}, r.id {order}
+LIMIT $2
+""",
+    onwards=f"(r.created_at, r.id) < {_REPORT_KEY}",
+    backwards=f"(r.created_at, r.id) > {_REPORT_KEY}",
+    order="DESC",
+)
+REPORTS_PAGE_SIZE = 50
+REPORT_STATES = ("open", "resolved", "dismissed")
 SELECT_REPORT = """
 SELECT r.id, r.state, r.created_at, r.reporter_id, r.reason_sealed, ru.username AS reporter,
        m.id AS message_id, m.uuid, m.html_sealed, m.created_at AS message_at, m.author_user_id,
@@ -720,13 +772,16 @@ def _require_moderator(user: User) -> None:
         raise NotFound()
 
 
-async def reports(conn: Conn, moderator: User, state: str = "open") -> list[asyncpg.Record]:
-    """The moderators' list: who reported and when, never what (opening one is audited)."""
+async def reports(
+    conn: Conn, moderator: User, state: str = "open", at: keyset.At = keyset.At()
+) -> keyset.Page:
+    """The moderators' list: who reported and when, never what (opening one is audited);
+    a page from ``at`` (a report id in ``state``)."""
     _require_moderator(moderator)
-    result: list[asyncpg.Record] = await conn.fetch(
-        LIST_REPORTS, state if state in ("open", "resolved", "dismissed") else "open"
-    )
-    return result
+    if state not in REPORT_STATES:
+        raise NotFound()
+    rows = await conn.fetch(LIST_REPORTS[at.form], state, REPORTS_PAGE_SIZE + 1, *keyset.cursor_args(at))
+    return keyset.page(list(rows), at, REPORTS_PAGE_SIZE)
 
 
 async def count_open_reports(conn: Conn) -> int:
@@ -759,9 +814,8 @@ async def open_report(
             target_type="message_report",
             target_id=report_id,
         )
-    sealer = Sealer(
-        row["conversation_id"],
-        keyring.unwrap(Wrapped(row["key_id"], bytes(row["wrapped_key"])), row["conversation_id"]),
+    sealer = sealer_of(
+        keyring, {"id": row["conversation_id"], "key_id": row["key_id"], "wrapped_key": row["wrapped_key"]}
     )
     reason = sealer.open(f"report of {row['uuid']} by {row['reporter_id']}", row["reason_sealed"])
     html = sealer.open(_body_what(row["uuid"], "html"), row["html_sealed"])

@@ -567,6 +567,7 @@ CREATE TABLE public.conversation_participants (
     left_at timestamp with time zone,
     last_read_at timestamp with time zone,
     unread integer DEFAULT 0 NOT NULL,
+    last_message_at timestamp with time zone,
     CONSTRAINT conversation_participants_check CHECK (((user_id IS NULL) <> (actor_id IS NULL))),
     CONSTRAINT conversation_participants_unread_check CHECK ((unread >= 0))
 );
@@ -1657,7 +1658,11 @@ CREATE INDEX community_followers_accepted ON public.community_followers USING bt
 
 CREATE UNIQUE INDEX conversation_participants_actor ON public.conversation_participants USING btree (conversation_id, actor_id) WHERE (actor_id IS NOT NULL);
 
+CREATE INDEX conversation_participants_conversation ON public.conversation_participants USING btree (conversation_id);
+
 CREATE INDEX conversation_participants_member ON public.conversation_participants USING btree (user_id, conversation_id) WHERE (user_id IS NOT NULL);
+
+CREATE INDEX conversation_participants_recent ON public.conversation_participants USING btree (user_id, last_message_at DESC, conversation_id DESC) WHERE ((user_id IS NOT NULL) AND (left_at IS NULL) AND (last_message_at IS NOT NULL));
 
 CREATE UNIQUE INDEX conversation_participants_user ON public.conversation_participants USING btree (conversation_id, user_id) WHERE (user_id IS NOT NULL);
 
@@ -1707,7 +1712,7 @@ CREATE UNIQUE INDEX message_blocks_actor ON public.message_blocks USING btree (u
 
 CREATE UNIQUE INDEX message_blocks_user ON public.message_blocks USING btree (user_id, blocked_user_id) WHERE (blocked_user_id IS NOT NULL);
 
-CREATE INDEX message_reports_list ON public.message_reports USING btree (state, created_at DESC);
+CREATE INDEX message_reports_list ON public.message_reports USING btree (state, created_at DESC, id DESC);
 
 CREATE UNIQUE INDEX message_reports_open ON public.message_reports USING btree (message_id, reporter_id) WHERE (state = 'open'::text);
 

@@ -111,3 +111,32 @@ def without_next(html: str) -> str:
     """A page without its ``?next=`` login links: two missing pages at different URLs
     then read the same (each link brings its own visitor back to where she was)."""
     return _NEXT.sub('"', html)
+
+
+# --- keyset pages (node.keyset) ------------------------------------------------------
+
+NEXT_PAGE = re.compile(r'<a href="([^"]+)" rel="next">')
+PREVIOUS_PAGE = re.compile(r'<a href="([^"]+)" rel="prev">')
+
+
+def link(pattern: re.Pattern[str], html: str) -> str | None:
+    found = pattern.search(html)
+    return found[1].replace("&amp;", "&") if found else None
+
+
+async def walk(client: httpx.AsyncClient, start: str, item: re.Pattern[str]) -> tuple[list[str], list[str]]:
+    """The items of every page from ``start`` onwards, then back from the last page."""
+    onwards: list[list[str]] = []
+    path: str | None = start
+    html = ""
+    while path is not None:
+        html = (await client.get(path)).text
+        onwards.append(item.findall(html))
+        path = link(NEXT_PAGE, html)
+    backwards: list[list[str]] = []
+    path = link(PREVIOUS_PAGE, html)
+    while path is not None:
+        html = (await client.get(path)).text
+        backwards.insert(0, item.findall(html))
+        path = link(PREVIOUS_PAGE, html)
+    return [i for page in onwards for i in page], [i for page in backwards + onwards[-1:] for i in page]

@@ -12,33 +12,7 @@ import asyncpg
 import httpx
 
 from node import notifications
-from tests.helpers import login, make_community, make_user
-
-NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
-PREVIOUS = re.compile(r'<a href="([^"]+)" rel="prev">')
-
-
-def link(pattern: re.Pattern[str], html: str) -> str | None:
-    found = pattern.search(html)
-    return found[1].replace("&amp;", "&") if found else None
-
-
-async def walk(client: httpx.AsyncClient, start: str, item: re.Pattern[str]) -> tuple[list[str], list[str]]:
-    """The items of every page from ``start`` onwards, then back from the last page."""
-    onwards: list[list[str]] = []
-    path: str | None = start
-    html = ""
-    while path is not None:
-        html = (await client.get(path)).text
-        onwards.append(item.findall(html))
-        path = link(NEXT, html)
-    backwards: list[list[str]] = []
-    path = link(PREVIOUS, html)
-    while path is not None:
-        html = (await client.get(path)).text
-        backwards.insert(0, item.findall(html))
-        path = link(PREVIOUS, html)
-    return [i for page in onwards for i in page], [i for page in backwards + onwards[-1:] for i in page]
+from tests.helpers import login, make_community, make_user, walk
 
 
 async def test_notifications_are_paged_by_the_last_one_shown(

@@ -294,6 +294,39 @@ def test_a_sealed_value_opens_only_where_it_was_written() -> None:
         encryption.open_sealed(encryption.new_key(), sealed, encryption.field_aad(1, "subject"))
 
 
+def test_a_conversation_key_is_kept_unwrapped_for_its_wrapped_value_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> None:
+    # Given a conversation key wrapped by the node key, opened once
+    monkeypatch.setattr(encryption, "CONVERSATION_CIPHERS", 3)
+    old = encryption.encode_key(encryption.new_key())
+    keyring = encryption.keyring_of(env_settings(tmp_path, database_url, VBG_MESSAGES_KEY=old))
+    key = encryption.new_key()
+    wrapped = keyring.wrap(key, 7)
+    kept = keyring.conversation_cipher(wrapped, 7)
+
+    # Then it is kept for that very wrapped value and conversation
+    assert kept.key == key and keyring.conversation_cipher(wrapped, 7) is kept
+    # and anything else is unwrapped afresh, so refused as before: another conversation's
+    # id, a changed wrapped value, a node key not in the keyring
+    tampered = encryption.Wrapped(wrapped.key_id, wrapped.wrapped[:-1] + bytes([wrapped.wrapped[-1] ^ 1]))
+    stranger = encryption.Keyring([encryption.new_key()]).wrap(key, 7)
+    for bad, conversation_id in ((wrapped, 8), (tampered, 7), (stranger, 7)):
+        with pytest.raises(encryption.KeyringError):
+            keyring.conversation_cipher(bad, conversation_id)
+
+    # When three other conversations are opened, the least recently used one is let go
+    for other in (11, 12, 13):
+        keyring.conversation_cipher(keyring.wrap(encryption.new_key(), other), other)
+    again = keyring.conversation_cipher(wrapped, 7)
+    assert again is not kept and again.key == key
+
+    # When the node keys change (a rotation), every process drops what it kept
+    new = encryption.encode_key(encryption.new_key())
+    encryption.keyring_of(env_settings(tmp_path, database_url, VBG_MESSAGES_KEY=f"{new},{old}"))
+    assert keyring.conversation_cipher(wrapped, 7) is not again
+
+
 async def test_a_new_message_is_a_notification_that_never_says_what(
     pool: asyncpg.Pool, settings: Settings
 ) -> None:

@@ -7,7 +7,8 @@ cost grow with the node's history. So the check runs on a node in miniature with
 rows that the planner, left free (``enable_seqscan`` on, fresh statistics), would scan a
 table whenever no index serves the query: 6,000 threads and 32,000 posts in three
 communities, a thread of 2,000 replies, 2,000 members, 25,000 notifications, 10,000
-bookmarks, 3,000 reports, 30,000 delivery jobs. Each statement is run under
+bookmarks, 3,000 reports, 30,000 delivery jobs, 4,000 private conversations (half of
+them the member's) of two messages each, 3,000 reports of private messages, 4,000 blocks. Each statement is run under
 ``EXPLAIN (ANALYZE)``; the test fails on a ``Seq Scan`` of a watched table, or when a
 listing reads more than ``ROWS_READ`` rows of ``posts`` or ``threads`` (rows returned plus
 rows removed by a filter, over every loop). ``test_the_check_sees_a_missing_index`` drops
@@ -27,13 +28,16 @@ import asyncpg
 import pytest
 
 from federation import delivery
-from node import accounts, db, notifications, published, reports, search, threads
+from node import accounts, db, messages, notifications, published, reports, search, threads
 from tests.conftest import create_test_database, drop_test_database
 from tests.helpers import make_community, make_user
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-WATCHED = re.compile(r"posts|threads|reports|users|notifications|bookmarks|delivery_jobs")
-BUDGETED = ("posts", "threads")
+WATCHED = re.compile(
+    r"posts|threads|reports|users|notifications|bookmarks|delivery_jobs"
+    r"|conversations|conversation_participants|messages|message_reports|message_blocks"
+)
+BUDGETED = ("posts", "threads", "conversations", "conversation_participants", "messages", "message_reports")
 ROWS_READ = 600  # a page shows at most ~50 rows; each may cost a lookup or two
 
 
@@ -52,6 +56,9 @@ class Node:
     deep_bookmark: int  # a post she bookmarked long ago
     deep_member: int  # a member far down the directory
     deep_application: int  # an application far down the moderators' queue
+    deep_conversation: int  # one of the member's private conversations, far down her list
+    deep_message_report: int  # a handled report of a private message, far down its list
+    other_member: int  # someone the member writes with
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,28 @@ HOT_QUERIES: dict[str, Hot] = {
     "member directory": Hot(accounts.DIRECTORY["first"], lambda n: ("", 51)),
     "member directory, deep": Hot(accounts.DIRECTORY["onwards"], lambda n: ("", 51, n.deep_member)),
     "member directory, previous": Hot(accounts.DIRECTORY["backwards"], lambda n: ("", 51, n.deep_member)),
+    # private messages (their tables: conversation_participants, messages, message_reports)
+    "private conversations": Hot(messages.LIST["first"], lambda n: (n.member, 31)),
+    "private conversations, deep": Hot(
+        messages.LIST["onwards"], lambda n: (n.member, 31, n.deep_conversation)
+    ),
+    "private conversations, newer": Hot(
+        messages.LIST["backwards"], lambda n: (n.member, 31, n.deep_conversation)
+    ),
+    # a message sent: its participants' unread counts and the list's order
+    "private message, its participants told": Hot(
+        messages.COUNT_UNREAD, lambda n: (n.deep_conversation, n.other_member, None, FAR_FUTURE)
+    ),
+    # a lifted block re-sorts the member's conversations: bounded by hers (a rare action),
+    # not by the node's
+    "private messages, a block lifted": Hot(messages.RESORT_AFTER_UNBLOCK, lambda n: (n.member,), None),
+    "reported private messages": Hot(messages.LIST_REPORTS["first"], lambda n: ("open", 51)),
+    "reported private messages, deep": Hot(
+        messages.LIST_REPORTS["onwards"], lambda n: ("resolved", 51, n.deep_message_report)
+    ),
+    "reported private messages, newer": Hot(
+        messages.LIST_REPORTS["backwards"], lambda n: ("resolved", 51, n.deep_message_report)
+    ),
     # moderation and administration
     "open reports": Hot(reports.LIST_OPEN["older"], lambda n: (21, FAR_FUTURE, 2**62)),
     "open reports, newer": Hot(reports.LIST_OPEN["newer"], lambda n: (21, FAR_FUTURE, 2**62)),
@@ -202,6 +231,40 @@ SELECT a.id, 'https://i' || g || '.example/inbox', 'i' || g || '.example',
        now() - g * interval '1 second'
 FROM a, generate_series(1, 30000) g
 """
+# Private conversations (contents are not read by these statements: placeholder bytes):
+# the member is in the even ones (one in ten of them left), two other members in each.
+CONVERSATIONS = """
+INSERT INTO conversations (ap_context, key_id, wrapped_key, subject_sealed, created_at, last_message_at)
+SELECT 'https://node.example/messages/c/' || g, 'k', '\\x00', '\\x00', now() - g * interval '1 hour',
+       now() - g * interval '1 hour'
+FROM generate_series(1, 4000) g
+"""
+PARTICIPANTS = """
+WITH u AS (SELECT array_agg(id ORDER BY id) AS ids FROM users WHERE id <> $1)
+INSERT INTO conversation_participants (conversation_id, user_id, last_message_at, left_at)
+SELECT c.id, CASE WHEN c.id % 2 = 0 THEN $1 ELSE u.ids[1 + c.id % 999] END, c.last_message_at,
+       CASE WHEN c.id % 20 = 0 THEN now() END
+FROM conversations c, u
+UNION ALL
+SELECT c.id, u.ids[1001 + c.id % 900], c.last_message_at, NULL FROM conversations c, u
+"""
+MESSAGES = """
+INSERT INTO messages (conversation_id, uuid, author_user_id, source_sealed, html_sealed, created_at)
+SELECT c.id, gen_random_uuid(), p.user_id, '\\x00', '\\x00', c.last_message_at - r * interval '1 minute'
+FROM conversations c CROSS JOIN generate_series(0, 1) r
+JOIN LATERAL (SELECT user_id FROM conversation_participants WHERE conversation_id = c.id ORDER BY id
+              OFFSET r LIMIT 1) p ON true
+"""
+MESSAGE_REPORTS = """
+INSERT INTO message_reports (message_id, reporter_id, reason_sealed, state, created_at)
+SELECT m.id, NULL, '\\x00', CASE WHEN m.id % 3 = 0 THEN 'open' ELSE 'resolved' END, m.created_at
+FROM (SELECT id, created_at FROM messages ORDER BY id LIMIT 3000) m
+"""
+# Members' blocks: each member blocks two others.
+MESSAGE_BLOCKS = """
+INSERT INTO message_blocks (user_id, blocked_user_id, created_at)
+SELECT a.id, b.id, now() - interval '1 day' FROM users a JOIN users b ON b.id IN (a.id + 1, a.id + 7)
+"""
 FOLLOW_ALL = "INSERT INTO community_follows (user_id, community_id) SELECT $1, id FROM communities"
 
 
@@ -223,6 +286,11 @@ async def _fill(pool: asyncpg.Pool) -> Node:
         await conn.execute(REPORTS, member)
         await conn.execute(FOLLOW_ALL, member)
         await conn.execute(DELIVERY_JOBS)
+        await conn.execute(CONVERSATIONS)
+        await conn.execute(PARTICIPANTS, member)
+        await conn.execute(MESSAGES)
+        await conn.execute(MESSAGE_REPORTS)
+        await conn.execute(MESSAGE_BLOCKS)
         deep = await conn.fetchrow(
             "SELECT id, last_activity_at FROM threads WHERE community_id = $1 ORDER BY last_activity_at"
             " OFFSET 100 LIMIT 1",
@@ -250,12 +318,29 @@ async def _fill(pool: asyncpg.Pool) -> Node:
                     "SELECT id FROM users WHERE id <> $1 AND in_directory AND status = 'approved'"
                     " ORDER BY lower(display_name), id OFFSET 300 LIMIT 1",
                 ),
+                (
+                    "conversation",
+                    "SELECT conversation_id FROM conversation_participants WHERE user_id = $1 AND left_at IS NULL"
+                    " ORDER BY last_message_at DESC, conversation_id DESC OFFSET 1000 LIMIT 1",
+                ),
+                (
+                    "message report",
+                    "SELECT id FROM message_reports WHERE state = 'resolved' AND reporter_id IS DISTINCT FROM $1"
+                    " ORDER BY created_at DESC, id DESC OFFSET 1000 LIMIT 1",
+                ),
+                (
+                    "other member",
+                    "SELECT o.user_id FROM conversation_participants p JOIN conversation_participants o"
+                    " ON o.conversation_id = p.conversation_id AND o.user_id <> p.user_id"
+                    " WHERE p.user_id = $1 ORDER BY p.conversation_id LIMIT 1",
+                ),
             )
         }
         await conn.execute("ANALYZE")
     return Node(
         pool, member, ids[0], long_thread, deep["id"], deep["last_activity_at"], deep_post,
-        far["notification"], far["bookmark"], far["member"], far["application"],
+        far["notification"], far["bookmark"], far["member"], far["application"], far["conversation"],
+        far["message report"], far["other member"],
     )  # fmt: skip
 
 

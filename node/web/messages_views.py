@@ -3,7 +3,7 @@
 Routes (anyone but a current participant — another member, a moderator, a visitor —
 gets the same missing page as for a conversation that does not exist)::
 
-    GET      /messages                               the member's conversations (``?page=``)
+    GET      /messages                               the member's conversations (``?avant=ID|apres=ID``, keyset)
     GET/POST /messages/nouveau                       start a conversation (``?a=username`` fills in)
     GET/POST /messages/preferences                   who may write to me; my blocks
     POST     /messages/bloques/{id}/retirer          lift a block
@@ -15,6 +15,7 @@ gets the same missing page as for a conversation that does not exist)::
     GET      /messages/{id}/pieces/{aid}             an attachment (download, sandboxed, participants only)
     GET/POST /messages/{id}/m/{mid}/signaler         report one message to the moderators
     GET      /moderation/messages                    reported messages (moderators): who, when, never what
+                                                     (``?etat=``, ``?avant=ID|apres=ID``, keyset)
     GET      /moderation/messages/{id}               one reported message (each opening is audited)
     POST     /moderation/messages/{id}/decision      resolve or dismiss
 
@@ -30,7 +31,7 @@ from dataclasses import replace
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from node import encryption, markup, messages, uploads
@@ -39,7 +40,8 @@ from node.errors import BadRequest, Conflict, NotFound
 from node.storage import Storage, storage_for
 from node.web import forms
 from node.web.requests import (
-    int_param,
+    keyset_position,
+    numbered_page,
     path_id,
     pool_of,
     require_member,
@@ -75,8 +77,9 @@ def _errors(exc: BadRequest) -> dict[str, str]:
 
 async def inbox_page(request: Request) -> Response:
     user = require_member(request)
-    page = int_param(request.query_params.get("page"))
-    listing = await messages.listing(pool_of(request), _keyring(request), user, page)
+    if numbered_page(request):
+        return RedirectResponse("/messages", status_code=302)
+    listing = await messages.listing(pool_of(request), _keyring(request), user, keyset_position(request))
     return render(request, "messages/list.html", listing=listing)
 
 
@@ -386,7 +389,8 @@ async def save_preferences(request: Request) -> Response:
 async def unblock(request: Request) -> Response:
     user = require_member(request)
     await forms.form(request)
-    await messages.unblock(pool_of(request), user, path_id(request))
+    async with pool_of(request).acquire() as conn:
+        await messages.unblock(conn, user, path_id(request))
     return redirect("/messages/preferences?ok=1")
 
 
@@ -396,8 +400,11 @@ async def unblock(request: Request) -> Response:
 async def reports_page(request: Request) -> Response:
     moderator = require_moderator(request)
     state = request.query_params.get("etat", "open")
-    rows = await messages.reports(pool_of(request), moderator, state)
-    return render(request, "moderation/message_reports.html", reports=rows, state=state)
+    if numbered_page(request):
+        handled = state in messages.REPORT_STATES and state != "open"
+        return RedirectResponse("/moderation/messages" + (f"?etat={state}" if handled else ""), 302)
+    listing = await messages.reports(pool_of(request), moderator, state, keyset_position(request))
+    return render(request, "moderation/message_reports.html", listing=listing, state=state)
 
 
 async def report_view(request: Request) -> Response:
