@@ -354,6 +354,24 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.vbg_posts_number() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.is_opening THEN
+        NEW.number := 1;
+        RETURN NEW;
+    END IF;
+    UPDATE public.threads SET last_number = last_number + 1, version = version + 1
+    WHERE id = NEW.thread_id
+    RETURNING last_number INTO NEW.number;
+    IF NOT FOUND THEN
+        NEW.number := 0;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 CREATE FUNCTION public.vbg_posts_recount_hidden() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -389,6 +407,21 @@ CREATE FUNCTION public.vbg_threads_recount(thread_ids bigint[]) RETURNS void
         GROUP BY t2.id
     ) s
     WHERE t.id = s.id AND (t.reply_count, t.last_activity_at) IS DISTINCT FROM (s.replies, s.last_activity)
+$$;
+
+CREATE FUNCTION public.vbg_threads_renumber(thread_ids bigint[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    SELECT FROM public.threads WHERE id = ANY (thread_ids) ORDER BY id FOR UPDATE;
+    UPDATE public.posts p SET number = s.number
+    FROM (SELECT id, row_number() OVER (PARTITION BY thread_id ORDER BY is_opening DESC, created_at, id)::integer
+                 AS number
+          FROM public.posts WHERE thread_id = ANY (thread_ids)) s
+    WHERE p.id = s.id AND p.number <> s.number;
+    UPDATE public.threads t SET last_number = greatest(s.last, 1)
+    FROM (SELECT t2.id, max(p.number) AS last FROM public.threads t2 LEFT JOIN public.posts p ON p.thread_id = t2.id
+          WHERE t2.id = ANY (thread_ids) GROUP BY t2.id) s
+    WHERE t.id = s.id AND t.last_number <> greatest(s.last, 1);
 $$;
 
 CREATE FUNCTION public.vbg_tsvector(title text, body text) RETURNS tsvector
@@ -1099,6 +1132,7 @@ CREATE TABLE public.posts (
     removal_reason text DEFAULT ''::text NOT NULL,
     removed_by_origin boolean DEFAULT false NOT NULL,
     community_id bigint NOT NULL,
+    number integer NOT NULL,
     CONSTRAINT posts_removal_reason_check CHECK ((length(removal_reason) <= 500)),
     CONSTRAINT posts_removal_rule_check CHECK (((removal_rule >= 0) AND (removal_rule <= 20)))
 );
@@ -1264,7 +1298,8 @@ CREATE TABLE public.threads (
     deleted_at timestamp with time zone,
     ap_id text,
     remote_author_id bigint,
-    version bigint DEFAULT 0 NOT NULL
+    version bigint DEFAULT 0 NOT NULL,
+    last_number integer DEFAULT 1 NOT NULL
 );
 
 CREATE SEQUENCE public.threads_id_seq
@@ -1758,6 +1793,8 @@ CREATE INDEX posts_search ON public.posts USING gin (search_vector);
 
 CREATE INDEX posts_thread ON public.posts USING btree (thread_id, created_at, id);
 
+CREATE INDEX posts_thread_number ON public.posts USING btree (thread_id, number);
+
 CREATE INDEX remote_media_due ON public.remote_media USING btree (next_attempt_at, id) WHERE (status = 'pending'::text);
 
 CREATE INDEX remote_moderators_actor ON public.remote_moderators USING btree (actor_id);
@@ -1840,11 +1877,15 @@ CREATE TRIGGER notifications_updated AFTER UPDATE ON public.notifications REFERE
 
 CREATE TRIGGER outbox_events_notify AFTER INSERT ON public.outbox_events FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_outbox();
 
-CREATE TRIGGER posts_bump_thread_version AFTER INSERT OR DELETE OR UPDATE ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_bump_thread_version();
+CREATE TRIGGER posts_bump_thread_version AFTER DELETE OR UPDATE ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_bump_thread_version();
+
+CREATE TRIGGER posts_bump_thread_version_opening AFTER INSERT ON public.posts FOR EACH ROW WHEN (new.is_opening) EXECUTE FUNCTION public.posts_bump_thread_version();
 
 CREATE TRIGGER posts_community BEFORE INSERT OR UPDATE OF thread_id ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_community();
 
 CREATE TRIGGER posts_media_drop AFTER UPDATE OF deleted_at ON public.posts FOR EACH ROW WHEN (((old.deleted_at IS NULL) AND (new.deleted_at IS NOT NULL))) EXECUTE FUNCTION public.vbg_post_media_drop();
+
+CREATE TRIGGER posts_number BEFORE INSERT ON public.posts FOR EACH ROW EXECUTE FUNCTION public.vbg_posts_number();
 
 CREATE CONSTRAINT TRIGGER posts_recount_hidden AFTER INSERT OR UPDATE OF deleted_at ON public.posts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.remote_author_id IS NOT NULL) AND (NOT new.is_opening))) EXECUTE FUNCTION public.vbg_posts_recount_hidden();
 

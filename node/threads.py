@@ -545,6 +545,8 @@ RETURNING thread_id
 """
 # Reply counts and last activity of the threads it answered (migration 0072).
 RECOUNT_THREADS = "SELECT vbg_threads_recount($1::bigint[])"
+# Their posts numbered again in the pages' order (migration 0185).
+RENUMBER_THREADS = "SELECT vbg_threads_renumber($1::bigint[])"
 SOFT_DELETE_AUTHOR_THREADS = """
 UPDATE threads SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
 """
@@ -912,15 +914,20 @@ FROM threads t JOIN communities c ON c.id = t.community_id
 LEFT JOIN LATERAL ({SELECT_HEAD_DOCUMENT}) doc ON true
 WHERE t.id = $1 AND t.deleted_at IS NULL AND {author_shown_sql("t.remote_author_id")}
 """
-# The posts a thread page counts (tombstones included, hidden authors' posts left out):
-# asked only when the thread's version or the instance policy changed (see thread_head).
-SELECT_POST_COUNT = """
-SELECT count(*) FROM posts p LEFT JOIN actors a ON a.id = p.remote_author_id
+# The number of the thread's last post shown (posts of hidden authors left out, tombstones
+# kept): the page count. Asked only when the thread's version or the instance policy
+# changed (see thread_head); read backwards by posts_thread_number, it stops at the first
+# post shown.
+SELECT_LAST_NUMBER = """
+SELECT p.number FROM posts p LEFT JOIN actors a ON a.id = p.remote_author_id
 WHERE p.thread_id = $1 AND a.hidden IS NOT TRUE
+ORDER BY p.number DESC
+LIMIT 1
 """
 # One query for every post of the page with its author (local member or remote
-# actor: LEFT JOINs, author_id may be NULL) and the post it answers. Posts of hidden
-# authors are left out, and so is the context of a reply to one of them.
+# actor: LEFT JOINs, author_id may be NULL) and the post it answers. A page is a range
+# of post numbers (migration 0185: read by index, however deep in the thread). Posts of
+# hidden authors are left out, and so is the context of a reply to one of them.
 AUTHOR_NAME = "coalesce(nullif({u}.display_name, ''), nullif({a}.display_name, ''), {a}.username, '?')"
 SELECT_PAGE_POSTS = f"""
 SELECT p.id, p.author_id, p.is_opening, p.content_html, p.created_at, p.updated_at, p.deleted_at,
@@ -937,9 +944,8 @@ LEFT JOIN actors a ON a.id = p.remote_author_id
 LEFT JOIN (posts pp LEFT JOIN actors pa ON pa.id = pp.remote_author_id)
     ON pp.id = p.parent_id AND pa.hidden IS NOT TRUE
 LEFT JOIN users pu ON pu.id = pp.author_id
-WHERE p.thread_id = $1 AND a.hidden IS NOT TRUE
-ORDER BY p.is_opening DESC, p.created_at, p.id
-LIMIT $2 OFFSET $3
+WHERE p.thread_id = $1 AND p.number BETWEEN $2 AND $3 AND a.hidden IS NOT TRUE
+ORDER BY p.number, p.id
 """
 UPSERT_READ = """
 INSERT INTO thread_reads (user_id, thread_id, read_at) VALUES ($1, $2, $3)
@@ -949,64 +955,74 @@ ON CONFLICT (user_id, thread_id) DO UPDATE SET read_at = greatest(thread_reads.r
 
 @dataclass
 class ThreadHead:
-    """What a thread page shows besides its posts, and which posts it shows."""
+    """What a thread page shows besides its posts, and which posts it shows: those
+    numbered ``first`` to ``last``."""
 
     thread: asyncpg.Record
     page: int
     pages: int
     can_animate: bool
     can_reply: bool
-    limit: int
-    offset: int
+    first: int
+    last: int
 
 
 def page_count(total: int, size: int) -> int:
     return max(1, -(-total // size))
 
 
+def page_numbers(page: int) -> tuple[int, int]:
+    """The post numbers page ``page`` shows: 1 (the opening post) to 51, then 50 a page."""
+    return (1, PAGE_SIZE + 1) if page == 1 else (PAGE_SIZE * (page - 1) + 2, PAGE_SIZE * page + 1)
+
+
+def page_of(number: int) -> int:
+    """The page showing the post numbered ``number``."""
+    return max(0, number - 2) // PAGE_SIZE + 1
+
+
 async def thread_head(
-    conn: Conn, thread_id: int, viewer: User | None, page: int, counts: PostCounts | None = None
+    conn: Conn, thread_id: int, viewer: User | None, page: int, numbers: LastNumbers | None = None
 ) -> ThreadHead:
     """The thread (with its ``version``: a page's posts are the same while it is) and the
     viewer's rights; marks the thread read for a member. Missing or unreadable: 404."""
     viewer_id = viewer.id if viewer and viewer.is_approved else None
     thread = _readable(await conn.fetchrow(SELECT_THREAD_HEAD, thread_id, viewer_id), viewer)
-    pages = page_count(await _post_count(conn, thread, counts) - 1, PAGE_SIZE)
+    pages = page_of(await _last_number(conn, thread, numbers))
     if page > pages:
         raise NotFound()
-    limit, offset = (PAGE_SIZE + 1, 0) if page == 1 else (PAGE_SIZE, 1 + (page - 1) * PAGE_SIZE)
     if viewer_id is not None:
         await mark_read(conn, viewer_id, thread, thread["read_at"])
         if viewer is not None and viewer.unread_notifications:  # known from the session: no query otherwise
             await notifications.mark_thread_read(conn, viewer_id, thread_id)
     animate = may_animate(viewer, thread)
     can_reply = is_reader(viewer) and (not thread["locked"] or animate) and writable(thread, reply=True)
-    return ThreadHead(thread, page, pages, animate, can_reply, limit, offset)
+    return ThreadHead(thread, page, pages, animate, can_reply, *page_numbers(page))
 
 
-PostCounts: TypeAlias = dict[tuple[int, int, str | None], int]
-POST_COUNTS_MAX = 4096
+LastNumbers: TypeAlias = dict[tuple[int, int, str | None], int]
+LAST_NUMBERS_MAX = 4096
 
 
-async def _post_count(conn: Conn, thread: asyncpg.Record, counts: PostCounts | None) -> int:
-    """The thread's post count; with ``counts`` (one per app: versions are per database),
-    remembered for as long as the thread's ``version`` (bumped by any change to the
-    thread or its posts) and the instance policy's version (which decides whose posts
-    are hidden) stay the same."""
+async def _last_number(conn: Conn, thread: asyncpg.Record, numbers: LastNumbers | None) -> int:
+    """The number of the thread's last post shown; with ``numbers`` (one per app:
+    versions are per database), remembered for as long as the thread's ``version``
+    (bumped by any change to the thread or its posts) and the instance policy's version
+    (which decides whose posts are hidden) stay the same."""
     key = (thread["id"], thread["version"], thread["policy_version"])
-    count = counts.get(key) if counts is not None else None
-    if count is None:
-        count = int(await conn.fetchval(SELECT_POST_COUNT, thread["id"]))
-        if counts is not None:
-            if len(counts) >= POST_COUNTS_MAX:
-                counts.clear()
-            counts[key] = count
-    return count
+    number = numbers.get(key) if numbers is not None else None
+    if number is None:
+        number = int(await conn.fetchval(SELECT_LAST_NUMBER, thread["id"]) or 1)
+        if numbers is not None:
+            if len(numbers) >= LAST_NUMBERS_MAX:
+                numbers.clear()
+            numbers[key] = number
+    return number
 
 
 async def page_posts(conn: Conn, head: ThreadHead) -> list[asyncpg.Record]:
     """The posts of the page ``head`` describes, oldest first (opening post first)."""
-    return list(await conn.fetch(SELECT_PAGE_POSTS, head.thread["id"], head.limit, head.offset))
+    return list(await conn.fetch(SELECT_PAGE_POSTS, head.thread["id"], head.first, head.last))
 
 
 async def mark_read(conn: Conn, user_id: int, thread: asyncpg.Record, read_at: datetime | None) -> None:
@@ -1016,12 +1032,8 @@ async def mark_read(conn: Conn, user_id: int, thread: asyncpg.Record, read_at: d
         await conn.execute(UPSERT_READ, user_id, thread["id"], thread["last_activity_at"])
 
 
-SELECT_POST_POSITION = f"""
-SELECT p.thread_id, c.visibility,
-       CASE WHEN p.is_opening THEN 0 ELSE
-           (SELECT count(*) FROM posts q LEFT JOIN actors qa ON qa.id = q.remote_author_id
-            WHERE q.thread_id = p.thread_id AND qa.hidden IS NOT TRUE
-              AND (q.is_opening OR (q.created_at, q.id) < (p.created_at, p.id))) END AS position
+SELECT_POST_NUMBER = f"""
+SELECT p.thread_id, c.visibility, p.number
 FROM posts p JOIN threads t ON t.id = p.thread_id JOIN communities c ON c.id = t.community_id
 WHERE p.id = $1 AND t.deleted_at IS NULL
   AND {author_shown_sql("p.remote_author_id")} AND {author_shown_sql("t.remote_author_id")}
@@ -1030,9 +1042,8 @@ WHERE p.id = $1 AND t.deleted_at IS NULL
 
 async def post_location(conn: Conn, post_id: int, viewer: User | None) -> tuple[int, int]:
     """(thread id, page number) where the post is shown, if the viewer may read it."""
-    row = _readable(await conn.fetchrow(SELECT_POST_POSITION, post_id), viewer)
-    # position 0 is the opening post; replies 1..50 are on page 1, 51..100 on page 2 …
-    return row["thread_id"], max(0, row["position"] - 1) // PAGE_SIZE + 1
+    row = _readable(await conn.fetchrow(SELECT_POST_NUMBER, post_id), viewer)
+    return row["thread_id"], page_of(row["number"])
 
 
 SELECT_EDITS = """
@@ -1073,15 +1084,37 @@ LEFT JOIN thread_reads r ON r.thread_id = t.id AND r.user_id = $1
 # Members miss threads of hidden authors; visitors (no member id in $1) silenced ones too.
 LISTED = listed_sql("a", "$1::bigint IS NOT NULL")
 # $2 community, ($3, $4, $5) the cursor (pinned, last activity, id), $6 how many.
+# Older threads: down threads_community_activity from the cursor. Newer ones: up that
+# index from the cursor, nearest first (then reversed for display), one branch per value
+# of ``pinned`` — the unpinned threads after the cursor (when it is an unpinned one), then
+# the pinned ones — so each branch is an equality and a (last activity, id) range the
+# index walks and stops at the page's count. (As one row comparison on the three columns,
+# the planner priced it by ``pinned`` alone and read every newer thread, then sorted.)
+_COMMUNITY_WHERE = f"t.community_id = $2 AND t.deleted_at IS NULL AND {LISTED}"
 LIST_COMMUNITY_THREADS = {
-    direction: f"""{LIST_COLUMNS}
+    "older": f"""{LIST_COLUMNS}
 FROM threads t JOIN communities c ON c.id = t.community_id {LIST_JOINS}
-WHERE t.community_id = $2 AND t.deleted_at IS NULL AND {LISTED}
-  AND (t.pinned, t.last_activity_at, t.id) {op} ($3, $4, $5)
-ORDER BY t.pinned {order}, t.last_activity_at {order}, t.id {order}
+WHERE {_COMMUNITY_WHERE} AND (t.pinned, t.last_activity_at, t.id) < ($3, $4, $5)
+ORDER BY t.pinned DESC, t.last_activity_at DESC, t.id DESC
 LIMIT $6
-"""
-    for direction, op, order in (("older", "<", "DESC"), ("newer", ">", "ASC"))
+""",
+    "newer": f"""
+WITH newer AS (
+    (SELECT t.id, t.pinned, t.last_activity_at FROM threads t LEFT JOIN actors a ON a.id = t.remote_author_id
+     WHERE {_COMMUNITY_WHERE} AND NOT t.pinned AND NOT $3 AND (t.last_activity_at, t.id) > ($4, $5)
+     ORDER BY t.last_activity_at, t.id
+     LIMIT $6)
+    UNION ALL
+    (SELECT t.id, t.pinned, t.last_activity_at FROM threads t LEFT JOIN actors a ON a.id = t.remote_author_id
+     WHERE {_COMMUNITY_WHERE} AND t.pinned AND (NOT $3 OR (t.last_activity_at, t.id) > ($4, $5))
+     ORDER BY t.last_activity_at, t.id
+     LIMIT $6)
+)
+{LIST_COLUMNS}
+FROM newer n JOIN threads t ON t.id = n.id JOIN communities c ON c.id = t.community_id {LIST_JOINS}
+ORDER BY t.pinned, t.last_activity_at, t.id
+LIMIT $6
+""",
 }
 # The home: the followed communities' threads by last activity, by one of two paths
 # whose costs grow with different things, so that together they stay flat:
@@ -1383,8 +1416,11 @@ async def store_backfilled_reply(
 
 
 async def recount(conn: Conn, thread_ids: list[int]) -> None:
-    """Reply counts and last activity of these threads, from their posts."""
-    await conn.execute(RECOUNT_THREADS, sorted(set(thread_ids)))
+    """Reply counts, last activity and post numbers of these threads, from their posts
+    (backfilled replies, written with their older dates, take their place in the pages)."""
+    ids = sorted(set(thread_ids))
+    await conn.execute(RECOUNT_THREADS, ids)
+    await conn.execute(RENUMBER_THREADS, ids)
 
 
 async def set_featured(conn: Conn, community_id: int, ap_ids: list[str]) -> None:

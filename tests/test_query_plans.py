@@ -95,13 +95,13 @@ HOT_QUERIES: dict[str, Hot] = {
         threads.LIST_COMMUNITY_THREADS["older"],
         lambda n: (n.member, n.community, False, n.deep_at, n.deep_thread, 31),
     ),
-    # Not budgeted yet: the planner prices (pinned, last activity, id) > cursor by its first
-    # column (pinned > false: almost nothing) and reads every newer thread then sorts them
-    # (1,899 rows here). The statement is engineer F's: see /work/notes/conflicts.md.
     "community page, newer": Hot(
         threads.LIST_COMMUNITY_THREADS["newer"],
         lambda n: (None, n.community, False, n.deep_at, n.deep_thread, 31),
-        None,
+    ),
+    "community page, newer, member": Hot(
+        threads.LIST_COMMUNITY_THREADS["newer"],
+        lambda n: (n.member, n.community, False, n.deep_at, n.deep_thread, 31),
     ),
     "member home": Hot(
         threads.LIST_FOLLOWED_THREADS["older"], lambda n: (n.member, True, FAR_FUTURE, 2**62, 31)
@@ -113,7 +113,13 @@ HOT_QUERIES: dict[str, Hot] = {
         threads.LIST_FOLLOWED_THREADS["newer"], lambda n: (n.member, True, n.deep_at, n.deep_thread, 31)
     ),
     "visitor home": Hot(threads.LIST_PUBLIC_THREADS, lambda n: (None, 10)),
-    "thread page posts": Hot(threads.SELECT_PAGE_POSTS, lambda n: (n.deep_thread, 21, 0)),
+    "thread page posts": Hot(threads.SELECT_PAGE_POSTS, lambda n: (n.deep_thread, *threads.page_numbers(1))),
+    # page 39 of the 2,000-reply thread: its 50 numbers, not the 1,900 posts before them
+    "thread page posts, deep": Hot(
+        threads.SELECT_PAGE_POSTS, lambda n: (n.long_thread, *threads.page_numbers(39))
+    ),
+    "thread page count": Hot(threads.SELECT_LAST_NUMBER, lambda n: (n.long_thread,)),
+    "permalink, deep": Hot(threads.SELECT_POST_NUMBER, lambda n: (n.deep_post,)),
     # a member's lists
     "notifications": Hot(notifications.LIST["first"], lambda n: (n.member, 31, False)),
     "notifications, deep": Hot(
@@ -419,7 +425,7 @@ async def test_the_check_sees_a_missing_index(node: Node) -> None:
         plan = await explain(conn, hot, node)
         # Then the check finds a page that reads the community's history
         assert problems(plan, hot.budget), shown(plan)
-        # And likewise the thread page without posts_thread
-        await conn.execute("DROP INDEX posts_thread")
-        plan = await explain(conn, HOT_QUERIES["thread page posts"], node)
+        # And likewise a deep thread page without posts_thread_number
+        await conn.execute("DROP INDEX posts_thread_number")
+        plan = await explain(conn, HOT_QUERIES["thread page posts, deep"], node)
         assert problems(plan, ROWS_READ), shown(plan)

@@ -270,7 +270,7 @@ async def thread_page(request: Request) -> Response:
     viewer = _viewer(request)
     # a member's visit marks the thread read (a write): the primary; visitors: the replica
     pool = read_pool_of(request) if viewer is None else pool_of(request)
-    head = await threads.thread_head(pool, path_id(request), viewer, _page(request), post_counts(request))
+    head = await threads.thread_head(pool, path_id(request), viewer, _page(request), last_numbers(request))
     key = (
         head.thread["id"],
         head.page,
@@ -752,13 +752,14 @@ def pages_cache(request: Request) -> FragmentCache:
     return cache
 
 
-def post_counts(request: Request) -> threads.PostCounts:
-    """Thread post counts by (thread, version, policy version), one dict per app."""
+def last_numbers(request: Request) -> threads.LastNumbers:
+    """The number of each thread's last post shown (its page count) by (thread, version,
+    policy version), one dict per app."""
     state = request.app.state
-    counts: threads.PostCounts | None = getattr(state, "thread_post_counts", None)
-    if counts is None:
-        counts = state.thread_post_counts = {}
-    return counts
+    numbers: threads.LastNumbers | None = getattr(state, "thread_last_numbers", None)
+    if numbers is None:
+        numbers = state.thread_last_numbers = {}
+    return numbers
 
 
 _post_template = templates.get_template("forum/_post.html")
