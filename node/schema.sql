@@ -1691,6 +1691,8 @@ CREATE UNIQUE INDEX communities_name_key ON public.communities USING btree (lowe
 
 CREATE INDEX community_followers_accepted ON public.community_followers USING btree (community_id) WHERE (state = 'accepted'::text);
 
+CREATE INDEX community_followers_pending ON public.community_followers USING btree (actor_id) WHERE (state = 'pending'::text);
+
 CREATE UNIQUE INDEX conversation_participants_actor ON public.conversation_participants USING btree (conversation_id, actor_id) WHERE (actor_id IS NOT NULL);
 
 CREATE INDEX conversation_participants_conversation ON public.conversation_participants USING btree (conversation_id);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import httpx
 import pytest
@@ -193,3 +195,98 @@ async def test_a_pending_partner_follow_shows_with_what_approving_opens(
     assert (
         await pool.fetchval("SELECT state FROM community_followers WHERE actor_id = $1", actor) == "accepted"
     )
+
+
+# --- the instances, a page at a time -------------------------------------------------
+
+
+async def pending_follow(pool: asyncpg.Pool, community: int, domain: str) -> None:
+    actor = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain) VALUES ($1, 'Person', false, 'bob', $2)"
+        " RETURNING id",
+        f"https://{domain}/u/bob",
+        domain,
+    )
+    await pool.execute(
+        "INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state)"
+        " VALUES ($1, $2, $3, 'pending')",
+        community,
+        actor,
+        f"https://{domain}/follows/1",
+    )
+
+
+def listed(html: str) -> list[str]:
+    section = html[html.index('<section id="instances">') :]
+    return re.findall(r"<tr>\n<td>([a-z0-9.-]+)", section)
+
+
+def instances_link(html: str, rel: str) -> str | None:
+    match = re.search(rf'<a href="(/admin/federation\?instances_[^"]+)" rel="{rel}"', html)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+async def walk(client: httpx.AsyncClient, start: str, rel: str) -> tuple[list[list[str]], str]:
+    pages: list[list[str]] = []
+    url: str | None = start
+    last = start
+    while url is not None:
+        page = await client.get(url)
+        assert page.status_code == 200, url
+        pages.append(listed(page.text))
+        last, url = url, instances_link(page.text, rel)
+    return pages, last
+
+
+async def test_every_instance_is_listed_page_by_page_pending_ones_first(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given 230 known instances, and pending follows from three domains (one not yet known)
+    await log_in_as(client, pool, "admin", "admin")
+    await pool.execute("INSERT INTO instances (domain) SELECT 'n' || lpad(g::text, 3, '0') || '.example'"
+                       " FROM generate_series(1, 230) g")  # fmt: skip
+    community = await make_community(pool, "medical")
+    for domain in ("n200.example", "z-inconnue.example", "a-chu.example"):
+        await pending_follow(pool, community, domain)
+    # When the admin walks the instances down, then back up
+    down, last = await walk(client, PAGE, "next")
+    up, top = await walk(client, last, "prev")
+    # Then each domain was listed once: the pending ones first, then the others, by domain
+    others = [f"n{g:03d}.example" for g in range(1, 231) if g != 200]
+    assert [d for page in down for d in page] == [
+        "a-chu.example",
+        "n200.example",
+        "z-inconnue.example",
+        *others,
+    ]
+    assert [len(page) for page in down] == [100, 100, 32]
+    # And going back up gives the same pages
+    assert up == down[::-1]
+    assert "instances_avant=" in top and instances_link((await client.get(top)).text, "prev") is None
+    assert instances_link((await client.get(PAGE)).text, "prev") is None
+    assert instances_link((await client.get(last)).text, "next") is None
+
+
+async def test_instance_pages_past_the_end_or_malformed_are_missing(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await log_in_as(client, pool, "admin", "admin")
+    await pool.execute("INSERT INTO instances (domain) VALUES ('a.example'), ('b.example')")
+    assert listed((await client.get(PAGE)).text) == ["a.example", "b.example"]
+    for query in ("instances_apres=1.b.example", "instances_avant=1.a.example", "instances_apres=2.a",
+                  "instances_apres=1.", "instances_avant=0.a%20b"):  # fmt: skip
+        assert (await client.get(f"{PAGE}?{query}")).status_code == 404, query
+    # And a page from a cursor lists what follows it
+    assert listed((await client.get(f"{PAGE}?instances_apres=1.a.example")).text) == ["b.example"]
+
+
+@pytest.mark.parametrize("role", [None, "member", "moderator"])
+async def test_only_admins_see_the_pages_of_instances(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, role: str | None
+) -> None:
+    await pool.execute("INSERT INTO instances (domain) VALUES ('a.example'), ('b.example')")
+    if role:
+        await log_in_as(client, pool, "someone", role)
+    for query in ("instances_apres=1.a.example", "instances_avant=1.b.example"):
+        response = await client.get(f"{PAGE}?{query}")
+        assert response.status_code == 404 and "<td>a.example" not in response.text

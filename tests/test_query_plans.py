@@ -1,5 +1,6 @@
 """The hot queries have an index path: none of them reads all of ``posts`` or ``threads``
-(nor ``reports``, ``users``, ``notifications``, ``bookmarks``, ``delivery_jobs``), and a
+(nor ``reports``, ``users``, ``notifications``, ``bookmarks``, ``delivery_jobs``,
+``instances``, ``community_followers``), and a
 listing page reads about what it shows, however deep in the history it starts.
 
 A sequential scan, or an index walked from its start and filtered, is what makes a page's
@@ -8,9 +9,11 @@ rows that the planner, left free (``enable_seqscan`` on, fresh statistics), woul
 table whenever no index serves the query: 6,000 threads and 32,000 posts in three
 communities, a thread of 2,000 replies, 2,000 members, 25,000 notifications, 10,000
 bookmarks, 3,000 reports, 30,000 delivery jobs, 4,000 private conversations (half of
-them the member's) of two messages each, 3,000 reports of private messages, 4,000 blocks. Each statement is run under
+them the member's) of two messages each, 3,000 reports of private messages, 4,000 blocks
+(and, apart, the federation of a node: 3,000 instances, 12,000 remote follows, 30 of them
+pending). Each statement is run under
 ``EXPLAIN (ANALYZE)``; the test fails on a ``Seq Scan`` of a watched table, or when a
-listing reads more than ``ROWS_READ`` rows of ``posts`` or ``threads`` (rows returned plus
+listing reads more than ``ROWS_READ`` rows of one of the ``BUDGETED`` tables (rows returned plus
 rows removed by a filter, over every loop). ``test_the_check_sees_a_missing_index`` drops
 an index and expects the check to fail.
 """
@@ -28,16 +31,20 @@ import asyncpg
 import pytest
 
 from federation import delivery
+from federation.admin_pages import policy as admin_policy
 from node import accounts, db, messages, notifications, published, reports, search, threads
 from tests.conftest import create_test_database, drop_test_database
 from tests.helpers import make_community, make_user
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 WATCHED = re.compile(
-    r"posts|threads|reports|users|notifications|bookmarks|delivery_jobs"
+    r"posts|threads|reports|users|notifications|bookmarks|delivery_jobs|instances|community_followers"
     r"|conversations|conversation_participants|messages|message_reports|message_blocks"
 )
-BUDGETED = ("posts", "threads", "conversations", "conversation_participants", "messages", "message_reports")
+BUDGETED = (
+    "posts", "threads", "conversations", "conversation_participants", "messages", "message_reports", "instances",
+    "community_followers",
+)  # fmt: skip
 ROWS_READ = 600  # a page shows at most ~50 rows; each may cost a lookup or two
 
 
@@ -413,6 +420,73 @@ async def test_hot_query_reads_posts_and_threads_by_index(node: Node, name: str)
     hot = HOT_QUERIES[name]
     async with node.pool.acquire() as conn:
         plan = await explain(conn, hot, node)
+    assert not problems(plan, hot.budget), shown(plan)
+
+
+# --- the federation admin page, on a node of its own -----------------------------------
+# (Its thousands of remote actors would change the plans of the forum's statements above,
+# whose miniature tables are small enough for the planner to hesitate.)
+
+FEDERATION_QUERIES: dict[str, Hot] = {
+    "federation instances (admin)": Hot(admin_policy.SELECT_INSTANCES["onwards"], lambda _: (0, "", 101)),
+    "federation instances (admin), deep": Hot(
+        admin_policy.SELECT_INSTANCES["onwards"], lambda _: (1, "i2000.example", 101)
+    ),
+    "federation instances (admin), previous": Hot(
+        admin_policy.SELECT_INSTANCES["backwards"], lambda _: (1, "i2000.example", 101)
+    ),
+    "federation instances (admin), previous among pending": Hot(
+        admin_policy.SELECT_INSTANCES["backwards"], lambda _: (0, "p15.example", 101)
+    ),
+}
+# 3,000 known instances; 4,000 remote followers of three communities (12,000 follows), of
+# which 30, on 20 domains (half of them without an instance row), wait for approval.
+INSTANCES = """
+INSERT INTO instances (domain)
+SELECT 'i' || g || '.example' FROM generate_series(1, 3000) g
+UNION ALL
+SELECT 'p' || g || '.example' FROM generate_series(0, 9) g
+"""
+FOLLOWERS = """
+WITH a AS (
+    INSERT INTO actors (uri, kind, local, username, domain)
+    SELECT 'https://' || d || '/u/' || g, 'Person', false, 'u' || g, d
+    FROM generate_series(1, 4000) g,
+         LATERAL (SELECT CASE WHEN g <= 30 THEN 'p' || g % 20 ELSE 'i' || g % 3000 END || '.example' AS d) x
+    RETURNING id, substr(username, 2)::int AS g
+)
+INSERT INTO community_followers (community_id, actor_id, follow_activity_id, state)
+SELECT c.id, a.id, 'https://f.example/' || a.id || '/' || c.id,
+       CASE WHEN a.g <= 30 AND c.name = 'medical' THEN 'pending' ELSE 'accepted' END
+FROM a CROSS JOIN communities c
+"""
+
+
+@pytest.fixture(scope="module")
+async def federation_node(server_dsn: str, template_db: str) -> AsyncIterator[asyncpg.Pool]:
+    dsn = await create_test_database(server_dsn, template_db)
+    try:
+        pool = await db.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            for name in ("juridique", "medical", "psychosocial"):
+                await make_community(pool, name)
+            async with pool.acquire() as conn:
+                await conn.execute(INSTANCES)
+                await conn.execute(FOLLOWERS)
+                await conn.execute("ANALYZE")
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        await drop_test_database(server_dsn, dsn)
+
+
+@pytest.mark.parametrize("name", sorted(FEDERATION_QUERIES))
+async def test_federation_admin_pages_read_by_index(federation_node: asyncpg.Pool, name: str) -> None:
+    hot = FEDERATION_QUERIES[name]
+    async with federation_node.acquire() as conn, conn.transaction():
+        raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + hot.query, *hot.args(None))
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
     assert not problems(plan, hot.budget), shown(plan)
 
 

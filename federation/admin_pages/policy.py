@@ -3,6 +3,9 @@ CSV import/export and partner instance approval. Admins only (others: 404)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -14,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from federation import policy, policy_csv
 from federation.handlers import follow  # approving an instance answers its pending follows
 from node import communities
-from node.errors import AppError, BadRequest
+from node.errors import AppError, BadRequest, NotFound
 from node.i18n import _
 from node.sessions import User
 from node.web import forms
@@ -37,42 +40,135 @@ DONE_MESSAGES = {
     "refuse": "Instance refusée.",
 }
 
-# Known instances and every domain with a pending follow (even one we hold no row
-# for yet), with the communities approving it would open to that domain.
-SELECT_INSTANCES = """
-WITH pending AS (
+# Known instances and every domain with a pending follow (even one we hold no row for
+# yet), with the communities approving it would open to that domain: the domains with
+# pending follows first, then the others, each part by domain, a page at a time by keyset
+# — the page after a (part, domain) cursor, or the page before it (read in the other
+# order, then reversed). Each part is read from its cursor by its own order and stops at
+# the page's count: the known instances by instances_pkey, the pending follows (a queue
+# the admins empty) by community_followers_pending (migration 0186).
+# $1 the cursor's part (0: pending, 1: the others), $2 its domain, $3 how many.
+_PENDING = """
+WITH pending AS MATERIALIZED (
     SELECT a.domain, count(*) AS pending, array_agg(DISTINCT f.community_id) AS community_ids
     FROM community_followers f
     JOIN actors a ON a.id = f.actor_id
     WHERE f.state = 'pending'
     GROUP BY a.domain
-)
-SELECT d.domain, i.software, coalesce(i.approved, false) AS approved, i.approved_at, i.unreachable_since,
-       coalesce(p.pending, 0) AS pending, coalesce(p.community_ids, '{}') AS community_ids
-FROM (SELECT domain FROM instances UNION SELECT domain FROM pending) d
-LEFT JOIN instances i ON i.domain = d.domain
-LEFT JOIN pending p ON p.domain = d.domain
-ORDER BY coalesce(p.pending, 0) > 0 DESC, d.domain
-LIMIT 500
+)"""
+# Each part reads the instance rows of its own domains: the known ones by walking them,
+# the pending ones each by its key (a LATERAL with LIMIT is not merged into a join, which
+# the planner, misjudging the pending count, would make a scan of every instance).
+_PENDING_PART = """
+    SELECT 0 AS part, p.domain, i.software, i.approved, i.approved_at, i.unreachable_since, p.pending,
+           p.community_ids
+    FROM pending p LEFT JOIN LATERAL (SELECT * FROM instances i WHERE i.domain = p.domain LIMIT 1) i ON true"""
+_OTHERS_PART = """
+    SELECT 1 AS part, i.domain, i.software, i.approved, i.approved_at, i.unreachable_since, 0 AS pending,
+           '{}'::bigint[] AS community_ids
+    FROM instances i
+    WHERE NOT EXISTS (SELECT FROM pending p WHERE p.domain = i.domain)"""
+_SHOWN = """
+SELECT part, domain, software, coalesce(approved, false) AS approved, approved_at, unreachable_since,
+       pending, community_ids
+FROM shown
 """
+SELECT_INSTANCES = {
+    "onwards": f"""{_PENDING}, shown AS (
+    ({_PENDING_PART}
+     WHERE $1 = 0 AND p.domain > $2 ORDER BY p.domain LIMIT $3)
+    UNION ALL
+    ({_OTHERS_PART} AND i.domain > CASE WHEN $1 = 0 THEN '' ELSE $2 END
+     ORDER BY i.domain LIMIT $3)
+){_SHOWN}ORDER BY part, domain
+LIMIT $3
+""",
+    "backwards": f"""{_PENDING}, shown AS (
+    ({_OTHERS_PART} AND $1 = 1 AND i.domain < $2
+     ORDER BY i.domain DESC LIMIT $3)
+    UNION ALL
+    ({_PENDING_PART}
+     WHERE $1 = 1 OR p.domain < $2 ORDER BY p.domain DESC LIMIT $3)
+){_SHOWN}ORDER BY part DESC, domain DESC
+LIMIT $3
+""",
+}
+INSTANCES_PAGE_SIZE = 100
+_INSTANCE_CURSOR = re.compile(r"([01])\.(\S{1,300})")
 
 
-async def _instances(pool: asyncpg.Pool) -> list[dict[str, Any]]:
-    """Known instances and pending ones, each with the titles of the communities its
-    pending follows ask for (what approving it would open)."""
-    rows = await pool.fetch(SELECT_INSTANCES)
+@dataclass(frozen=True)
+class InstancesAt:
+    """Where a page of instances starts: at the top, after an instance
+    (``?instances_apres=``), or before one (``?instances_avant=``); a cursor is the
+    instance's part and domain, « 0.chu.example » (pending follows) or « 1.… »."""
+
+    part: int = 0
+    domain: str = ""
+    backwards: bool = False
+
+    @classmethod
+    def parse(cls, after: str | None, before: str | None) -> InstancesAt:
+        """The position the query names; a malformed cursor is a missing page."""
+        token, backwards = (before, True) if before else (after, False)
+        if not token:
+            return cls()
+        match = _INSTANCE_CURSOR.fullmatch(token)
+        if match is None:
+            raise NotFound()
+        return cls(int(match[1]), match[2], backwards)
+
+    @property
+    def at_top(self) -> bool:
+        return not self.domain
+
+
+@dataclass
+class InstancesPage:
+    """A page of instances, with the cursors of the pages around it (None: no such page)."""
+
+    rows: list[dict[str, Any]]
+    previous: str | None
+    next: str | None
+
+
+def _token(row: Mapping[str, Any]) -> str:
+    return f"{row['part']}.{row['domain']}"
+
+
+async def _instances(pool: asyncpg.Pool, at: InstancesAt) -> InstancesPage:
+    """A page of known instances and pending ones, each with the titles of the
+    communities its pending follows ask for (what approving it would open). An empty
+    page away from the top is a missing page."""
+    query = SELECT_INSTANCES["backwards" if at.backwards else "onwards"]
+    rows = list(await pool.fetch(query, at.part, at.domain, INSTANCES_PAGE_SIZE + 1))
+    more = len(rows) > INSTANCES_PAGE_SIZE
+    rows = rows[:INSTANCES_PAGE_SIZE]
+    if at.backwards:
+        rows.reverse()
+    if not rows and not at.at_top:
+        raise NotFound()
     async with pool.acquire() as conn:
         titles = await communities.titles(conn, sorted({i for r in rows for i in r["community_ids"]}))
-    return [
+    shown = [
         {**dict(r), "communities": sorted(titles[i] for i in r["community_ids"] if i in titles)} for r in rows
     ]
+    has_previous = more if at.backwards else not at.at_top
+    has_next = at.backwards or more
+    return InstancesPage(
+        shown,
+        _token(rows[0]) if rows and has_previous else None,
+        _token(rows[-1]) if rows and has_next else None,
+    )
 
 
 def _who(user: User) -> policy.Who:
     return policy.Who(label=user.username, user_id=user.id)
 
 
-async def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
+async def _page(
+    request: Request, status_code: int = 200, at: InstancesAt = InstancesAt(), **context: Any
+) -> Response:
     pool = pool_of(request)
     done = request.query_params.get("fait", "")
     return render(
@@ -82,7 +178,7 @@ async def _page(request: Request, status_code: int = 200, **context: Any) -> Res
         mode=await policy.federation_mode(pool),
         blocks=await policy.list_blocks(pool),
         allows=await policy.list_allows(pool),
-        instances=await _instances(pool),
+        instances=await _instances(pool, at),
         severities=policy.SEVERITIES,
         done=_(DONE_MESSAGES[done]) if done in DONE_MESSAGES else "",
         own_domain=settings_of(request).domain,
@@ -97,8 +193,10 @@ async def show(request: Request) -> Response:
     query = request.query_params
     domain = query.get("bloquer", "").strip()[:300]
     report = query.get("signalement", "")
+    at = InstancesAt.parse(query.get("instances_apres"), query.get("instances_avant"))
     return await _page(
         request,
+        at=at,
         prefill_domain=domain,
         prefill_report=int(report) if report.isdigit() and len(report) <= 18 else None,
     )
