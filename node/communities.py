@@ -110,6 +110,13 @@ def author_listed_sql(author: str, member: str) -> str:
     return f"({author} IS NULL OR (SELECT {listed_sql('la', member)} FROM actors la WHERE la.id = {author}))"
 
 
+def author_listed_publicly_sql(author: str) -> str:
+    """:func:`author_listed_sql` for what anyone may read (a visitor's list, a public
+    collection such as a group's outbox): silenced authors left out, and hidden ones with
+    them (a suspended instance is silenced too)."""
+    return author_listed_sql(author, "false")
+
+
 def listed_sql(actor: str, member: str) -> str:
     """SQL condition for lists and search, on the author's ``actors`` row LEFT JOINed as
     ``actor`` (NULLs for a local member): members miss hidden authors, visitors silenced

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from node.communities import author_shown_sql
+from node.communities import author_listed_publicly_sql, author_shown_sql
 from node.db import Conn
 
 POST_COLUMNS = """
@@ -113,10 +113,10 @@ LIMIT $4
     )
 }
 
-# The outbox is a public list: threads of silenced (or suspended) instances stay out. A
-# per-row lookup (a NOT EXISTS became an anti-join reading every actor, 3 ms at 10,000).
-OUTBOX_LISTED = """(t.remote_author_id IS NULL
-     OR NOT coalesce((SELECT sa.silenced FROM actors sa WHERE sa.id = t.remote_author_id), false))"""
+# The outbox is a public list: threads of silenced (or suspended) instances stay out, as
+# from a visitor's lists (a per-row lookup: a NOT EXISTS became an anti-join reading every
+# actor, 3 ms at 10,000).
+OUTBOX_LISTED = author_listed_publicly_sql("t.remote_author_id")
 COUNT_OUTBOX = f"""
 SELECT count(*) FROM threads t JOIN posts p ON p.thread_id = t.id AND p.is_opening
 WHERE t.community_id = $1 AND t.deleted_at IS NULL AND p.deleted_at IS NULL AND {OUTBOX_LISTED}
