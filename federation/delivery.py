@@ -286,6 +286,14 @@ class Job:
 # thread to one instance then leave from one worker, over one kept-alive
 # connection, round after round. Only a preference: an older activity's jobs still
 # go first, whoever's share they are in.
+#
+# The rows picked are locked by primary key only, their state read from the version
+# locked (a row another worker claimed meanwhile is locked, found in_flight, and left
+# alone; the lock ends with the statement). With ``state = 'pending'`` in that WHERE,
+# the planner may read them through a partial index of pending jobs instead, walking
+# the whole index once per id (its second column, or none): with the queue's
+# statistics stale (a fan-out fills it in a moment), bench/delivery.py saw 30-40 ms
+# per claim of 128 among 2,000 due jobs instead of 3-5 ms.
 CLAIM = """
 WITH busy AS (
     -- count(attempts), not count(*): a plain index scan marks the entries of deleted
@@ -310,19 +318,20 @@ WITH busy AS (
              + coalesce(b.n, 0) AS slot
     FROM due d LEFT JOIN busy b ON b.domain = d.domain
 ), picked AS (
-    SELECT j.id
+    -- the latest version of each row, locked: its state is read here, not tested in
+    -- WHERE (see above)
+    SELECT j.id, j.state
     FROM delivery_jobs j
     WHERE j.id = ANY (ARRAY(
         SELECT r.id FROM ranked r WHERE r.slot <= $2
         ORDER BY r.next_attempt_at, r.activity_id, r.elsewhere, r.id
         LIMIT $1
     ))
-      AND j.state = 'pending'
     FOR UPDATE SKIP LOCKED
 )
 UPDATE delivery_jobs j
 SET state = 'in_flight', attempts = j.attempts + 1, lease_until = now() + $4::interval, updated_at = now()
-WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+WHERE j.id = ANY (ARRAY(SELECT id FROM picked WHERE state = 'pending'))
 RETURNING j.id, j.activity_id, j.inbox, j.domain, j.attempts
 """
 
