@@ -389,6 +389,9 @@ async def prepare_node(
     return group, User(user_id, "autrice", "Autrice", "member", "approved"), keys
 
 
+QUIET = 0.3  # seconds of (almost) no CPU that show a started worker is idle
+
+
 class Workers:
     """``count`` ``vbg-node worker`` processes on the bench's database and settings."""
 
@@ -413,18 +416,32 @@ class Workers:
 
     async def wait_listening(self, pool: asyncpg.Pool) -> None:
         """Until every worker listens for NOTIFY (its loop is running): its own
-        connection's last statement is the LISTEN, or a claim made after it."""
+        connection's last statement is the LISTEN, or a claim made after it (this
+        statement's own backend, whose text holds both patterns, left out); then until
+        the workers are idle (their CPU time still over QUIET), so that the first round
+        counts their first work, not the end of their start (imports, the other queues'
+        loops)."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             listening = await pool.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() "
                 "AND (query LIKE 'LISTEN%vbg_delivery%' OR query LIKE '%WITH busy AS%')"
             )
             if listening >= self.count:
-                await asyncio.sleep(0.5)
+                await self.wait_quiet(deadline)
                 return
             await asyncio.sleep(0.1)
         raise TimeoutError("workers did not start")
+
+    async def wait_quiet(self, deadline: float) -> None:
+        """Until the workers used at most one clock tick (10 ms) of CPU over QUIET seconds."""
+        while time.monotonic() < deadline:
+            before = self.cpu()
+            await asyncio.sleep(QUIET)
+            if self.cpu() - before < 0.015:
+                return
+        raise TimeoutError("workers still busy after their start")
 
     def cpu(self) -> float:
         return sum(cpu_of(p.pid) for p in self.processes)
