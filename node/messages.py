@@ -392,11 +392,13 @@ UPDATE conversation_participants SET left_at = now(), unread = 0
 WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
 """
 # Messages a member sees: all of the conversation's but those written, after the
-# block, by someone they block.
+# block, by someone they block (a member, or a remote actor: one test each, so that each
+# is a lookup in its partial index, message_blocks_user or message_blocks_actor).
 VISIBLE = """
 NOT EXISTS (SELECT 1 FROM message_blocks b
-            WHERE b.user_id = {viewer} AND b.created_at <= m.created_at
-              AND (b.blocked_user_id = m.author_user_id OR b.blocked_actor_id = m.author_actor_id))
+            WHERE b.user_id = {viewer} AND b.blocked_user_id = m.author_user_id AND b.created_at <= m.created_at)
+AND NOT EXISTS (SELECT 1 FROM message_blocks b
+                WHERE b.user_id = {viewer} AND b.blocked_actor_id = m.author_actor_id AND b.created_at <= m.created_at)
 """
 SELECT_MESSAGES = f"""
 SELECT m.id, m.uuid, m.ap_id, m.created_at, m.source_sealed, m.html_sealed, m.author_user_id, m.author_actor_id,
@@ -408,6 +410,21 @@ LEFT JOIN actors a ON a.id = m.author_actor_id
 WHERE m.conversation_id = $1 AND {VISIBLE.format(viewer="$2")}
 ORDER BY m.created_at, m.id
 """
+# One page of the messages a member sees, the newest first (index messages_conversation);
+# $1 the conversation, $2 the member, $3 how many, $4 the cursor (a message of this
+# conversation, else an empty page; see node.keyset): keyset pages, never OFFSET.
+_MESSAGE_KEY = "((SELECT k.created_at FROM messages k WHERE k.id = $4 AND k.conversation_id = $1), $4)"
+MESSAGES_PAGE = keyset.forms(
+    SELECT_MESSAGES.replace(
+        "ORDER BY m.created_at, m.id", "{cursor}\nORDER BY m.created_at {order}, m.id {order}"
+    )
+    + "LIMIT $3\n",
+    onwards=f"(m.created_at, m.id) < {_MESSAGE_KEY}",
+    backwards=f"(m.created_at, m.id) > {_MESSAGE_KEY}",
+    order="DESC",
+)
+MESSAGES_PAGE_SIZE = 50
+SELECT_ONE_MESSAGE = SELECT_MESSAGES.replace("ORDER BY m.created_at, m.id", "AND m.id = $3")
 SELECT_PARTICIPANTS = """
 SELECT p.user_id, p.actor_id, p.left_at,
        coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS name,
@@ -450,9 +467,11 @@ class Conversation:
     id: int
     subject: str
     participants: list[asyncpg.Record]
-    messages: list[Message]
+    messages: list[Message]  # oldest first
     unread: int  # the reader's unread count here, before this reading
     attachments: dict[int, list[Attachment]] = field(default_factory=dict)  # by message id
+    older: int | None = None  # cursor of the page of older messages (None: none, or every message read)
+    newer: int | None = None  # cursor of the page of newer messages (None: this is the latest page)
 
 
 def _unread(message: asyncpg.Record, last_read_at: datetime | None, user: User) -> bool:
@@ -461,29 +480,62 @@ def _unread(message: asyncpg.Record, last_read_at: datetime | None, user: User) 
     return last_read_at is None or message["created_at"] > last_read_at
 
 
-async def conversation(conn: Conn, keyring: Keyring, user: User, conversation_id: int) -> Conversation:
-    """What ``user`` reads of a conversation (NotFound unless a current participant)."""
+def _message(r: asyncpg.Record, sealer: Sealer, last_read_at: datetime | None, user: User) -> Message:
+    return Message(
+        r["id"],
+        r["uuid"],
+        r["author_name"] or "?",
+        r["author_handle"] or "",
+        r["author_user_id"] == user.id,
+        sealer.open(_body_what(r["uuid"], "html"), r["html_sealed"]),
+        r["created_at"],
+        _unread(r, last_read_at, user),
+    )
+
+
+async def conversation(
+    conn: Conn, keyring: Keyring, user: User, conversation_id: int, at: keyset.At | None = None
+) -> Conversation:
+    """What ``user`` reads of a conversation (NotFound unless a current participant): a
+    page of at most MESSAGES_PAGE_SIZE messages from ``at`` (the top: the latest ones;
+    a cursor not naming a message of this conversation is a missing page), or every
+    message when ``at`` is None (the member's data export). The participation is
+    checked before anything is read."""
     me = await _participant(conn, user, conversation_id)
     row = await conn.fetchrow(SELECT_CONVERSATION, conversation_id)
     sealer = sealer_of(keyring, row)
-    rows = await conn.fetch(SELECT_MESSAGES, conversation_id, user.id)
-    shown = [
-        Message(
-            r["id"],
-            r["uuid"],
-            r["author_name"] or "?",
-            r["author_handle"] or "",
-            r["author_user_id"] == user.id,
-            sealer.open(_body_what(r["uuid"], "html"), r["html_sealed"]),
-            r["created_at"],
-            _unread(r, me["last_read_at"], user),
+    older = newer = None
+    if at is None:
+        rows = list(await conn.fetch(SELECT_MESSAGES, conversation_id, user.id))
+    else:
+        fetched = await conn.fetch(
+            MESSAGES_PAGE[at.form], conversation_id, user.id, MESSAGES_PAGE_SIZE + 1, *keyset.cursor_args(at)
         )
-        for r in rows
-    ]
+        page = keyset.page(list(fetched), at, MESSAGES_PAGE_SIZE)
+        rows, older, newer = page.items[::-1], page.next, page.previous
+    shown = [_message(r, sealer, me["last_read_at"], user) for r in rows]
     participants = await conn.fetch(SELECT_PARTICIPANTS, conversation_id)
     subject = sealer.open("subject", row["subject_sealed"])
     files = await attachments_of(conn, sealer, [m.id for m in shown])
-    return Conversation(conversation_id, subject, participants, shown, me["unread"], files)
+    return Conversation(conversation_id, subject, participants, shown, me["unread"], files, older, newer)
+
+
+async def one_message(
+    conn: Conn, keyring: Keyring, user: User, conversation_id: int, message_id: int
+) -> Message:
+    """One message of a conversation as ``user`` reads it (NotFound unless she is a
+    current participant and sees it)."""
+    me = await _participant(conn, user, conversation_id)
+    found = await conn.fetchrow(SELECT_ONE_MESSAGE, conversation_id, user.id, message_id)
+    if found is None:
+        raise NotFound()
+    row = await conn.fetchrow(SELECT_CONVERSATION, conversation_id)
+    return _message(found, sealer_of(keyring, row), me["last_read_at"], user)
+
+
+async def require_participant(conn: Conn, user: User, conversation_id: int) -> None:
+    """NotFound unless ``user`` is a current participant of the conversation."""
+    await _participant(conn, user, conversation_id)
 
 
 async def mark_read(conn: Conn, user: User, conversation_id: int) -> None:

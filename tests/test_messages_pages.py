@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from node import encryption, messages
 from node.sessions import User
 from node.settings import Settings
-from tests.helpers import login, make_user, new_client, walk
+from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, link, login, make_user, new_client, walk
 
 BASE = "http://testserver"
 CONVERSATION = re.compile(r'<li id="c(\d+)"')
@@ -188,3 +188,143 @@ async def test_reported_messages_are_paged_without_a_cap(
     assert (await client.get("/moderation/messages?page=2")).headers["location"] == "/moderation/messages"
     old = await client.get("/moderation/messages?etat=resolved&page=4")
     assert old.headers["location"] == "/moderation/messages?etat=resolved"
+
+
+MESSAGE = re.compile(r'<article class="post message[^"]*" id="m(\d+)"')
+
+
+async def back_and_forth(client: httpx.AsyncClient, start: str) -> tuple[list[list[str]], list[list[str]]]:
+    """The pages of a conversation from its latest one back through « Messages
+    précédents », then forth again through « Messages suivants » (each page as shown)."""
+    back: list[list[str]] = []
+    path: str | None = start
+    html = ""
+    while path is not None:
+        html = (await client.get(path)).text
+        back.insert(0, MESSAGE.findall(html))
+        path = link(PREVIOUS_PAGE, html)
+    forth: list[list[str]] = [back[0]]
+    path = link(NEXT_PAGE, html)
+    while path is not None:
+        html = (await client.get(path)).text
+        forth.append(MESSAGE.findall(html))
+        path = link(NEXT_PAGE, html)
+    return back, forth
+
+
+async def test_a_long_conversation_shows_its_latest_messages_and_pages_back_by_keyset(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # Given a conversation of 120 messages between Amina and Bruno (pages of 50), 30 of them
+    # written in the same instant, and another conversation of Bruno's with Chloé
+    amina, bruno = await member(pool, "amina"), await member(pool, "bruno")
+    chloe = await member(pool, "chloe")
+    conversation_id = await write(pool, settings, amina, "bruno", "Longue")
+    for i in range(119):
+        await answer(pool, settings, amina if i % 3 else bruno, conversation_id)
+    other = await write(pool, settings, chloe, "bruno", "Autre")
+    await pool.execute(
+        "UPDATE messages SET created_at = '2026-11-30 12:00+00'"
+        " WHERE id IN (SELECT id FROM messages WHERE conversation_id = $1 ORDER BY id OFFSET 40 LIMIT 30)",
+        conversation_id,
+    )
+    expected = [
+        str(r["id"])
+        for r in await pool.fetch(
+            "SELECT id FROM messages WHERE conversation_id = $1 ORDER BY created_at, id", conversation_id
+        )
+    ]
+    assert len(expected) == 120 and messages.MESSAGES_PAGE_SIZE == 50
+    await login(client, "bruno")
+    unread = await messages.unread_total(pool, bruno.id)
+    assert unread > 0
+
+    # When Bruno opens an older page first, nothing is marked read
+    older = await client.get(f"/messages/{conversation_id}?avant={expected[70]}")
+    assert older.status_code == 200 and MESSAGE.findall(older.text) == expected[20:70]
+    assert "Messages précédents" in older.text and "Messages suivants" in older.text
+    assert await messages.unread_total(pool, bruno.id) == unread
+
+    # When he opens the conversation: its latest 50 messages, oldest first, and it is read
+    latest = await client.get(f"/messages/{conversation_id}")
+    assert MESSAGE.findall(latest.text) == expected[-50:]
+    assert "Messages précédents" in latest.text and "Messages suivants" not in latest.text
+    assert await messages.unread_total(pool, bruno.id) == unread - (
+        await pool.fetchval(
+            "SELECT unread FROM conversation_participants WHERE user_id = $1 AND conversation_id = $2",
+            bruno.id,
+            other,
+        )
+    )
+
+    # When he walks it back to its first message, then forth to the latest
+    back, forth = await back_and_forth(client, f"/messages/{conversation_id}")
+
+    # Then every message comes once, in order, both ways, pages of at most 50
+    assert [m for page in back for m in page] == [m for page in forth for m in page] == expected
+    assert [len(page) for page in back] == [20, 50, 50]
+
+    # And a message of another conversation (his own, even) is no cursor there, nor garbage
+    foreign = await pool.fetchval("SELECT id FROM messages WHERE conversation_id = $1", other)
+    for cursor in (f"avant={foreign}", f"apres={foreign}", "avant=abc", f"avant={2**63}", "apres=0"):
+        assert (await client.get(f"/messages/{conversation_id}?{cursor}")).status_code == 404
+    # And a message far back can still be reported (found on its own, not on a page)
+    first_of_amina = await pool.fetchval(
+        "SELECT min(id) FROM messages WHERE conversation_id = $1 AND author_user_id = $2",
+        conversation_id,
+        amina.id,
+    )
+    first_of_his = await pool.fetchval(
+        "SELECT min(id) FROM messages WHERE conversation_id = $1 AND author_user_id = $2",
+        conversation_id,
+        bruno.id,
+    )
+    assert (await client.get(f"/messages/{conversation_id}/m/{first_of_amina}/signaler")).status_code == 200
+    assert (await client.get(f"/messages/{conversation_id}/m/{first_of_his}/signaler")).status_code == 404
+    assert (await client.get(f"/messages/{conversation_id}/m/{foreign}/signaler")).status_code == 404
+
+    # And to Chloé, who is not in it, the conversation is missing, at any page
+    await login(client, "chloe")
+    for path in ("", f"?avant={expected[70]}", f"?apres={expected[10]}"):
+        assert (await client.get(f"/messages/{conversation_id}{path}")).status_code == 404
+    assert (await client.get(f"/messages/{conversation_id}/quitter")).status_code == 404
+
+
+async def test_a_blocked_persons_later_messages_stay_hidden_on_every_page(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    # Given a conversation of Amina, Bruno and Chloé, Bruno blocking Chloé midway
+    amina, bruno = await member(pool, "amina"), await member(pool, "bruno")
+    chloe = await member(pool, "chloe")
+    keyring = encryption.keyring_of(settings)
+    async with pool.acquire() as conn:
+        recipients = await messages.local_recipients(conn, amina, ["bruno", "chloe"])
+        conversation_id = (
+            await messages.start(conn, keyring, BASE, amina, recipients, "À trois", "Salut.")
+        ).conversation_id
+    for i in range(60):
+        await answer(pool, settings, chloe if i % 2 else amina, conversation_id)
+    await messages.block_member(pool, bruno, "chloe")
+    for i in range(60):
+        await answer(pool, settings, chloe if i % 2 else amina, conversation_id)
+    hidden = {
+        str(r["id"])
+        for r in await pool.fetch(
+            "SELECT m.id FROM messages m JOIN message_blocks b ON b.user_id = $2 AND b.created_at <= m.created_at"
+            " WHERE m.conversation_id = $1 AND m.author_user_id = $3",
+            conversation_id,
+            bruno.id,
+            chloe.id,
+        )
+    }
+    assert len(hidden) == 30
+    await login(client, "bruno")
+
+    # When Bruno walks the conversation both ways
+    back, forth = await back_and_forth(client, f"/messages/{conversation_id}")
+
+    # Then he sees every message but those Chloé wrote after the block, in pages of 50
+    shown = [m for page in back for m in page]
+    assert shown == [m for page in forth for m in page]
+    assert len(shown) == 121 - 30 and not hidden & set(shown)
+    assert [len(page) for page in back] == [41, 50]

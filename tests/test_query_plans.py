@@ -9,9 +9,9 @@ rows that the planner, left free (``enable_seqscan`` on, fresh statistics), woul
 table whenever no index serves the query: 6,000 threads and 32,000 posts in three
 communities, a thread of 2,000 replies, 2,000 members, 25,000 notifications, 10,000
 bookmarks, 3,000 reports, 30,000 delivery jobs, 4,000 private conversations (half of
-them the member's) of two messages each, 3,000 reports of private messages, 4,000 blocks
-(and, apart, the federation of a node: 3,000 instances, 12,000 remote follows, 30 of them
-pending). Each statement is run under
+them the member's) of two messages each and one of hers of 3,000, 3,000 reports of private
+messages, 4,000 blocks (and, apart, the federation of a node: 3,000 instances, 12,000 remote
+follows, 30 of them pending). Each statement is run under
 ``EXPLAIN (ANALYZE)``; the test fails on a ``Seq Scan`` of a watched table, or when a
 listing reads more than ``ROWS_READ`` rows of one of the ``BUDGETED`` tables (rows returned plus
 rows removed by a filter, over every loop). ``test_the_check_sees_a_missing_index`` drops
@@ -66,6 +66,8 @@ class Node:
     deep_conversation: int  # one of the member's private conversations, far down her list
     deep_message_report: int  # a handled report of a private message, far down its list
     other_member: int  # someone the member writes with
+    long_conversation: int  # one of the member's conversations, 3,000 messages long
+    deep_message: int  # a message far back in it
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,16 @@ HOT_QUERIES: dict[str, Hot] = {
     # a lifted block re-sorts the member's conversations: bounded by hers (a rare action),
     # not by the node's
     "private messages, a block lifted": Hot(messages.RESORT_AFTER_UNBLOCK, lambda n: (n.member,), None),
+    # a conversation's page: its latest messages, then back by keyset on a message of it
+    "private conversation page": Hot(
+        messages.MESSAGES_PAGE["first"], lambda n: (n.long_conversation, n.member, 51)
+    ),
+    "private conversation page, deep": Hot(
+        messages.MESSAGES_PAGE["onwards"], lambda n: (n.long_conversation, n.member, 51, n.deep_message)
+    ),
+    "private conversation page, newer": Hot(
+        messages.MESSAGES_PAGE["backwards"], lambda n: (n.long_conversation, n.member, 51, n.deep_message)
+    ),
     "reported private messages": Hot(messages.LIST_REPORTS["first"], lambda n: ("open", 51)),
     "reported private messages, deep": Hot(
         messages.LIST_REPORTS["onwards"], lambda n: ("resolved", 51, n.deep_message_report)
@@ -278,6 +290,13 @@ MESSAGE_BLOCKS = """
 INSERT INTO message_blocks (user_id, blocked_user_id, created_at)
 SELECT a.id, b.id, now() - interval '1 day' FROM users a JOIN users b ON b.id IN (a.id + 1, a.id + 7)
 """
+# One long conversation of the member's: 3,000 messages, she and the other writing in turn.
+LONG_CONVERSATION = """
+INSERT INTO messages (conversation_id, uuid, author_user_id, source_sealed, html_sealed, created_at)
+SELECT $1, gen_random_uuid(), CASE WHEN g % 2 = 0 THEN $2::bigint ELSE $3::bigint END, '\\x00', '\\x00',
+       now() - g * interval '1 minute'
+FROM generate_series(1, 3000) g
+"""
 FOLLOW_ALL = "INSERT INTO community_follows (user_id, community_id) SELECT $1, id FROM communities"
 
 
@@ -349,11 +368,26 @@ async def _fill(pool: asyncpg.Pool) -> Node:
                 ),
             )
         }
+        long_conversation = await conn.fetchval(
+            "SELECT conversation_id FROM conversation_participants WHERE user_id = $1 AND left_at IS NULL"
+            " ORDER BY conversation_id LIMIT 1",
+            member,
+        )
+        other = await conn.fetchval(
+            "SELECT user_id FROM conversation_participants WHERE conversation_id = $1 AND user_id <> $2 LIMIT 1",
+            long_conversation,
+            member,
+        )
+        await conn.execute(LONG_CONVERSATION, long_conversation, member, other)
+        deep_message = await conn.fetchval(
+            "SELECT id FROM messages WHERE conversation_id = $1 ORDER BY created_at DESC, id DESC OFFSET 1500 LIMIT 1",
+            long_conversation,
+        )
         await conn.execute("ANALYZE")
     return Node(
         pool, member, ids[0], long_thread, deep["id"], deep["last_activity_at"], deep_post,
         far["notification"], far["bookmark"], far["member"], far["application"], far["conversation"],
-        far["message report"], far["other member"],
+        far["message report"], far["other member"], long_conversation, deep_message,
     )  # fmt: skip
 
 

@@ -7,7 +7,8 @@ gets the same missing page as for a conversation that does not exist)::
     GET/POST /messages/nouveau                       start a conversation (``?a=username`` fills in)
     GET/POST /messages/preferences                   who may write to me; my blocks
     POST     /messages/bloques/{id}/retirer          lift a block
-    GET      /messages/{id}                          a conversation (marks it read)
+    GET      /messages/{id}                          a conversation: its latest messages (marks it read), older
+                                                     ones by keyset (``?avant=ID|apres=ID``, a message of it)
     POST     /messages/{id}/repondre                 answer
     POST     /messages/{id}/lu                       mark read
     GET/POST /messages/{id}/quitter                  leave (confirmation)
@@ -34,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from node import encryption, markup, messages, uploads
+from node import encryption, keyset, markup, messages, uploads
 from node.encryption import Keyring
 from node.errors import BadRequest, Conflict, NotFound
 from node.storage import Storage, storage_for
@@ -181,8 +182,10 @@ async def conversation_page(request: Request) -> Response:
     user = require_member(request)
     conversation_id = path_id(request)
     pool = pool_of(request)
-    shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
-    if shown.unread or any(m.unread for m in shown.messages):
+    at = keyset_position(request)
+    shown = await messages.conversation(pool, _keyring(request), user, conversation_id, at)
+    # Read up to its last message once the latest page is seen (an older page marks nothing).
+    if shown.newer is None and (shown.unread or any(m.unread for m in shown.messages)):
         await messages.mark_read(pool, user, conversation_id)
         # This page's header already counts what the member is reading now as read.
         own = await messages.unread_total(pool, user.id)
@@ -208,7 +211,7 @@ async def reply(request: Request) -> Response:
     pool = pool_of(request)
     if submitted.data.get("apercu"):
         submitted.discard()
-        shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
+        shown = await messages.conversation(pool, _keyring(request), user, conversation_id, keyset.At())
         return render(
             request,
             "messages/conversation.html",
@@ -228,7 +231,7 @@ async def reply(request: Request) -> Response:
                 conn, _keyring(request), user, conversation_id, body, attachment, _files(request)
             )
     except BadRequest as exc:
-        shown = await messages.conversation(pool, _keyring(request), user, conversation_id)
+        shown = await messages.conversation(pool, _keyring(request), user, conversation_id, keyset.At())
         return render(
             request,
             "messages/conversation.html",
@@ -285,8 +288,9 @@ async def mark_read(request: Request) -> Response:
 
 async def leave_page(request: Request) -> Response:
     user = require_member(request)
-    shown = await messages.conversation(pool_of(request), _keyring(request), user, path_id(request))
-    return render(request, "messages/leave.html", conversation=shown)
+    conversation_id = path_id(request)
+    await messages.require_participant(pool_of(request), user, conversation_id)
+    return render(request, "messages/leave.html", conversation_id=conversation_id)
 
 
 async def leave(request: Request) -> Response:
@@ -327,11 +331,12 @@ def _report_form(
 async def _reported_message(request: Request) -> tuple[int, messages.Message]:
     user = require_member(request)
     conversation_id, message_id = path_id(request), path_id(request, "mid")
-    shown = await messages.conversation(pool_of(request), _keyring(request), user, conversation_id)
-    for message in shown.messages:
-        if message.id == message_id and not message.mine:
-            return conversation_id, message
-    raise NotFound()
+    message = await messages.one_message(
+        pool_of(request), _keyring(request), user, conversation_id, message_id
+    )
+    if message.mine:
+        raise NotFound()
+    return conversation_id, message
 
 
 async def report_page(request: Request) -> Response:
