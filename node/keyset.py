@@ -13,11 +13,14 @@ gives an empty page, answered as a missing page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
 from node.db import MAX_BIGINT
 from node.errors import NotFound
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,26 @@ def forms(template: str, onwards: str, backwards: str, order: str) -> dict[str, 
     }
 
 
-def page(rows: list[asyncpg.Record], at: At, size: int, key: str = "id") -> Page:
-    """The page ``rows`` make (asked with ``size + 1`` rows, to tell whether more follow);
-    an empty page away from the top is a missing page."""
+def window(rows: list[T], size: int, *, backwards: bool, at_top: bool) -> tuple[list[T], bool, bool]:
+    """A keyset page's rows in display order (asked with ``size + 1`` rows, to tell
+    whether more follow; a backwards page is read in the other order), and whether a
+    page comes before it and after it. An empty page away from the top is a missing page.
+    Shared by every keyset list, whatever its cursor is made of."""
     more = len(rows) > size
     rows = rows[:size]
-    if at.backwards:
+    if backwards:
         rows.reverse()
-    if not rows:
-        if at.cursor is not None:
-            raise NotFound()
-        return Page([], None, None)
-    has_previous = more if at.backwards else at.cursor is not None
-    has_next = True if at.backwards else more
+    if not rows and not at_top:
+        raise NotFound()
+    has_previous = bool(rows) and (more if backwards else not at_top)
+    has_next = bool(rows) and (backwards or more)
+    return rows, has_previous, has_next
+
+
+def page(rows: list[asyncpg.Record], at: At, size: int, key: str = "id") -> Page:
+    """The page ``rows`` make (see :func:`window`), its cursors the ``key`` of its
+    first and last rows."""
+    rows, has_previous, has_next = window(rows, size, backwards=at.backwards, at_top=at.cursor is None)
     return Page(rows, rows[0][key] if has_previous else None, rows[-1][key] if has_next else None)
 
 

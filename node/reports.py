@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from node import audit, events, notifications, threads
+from node import audit, events, keyset, notifications, threads
 from node.db import MAX_BIGINT, Conn
 from node.errors import Conflict, Forbidden, NotFound
 from node.i18n import _
@@ -206,17 +206,10 @@ async def list_reports(conn: Conn, state: str, at: Position, base_url: str) -> R
         rows = list(await conn.fetch(LIST_OPEN[side], *args))
     else:
         rows = list(await conn.fetch(LIST_HANDLED[side], *args, state))
-    more = len(rows) > PAGE_SIZE
-    shown = rows[:PAGE_SIZE]
-    if at.newer:
-        shown.reverse()
-    if not shown and not at.at_top:
-        raise NotFound()
+    shown, has_newer, has_older = keyset.window(rows, PAGE_SIZE, backwards=at.newer, at_top=at.at_top)
     date = "created_at" if state == "open" else "resolved_at"
-    has_newer = more if at.newer else not at.at_top
-    has_older = True if at.newer else more
-    newer = Cursor(shown[0][date], shown[0]["id"]).token() if shown and has_newer else None
-    older = Cursor(shown[-1][date], shown[-1]["id"]).token() if shown and has_older else None
+    newer = Cursor(shown[0][date], shown[0]["id"]).token() if has_newer else None
+    older = Cursor(shown[-1][date], shown[-1]["id"]).token() if has_older else None
     post_ids = sorted({pid for r in shown for pid in r["post_ids"]})
     posts = {p["id"]: p for p in await conn.fetch(SELECT_POSTS, post_ids, EXCERPT_CHARS)} if post_ids else {}
     counts = {state: 0 for state in STATES}

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from federation import policy, policy_csv
 from federation.handlers import follow  # approving an instance answers its pending follows
-from node import communities
+from node import communities, keyset
 from node.errors import AppError, BadRequest, NotFound
 from node.i18n import _
 from node.sessions import User
@@ -141,24 +141,17 @@ async def _instances(pool: asyncpg.Pool, at: InstancesAt) -> InstancesPage:
     communities its pending follows ask for (what approving it would open). An empty
     page away from the top is a missing page."""
     query = SELECT_INSTANCES["backwards" if at.backwards else "onwards"]
-    rows = list(await pool.fetch(query, at.part, at.domain, INSTANCES_PAGE_SIZE + 1))
-    more = len(rows) > INSTANCES_PAGE_SIZE
-    rows = rows[:INSTANCES_PAGE_SIZE]
-    if at.backwards:
-        rows.reverse()
-    if not rows and not at.at_top:
-        raise NotFound()
+    fetched = list(await pool.fetch(query, at.part, at.domain, INSTANCES_PAGE_SIZE + 1))
+    rows, has_previous, has_next = keyset.window(
+        fetched, INSTANCES_PAGE_SIZE, backwards=at.backwards, at_top=at.at_top
+    )
     async with pool.acquire() as conn:
         titles = await communities.titles(conn, sorted({i for r in rows for i in r["community_ids"]}))
     shown = [
         {**dict(r), "communities": sorted(titles[i] for i in r["community_ids"] if i in titles)} for r in rows
     ]
-    has_previous = more if at.backwards else not at.at_top
-    has_next = at.backwards or more
     return InstancesPage(
-        shown,
-        _token(rows[0]) if rows and has_previous else None,
-        _token(rows[-1]) if rows and has_next else None,
+        shown, _token(rows[0]) if has_previous else None, _token(rows[-1]) if has_next else None
     )
 
 
