@@ -13,6 +13,7 @@ import httpx
 from starlette.applications import Starlette
 
 from node import accounts, communities
+from node.sessions import User
 
 PASSWORD = "un-mot-de-passe-solide"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -23,6 +24,11 @@ async def make_user(
 ) -> int:
     async with pool.acquire() as conn:
         return await accounts.create_user(conn, username, PASSWORD, role=role, status=status, **kw)
+
+
+async def make_member(pool: asyncpg.Pool, username: str, *, role: str = "member") -> User:
+    """An approved account and the session user it logs in as."""
+    return User(await make_user(pool, username, role=role), username, username.capitalize(), role, "approved")
 
 
 async def make_community(

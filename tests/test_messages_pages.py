@@ -16,15 +16,11 @@ from starlette.applications import Starlette
 from node import encryption, messages
 from node.sessions import User
 from node.settings import Settings
-from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, link, login, make_user, new_client, walk
+from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, link, login, make_member, new_client, walk
 
 BASE = "http://testserver"
 CONVERSATION = re.compile(r'<li id="c(\d+)"')
 REPORT = re.compile(r'<a href="/moderation/messages/(\d+)">')
-
-
-async def member(pool: asyncpg.Pool, name: str, role: str = "member") -> User:
-    return User(await make_user(pool, name, role=role), name, name.capitalize(), role, "approved")
 
 
 async def write(pool: asyncpg.Pool, settings: Settings, author: User, to: str, subject: str) -> int:
@@ -63,9 +59,9 @@ async def test_conversations_are_paged_by_their_last_message(
 ) -> None:
     # Given Amina in 70 conversations (pages of 30): 65 started by her, 5 by Chloé, 25 of
     # them with their last message in the same instant; and Chloé's conversations with Dora
-    amina, bruno = await member(pool, "amina"), await member(pool, "bruno")
-    chloe = await member(pool, "chloe")
-    await member(pool, "dora")
+    amina, bruno = await make_member(pool, "amina"), await make_member(pool, "bruno")
+    chloe = await make_member(pool, "chloe")
+    await make_member(pool, "dora")
     mine = [await write(pool, settings, amina, "bruno", f"Sujet {i}") for i in range(65)]
     mine += [await write(pool, settings, chloe, "amina", f"De Chloé {i}") for i in range(5)]
     theirs = [await write(pool, settings, chloe, "dora", f"Entre elles {i}") for i in range(3)]
@@ -112,9 +108,9 @@ async def test_a_blocked_persons_messages_do_not_move_a_conversation_until_the_b
 ) -> None:
     # Given Bruno in two conversations, one with Amina then a later one with Chloé
     amina, bruno, chloe = (
-        await member(pool, "amina"),
-        await member(pool, "bruno"),
-        await member(pool, "chloe"),
+        await make_member(pool, "amina"),
+        await make_member(pool, "bruno"),
+        await make_member(pool, "chloe"),
     )
     with_amina = await write(pool, settings, amina, "bruno", "Avec Amina")
     with_chloe = await write(pool, settings, chloe, "bruno", "Avec Chloé")
@@ -158,9 +154,9 @@ async def test_reported_messages_are_paged_without_a_cap(
     client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     # Given 180 open and 60 handled reports (pages of 50), 48 of them made in the same instant
-    amina = await member(pool, "amina")
-    await member(pool, "bruno")
-    await member(pool, "modo", "moderator")
+    amina = await make_member(pool, "amina")
+    await make_member(pool, "bruno")
+    await make_member(pool, "modo", role="moderator")
     conversation_id = await write(pool, settings, amina, "bruno", "Sujet")
     message_id = await pool.fetchval("SELECT id FROM messages WHERE conversation_id = $1", conversation_id)
     await pool.execute(REPORTS, message_id)
@@ -217,8 +213,8 @@ async def test_a_long_conversation_shows_its_latest_messages_and_pages_back_by_k
 ) -> None:
     # Given a conversation of 120 messages between Amina and Bruno (pages of 50), 30 of them
     # written in the same instant, and another conversation of Bruno's with Chloé
-    amina, bruno = await member(pool, "amina"), await member(pool, "bruno")
-    chloe = await member(pool, "chloe")
+    amina, bruno = await make_member(pool, "amina"), await make_member(pool, "bruno")
+    chloe = await make_member(pool, "chloe")
     conversation_id = await write(pool, settings, amina, "bruno", "Longue")
     for i in range(119):
         await answer(pool, settings, amina if i % 3 else bruno, conversation_id)
@@ -294,8 +290,8 @@ async def test_a_blocked_persons_later_messages_stay_hidden_on_every_page(
     client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings
 ) -> None:
     # Given a conversation of Amina, Bruno and Chloé, Bruno blocking Chloé midway
-    amina, bruno = await member(pool, "amina"), await member(pool, "bruno")
-    chloe = await member(pool, "chloe")
+    amina, bruno = await make_member(pool, "amina"), await make_member(pool, "bruno")
+    chloe = await make_member(pool, "chloe")
     keyring = encryption.keyring_of(settings)
     async with pool.acquire() as conn:
         recipients = await messages.local_recipients(conn, amina, ["bruno", "chloe"])

@@ -8,18 +8,13 @@ import asyncpg
 
 from node import threads
 from node.communities import find
-from node.sessions import User
-from tests.helpers import make_community, make_user
-
-
-async def member(pool: asyncpg.Pool, username: str, role: str = "member") -> User:
-    return User(await make_user(pool, username, role=role), username, username, role, "approved")
+from tests.helpers import make_community, make_member
 
 
 async def test_a_remote_deletion_of_the_expert_answer_clears_the_mark(pool: asyncpg.Pool) -> None:
     # Given a thread whose reply is marked as the expert answer
     community_id = await make_community(pool, "medical")
-    amina, expert = await member(pool, "amina"), await member(pool, "docteur", role="expert")
+    amina, expert = await make_member(pool, "amina"), await make_member(pool, "docteur", role="expert")
     await pool.execute("INSERT INTO community_experts VALUES ($1, $2)", community_id, expert.id)
     async with pool.acquire() as conn:
         community = await find(conn, "medical")

@@ -17,16 +17,12 @@ from federation import policy
 from node import communities, threads
 from node.db import Conn
 from node.sessions import User
-from tests.helpers import login, make_community, make_user, new_client
+from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, link, login, make_community, make_member, new_client
 
 REPLIES = """
 INSERT INTO posts (thread_id, author_id, parent_id, source, content_html)
 SELECT $1, $2, $3, 'Réponse ' || g, '<p>Réponse numéro ' || g || '</p>' FROM generate_series(1, $4) g
 """
-
-
-async def member(pool: asyncpg.Pool, username: str) -> User:
-    return User(await make_user(pool, username), username, username, "member", "approved")
 
 
 async def long_thread(
@@ -41,13 +37,16 @@ async def long_thread(
     return created
 
 
+async def read_by_amina(pool: asyncpg.Pool, client: httpx.AsyncClient, replies: int) -> threads.Created:
+    """A members' community with Amina's thread of ``replies`` replies, Amina logged in."""
+    await make_community(pool, "medical")
+    created = await long_thread(pool, await make_member(pool, "amina"), replies)
+    await login(client, "amina")
+    return created
+
+
 def shown(html: str) -> list[int]:
     return [int(n) for n in re.findall(r"Réponse numéro (\d+)<", html)]
-
-
-def link(html: str, rel: str) -> str | None:
-    match = re.search(rf'<a href="([^"]+)" rel="{rel}"', html)
-    return match.group(1).replace("&amp;", "&") if match else None
 
 
 async def numbers(conn: Conn, thread_id: int) -> list[tuple[str, int]]:
@@ -61,11 +60,8 @@ async def numbers(conn: Conn, thread_id: int) -> list[tuple[str, int]]:
 async def test_a_long_thread_reads_page_by_page_in_order(
     pool: asyncpg.Pool, client: httpx.AsyncClient
 ) -> None:
-    # Given a thread of 160 replies
-    await make_community(pool, "medical")
-    amina = await member(pool, "amina")
-    created = await long_thread(pool, amina, 160)
-    await login(client, "amina")
+    # Given a thread of 160 replies, Amina logged in
+    created = await read_by_amina(pool, client, 160)
     path = f"/t/{created.thread_id}"
     # When she reads it from the first page on, following « Suivante »
     seen: list[int] = []
@@ -75,14 +71,18 @@ async def test_a_long_thread_reads_page_by_page_in_order(
         page = (await client.get(url)).text
         pages.append(page)
         seen += shown(page)
-        url = link(page, "next")
+        url = link(NEXT_PAGE, page)
     # Then she saw every reply once, in order, 50 a page, the opening post on page 1 only
     assert seen == list(range(1, 161))
     assert [len(shown(p)) for p in pages] == [50, 50, 50, 10]
     assert "Le message d" in pages[0] and all("Le message d" not in p for p in pages[1:])
-    assert "Page 4 / 4" in pages[3] and link(pages[3], "next") is None and link(pages[0], "prev") is None
+    assert (
+        "Page 4 / 4" in pages[3]
+        and link(NEXT_PAGE, pages[3]) is None
+        and link(PREVIOUS_PAGE, pages[0]) is None
+    )
     # And « Précédente » goes back page by page
-    assert link(pages[3], "prev") == f"{path}?page=3"
+    assert link(PREVIOUS_PAGE, pages[3]) == f"{path}?page=3"
     assert shown((await client.get(f"{path}?page=3")).text) == list(range(101, 151))
     # And past the last page, nothing: a missing page
     assert (await client.get(f"{path}?page=5")).status_code == 404
@@ -92,11 +92,8 @@ async def test_a_long_thread_reads_page_by_page_in_order(
 async def test_permalinks_of_a_long_thread_find_their_page(
     pool: asyncpg.Pool, client: httpx.AsyncClient
 ) -> None:
-    # Given a thread of 160 replies
-    await make_community(pool, "medical")
-    amina = await member(pool, "amina")
-    created = await long_thread(pool, amina, 160)
-    await login(client, "amina")
+    # Given a thread of 160 replies, Amina logged in
+    created = await read_by_amina(pool, client, 160)
     ids = {
         r["source"]: r["id"]
         for r in await pool.fetch("SELECT id, source FROM posts WHERE thread_id = $1", created.thread_id)
@@ -116,7 +113,7 @@ async def test_members_only_deep_pages_stay_missing_for_visitors(
 ) -> None:
     # Given a long thread of a members-only community
     await make_community(pool, "medical")
-    amina = await member(pool, "amina")
+    amina = await make_member(pool, "amina")
     created = await long_thread(pool, amina, 120)
     path = f"/t/{created.thread_id}"
     post_id = await pool.fetchval(
@@ -140,7 +137,7 @@ async def test_hidden_authors_leave_gaps_not_empty_last_pages(
 ) -> None:
     # Given a public thread of 60 replies, then 60 more from a remote author
     await make_community(pool, "juridique", visibility="public")
-    amina = await member(pool, "amina")
+    amina = await make_member(pool, "amina")
     created = await long_thread(pool, amina, 60, community="juridique")
     actor_id = await pool.fetchval(
         "INSERT INTO actors (uri, kind, local, username, domain) VALUES"
@@ -169,7 +166,7 @@ async def test_hidden_authors_leave_gaps_not_empty_last_pages(
 async def test_backfilled_replies_take_their_place_by_date(pool: asyncpg.Pool) -> None:
     # Given a thread with two replies
     await make_community(pool, "medical")
-    amina = await member(pool, "amina")
+    amina = await make_member(pool, "amina")
     created = await long_thread(pool, amina, 2)
     # When replies older than both are stored later (a backfill), then recounted
     opened = await pool.fetchval("SELECT created_at FROM posts WHERE id = $1", created.post_id)
@@ -205,7 +202,7 @@ async def test_backfilled_replies_take_their_place_by_date(pool: asyncpg.Pool) -
 async def test_replies_written_at_once_never_share_a_number(pool: asyncpg.Pool) -> None:
     # Given a thread
     await make_community(pool, "medical")
-    amina = await member(pool, "amina")
+    amina = await make_member(pool, "amina")
     created = await long_thread(pool, amina, 0)
 
     # When twenty replies are written at the same time, each in its own transaction
