@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from node import access, audit, events, markup, notifications
+from node import access, audit, events, keyset, markup, notifications
 from node.communities import (
     Community,
     author_listed_sql,
@@ -1246,16 +1246,7 @@ async def _list(
 ) -> ThreadList:
     query = queries["newer" if at.newer else "older"]
     rows = list(await conn.fetch(query, *args, LIST_PAGE_SIZE + 1))
-    more = len(rows) > LIST_PAGE_SIZE
-    rows = rows[:LIST_PAGE_SIZE]
-    if at.newer:
-        rows.reverse()
-    if not rows:
-        if not at.at_top:
-            raise NotFound()
-        return ThreadList([], None, None)
-    has_newer = more if at.newer else not at.at_top
-    has_older = True if at.newer else more
+    rows, has_newer, has_older = keyset.window(rows, LIST_PAGE_SIZE, backwards=at.newer, at_top=at.at_top)
     return ThreadList(
         rows,
         ListCursor.of(rows[0]).token() if has_newer else None,
