@@ -692,22 +692,20 @@ class MemberPage:
 
 async def search_members(conn: Conn, query: str, after: str = "", before: str | None = None) -> MemberPage:
     """Members whose name, display name or e-mail contains ``query`` (admins only), by
-    name: those after the name ``after``, or the page before the name ``before``."""
+    name: those after the name ``after``, or the page before the name ``before`` (an
+    empty one is not given: the first page). A page that names a cursor and holds no
+    one (past the last match, or a cursor from before the search changed) is a missing
+    page, as in every keyset list (node.keyset.window)."""
     pattern = query.strip()[:100].translate(ESCAPE_LIKE)
-    backwards = before is not None
+    backwards = bool(before)
     cursor = (before if backwards else after) or ""
     rows = list(await conn.fetch(SEARCH_MEMBERS["previous" if backwards else "next"], pattern, MEMBERS_PAGE + 1,
                                  cursor.lower()[:100]))  # fmt: skip
-    more = len(rows) > MEMBERS_PAGE
-    rows = rows[:MEMBERS_PAGE]
-    if backwards:
-        rows.reverse()
-    has_previous = more if backwards else bool(after)
-    has_next = True if backwards else more
+    rows, has_previous, has_next = keyset.window(rows, MEMBERS_PAGE, backwards=backwards, at_top=not cursor)
     return MemberPage(
         rows,
-        rows[0]["username"].lower() if rows and has_previous else None,
-        rows[-1]["username"].lower() if rows and has_next else None,
+        rows[0]["username"].lower() if has_previous else None,
+        rows[-1]["username"].lower() if has_next else None,
     )
 
 

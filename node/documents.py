@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 
 import asyncpg
 
-from node import access, audit, events, threads, uploads
+from node import access, audit, events, keyset, threads, uploads
 from node.communities import Community, author_shown_sql, is_reader, readable_sql
 from node.db import Conn
 from node.errors import BadRequest, Forbidden, NotFound
@@ -526,14 +526,8 @@ async def list_documents(
     query, args = _list_sql(filters, "newer" if at.newer else "older")
     c = at.cursor
     rows = list(await conn.fetch(query, is_reader(viewer), PAGE_SIZE + 1, c.pinned, c.at, c.id, *args))
-    more = len(rows) > PAGE_SIZE
-    items = [_item(r) for r in rows[:PAGE_SIZE]]
-    if at.newer:
-        items.reverse()
-    if not items:
-        return Listing([])
-    has_newer = more if at.newer else not at.at_top
-    has_older = True if at.newer else more
+    rows, has_newer, has_older = keyset.window(rows, PAGE_SIZE, backwards=at.newer, at_top=at.at_top)
+    items = [_item(r) for r in rows]
     return Listing(
         items,
         newer=items[0].cursor.token() if has_newer else None,

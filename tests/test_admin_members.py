@@ -9,7 +9,17 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tests.helpers import csrf, login, make_community, make_user, post_form, without_next
+from tests.helpers import (
+    NEXT_PAGE,
+    PREVIOUS_PAGE,
+    csrf,
+    link,
+    login,
+    make_community,
+    make_user,
+    post_form,
+    without_next,
+)
 
 
 async def as_admin(client: httpx.AsyncClient, pool: asyncpg.Pool) -> int:
@@ -51,6 +61,38 @@ async def test_admin_member_list_pages_by_name(client: httpx.AsyncClient, pool: 
     assert before is not None
     again = (await client.get("/admin/membres", params={"q": "membre", "avant": before[1]})).text
     assert again.count("@membre") == 50 and "@membre00" in again and 'rel="prev"' not in again
+
+
+async def test_a_member_search_cursor_past_every_match_is_a_missing_page(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given 60 members « membre00 » … « membre59 », the admin on the first page of a search
+    await as_admin(client, pool)
+    await pool.execute(
+        "INSERT INTO users (username, display_name, email, password_hash, role, status) "
+        "SELECT 'membre' || lpad(i::text, 2, '0'), 'Membre ' || i, 'm' || i || '@exemple.org', 'x', "
+        "'member', 'approved' FROM generate_series(0, 59) i"
+    )
+    first = (await client.get("/admin/membres", params={"q": "membre"})).text
+    onwards = link(NEXT_PAGE, first)
+    assert onwards is not None and link(PREVIOUS_PAGE, first) is None
+    # When the ten members of the next page are erased before she follows the link
+    await pool.execute("DELETE FROM users WHERE username >= 'membre50' AND username LIKE 'membre%'")
+    # Then it is a missing page, as in every keyset list, not an empty one
+    assert (await client.get(onwards)).status_code == 404
+    # And so are the pages past the last name and before the first
+    for params in (
+        {"q": "membre", "apres": "membre49"},
+        {"q": "membre", "avant": "membre00"},
+        {"apres": "zz"},
+    ):
+        assert (await client.get("/admin/membres", params=params)).status_code == 404, params
+    # While the first page of a search with no match is a page that says so, and an
+    # empty cursor is the first page
+    none = await client.get("/admin/membres", params={"q": "personne"})
+    assert none.status_code == 200 and "Aucun membre trouvé." in none.text
+    top = await client.get("/admin/membres", params={"q": "membre", "avant": ""})
+    assert top.status_code == 200 and top.text.count("@membre") == 50 and link(NEXT_PAGE, top.text) is None
 
 
 async def test_admin_changes_a_role_and_it_is_audited(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:

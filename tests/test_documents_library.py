@@ -13,20 +13,12 @@ import httpx
 from federation import policy
 from node import communities, documents
 from node.sessions import User
-from tests.helpers import csrf, login, make_community, make_user, new_client
+from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, csrf, link, login, make_community, make_user, new_client
 from tests.remote_kit import make_remote_community
-
-NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
-PREV = re.compile(r'<a href="([^"]+)" rel="prev">')
 
 
 def listed(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<a href="/documents/(\d+)"><strong>', html)]
-
-
-def link(pattern: re.Pattern[str], html: str) -> str | None:
-    match = pattern.search(html)
-    return match.group(1).replace("&amp;", "&") if match else None
 
 
 async def add_documents(pool: asyncpg.Pool, count: int, *, community: str = "medical") -> list[int]:
@@ -54,7 +46,7 @@ async def walk(client: httpx.AsyncClient, path: str) -> list[list[int]]:
         response = await client.get(url)
         assert response.status_code == 200, url
         pages.append(listed(response.text))
-        url = link(NEXT, response.text)
+        url = link(NEXT_PAGE, response.text)
         assert len(pages) < 10
     return pages
 
@@ -80,11 +72,11 @@ async def test_library_pages_list_every_document_once_by_keyset_with_their_filte
         assert [i for p in pages for i in p] == expected
 
     # « Précédents » from the last page gives the second page back, and the first link the top.
-    last = await client.get(link(NEXT, (await client.get(link(NEXT, (await client.get("/documents")).text) or "")).text) or "")  # fmt: skip
-    back = await client.get(link(PREV, last.text) or "")
+    last = await client.get(link(NEXT_PAGE, (await client.get(link(NEXT_PAGE, (await client.get("/documents")).text) or "")).text) or "")  # fmt: skip
+    back = await client.get(link(PREVIOUS_PAGE, last.text) or "")
     assert listed(back.text) == expected[30:60]
-    first = await client.get(link(PREV, back.text) or "")
-    assert listed(first.text) == expected[:30] and link(PREV, first.text) is None
+    first = await client.get(link(PREVIOUS_PAGE, back.text) or "")
+    assert listed(first.text) == expected[:30] and link(PREVIOUS_PAGE, first.text) is None
 
     # A filter stays in every link: only practical sheets, every one of them.
     sheets = [i for i in expected if ids.index(i) % 2]
@@ -92,10 +84,39 @@ async def test_library_pages_list_every_document_once_by_keyset_with_their_filte
     assert [i for p in pages for i in p] == sheets and len(pages) == 2
     # A search still goes by page number.
     found = await client.get("/documents?q=fiche")
-    assert len(listed(found.text)) == 30 and link(NEXT, found.text) == "/documents?q=fiche&page=2"
+    assert len(listed(found.text)) == 30 and link(NEXT_PAGE, found.text) == "/documents?q=fiche&page=2"
     # A cursor that is not one is a missing page.
     assert (await client.get("/documents?avant=1.2")).status_code == 404
     assert (await client.get("/documents?apres=x")).status_code == 404
+
+
+async def test_a_library_cursor_past_every_document_is_a_missing_page(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    # Given 35 documents, Amina on the first page of the library
+    await make_user(pool, "amina")
+    await make_community(pool, "medical")
+    await login(client, "amina")
+    ids = await add_documents(pool, 35)
+    amina = User(await pool.fetchval("SELECT id FROM users WHERE username = 'amina'"), "amina", "amina", "member", "approved")  # fmt: skip
+    first = (await client.get("/documents")).text
+    onwards = link(NEXT_PAGE, first)
+    assert onwards is not None and listed(first) == ids[::-1][:30]
+    # When the five oldest, which filled the next page, are deleted before she follows the link
+    async with pool.acquire() as conn:
+        for doc in ids[:5]:
+            await documents.delete_document(conn, doc, amina)
+    # Then the next page is a missing page, as in every keyset list, not an empty page
+    assert (await client.get(onwards)).status_code == 404
+    # And so is the page before the first document, while the top is still a page
+    top = (await client.get("/documents")).text
+    assert listed(top) == ids[::-1][:30] and link(NEXT_PAGE, top) is None and link(PREVIOUS_PAGE, top) is None
+    async with pool.acquire() as conn:
+        newest = (await documents.list_documents(conn, amina, documents.Filters())).documents[0]
+    assert (await client.get(f"/documents?apres={newest.cursor.token()}")).status_code == 404
+    # While a filter that matches nothing leaves the top page a page, saying so
+    none = await client.get("/documents?type=rapport")
+    assert none.status_code == 200 and "Aucun document ne correspond" in none.text
 
 
 async def test_a_cached_library_page_changes_as_soon_as_what_it_shows_changes(
