@@ -17,11 +17,11 @@ from federation import policy
 from node import communities, threads
 from node.db import Conn
 from node.sessions import User
-from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, link, login, make_community, make_member, new_client
+from tests.helpers import NEXT_PAGE, PREVIOUS_PAGE, link, login, make_community, make_member, new_client, walk
 
 REPLIES = """
 INSERT INTO posts (thread_id, author_id, parent_id, source, content_html)
-SELECT $1, $2, $3, 'Réponse ' || g, '<p>Réponse numéro ' || g || '</p>' FROM generate_series(1, $4) g
+SELECT $1, $2, $3, 'Réponse ' || g, '<p>Réponse numéro ' || g || '</p>' FROM generate_series($4::int, $5::int) g
 """
 
 
@@ -33,7 +33,7 @@ async def long_thread(
         c = await communities.find(conn, community)
         assert c is not None
         created = await threads.create_thread(conn, c, author, "Un long fil", "Le message d'ouverture")
-        await conn.execute(REPLIES, created.thread_id, author.id, created.post_id, replies)
+        await conn.execute(REPLIES, created.thread_id, author.id, created.post_id, 1, replies)
     return created
 
 
@@ -43,6 +43,22 @@ async def read_by_amina(pool: asyncpg.Pool, client: httpx.AsyncClient, replies: 
     created = await long_thread(pool, await make_member(pool, "amina"), replies)
     await login(client, "amina")
     return created
+
+
+async def remote_replies(pool: asyncpg.Pool, created: threads.Created, count: int) -> None:
+    """``count`` replies « Venu d’ailleurs » by a remote author of bloque.example."""
+    actor_id = await pool.fetchval(
+        "INSERT INTO actors (uri, kind, local, username, domain) VALUES"
+        " ('https://bloque.example/u/x', 'Person', false, 'x', 'bloque.example') RETURNING id"
+    )
+    await pool.execute(
+        "INSERT INTO posts (thread_id, remote_author_id, parent_id, source, content_html)"
+        " SELECT $1, $2, $3, 'Ailleurs', '<p>Venu d’ailleurs</p>' FROM generate_series(1, $4)",
+        created.thread_id,
+        actor_id,
+        created.post_id,
+        count,
+    )
 
 
 def shown(html: str) -> list[int]:
@@ -139,17 +155,7 @@ async def test_hidden_authors_leave_gaps_not_empty_last_pages(
     await make_community(pool, "juridique", visibility="public")
     amina = await make_member(pool, "amina")
     created = await long_thread(pool, amina, 60, community="juridique")
-    actor_id = await pool.fetchval(
-        "INSERT INTO actors (uri, kind, local, username, domain) VALUES"
-        " ('https://bloque.example/u/x', 'Person', false, 'x', 'bloque.example') RETURNING id"
-    )
-    await pool.execute(
-        "INSERT INTO posts (thread_id, remote_author_id, parent_id, source, content_html)"
-        " SELECT $1, $2, $3, 'Ailleurs', '<p>Venu d’ailleurs</p>' FROM generate_series(1, 60)",
-        created.thread_id,
-        actor_id,
-        created.post_id,
-    )
+    await remote_replies(pool, created, 60)
     path = f"/t/{created.thread_id}"
     assert "Page 1 / 3" in (await client.get(path)).text
     # When the remote author's instance is suspended
@@ -161,6 +167,42 @@ async def test_hidden_authors_leave_gaps_not_empty_last_pages(
     second = (await client.get(f"{path}?page=2")).text
     assert shown(second) == list(range(51, 61)) and "Venu d’ailleurs" not in second
     assert (await client.get(f"{path}?page=3")).status_code == 404
+
+
+async def test_a_page_of_hidden_authors_only_says_so_between_readable_pages(
+    pool: asyncpg.Pool, client: httpx.AsyncClient, app: Starlette
+) -> None:
+    # Given a public thread whose third page is all a remote author's: 100 replies of
+    # Amina's (numbers 2 to 101), 50 remote ones (102 to 151), then 10 of Amina's again
+    await make_community(pool, "juridique", visibility="public")
+    amina = await make_member(pool, "amina")
+    created = await long_thread(pool, amina, 100, community="juridique")
+    await remote_replies(pool, created, 50)
+    await pool.execute(REPLIES, created.thread_id, amina.id, created.post_id, 101, 110)
+    path = f"/t/{created.thread_id}"
+    before = (await client.get(f"{path}?page=3")).text
+    assert "Venu d’ailleurs" in before and "masqués" not in before
+    # When the remote author's instance is suspended
+    async with pool.acquire() as conn:
+        await policy.block_domain(conn, policy.BlockRequest("bloque.example"))
+    # Then the third page stays, saying its messages are hidden, with none of them, and
+    # links to the pages around it, for a member as for a visitor
+    await login(client, "amina")
+    async with new_client(app) as visitor:
+        for reader in (client, visitor):
+            response = await reader.get(f"{path}?page=3")
+            page = response.text
+            assert response.status_code == 200 and "Page 3 / 4" in page
+            assert "Les messages de cette page sont masqués" in page
+            assert "Venu d’ailleurs" not in page and "bloque.example" not in page and shown(page) == []
+            assert link(PREVIOUS_PAGE, page) == f"{path}?page=2" and link(NEXT_PAGE, page) == f"{path}?page=4"
+            # And the pages around it read as before, without the notice
+            onwards, backwards = await walk(reader, path, re.compile(r"Réponse numéro (\d+)<"))
+            assert [int(n) for n in onwards] == [int(n) for n in backwards] == list(range(1, 111))
+            for number in (1, 2, 4):
+                assert "masqués" not in (await reader.get(f"{path}?page={number}")).text
+            # And past the last page, still a missing page
+            assert (await reader.get(f"{path}?page=5")).status_code == 404
 
 
 async def test_backfilled_replies_take_their_place_by_date(pool: asyncpg.Pool) -> None:

@@ -309,6 +309,10 @@ async def thread_page(request: Request) -> Response:
         human_size=documents.human_size,
         action_form=ACTION_FORM,
         fetching=fetching,
+        # A page whose numbers all belong to hidden authors (threads.SELECT_PAGE_POSTS:
+        # they keep their numbers): said, with the pager, rather than shown blank. Only
+        # between two pages (page 1 holds the opening post, the last a post shown).
+        hidden_page=not posts,
     )
 
 
