@@ -20,7 +20,17 @@ figure is the median over rounds.
 - read: a member opens a conversation of 20 messages (``messages.conversation``:
   the subject and 20 bodies opened) — 20 messages read per opening.
 
+And a long conversation's pages (encryption on, as a node runs): a conversation of
+``--long`` messages read through the real app in this process (ASGI, no network), as
+its member's browser does: its page (the latest 50 messages), then « Messages
+précédents » followed back to its first message, then that oldest page again and
+again. One request at a time: latency per page (p50 / p99) and pages per CPU-second
+(this process — the httpx client's share included — + the PostgreSQL backend serving
+it), the latest page beside the oldest one (keyset pages: the oldest should cost what
+the latest does; with the default 2,000 messages both show 50).
+
     .venv/bin/python bench/messages.py [--messages 2000] [--reads 1500] [--rounds 4] [--slices 10]
+                                       [--long 2000] [--page-reads 200]
 """
 
 from __future__ import annotations
@@ -29,10 +39,13 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +53,16 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 import figures  # noqa: E402
+import httpx  # noqa: E402
 import psutil  # noqa: E402
-from procs import cpu_of  # noqa: E402
+from procs import cpu_of, pct  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
-from node import db, encryption, messages  # noqa: E402
+from node import db, encryption, messages, sessions  # noqa: E402
 from node.accounts import create_user  # noqa: E402
 from node.sessions import User  # noqa: E402
+from node.settings import load  # noqa: E402
+from node.web.app import create_app  # noqa: E402
 
 BODY = (
     "Bonjour, la personne que nous suivons souhaite **porter plainte** ; pouvez-vous la recevoir jeudi ?\n\n"
@@ -171,15 +187,116 @@ async def round_of(
     return {name: done / max(spent, 1e-6) for name, spent in cpu.items()}
 
 
+# --- a long conversation's pages, through the app ---------------------------------
+
+OLDER = re.compile(r'<a href="([^"]+)" rel="prev">')  # « Messages précédents »
+MESSAGE = '<article class="post message'
+
+
+@dataclass
+class Pages:
+    """What one walk through a long conversation measured."""
+
+    latest: list[float]  # ms per request of its page (the latest messages)
+    oldest: list[float]  # ms per request of its oldest page
+    latest_cpu: float  # CPU seconds per request of the latest page
+    oldest_cpu: float
+    back: list[float]  # ms per page followed back from the latest to the oldest
+
+
+async def _timed(client: httpx.AsyncClient, path: str, count: int, backend: int) -> tuple[list[float], float]:
+    """``count`` requests of ``path``: ms each, and CPU seconds per request."""
+    for _ in range(5):  # warm: statements prepared, caches filled
+        (await client.get(path)).raise_for_status()
+    times = []
+    cpu = cpu_of_backend(backend)
+    for _ in range(count):
+        started = time.perf_counter()
+        response = await client.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return times, (cpu_of_backend(backend) - cpu) / count
+
+
+def cpu_of_backend(backend: int) -> float:
+    """CPU seconds so far of this process and of PostgreSQL's ``backend`` (0: not on this machine)."""
+    return time.process_time() + (cpu_of([psutil.Process(backend)]) if backend else 0.0)
+
+
+async def long_conversation(dsn: str, size: int, requests: int) -> Pages:
+    """A conversation of ``size`` messages between two members, read by one of them
+    through the app (one database connection: its backend's CPU is counted)."""
+    settings = load({"VBG_BASE_URL": BASE, "VBG_DATA_DIR": tempfile.mkdtemp(prefix="vbg-bench-pm-"),
+                     "DATABASE_URL": dsn})  # fmt: skip
+    keyring = encryption.keyring_of(settings)  # the node's own key file, as the app reads it
+    pool = await db.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            pair = await members(OneConnection(conn), "long")
+            conversation_id = await conversation(OneConnection(conn), keyring, pair, size)
+            token = await sessions.create(conn, pair[1].id, "bench", "127.0.0.1")
+        backend = backend if psutil.pid_exists(backend) else 0  # a remote server: app CPU only
+        app = create_app(settings, pool=pool)
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            client.cookies.set(sessions.COOKIE, token)
+            top = f"/messages/{conversation_id}"
+            latest, latest_cpu = await _timed(client, top, requests, backend)
+            back: list[float] = []
+            shown: list[int] = []
+            path: str | None = top
+            oldest = top
+            while path is not None:
+                started = time.perf_counter()
+                response = await client.get(path)
+                back.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                shown.append(response.text.count(MESSAGE))
+                oldest, path = path, _link(response.text)
+            # every message once, the latest page full (a page that showed nothing would measure nothing)
+            assert sum(shown) == size and shown[0] == min(size, messages.MESSAGES_PAGE_SIZE), shown
+            oldest_times, oldest_cpu = await _timed(client, oldest, requests, backend)
+    finally:
+        await pool.close()
+    print(f"  {len(shown)} pages; the oldest, {len(shown) - 1} pages back, shows {shown[-1]} message(s)")
+    return Pages(latest, oldest_times, latest_cpu, oldest_cpu, back[1:])
+
+
+def _link(html: str) -> str | None:
+    found = OLDER.search(html)
+    return found[1].replace("&amp;", "&") if found else None
+
+
+def report_pages(size: int, pages: Pages) -> None:
+    name = f"long conversation ({size:,} messages)"
+    print(f"\n{name}: one request at a time, through the app (ASGI, no network)")
+    for label, times, cpu in (("latest page", pages.latest, pages.latest_cpu),
+                              ("oldest page", pages.oldest, pages.oldest_cpu)):  # fmt: skip
+        p50, p99 = statistics.median(times), pct(times, 0.99)
+        rate = 1 / max(cpu, 1e-9)
+        print(f"  {label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rate:,.0f} pages per CPU-second")
+        figures.record(f"{name}, {label}, p99", p99, "ms", better="lower")
+        figures.record(f"{name}, {label}, pages per CPU-second", rate, "/CPU-s")
+    if pages.back:
+        print(
+            f"  « Messages précédents » followed back {len(pages.back)} times: median {statistics.median(pages.back):.1f} ms,"
+            f" slowest {max(pages.back):.1f} ms"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--reads", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--slices", type=int, default=10)
+    parser.add_argument("--long", type=int, default=2000, help="messages of the long conversation")
+    parser.add_argument("--page-reads", type=int, default=200, help="requests of its latest and oldest pages")
     args = parser.parse_args()
     if figures.smoke():
         args.messages, args.reads, args.rounds, args.slices = 100, 20, 1, 2
+        args.long, args.page_reads = 120, 5
     async with scratch_database("pm") as dsn:
         pool = OneConnection(await db.connect(dsn))
         backend = await pool.conn.fetchval("SELECT pg_backend_pid()")
@@ -192,6 +309,7 @@ async def main() -> None:
             )
             rates["read"].append(await round_of(pool, keyring, "read", args.reads, args.slices, f"r{round_}"))
         await pool.conn.close()
+        pages = await long_conversation(dsn, args.long, args.page_reads)
     print(
         f"{os.cpu_count()} cores; CPU = this process + its PostgreSQL backend; {args.rounds} rounds of"
         f" {args.slices} alternating slices, medians"
@@ -205,6 +323,7 @@ async def main() -> None:
         )
         figures.record(f"private messages {what} per CPU-second (encrypted)", on, "/CPU-s")
         figures.record(f"private messages {what}: cost of encryption", cost, "%", target=10, better="lower")
+    report_pages(args.long, pages)
 
 
 if __name__ == "__main__":
