@@ -265,10 +265,20 @@ $_$;
 CREATE FUNCTION public.vbg_fold(t text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$
-    SELECT replace(replace(translate(lower(t),
-        'àâäáãåāçćčéèêëēėęíìîïīįñńóòôöõøōúùûüūýÿžźż''’',
-        'aaaaaaaccceeeeeeeiiiiiinnooooooouuuuuyyzzz  '),
-        'œ', 'oe'), 'æ', 'ae')
+    SELECT replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(
+        replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(t),
+        'à', 'a'), 'â', 'a'), 'ä', 'a'), 'á', 'a'), 'ã', 'a'), 'å', 'a'), 'ā', 'a'),
+        'ç', 'c'), 'ć', 'c'), 'č', 'c'),
+        'é', 'e'), 'è', 'e'), 'ê', 'e'), 'ë', 'e'), 'ē', 'e'), 'ė', 'e'), 'ę', 'e'),
+        'í', 'i'), 'ì', 'i'), 'î', 'i'), 'ï', 'i'), 'ī', 'i'), 'į', 'i'),
+        'ñ', 'n'), 'ń', 'n'),
+        'ó', 'o'), 'ò', 'o'), 'ô', 'o'), 'ö', 'o'), 'õ', 'o'), 'ø', 'o'), 'ō', 'o'),
+        'ú', 'u'), 'ù', 'u'), 'û', 'u'), 'ü', 'u'), 'ū', 'u'),
+        'ý', 'y'), 'ÿ', 'y'),
+        'ž', 'z'), 'ź', 'z'), 'ż', 'z'),
+        '''', ' '), '’', ' '),
+        'œ', 'oe'),
+        'æ', 'ae')
 $$;
 
 CREATE FUNCTION public.vbg_notifications_changed() RETURNS trigger
@@ -354,20 +364,34 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION public.vbg_posts_number() RETURNS trigger
+CREATE FUNCTION public.vbg_posts_insert() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    thread_title text;
+    thread_new boolean;
 BEGIN
     IF NEW.is_opening THEN
+        SELECT community_id, title, xmin = xid(pg_current_xact_id())
+        INTO NEW.community_id, thread_title, thread_new
+        FROM public.threads WHERE id = NEW.thread_id;
         NEW.number := 1;
-        RETURN NEW;
+        -- An opening post written into an older thread changes its page (migration 0041);
+        -- a thread written by this transaction is new anyway.
+        IF thread_new IS NOT TRUE THEN
+            UPDATE public.threads SET version = version + 1 WHERE id = NEW.thread_id;
+        END IF;
+    ELSE
+        -- The thread's next number and version, under its row lock (migration 0185).
+        -- No thread (a foreign key violation to come): number 0, no community.
+        UPDATE public.threads SET last_number = last_number + 1, version = version + 1
+        WHERE id = NEW.thread_id
+        RETURNING community_id, last_number INTO NEW.community_id, NEW.number;
+        IF NOT FOUND THEN
+            NEW.number := 0;
+        END IF;
     END IF;
-    UPDATE public.threads SET last_number = last_number + 1, version = version + 1
-    WHERE id = NEW.thread_id
-    RETURNING last_number INTO NEW.number;
-    IF NOT FOUND THEN
-        NEW.number := 0;
-    END IF;
+    NEW.search_vector := public.vbg_tsvector(thread_title, NEW.source);
     RETURN NEW;
 END
 $$;
@@ -1881,17 +1905,15 @@ CREATE TRIGGER outbox_events_notify AFTER INSERT ON public.outbox_events FOR EAC
 
 CREATE TRIGGER posts_bump_thread_version AFTER DELETE OR UPDATE ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_bump_thread_version();
 
-CREATE TRIGGER posts_bump_thread_version_opening AFTER INSERT ON public.posts FOR EACH ROW WHEN (new.is_opening) EXECUTE FUNCTION public.posts_bump_thread_version();
+CREATE TRIGGER posts_community BEFORE UPDATE OF thread_id ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_community();
 
-CREATE TRIGGER posts_community BEFORE INSERT OR UPDATE OF thread_id ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_community();
+CREATE TRIGGER posts_insert BEFORE INSERT ON public.posts FOR EACH ROW EXECUTE FUNCTION public.vbg_posts_insert();
 
 CREATE TRIGGER posts_media_drop AFTER UPDATE OF deleted_at ON public.posts FOR EACH ROW WHEN (((old.deleted_at IS NULL) AND (new.deleted_at IS NOT NULL))) EXECUTE FUNCTION public.vbg_post_media_drop();
 
-CREATE TRIGGER posts_number BEFORE INSERT ON public.posts FOR EACH ROW EXECUTE FUNCTION public.vbg_posts_number();
-
 CREATE CONSTRAINT TRIGGER posts_recount_hidden AFTER INSERT OR UPDATE OF deleted_at ON public.posts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.remote_author_id IS NOT NULL) AND (NOT new.is_opening))) EXECUTE FUNCTION public.vbg_posts_recount_hidden();
 
-CREATE TRIGGER posts_search_vector BEFORE INSERT OR UPDATE OF source, is_opening ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_search_vector();
+CREATE TRIGGER posts_search_vector BEFORE UPDATE OF source, is_opening ON public.posts FOR EACH ROW EXECUTE FUNCTION public.posts_search_vector();
 
 CREATE TRIGGER remote_media_notify AFTER INSERT ON public.remote_media FOR EACH STATEMENT EXECUTE FUNCTION public.vbg_notify_media();
 

@@ -125,3 +125,28 @@ async def test_french_accent_folding_in_search_vectors(pool: asyncpg.Pool) -> No
         "@@ websearch_to_tsquery('french', vbg_fold('MEDICALE enfant'))"
     )
     assert matched
+
+
+# vbg_fold as migration 0001 wrote it (one translate()); migration 0187's chain of
+# replace() calls must give the same text, or stored search vectors would disagree
+# with the folded queries.
+FOLD_0001 = """
+SELECT replace(replace(translate(lower($1),
+    'àâäáãåāçćčéèêëēėęíìîïīįñńóòôöõøōúùûüūýÿžźż''’',
+    'aaaaaaaccceeeeeeeiiiiiinnooooooouuuuuyyzzz  '),
+    'œ', 'oe'), 'æ', 'ae')
+"""
+
+
+async def test_accent_folding_same_as_the_first_translate(pool: asyncpg.Pool) -> None:
+    folded = "àâäáãåāçćčéèêëēėęíìîïīįñńóòôöõøōúùûüūýÿžźż'’œæ"
+    texts = [
+        folded,
+        folded.upper(),
+        "L'Œuvre d’ÉTÉ : « Ça déçoit » — naïveté, Ærø, ﬁn, straße, İstanbul, 中文, n°3",
+        "plain ascii text, nothing to fold",
+        "",
+    ]
+    for text in texts:
+        assert await pool.fetchval("SELECT vbg_fold($1)", text) == await pool.fetchval(FOLD_0001, text)
+    assert await pool.fetchval("SELECT vbg_fold($1)", "L'Œuvre d’ÉTÉ") == "l oeuvre d ete"
