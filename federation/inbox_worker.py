@@ -270,12 +270,14 @@ async def _run_all(
     cache: dict[Any, Any] = {}
     outcomes: dict[int, Outcome] = {}
     waiting: list[tuple[int, Context, content.NewThread]] = []
+    waiting_ids: set[str] = set()  # their objects: a second Create of one of them flushes them first
 
     async def flush() -> None:
         if not waiting:
             return
         group = waiting[:]
         waiting.clear()
+        waiting_ids.clear()
         try:
             stored = await content.store_new_threads(
                 conn, [new for _, _, new in group], settings.remote_documents
@@ -295,12 +297,13 @@ async def _run_all(
         try:
             ctx = await _context(conn, settings, fetcher, item, senders.get(item.actor_uri), cache)
             new = await create.new_thread(ctx, item.id) if item.document.get("type") == "Create" else None
-            if new is None or any(w.post.ap_id == new.post.ap_id for _, _, w in waiting):
+            if new is None or new.post.ap_id in waiting_ids:
                 await flush()
             if new is None:
                 outcomes[index] = await dispatch(ctx)
             else:
                 waiting.append((index, ctx, new))
+                waiting_ids.add(new.post.ap_id)
         except _ItemFailed:
             raise
         except Exception as exc:
