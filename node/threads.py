@@ -521,23 +521,24 @@ WITH input AS (
     INSERT INTO threads (community_id, title, ap_id, remote_author_id)
     SELECT community_id, title, ap_id, author_id FROM fresh ORDER BY item_id
     RETURNING id, ap_id
+), made AS (  -- each new thread beside its input, joined once (the planner loops over both)
+    SELECT t.id AS thread_id, f.* FROM thread t JOIN fresh f USING (ap_id)
 ), post AS (
     INSERT INTO posts (thread_id, is_opening, source, content_html, ap_id, remote_author_id)
-    SELECT t.id, true, f.source, f.content_html, f.ap_id, f.author_id
-    FROM thread t JOIN fresh f USING (ap_id)
+    SELECT thread_id, true, source, content_html, ap_id, author_id FROM made
 ), events AS (
     INSERT INTO outbox_events (kind, payload)
     SELECT e.kind, e.payload FROM (
-        SELECT f.item_id, 0 AS n, 'relay.announce' AS kind,
-               jsonb_build_object('community_id', f.community_id, 'activity', x.document) AS payload
-        FROM thread t JOIN fresh f USING (ap_id) JOIN inbox_items x ON x.id = f.item_id
+        SELECT m.item_id, 0 AS n, 'relay.announce' AS kind,
+               jsonb_build_object('community_id', m.community_id, 'activity', x.document) AS payload
+        FROM made m JOIN inbox_items x ON x.id = m.item_id
         UNION ALL
-        SELECT f.item_id, 1, 'relay.announce_page',
-               jsonb_build_object('community_id', f.community_id, 'thread_id', t.id)
-        FROM thread t JOIN fresh f USING (ap_id) WHERE f.announce_page
+        SELECT m.item_id, 1, 'relay.announce_page',
+               jsonb_build_object('community_id', m.community_id, 'thread_id', m.thread_id)
+        FROM made m WHERE m.announce_page
     ) e ORDER BY e.item_id, e.n
 )
-SELECT i.item_id, t.id AS thread_id FROM input i LEFT JOIN thread t USING (ap_id)
+SELECT i.item_id, m.thread_id FROM input i LEFT JOIN made m USING (item_id)
 """
 SOFT_DELETE_AUTHOR_POSTS = """
 UPDATE posts SET deleted_at = now() WHERE remote_author_id = $1 AND deleted_at IS NULL
