@@ -263,22 +263,43 @@ CREATE FUNCTION public.vbg_domain_suffixes(host text) RETURNS text[]
 $_$;
 
 CREATE FUNCTION public.vbg_fold(t text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(
-        replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(t),
-        'à', 'a'), 'â', 'a'), 'ä', 'a'), 'á', 'a'), 'ã', 'a'), 'å', 'a'), 'ā', 'a'),
-        'ç', 'c'), 'ć', 'c'), 'č', 'c'),
-        'é', 'e'), 'è', 'e'), 'ê', 'e'), 'ë', 'e'), 'ē', 'e'), 'ė', 'e'), 'ę', 'e'),
-        'í', 'i'), 'ì', 'i'), 'î', 'i'), 'ï', 'i'), 'ī', 'i'), 'į', 'i'),
-        'ñ', 'n'), 'ń', 'n'),
-        'ó', 'o'), 'ò', 'o'), 'ô', 'o'), 'ö', 'o'), 'õ', 'o'), 'ø', 'o'), 'ō', 'o'),
-        'ú', 'u'), 'ù', 'u'), 'û', 'u'), 'ü', 'u'), 'ū', 'u'),
-        'ý', 'y'), 'ÿ', 'y'),
-        'ž', 'z'), 'ź', 'z'), 'ż', 'z'),
-        '''', ' '), '’', ' '),
-        'œ', 'oe'),
-        'æ', 'ae')
+    SELECT CASE WHEN lower(t) ~ '[äáãåāćčēėęíìīįñńóòöõøōúūýžźż]' THEN
+        replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(
+            replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(t),
+                'à', 'a'), 'â', 'a'),
+                'ç', 'c'),
+                'é', 'e'), 'è', 'e'), 'ê', 'e'), 'ë', 'e'),
+                'î', 'i'), 'ï', 'i'),
+                'ô', 'o'),
+                'ù', 'u'), 'û', 'u'), 'ü', 'u'),
+                'ÿ', 'y'),
+                '''', ' '), '’', ' '),
+                'œ', 'oe'),
+                'æ', 'ae'),
+            'ä', 'a'), 'á', 'a'), 'ã', 'a'), 'å', 'a'), 'ā', 'a'),
+            'ć', 'c'), 'č', 'c'),
+            'ē', 'e'), 'ė', 'e'), 'ę', 'e'),
+            'í', 'i'), 'ì', 'i'), 'ī', 'i'), 'į', 'i'),
+            'ñ', 'n'), 'ń', 'n'),
+            'ó', 'o'), 'ò', 'o'), 'ö', 'o'), 'õ', 'o'), 'ø', 'o'), 'ō', 'o'),
+            'ú', 'u'), 'ū', 'u'),
+            'ý', 'y'),
+            'ž', 'z'), 'ź', 'z'), 'ż', 'z')
+    ELSE
+        replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(t),
+            'à', 'a'), 'â', 'a'),
+            'ç', 'c'),
+            'é', 'e'), 'è', 'e'), 'ê', 'e'), 'ë', 'e'),
+            'î', 'i'), 'ï', 'i'),
+            'ô', 'o'),
+            'ù', 'u'), 'û', 'u'), 'ü', 'u'),
+            'ÿ', 'y'),
+            '''', ' '), '’', ' '),
+            'œ', 'oe'),
+            'æ', 'ae')
+    END
 $$;
 
 CREATE FUNCTION public.vbg_notifications_changed() RETURNS trigger
