@@ -158,6 +158,19 @@ def request_headers(scope: Scope) -> dict[str, str]:
 async def accept(request: Request, *, recipient: str) -> None:
     """Verify and store one incoming activity; returns once stored (or already
     stored, or dropped as the docstring says), else raises its refusal."""
+    writer = _state(request).writer
+    writer.verifying += 1
+    try:
+        item = await _verified(request, recipient)
+    finally:
+        writer.done_verifying()
+    if item is not None:
+        await writer.store(item)
+
+
+async def _verified(request: Request, recipient: str) -> Incoming | None:
+    """The activity of ``request``, verified and validated, ready to store; None when
+    it is dropped as the module's docstring says; else its refusal."""
     headers = request_headers(request.scope)
     _check_content_type(headers)
     body = await read_body(request.receive, headers)
@@ -178,7 +191,7 @@ async def accept(request: Request, *, recipient: str) -> None:
         signed = Signed(request.scope, headers, body, params, settings)
         actor = await _signer(request, pool, state.gate, signed, doc, domain)
         if actor is None:
-            return
+            return None
         check_actor(doc, actor.uri)
         if validation.canonicalise(doc):
             # A type array or an inReplyTo list/Link/object: stored in the one shape
@@ -187,7 +200,7 @@ async def accept(request: Request, *, recipient: str) -> None:
         kind = _validate(doc)
         if kind is None:
             await state.gate.confirm(pool, domain)
-            return
+            return None
     except AppError:
         # Refused on a policy read from the process's cache: a blocked domain is told
         # 403 whatever else is wrong, as when the policy is read on every request.
@@ -201,7 +214,7 @@ async def accept(request: Request, *, recipient: str) -> None:
         doc = private_messages.seal_document(settings, doc)
         body = json.dumps(doc).encode("utf-8")
     sync = synchronization.received_header(headers, params.headers)
-    await state.writer.store(Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain, sync))
+    return Incoming(activity_id, kind, actor.uri, recipient, doc, body, domain, sync)
 
 
 def _key_domain(key_id: str) -> str:
@@ -508,41 +521,72 @@ SELECT id, pg_notify('vbg_inbox', '') FROM inserted
 """
 
 
-# Before each batch, unless GATHER_UNTIL items already wait: measured with 16 senders
-# and two web processes, batches of 2.6 activities became 4.5 and PostgreSQL's CPU per
-# accepted activity went from ~160 to ~125 µs, with the same p99.
-GATHER_FOR = 0.001  # seconds
+# Before each batch, unless GATHER_UNTIL items already wait or no other request of the
+# process is being verified: the requests being verified join the batch, for at most
+# GATHER_FOR (a COMMIT, its WAL flush and its round trip cost more than the rows).
+# Measured with 16 senders and two web processes (phase B of bench/inbox.py, both
+# versions served side by side on one PostgreSQL, 8 alternating rounds of 2,000
+# activities, twice): waiting up to 3 ms for the requests on their way, instead of
+# sleeping 1 ms in any case, took web + PostgreSQL from ~395 to ~350 µs of CPU per
+# accepted activity (2 ms: ~370), p99 within its usual spread; a lone request no
+# longer waits at all.
+GATHER_FOR = 0.003  # seconds
 GATHER_UNTIL = 16
 
 
 class Writer:
     """Group commit: the activities of concurrent requests go into ``inbox_items`` with
     one statement (one round trip, one COMMIT); each request gets its answer only once
-    that COMMIT is done. One batch at a time: what arrives meanwhile is the next batch
-    (and what arrives within GATHER_FOR of the first item joins it).
+    that COMMIT is done. One batch at a time: what arrives meanwhile is the next batch.
+    A batch first waits for the requests being verified (:attr:`verifying`, counted by
+    :func:`accept`), until the last of them is stored or refused, GATHER_UNTIL items
+    wait, or GATHER_FOR has passed.
 
     A batch the database refuses as data (a JSON text PostgreSQL does not take, such as
     ``\\u0000``) is stored again item by item, so one bad activity fails alone (400)."""
 
     def __init__(self, pool: asyncpg.Pool, gate: PolicyGate) -> None:
         self.pool, self.gate = pool, gate
+        self.verifying = 0  # requests of this process between arrival and store()
         self._queue: list[tuple[Incoming, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._gathering: asyncio.Future[None] | None = None
+
+    def done_verifying(self) -> None:
+        """One request less on its way to :meth:`store` (stored next, or refused)."""
+        self.verifying -= 1
+        if self.verifying == 0:
+            self._stop_gathering()
+
+    def _stop_gathering(self) -> None:
+        if self._gathering is not None and not self._gathering.done():
+            self._gathering.set_result(None)
 
     async def store(self, item: Incoming) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
+        if len(self._queue) >= GATHER_UNTIL:
+            self._stop_gathering()
         if self._task is None:
             self._task = asyncio.create_task(self._drain())
         await future
 
+    async def _gather(self) -> None:
+        """Until the requests being verified are stored or refused (GATHER_UNTIL, GATHER_FOR)."""
+        loop = asyncio.get_running_loop()
+        self._gathering = loop.create_future()
+        timer = loop.call_later(GATHER_FOR, self._stop_gathering)
+        try:
+            await self._gathering
+        finally:
+            timer.cancel()
+            self._gathering = None
+
     async def _drain(self) -> None:
         try:
             while self._queue:
-                if len(self._queue) < GATHER_UNTIL:
-                    # A millisecond for the requests being verified to join: a COMMIT
-                    # (with its WAL flush) costs PostgreSQL more than the rows it stores.
-                    await asyncio.sleep(GATHER_FOR)
+                if self.verifying and len(self._queue) < GATHER_UNTIL:
+                    await self._gather()
                 batch, self._queue = self._queue, []
                 try:
                     async with self.pool.acquire() as conn:

@@ -1,6 +1,7 @@
 """How the inbox stores: concurrent requests share one INSERT and one COMMIT (group
-commit), the instance policy is read from the process's cache but checked again by
-that INSERT, and a document PostgreSQL refuses fails alone."""
+commit; a batch waits for the requests still being verified, not longer), the instance
+policy is read from the process's cache but checked again by that INSERT, and a
+document PostgreSQL refuses fails alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncio
 import json
 from typing import Any
 
-from federation import policy
+import pytest
+
+from federation import inbox, policy
 from tests import inboxnode as ap
 from tests.fakefedi import FakeActor, FakeInstance
 from tests.inboxnode import InboxNode, fake_fixture, node_fixture
@@ -86,3 +89,61 @@ async def test_a_document_postgresql_refuses_fails_alone_with_400(
     # Then the bad one gets 400 and the two others are stored
     assert [a.status for a in answers] == [202, 400, 202]
     assert await node.count("inbox_items") == 3
+
+
+def waiting(n: int) -> inbox.Incoming:
+    """A verified activity waiting for its INSERT."""
+    doc = {
+        "id": f"https://masto.example/activities/{n}",
+        "type": "Create",
+        "actor": "https://masto.example/u/a",
+    }
+    return inbox.Incoming(
+        doc["id"], "Create", doc["actor"], "", doc, json.dumps(doc).encode(), "masto.example"
+    )
+
+
+async def verified_then_stored(writer: inbox.Writer, n: int) -> None:
+    """What ``inbox.accept`` does once a request is verified."""
+    writer.done_verifying()
+    await writer.store(waiting(n))
+
+
+async def transactions(node: InboxNode) -> list[int]:
+    """How many items each transaction stored."""
+    rows = await node.pool.fetch("SELECT count(*) AS n FROM inbox_items GROUP BY xmin::text ORDER BY 1")
+    return [r["n"] for r in rows]
+
+
+async def test_a_batch_waits_for_the_requests_being_verified_and_not_for_the_clock(
+    node: InboxNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writer whose batches would wait up to a minute, and three requests being verified
+    monkeypatch.setattr(inbox, "GATHER_FOR", 60.0)
+    writer = inbox.Writer(node.pool, inbox.PolicyGate(node.settings.domain))
+    writer.verifying = 3
+
+    # When the first is stored, the second refused (never stored), then the third stored
+    first = asyncio.create_task(verified_then_stored(writer, 1))
+    await asyncio.sleep(0.01)
+    writer.done_verifying()
+    await asyncio.wait_for(asyncio.gather(first, verified_then_stored(writer, 3)), 5)
+
+    # Then both are stored by one transaction, as soon as no request was left on its way
+    assert await transactions(node) == [2]
+
+
+async def test_a_batch_waits_at_most_gather_for_a_request_still_being_verified(
+    node: InboxNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a writer and two requests being verified
+    monkeypatch.setattr(inbox, "GATHER_FOR", 0.01)
+    writer = inbox.Writer(node.pool, inbox.PolicyGate(node.settings.domain))
+    writer.verifying = 2
+
+    # When one is stored while the other is still being verified (its key being fetched …)
+    await asyncio.wait_for(verified_then_stored(writer, 1), 5)
+
+    # Then it was stored without waiting for the other
+    assert await transactions(node) == [1]
+    assert writer.verifying == 1
