@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +39,7 @@ def actor(name: str, kind: str, pem: str) -> dict[str, object]:
             "publicKey": {"id": f"{uri}#main-key", "owner": uri, "publicKeyPem": pem}}  # fmt: skip
 
 
-async def fill(dsn: str) -> tuple[int, str]:
+async def fill(dsn: str, data_dir: Path) -> tuple[str, str]:
     conn = await db.connect(dsn)
     try:
         await db.migrate(conn)
@@ -56,7 +55,7 @@ async def fill(dsn: str) -> tuple[int, str]:
             conn, actor_id=group.id, name="medecine@forum.partenaire.example", title="Médecine",
             description="", visibility="members",
         )  # fmt: skip
-        settings = load({"DATABASE_URL": dsn, "VBG_DATA_DIR": tempfile.mkdtemp(prefix="vbg-bench-remote-")})
+        settings = load({"DATABASE_URL": dsn, "VBG_DATA_DIR": str(data_dir)})
         me = await instance_actor(conn, settings)
         await conn.execute(
             "INSERT INTO group_follows (community_id, follower_id, follow_activity_id, state)"
@@ -79,7 +78,7 @@ async def fill(dsn: str) -> tuple[int, str]:
             await threads.store_backfilled_reply(conn, thread_id, opening, post(n))
         await threads.recount(conn, [thread_id])
         token = await sessions.create(conn, member, "bench", "127.0.0.1")
-        return thread_id, token
+        return f"/t/{thread_id}", token
     finally:
         await conn.close()
 

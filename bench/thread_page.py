@@ -70,7 +70,7 @@ def body(rng: random.Random) -> str:
     return "\n\n".join(paras)
 
 
-async def fill(dsn: str) -> tuple[int, str]:
+async def fill(dsn: str, data_dir: Path) -> tuple[str, str]:
     conn = await db.connect(dsn)
     try:
         await db.migrate(conn)
@@ -91,7 +91,7 @@ async def fill(dsn: str) -> tuple[int, str]:
         for _ in range(50):
             await threads.create_reply(conn, created.thread_id, rng.choice(users), body(rng))
         token = await sessions.create(conn, ids[1], "bench", "127.0.0.1")
-        return created.thread_id, token
+        return f"/t/{created.thread_id}", token
     finally:
         await conn.close()
 
@@ -160,12 +160,15 @@ def wrk_load(url: str, cookie: str, concurrency: int, duration: float) -> tuple[
     return int(done[1]), seconds(done[2] + done[3]), seconds(found["50"]), seconds(found["99"])
 
 
-Fill = Callable[[str], Awaitable[tuple[int, str]]]
+# Writes what the page shows, given the database and the node's data directory (its
+# key file: messages are sealed with the keys the server reads); returns the page's
+# path and a member's session token.
+Fill = Callable[[str, Path], Awaitable[tuple[str, str]]]
 
 
 async def main(fill: Fill = fill, label: str = "thread page") -> None:
-    """Measure the page of the thread ``fill`` writes (it returns the thread id and a
-    member's session token); figures are named after ``label``."""
+    """Measure the page ``fill`` writes (by default a thread's); figures are named
+    after ``label``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -186,10 +189,10 @@ async def main(fill: Fill = fill, label: str = "thread page") -> None:
     dsn = embedded.start("bench")
     server = None
     try:
-        thread_id, token = await fill(dsn)
+        path, token = await fill(dsn, work / "data")
         port = 18000 + os.getpid() % 1000
         server = start_server(args.server, dsn, port, work / "data", args.web_workers)
-        url = f"http://127.0.0.1:{port}/t/{thread_id}"
+        url = f"http://127.0.0.1:{port}{path}"
         async with aiohttp.ClientSession(cookies={sessions.COOKIE: token}) as client:
             for _ in range(100):
                 try:
@@ -223,7 +226,7 @@ async def main(fill: Fill = fill, label: str = "thread page") -> None:
 
         print(
             f"server: {args.server} with {args.web_workers} web processes (VBG_WEB_WORKERS); client: {args.client}; "
-            f"thread with {replies} posts; "
+            f"{label} with {replies} posts; "
             f"{count} requests, {args.concurrency} concurrent"
         )
         print(f"page weight: {len(html) / 1024:.1f} KB HTML + {len(css) / 1024:.1f} KB CSS = {page_bytes / 1024:.1f} KB raw; "
