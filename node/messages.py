@@ -400,10 +400,14 @@ NOT EXISTS (SELECT 1 FROM message_blocks b
 AND NOT EXISTS (SELECT 1 FROM message_blocks b
                 WHERE b.user_id = {viewer} AND b.blocked_actor_id = m.author_actor_id AND b.created_at <= m.created_at)
 """
+# What a reader is shown of each message (its HTML, not its source); has_files: whether
+# it has attachments (index message_attachments_message), so a page without any does not
+# ask for them.
 SELECT_MESSAGES = f"""
-SELECT m.id, m.uuid, m.ap_id, m.created_at, m.source_sealed, m.html_sealed, m.author_user_id, m.author_actor_id,
+SELECT m.id, m.uuid, m.created_at, m.html_sealed, m.author_user_id, m.author_actor_id,
        coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS author_name,
-       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS author_handle
+       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS author_handle,
+       EXISTS (SELECT 1 FROM message_attachments f WHERE f.message_id = m.id) AS has_files
 FROM messages m
 LEFT JOIN users u ON u.id = m.author_user_id
 LEFT JOIN actors a ON a.id = m.author_actor_id
@@ -438,6 +442,13 @@ ORDER BY p.id
 SELECT_CONVERSATION = (
     "SELECT id, key_id, wrapped_key, subject_sealed, ap_context, created_at FROM conversations WHERE id = $1"
 )
+# The member's participation and the conversation in one query: no row unless $2 is a
+# current participant (SELECT_PARTICIPANT's condition), so nothing is read for anyone else.
+SELECT_READING = """
+SELECT p.last_read_at, p.unread, c.id, c.key_id, c.wrapped_key, c.subject_sealed
+FROM conversation_participants p JOIN conversations c ON c.id = p.conversation_id
+WHERE p.conversation_id = $1 AND p.user_id = $2 AND p.left_at IS NULL
+"""
 
 
 async def _participant(conn: Conn, user: User, conversation_id: int, *, lock: bool = False) -> asyncpg.Record:
@@ -500,9 +511,12 @@ async def conversation(
     page of at most MESSAGES_PAGE_SIZE messages from ``at`` (the top: the latest ones;
     a cursor not naming a message of this conversation is a missing page), or every
     message when ``at`` is None (the member's data export). The participation is
-    checked before anything is read."""
-    me = await _participant(conn, user, conversation_id)
-    row = await conn.fetchrow(SELECT_CONVERSATION, conversation_id)
+    checked before anything is read (in the same query)."""
+    if not user.is_approved:
+        raise NotFound()
+    row = me = await conn.fetchrow(SELECT_READING, conversation_id, user.id)
+    if row is None:
+        raise NotFound()
     sealer = sealer_of(keyring, row)
     older = newer = None
     if at is None:
@@ -516,7 +530,8 @@ async def conversation(
     shown = [_message(r, sealer, me["last_read_at"], user) for r in rows]
     participants = await conn.fetch(SELECT_PARTICIPANTS, conversation_id)
     subject = sealer.open("subject", row["subject_sealed"])
-    files = await attachments_of(conn, sealer, [m.id for m in shown])
+    with_files = [r["id"] for r in rows if r["has_files"]]
+    files = await attachments_of(conn, sealer, with_files) if with_files else {}
     return Conversation(conversation_id, subject, participants, shown, me["unread"], files, older, newer)
 
 

@@ -139,7 +139,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 SLOT = "<!--vbg-slot-->"
 
 
-def render_spliced(request: Request, template: str, name: str, part: bytes, **context: Any) -> HTMLResponse:
+def render_spliced(
+    request: Request, template: str, name: str, part: bytes, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     """:func:`render`, with ``part`` — HTML already encoded, the page's bulk (a thread
     page's posts, assembled from cached fragments) — put where the template prints
     ``name``, as bytes: never escaped, copied into the rendered text or encoded again."""
@@ -147,7 +149,7 @@ def render_spliced(request: Request, template: str, name: str, part: bytes, **co
     head, slot, tail = html.partition(SLOT)
     if not slot:
         raise ValueError(f"{template} does not print {name}")
-    return HTMLResponse(b"".join((head.encode(), part, tail.encode())))
+    return HTMLResponse(b"".join((head.encode(), part, tail.encode())), status_code=status_code)
 
 
 def redirect(url: str) -> RedirectResponse:
