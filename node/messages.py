@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -400,11 +401,12 @@ NOT EXISTS (SELECT 1 FROM message_blocks b
 AND NOT EXISTS (SELECT 1 FROM message_blocks b
                 WHERE b.user_id = {viewer} AND b.blocked_actor_id = m.author_actor_id AND b.created_at <= m.created_at)
 """
-# What a reader is shown of each message (its HTML, not its source); has_files: whether
+# What a reader is shown of each message but its body (SELECT_BODIES, for those not opened
+# lately: node.messages keeps the bodies of the pages read lately); has_files: whether
 # it has attachments (index message_attachments_message), so a page without any does not
 # ask for them.
 SELECT_MESSAGES = f"""
-SELECT m.id, m.uuid, m.created_at, m.html_sealed, m.author_user_id, m.author_actor_id,
+SELECT m.id, m.uuid, m.created_at, m.author_user_id, m.author_actor_id,
        coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS author_name,
        CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS author_handle,
        EXISTS (SELECT 1 FROM message_attachments f WHERE f.message_id = m.id) AS has_files
@@ -429,26 +431,30 @@ MESSAGES_PAGE = keyset.forms(
 )
 MESSAGES_PAGE_SIZE = 50
 SELECT_ONE_MESSAGE = SELECT_MESSAGES.replace("ORDER BY m.created_at, m.id", "AND m.id = $3")
-SELECT_PARTICIPANTS = """
-SELECT p.user_id, p.actor_id, p.left_at,
-       coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS name,
-       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS handle
-FROM conversation_participants p
-LEFT JOIN users u ON u.id = p.user_id
-LEFT JOIN actors a ON a.id = p.actor_id
-WHERE p.conversation_id = $1
-ORDER BY p.id
-"""
 SELECT_CONVERSATION = (
     "SELECT id, key_id, wrapped_key, subject_sealed, ap_context, created_at FROM conversations WHERE id = $1"
 )
-# The member's participation and the conversation in one query: no row unless $2 is a
-# current participant (SELECT_PARTICIPANT's condition), so nothing is read for anyone else.
+# What a page of a conversation shows besides its messages, in one query: its participants
+# (name and handle), each row with the conversation's key and subject, and among them
+# the reader's own participation; no row at all unless $2 is a current participant
+# (SELECT_PARTICIPANT's condition), so nothing is read for anyone else.
 SELECT_READING = """
-SELECT p.last_read_at, p.unread, c.id, c.key_id, c.wrapped_key, c.subject_sealed
-FROM conversation_participants p JOIN conversations c ON c.id = p.conversation_id
-WHERE p.conversation_id = $1 AND p.user_id = $2 AND p.left_at IS NULL
+SELECT p.user_id, p.actor_id, p.left_at, p.last_read_at, p.unread,
+       coalesce(nullif(u.display_name, ''), u.username, nullif(a.display_name, ''), a.username) AS name,
+       CASE WHEN a.id IS NULL THEN u.username ELSE a.username || '@' || a.domain END AS handle,
+       c.id, c.key_id, c.wrapped_key, c.subject_sealed
+FROM conversation_participants p
+JOIN conversations c ON c.id = p.conversation_id
+LEFT JOIN users u ON u.id = p.user_id
+LEFT JOIN actors a ON a.id = p.actor_id
+WHERE p.conversation_id = $1
+  AND EXISTS (SELECT 1 FROM conversation_participants me
+              WHERE me.conversation_id = $1 AND me.user_id = $2 AND me.left_at IS NULL)
+ORDER BY p.id
 """
+SELECT_BODIES = (
+    "SELECT id, uuid, html_sealed FROM messages WHERE conversation_id = $1 AND id = ANY($2::bigint[])"
+)
 
 
 async def _participant(conn: Conn, user: User, conversation_id: int, *, lock: bool = False) -> asyncpg.Record:
@@ -491,17 +497,53 @@ def _unread(message: asyncpg.Record, last_read_at: datetime | None, user: User) 
     return last_read_at is None or message["created_at"] > last_read_at
 
 
-def _message(r: asyncpg.Record, sealer: Sealer, last_read_at: datetime | None, user: User) -> Message:
+def _message(r: asyncpg.Record, html: str, last_read_at: datetime | None, user: User) -> Message:
     return Message(
         r["id"],
         r["uuid"],
         r["author_name"] or "?",
         r["author_handle"] or "",
         r["author_user_id"] == user.id,
-        sealer.open(_body_what(r["uuid"], "html"), r["html_sealed"]),
+        html,
         r["created_at"],
         _unread(r, last_read_at, user),
     )
+
+
+# Message bodies (HTML) opened lately, by conversation and message uuid, least recently
+# used first: a message never changes once written (nothing updates messages.html_sealed),
+# so a page read again fetches and opens only the bodies it has not opened lately. Each
+# entry was opened — authenticated — from its sealed value; it is only ever looked up for
+# a message the SQL has just shown this reader (participation and blocks checked on every
+# request). In this process's memory only, like the keyring's unwrapped conversation keys:
+# what the running server reads anyway (node.encryption: what encryption at rest covers).
+OPENED_BODIES = 1000
+_opened: OrderedDict[tuple[int, uuid.UUID], str] = OrderedDict()
+
+
+async def _bodies(
+    conn: Conn, sealer: Sealer, rows: Sequence[asyncpg.Record], *, keep: bool
+) -> dict[int, str]:
+    """The opened body of each message of ``rows`` (``id``, ``uuid``) by message id: from
+    the bodies opened lately, the others fetched and opened (and kept if ``keep``)."""
+    found: dict[int, str] = {}
+    missing: list[int] = []
+    cid = sealer.conversation_id
+    for r in rows:
+        html = _opened.get((cid, r["uuid"]))
+        if html is None:
+            missing.append(r["id"])
+        else:
+            _opened.move_to_end((cid, r["uuid"]))
+            found[r["id"]] = html
+    if missing:
+        for r in await conn.fetch(SELECT_BODIES, cid, missing):
+            html = found[r["id"]] = sealer.open(_body_what(r["uuid"], "html"), r["html_sealed"])
+            if keep:
+                _opened[(cid, r["uuid"])] = html
+                if len(_opened) > OPENED_BODIES:
+                    _opened.popitem(last=False)
+    return found
 
 
 async def conversation(
@@ -514,10 +556,11 @@ async def conversation(
     checked before anything is read (in the same query)."""
     if not user.is_approved:
         raise NotFound()
-    row = me = await conn.fetchrow(SELECT_READING, conversation_id, user.id)
-    if row is None:
+    participants = await conn.fetch(SELECT_READING, conversation_id, user.id)
+    me = next((p for p in participants if p["user_id"] == user.id and p["left_at"] is None), None)
+    if me is None:
         raise NotFound()
-    sealer = sealer_of(keyring, row)
+    sealer = sealer_of(keyring, me)
     older = newer = None
     if at is None:
         rows = list(await conn.fetch(SELECT_MESSAGES, conversation_id, user.id))
@@ -527,9 +570,10 @@ async def conversation(
         )
         page = keyset.page(list(fetched), at, MESSAGES_PAGE_SIZE)
         rows, older, newer = page.items[::-1], page.next, page.previous
-    shown = [_message(r, sealer, me["last_read_at"], user) for r in rows]
-    participants = await conn.fetch(SELECT_PARTICIPANTS, conversation_id)
-    subject = sealer.open("subject", row["subject_sealed"])
+    # A page's bodies are kept opened for its next reading; every message of an export is not.
+    bodies = await _bodies(conn, sealer, rows, keep=at is not None)
+    shown = [_message(r, bodies[r["id"]], me["last_read_at"], user) for r in rows]
+    subject = sealer.open("subject", me["subject_sealed"])
     with_files = [r["id"] for r in rows if r["has_files"]]
     files = await attachments_of(conn, sealer, with_files) if with_files else {}
     return Conversation(conversation_id, subject, participants, shown, me["unread"], files, older, newer)
@@ -545,7 +589,8 @@ async def one_message(
     if found is None:
         raise NotFound()
     row = await conn.fetchrow(SELECT_CONVERSATION, conversation_id)
-    return _message(found, sealer_of(keyring, row), me["last_read_at"], user)
+    bodies = await _bodies(conn, sealer_of(keyring, row), [found], keep=False)
+    return _message(found, bodies[found["id"]], me["last_read_at"], user)
 
 
 async def require_participant(conn: Conn, user: User, conversation_id: int) -> None:

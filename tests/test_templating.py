@@ -11,8 +11,11 @@ def test_literal_messages_are_translated_when_compiled_as_the_i18n_extension_wou
         "|{{ _('%(n)s pages', n=3) }}|{{ _('%(who)s', who=name) }}"
     )
     compiled = templates.compile(source, raw=True)
-    # the literals are constants of the compiled template, not calls made at every render
-    assert 'Markup("L\'équipe <b>")' in compiled and "Markup('a % b')" in compiled
+    # the literals are constants of the compiled template, not calls made at every render:
+    # printed on their own, part of its text (nothing escaped again at render); in an
+    # expression, trusted markup
+    assert 'yield "L\'équipe <b>|a % b|"' in compiled
+    assert "Markup('oui')" in compiled and "Markup('non')" in compiled
     # the same output as jinja2's newstyle gettext: the message trusted as markup, %% → %,
     # calls with arguments still formatted at render, their values escaped
     rendered = templates.from_string(source).render(flag=False, name="<i>x</i>")

@@ -55,10 +55,15 @@ class _CompileTimeGettext(CodeGenerator):
     """Translates ``_("literal")`` once, when a template is compiled, instead of at
     every render: the node speaks one language (``i18n.translations()``), so the
     call's answer never changes. The result is what jinja2's newstyle gettext gives
-    (the translated text trusted as markup, ``%%`` → ``%``). Calls with arguments
-    (``_("… %(n)s", n=…)``) and ``{% trans %}`` blocks are left to the i18n extension."""
+    (the translated text trusted as markup, ``%%`` → ``%``); printed on its own
+    (``{{ _("literal") }}``) it becomes part of the template's text, with nothing left
+    to do at render time. Calls with arguments (``_("… %(n)s", n=…)``) and
+    ``{% trans %}`` blocks are left to the i18n extension."""
 
-    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+    def _translated(self, node: nodes.Node, frame: Frame) -> str | None:
+        """The translation of ``node`` if it is ``_("literal")``, else None."""
+        if not isinstance(node, nodes.Call):
+            return None
         literal = node.args[0] if len(node.args) == 1 else None
         if (
             isinstance(node.node, nodes.Name)
@@ -71,7 +76,21 @@ class _CompileTimeGettext(CodeGenerator):
             and not frame.eval_ctx.volatile
         ):
             text = i18n.translations().gettext(literal.value)
-            text = text % {} if "%" in text else text
+            return text % {} if "%" in text else text
+        return None
+
+    def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
+        # Trusted markup printed as it is: the same as escaping Markup(text) at render time.
+        translated = [self._translated(child, frame) for child in node.nodes]
+        node.nodes = [
+            child if text is None else nodes.TemplateData(text, lineno=child.lineno)
+            for child, text in zip(node.nodes, translated, strict=True)
+        ]
+        super().visit_Output(node, frame)
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        text = self._translated(node, frame)
+        if text is not None:
             self.write(f"Markup({text!r})" if frame.eval_ctx.autoescape else repr(text))
             return
         super().visit_Call(node, frame, forward_caller=forward_caller)
