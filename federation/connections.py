@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import NamedTuple, cast
 
 from aiohttp import StreamReader
 from aiohttp.base_protocol import BaseProtocol
@@ -68,15 +68,15 @@ class PostFailed(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
+    """Where a connection goes (a tuple: hashed in C, every POST looks its pool up)."""
+
     scheme: str
     host: str  # as in the URL: a name, or an IP literal (IPv6 without brackets)
     port: int
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     status: int
     retry_after: str | None = None
 

@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -111,15 +111,21 @@ class AttemptOutcome:
     instance_failure: bool = False
 
 
+SUCCESS = AttemptOutcome("success")
+FINAL = AttemptOutcome("final")
+RETRY = AttemptOutcome("retry")
+INSTANCE_FAILURE = AttemptOutcome("retry", instance_failure=True)
+
+
 def classify(status: int | None) -> AttemptOutcome:
     """The outcome of an attempt from its HTTP status (``None``: no answer)."""
     if status is None or status >= 500:
-        return AttemptOutcome("retry", instance_failure=True)
+        return INSTANCE_FAILURE
     if 200 <= status < 300:
-        return AttemptOutcome("success")
+        return SUCCESS
     if status in RETRY_STATUSES:
-        return AttemptOutcome("retry")
-    return AttemptOutcome("final")  # 3xx (redirects are not followed on POST), 410, other 4xx
+        return RETRY
+    return FINAL  # 3xx (redirects are not followed on POST), 410, other 4xx
 
 
 @dataclass(frozen=True)
@@ -261,8 +267,10 @@ async def enqueue(
 # ── claims and completions (workers) ──────────────────────────────────────────
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
+    """A claimed job (a tuple: one is made per delivery, and a frozen dataclass's
+    ``__init__`` costs several times a tuple's)."""
+
     id: int
     activity_id: int
     inbox: str
@@ -434,14 +442,13 @@ async def claim(
     else:
         async with _planned_transaction(conn) as tx:
             rows = await tx.fetch(CLAIM, *args)
-    jobs = [Job(r["id"], r["activity_id"], r["inbox"], r["domain"], r["attempts"]) for r in rows]
+    jobs = [Job(*r) for r in rows]  # RETURNING gives Job's fields in its order
     jobs.sort(key=lambda job: job.id)  # RETURNING follows the table, not the claim's order
     return jobs
 
 
-@dataclass(frozen=True)
-class Result:
-    """How one claimed attempt ended."""
+class Result(NamedTuple):
+    """How one claimed attempt ended (a tuple, as :class:`Job`)."""
 
     job: Job
     status: int | None  # HTTP status, None when there was no answer
@@ -451,7 +458,7 @@ class Result:
 
     @property
     def outcome(self) -> AttemptOutcome:
-        return AttemptOutcome("final") if self.refused else classify(self.status)
+        return FINAL if self.refused else classify(self.status)
 
 
 FINISH_JOBS = """

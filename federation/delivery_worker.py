@@ -157,7 +157,7 @@ class Target:
 def target_of(url: str, policy: fetcher.AddressPolicy) -> Target:
     """The target of ``url``; FetchError when its scheme or literal address is refused."""
     parsed = fetcher.check_url(url, policy)
-    host_header, path = signatures.host_and_target(url)
+    host_header, path = signatures.host_and_target_of(parsed)
     if not _printable(host_header) or not _printable(path):
         raise FetchRefused("malformed URL")
     assert parsed.raw_host is not None and parsed.port is not None  # check_url: absolute http(s)
@@ -195,6 +195,7 @@ class Sender:
         self.timeout = config.request_timeout
         self.pool = connections.Pool(self.address_policy, per_host=config.per_host)
         self._targets: dict[str, Target | None] = {}
+        self._printable: set[str] = set()  # synchronization headers found printable
         self._date_at = -1
         self._date = ""
         self._deadlines: dict[asyncio.Task[Any], float] = {}  # attempts running, by task
@@ -226,8 +227,12 @@ class Sender:
         target = self._target(job.inbox)
         if target is None:
             return Result(job, None, "adresse refusée (schéma ou adresse privée)", refused=True)
-        if sync is not None and not sync.isprintable():
-            return Result(job, None, "en-tête de synchronisation invalide", refused=True)
+        if sync is not None and sync not in self._printable:
+            if not sync.isprintable():
+                return Result(job, None, "en-tête de synchronisation invalide", refused=True)
+            if len(self._printable) >= MAX_CACHED_TARGETS:
+                self._printable.clear()
+            self._printable.add(sync)
         date = self._now()
         signature = payload.signer.signature(target.host_header, target.path, date, payload.digest, sync)
         extra = f"{synchronization.HEADER}: {sync}\r\n" if sync is not None else ""
@@ -425,8 +430,10 @@ class DeliveryWorker(wakeup.Drain):
         self._queue: deque[Queued] = deque()
         self._sending = 0  # jobs taken from the queue whose result is not in yet
         self._senders: set[asyncio.Task[None]] = set()
+        self._work = asyncio.Event()  # set: jobs were queued (idle senders take them)
         self._results: list[Result] = []
         self._results_since = 0.0  # when the oldest unrecorded result arrived
+        self._flush_batch = self.config.flush_batch
         self._outbox_due = True
         self._claim_due = True
         self._stop = asyncio.Event()
@@ -527,7 +534,7 @@ class DeliveryWorker(wakeup.Drain):
     async def _flush(self) -> bool:
         if not self._results:
             return False
-        waiting = self._sending and not self._stopping and len(self._results) < self.config.flush_batch
+        waiting = self._sending and not self._stopping and len(self._results) < self._flush_batch
         if waiting and time.monotonic() - self._results_since < FLUSH_DELAY:
             return False  # more will finish soon: record them together
         results, self._results = self._results, []
@@ -565,41 +572,42 @@ class DeliveryWorker(wakeup.Drain):
         return True
 
     def _start_senders(self) -> None:
-        wanted = min(len(self._queue), self.config.max_in_flight - len(self._senders))
+        """Wake the idle senders; start new ones while the queued jobs outnumber them
+        (at most max_in_flight in all)."""
+        self._work.set()
+        idle = len(self._senders) - self._sending
+        wanted = min(len(self._queue) - idle, self.config.max_in_flight - len(self._senders))
         for _ in range(wanted):
             task = asyncio.create_task(self._send_queued())
             self._senders.add(task)
             task.add_done_callback(self._senders.discard)
 
     async def _send_queued(self) -> None:
-        """One sender: queued jobs one after another, until none is left."""
+        """One sender: queued jobs one after another; idle while none is left, until
+        the worker stops. Long-lived: with a task per claimed batch (senders that ended
+        with the queue), a delivery cost a task's start and end."""
         task = asyncio.current_task()
-        while self._queue and not self._stopping:
-            job, payload, refusal, sync = self._queue.popleft()
+        sender, queue, work = self._sender, self._queue, self._work
+        assert sender is not None
+        while not self._stopping:
+            if not queue:
+                work.clear()
+                await work.wait()
+                continue
+            job, payload, refusal, sync = queue.popleft()
             self._sending += 1
             try:
-                result = await self._attempt(job, payload, refusal, sync, task)
+                if refusal or payload is None:
+                    result = Result(job, None, refusal, refused=True)
+                else:
+                    result = await sender.attempt(job, payload, sync, task)
+            except Exception:
+                # A bug must not leave the job in flight until its lease ends: retry it.
+                log.exception("delivery %s: unexpected error", job.id)
+                result = Result(job, None, "erreur interne de l'envoi")
             finally:
                 self._sending -= 1
             self._record(result)
-
-    async def _attempt(
-        self,
-        job: Job,
-        payload: Payload | None,
-        refusal: str,
-        sync: str | None,
-        task: asyncio.Task[Any] | None,
-    ) -> Result:
-        assert self._sender is not None
-        if refusal or payload is None:
-            return Result(job, None, refusal, refused=True)
-        try:
-            return await self._sender.attempt(job, payload, sync, task)
-        except Exception:
-            # A bug must not leave the job in flight until its lease ends: retry it.
-            log.exception("delivery %s: unexpected error", job.id)
-            return Result(job, None, "erreur interne de l'envoi")
 
     def _record(self, result: Result) -> None:
         """Keep a result for the next flush; wake the loop when one is due (the first
@@ -608,7 +616,7 @@ class DeliveryWorker(wakeup.Drain):
             self._results_since = time.monotonic()
             self.poke()
         self._results.append(result)
-        if len(self._results) >= self.config.flush_batch or not (self._sending or self._queue):
+        if len(self._results) >= self._flush_batch or not (self._sending or self._queue):
             self.poke()
 
     async def _maintain(self) -> None:
@@ -640,6 +648,7 @@ class DeliveryWorker(wakeup.Drain):
         (the rest are cancelled: their jobs stay in flight until the lease ends); the
         results are recorded on the still-open connection; the HTTP session closes."""
         self._stop.set()  # senders take no new job
+        self._work.set()  # the idle ones end now
         await self._give_back()
         if self._senders:
             _done, pending = await asyncio.wait(set(self._senders), timeout=self.config.grace)

@@ -74,6 +74,7 @@ def _ascii_host(host: str) -> str:
     return host
 
 
+@lru_cache(maxsize=16384)  # a fan-out, its policy decisions and its digests ask it per instance
 def normalise_domain(text: str) -> str:
     """The canonical form of a domain typed by an admin or taken from a URL.
 

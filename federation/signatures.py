@@ -188,9 +188,14 @@ def host_and_target(url: str) -> tuple[str, str]:
     yarl normalises the URL exactly as aiohttp will on the wire, so what we sign is what
     the peer receives (query string included, fragment never sent).
     """
-    parsed = URL(url)
+    return host_and_target_of(URL(url))
+
+
+def host_and_target_of(parsed: URL) -> tuple[str, str]:
+    """:func:`host_and_target` of a URL already parsed (a delivery's target is parsed
+    once, for the address check and for this)."""
     if not parsed.is_absolute() or parsed.raw_host is None:
-        raise ValueError(f"not an absolute URL: {url!r}")
+        raise ValueError(f"not an absolute URL: {str(parsed)!r}")
     host = parsed.raw_host
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -225,6 +230,11 @@ def sign_request(
     return out
 
 
+# Made once (stateless): one delivery signs with them, thousands a second.
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
 class PostSigner:
     """Signs POSTs with one actor's key, for deliveries: the same headers as
     :func:`sign_request` (``(request-target) host date digest``, ``rsa-sha256``), with
@@ -256,8 +266,8 @@ class PostSigner:
         if sync is not None:
             signed += f"\n{SYNC_HEADER}: {sync}"
             before, after = self._synced_before, self._synced_after
-        signature = self.key.sign(signed.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
-        return f'{before}signature="{base64.b64encode(signature).decode()}"{after}'
+        signature = self.key.sign(signed.encode("ascii"), _PKCS1, _SHA256)
+        return f'{before}signature="{binascii.b2a_base64(signature, newline=False).decode()}"{after}'
 
 
 def signature_header(key_id: str, algorithm: str, signed: Iterable[str], signature: bytes) -> str:
