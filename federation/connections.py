@@ -237,7 +237,8 @@ class Pool:
         host = self._hosts.get(origin)
         if host is None:
             host = self._hosts[origin] = _Host()
-        connection = await self._acquire(origin, host)
+        # a kept-alive connection at hand: taken without a coroutine to run
+        connection = self._take_idle(host) or await self._acquire(origin, host)
         reusable = False
         try:
             reused = connection.used
@@ -280,15 +281,22 @@ class Pool:
 
     # -- connections
 
+    def _take_idle(self, host: _Host) -> _Connection | None:
+        """The most recently used idle connection still open (idle ones count as open)."""
+        while host.idle:
+            connection = host.idle.pop()
+            self._idle -= 1
+            if not connection.closed and time.monotonic() - connection.idle_since < KEEP_ALIVE:
+                return connection
+            connection.close()
+            host.open -= 1
+        return None
+
     async def _acquire(self, origin: Origin, host: _Host) -> _Connection:
         while True:
-            while host.idle:  # idle connections count as open
-                connection = host.idle.pop()
-                self._idle -= 1
-                if not connection.closed and time.monotonic() - connection.idle_since < KEEP_ALIVE:
-                    return connection
-                connection.close()
-                host.open -= 1
+            connection = self._take_idle(host)
+            if connection is not None:
+                return connection
             if host.open < self.per_host:
                 host.open += 1
                 try:
