@@ -302,7 +302,8 @@ class Job(NamedTuple):
 # the whole index once per id (its second column, or none): with the queue's
 # statistics stale (a fan-out fills it in a moment), bench/delivery.py saw 30-40 ms
 # per claim of 128 among 2,000 due jobs instead of 3-5 ms.
-CLAIM = """
+CLAIM = (
+    """
 WITH busy AS (
     -- count(attempts), not count(*): a plain index scan marks the entries of deleted
     -- jobs dead as it passes (an index-only scan would visit them again every claim)
@@ -340,8 +341,13 @@ WITH busy AS (
 UPDATE delivery_jobs j
 SET state = 'in_flight', attempts = j.attempts + 1, lease_until = now() + $4::interval, updated_at = now()
 WHERE j.id = ANY (ARRAY(SELECT id FROM picked WHERE state = 'pending'))
-RETURNING j.id, j.activity_id, j.inbox, j.domain, j.attempts
+RETURNING j.id, j.activity_id, j.inbox, j.domain, j.attempts,
+          -- the instance policy's version as of this claim (one sub-select, not one per row)
+          coalesce(("""
+    + policy.SELECT_VERSION
+    + """), '') AS policy_version
 """
+)
 
 
 @dataclass(frozen=True)
@@ -423,6 +429,14 @@ async def plan_each_statement(conn: asyncpg.Connection) -> None:
     await conn.execute(SESSION_CUSTOM_PLANS)
 
 
+class Claimed(NamedTuple):
+    """A claim's jobs and the instance policy's version read by the same statement
+    ('' when nothing was claimed, or no version was ever written)."""
+
+    jobs: list[Job]
+    policy_version: str
+
+
 async def claim(
     conn: Conn,
     limit: int,
@@ -434,17 +448,35 @@ async def claim(
 ) -> list[Job]:
     """Move up to ``limit`` due jobs to ``in_flight`` for this worker (one statement,
     so any number of workers can claim concurrently), oldest first."""
+    claimed = await claim_batch(
+        conn, limit, per_host=per_host, lease=lease, share=share, session_planned=session_planned
+    )
+    return claimed.jobs
+
+
+async def claim_batch(
+    conn: Conn,
+    limit: int,
+    *,
+    per_host: int = 4,
+    lease: timedelta = LEASE,
+    share: Share = ALL,
+    session_planned: bool = False,
+) -> Claimed:
+    """:func:`claim`, with the policy version the claim statement read (the worker
+    decides the claimed jobs under it: ``policy.current_policy(conn, version)``,
+    one round trip less per claim than reading it apart)."""
     if limit <= 0:
-        return []
+        return Claimed([], "")
     args = (limit, per_host, max(limit * 4, 64), lease, PROBE_EVERY, share.count, share.index)
     if session_planned:
         rows = await conn.fetch(CLAIM, *args)
     else:
         async with _planned_transaction(conn) as tx:
             rows = await tx.fetch(CLAIM, *args)
-    jobs = [Job(*r) for r in rows]  # RETURNING gives Job's fields in its order
+    jobs = [Job._make(r[:5]) for r in rows]  # RETURNING gives Job's fields in its order
     jobs.sort(key=lambda job: job.id)  # RETURNING follows the table, not the claim's order
-    return jobs
+    return Claimed(jobs, rows[0]["policy_version"] if rows else "")
 
 
 class Result(NamedTuple):

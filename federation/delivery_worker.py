@@ -319,7 +319,11 @@ class BatchLoader:
         self._signers: dict[str, tuple[float, signatures.PostSigner]] = {}
         self._ready: dict[int, Payload] = {}
 
-    async def prepare(self, conn: asyncpg.Connection, jobs: Sequence[Job]) -> Prepared:
+    async def prepare(
+        self, conn: asyncpg.Connection, jobs: Sequence[Job], policy_version: str | None = None
+    ) -> Prepared:
+        """What ``jobs`` need; ``policy_version``: the instance policy's version read by
+        their claim (None: read it now)."""
         wanted = {job.activity_id for job in jobs}
         missing = [i for i in wanted if i not in self._payloads]
         if missing:
@@ -331,7 +335,7 @@ class BatchLoader:
         for i in wanted:
             if i in self._payloads and self._payloads[i][0] in signers:
                 payloads[i] = self._payload(i, signers[self._payloads[i][0]])
-        current = await policy.current_policy(conn)
+        current = await policy.current_policy(conn, policy_version)
         decisions = delivery.decisions_under(current)  # shared with the fan-out's
         own = self.settings.domain
         out = {job.domain for job in jobs if not delivery.outbound(current, job.domain, own, decisions)}
@@ -557,12 +561,12 @@ class DeliveryWorker(wakeup.Drain):
         self._claim_due = False
         assert self.conn is not None
         share = await self.affinity.current(self.conn, time.monotonic())
-        jobs = await delivery.claim(
+        jobs, policy_version = await delivery.claim_batch(
             self.conn, capacity, per_host=self.config.per_host, share=share, session_planned=True
         )
         if not jobs:
             return False
-        prepared = await self.loader.prepare(self.conn, jobs)
+        prepared = await self.loader.prepare(self.conn, jobs, policy_version)
         self._queue.extend(
             (job, prepared.payloads.get(job.activity_id), prepared.refusal(job), prepared.sync.get(job.id))
             for job in jobs

@@ -280,9 +280,12 @@ async def load_policy(conn: Conn) -> Policy:
     return make_policy(mode or "allowlist", blocks, allows, local)
 
 
-async def current_policy(conn: Conn) -> Policy:
-    """The policy, cached per process under the database's ``policy_version`` token."""
-    version = await conn.fetchval(SELECT_VERSION) or ""
+async def current_policy(conn: Conn, version: str | None = None) -> Policy:
+    """The policy, cached per process under the database's ``policy_version`` token;
+    ``version``: that token as a statement of the caller has just read it (SELECT_VERSION
+    as a sub-select: ``delivery.claim_batch``), so it is not read again."""
+    if version is None:
+        version = await conn.fetchval(SELECT_VERSION) or ""
     policy = _cache.get(version)
     if policy is not None:
         _cache.move_to_end(version)

@@ -562,6 +562,25 @@ async def test_an_instance_suspended_after_fan_out_gets_nothing(
         assert {r["state"] for r in await jobs(pool)} == {"failed"}
 
 
+async def test_a_claim_reads_the_policy_version_of_its_moment(pool: asyncpg.Pool) -> None:
+    # Given jobs for two instances
+    activity = {"id": "https://node.example/activities/1", "actor": "https://node.example/c/x"}
+    async with pool.acquire() as conn:
+        await delivery.enqueue(conn, activity, ["https://a.example/inbox", "https://b.example/inbox"])
+        before = await conn.fetchval(policy.SELECT_VERSION) or ""
+        # When a claim takes one, the admins suspend an instance, and a claim takes the other
+        first = await delivery.claim_batch(conn, 1)
+        await policy.suspend_domain(conn, "c.example", reason="test")
+        second = await delivery.claim_batch(conn, 1)
+        after = await conn.fetchval(policy.SELECT_VERSION)
+        nothing = await delivery.claim_batch(conn, 1)
+    # Then each claim carries the version read with it: the policy it is decided under
+    assert len(first.jobs) == len(second.jobs) == 1
+    assert first.policy_version == before
+    assert second.policy_version == after != before
+    assert nothing == delivery.Claimed([], "")
+
+
 async def test_delete_reaches_every_instance_of_the_ledger(
     fed_settings: Settings, pool: asyncpg.Pool, open_node: None
 ) -> None:
