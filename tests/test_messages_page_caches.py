@@ -116,3 +116,26 @@ async def test_a_kept_body_is_the_stored_message_it_was_opened_from(
                                        base_url="http://testserver", cookies=bruno.cookies)  # fmt: skip
         async with bruno_safe:
             assert (await bruno_safe.get(url)).status_code == 500
+
+
+async def test_a_page_whose_every_message_is_hidden_from_its_reader_is_still_a_page(
+    app: Starlette, pool: asyncpg.Pool, fresh_caches: None
+) -> None:
+    # Bruno blocked Amina, who then writes to Bruno and Chloé: Bruno is a participant of
+    # a conversation in which he is shown no message at all.
+    await make_user(pool, "amina")
+    await make_user(pool, "bruno")
+    await make_user(pool, "chloe")
+    async with client_at(app, 1) as amina, client_at(app, 2) as bruno:
+        await login(amina, "amina")
+        await login(bruno, "bruno")
+        first = await start_conversation(amina, "bruno")
+        amina_key = f"u{await pool.fetchval('SELECT id FROM users WHERE username = $1', 'amina')}"
+        await post_form(bruno, f"{first}/bloquer", {"participant": amina_key}, page=first)
+        url = await start_conversation(
+            amina, "bruno, chloe", subject="Après le blocage", body="Caché à Bruno."
+        )
+        page = await bruno.get(url)
+        assert page.status_code == 200
+        assert "Après le blocage" in page.text and "Caché à Bruno." not in page.text
+        assert articles(page.text) == []
