@@ -19,7 +19,7 @@ from node import messages
 from node.web import messages_views
 from node.web.forum_views import FragmentCache
 from tests.helpers import login, make_user, post_form
-from tests.test_messages_views import client_at, start_conversation
+from tests.messages_kit import client_at, start_conversation
 
 ARTICLE = re.compile(r'<article class="post message[^"]*" id="m\d+">.*?</article>', re.S)
 

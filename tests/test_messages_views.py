@@ -20,24 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from tests.helpers import csrf, login, make_user, new_client, post_form
 from tests.image_samples import assert_no_metadata, jpeg_with_metadata
-
-SUBJECT = "Situation de Mme Hirondelle"
-BODY = "Elle **souhaite** porter plainte."
-
-
-def client_at(app: Starlette, last_octet: int) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{last_octet}", 40000 + last_octet))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
-async def start_conversation(
-    client: httpx.AsyncClient, to: str, subject: str = SUBJECT, body: str = BODY
-) -> str:
-    response = await post_form(
-        client, "/messages/nouveau", {"recipients": to, "subject": subject, "body": body}
-    )
-    assert response.status_code == 303, response.text
-    return response.headers["location"].split("#")[0]
+from tests.messages_kit import BODY, SUBJECT, client_at, start_conversation
 
 
 def unread_badge(html: str) -> int:
