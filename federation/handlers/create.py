@@ -18,6 +18,7 @@ a new thread or reply of a public community is also announced by id for Mastodon
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -200,15 +201,21 @@ def _mentions(obj: dict[str, Any]) -> list[str]:
     ]
 
 
+def _candidates(obj: dict[str, Any], activity: dict[str, Any]) -> Iterator[str]:
+    """Where a post may be addressed to one of our groups, in the order they are tried
+    (read as far as needed: the usual post names its group among its own first ones)."""
+    for source in (obj, activity):
+        for key in ("audience", "to", "cc"):
+            value = source.get(key)
+            if value is not None:
+                yield from refs(value)
+    yield from _mentions(obj)
+
+
 async def addressed_group(ctx: Context, obj: dict[str, Any]) -> Community | None:
     """The first of our groups the object is addressed to, has as audience, or mentions."""
-    candidates: list[str] = []
-    for source in (obj, ctx.activity):
-        for key in ("audience", "to", "cc"):
-            candidates.extend(refs(source.get(key)))
-    candidates.extend(_mentions(obj))
     seen: set[str] = set()
-    for uri in candidates:
+    for uri in _candidates(obj, ctx.activity):
         if uri in seen:
             continue
         seen.add(uri)
