@@ -176,7 +176,11 @@ MEMBER_PAGES = ["/", "/communautes", "/c/medical", "/t/1", "/p/1/repondre", "/re
 
 async def serious_violations(page: Page) -> list[dict[str, Any]]:
     await page.add_script_tag(content=AXE_SOURCE)
-    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    # page.evaluate has no timeout of its own: a check that never ends fails here instead
+    # of holding the whole test run until CI's limit.
+    result = await asyncio.wait_for(
+        page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})"), 120
+    )
     assert result["testEngine"]["name"] == "axe-core" and result["passes"]
     return [
         {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
