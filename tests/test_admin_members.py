@@ -40,14 +40,19 @@ async def test_admin_searches_members_by_name(client: httpx.AsyncClient, pool: a
     assert "Amina" not in (await client.get("/admin/membres", params={"q": "%"})).text
 
 
-async def test_admin_member_list_pages_by_name(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
-    # Given 60 members besides the admin (« membre00 » … « membre59 »)
-    await as_admin(client, pool)
+async def add_sixty_members(pool: asyncpg.Pool) -> None:
+    """Sixty approved members besides the admin, « membre00 » … « membre59 »."""
     await pool.execute(
         "INSERT INTO users (username, display_name, email, password_hash, role, status) "
         "SELECT 'membre' || lpad(i::text, 2, '0'), 'Membre ' || i, 'm' || i || '@exemple.org', 'x', "
         "'member', 'approved' FROM generate_series(0, 59) i"
     )
+
+
+async def test_admin_member_list_pages_by_name(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    # Given 60 members besides the admin (« membre00 » … « membre59 »)
+    await as_admin(client, pool)
+    await add_sixty_members(pool)
     # When the admin reads the list, then the next page by its link
     first = (await client.get("/admin/membres", params={"q": "membre"})).text
     after = re.search(r'href="/admin/membres\?q=membre&amp;apres=([^"]+)" rel="next"', first)
@@ -68,11 +73,7 @@ async def test_a_member_search_cursor_past_every_match_is_a_missing_page(
 ) -> None:
     # Given 60 members « membre00 » … « membre59 », the admin on the first page of a search
     await as_admin(client, pool)
-    await pool.execute(
-        "INSERT INTO users (username, display_name, email, password_hash, role, status) "
-        "SELECT 'membre' || lpad(i::text, 2, '0'), 'Membre ' || i, 'm' || i || '@exemple.org', 'x', "
-        "'member', 'approved' FROM generate_series(0, 59) i"
-    )
+    await add_sixty_members(pool)
     first = (await client.get("/admin/membres", params={"q": "membre"})).text
     onwards = link(NEXT_PAGE, first)
     assert onwards is not None and link(PREVIOUS_PAGE, first) is None
