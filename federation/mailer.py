@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import aiosmtplib
 import asyncpg
 
-from node import mail, notification_mail
+from node import housekeeping, mail, notification_mail
 from node.mail import Failure, QueuedMail, Step
 from node.settings import Settings, SmtpConfig
 
@@ -92,10 +92,12 @@ async def _send_one(smtp: aiosmtplib.SMTP, settings: Settings, m: QueuedMail) ->
 
 
 async def process_due(pool: asyncpg.Pool, settings: Settings, limit: int = mail.BATCH) -> int:
-    """Purge old finished rows, queue the notification e-mails that fell due
+    """Purge old finished rows (and, every few minutes, the node's other dead rows:
+    ``node.housekeeping``), queue the notification e-mails that fell due
     (``node.notification_mail``), then send (or, without SMTP, drop) what is due;
     returns how many messages were handled."""
     await mail.purge_finished(pool)
+    await housekeeping.tidy(pool)
     if settings.smtp is None:
         dropped = await mail.drop_due(pool)
         if dropped:

@@ -53,6 +53,8 @@ ORDER BY lower(username) = lower($1) DESC
 LIMIT 1
 """
 SPEND_ALL = "UPDATE password_resets SET used_at = now() WHERE user_id = $1 AND used_at IS NULL"
+# A spent or expired link opens nothing (SELECT_LIVE): it is forgotten a day later.
+PURGE_DEAD = "DELETE FROM password_resets WHERE coalesce(used_at, expires_at) < now() - interval '1 day'"
 SET_PASSWORD = "UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1"
 
 
@@ -186,3 +188,9 @@ async def send_by_email(conn: asyncpg.Connection, login: str, *, base_url: str, 
             kind="password_reset",
             user_id=row["id"],
         )
+
+
+async def purge_dead(conn: Conn) -> int:
+    """Delete links spent or expired for more than a day; how many."""
+    status: str = await conn.execute(PURGE_DEAD)
+    return int(status.split()[-1])

@@ -79,6 +79,9 @@ DELETE_SESSION = "DELETE FROM sessions WHERE token_hash = $1"
 DELETE_OTHER_SESSIONS = "DELETE FROM sessions WHERE user_id = $1 AND id <> $2"
 DELETE_USER_SESSIONS = "DELETE FROM sessions WHERE user_id = $1"
 DELETE_ONE_OF_USER = "DELETE FROM sessions WHERE user_id = $1 AND id = $2"
+# An expired session is never read again (SELECT_SESSION, LIST_SESSIONS): its address and
+# browser are not kept past it.
+PURGE_EXPIRED = "DELETE FROM sessions WHERE expires_at < now()"
 LIST_SESSIONS = """
 SELECT id, created_at, last_seen_at, user_agent, ip FROM sessions
 WHERE user_id = $1 AND expires_at > now() ORDER BY last_seen_at DESC
@@ -117,6 +120,12 @@ async def touch(conn: Conn, session: Session, now: datetime) -> Session:
         await conn.execute(TOUCH_SESSION, session.id, LIFETIME)
         return replace(session, last_seen_at=now, expires_at=now + LIFETIME)
     return session
+
+
+async def purge_expired(conn: Conn) -> int:
+    """Delete expired sessions; how many."""
+    status: str = await conn.execute(PURGE_EXPIRED)
+    return int(status.split()[-1])
 
 
 async def end(conn: Conn, token: str) -> None:

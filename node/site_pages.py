@@ -38,7 +38,8 @@ responsable du traitement des données et où le serveur est hébergé.
 - votre compte : nom d'utilisateur, nom affiché, adresse e-mail, profession,
   organisation, pays, la motivation donnée lors de la demande de compte ;
 - vos messages, réponses et documents, et les communautés que vous suivez ;
-- vos sessions ouvertes (navigateur, adresse IP, dernière activité) ;
+- vos sessions ouvertes (navigateur, adresse IP, dernière activité), effacées
+  dès qu'elles expirent (30 jours sans visite) ;
 - le journal des actions de modération et d'administration.
 
 Les messages privés sont chiffrés sur le serveur. Les communautés réservées aux
