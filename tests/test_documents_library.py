@@ -85,6 +85,9 @@ async def test_library_pages_list_every_document_once_by_keyset_with_their_filte
     # A search still goes by page number.
     found = await client.get("/documents?q=fiche")
     assert len(listed(found.text)) == 30 and link(NEXT_PAGE, found.text) == "/documents?q=fiche&page=2"
+    # A search page past the last one is a missing page.
+    assert (await client.get("/documents?q=fiche&page=3")).status_code == 200
+    assert (await client.get("/documents?q=fiche&page=4")).status_code == 404
     # A cursor that is not one is a missing page.
     assert (await client.get("/documents?avant=1.2")).status_code == 404
     assert (await client.get("/documents?apres=x")).status_code == 404

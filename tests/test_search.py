@@ -115,6 +115,10 @@ async def test_results_are_paginated(pool: asyncpg.Pool, client: httpx.AsyncClie
     assert "page=2" in first.text
     second = await client.get("/recherche", params={"q": "procedure", "page": "2"})
     assert second.text.count("Question juridique") == 2
+    # A page past the last one is a missing page, as a listing's cursor past its end
+    assert (await client.get("/recherche", params={"q": "procedure", "page": "3"})).status_code == 404
+    assert (await client.get("/recherche", params={"q": "introuvable", "page": "2"})).status_code == 404
+    assert (await client.get("/recherche", params={"q": "introuvable"})).status_code == 200
 
 
 @pytest.mark.parametrize("scan", [1, 10])

@@ -147,6 +147,8 @@ async def _library(
     shown: Markup | None = cache.get(key)
     if shown is None:
         listing = await documents.list_documents(pool, viewer, filters, at, page)
+        if page > 1 and not listing.documents:
+            raise NotFound()  # a search page past the last one
         lines = _lines(listing.documents, community is None, base)
         shown = Markup(
             templates.get_template("documents/_library.html").render(

@@ -529,6 +529,8 @@ async def search_page(request: Request) -> Response:
     query = request.query_params.get("q", "").replace("\x00", "")
     viewer = _viewer(request)
     results = await search.search(read_pool_of(request), query, viewer, _page(request))
+    if results.page > 1 and not results.results:
+        raise NotFound()  # a page past the last one, as a listing's cursor past its end
     remote = RemoteSearch()
     if viewer is not None and _page(request) == 1 and communities.looks_like_remote_address(query):
         remote = await _remote_card(request, viewer, query.strip())
