@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Lifespan, Message, Receive, Scope, Send
 
 from federation import inbox, private_messages, remote_pages
 from federation import web as federation_web
@@ -54,6 +55,7 @@ from node.web.middleware import (
     add_security_headers,
 )
 from node.web.requests import AppState, current_user, pool_of, settings_of, state_of
+from node.web.routing import SegmentRouter
 from node.web.templating import render
 from node.web.unreadable import UnreadableURL
 
@@ -172,6 +174,10 @@ class NodeApp(Starlette):
     counts it. Sessions never apply to inboxes (SessionMiddleware skips them)."""
 
     fast_routes: Sequence[Route] = ()
+
+    def __init__(self, *, routes: Sequence[BaseRoute], lifespan: Lifespan[Starlette], **options: Any) -> None:
+        super().__init__(routes=routes, lifespan=lifespan, **options)
+        self.router = SegmentRouter(routes, lifespan=lifespan)  # node.web.routing: fewer routes tried
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/inbox"):
