@@ -58,11 +58,12 @@ async def test_the_previous_window_weighs_what_still_lies_within_one_window(pool
 
 
 async def test_a_refund_gives_back_an_attempt_of_the_current_window(pool: asyncpg.Pool) -> None:
+    window = await window_ending_now(pool, 0.5)  # no boundary falls within the test
     for _ in range(LIMIT):
-        assert await ratelimit.hit(pool, "login:ip:198.51.100.1", LIMIT, 900)
-    await ratelimit.refund(pool, "login:ip:198.51.100.1", 900)
-    assert await ratelimit.hit(pool, "login:ip:198.51.100.1", LIMIT, 900)
-    assert not await ratelimit.hit(pool, "login:ip:198.51.100.1", LIMIT, 900)
+        assert await ratelimit.hit(pool, "login:ip:198.51.100.1", LIMIT, window)
+    await ratelimit.refund(pool, "login:ip:198.51.100.1", window)
+    assert await ratelimit.hit(pool, "login:ip:198.51.100.1", LIMIT, window)
+    assert not await ratelimit.hit(pool, "login:ip:198.51.100.1", LIMIT, window)
 
 
 async def test_expired_sessions_dead_links_and_old_windows_are_deleted(pool: asyncpg.Pool) -> None:
